@@ -1,0 +1,24 @@
+# Two targets do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+# The CPU wheel; on a GPU machine run `make TORCH=torch==2.13.0` or preinstall torch in the venv.
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint clean
+
+$(BIN)/sharpen: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: $(BIN)/sharpen
+	$(BIN)/sharpen run quickstart --profile quick --out runs/quickstart-demo
+
+test: $(BIN)/sharpen
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,126 @@
+"""``sharpen`` command line: a thin shell over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sharpen import SharpenError, __version__
+
+
+def _cmd_run(a: argparse.Namespace) -> int:
+    from sharpen.experiments import load_experiment, run_experiment
+    from sharpen.reports.report import markdown_table, table_rows
+
+    sets = list(a.set or [])
+    if a.no_verify:
+        sets.append("verify=false")
+    exp = load_experiment(a.experiment, a.profile, sets, a.runs)
+    out, results = run_experiment(exp, Path(a.out) if a.out else None, quiet=a.quiet)
+    keep_best = any(c.keep_best for c in exp.arms.values())
+    print()
+    print(markdown_table(table_rows(results, list(exp.arms)), keep_best))
+    print(f"\nrun directory: {out}\nreport: {out / 'report.md'}")
+    failed = [r for r in results if r.get("status") == "failed"]
+    if failed:
+        print(f"{len(failed)} run(s) failed: " + ", ".join(
+            f"{r['arm']} seed {r['seed']} ({r.get('error', '')})" for r in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from sharpen.reports import write_report
+
+    path = write_report(Path(a.run_dir))
+    print(path.read_text())
+    return 0
+
+
+def _cmd_list(a: argparse.Namespace) -> int:
+    from sharpen.data import get_spec, list_datasets
+    from sharpen.experiments import list_bundled
+    from sharpen.models import count_parameters, create_model, list_models, model_seed
+
+    what = a.what
+    if what in (None, "models"):
+        print("models:")
+        for m in list_models():
+            print(f"  {m:28s} seed {model_seed(m) or '-':4s} {count_parameters(create_model(m)):>9,} params")
+    if what in (None, "datasets"):
+        print("datasets:")
+        for d in list_datasets():
+            s = get_spec(d)
+            print(f"  {d:16s} {'×'.join(map(str, s.shape)):10s} {s.num_classes} classes")
+    if what in (None, "experiments"):
+        print("experiments:")
+        for e in list_bundled():
+            print(f"  {e}")
+    return 0
+
+
+def _cmd_data(a: argparse.Namespace) -> int:
+    from sharpen.data import fetch, verify_files
+
+    if a.action == "fetch":
+        for p in fetch(a.name, a.root):
+            print(f"{a.name}: {p}")
+    else:
+        for p, md5 in verify_files(a.name, a.root):
+            print(f"ok  {md5}  {p}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sharpen", description=__doc__.split("\n")[0] if __doc__ else "")
+    p.add_argument("--version", action="version", version=f"sharpen {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run an experiment: arms × seeds, table and report")
+    r.add_argument("experiment", help="bundled experiment name or path to a .toml/.yaml file")
+    r.add_argument("--profile", help="profile in the file, e.g. quick, full, smoke")
+    r.add_argument("--runs", type=int, help="number of seeds per arm (overrides the file)")
+    r.add_argument("--out", help="run directory (default runs/<name>/<timestamp>); "
+                                 "re-running into it finishes only missing runs")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a key, e.g. --set epochs=3 --set arms.base.lr=0.1")
+    r.add_argument("--no-verify", action="store_true", help="skip dataset md5 checks")
+    r.add_argument("--quiet", action="store_true", help="print only the final table")
+    r.set_defaults(fn=_cmd_run)
+
+    rp = sub.add_parser("report", help="rebuild report.md, tables and figures from a run directory")
+    rp.add_argument("run_dir")
+    rp.set_defaults(fn=_cmd_report)
+
+    ls = sub.add_parser("list", help="list models, datasets or bundled experiments")
+    ls.add_argument("what", nargs="?", choices=["models", "datasets", "experiments"])
+    ls.set_defaults(fn=_cmd_list)
+
+    d = sub.add_parser("data", help="fetch or verify a dataset's files")
+    d.add_argument("action", choices=["fetch", "verify"])
+    d.add_argument("name")
+    d.add_argument("--root", help="explicit data directory")
+    d.set_defaults(fn=_cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not getattr(a, "fn", None):
+        parser.print_help()
+        return 2
+    try:
+        return a.fn(a)
+    except SharpenError as exc:
+        print(f"sharpen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sharpen: interrupted; finished runs are kept, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Datasets by name, as one uint8 tensor N×C×H×W plus int64 labels.
+
+``load(name, split, root=None, verify=True)`` is the whole public reader interface; the
+training loop batches these tensors by index permutation on the device.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sharpen import SharpenError
+from sharpen.data.catalog import CATALOG, DatasetSpec
+from sharpen.data.formats import read_cifar_batch, read_idx, safe_extract
+from sharpen.data.sources import cache_dir, candidate_dirs, download, find_files, md5_file
+
+SAMPLE_DIR = Path(__file__).parent / "sample"
+SPLITS = ("train", "test")
+
+__all__ = ["load", "list_datasets", "get_spec", "fetch", "verify_files", "split_indices",
+           "synthetic", "DatasetSpec"]
+
+
+def list_datasets() -> list[str]:
+    return sorted(CATALOG)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in CATALOG:
+        raise SharpenError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
+    return CATALOG[name]
+
+
+def load(name: str, split: str, root: str | os.PathLike[str] | None = None,
+         verify: bool = True, download_ok: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(images uint8 N×C×H×W, labels int64 N)`` for ``split`` in ``train``/``test``."""
+    spec = get_spec(name)
+    if split not in SPLITS:
+        raise SharpenError(f"unknown split {split!r} for {name}; valid: {', '.join(SPLITS)}")
+    if spec.format == "synthetic":
+        return synthetic(split)
+    if spec.format == "bundled":
+        folder = SAMPLE_DIR
+    else:
+        folder = locate(spec, split, root, download_ok=download_ok)
+    paths = [folder / f for f in spec.needed(split)]
+    if verify and spec.md5:
+        for p in paths:
+            check_md5(spec, p)
+    if spec.format in ("idx", "bundled"):
+        images = read_idx(paths[0], expect_ndim=3)
+        labels = read_idx(paths[1], expect_ndim=1)
+        if len(images) != len(labels):
+            raise SharpenError(
+                f"{paths[0]} has {len(images)} images but {paths[1]} has {len(labels)} labels"
+            )
+        images = images[:, None]
+    else:
+        key = b"labels" if spec.format == "cifar10" else b"fine_labels"
+        parts = [read_cifar_batch(p, key) for p in paths]
+        images = np.concatenate([a for a, _ in parts])
+        labels = np.concatenate([b for _, b in parts])
+    if labels.size and (labels.min() < 0 or labels.max() >= spec.num_classes):
+        raise SharpenError(
+            f"{paths[-1]}: labels must lie in 0..{spec.num_classes - 1}, "
+            f"found {int(labels.min())}..{int(labels.max())}"
+        )
+    return (torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)),
+            torch.from_numpy(labels.astype(np.int64)))
+
+
+def check_md5(spec: DatasetSpec, path: Path) -> None:
+    good = spec.md5.get(path.name)
+    if not good:
+        return
+    got = md5_file(path)
+    if got in good:
+        return
+    if path.suffix == ".gz":  # e.g. a recompressed copy: compare the decompressed bytes too
+        try:
+            if hashlib.md5(gzip.decompress(path.read_bytes())).hexdigest() in good:
+                return
+        except (OSError, EOFError):
+            pass
+    raise SharpenError(
+        f"checksum mismatch for {path}: expected md5 {' or '.join(sorted(good))}, got {got}. "
+        "If this is a deliberate subset or rebuild, load it with verify=False "
+        "(config: verify = false, CLI: --no-verify)"
+    )
+
+
+def _where_to_put(spec: DatasetSpec, split: str, dirs: list[Path]) -> str:
+    files = spec.needed(split)
+    what = (f"{spec.folder}/{{{','.join(files)}}} (or {spec.archive})" if spec.folder
+            else ", ".join(files))
+    return (f"dataset {spec.name!r} ({split}) not found and could not be downloaded. "
+            f"Put {what} into one of: {', '.join(str(d) for d in dirs)} "
+            f"(or set ${'SHARPEN_DATA'}, or pass an explicit data directory)")
+
+
+def locate(spec: DatasetSpec, split: str, root: str | os.PathLike[str] | None,
+           download_ok: bool = True) -> Path:
+    """The folder holding ``spec``'s files for ``split``, extracting or downloading them."""
+    dirs = candidate_dirs(spec.name, root, spec.system_dirs)
+    needed = spec.needed(split)
+    if spec.folder:  # CIFAR: extracted folder, or an archive to extract
+        hit = find_files([d / spec.folder for d in dirs], needed)
+        if hit:
+            return hit
+        for d in dirs:
+            for arc in (spec.archive, spec.archive.replace(".tar.gz", ".tar.xz")):
+                if (d / arc).is_file():
+                    return _extract(spec, d / arc, d)
+    else:
+        hit = find_files(dirs, needed)
+        if hit:
+            return hit
+    if not download_ok or os.environ.get("SHARPEN_OFFLINE"):
+        raise SharpenError(_where_to_put(spec, split, dirs))
+    target = Path(root).expanduser() if root is not None else cache_dir() / spec.name
+    try:
+        if spec.folder:
+            arc = _download_any(spec, spec.archive, target)
+            return _extract(spec, arc, target)
+        for f in needed:
+            if not (target / f).is_file():
+                _download_any(spec, f, target)
+        return target
+    except SharpenError as exc:
+        raise SharpenError(f"{_where_to_put(spec, split, dirs)}. Last error: {exc}") from exc
+
+
+def _download_any(spec: DatasetSpec, filename: str, target: Path) -> Path:
+    last: Exception | None = None
+    for mirror in spec.mirrors:
+        try:
+            return download(mirror + filename, target / filename, spec.md5.get(filename, ()))
+        except SharpenError as exc:
+            last = exc
+    raise SharpenError(str(last) if last else f"no mirror for {filename}")
+
+
+def _extract(spec: DatasetSpec, archive: Path, beside: Path) -> Path:
+    dest = beside if os.access(beside, os.W_OK) else cache_dir() / spec.name
+    if (dest / spec.folder).is_dir():
+        return dest / spec.folder
+    dest.mkdir(parents=True, exist_ok=True)
+    safe_extract(archive, dest)
+    if not (dest / spec.folder).is_dir():
+        raise SharpenError(f"{archive} does not contain the folder {spec.folder}/")
+    return dest / spec.folder
+
+
+def fetch(name: str, root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Make sure both splits are present (downloading if needed); return their folders."""
+    spec = get_spec(name)
+    if spec.format in ("synthetic", "bundled"):
+        return [SAMPLE_DIR] if spec.format == "bundled" else []
+    return [locate(spec, s, root) for s in SPLITS]
+
+
+def verify_files(name: str, root: str | os.PathLike[str] | None = None) -> list[tuple[Path, str]]:
+    """Check every file of ``name`` against its known-good md5s; return (path, md5) pairs."""
+    spec = get_spec(name)
+    out = []
+    for split in SPLITS if spec.files else ():
+        folder = SAMPLE_DIR if spec.format == "bundled" else locate(spec, split, root, download_ok=False)
+        for f in spec.needed(split):
+            check_md5(spec, folder / f)
+            out.append((folder / f, md5_file(folder / f)))
+    return out
+
+
+def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded (train, val) split of ``range(n)``; ``val_size`` images go to validation."""
+    if not 0 <= val_size < n:
+        raise SharpenError(f"val_size must be in [0, {n - 1}] for a training set of {n}; got {val_size}")
+    g = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n, generator=g)
+    return perm[val_size:].sort().values, perm[:val_size].sort().values
+
+
+def synthetic(split: str, n: int | None = None, size: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ten classes of smooth random templates, each image shifted by up to ±3 px plus noise.
+
+    Deterministic (fixed seeds), learnable in a few epochs, 2,000 train / 500 test images.
+    """
+    n = n if n is not None else (2000 if split == "train" else 500)
+    g = torch.Generator().manual_seed(12345)
+    coarse = torch.rand(10, 1, 7, 7, generator=g)
+    templates = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic",
+                                                align_corners=False).clamp(0, 1)
+    gs = torch.Generator().manual_seed(1 if split == "train" else 2)
+    labels = torch.arange(n) % 10
+    labels = labels[torch.randperm(n, generator=gs)]
+    shifts = torch.randint(-3, 4, (n, 2), generator=gs)
+    imgs = templates[labels]
+    rows = [torch.roll(imgs[i], shifts=(int(shifts[i, 0]), int(shifts[i, 1])), dims=(1, 2))
+            for i in range(n)]
+    x = torch.stack(rows) + 0.15 * torch.randn(n, 1, size, size, generator=gs)
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8), labels.to(torch.int64)

@@ -1,0 +1,254 @@
+"""Experiment files (TOML or YAML): validated, with errors that name the field.
+
+Layout of a file (flat, nanoGPT style): experiment keys (``name``, ``runs``, ``seed`` ...)
+and run keys (``dataset``, ``model``, ``lr`` ...) at the top; ``[arms.NAME]`` tables
+override run keys per arm; ``[profiles.NAME]`` tables override anything (including
+``arms.X.key``) when ``--profile NAME`` is chosen; ``[published]`` holds the seed's
+numbers for the report. ``--set key=value`` overrides last.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sharpen import SharpenError
+from sharpen.training.schedules import ScheduleLike, check_schedule
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+
+
+class RunConfig(BaseModel):
+    """Everything one training run needs; every arm resolves to one of these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    verify: bool = True
+    train_size: int | None = Field(None, ge=1, description="subset of the training split")
+    val_size: int = Field(0, ge=0, description="images held out of training for validation")
+    test_size: int | None = Field(None, ge=1, description="first N test images")
+    split_seed: int = 0
+
+    model: str = "lenet5_dropout"
+    model_args: dict[str, Any] = Field(default_factory=dict)
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: ScheduleLike = 0.01
+    lr_adaptive: bool = False
+    lr_adaptive_threshold: float = Field(0.03, gt=0, lt=1)
+    lr_adaptive_factor: float = Field(0.5, gt=0, lt=1)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: ScheduleLike = 0.0
+    loss: Literal["cross_entropy", "nll"] = "cross_entropy"
+    keep_best: bool = False
+    device: str = "auto"
+    eval_batch_size: int = Field(1000, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu") and not v.startswith(("cuda", "mps")):
+            raise ValueError("must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        return v
+
+
+EXPERIMENT_KEYS = {"name", "description", "seed_paper", "runs", "seed", "arms", "profiles",
+                   "published", "notes"}
+RUN_KEYS = set(RunConfig.model_fields)
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    seed_paper: str = ""
+    notes: str = ""
+    runs: int = Field(1, ge=1)
+    seed: int = 0
+    arms: dict[str, RunConfig]
+    published: dict[str, Any] = Field(default_factory=dict)
+    source: str = ""
+    profile: str = ""
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.runs)]
+
+    def resolved(self) -> dict[str, Any]:
+        return json.loads(self.model_dump_json())
+
+
+def list_bundled() -> list[str]:
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.toml"))
+
+
+def find_experiment(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    b = BUNDLED_DIR / f"{name_or_path}.toml"
+    if b.is_file():
+        return b
+    close = difflib.get_close_matches(name_or_path, list_bundled(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise SharpenError(
+        f"no experiment file or bundled experiment named {name_or_path!r}{hint}; "
+        f"bundled: {', '.join(list_bundled())}"
+    )
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SharpenError(f"{path}: TOML syntax error: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SharpenError(f"{path}: YAML syntax error{where}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise SharpenError(f"{path}: the top level must be a table of keys, got {type(data).__name__}")
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values: TOML scalars/arrays/inline tables, else a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        nxt = d.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise SharpenError(f"--set {key}: {p!r} is not a table")
+        d = nxt
+    d[parts[-1]] = value
+
+
+def _suggest(key: str, valid: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_keys(d: dict[str, Any], valid: set[str], where: str, path: Path) -> None:
+    for k in d:
+        if k not in valid:
+            raise SharpenError(f"{path}: unknown key {where}{k!r}{_suggest(k, valid)}")
+
+
+def load_experiment(name_or_path: str, profile: str | None = None,
+                    overrides: list[str] | None = None, runs: int | None = None) -> Experiment:
+    path = find_experiment(name_or_path)
+    raw = read_file(path)
+    _check_keys(raw, EXPERIMENT_KEYS | RUN_KEYS, "", path)
+    profiles = raw.pop("profiles", {}) or {}
+    if profile:
+        if profile not in profiles:
+            raise SharpenError(
+                f"{path}: no profile {profile!r}; available: {', '.join(sorted(profiles)) or '(none)'}"
+            )
+        for k, v in profiles[profile].items():
+            set_dotted(raw, k, copy.deepcopy(v)) if "." in k else _merge(raw, k, v)
+    for item in overrides or []:
+        if "=" not in item:
+            raise SharpenError(f"--set {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        top = k.split(".")[0]
+        if top not in EXPERIMENT_KEYS | RUN_KEYS:
+            raise SharpenError(f"--set: unknown key {top!r}{_suggest(top, EXPERIMENT_KEYS | RUN_KEYS)}")
+        set_dotted(raw, k, parse_value(v.strip()))
+    if runs is not None:
+        raw["runs"] = runs
+    return build_experiment(raw, path, profile or "")
+
+
+def _merge(raw: dict[str, Any], k: str, v: Any) -> None:
+    if isinstance(v, dict) and isinstance(raw.get(k), dict) and k == "arms":
+        for arm, ov in v.items():
+            raw["arms"].setdefault(arm, {}).update(ov)
+    else:
+        raw[k] = copy.deepcopy(v)
+
+
+def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Experiment:
+    base = {k: v for k, v in raw.items() if k in RUN_KEYS}
+    arms_raw = raw.get("arms") or {"default": {}}
+    if not isinstance(arms_raw, dict):
+        raise SharpenError(f"{path}: 'arms' must be a table of named arms")
+    arms: dict[str, RunConfig] = {}
+    for arm, ov in arms_raw.items():
+        if not isinstance(ov, dict):
+            raise SharpenError(f"{path}: arms.{arm} must be a table of run keys")
+        _check_keys(ov, RUN_KEYS, f"arms.{arm}.", path)
+        merged = {**copy.deepcopy(base), **copy.deepcopy(ov)}
+        if "model_args" in ov and "model_args" in base:
+            merged["model_args"] = {**base["model_args"], **ov["model_args"]}
+        arms[arm] = _validate(RunConfig, merged, path, f"arms.{arm}." if raw.get("arms") else "")
+        _semantic_checks(arms[arm], path, f"arms.{arm}." if raw.get("arms") else "")
+    meta = {k: v for k, v in raw.items() if k in EXPERIMENT_KEYS - {"arms", "profiles"}}
+    meta.setdefault("name", path.stem)
+    return _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile},
+                     path, "")
+
+
+def _validate(model: type[BaseModel], data: dict[str, Any], path: Path, where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            loc = _clean_loc(err["loc"])
+            got = err.get("input")
+            got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+            msgs.append(f"field {where}{loc}: {err['msg']}{got_s}")
+        raise SharpenError(f"{path}: " + "; ".join(msgs)) from None
+
+
+def _clean_loc(loc: tuple) -> str:
+    # drop pydantic's union-branch tags so the user sees only their own key names
+    keep = [str(p) for p in loc if str(p) not in {"float", "constant", "linear", "step", "cosine",
+                                                   "piecewise", "int"}]
+    return ".".join(keep)
+
+
+def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
+    from sharpen.data import get_spec
+    from sharpen.models import list_models
+
+    try:
+        spec = get_spec(c.dataset)
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: field {where}dataset: {exc}") from None
+    if c.model not in list_models():
+        close = difflib.get_close_matches(c.model, list_models(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SharpenError(f"{path}: field {where}model: unknown model {c.model!r}{hint}; "
+                           f"valid names: {', '.join(list_models())}")
+    del spec
+    try:
+        check_schedule(c.lr, f"{where}lr", c.epochs, lo=1e-12)
+        check_schedule(c.weight_decay, f"{where}weight_decay", c.epochs, lo=0.0)
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: {exc}") from None

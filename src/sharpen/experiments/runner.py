@@ -1,0 +1,222 @@
+"""Run arms × seeds into a self-describing run directory; resume what is missing.
+
+Layout of a run directory::
+
+    config.json        resolved experiment (every arm's full RunConfig)
+    experiment.toml    the source file as given (copied)
+    environment.json   python/torch/sharpen versions, git commit, hardware
+    runs/<arm>/seed-<s>/metrics.csv   one row per epoch (rewritten atomically each epoch)
+    runs/<arm>/seed-<s>/result.json   written once the run ends: marks it finished
+    results.csv        one row per (arm, seed)
+    summary.json, table.csv, report.md, curves.png
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import sharpen
+from sharpen import SharpenError
+from sharpen.data import get_spec, load, split_indices
+from sharpen.experiments.config import Experiment, RunConfig
+from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, atomic_write_text, check_writable
+from sharpen.models import count_parameters, create_model
+from sharpen.training import Diverged, Split, TrainData, TrainSettings, train
+
+RESULT_COLUMNS = ["arm", "seed", "status", "test_acc", "best_test_acc", "best_epoch", "train_acc",
+                  "val_acc", "gap", "train_loss", "test_loss", "epochs_done", "seconds",
+                  "images_per_s", "params", "error"]
+METRIC_BASE = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+               "gap", "lr", "seconds", "images_per_s"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def environment() -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(), "torch": torch.__version__,
+        "sharpen": sharpen.__version__, "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    try:
+        root = Path(__file__).resolve().parents[3]
+        env["git_commit"] = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+            timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        env["git_commit"] = None
+    return env
+
+
+_DATA_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _load_cached(cfg: RunConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    key = (cfg.dataset, split, cfg.data_dir, cfg.verify)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load(cfg.dataset, split, root=cfg.data_dir, verify=cfg.verify)
+    return _DATA_CACHE[key]
+
+
+def build_data(cfg: RunConfig, device: torch.device) -> TrainData:
+    """Load, subset and split the dataset for ``cfg``; tensors move to ``device`` once."""
+    spec = get_spec(cfg.dataset)
+    x, y = _load_cached(cfg, "train")
+    tx, ty = _load_cached(cfg, "test")
+    g = torch.Generator().manual_seed(cfg.split_seed)
+    if cfg.train_size is not None:
+        if cfg.train_size + cfg.val_size > len(y):
+            raise SharpenError(f"train_size {cfg.train_size} + val_size {cfg.val_size} exceeds "
+                               f"the {len(y)} training images of {cfg.dataset}")
+        keep = torch.randperm(len(y), generator=g)[: cfg.train_size + cfg.val_size].sort().values
+        x, y = x[keep], y[keep]
+    val = None
+    if cfg.val_size:
+        tr, va = split_indices(len(y), cfg.val_size, cfg.split_seed)
+        val = Split(x[va].to(device), y[va].to(device))
+        x, y = x[tr], y[tr]
+    if cfg.test_size is not None:
+        tx, ty = tx[: cfg.test_size], ty[: cfg.test_size]
+    return TrainData(Split(x.to(device), y.to(device)), Split(tx.to(device), ty.to(device)), val,
+                     spec.mean, spec.std)
+
+
+def settings_of(cfg: RunConfig) -> TrainSettings:
+    return TrainSettings(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
+        momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
+        lr_adaptive_threshold=cfg.lr_adaptive_threshold if cfg.lr_adaptive else None,
+        lr_adaptive_factor=cfg.lr_adaptive_factor, loss=cfg.loss,
+        eval_batch_size=cfg.eval_batch_size)
+
+
+def run_one(cfg: RunConfig, seed: int, run_dir: Path,
+            log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """One seeded training run; writes metrics.csv per epoch, returns its result row."""
+    device = resolve_device(cfg.device)
+    data = build_data(cfg, device)
+    spec = get_spec(cfg.dataset)
+    torch.manual_seed(seed)  # initialisation and dropout
+    kw = {"num_classes": spec.num_classes, "in_channels": spec.shape[0], **cfg.model_args}
+    model = create_model(cfg.model, **kw)
+    rows: list[dict[str, Any]] = []
+    columns = list(METRIC_BASE)
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        rows.append(row)
+        for k in row:
+            if k not in columns:
+                columns.append(k)
+        atomic_write_csv(run_dir / "metrics.csv", rows, columns)
+        if log:
+            log(f"epoch {row['epoch']}/{cfg.epochs} loss {row['train_loss']:.4f} "
+                f"test_acc {row['test_acc']:.4f}")
+
+    t0 = time.perf_counter()
+    status, error = "ok", ""
+    try:
+        train(model, data, settings_of(cfg), seed, device=device, on_epoch=on_epoch)
+    except Diverged as exc:
+        status, error = "diverged", str(exc)
+    result: dict[str, Any] = {"seed": seed, "status": status, "error": error,
+                              "seconds": time.perf_counter() - t0,
+                              "params": count_parameters(model), "epochs_done": len(rows)}
+    if rows:
+        last = rows[-1]
+        best = max(rows, key=lambda r: r["test_acc"])
+        result.update(
+            test_acc=last["test_acc"], best_test_acc=best["test_acc"], best_epoch=best["epoch"],
+            train_acc=last["train_acc"], val_acc=last.get("val_acc"), gap=last["gap"],
+            train_loss=last["train_loss"], test_loss=last["test_loss"],
+            images_per_s=sum(r["images_per_s"] for r in rows) / len(rows))
+    return result
+
+
+def default_out_dir(exp: Experiment) -> Path:
+    return Path("runs") / exp.name / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
+                   ) -> tuple[Path, list[dict[str, Any]]]:
+    """Run every (arm, seed) not yet finished in ``out``; write results and the report."""
+    from sharpen.reports import write_report
+
+    out = Path(out) if out is not None else default_out_dir(exp)
+    check_writable(out)
+    with DirLock(out):
+        resolved = exp.resolved()
+        cfg_path = out / "config.json"
+        if cfg_path.exists():
+            old = json.loads(cfg_path.read_text())
+            if _comparable(old) != _comparable(resolved):
+                raise SharpenError(
+                    f"{out} holds runs of a different configuration; use another --out "
+                    "(or delete that directory) to start afresh")
+        atomic_write_json(cfg_path, resolved)
+        if exp.source and Path(exp.source).is_file():
+            dst = out / ("experiment" + Path(exp.source).suffix)
+            if not dst.exists():
+                shutil.copyfile(exp.source, dst)
+        atomic_write_json(out / "environment.json", environment())
+        jobs = [(arm, seed) for arm in exp.arms for seed in exp.seeds]
+        results: list[dict[str, Any]] = []
+        for k, (arm, seed) in enumerate(jobs, 1):
+            rdir = out / "runs" / arm / f"seed-{seed}"
+            done = rdir / "result.json"
+            prev = json.loads(done.read_text()) if done.exists() else None
+            if prev is not None and prev.get("status") in ("ok", "diverged"):
+                results.append(prev)
+                if not quiet:
+                    print(f"[{k}/{len(jobs)}] {arm} seed {seed}: finished earlier, skipped")
+                continue
+            if not quiet:
+                print(f"[{k}/{len(jobs)}] {arm} seed {seed} ...", flush=True)
+            res = execute(exp.arms[arm], arm, seed, rdir, quiet)
+            results.append(res)
+            if not quiet:
+                acc = res.get("test_acc")
+                print(f"[{k}/{len(jobs)}] {arm} seed {seed}: {res['status']}"
+                      + (f" test_acc {acc:.4f}" if acc is not None else "")
+                      + f" ({res['seconds']:.1f}s)", flush=True)
+        atomic_write_csv(out / "results.csv", results, RESULT_COLUMNS)
+        write_report(out)
+    return out, results
+
+
+def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True) -> dict[str, Any]:
+    """Run one job, turning an exception into a recorded ``failed`` result."""
+    rdir.mkdir(parents=True, exist_ok=True)
+    try:
+        res = run_one(cfg, seed, rdir, None if quiet else (lambda m: print("    " + m, flush=True)))
+    except SharpenError:
+        raise  # configuration/data problems stop the whole experiment with a clear message
+    except Exception as exc:  # noqa: BLE001 - one bad run must not stop the grid
+        atomic_write_text(rdir / "traceback.txt", traceback.format_exc())
+        res = {"seed": seed, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+               "seconds": 0.0, "epochs_done": 0}
+    res["arm"] = arm
+    atomic_write_json(rdir / "result.json", res)
+    return res
+
+
+def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
+    # runs count and seed list may grow between invocations; the arms must not change
+    return {k: v for k, v in resolved.items() if k in ("arms",)}

@@ -1,0 +1,108 @@
+"""Crash-safe file output: every file is either its old complete version or its new one."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import fcntl
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sharpen import SharpenError
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES):
+            raise SharpenError(f"cannot write {path}: {exc.strerror}") from exc
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_write_csv(
+    path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]], columns: Sequence[str]
+) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: _fmt(row.get(k)) for k in columns})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return repr(v)  # round-trips exactly, so re-reading gives the same numbers
+    return "" if v is None else v
+
+
+def read_csv(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class DirLock:
+    """An exclusive, non-blocking lock on a run directory (released when the process dies)."""
+
+    def __init__(self, directory: str | os.PathLike[str]):
+        self.path = Path(directory) / ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> DirLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SharpenError(
+                f"run directory {self.path.parent} is in use by another sharpen process; "
+                "wait for it to finish or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def check_writable(directory: str | os.PathLike[str]) -> None:
+    """Fail before training starts if the output folder cannot take files."""
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(d / ".write-test", b"ok")
+        (d / ".write-test").unlink()
+    except OSError as exc:
+        raise SharpenError(f"output directory {d} is not writable: {exc.strerror}") from exc

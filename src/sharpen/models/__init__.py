@@ -1,0 +1,12 @@
+"""Model registry: ``create_model(name, **kw)``, ``list_models()``."""
+
+from sharpen.models import lenet  # noqa: F401  (registers its models)
+from sharpen.models._registry import (
+    count_parameters,
+    create_model,
+    list_models,
+    model_seed,
+    register_model,
+)
+
+__all__ = ["create_model", "list_models", "register_model", "count_parameters", "model_seed"]

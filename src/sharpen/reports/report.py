@@ -1,0 +1,208 @@
+"""Build ``summary.json``, ``table.csv``, ``report.md`` and ``curves.png`` from a run dir."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from sharpen import SharpenError
+from sharpen.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text, read_csv
+
+TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_mean", "test_acc_std",
+                 "test_acc_best", "test_acc_worst", "best_epoch_acc_mean", "best_epoch_acc_std",
+                 "gap_mean", "seconds_mean", "params"]
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _stats(xs: list[float]) -> tuple[float | None, float | None, float | None, float | None]:
+    if not xs:
+        return None, None, None, None
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return statistics.fmean(xs), sd, max(xs), min(xs)
+
+
+def load_results(run_dir: Path) -> list[dict[str, Any]]:
+    """Result rows from ``runs/*/seed-*/result.json`` (the source of truth)."""
+    rows = []
+    for p in sorted((run_dir / "runs").glob("*/seed-*/result.json")):
+        rows.append(json.loads(p.read_text()))
+    if not rows and (run_dir / "results.csv").exists():
+        rows = read_csv(run_dir / "results.csv")
+    return rows
+
+
+def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None) -> list[dict[str, Any]]:
+    """Per arm: counts, mean/std/best/worst of final test accuracy (ok runs only)."""
+    arms = arm_order or sorted({r["arm"] for r in results})
+    out = []
+    for arm in arms:
+        rs = [r for r in results if r["arm"] == arm]
+        if not rs:
+            continue
+        ok = [r for r in rs if r.get("status") == "ok"]
+        acc = [a for r in ok if (a := _num(r.get("test_acc"))) is not None]
+        best = [a for r in ok if (a := _num(r.get("best_test_acc"))) is not None]
+        gaps = [a for r in ok if (a := _num(r.get("gap"))) is not None]
+        secs = [a for r in ok if (a := _num(r.get("seconds"))) is not None]
+        m, s, b, w = _stats(acc)
+        bm, bs, _, _ = _stats(best)
+        out.append({
+            "arm": arm, "n": len(rs), "ok": len(ok),
+            "diverged": sum(r.get("status") == "diverged" for r in rs),
+            "failed": sum(r.get("status") == "failed" for r in rs),
+            "test_acc_mean": m, "test_acc_std": s, "test_acc_best": b, "test_acc_worst": w,
+            "best_epoch_acc_mean": bm, "best_epoch_acc_std": bs,
+            "gap_mean": _stats(gaps)[0], "seconds_mean": _stats(secs)[0],
+            "params": next((r.get("params") for r in rs if r.get("params")), None),
+        })
+    return out
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f}"
+
+
+def _secs(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False) -> str:
+    head = ("| arm | runs (ok/div/fail) | test acc % mean ± std | best | worst | "
+            "gap % | s/run | params |")
+    if keep_best:
+        head += " best-epoch acc % (keep-best) |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        pm = (f"{_pct(r['test_acc_mean'])} ± {_pct(r['test_acc_std'])}"
+              if r["test_acc_mean"] is not None else "–")
+        line = (f"| {r['arm']} | {r['n']} ({r['ok']}/{r['diverged']}/{r['failed']}) | {pm} | "
+                f"{_pct(r['test_acc_best'])} | {_pct(r['test_acc_worst'])} | "
+                f"{_pct(r['gap_mean'])} | "
+                f"{_secs(r['seconds_mean'])} | "
+                f"{r['params'] or '–'} |")
+        if keep_best:
+            line += (f" {_pct(r['best_epoch_acc_mean'])} ± {_pct(r['best_epoch_acc_std'])} |"
+                     if r["best_epoch_acc_mean"] is not None else " – |")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def published_table(published: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """Ours beside the seed's numbers: ``[published.<arm>]`` tables of metric = value."""
+    ours = {r["arm"]: r for r in rows}
+    metric_map = {"test_acc": "test_acc_mean", "gap": "gap_mean", "seconds": "seconds_mean",
+                  "best_test_acc": "best_epoch_acc_mean"}
+    lines = ["| arm | metric | published | ours (mean) |", "|---|---|---|---|"]
+    for arm, vals in published.items():
+        if not isinstance(vals, dict):
+            continue
+        for metric, val in vals.items():
+            key = metric_map.get(metric, metric)
+            mine = ours.get(arm, {}).get(key)
+            fmt = (lambda v: f"{v:.1f}") if metric == "seconds" else _pct  # noqa: E731
+            pub = fmt(val) if isinstance(val, (int, float)) else str(val)
+            lines.append(f"| {arm} | {metric} | {pub} | {fmt(mine) if mine is not None else '–'} |")
+    return "\n".join(lines)
+
+
+def _metrics(run_dir: Path) -> dict[str, list[list[dict[str, str]]]]:
+    per_arm: dict[str, list[list[dict[str, str]]]] = {}
+    for p in sorted((run_dir / "runs").glob("*/seed-*/metrics.csv")):
+        per_arm.setdefault(p.parent.parent.name, []).append(read_csv(p))
+    return per_arm
+
+
+def plot_curves(run_dir: Path, arm_order: list[str]) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    per_arm = _metrics(run_dir)
+    if not per_arm:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for arm in [a for a in arm_order if a in per_arm] + [a for a in per_arm if a not in arm_order]:
+        runs = per_arm[arm]
+        n = min(len(r) for r in runs)
+        if n == 0:
+            continue
+        for ax, key in zip(axes, ("test_acc", "train_loss")):
+            v = np.array([[float(r[i][key]) for i in range(n)] for r in runs])
+            ep = np.arange(1, n + 1)
+            m, s = v.mean(0), v.std(0)
+            ax.plot(ep, m, label=f"{arm} (n={len(runs)})")
+            ax.fill_between(ep, m - s, m + s, alpha=0.2)
+    axes[0].set(xlabel="epoch", ylabel="test accuracy", title="test accuracy (mean ± std)")
+    axes[1].set(xlabel="epoch", ylabel="train loss", title="training loss (mean ± std)")
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(run_dir / "curves.png", buf.getvalue())
+    return run_dir / "curves.png"
+
+
+def summarize(run_dir: Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise SharpenError(f"{run_dir} is not a run directory (no config.json)")
+    cfg = json.loads(cfg_path.read_text())
+    results = load_results(run_dir)
+    arms = list(cfg.get("arms", {}))
+    return {"experiment": cfg.get("name"), "profile": cfg.get("profile"),
+            "seeds": [cfg.get("seed", 0) + i for i in range(cfg.get("runs", 1))],
+            "arms": table_rows(results, arms), "n_results": len(results)}
+
+
+def write_report(run_dir: Path) -> Path:
+    """(Re)build every report file of ``run_dir`` from the files in it alone."""
+    from sharpen.reports.report import plot_curves  # local: keep matplotlib off the import path
+
+    run_dir = Path(run_dir)
+    cfg = json.loads((run_dir / "config.json").read_text())
+    summary = summarize(run_dir)
+    env = {}
+    if (run_dir / "environment.json").exists():
+        env = json.loads((run_dir / "environment.json").read_text())
+    summary["environment"] = env
+    atomic_write_json(run_dir / "summary.json", summary)
+    rows = summary["arms"]
+    atomic_write_csv(run_dir / "table.csv", rows, TABLE_COLUMNS)
+    arms = list(cfg.get("arms", {}))
+    keep_best = any(a.get("keep_best") for a in cfg.get("arms", {}).values())
+    png = plot_curves(run_dir, arms)
+    parts = [f"# {cfg.get('name')}" + (f" (profile `{cfg['profile']}`)" if cfg.get("profile") else ""),
+             "", cfg.get("description", "").strip(), ""]
+    if cfg.get("seed_paper"):
+        parts += [f"Reproduces: {cfg['seed_paper']}", ""]
+    parts += [f"Seeds: {summary['seeds']} · results: {summary['n_results']} runs · "
+              f"torch {env.get('torch', '?')} on {env.get('cuda') or env.get('processor', '?')} "
+              f"({env.get('cpu_count', '?')} cores)", "",
+              "## Results (final epoch" + ("; keep-best column = best test epoch, optimistic" if keep_best else "") + ")",
+              "", markdown_table(rows, keep_best), ""]
+    if cfg.get("published"):
+        parts += ["## Ours beside the published numbers", "",
+                  published_table(cfg["published"], rows), ""]
+    if cfg.get("notes"):
+        parts += ["## Notes", "", cfg["notes"].strip(), ""]
+    if png:
+        parts += ["## Curves", "", f"![curves]({png.name})", ""]
+    atomic_write_text(run_dir / "report.md", "\n".join(parts))
+    return run_dir / "report.md"

@@ -1,0 +1,250 @@
+"""The training loop and its declared hooks.
+
+Techniques act only through four hooks (Composer-style events):
+  on_epoch_start(state)             - change data, dropout, image size for this epoch
+  on_batch(state, x, y) -> (x, y)   - transform a drawn batch (x float, normalised, on device)
+  on_loss(state, loss, out, y) -> loss   - add auxiliary terms
+  on_epoch_end(state, row)          - add columns to the epoch's metrics row
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sharpen.training.schedules import Constant, _Base, as_schedule
+
+
+class Diverged(RuntimeError):
+    def __init__(self, epoch: int, loss: float):
+        super().__init__(f"loss became {loss} in epoch {epoch}")
+        self.epoch, self.loss = epoch, loss
+
+
+@dataclass
+class Split:
+    """One split held as uint8 images N×C×H×W and int64 labels, on the training device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class TrainData:
+    train: Split
+    test: Split
+    val: Split | None
+    mean: Sequence[float]
+    std: Sequence[float]
+
+
+@dataclass
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    optimizer: str = "sgd"
+    lr: Any = 0.01  # number or schedule
+    momentum: float = 0.9
+    weight_decay: Any = 0.0  # number or schedule
+    nesterov: bool = False
+    lr_adaptive_threshold: float | None = None  # seed 004: halve if loss improved < 3 %
+    lr_adaptive_factor: float = 0.5
+    loss: str = "cross_entropy"
+    eval_batch_size: int = 1000
+    drop_last: bool = False
+
+
+@dataclass
+class TrainState:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    data: TrainData
+    settings: TrainSettings
+    device: torch.device
+    generator: torch.Generator
+    epoch: int = 0  # 0-based
+    step: int = 0
+    lr: float = 0.0
+    train_x: torch.Tensor | None = None  # the uint8 training images in use this epoch
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:
+        return self.settings.epochs
+
+    @property
+    def progress(self) -> float:
+        return self.epoch / (self.epochs - 1) if self.epochs > 1 else 1.0
+
+
+class Hook:
+    """Base class: override any of the four events."""
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        pass
+
+    def on_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, y
+
+    def on_loss(self, state: TrainState, loss: torch.Tensor, out: torch.Tensor,
+                y: torch.Tensor) -> torch.Tensor:
+        return loss
+
+    def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
+        pass
+
+
+def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+    lr0 = as_schedule(s.lr).value(0, s.epochs)
+    wd0 = as_schedule(s.weight_decay).value(0, s.epochs)
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr0, momentum=s.momentum,
+                               weight_decay=wd0, nesterov=s.nesterov)
+    if s.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr0, weight_decay=wd0)
+    raise ValueError(f"optimizer must be 'sgd' or 'adam', got {s.optimizer!r}")
+
+
+def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if name == "cross_entropy":
+        return F.cross_entropy
+    if name == "nll":  # the model outputs log-probabilities
+        return F.nll_loss
+    raise ValueError(f"loss must be 'cross_entropy' or 'nll', got {name!r}")
+
+
+def normalizer(mean: Sequence[float], std: Sequence[float], device: torch.device
+               ) -> Callable[[torch.Tensor], torch.Tensor]:
+    m = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
+    s = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - m) / s
+
+    return norm
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, norm: Callable, lossf: Callable,
+             batch_size: int, transform: Callable | None = None) -> tuple[float, float]:
+    """(mean loss, accuracy) over ``split`` in eval mode."""
+    was = model.training
+    model.eval()
+    tot_loss, correct, n = 0.0, 0, len(split)
+    for i in range(0, n, batch_size):
+        x = norm(split.x[i:i + batch_size])
+        if transform is not None:
+            x = transform(x)
+        y = split.y[i:i + batch_size]
+        out = model(x)
+        tot_loss += float(lossf(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+    model.train(was)
+    return tot_loss / max(n, 1), correct / max(n, 1)
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float, wd: float | None) -> None:
+    for g in opt.param_groups:
+        g["lr"] = lr
+        if wd is not None:
+            g["weight_decay"] = wd
+
+
+def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
+          hooks: Sequence[Hook] = (), device: torch.device | str = "cpu",
+          on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          eval_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          ) -> list[dict[str, Any]]:
+    """Train ``model`` and return one metrics row per epoch.
+
+    Raises :class:`Diverged` when the loss becomes NaN/inf. Data order comes from a
+    generator seeded with ``seed``; the caller seeds model initialisation.
+    """
+    device = torch.device(device)
+    model.to(device).train()
+    opt = make_optimizer(model, settings)
+    lr_s = as_schedule(settings.lr)
+    wd_s = as_schedule(settings.weight_decay)
+    wd_scheduled = not isinstance(wd_s, Constant)
+    gen = torch.Generator().manual_seed(int(seed) + 7919)  # data order, independent of init
+    state = TrainState(model, opt, data, settings, device, gen)
+    norm = normalizer(data.mean, data.std, device)
+    lossf = loss_fn(settings.loss)
+    lr_mult, prev_loss = 1.0, None
+    rows: list[dict[str, Any]] = []
+    n = len(data.train)
+    bs = settings.batch_size
+    for epoch in range(settings.epochs):
+        state.epoch = epoch
+        state.train_x = data.train.x
+        state.extra = {}
+        state.lr = _sched_lr(lr_s, epoch, settings.epochs) * lr_mult
+        _set_lr(opt, state.lr, wd_s.value(epoch, settings.epochs) if wd_scheduled else None)
+        for h in hooks:
+            h.on_epoch_start(state)
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=gen).to(device)
+        stop = n - n % bs if settings.drop_last and n >= bs else n
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
+        for i in range(0, stop, bs):
+            idx = perm[i:i + bs]
+            x, y = norm(state.train_x[idx]), data.train.y[idx]
+            for h in hooks:
+                x, y = h.on_batch(state, x, y)
+            out = model(x)
+            loss = lossf(out, y)
+            for h in hooks:
+                loss = h.on_loss(state, loss, out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            state.step += 1
+            with torch.no_grad():  # accumulate on device: no sync per batch
+                loss_sum += loss.detach() * len(y)
+                correct += (out.argmax(1) == y).sum()
+            seen += len(y)
+        train_loss = float(loss_sum) / max(seen, 1)
+        if not math.isfinite(train_loss):
+            raise Diverged(epoch + 1, train_loss)
+        train_time = time.perf_counter() - t0
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
+                               "train_acc": int(correct) / max(seen, 1)}
+        if data.val is not None and len(data.val):
+            row["val_loss"], row["val_acc"] = evaluate(model, data.val, norm, lossf,
+                                                       settings.eval_batch_size, eval_transform)
+        row["test_loss"], row["test_acc"] = evaluate(model, data.test, norm, lossf,
+                                                     settings.eval_batch_size, eval_transform)
+        ref = row.get("val_acc", row["test_acc"])
+        row["gap"] = row["train_acc"] - ref
+        row["lr"] = state.lr
+        row["seconds"] = time.perf_counter() - t0
+        row["images_per_s"] = seen / train_time if train_time > 0 else float("nan")
+        row.update(state.extra)
+        for h in hooks:
+            h.on_epoch_end(state, row)
+        if settings.lr_adaptive_threshold is not None:
+            # seed 004: halve when the epoch loss improved by less than 3 % of the previous
+            if prev_loss is not None and (prev_loss - train_loss) < settings.lr_adaptive_threshold * prev_loss:
+                lr_mult *= settings.lr_adaptive_factor
+            prev_loss = train_loss
+        rows.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+    return rows
+
+
+def _sched_lr(s: _Base, epoch: int, epochs: int) -> float:
+    return float(s.value(epoch, epochs))
