@@ -76,16 +76,99 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray, compress: bool = 
     Path(path).write_bytes(gzip.compress(body, mtime=0) if compress else body)
 
 
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
+# The official CIFAR pickles store b'data' as a numpy array. We never let numpy (or anything)
+# run on the pickle's say-so: these stand-ins only record the array's shape, dtype and raw
+# bytes, and the array is rebuilt afterwards with np.frombuffer from a whitelisted dtype.
+_PLAIN_DTYPES = {"u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8", "b1"}
+
+
+class _NDArrayMarker:
+    pass
+
+
+class _DTypeStub:
+    def __init__(self, name: str):
+        self.name, self.order = name, "|"
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
+            self.order = state[1]
+
+
+class _ArrayStub:
+    state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _reconstruct(cls: Any, shape: Any, typecode: Any) -> _ArrayStub:
+    if cls is not _NDArrayMarker:
+        raise _Refused("refused array reconstruction of a non-ndarray type")
+    return _ArrayStub()
+
+
+def _dtype(name: Any, align: Any = False, copy: Any = False) -> _DTypeStub:
+    if isinstance(name, bytes):
+        name = name.decode("latin1")
+    if not isinstance(name, str) or name not in _PLAIN_DTYPES:
+        raise _Refused(f"refused dtype {name!r}: only plain numeric arrays are allowed")
+    return _DTypeStub(name)
+
+
+def _latin1(text: Any, encoding: Any = "latin1") -> bytes:
+    # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(str, "latin1")
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _Refused("refused _codecs.encode call that is not a latin-1 bytes literal")
+    return text.encode("latin1")
+
+
+_ALLOWED = {
+    ("_codecs", "encode"): _latin1,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): _NDArrayMarker,
+    ("numpy", "dtype"): _dtype,
+}
+
+
+def _materialise(obj: Any) -> Any:
+    if isinstance(obj, _ArrayStub):
+        st = obj.state
+        if not (isinstance(st, tuple) and len(st) == 5 and isinstance(st[2], _DTypeStub)
+                and isinstance(st[4], (bytes, bytearray))):
+            raise _Refused("malformed array state")
+        _, shape, dt, fortran, raw = st
+        order = st[2].order if st[2].order in "<>" else "="
+        arr = np.frombuffer(raw, dtype=np.dtype(order + dt.name if order != "=" else dt.name))
+        return arr.reshape(tuple(shape), order="F" if fortran else "C")
+    if isinstance(obj, dict):
+        return {k: _materialise(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_materialise(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_materialise(v) for v in obj)
+    if isinstance(obj, (_DTypeStub, _NDArrayMarker)) or obj is _NDArrayMarker:
+        raise _Refused("stray numpy object outside an array")
+    return obj
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Builds dict/list/tuple/bytes/str/int/float/bool/None only; refuses every global."""
+    """Plain containers and scalars, plus numpy arrays rebuilt from raw bytes; nothing runs."""
 
     def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        raise _Refused(
             f"refused to load global {module}.{name}: CIFAR files hold only plain data"
         )
 
     def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("refused persistent id: CIFAR files hold only plain data")
+        raise _Refused("refused persistent id: CIFAR files hold only plain data")
 
 
 def safe_unpickle(path: str | os.PathLike[str]) -> Any:
@@ -93,10 +176,10 @@ def safe_unpickle(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            return _RestrictedUnpickler(f, encoding="bytes").load()
-    except pickle.UnpicklingError as exc:
-        raise SharpenError(f"{path}: unsafe or corrupt pickle, not loaded ({exc})") from exc
-    except (EOFError, ValueError, struct.error, IndexError) as exc:
+            return _materialise(_RestrictedUnpickler(f, encoding="bytes").load())
+    except _Refused as exc:
+        raise SharpenError(f"{path}: unsafe pickle, not loaded ({exc})") from exc
+    except (pickle.UnpicklingError, EOFError, ValueError, struct.error, IndexError) as exc:
         raise SharpenError(f"{path}: truncated or corrupt pickle ({exc})") from exc
     except OSError as exc:
         raise SharpenError(f"cannot read {path}: {exc.strerror}") from exc
