@@ -68,7 +68,8 @@ def test_idx_header_bytes_follow_the_spec(tmp_path):
 
 def test_verify_rejects_unknown_md5_naming_file(tmp_path):
     _write_mnist_like(tmp_path)
-    with pytest.raises(SharpenError, match=r"checksum mismatch for .*train-images-idx3-ubyte.gz.*expected md5 f68b3c2d"):
+    msg = r"checksum mismatch for .*train-images-idx3-ubyte.gz.*expected md5 f68b3c2d"
+    with pytest.raises(SharpenError, match=msg):
         load("mnist", "train", root=tmp_path, verify=True)
 
 
@@ -190,7 +191,8 @@ def test_cifar_pixel_layout_is_rrr_ggg_bbb(tmp_path):
     img[0, 2, 1, 0] = 9  # blue, row 1, column 0
     write_cifar_batch(tmp_path / "b", img, [3])
     raw = pickle.loads((tmp_path / "b").read_bytes())[b"data"]
-    assert raw[1] == 7 and raw[2048 + 32] == 9
+    assert raw.shape == (1, 3072) and raw.dtype == np.uint8
+    assert raw[0, 1] == 7 and raw[0, 2048 + 32] == 9
     x, _ = read_cifar_batch(tmp_path / "b", b"labels")
     np.testing.assert_array_equal(x, img)
 

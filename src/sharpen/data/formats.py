@@ -206,8 +206,9 @@ def read_cifar_batch(path: str | os.PathLike[str], label_key: bytes) -> tuple[np
 def write_cifar_batch(path: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray,
                       label_key: bytes = b"labels", extra: dict[bytes, Any] | None = None) -> None:
     """Write a batch in the official layout (protocol-2 pickle of a dict with byte keys)."""
-    d: dict[bytes, Any] = {b"data": np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1).tobytes(),
-                           label_key: [int(v) for v in labels]}
+    # like the official files: b'data' is a uint8 numpy array N×3072, labels a list of int
+    data = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+    d: dict[bytes, Any] = {b"data": data, label_key: [int(v) for v in labels]}
     d.update(extra or {})
     Path(path).write_bytes(pickle.dumps(d, protocol=2))
 
@@ -223,7 +224,8 @@ def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) 
                 if p.is_absolute() or ".." in p.parts or m.name.startswith(("/", "\\")):
                     raise SharpenError(f"{archive}: refused unsafe member path {m.name!r}")
                 if not (m.isfile() or m.isdir()):
-                    raise SharpenError(f"{archive}: refused member {m.name!r} (links and devices are not allowed)")
+                    raise SharpenError(
+                        f"{archive}: refused member {m.name!r} (links and devices are not allowed)")
             tmp = dest / f".extract-{os.getpid()}"
             tmp.mkdir(parents=True, exist_ok=True)
             for m in members:

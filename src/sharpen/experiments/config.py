@@ -12,10 +12,10 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -118,7 +118,10 @@ def read_file(path: Path) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SharpenError(f"{path}: TOML syntax error: {exc}") from exc
+        msg = str(exc)
+        if "line" not in msg:  # tomllib says only "end of document" there
+            msg += f" (at line {text.count(chr(10)) + 1})"
+        raise SharpenError(f"{path}: TOML syntax error: {msg}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -248,7 +251,7 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
                            f"valid names: {', '.join(list_models())}")
     del spec
     try:
-        check_schedule(c.lr, f"{where}lr", c.epochs, lo=1e-12)
+        check_schedule(c.lr, f"{where}lr", c.epochs, lo=0.0, lo_open=True)
         check_schedule(c.weight_decay, f"{where}weight_decay", c.epochs, lo=0.0)
     except SharpenError as exc:
         raise SharpenError(f"{path}: {exc}") from None

@@ -195,7 +195,8 @@ def write_report(run_dir: Path) -> Path:
     parts += [f"Seeds: {summary['seeds']} · results: {summary['n_results']} runs · "
               f"torch {env.get('torch', '?')} on {env.get('cuda') or env.get('processor', '?')} "
               f"({env.get('cpu_count', '?')} cores)", "",
-              "## Results (final epoch" + ("; keep-best column = best test epoch, optimistic" if keep_best else "") + ")",
+              "## Results (final epoch"
+              + ("; keep-best column = best test epoch, optimistic" if keep_best else "") + ")",
               "", markdown_table(rows, keep_best), ""]
     if cfg.get("published"):
         parts += ["## Ours beside the published numbers", "",

@@ -237,7 +237,8 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
             h.on_epoch_end(state, row)
         if settings.lr_adaptive_threshold is not None:
             # seed 004: halve when the epoch loss improved by less than 3 % of the previous
-            if prev_loss is not None and (prev_loss - train_loss) < settings.lr_adaptive_threshold * prev_loss:
+            thr = settings.lr_adaptive_threshold
+            if prev_loss is not None and (prev_loss - train_loss) < thr * prev_loss:
                 lr_mult *= settings.lr_adaptive_factor
             prev_loss = train_loss
         rows.append(row)

@@ -152,7 +152,8 @@ def as_schedule(s: ScheduleLike | dict) -> _Base:
 
 
 def check_schedule(s: ScheduleLike, field: str, epochs: int, lo: float | None = None,
-                   hi: float | None = None, hi_open: bool = False, integer: bool = False) -> None:
+                   hi: float | None = None, hi_open: bool = False, integer: bool = False,
+                   lo_open: bool = False) -> None:
     """Reject a schedule that leaves its allowed range or outlasts training; name the field."""
     sch = as_schedule(s)
     end = sch.end_point(epochs)
@@ -163,10 +164,11 @@ def check_schedule(s: ScheduleLike, field: str, epochs: int, lo: float | None = 
             f"{horizon:g}; shorten the schedule or train longer"
         )
     for e, v in enumerate(sch.values(epochs)):
-        bad = (lo is not None and v < lo - 1e-12) or (hi is not None and (
-            v >= hi if hi_open else v > hi + 1e-12))
+        bad = (lo is not None and (v <= lo if lo_open else v < lo - 1e-12)) or (
+            hi is not None and (v >= hi if hi_open else v > hi + 1e-12))
         if bad or not math.isfinite(v):
-            rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}{')' if hi_open else ']'}"
+            rng = (f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, "
+                   f"{hi if hi is not None else 'inf'}{')' if hi_open else ']'}")
             raise SharpenError(
                 f"field {field!r}: value {v:g} at epoch {e + 1} is outside the allowed range {rng}"
             )

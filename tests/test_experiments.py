@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sharpen import SharpenError
+from sharpen.cli import main
+from sharpen.experiments import load_experiment, run_experiment
+
+TINY = """
+name = "tiny"
+runs = 2
+seed = 5
+dataset = "synthetic"
+train_size = 300
+val_size = 50
+test_size = 200
+model = "lenet5_dropout"
+epochs = 2
+batch_size = 50
+optimizer = "adam"
+lr = 0.003
+
+[arms.a]
+model_args = { dropout = 0.0 }
+
+[arms.b]
+lr = { kind = "step", start = 0.003, factor = 0.5, every = 1 }
+
+[profiles.smoke]
+epochs = 1
+"arms.b.batch_size" = 100
+
+[published.a]
+test_acc = 0.9
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p
+
+
+def test_arms_inherit_base_and_profiles_override(tiny):
+    exp = load_experiment(str(tiny), profile="smoke", overrides=["runs=3", "arms.a.epochs=4"])
+    assert exp.runs == 3 and exp.seeds == [5, 6, 7]
+    assert exp.arms["a"].epochs == 4 and exp.arms["b"].epochs == 1
+    assert exp.arms["b"].batch_size == 100 and exp.arms["a"].batch_size == 50
+    assert exp.arms["a"].model_args == {"dropout": 0.0} and exp.arms["b"].model_args == {}
+    assert exp.arms["b"].lr.kind == "step"
+
+
+@pytest.mark.parametrize("text,match", [
+    ("epohcs = 3", r"unknown key 'epohcs' \(did you mean 'epochs'\?\)"),
+    ("epochs = -1", r"field epochs: Input should be greater than or equal to 1"),
+    ("epochs = 'ten'", r"field epochs: Input should be a valid integer.*'ten'"),
+    ("lr = 0", r"field 'lr': value 0 at epoch 1 is outside"),
+    ("model = 'lenet'", r"field model: unknown model 'lenet'.*valid names"),
+    ("dataset = 'mnsit'", r"field dataset: unknown dataset 'mnsit'; valid names"),
+    ("optimizer = 'rmsprop'", r"field optimizer: Input should be 'sgd' or 'adam'"),
+    ("[arms.x]\nlrr = 1", r"unknown key arms.x.'lrr' \(did you mean 'lr'\?\)"),
+    ("lr = { kind = 'linear', start = 0.1, end = 0.01, length = 50 }",
+     r"ends at 50 epochs but training has only 10"),
+    ("epochs = [", r"TOML syntax error.*line 1"),
+    ("epochs = 3\nlr = = 2\nruns = 1", r"TOML syntax error.*line 2"),
+])
+def test_bad_configs_name_the_field(tmp_path, text, match):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(SharpenError, match=match):
+        load_experiment(str(p))
+
+
+def test_yaml_files_and_yaml_syntax_errors(tmp_path):
+    p = tmp_path / "e.yaml"
+    p.write_text("name: y\ndataset: synthetic\nepochs: 1\narms:\n  only: {lr: 0.1}\n")
+    exp = load_experiment(str(p))
+    assert exp.arms["only"].lr == 0.1 and exp.arms["only"].epochs == 1
+    p.write_text("name: y\narms:\n  - [unclosed\n")
+    with pytest.raises(SharpenError, match=r"YAML syntax error at line \d+"):
+        load_experiment(str(p))
+
+
+def test_unknown_experiment_and_profile(tiny):
+    with pytest.raises(SharpenError, match="did you mean 'quickstart'"):
+        load_experiment("quickstar")
+    with pytest.raises(SharpenError, match="no profile 'fast'; available: smoke"):
+        load_experiment(str(tiny), profile="fast")
+
+
+def test_run_directory_is_self_describing(tiny, tmp_path):
+    exp = load_experiment(str(tiny))
+    out, results = run_experiment(exp, tmp_path / "run", quiet=True)
+    for f in ("config.json", "environment.json", "experiment.toml", "results.csv",
+              "summary.json", "table.csv", "report.md", "curves.png"):
+        assert (out / f).is_file(), f
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(r["arm"], r["seed"]) for r in rows] == [("a", "5"), ("a", "6"), ("b", "5"), ("b", "6")]
+    for col in ("arm", "seed", "test_acc", "best_test_acc", "train_acc", "val_acc", "gap",
+                "seconds", "status"):
+        assert col in rows[0]
+    for r in rows:
+        assert r["status"] == "ok" and 0 <= float(r["test_acc"]) <= 1
+        metrics = list(csv.DictReader(open(out / "runs" / r["arm"] / f"seed-{r['seed']}" / "metrics.csv")))
+        assert len(metrics) == 2
+        assert float(metrics[-1]["test_acc"]) == float(r["test_acc"])
+        assert float(r["best_test_acc"]) == max(float(m["test_acc"]) for m in metrics)
+    env = json.loads((out / "environment.json").read_text())
+    assert {"python", "torch", "sharpen", "cpu_count"} <= set(env)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["arms"]["b"]["lr"]["kind"] == "step" and cfg["arms"]["a"]["epochs"] == 2
+    summary = json.loads((out / "summary.json").read_text())
+    a = next(s for s in summary["arms"] if s["arm"] == "a")
+    accs = [float(r["test_acc"]) for r in rows if r["arm"] == "a"]
+    assert a["test_acc_mean"] == pytest.approx(sum(accs) / 2)
+    assert a["test_acc_best"] == max(accs) and a["test_acc_worst"] == min(accs)
+    report = (out / "report.md").read_text()
+    assert "| a |" in report and "published" in report
+
+
+def test_report_rebuilds_from_files_alone(tiny, tmp_path):
+    out, _ = run_experiment(load_experiment(str(tiny), profile="smoke"), tmp_path / "r", quiet=True)
+    before = (out / "report.md").read_text()
+    for f in ("report.md", "summary.json", "table.csv", "curves.png"):
+        (out / f).unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").read_text() == before and (out / "curves.png").exists()
+
+
+def test_rerun_skips_finished_and_refuses_changed_config(tiny, tmp_path):
+    exp = load_experiment(str(tiny), profile="smoke")
+    out, _ = run_experiment(exp, tmp_path / "r", quiet=True)
+    res = out / "runs" / "a" / "seed-5" / "result.json"
+    stamp, content = res.stat().st_mtime_ns, res.read_bytes()
+    more = load_experiment(str(tiny), profile="smoke", runs=3)
+    _, results = run_experiment(more, out, quiet=True)
+    assert len(results) == 6
+    assert res.stat().st_mtime_ns == stamp and res.read_bytes() == content
+    changed = load_experiment(str(tiny), profile="smoke", overrides=["lr=0.1"])
+    with pytest.raises(SharpenError, match="different configuration"):
+        run_experiment(changed, out, quiet=True)
+
+
+def test_diverged_run_is_recorded_and_others_continue(tmp_path):
+    p = tmp_path / "div.toml"
+    p.write_text(TINY.replace("lr = 0.003\n", "lr = 0.003\n", 1)
+                 + '\n[arms.boom]\noptimizer = "sgd"\nlr = 1e6\n')
+    out, results = run_experiment(load_experiment(str(p), profile="smoke"), tmp_path / "r", quiet=True)
+    st = {(r["arm"], r["status"]) for r in results}
+    assert ("boom", "diverged") in st and ("a", "ok") in st
+    assert "loss became" in next(r["error"] for r in results if r["arm"] == "boom")
+    assert "(0/2/0)" in (out / "report.md").read_text()
+
+
+def test_sigkill_between_seeds_then_rerun_finishes_only_missing(tiny, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--out", str(out),
+           "--set", "epochs=3", "--set", "runs=3", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "runs" / "a" / "seed-5" / "result.json"
+    deadline = time.time() + 120
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.exists()
+    done_before = {p: p.read_bytes() for p in out.glob("runs/*/*/result.json")}
+    assert 1 <= len(done_before) < 6
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []  # atomic writes leave no half-written files
+    for p in out.glob("runs/*/*/metrics.csv"):
+        rows = list(csv.DictReader(open(p)))  # every metrics file parses completely
+        assert all(r["test_acc"] for r in rows)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for p, content in done_before.items():
+        assert p.read_bytes() == content
+    assert len(list(out.glob("runs/*/*/result.json"))) == 6
+
+
+def test_cli_help_and_no_arguments(capsys):
+    assert main([]) == 2
+    assert "run" in capsys.readouterr().out
+    for sub in (["--help"], ["run", "--help"], ["report", "--help"], ["list", "--help"],
+                ["data", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(sub)
+        assert e.value.code == 0
+
+
+def test_cli_list_and_errors(capsys):
+    assert main(["list", "models"]) == 0
+    out = capsys.readouterr().out
+    assert "lenet5_dropout" in out and "44,426" in out
+    assert main(["run", "nope-not-here"]) == 2
+    assert "no experiment file or bundled experiment named 'nope-not-here'" in capsys.readouterr().err
+
+
+def test_cli_data_verify_bundled(capsys):
+    assert main(["data", "verify", "mnist-sample"]) == 0
+    assert capsys.readouterr().out.count("ok ") == 4
+
+
+def test_quickstart_reaches_95_percent_on_real_mnist_test_set(mnist_dir, tmp_path, capsys):
+    """The acceptance bar: quickstart's quick profile on real MNIST (5k train, full 10k test)."""
+    code = main(["run", "quickstart", "--profile", "quick", "--out", str(tmp_path / "qs"),
+                 "--set", "dataset=mnist", "--set", f"data_dir='{mnist_dir}'", "--no-verify",
+                 "--quiet"])
+    assert code == 0
+    rows = list(csv.DictReader(open(tmp_path / "qs" / "results.csv")))
+    best_arm = max(
+        (sum(float(r["test_acc"]) for r in rows if r["arm"] == a) / 2, a)
+        for a in {r["arm"] for r in rows})
+    print("quickstart on real MNIST:", best_arm)
+    assert best_arm[0] >= 0.95
+    from sharpen.data import load
+
+    assert len(load("mnist", "test", root=mnist_dir, verify=True)[1]) == 10000
+
+
+def test_bundled_experiments_validate():
+    from sharpen.experiments import list_bundled
+
+    for name in list_bundled():
+        exp = load_experiment(name)
+        assert exp.arms
+        if "smoke" in open(os.path.join(os.path.dirname(exp.source), f"{name}.toml")).read():
+            load_experiment(name, profile="smoke")
