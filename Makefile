@@ -17,7 +17,7 @@ demo: $(BIN)/sharpen
 	$(BIN)/sharpen run quickstart --profile quick --out runs/quickstart-demo
 
 test: $(BIN)/sharpen
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 clean:
