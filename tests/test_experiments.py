@@ -219,11 +219,10 @@ def test_quickstart_reaches_95_percent_on_real_mnist_test_set(mnist_dir, tmp_pat
                  "--quiet"])
     assert code == 0
     rows = list(csv.DictReader(open(tmp_path / "qs" / "results.csv")))
-    best_arm = max(
-        (sum(float(r["test_acc"]) for r in rows if r["arm"] == a) / 2, a)
-        for a in {r["arm"] for r in rows})
-    print("quickstart on real MNIST:", best_arm)
-    assert best_arm[0] >= 0.95
+    mean = {a: sum(float(r["test_acc"]) for r in rows if r["arm"] == a) / 2
+            for a in {r["arm"] for r in rows}}
+    print("quickstart on real MNIST (mean test acc of 2 seeds):", mean)
+    assert mean["lenet5_dropout"] >= 0.95
     from sharpen.data import load
 
     assert len(load("mnist", "test", root=mnist_dir, verify=True)[1]) == 10000
