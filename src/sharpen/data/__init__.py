@@ -23,7 +23,7 @@ SAMPLE_DIR = Path(__file__).parent / "sample"
 SPLITS = ("train", "test")
 
 __all__ = ["load", "list_datasets", "get_spec", "fetch", "verify_files", "split_indices",
-           "synthetic", "DatasetSpec"]
+           "synthetic", "synthetic_waves", "DatasetSpec"]
 
 
 def list_datasets() -> list[str]:
@@ -44,6 +44,8 @@ def load(name: str, split: str, root: str | os.PathLike[str] | None = None,
         raise SharpenError(f"unknown split {split!r} for {name}; valid: {', '.join(SPLITS)}")
     if spec.format == "synthetic":
         return synthetic(split)
+    if spec.format == "synthetic-waves":
+        return synthetic_waves(split)
     if spec.format == "bundled":
         folder = SAMPLE_DIR
     else:
@@ -159,7 +161,7 @@ def _extract(spec: DatasetSpec, archive: Path, beside: Path) -> Path:
 def fetch(name: str, root: str | os.PathLike[str] | None = None) -> list[Path]:
     """Make sure both splits are present (downloading if needed); return their folders."""
     spec = get_spec(name)
-    if spec.format in ("synthetic", "bundled"):
+    if spec.format in ("synthetic", "synthetic-waves", "bundled"):
         return [SAMPLE_DIR] if spec.format == "bundled" else []
     return [locate(spec, s, root) for s in SPLITS]
 
@@ -204,3 +206,35 @@ def synthetic(split: str, n: int | None = None, size: int = 28) -> tuple[torch.T
             for i in range(n)]
     x = torch.stack(rows) + 0.15 * torch.randn(n, 1, size, size, generator=gs)
     return (x.clamp(0, 1) * 255).round().to(torch.uint8), labels.to(torch.int64)
+
+
+def synthetic_waves(split: str, n: int | None = None, length: int = 128
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A documented 1-D task: classify the waveform shape of a noisy periodic signal.
+
+    Classes: 0 sine, 1 square, 2 triangle, 3 sawtooth, 4 sine + 0.3·3rd harmonic,
+    5 amplitude-modulated sine. Frequency 2–6 cycles per window, random phase, amplitude
+    0.6–1, Gaussian noise σ 0.15; values mapped from [−2, 2] to uint8. The classes differ in
+    their sharp features (edges, corners), which is what a blur curriculum hides first.
+    """
+    n = n if n is not None else (3000 if split == "train" else 1200)
+    g = torch.Generator().manual_seed(101 if split == "train" else 202)
+    y = torch.arange(n) % 6
+    y = y[torch.randperm(n, generator=g)]
+    t = torch.linspace(0, 1, length + 1)[:-1].view(1, -1)
+    f = 2 + 4 * torch.rand(n, 1, generator=g)
+    ph = torch.rand(n, 1, generator=g)
+    amp = 0.6 + 0.4 * torch.rand(n, 1, generator=g)
+    u = (f * t + ph) % 1.0  # phase in cycles
+    s = torch.sin(2 * torch.pi * u)
+    waves = torch.stack([
+        s,
+        torch.sign(s),
+        1 - 4 * (u - 0.5).abs(),
+        2 * u - 1,
+        (s + 0.3 * torch.sin(6 * torch.pi * u)) / 1.2,
+        s * (0.55 + 0.45 * torch.sin(2 * torch.pi * (t + ph))),
+    ])  # 6×n×L
+    x = amp * waves[y, torch.arange(n)] + 0.15 * torch.randn(n, length, generator=g)
+    q = ((x.clamp(-2, 2) + 2) / 4 * 255).round().to(torch.uint8)
+    return q.view(n, 1, length), y.to(torch.int64)

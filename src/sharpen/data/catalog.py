@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class DatasetSpec:
     name: str
     format: str  # "idx" | "cifar10" | "cifar100" | "synthetic" | "bundled"
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]  # C×H×W for images, C×L for signals
     num_classes: int
     files: dict[str, tuple[str, ...]] = field(default_factory=dict)  # split -> file names
     md5: dict[str, frozenset[str]] = field(default_factory=dict)  # file -> known-good md5s
@@ -131,4 +131,12 @@ _add(DatasetSpec(
     "synthetic", "synthetic", (1, 28, 28), 10,
     mean=(0.5,), std=(0.25,),
     note="deterministic 10-class shifted-template images for tests (no files)",
+))
+
+_add(DatasetSpec(
+    "synthetic-waves", "synthetic-waves", (1, 128), 6,
+    mean=(0.5,), std=(0.2,),
+    note="1-D signals, 6 classes (sine, square, triangle, sawtooth, sine+3rd harmonic, "
+         "amplitude-modulated sine), random frequency 2-6 cycles, phase, amplitude, noise; "
+         "3,000 train / 1,200 test, quantised to uint8",
 ))

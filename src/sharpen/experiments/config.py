@@ -52,6 +52,17 @@ class RunConfig(BaseModel):
     nesterov: bool = False
     weight_decay: ScheduleLike = 0.0
     loss: Literal["cross_entropy", "nll"] = "cross_entropy"
+
+    # curricula and scheduled regularisers (None = off); see sharpen.curricula
+    dropout: ScheduleLike | None = None  # rate of every Dropout module, per epoch
+    blur_n: ScheduleLike | None = None  # seed 000: box-blur kernel size per epoch (1 = sharp)
+    blur_mode: Literal["staged", "mixed"] = "staged"
+    blur_mix: ScheduleLike = 0.5  # mixed mode: fraction of each batch from the blurred copy
+    image_size: ScheduleLike | None = None  # seed 001: training image side per epoch
+    blur_sigma: ScheduleLike | None = None  # seed 001: Gaussian σ per epoch
+    blur_p: ScheduleLike = 1.0  # seed 001: probability α that a batch is blurred
+    padding: Literal["reflect", "replicate", "zeros", "circular"] = "reflect"
+
     keep_best: bool = False
     device: str = "auto"
     eval_batch_size: int = Field(1000, ge=1)
@@ -249,9 +260,20 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise SharpenError(f"{path}: field {where}model: unknown model {c.model!r}{hint}; "
                            f"valid names: {', '.join(list_models())}")
-    del spec
+    side = spec.shape[-1]
     try:
         check_schedule(c.lr, f"{where}lr", c.epochs, lo=0.0, lo_open=True)
         check_schedule(c.weight_decay, f"{where}weight_decay", c.epochs, lo=0.0)
+        if c.dropout is not None:
+            check_schedule(c.dropout, f"{where}dropout", c.epochs, lo=0.0, hi=1.0, hi_open=True)
+        if c.blur_n is not None:
+            check_schedule(c.blur_n, f"{where}blur_n", c.epochs, lo=1, hi=side, integer=True)
+        if c.blur_mode == "mixed":
+            check_schedule(c.blur_mix, f"{where}blur_mix", c.epochs, lo=0.0, hi=1.0)
+        if c.image_size is not None:
+            check_schedule(c.image_size, f"{where}image_size", c.epochs, lo=1, hi=side, integer=True)
+        if c.blur_sigma is not None:
+            check_schedule(c.blur_sigma, f"{where}blur_sigma", c.epochs, lo=0.0)
+            check_schedule(c.blur_p, f"{where}blur_p", c.epochs, lo=0.0, hi=1.0)
     except SharpenError as exc:
         raise SharpenError(f"{path}: {exc}") from None

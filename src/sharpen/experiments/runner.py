@@ -29,6 +29,7 @@ import torch
 
 import sharpen
 from sharpen import SharpenError
+from sharpen.curricula import hooks_from_config
 from sharpen.data import get_spec, load, split_indices
 from sharpen.experiments.config import Experiment, RunConfig
 from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, atomic_write_text, check_writable
@@ -133,7 +134,8 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
     t0 = time.perf_counter()
     status, error = "ok", ""
     try:
-        train(model, data, settings_of(cfg), seed, device=device, on_epoch=on_epoch)
+        train(model, data, settings_of(cfg), seed, hooks=hooks_from_config(cfg), device=device,
+              on_epoch=on_epoch)
     except Diverged as exc:
         status, error = "diverged", str(exc)
     result: dict[str, Any] = {"seed": seed, "status": status, "error": error,

@@ -72,10 +72,15 @@ class TrainState:
     settings: TrainSettings
     device: torch.device
     generator: torch.Generator
+    seed: int = 0
     epoch: int = 0  # 0-based
     step: int = 0
     lr: float = 0.0
-    train_x: torch.Tensor | None = None  # the uint8 training images in use this epoch
+    # the training images in use this epoch: uint8, or float on the 0..255 scale (a curriculum
+    # may swap in a blurred copy); batch_index holds the indices of the batch being trained
+    train_x: torch.Tensor | None = None
+    batch_index: torch.Tensor | None = None
+    norm: Callable[[torch.Tensor], torch.Tensor] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,11 +131,12 @@ def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
 
 def normalizer(mean: Sequence[float], std: Sequence[float], device: torch.device
                ) -> Callable[[torch.Tensor], torch.Tensor]:
-    m = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
-    s = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+    m = torch.tensor(mean, device=device).view(1, -1) * 255.0
+    s = torch.tensor(std, device=device).view(1, -1) * 255.0
 
     def norm(x: torch.Tensor) -> torch.Tensor:
-        return (x.float() - m) / s
+        shape = (1, -1) + (1,) * (x.dim() - 2)  # images N×C×H×W or signals N×C×L
+        return (x.float() - m.view(shape)) / s.view(shape)
 
     return norm
 
@@ -178,8 +184,8 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
     wd_s = as_schedule(settings.weight_decay)
     wd_scheduled = not isinstance(wd_s, Constant)
     gen = torch.Generator().manual_seed(int(seed) + 7919)  # data order, independent of init
-    state = TrainState(model, opt, data, settings, device, gen)
     norm = normalizer(data.mean, data.std, device)
+    state = TrainState(model, opt, data, settings, device, gen, seed=int(seed), norm=norm)
     lossf = loss_fn(settings.loss)
     lr_mult, prev_loss = 1.0, None
     rows: list[dict[str, Any]] = []
@@ -201,6 +207,7 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
         seen = 0
         for i in range(0, stop, bs):
             idx = perm[i:i + bs]
+            state.batch_index = idx
             x, y = norm(state.train_x[idx]), data.train.y[idx]
             for h in hooks:
                 x, y = h.on_batch(state, x, y)
