@@ -7,7 +7,8 @@ from sharpen import SharpenError
 from sharpen.models import count_parameters, create_model, list_models
 
 # Registered image models and the input they are built for (other issues add theirs).
-INPUTS = {"lenet5": (1, 28, 28), "lenet5_dropout": (1, 28, 28)}
+INPUTS = {"lenet5": (1, 28, 28), "lenet5_dropout": (1, 28, 28), "nin_cifar": (3, 32, 32),
+          "conv1d_small": (1, 128)}
 
 
 def test_registry_lists_foundation_models():
@@ -34,9 +35,9 @@ def test_classic_lenet5_count():
 @pytest.mark.parametrize("name", sorted(INPUTS))
 def test_every_model_forward_backward(name):
     torch.manual_seed(0)
-    c, h, w = INPUTS[name]
-    m = create_model(name, num_classes=7, in_channels=c)
-    x = torch.randn(3, c, h, w)
+    shape = INPUTS[name]
+    m = create_model(name, num_classes=7, in_channels=shape[0])
+    x = torch.randn(3, *shape)
     out = m(x)
     assert out.shape == (3, 7) and torch.isfinite(out).all()
     out.sum().backward()
@@ -57,3 +58,20 @@ def test_unknown_model_lists_valid_names():
 def test_lenet_other_sizes_and_channels():
     m = create_model("lenet5_dropout", in_channels=3, input_size=32)
     assert m(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_nin_cifar_follows_figure_5_and_takes_any_size():
+    m = create_model("nin_cifar")
+    convs = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size[0]) for c in convs] == [
+        (16, 3), (32, 3), (16, 1), (32, 3), (64, 3), (32, 1), (64, 3), (10, 1)]
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    assert len(bns) == 5  # one per 3×3 conv, none after 1×1 convs
+    assert sum(isinstance(mod, torch.nn.MaxPool2d) for mod in m.modules()) == 2
+    # conv weights (3×3 no bias, 1×1 with bias) + BN affine
+    expected = (27 * 16 + 16 * 9 * 32 + (32 * 16 + 16) + 16 * 9 * 32 + 32 * 9 * 64
+                + (64 * 32 + 32) + 32 * 9 * 64 + (64 * 10 + 10)) + 2 * (16 + 32 + 32 + 64 + 64)
+    assert count_parameters(m) == expected == 50_186
+    m.eval()
+    for side in (24, 26, 32, 17):
+        assert m(torch.randn(2, 3, side, side)).shape == (2, 10)

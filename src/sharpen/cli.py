@@ -72,6 +72,33 @@ def _cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schedule(a: argparse.Namespace) -> int:
+    import csv
+
+    from sharpen.curricula.plan import PLAN_COLUMNS, schedule_rows
+    from sharpen.experiments import load_experiment
+
+    exp = load_experiment(a.experiment, a.profile, a.set)
+    arms = [a.arm] if a.arm else list(exp.arms)
+    for arm in arms:
+        if arm not in exp.arms:
+            raise SharpenError(f"no arm {arm!r} in {exp.name}; arms: {', '.join(exp.arms)}")
+        rows = schedule_rows(exp.arms[arm])
+        cols = [c for c in PLAN_COLUMNS if c in rows[0]]
+        if a.csv:
+            w = csv.DictWriter(sys.stdout, cols, lineterminator="\n")
+            if len(arms) > 1:
+                print(f"# arm {arm}")
+            w.writeheader()
+            w.writerows(rows)
+            continue
+        print(f"arm {arm}:")
+        print("  " + "  ".join(f"{c:>12s}" for c in cols))
+        for r in rows:
+            print("  " + "  ".join(f"{r[c]:>12g}" for c in cols))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sharpen", description=__doc__.split("\n")[0] if __doc__ else "")
     p.add_argument("--version", action="version", version=f"sharpen {__version__}")
@@ -96,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list models, datasets or bundled experiments")
     ls.add_argument("what", nargs="?", choices=["models", "datasets", "experiments"])
     ls.set_defaults(fn=_cmd_list)
+
+    s = sub.add_parser("schedule", help="print every scheduled quantity per epoch, without training")
+    s.add_argument("experiment")
+    s.add_argument("--arm", help="only this arm")
+    s.add_argument("--profile")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE")
+    s.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    s.set_defaults(fn=_cmd_schedule)
 
     d = sub.add_parser("data", help="fetch or verify a dataset's files")
     d.add_argument("action", choices=["fetch", "verify"])

@@ -178,6 +178,7 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
             if not dst.exists():
                 shutil.copyfile(exp.source, dst)
         atomic_write_json(out / "environment.json", environment())
+        curriculum_figures(exp, out)
         jobs = [(arm, seed) for arm in exp.arms for seed in exp.seeds]
         results: list[dict[str, Any]] = []
         for k, (arm, seed) in enumerate(jobs, 1):
@@ -222,3 +223,31 @@ def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True)
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
     # runs count and seed list may grow between invocations; the arms must not change
     return {k: v for k, v in resolved.items() if k in ("arms",)}
+
+
+def curriculum_figures(exp: Experiment, out: Path) -> list[Path]:
+    """The blurred-copies strip, the σ strip and the schedule plot, for curriculum arms."""
+    from sharpen.curricula.plan import schedule_rows
+    from sharpen.reports.figures import blur_strip, schedule_plot, sigma_strip
+
+    plans = {arm: schedule_rows(c) for arm, c in exp.arms.items()}
+    cur = [c for c in exp.arms.values()
+           if c.blur_n is not None or c.blur_sigma is not None or c.image_size is not None]
+    if not cur:
+        return []
+    made = [schedule_plot(plans, out / "schedule.png")]
+    c0 = cur[0]
+    if get_spec(c0.dataset).format == "synthetic-waves" or len(get_spec(c0.dataset).shape) != 3:
+        return made
+    x, y = _load_cached(c0, "train")
+    pick = [int((y == k).nonzero()[0]) for k in range(min(4, int(y.max()) + 1)) if (y == k).any()]
+    imgs = x[pick]
+    ns = sorted({r["blur_n"] for rows in plans.values() for r in rows if "blur_n" in r} - {1},
+                reverse=True)
+    if ns:
+        made.append(blur_strip(imgs, [1, *sorted(ns)], out / "blur_strip.png", c0.padding))
+    sig = sorted({r["sigma"] for rows in plans.values() for r in rows if "sigma" in r} | {0.0},
+                 reverse=True)
+    if sig:
+        made.append(sigma_strip(imgs, sig, out / "sigma_strip.png", c0.padding))
+    return made

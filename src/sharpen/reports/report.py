@@ -205,5 +205,9 @@ def write_report(run_dir: Path) -> Path:
         parts += ["## Notes", "", cfg["notes"].strip(), ""]
     if png:
         parts += ["## Curves", "", f"![curves]({png.name})", ""]
+    for f, title in (("schedule.png", "Schedules"), ("blur_strip.png", "Blurred copies (seed 000)"),
+                     ("sigma_strip.png", "Gaussian blur at each σ of the schedule (seed 001)")):
+        if (run_dir / f).exists():
+            parts += [f"## {title}", "", f"![{f}]({f})", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(parts))
     return run_dir / "report.md"

@@ -108,6 +108,9 @@ class Step(_Base):
             v = min(v, self.max)
         return v
 
+    def end_point(self, epochs: int) -> float | None:
+        return self.begin  # a step schedule that begins after training never acts
+
 
 class Piecewise(_Base):
     """Values at given points; held (``interpolate = false``) or linearly interpolated."""
