@@ -128,3 +128,19 @@ def test_tiny_numpy_network_trains_identically_with_every_impl():
     assert ref[-1] < 0.8 * ref[0]
     for impl, hist in losses.items():
         np.testing.assert_allclose(hist, ref, rtol=1e-9, err_msg=impl)
+
+
+def test_conv_benchmark_writes_table_fits_and_plots(tmp_path, monkeypatch):
+    import sharpen.bench as bench
+
+    monkeypatch.setitem(bench.SWEEPS, "quick", {"batch": [1, 2, 4], "kernel": [1, 3]})
+    out = bench.run_conv_bench("quick", tmp_path / "b", repeats=1, log=lambda *_: None)
+    md = (out / "report.md").read_text()
+    assert "im2col is" in md and "faster than loops" in md and "| batch | correlate |" in md
+    for f in ("measurements.csv", "summary.json", "conv_batch.png", "conv_kernel.png"):
+        assert (out / f).exists(), f
+    import json
+
+    fits = json.loads((out / "summary.json").read_text())["fits"]
+    mem = next(f for f in fits if f["variable"] == "batch" and f["impl"] == "im2col")["mem_fwd"]
+    assert 0.7 < mem < 1.3  # the column matrix grows linearly with the batch

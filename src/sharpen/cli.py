@@ -99,6 +99,14 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(a: argparse.Namespace) -> int:
+    from sharpen.bench import run_conv_bench
+
+    out = run_conv_bench(a.profile, a.out, a.repeats)
+    print(f"benchmark directory: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sharpen", description=__doc__.split("\n")[0] if __doc__ else "")
     p.add_argument("--version", action="version", version=f"sharpen {__version__}")
@@ -131,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE")
     s.add_argument("--csv", action="store_true", help="CSV instead of a table")
     s.set_defaults(fn=_cmd_schedule)
+
+    b = sub.add_parser("bench", help="benchmarks: conv (NumPy conv implementations, seed 003 §2)")
+    b.add_argument("what", choices=["conv"])
+    b.add_argument("--profile", default="quick", choices=["quick", "full"])
+    b.add_argument("--out")
+    b.add_argument("--repeats", type=int)
+    b.set_defaults(fn=_cmd_bench)
 
     d = sub.add_parser("data", help="fetch or verify a dataset's files")
     d.add_argument("action", choices=["fetch", "verify"])
