@@ -140,8 +140,8 @@ def run_conv_bench(profile: str = "quick", out: Path | None = None, repeats: int
                          "time_bwd": _slope(xs, [r["t_bwd"] for r in rs]),
                          "mem_fwd": _slope(xs, [r["mem_fwd"] for r in rs]),
                          "mem_bwd": _slope(xs, [r["mem_bwd"] for r in rs])})
-    base_rows = {r["impl"]: r for r in rows
-                 if r["variable"] == "batch" and r["value"] == BASE["batch"]}
+    x, w, b, pad = _inputs(**BASE, rng=rng)  # the base point, every implementation
+    base_rows = {impl: measure(impl, x, w, b, pad, 1 if impl == "loops" else reps) for impl in IMPLS}
     md = _markdown(profile, fits, base_rows, rows, time.perf_counter() - t_start)
     atomic_write_text(out / "report.md", md)
     atomic_write_json(out / "summary.json", {"profile": profile, "base": BASE, "fits": fits,
