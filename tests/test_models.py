@@ -9,6 +9,7 @@ from sharpen.models import count_parameters, create_model, list_models
 # Registered image models and the input they are built for (other issues add theirs).
 INPUTS = {"lenet5": (1, 28, 28), "lenet5_dropout": (1, 28, 28), "nin_cifar": (3, 32, 32),
           "conv1d_small": (1, 128)}
+INPUTS.update({n: (3, 32, 32) for n in list_models() if n.startswith("vgg")})  # tests/test_vgg.py
 
 
 def test_registry_lists_foundation_models():

@@ -16,6 +16,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
     sets = list(a.set or [])
     if a.no_verify:
         sets.append("verify=false")
+    if a.arms:
+        sets.append(f"select_arms={a.arms!r}")
     exp = load_experiment(a.experiment, a.profile, sets, a.runs)
     out, results = run_experiment(exp, Path(a.out) if a.out else None, quiet=a.quiet)
     keep_best = any(c.keep_best for c in exp.arms.values())
@@ -121,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a key, e.g. --set epochs=3 --set arms.base.lr=0.1")
     r.add_argument("--no-verify", action="store_true", help="skip dataset md5 checks")
+    r.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
     r.add_argument("--quiet", action="store_true", help="print only the final table")
     r.set_defaults(fn=_cmd_run)
 

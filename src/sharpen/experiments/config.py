@@ -63,6 +63,14 @@ class RunConfig(BaseModel):
     blur_p: ScheduleLike = 1.0  # seed 001: probability α that a batch is blurred
     padding: Literal["reflect", "replicate", "zeros", "circular"] = "reflect"
 
+    # regularisers and diagnostics
+    random_erasing: bool = False  # seed 003: p 0.5, area 0.02-0.33, aspect 0.3-3.3, noise fill
+    erase_p: float = Field(0.5, ge=0, le=1)
+    erase_area: tuple[float, float] = (0.02, 0.33)
+    erase_aspect: tuple[float, float] = (0.3, 3.3)
+    grad_flow_epochs: list[int] | None = None  # record per-layer gradient flow ([] = every epoch)
+    data_resize: int | None = Field(None, ge=4, description="resize train and test images once")
+
     keep_best: bool = False
     device: str = "auto"
     eval_batch_size: int = Field(1000, ge=1)
@@ -76,7 +84,7 @@ class RunConfig(BaseModel):
 
 
 EXPERIMENT_KEYS = {"name", "description", "seed_paper", "runs", "seed", "arms", "profiles",
-                   "published", "notes"}
+                   "published", "notes", "select_arms"}
 RUN_KEYS = set(RunConfig.model_fields)
 
 
@@ -211,6 +219,15 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
     arms_raw = raw.get("arms") or {"default": {}}
     if not isinstance(arms_raw, dict):
         raise SharpenError(f"{path}: 'arms' must be a table of named arms")
+    select = raw.get("select_arms")
+    if select is not None:  # run only these arms (a profile or --arms may narrow the list)
+        if isinstance(select, str):
+            select = [s.strip() for s in select.split(",") if s.strip()]
+        unknown = [a for a in select if a not in arms_raw]
+        if unknown or not select:
+            raise SharpenError(f"{path}: select_arms {unknown or select!r}: not arms of this "
+                               f"experiment; arms: {', '.join(arms_raw)}")
+        arms_raw = {a: arms_raw[a] for a in select}
     arms: dict[str, RunConfig] = {}
     for arm, ov in arms_raw.items():
         if not isinstance(ov, dict):
@@ -221,7 +238,7 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
             merged["model_args"] = {**base["model_args"], **ov["model_args"]}
         arms[arm] = _validate(RunConfig, merged, path, f"arms.{arm}." if raw.get("arms") else "")
         _semantic_checks(arms[arm], path, f"arms.{arm}." if raw.get("arms") else "")
-    meta = {k: v for k, v in raw.items() if k in EXPERIMENT_KEYS - {"arms", "profiles"}}
+    meta = {k: v for k, v in raw.items() if k in EXPERIMENT_KEYS - {"arms", "profiles", "select_arms"}}
     meta.setdefault("name", path.stem)
     return _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile},
                      path, "")
@@ -260,7 +277,19 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise SharpenError(f"{path}: field {where}model: unknown model {c.model!r}{hint}; "
                            f"valid names: {', '.join(list_models())}")
-    side = spec.shape[-1]
+    side = c.data_resize or spec.shape[-1]
+    if c.data_resize is not None and len(spec.shape) != 3:
+        raise SharpenError(f"{path}: field {where}data_resize applies to images only, "
+                           f"not to {c.dataset}")
+    lo_a, hi_a = c.erase_area
+    if not (0 < lo_a <= hi_a <= 1) or not (0 < c.erase_aspect[0] <= c.erase_aspect[1]):
+        raise SharpenError(f"{path}: fields {where}erase_area / erase_aspect: need "
+                           f"0 < lo <= hi <= 1 for the area and 0 < lo <= hi for the aspect; got "
+                           f"{c.erase_area}, {c.erase_aspect}")
+    for e in c.grad_flow_epochs or []:
+        if not 1 <= e <= c.epochs:
+            raise SharpenError(f"{path}: field {where}grad_flow_epochs: epoch {e} is outside "
+                               f"1..{c.epochs}")
     try:
         check_schedule(c.lr, f"{where}lr", c.epochs, lo=0.0, lo_open=True)
         check_schedule(c.weight_decay, f"{where}weight_decay", c.epochs, lo=0.0)

@@ -96,8 +96,33 @@ def build_data(cfg: RunConfig, device: torch.device) -> TrainData:
         x, y = x[tr], y[tr]
     if cfg.test_size is not None:
         tx, ty = tx[: cfg.test_size], ty[: cfg.test_size]
+    if cfg.data_resize is not None:
+        x, tx = _resize_u8(x, cfg.data_resize), _resize_u8(tx, cfg.data_resize)
+        if val is not None:
+            val = Split(_resize_u8(val.x, cfg.data_resize), val.y)
     return TrainData(Split(x.to(device), y.to(device)), Split(tx.to(device), ty.to(device)), val,
                      spec.mean, spec.std)
+
+
+def _resize_u8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    from sharpen.curricula import resize
+
+    parts = [resize(x[i:i + chunk].float(), size).round().clamp(0, 255).to(torch.uint8)
+             for i in range(0, len(x), chunk)]
+    return torch.cat(parts) if parts else x
+
+
+def hooks_for(cfg: RunConfig) -> list:
+    """Every hook a RunConfig asks for: curricula, then regularisers, then diagnostics."""
+    from sharpen.training.diagnostics import GradientFlow
+    from sharpen.training.regularizers import RandomErasing
+
+    hooks = hooks_from_config(cfg)
+    if cfg.random_erasing:
+        hooks.append(RandomErasing(cfg.erase_p, cfg.erase_area, cfg.erase_aspect))
+    if cfg.grad_flow_epochs is not None:
+        hooks.append(GradientFlow(cfg.grad_flow_epochs))
+    return hooks
 
 
 def settings_of(cfg: RunConfig) -> TrainSettings:
@@ -133,11 +158,15 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
 
     t0 = time.perf_counter()
     status, error = "ok", ""
+    hooks = hooks_for(cfg)
     try:
-        train(model, data, settings_of(cfg), seed, hooks=hooks_from_config(cfg), device=device,
-              on_epoch=on_epoch)
+        train(model, data, settings_of(cfg), seed, hooks=hooks, device=device, on_epoch=on_epoch)
     except Diverged as exc:
         status, error = "diverged", str(exc)
+    for h in hooks:
+        if getattr(h, "records", None):
+            atomic_write_csv(run_dir / "gradflow.csv", h.records,
+                             ["epoch", "layer", "name", "mean_abs_grad", "update_ratio"])
     result: dict[str, Any] = {"seed": seed, "status": status, "error": error,
                               "seconds": time.perf_counter() - t0,
                               "params": count_parameters(model), "epochs_done": len(rows)}

@@ -13,7 +13,7 @@ from sharpen.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, 
 
 TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_mean", "test_acc_std",
                  "test_acc_best", "test_acc_worst", "best_epoch_acc_mean", "best_epoch_acc_std",
-                 "gap_mean", "seconds_mean", "params"]
+                 "val_acc_mean", "gap_mean", "seconds_mean", "params"]
 
 
 def _num(v: Any) -> float | None:
@@ -53,6 +53,7 @@ def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None
         acc = [a for r in ok if (a := _num(r.get("test_acc"))) is not None]
         best = [a for r in ok if (a := _num(r.get("best_test_acc"))) is not None]
         gaps = [a for r in ok if (a := _num(r.get("gap"))) is not None]
+        vals = [a for r in ok if (a := _num(r.get("val_acc"))) is not None]
         secs = [a for r in ok if (a := _num(r.get("seconds"))) is not None]
         m, s, b, w = _stats(acc)
         bm, bs, _, _ = _stats(best)
@@ -62,7 +63,8 @@ def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None
             "failed": sum(r.get("status") == "failed" for r in rs),
             "test_acc_mean": m, "test_acc_std": s, "test_acc_best": b, "test_acc_worst": w,
             "best_epoch_acc_mean": bm, "best_epoch_acc_std": bs,
-            "gap_mean": _stats(gaps)[0], "seconds_mean": _stats(secs)[0],
+            "val_acc_mean": _stats(vals)[0], "gap_mean": _stats(gaps)[0],
+            "seconds_mean": _stats(secs)[0],
             "params": next((r.get("params") for r in rs if r.get("params")), None),
         })
     return out
@@ -77,7 +79,7 @@ def _secs(v: float | None) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False) -> str:
-    head = ("| arm | runs (ok/div/fail) | test acc % mean ± std | best | worst | "
+    head = ("| arm | runs (ok/div/fail) | test acc % mean ± std | best | worst | val acc % | "
             "gap % | s/run | params |")
     if keep_best:
         head += " best-epoch acc % (keep-best) |"
@@ -87,7 +89,7 @@ def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False) -> str:
               if r["test_acc_mean"] is not None else "–")
         line = (f"| {r['arm']} | {r['n']} ({r['ok']}/{r['diverged']}/{r['failed']}) | {pm} | "
                 f"{_pct(r['test_acc_best'])} | {_pct(r['test_acc_worst'])} | "
-                f"{_pct(r['gap_mean'])} | "
+                f"{_pct(r['val_acc_mean'])} | {_pct(r['gap_mean'])} | "
                 f"{_secs(r['seconds_mean'])} | "
                 f"{r['params'] or '–'} |")
         if keep_best:
@@ -101,7 +103,7 @@ def published_table(published: dict[str, Any], rows: list[dict[str, Any]]) -> st
     """Ours beside the seed's numbers: ``[published.<arm>]`` tables of metric = value."""
     ours = {r["arm"]: r for r in rows}
     metric_map = {"test_acc": "test_acc_mean", "gap": "gap_mean", "seconds": "seconds_mean",
-                  "best_test_acc": "best_epoch_acc_mean"}
+                  "best_test_acc": "best_epoch_acc_mean", "val_acc": "val_acc_mean"}
     lines = ["| arm | metric | published | ours (mean) |", "|---|---|---|---|"]
     for arm, vals in published.items():
         if not isinstance(vals, dict):
@@ -205,9 +207,45 @@ def write_report(run_dir: Path) -> Path:
         parts += ["## Notes", "", cfg["notes"].strip(), ""]
     if png:
         parts += ["## Curves", "", f"![curves]({png.name})", ""]
+    gf = plot_gradflow(run_dir, arms)
+    if gf:
+        parts += ["## Gradient flow (mean |∂loss/∂W| per layer, first seed of each arm)", "",
+                  f"![gradient flow]({gf.name})", ""]
     for f, title in (("schedule.png", "Schedules"), ("blur_strip.png", "Blurred copies (seed 000)"),
                      ("sigma_strip.png", "Gaussian blur at each σ of the schedule (seed 001)")):
         if (run_dir / f).exists():
             parts += [f"## {title}", "", f"![{f}]({f})", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(parts))
     return run_dir / "report.md"
+
+
+def plot_gradflow(run_dir: Path, arm_order: list[str]) -> Path | None:
+    """Per-layer mean |grad| against layer index, one panel per arm, one line per epoch."""
+    files = {p.parent.parent.name: p for p in sorted((run_dir / "runs").glob("*/seed-*/gradflow.csv"))}
+    arms = [a for a in arm_order if a in files]
+    if not arms:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 3.2), squeeze=False,
+                             sharey=True)
+    for ax, arm in zip(axes[0], arms):
+        rows = read_csv(files[arm])
+        for ep in sorted({int(r["epoch"]) for r in rows}):
+            rs = [r for r in rows if int(r["epoch"]) == ep]
+            ax.semilogy([int(r["layer"]) for r in rs], [float(r["mean_abs_grad"]) for r in rs],
+                        label=f"epoch {ep}")
+        ax.set(title=arm, xlabel="layer (input → output)")
+    axes[0][0].set_ylabel("mean |grad|")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(run_dir / "gradflow.png", buf.getvalue())
+    return run_dir / "gradflow.png"
