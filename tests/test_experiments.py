@@ -236,3 +236,28 @@ def test_bundled_experiments_validate():
         assert exp.arms
         if "smoke" in open(os.path.join(os.path.dirname(exp.source), f"{name}.toml")).read():
             load_experiment(name, profile="smoke")
+
+
+def test_grid_expands_arms_times_cells_and_tabulates(tiny, tmp_path, capsys):
+    exp = load_experiment(str(tiny), profile="smoke", axes=["lr=0.01,1e6", "batch_size=50,100"])
+    assert len(exp.arms) == 2 * 2 * 2
+    assert exp.cells["a__lr-0.01__batch_size-100"] == {"arm": "a", "lr": 0.01, "batch_size": 100}
+    assert exp.arms["b__lr-1000000.0__batch_size-50"].lr == 1e6
+    code = main(["grid", str(tiny), "--profile", "smoke", "--runs", "1", "--quiet",
+                 "--set", "optimizer='sgd'", "--axis", "lr=0.05,1e6", "--axis", "batch_size=50",
+                 "--out", str(tmp_path / "g")])
+    assert code == 0  # diverged cells are recorded, not failures
+    out = capsys.readouterr().out
+    assert "| batch_size | lr | a | b |" in out or "| lr | batch_size | a | b |" in out
+    assert "diverged" in out and "**" in out
+    rows = list(csv.DictReader(open(tmp_path / "g" / "results.csv")))
+    assert {r["grid_lr"] for r in rows} == {"0.05", "1000000.0"}
+    assert {r["status"] for r in rows if r["grid_lr"] == "1000000.0"} == {"diverged"}
+    assert (tmp_path / "g" / "grid.csv").exists()
+
+
+def test_empty_or_unknown_grid_axis(tiny):
+    with pytest.raises(SharpenError, match="grid axis 'lr' is empty"):
+        load_experiment(str(tiny), axes=["lr="])
+    with pytest.raises(SharpenError, match=r"unknown grid axis 'lrr' \(did you mean 'lr'\?\)"):
+        load_experiment(str(tiny), axes=["lrr=0.1"])

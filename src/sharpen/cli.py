@@ -18,8 +18,13 @@ def _cmd_run(a: argparse.Namespace) -> int:
         sets.append("verify=false")
     if a.arms:
         sets.append(f"select_arms={a.arms!r}")
-    exp = load_experiment(a.experiment, a.profile, sets, a.runs)
+    exp = load_experiment(a.experiment, a.profile, sets, a.runs, getattr(a, "axis", None))
     out, results = run_experiment(exp, Path(a.out) if a.out else None, quiet=a.quiet)
+    if exp.cells:
+        from sharpen.reports.report import grid_table
+
+        cfg = exp.resolved()
+        print("\n" + grid_table(cfg, results)[0])
     keep_best = any(c.keep_best for c in exp.arms.values())
     print()
     print(markdown_table(table_rows(results, list(exp.arms)), keep_best))
@@ -109,12 +114,10 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sharpen", description=__doc__.split("\n")[0] if __doc__ else "")
-    p.add_argument("--version", action="version", version=f"sharpen {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    r = sub.add_parser("run", help="run an experiment: arms × seeds, table and report")
+def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
+    helps = {"run": "run an experiment: arms × seeds, table and report",
+             "grid": "run an experiment over a grid of settings: arms × cells × seeds"}
+    r = sub.add_parser(cmd, help=helps[cmd])
     r.add_argument("experiment", help="bundled experiment name or path to a .toml/.yaml file")
     r.add_argument("--profile", help="profile in the file, e.g. quick, full, smoke")
     r.add_argument("--runs", type=int, help="number of seeds per arm (overrides the file)")
@@ -122,10 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
                                  "re-running into it finishes only missing runs")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a key, e.g. --set epochs=3 --set arms.base.lr=0.1")
+    r.add_argument("--axis", action="append", metavar="KEY=V1,V2,...",
+                   help="a grid axis, e.g. --axis lr=0.1,0.01 --axis batch_size=50,100")
     r.add_argument("--no-verify", action="store_true", help="skip dataset md5 checks")
     r.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
     r.add_argument("--quiet", action="store_true", help="print only the final table")
     r.set_defaults(fn=_cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sharpen", description=__doc__.split("\n")[0] if __doc__ else "")
+    p.add_argument("--version", action="version", version=f"sharpen {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    for cmd in ("run", "grid"):
+        _run_parser(sub, cmd)
+
 
     rp = sub.add_parser("report", help="rebuild report.md, tables and figures from a run directory")
     rp.add_argument("run_dir")

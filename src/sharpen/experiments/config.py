@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import itertools
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -84,7 +85,7 @@ class RunConfig(BaseModel):
 
 
 EXPERIMENT_KEYS = {"name", "description", "seed_paper", "runs", "seed", "arms", "profiles",
-                   "published", "notes", "select_arms"}
+                   "published", "notes", "select_arms", "grid"}
 RUN_KEYS = set(RunConfig.model_fields)
 
 
@@ -101,6 +102,9 @@ class Experiment(BaseModel):
     published: dict[str, Any] = Field(default_factory=dict)
     source: str = ""
     profile: str = ""
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}
+    cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:
@@ -180,7 +184,8 @@ def _check_keys(d: dict[str, Any], valid: set[str], where: str, path: Path) -> N
 
 
 def load_experiment(name_or_path: str, profile: str | None = None,
-                    overrides: list[str] | None = None, runs: int | None = None) -> Experiment:
+                    overrides: list[str] | None = None, runs: int | None = None,
+                    axes: list[str] | None = None) -> Experiment:
     path = find_experiment(name_or_path)
     raw = read_file(path)
     _check_keys(raw, EXPERIMENT_KEYS | RUN_KEYS, "", path)
@@ -203,6 +208,12 @@ def load_experiment(name_or_path: str, profile: str | None = None,
         set_dotted(raw, k, parse_value(v.strip()))
     if runs is not None:
         raw["runs"] = runs
+    for item in axes or []:  # --axis lr=0.1,0.01
+        if "=" not in item:
+            raise SharpenError(f"--axis {item!r}: expected key=v1,v2,...")
+        k, vs = item.split("=", 1)
+        values = [parse_value(v.strip()) for v in vs.split(",") if v.strip()]
+        raw.setdefault("grid", {})[k.strip()] = values
     return build_experiment(raw, path, profile or "")
 
 
@@ -228,20 +239,43 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
             raise SharpenError(f"{path}: select_arms {unknown or select!r}: not arms of this "
                                f"experiment; arms: {', '.join(arms_raw)}")
         arms_raw = {a: arms_raw[a] for a in select}
+    grid = _check_grid(raw.get("grid") or {}, path)
     arms: dict[str, RunConfig] = {}
+    cells: dict[str, dict[str, Any]] = {}
     for arm, ov in arms_raw.items():
         if not isinstance(ov, dict):
             raise SharpenError(f"{path}: arms.{arm} must be a table of run keys")
         _check_keys(ov, RUN_KEYS, f"arms.{arm}.", path)
-        merged = {**copy.deepcopy(base), **copy.deepcopy(ov)}
-        if "model_args" in ov and "model_args" in base:
-            merged["model_args"] = {**base["model_args"], **ov["model_args"]}
-        arms[arm] = _validate(RunConfig, merged, path, f"arms.{arm}." if raw.get("arms") else "")
-        _semantic_checks(arms[arm], path, f"arms.{arm}." if raw.get("arms") else "")
-    meta = {k: v for k, v in raw.items() if k in EXPERIMENT_KEYS - {"arms", "profiles", "select_arms"}}
+        for cell in itertools.product(*grid.values()) if grid else [()]:
+            point = dict(zip(grid, cell))
+            merged = {**copy.deepcopy(base), **copy.deepcopy(ov), **copy.deepcopy(point)}
+            if "model_args" in ov and "model_args" in base:
+                merged["model_args"] = {**base["model_args"], **ov["model_args"]}
+            name = arm + "".join(f"__{k}-{v}" for k, v in point.items())
+            where = (f"arms.{arm}." if raw.get("arms") else "") + (
+                f"(grid {point}) " if point else "")
+            arms[name] = _validate(RunConfig, merged, path, where)
+            _semantic_checks(arms[name], path, where)
+            if point:
+                cells[name] = {"arm": arm, **point}
+    meta = {k: v for k, v in raw.items()
+            if k in EXPERIMENT_KEYS - {"arms", "profiles", "select_arms", "grid"}}
     meta.setdefault("name", path.stem)
-    return _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile},
-                     path, "")
+    return _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile,
+                                  "grid": grid, "cells": cells}, path, "")
+
+
+def _check_grid(grid: Any, path: Path) -> dict[str, list[Any]]:
+    if not isinstance(grid, dict):
+        raise SharpenError(f"{path}: 'grid' must be a table of axis = [values]")
+    for k, v in grid.items():
+        if k not in RUN_KEYS:
+            raise SharpenError(f"{path}: unknown grid axis {k!r}{_suggest(k, RUN_KEYS)}")
+        if not isinstance(v, list):
+            raise SharpenError(f"{path}: grid axis {k!r} must be a list of values, got {v!r}")
+        if not v:
+            raise SharpenError(f"{path}: grid axis {k!r} is empty; give at least one value")
+    return dict(grid)
 
 
 def _validate(model: type[BaseModel], data: dict[str, Any], path: Path, where: str) -> Any:

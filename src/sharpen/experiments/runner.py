@@ -221,19 +221,22 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                 continue
             if not quiet:
                 print(f"[{k}/{len(jobs)}] {arm} seed {seed} ...", flush=True)
-            res = execute(exp.arms[arm], arm, seed, rdir, quiet)
+            res = execute(exp.arms[arm], arm, seed, rdir, quiet, exp.cells.get(arm))
             results.append(res)
             if not quiet:
                 acc = res.get("test_acc")
                 print(f"[{k}/{len(jobs)}] {arm} seed {seed}: {res['status']}"
                       + (f" test_acc {acc:.4f}" if acc is not None else "")
                       + f" ({res['seconds']:.1f}s)", flush=True)
-        atomic_write_csv(out / "results.csv", results, RESULT_COLUMNS)
+        axes = [f"grid_{k}" for k in exp.grid]
+        atomic_write_csv(out / "results.csv", results,
+                         RESULT_COLUMNS + (["base_arm", *axes] if axes else []))
         write_report(out)
     return out, results
 
 
-def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True) -> dict[str, Any]:
+def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True,
+            cell: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one job, turning an exception into a recorded ``failed`` result."""
     rdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -245,6 +248,9 @@ def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True)
         res = {"seed": seed, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                "seconds": 0.0, "epochs_done": 0}
     res["arm"] = arm
+    if cell:
+        res["base_arm"] = cell["arm"]
+        res.update({f"grid_{k}": v for k, v in cell.items() if k != "arm"})
     atomic_write_json(rdir / "result.json", res)
     return res
 

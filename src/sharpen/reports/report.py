@@ -200,6 +200,11 @@ def write_report(run_dir: Path) -> Path:
               "## Results (final epoch"
               + ("; keep-best column = best test epoch, optimistic" if keep_best else "") + ")",
               "", markdown_table(rows, keep_best), ""]
+    if cfg.get("cells"):
+        grid_md, grid_rows = grid_table(cfg, summary_results(run_dir))
+        atomic_write_csv(run_dir / "grid.csv", grid_rows, list(grid_rows[0]) if grid_rows else [])
+        parts += ["## Grid: mean test accuracy % per cell (± std over seeds; best per arm in bold)",
+                  "", grid_md, ""]
     if cfg.get("published"):
         parts += ["## Ours beside the published numbers", "",
                   published_table(cfg["published"], rows), ""]
@@ -249,3 +254,47 @@ def plot_gradflow(run_dir: Path, arm_order: list[str]) -> Path | None:
     plt.close(fig)
     atomic_write_bytes(run_dir / "gradflow.png", buf.getvalue())
     return run_dir / "gradflow.png"
+
+
+def summary_results(run_dir: Path) -> list[dict[str, Any]]:
+    return load_results(run_dir)
+
+
+def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Seed 004's layout: one row per grid cell, one column per base arm, mean test accuracy."""
+    cells = cfg["cells"]
+    axes = list(cfg.get("grid", {}))
+    base_arms = list(dict.fromkeys(c["arm"] for c in cells.values()))
+    points = list(dict.fromkeys(tuple(c[a] for a in axes) for c in cells.values()))
+    by: dict[tuple, dict[str, Any]] = {}
+    for derived, c in cells.items():
+        rs = [r for r in results if r.get("arm") == derived]
+        ok = [a for r in rs if r.get("status") == "ok" and (a := _num(r.get("test_acc"))) is not None]
+        div = sum(r.get("status") == "diverged" for r in rs)
+        m, s, _, _ = _stats(ok)
+        by[(tuple(c[a] for a in axes), c["arm"])] = {"mean": m, "std": s, "n": len(ok), "div": div}
+    best = {}
+    for arm in base_arms:
+        vals = [(by[(p, arm)]["mean"], p) for p in points if by.get((p, arm), {}).get("mean") is not None]
+        if vals:
+            best[arm] = max(vals)[1]
+    head = "| " + " | ".join(axes) + " | " + " | ".join(base_arms) + " |"
+    lines = [head, "|" + "---|" * (len(axes) + len(base_arms))]
+    rows = []
+    for p in points:
+        cellstrs, row = [], dict(zip(axes, p))
+        for arm in base_arms:
+            e = by.get((p, arm))
+            if e is None or e["mean"] is None:
+                txt = "diverged" if e and e["div"] else "–"
+            else:
+                txt = f"{100 * e['mean']:.2f} ± {100 * e['std']:.2f}"
+                if e["div"]:
+                    txt += f" ({e['div']} diverged)"
+                if best.get(arm) == p:
+                    txt = f"**{txt}**"
+            cellstrs.append(txt)
+            row[arm] = None if e is None else e["mean"]
+        rows.append(row)
+        lines.append("| " + " | ".join(str(v) for v in p) + " | " + " | ".join(cellstrs) + " |")
+    return "\n".join(lines), rows
