@@ -3,10 +3,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -58,44 +54,6 @@ def test_arms_inherit_base_and_profiles_override(tiny):
     assert exp.arms["b"].batch_size == 100 and exp.arms["a"].batch_size == 50
     assert exp.arms["a"].model_args == {"dropout": 0.0} and exp.arms["b"].model_args == {}
     assert exp.arms["b"].lr.kind == "step"
-
-
-@pytest.mark.parametrize("text,match", [
-    ("epohcs = 3", r"unknown key 'epohcs' \(did you mean 'epochs'\?\)"),
-    ("epochs = -1", r"field epochs: Input should be greater than or equal to 1"),
-    ("epochs = 'ten'", r"field epochs: Input should be a valid integer.*'ten'"),
-    ("lr = 0", r"field 'lr': value 0 at epoch 1 is outside"),
-    ("model = 'lenet'", r"field model: unknown model 'lenet'.*valid names"),
-    ("dataset = 'mnsit'", r"field dataset: unknown dataset 'mnsit'; valid names"),
-    ("optimizer = 'rmsprop'", r"field optimizer: Input should be 'sgd' or 'adam'"),
-    ("[arms.x]\nlrr = 1", r"unknown key arms.x.'lrr' \(did you mean 'lr'\?\)"),
-    ("lr = { kind = 'linear', start = 0.1, end = 0.01, length = 50 }",
-     r"ends at 50 epochs but training has only 10"),
-    ("epochs = [", r"TOML syntax error.*line 1"),
-    ("epochs = 3\nlr = = 2\nruns = 1", r"TOML syntax error.*line 2"),
-])
-def test_bad_configs_name_the_field(tmp_path, text, match):
-    p = tmp_path / "bad.toml"
-    p.write_text(text)
-    with pytest.raises(SharpenError, match=match):
-        load_experiment(str(p))
-
-
-def test_yaml_files_and_yaml_syntax_errors(tmp_path):
-    p = tmp_path / "e.yaml"
-    p.write_text("name: y\ndataset: synthetic\nepochs: 1\narms:\n  only: {lr: 0.1}\n")
-    exp = load_experiment(str(p))
-    assert exp.arms["only"].lr == 0.1 and exp.arms["only"].epochs == 1
-    p.write_text("name: y\narms:\n  - [unclosed\n")
-    with pytest.raises(SharpenError, match=r"YAML syntax error at line \d+"):
-        load_experiment(str(p))
-
-
-def test_unknown_experiment_and_profile(tiny):
-    with pytest.raises(SharpenError, match="did you mean 'quickstart'"):
-        load_experiment("quickstar")
-    with pytest.raises(SharpenError, match="no profile 'fast'; available: smoke"):
-        load_experiment(str(tiny), profile="fast")
 
 
 def test_run_directory_is_self_describing(tiny, tmp_path):
@@ -150,53 +108,6 @@ def test_rerun_skips_finished_and_refuses_changed_config(tiny, tmp_path):
     changed = load_experiment(str(tiny), profile="smoke", overrides=["lr=0.1"])
     with pytest.raises(SharpenError, match="different configuration"):
         run_experiment(changed, out, quiet=True)
-
-
-def test_diverged_run_is_recorded_and_others_continue(tmp_path):
-    p = tmp_path / "div.toml"
-    p.write_text(TINY.replace("lr = 0.003\n", "lr = 0.003\n", 1)
-                 + '\n[arms.boom]\noptimizer = "sgd"\nlr = 1e6\n')
-    out, results = run_experiment(load_experiment(str(p), profile="smoke"), tmp_path / "r", quiet=True)
-    st = {(r["arm"], r["status"]) for r in results}
-    assert ("boom", "diverged") in st and ("a", "ok") in st
-    assert "loss became" in next(r["error"] for r in results if r["arm"] == "boom")
-    assert "(0/2/0)" in (out / "report.md").read_text()
-
-
-def test_sigkill_between_seeds_then_rerun_finishes_only_missing(tiny, tmp_path):
-    out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--out", str(out),
-           "--set", "epochs=3", "--set", "runs=3", "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = out / "runs" / "a" / "seed-5" / "result.json"
-    deadline = time.time() + 120
-    while not first.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert first.exists()
-    done_before = {p: p.read_bytes() for p in out.glob("runs/*/*/result.json")}
-    assert 1 <= len(done_before) < 6
-    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
-    assert leftovers == []  # atomic writes leave no half-written files
-    for p in out.glob("runs/*/*/metrics.csv"):
-        rows = list(csv.DictReader(open(p)))  # every metrics file parses completely
-        assert all(r["test_acc"] for r in rows)
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    for p, content in done_before.items():
-        assert p.read_bytes() == content
-    assert len(list(out.glob("runs/*/*/result.json"))) == 6
-
-
-def test_cli_help_and_no_arguments(capsys):
-    assert main([]) == 2
-    assert "run" in capsys.readouterr().out
-    for sub in (["--help"], ["run", "--help"], ["report", "--help"], ["list", "--help"],
-                ["data", "--help"]):
-        with pytest.raises(SystemExit) as e:
-            main(sub)
-        assert e.value.code == 0
 
 
 def test_cli_list_and_errors(capsys):
@@ -255,9 +166,3 @@ def test_grid_expands_arms_times_cells_and_tabulates(tiny, tmp_path, capsys):
     assert {r["status"] for r in rows if r["grid_lr"] == "1000000.0"} == {"diverged"}
     assert (tmp_path / "g" / "grid.csv").exists()
 
-
-def test_empty_or_unknown_grid_axis(tiny):
-    with pytest.raises(SharpenError, match="grid axis 'lr' is empty"):
-        load_experiment(str(tiny), axes=["lr="])
-    with pytest.raises(SharpenError, match=r"unknown grid axis 'lrr' \(did you mean 'lr'\?\)"):
-        load_experiment(str(tiny), axes=["lrr=0.1"])

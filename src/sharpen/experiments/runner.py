@@ -193,6 +193,8 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     out = Path(out) if out is not None else default_out_dir(exp)
     check_writable(out)
     with DirLock(out):
+        for stale in out.rglob(".*.tmp"):  # left by a writer that was killed mid-write
+            stale.unlink(missing_ok=True)
         resolved = exp.resolved()
         cfg_path = out / "config.json"
         if cfg_path.exists():

@@ -178,8 +178,8 @@ def write_report(run_dir: Path) -> Path:
     from sharpen.reports.report import plot_curves  # local: keep matplotlib off the import path
 
     run_dir = Path(run_dir)
+    summary = summarize(run_dir)  # raises a clear error if this is not a run directory
     cfg = json.loads((run_dir / "config.json").read_text())
-    summary = summarize(run_dir)
     env = {}
     if (run_dir / "environment.json").exists():
         env = json.loads((run_dir / "environment.json").read_text())

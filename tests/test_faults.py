@@ -1,0 +1,411 @@
+"""Bad input and faults, in one place (issue 8). Each test names the case it proves;
+docs/errors.md lists the message a user sees for each.
+
+Sections: experiment files · data files · training · output directories · command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sharpen import SharpenError
+from sharpen.cli import main
+from sharpen.data import load
+from sharpen.data.formats import safe_extract, safe_unpickle, write_idx
+from sharpen.data.sources import download
+from sharpen.experiments import load_experiment, run_experiment
+from sharpen.io import DirLock, atomic_write_text
+from tests.test_data import _write_mnist_like
+from tests.test_experiments import TINY
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p
+
+
+# ================================================================ experiment files
+@pytest.mark.parametrize("text,match", [
+    ("epohcs = 3", r"unknown key 'epohcs' \(did you mean 'epochs'\?\)"),
+    ("epochs = -1", r"field epochs: Input should be greater than or equal to 1"),
+    ("epochs = 'ten'", r"field epochs: Input should be a valid integer.*'ten'"),
+    ("lr = 0", r"field 'lr': value 0 at epoch 1 is outside"),
+    ("model = 'lenet'", r"field model: unknown model 'lenet'.*valid names"),
+    ("dataset = 'mnsit'", r"field dataset: unknown dataset 'mnsit'; valid names"),
+    ("optimizer = 'rmsprop'", r"field optimizer: Input should be 'sgd' or 'adam'"),
+    ("[arms.x]\nlrr = 1", r"unknown key arms.x.'lrr' \(did you mean 'lr'\?\)"),
+    ("lr = { kind = 'linear', start = 0.1, end = 0.01, length = 50 }",
+     r"ends at 50 epochs but training has only 10"),
+    ("epochs = [", r"TOML syntax error.*line 1"),
+    ("epochs = 3\nlr = = 2\nruns = 1", r"TOML syntax error.*line 2"),
+])
+def test_bad_configs_name_the_field(tmp_path, text, match):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(SharpenError, match=match):
+        load_experiment(str(p))
+
+
+def test_yaml_files_and_yaml_syntax_errors(tmp_path):
+    p = tmp_path / "e.yaml"
+    p.write_text("name: y\ndataset: synthetic\nepochs: 1\narms:\n  only: {lr: 0.1}\n")
+    exp = load_experiment(str(p))
+    assert exp.arms["only"].lr == 0.1 and exp.arms["only"].epochs == 1
+    p.write_text("name: y\narms:\n  - [unclosed\n")
+    with pytest.raises(SharpenError, match=r"YAML syntax error at line \d+"):
+        load_experiment(str(p))
+
+
+def test_unknown_experiment_and_profile(tiny):
+    with pytest.raises(SharpenError, match="did you mean 'quickstart'"):
+        load_experiment("quickstar")
+    with pytest.raises(SharpenError, match="no profile 'fast'; available: smoke"):
+        load_experiment(str(tiny), profile="fast")
+
+
+def test_diverged_run_is_recorded_and_others_continue(tmp_path):
+    p = tmp_path / "div.toml"
+    p.write_text(TINY.replace("lr = 0.003\n", "lr = 0.003\n", 1)
+                 + '\n[arms.boom]\noptimizer = "sgd"\nlr = 1e6\n')
+    out, results = run_experiment(load_experiment(str(p), profile="smoke"), tmp_path / "r", quiet=True)
+    st = {(r["arm"], r["status"]) for r in results}
+    assert ("boom", "diverged") in st and ("a", "ok") in st
+    assert "loss became" in next(r["error"] for r in results if r["arm"] == "boom")
+    assert "(0/2/0)" in (out / "report.md").read_text()
+
+
+def test_sigkill_between_seeds_then_rerun_finishes_only_missing(tiny, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--out", str(out),
+           "--set", "epochs=3", "--set", "runs=3", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "runs" / "a" / "seed-5" / "result.json"
+    deadline = time.time() + 120
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.exists()
+    done_before = {p: p.read_bytes() for p in out.glob("runs/*/*/result.json")}
+    assert 1 <= len(done_before) < 6
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []  # atomic writes leave no half-written files
+    for p in out.glob("runs/*/*/metrics.csv"):
+        rows = list(csv.DictReader(open(p)))  # every metrics file parses completely
+        assert all(r["test_acc"] for r in rows)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for p, content in done_before.items():
+        assert p.read_bytes() == content
+    assert len(list(out.glob("runs/*/*/result.json"))) == 6
+
+
+def test_cli_help_and_no_arguments(capsys):
+    assert main([]) == 2
+    assert "run" in capsys.readouterr().out
+    for sub in (["--help"], ["run", "--help"], ["report", "--help"], ["list", "--help"],
+                ["data", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(sub)
+        assert e.value.code == 0
+
+
+def test_empty_or_unknown_grid_axis(tiny):
+    with pytest.raises(SharpenError, match="grid axis 'lr' is empty"):
+        load_experiment(str(tiny), axes=["lr="])
+    with pytest.raises(SharpenError, match=r"unknown grid axis 'lrr' \(did you mean 'lr'\?\)"):
+        load_experiment(str(tiny), axes=["lrr=0.1"])
+
+
+
+# ================================================================ data files
+def test_verify_rejects_unknown_md5_naming_file(tmp_path):
+    _write_mnist_like(tmp_path)
+    msg = r"checksum mismatch for .*train-images-idx3-ubyte.gz.*expected md5 f68b3c2d"
+    with pytest.raises(SharpenError, match=msg):
+        load("mnist", "train", root=tmp_path, verify=True)
+
+
+def test_truncated_gz_names_file(tmp_path):
+    _write_mnist_like(tmp_path)
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    p.write_bytes(p.read_bytes()[:200])
+    with pytest.raises(SharpenError, match="train-images-idx3-ubyte.gz.*truncated"):
+        load("mnist", "train", root=tmp_path, verify=False)
+
+
+def test_wrong_magic_names_file(tmp_path):
+    _write_mnist_like(tmp_path)
+    p = tmp_path / "train-labels-idx1-ubyte.gz"
+    p.write_bytes(gzip.compress(b"\x12\x34\x08\x01" + b"\x00" * 40))
+    with pytest.raises(SharpenError, match="train-labels-idx1-ubyte.gz: wrong IDX magic"):
+        load("mnist", "train", root=tmp_path, verify=False)
+
+
+def test_count_mismatch_and_wrong_dims(tmp_path):
+    _write_mnist_like(tmp_path)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(7, np.uint8))
+    with pytest.raises(SharpenError, match="20 images but .* 7 labels"):
+        load("mnist", "train", root=tmp_path, verify=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros((20, 2), np.uint8))
+    with pytest.raises(SharpenError, match="2 dimensions, expected 1"):
+        load("mnist", "train", root=tmp_path, verify=False)
+
+
+def test_offline_missing_says_which_files_and_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHARPEN_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(SharpenError) as e:
+        load("mnist", "train")
+    msg = str(e.value)
+    assert "train-images-idx3-ubyte.gz" in msg and "train-labels-idx1-ubyte.gz" in msg
+    assert str(tmp_path / "nowhere") in msg and "sharpen" in msg
+
+
+class _Evil:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
+    target = tmp_path / "pwned"
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(pickle.dumps({b"data": _Evil(str(target)), b"labels": [1]}, protocol=2))
+    with pytest.raises(SharpenError, match="refused to load global"):
+        safe_unpickle(p)
+    assert not target.exists()
+    p.write_bytes(pickle.dumps({b"data": b"\x00" * 10, b"labels": [1, 2]})[:-5])
+    with pytest.raises(SharpenError, match="truncated or corrupt pickle"):
+        safe_unpickle(p)
+
+
+@pytest.mark.parametrize("bad", ["../evil.txt", "/abs/evil.txt", "ok/../../evil.txt"])
+def test_tar_extraction_refuses_unsafe_paths(tmp_path, bad):
+    arc = tmp_path / "a.tar.gz"
+    with tarfile.open(arc, "w:gz") as t:
+        info = tarfile.TarInfo(bad)
+        info.size = 4
+        t.addfile(info, io.BytesIO(b"evil"))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(SharpenError, match="refused unsafe member path"):
+        safe_extract(arc, dest)
+    assert not (tmp_path / "evil.txt").exists() and not Path("/abs/evil.txt").exists()
+    assert list(dest.iterdir()) == []
+
+
+def test_tar_extraction_refuses_links(tmp_path):
+    arc = tmp_path / "a.tar"
+    with tarfile.open(arc, "w") as t:
+        info = tarfile.TarInfo("link")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        t.addfile(info)
+    with pytest.raises(SharpenError, match="links and devices are not allowed"):
+        safe_extract(arc, tmp_path)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    cut_after: int | None = None
+
+    def log_message(self, *a):  # keep test output clean
+        pass
+
+    def do_GET(self):  # noqa: N802
+        path = Path(self.directory) / self.path.lstrip("/")
+        data = path.read_bytes()
+        start = 0
+        rng_h = self.headers.get("Range")
+        if rng_h:
+            start = int(rng_h.split("=")[1].split("-")[0])
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if _Handler.cut_after is not None and not rng_h:
+            self.wfile.write(body[: _Handler.cut_after])
+            self.wfile.flush()
+            self.connection.close()
+            return
+        self.wfile.write(body)
+
+
+def test_download_atomic_resume_and_md5(tmp_path):
+    srv_dir = tmp_path / "srv"
+    srv_dir.mkdir()
+    payload = os.urandom(300_000)
+    (srv_dir / "f.bin").write_bytes(payload)
+    md5 = hashlib.md5(payload).hexdigest()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(srv_dir)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/f.bin"
+    dest = tmp_path / "dl" / "f.bin"
+    try:
+        _Handler.cut_after = 100_000
+        with pytest.raises(SharpenError, match="cut off"):
+            download(url, dest, [md5], progress=False, timeout=5)
+        assert not dest.exists()  # never a partial file under the final name
+        part = dest.with_name("f.bin.part")
+        assert 0 < part.stat().st_size < len(payload)
+        _Handler.cut_after = None
+        download(url, dest, [md5], progress=False, timeout=5)  # resumes with Range
+        assert dest.read_bytes() == payload and not part.exists()
+        with pytest.raises(SharpenError, match="checksum mismatch for g.bin.*expected md5 0{32}"):
+            download(url, tmp_path / "dl" / "g.bin", ["0" * 32], progress=False, timeout=5)
+        assert not (tmp_path / "dl" / "g.bin").exists()
+    finally:
+        server.shutdown()
+
+
+def test_corrupt_cifar_batch_and_wrong_layout(tmp_path):
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1]}, protocol=2))
+    from sharpen.data.formats import read_cifar_batch
+
+    with pytest.raises(SharpenError, match="1 labels but 6144 bytes of pixels"):
+        read_cifar_batch(p, b"labels")
+    p.write_bytes(pickle.dumps([1, 2, 3], protocol=2))
+    with pytest.raises(SharpenError, match="not a CIFAR batch"):
+        read_cifar_batch(p, b"labels")
+
+
+# ================================================================ training
+FAILING_ARM = '\n[arms.broken]\nmodel_args = { input_size = 32 }\n'  # shape mismatch at run time
+
+
+def test_exception_in_one_run_is_recorded_others_continue_exit_nonzero(tiny, tmp_path, capsys):
+    tiny.write_text(TINY + FAILING_ARM)
+    out = tmp_path / "r"
+    code = main(["run", str(tiny), "--profile", "smoke", "--out", str(out), "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "2 run(s) failed: broken seed 5 (RuntimeError" in err
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert {(r["arm"], r["status"]) for r in rows} == {("a", "ok"), ("b", "ok"), ("broken", "failed")}
+    tb = (out / "runs" / "broken" / "seed-5" / "traceback.txt").read_text()
+    assert "Traceback (most recent call last)" in tb and "RuntimeError" in tb
+    assert "(0/0/2)" in (out / "report.md").read_text()
+
+
+def test_failed_runs_are_retried_finished_ones_kept(tiny, tmp_path):
+    tiny.write_text(TINY + FAILING_ARM)
+    out = tmp_path / "r"
+    run_experiment(load_experiment(str(tiny), profile="smoke"), out, quiet=True)
+    ok = out / "runs" / "a" / "seed-5" / "result.json"
+    before = ok.read_bytes()
+    _, results = run_experiment(load_experiment(str(tiny), profile="smoke"), out, quiet=True)
+    assert ok.read_bytes() == before
+    assert sum(r["status"] == "failed" for r in results) == 2
+
+
+# ================================================================ output directories
+def test_output_path_that_cannot_be_a_directory_fails_before_training(tiny, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["run", str(tiny), "--profile", "smoke", "--out", str(blocker / "run")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+    assert not any(tmp_path.glob("**/metrics.csv"))
+
+
+@pytest.mark.parametrize("code,text", [(errno.EROFS, "Read-only file system"),
+                                       (errno.ENOSPC, "No space left on device")])
+def test_read_only_or_full_filesystem_gives_clear_error_and_keeps_old_file(tmp_path, monkeypatch,
+                                                                            code, text):
+    target = tmp_path / "results.csv"
+    atomic_write_text(target, "old complete version\n")
+
+    def failing_replace(src, dst):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(SharpenError, match=f"cannot write .*results.csv: {text}"):
+        atomic_write_text(target, "new version\n")
+    monkeypatch.undo()
+    assert target.read_text() == "old complete version\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]  # no temp file left
+
+
+def test_full_disk_before_training_is_detected(tiny, tmp_path, monkeypatch):
+    import sharpen.io as sio
+
+    real = sio.tempfile.mkstemp
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(sio.tempfile, "mkstemp", no_space)
+    with pytest.raises(SharpenError, match="not writable: No space left on device"):
+        run_experiment(load_experiment(str(tiny), profile="smoke"), tmp_path / "r", quiet=True)
+    monkeypatch.setattr(sio.tempfile, "mkstemp", real)
+
+
+def test_second_process_on_the_same_run_directory_is_refused(tiny, tmp_path):
+    out = tmp_path / "r"
+    with DirLock(out):  # another process (here: this one) holds the directory
+        with pytest.raises(SharpenError, match="in use by another sharpen process"):
+            run_experiment(load_experiment(str(tiny), profile="smoke"), out, quiet=True)
+        r = subprocess.run([sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--profile",
+                            "smoke", "--out", str(out)], capture_output=True, text=True)
+        assert r.returncode == 2 and "in use by another sharpen process" in r.stderr
+    assert not (out / "results.csv").exists()
+    run_experiment(load_experiment(str(tiny), profile="smoke"), out, quiet=True)  # lock released
+
+
+def test_sigkill_at_random_moments_leaves_only_complete_files(tiny, tmp_path):
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--out", str(out),
+           "--set", "epochs=3", "--quiet"]
+    rnd = random.Random(0)
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(1.0, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for p in out.rglob("*.json"):
+            if not p.name.startswith("."):
+                json.loads(p.read_text())  # every visible file is complete
+        for p in out.rglob("*.csv"):
+            if not p.name.startswith("."):
+                list(csv.DictReader(open(p)))
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(list(out.glob("runs/*/*/result.json"))) == 4
+    assert [p for p in out.rglob("*.tmp")] == []  # stale temp files of killed writers are swept
+
+
+# ================================================================ command line
+def test_every_failure_exits_nonzero(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = -1")
+    for argv in (["run", str(bad)], ["run", "nope"], ["report", str(tmp_path)],
+                 ["data", "verify", "mnist", "--root", str(tmp_path)],
+                 ["schedule", "quickstart", "--arm", "nope"]):
+        assert main(argv) == 2, argv
+    r = subprocess.run([sys.executable, "-m", "sharpen.cli", "bogus"], capture_output=True, text=True)
+    assert r.returncode == 2 and "invalid choice" in r.stderr
