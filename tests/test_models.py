@@ -10,6 +10,7 @@ from sharpen.models import count_parameters, create_model, list_models
 INPUTS = {"lenet5": (1, 28, 28), "lenet5_dropout": (1, 28, 28), "nin_cifar": (3, 32, 32),
           "conv1d_small": (1, 128)}
 INPUTS.update({n: (3, 32, 32) for n in list_models() if n.startswith("vgg")})  # tests/test_vgg.py
+PAIRS = {n for n in list_models() if n.startswith(("direct", "shres", "sub_"))}  # tests/test_pairs.py
 
 
 def test_registry_lists_foundation_models():
@@ -48,7 +49,7 @@ def test_every_model_forward_backward(name):
 
 
 def test_every_registered_model_is_covered():
-    assert set(list_models()) <= set(INPUTS), "add new models to INPUTS"
+    assert set(list_models()) <= set(INPUTS) | PAIRS, "add new models to INPUTS"
 
 
 def test_unknown_model_lists_valid_names():

@@ -42,6 +42,13 @@ class RunConfig(BaseModel):
     model: str = "lenet5_dropout"
     model_args: dict[str, Any] = Field(default_factory=dict)
 
+    # digit-pair comparison (seeds 002, 004): N pairs per split, drawn anew per run seed
+    pairs: int | None = Field(None, ge=1)
+    pairs_test: int | None = Field(None, ge=1, description="test pairs (default: pairs)")
+    pair_normalize: Literal["train", "dataset"] = "train"  # train: mean/std of train pairs
+    aux_weight: float = Field(1.0, ge=0)
+    asym_weight: float = Field(1.0, ge=0)
+
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["sgd", "adam"] = "sgd"
@@ -311,6 +318,18 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise SharpenError(f"{path}: field {where}model: unknown model {c.model!r}{hint}; "
                            f"valid names: {', '.join(list_models())}")
+    from sharpen.models import create_model
+
+    is_pair_model = hasattr(create_model(c.model), "pair_outputs")
+    if c.pairs is not None and spec.shape != (1, 28, 28):
+        raise SharpenError(f"{path}: field {where}pairs: digit pairs need a 1×28×28 dataset "
+                           f"(mnist, fashion-mnist, mnist-sample), not {c.dataset}")
+    if is_pair_model != (c.pairs is not None):
+        raise SharpenError(
+            f"{path}: field {where}model: {c.model!r} " + (
+                "is a pair model; set pairs = N (e.g. 1000)" if is_pair_model
+                else "is not a pair model; pair models: " + ", ".join(
+                    m for m in list_models() if m.startswith(("direct", "shres", "sub_")))))
     side = c.data_resize or spec.shape[-1]
     if c.data_resize is not None and len(spec.shape) != 3:
         raise SharpenError(f"{path}: field {where}data_resize applies to images only, "

@@ -37,7 +37,7 @@ from sharpen.models import count_parameters, create_model
 from sharpen.training import Diverged, Split, TrainData, TrainSettings, train
 
 RESULT_COLUMNS = ["arm", "seed", "status", "test_acc", "best_test_acc", "best_epoch", "train_acc",
-                  "val_acc", "gap", "train_loss", "test_loss", "epochs_done", "seconds",
+                  "val_acc", "gap", "train_loss", "test_loss", "test_digit_acc", "epochs_done", "seconds",
                   "images_per_s", "params", "error"]
 METRIC_BASE = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                "gap", "lr", "seconds", "images_per_s"]
@@ -77,13 +77,23 @@ def _load_cached(cfg: RunConfig, split: str) -> tuple[torch.Tensor, torch.Tensor
     return _DATA_CACHE[key]
 
 
-def build_data(cfg: RunConfig, device: torch.device) -> TrainData:
-    """Load, subset and split the dataset for ``cfg``; tensors move to ``device`` once."""
+def build_data(cfg: RunConfig, device: torch.device, seed: int = 0) -> TrainData:
+    """Load, subset and split the dataset for ``cfg``; tensors move to ``device`` once.
+
+    With ``pairs`` the splits are digit pairs drawn with the run ``seed``."""
     spec = get_spec(cfg.dataset)
     x, y = _load_cached(cfg, "train")
     tx, ty = _load_cached(cfg, "test")
+    mean, std = spec.mean, spec.std
+    if cfg.pairs is not None:
+        from sharpen.data.pairs import make_pairs
+
+        x, y = make_pairs(x, y, cfg.pairs + cfg.val_size, seed)
+        tx, ty = make_pairs(tx, ty, cfg.pairs_test or cfg.pairs, seed + 1)
+        if cfg.pair_normalize == "train":
+            mean, std = ((x.mean() / 255).item(),), ((x.std() / 255).item(),)
     g = torch.Generator().manual_seed(cfg.split_seed)
-    if cfg.train_size is not None:
+    if cfg.train_size is not None and cfg.pairs is None:
         if cfg.train_size + cfg.val_size > len(y):
             raise SharpenError(f"train_size {cfg.train_size} + val_size {cfg.val_size} exceeds "
                                f"the {len(y)} training images of {cfg.dataset}")
@@ -101,7 +111,7 @@ def build_data(cfg: RunConfig, device: torch.device) -> TrainData:
         if val is not None:
             val = Split(_resize_u8(val.x, cfg.data_resize), val.y)
     return TrainData(Split(x.to(device), y.to(device)), Split(tx.to(device), ty.to(device)), val,
-                     spec.mean, spec.std)
+                     mean, std)
 
 
 def _resize_u8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
@@ -138,11 +148,16 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
             log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """One seeded training run; writes metrics.csv per epoch, returns its result row."""
     device = resolve_device(cfg.device)
-    data = build_data(cfg, device)
+    data = build_data(cfg, device, seed)
     spec = get_spec(cfg.dataset)
     torch.manual_seed(seed)  # initialisation and dropout
     kw = {"num_classes": spec.num_classes, "in_channels": spec.shape[0], **cfg.model_args}
     model = create_model(cfg.model, **kw)
+    settings = settings_of(cfg)
+    if cfg.pairs is not None:
+        from sharpen.training.tasks import PairTask
+
+        settings.task = PairTask(model.pair_outputs, cfg.aux_weight, cfg.asym_weight)
     rows: list[dict[str, Any]] = []
     columns = list(METRIC_BASE)
 
@@ -160,7 +175,7 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
     status, error = "ok", ""
     hooks = hooks_for(cfg)
     try:
-        train(model, data, settings_of(cfg), seed, hooks=hooks, device=device, on_epoch=on_epoch)
+        train(model, data, settings, seed, hooks=hooks, device=device, on_epoch=on_epoch)
     except Diverged as exc:
         status, error = "diverged", str(exc)
     for h in hooks:
@@ -177,6 +192,7 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
             test_acc=last["test_acc"], best_test_acc=best["test_acc"], best_epoch=best["epoch"],
             train_acc=last["train_acc"], val_acc=last.get("val_acc"), gap=last["gap"],
             train_loss=last["train_loss"], test_loss=last["test_loss"],
+            test_digit_acc=last.get("test_digit_acc"),
             images_per_s=sum(r["images_per_s"] for r in rows) / len(rows))
     return result
 

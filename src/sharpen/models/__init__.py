@@ -1,6 +1,6 @@
 """Model registry: ``create_model(name, **kw)``, ``list_models()``."""
 
-from sharpen.models import cifar, lenet, vgg  # noqa: F401  (registers their models)
+from sharpen.models import cifar, lenet, pairs, vgg  # noqa: F401  (registers their models)
 from sharpen.models._registry import (
     count_parameters,
     create_model,

@@ -13,7 +13,7 @@ from sharpen.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, 
 
 TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_mean", "test_acc_std",
                  "test_acc_best", "test_acc_worst", "best_epoch_acc_mean", "best_epoch_acc_std",
-                 "val_acc_mean", "gap_mean", "seconds_mean", "params"]
+                 "val_acc_mean", "digit_acc_mean", "gap_mean", "seconds_mean", "params"]
 
 
 def _num(v: Any) -> float | None:
@@ -54,6 +54,7 @@ def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None
         best = [a for r in ok if (a := _num(r.get("best_test_acc"))) is not None]
         gaps = [a for r in ok if (a := _num(r.get("gap"))) is not None]
         vals = [a for r in ok if (a := _num(r.get("val_acc"))) is not None]
+        digits = [a for r in ok if (a := _num(r.get("test_digit_acc"))) is not None]
         secs = [a for r in ok if (a := _num(r.get("seconds"))) is not None]
         m, s, b, w = _stats(acc)
         bm, bs, _, _ = _stats(best)
@@ -63,7 +64,8 @@ def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None
             "failed": sum(r.get("status") == "failed" for r in rs),
             "test_acc_mean": m, "test_acc_std": s, "test_acc_best": b, "test_acc_worst": w,
             "best_epoch_acc_mean": bm, "best_epoch_acc_std": bs,
-            "val_acc_mean": _stats(vals)[0], "gap_mean": _stats(gaps)[0],
+            "val_acc_mean": _stats(vals)[0], "digit_acc_mean": _stats(digits)[0],
+            "gap_mean": _stats(gaps)[0],
             "seconds_mean": _stats(secs)[0],
             "params": next((r.get("params") for r in rs if r.get("params")), None),
         })
@@ -81,6 +83,9 @@ def _secs(v: float | None) -> str:
 def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False) -> str:
     head = ("| arm | runs (ok/div/fail) | test acc % mean ± std | best | worst | val acc % | "
             "gap % | s/run | params |")
+    digits = any(r.get("digit_acc_mean") is not None for r in rows)
+    if digits:
+        head += " digit acc % |"
     if keep_best:
         head += " best-epoch acc % (keep-best) |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -92,6 +97,8 @@ def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False) -> str:
                 f"{_pct(r['val_acc_mean'])} | {_pct(r['gap_mean'])} | "
                 f"{_secs(r['seconds_mean'])} | "
                 f"{r['params'] or '–'} |")
+        if digits:
+            line += f" {_pct(r.get('digit_acc_mean'))} |"
         if keep_best:
             line += (f" {_pct(r['best_epoch_acc_mean'])} ± {_pct(r['best_epoch_acc_std'])} |"
                      if r["best_epoch_acc_mean"] is not None else " – |")
@@ -103,7 +110,8 @@ def published_table(published: dict[str, Any], rows: list[dict[str, Any]]) -> st
     """Ours beside the seed's numbers: ``[published.<arm>]`` tables of metric = value."""
     ours = {r["arm"]: r for r in rows}
     metric_map = {"test_acc": "test_acc_mean", "gap": "gap_mean", "seconds": "seconds_mean",
-                  "best_test_acc": "best_epoch_acc_mean", "val_acc": "val_acc_mean"}
+                  "best_test_acc": "best_epoch_acc_mean", "val_acc": "val_acc_mean",
+                  "digit_acc": "digit_acc_mean"}
     lines = ["| arm | metric | published | ours (mean) |", "|---|---|---|---|"]
     for arm, vals in published.items():
         if not isinstance(vals, dict):

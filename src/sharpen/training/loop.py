@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sharpen.training.schedules import Constant, _Base, as_schedule
@@ -62,6 +61,7 @@ class TrainSettings:
     loss: str = "cross_entropy"
     eval_batch_size: int = 1000
     drop_last: bool = False
+    task: Any = None  # a training.tasks task; None = classification with ``loss``
 
 
 @dataclass
@@ -121,14 +121,6 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {s.optimizer!r}")
 
 
-def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if name == "cross_entropy":
-        return F.cross_entropy
-    if name == "nll":  # the model outputs log-probabilities
-        return F.nll_loss
-    raise ValueError(f"loss must be 'cross_entropy' or 'nll', got {name!r}")
-
-
 def normalizer(mean: Sequence[float], std: Sequence[float], device: torch.device
                ) -> Callable[[torch.Tensor], torch.Tensor]:
     m = torch.tensor(mean, device=device).view(1, -1) * 255.0
@@ -142,22 +134,29 @@ def normalizer(mean: Sequence[float], std: Sequence[float], device: torch.device
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, norm: Callable, lossf: Callable,
-             batch_size: int, transform: Callable | None = None) -> tuple[float, float]:
-    """(mean loss, accuracy) over ``split`` in eval mode."""
+def evaluate(model: nn.Module, split: Split, norm: Callable, task: Any,
+             batch_size: int, transform: Callable | None = None) -> dict[str, float]:
+    """{"loss", "acc", and the task's extra metrics} over ``split`` in eval mode."""
     was = model.training
     model.eval()
     tot_loss, correct, n = 0.0, 0, len(split)
+    extra: dict[str, list[int]] = {}
     for i in range(0, n, batch_size):
         x = norm(split.x[i:i + batch_size])
         if transform is not None:
             x = transform(x)
         y = split.y[i:i + batch_size]
         out = model(x)
-        tot_loss += float(lossf(out, y, reduction="sum"))
-        correct += int((out.argmax(1) == y).sum())
+        tot_loss += float(task.loss(out, y, reduction="sum"))
+        correct += int(task.correct(out, y))
+        for k, (c, t) in task.extra(out, y).items():
+            e = extra.setdefault(k, [0, 0])
+            e[0] += int(c)
+            e[1] += t
     model.train(was)
-    return tot_loss / max(n, 1), correct / max(n, 1)
+    res = {"loss": tot_loss / max(n, 1), "acc": correct / max(n, 1)}
+    res.update({k: c / max(t, 1) for k, (c, t) in extra.items()})
+    return res
 
 
 def _set_lr(opt: torch.optim.Optimizer, lr: float, wd: float | None) -> None:
@@ -186,7 +185,9 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
     gen = torch.Generator().manual_seed(int(seed) + 7919)  # data order, independent of init
     norm = normalizer(data.mean, data.std, device)
     state = TrainState(model, opt, data, settings, device, gen, seed=int(seed), norm=norm)
-    lossf = loss_fn(settings.loss)
+    from sharpen.training.tasks import ClassificationTask
+
+    task = settings.task or ClassificationTask(settings.loss)
     lr_mult, prev_loss = 1.0, None
     rows: list[dict[str, Any]] = []
     n = len(data.train)
@@ -204,6 +205,7 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
         stop = n - n % bs if settings.drop_last and n >= bs else n
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
+        extra: dict[str, list[Any]] = {}
         seen = 0
         for i in range(0, stop, bs):
             idx = perm[i:i + bs]
@@ -212,7 +214,7 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
             for h in hooks:
                 x, y = h.on_batch(state, x, y)
             out = model(x)
-            loss = lossf(out, y)
+            loss = task.loss(out, y)
             for h in hooks:
                 loss = h.on_loss(state, loss, out, y)
             opt.zero_grad(set_to_none=True)
@@ -221,7 +223,11 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
             state.step += 1
             with torch.no_grad():  # accumulate on device: no sync per batch
                 loss_sum += loss.detach() * len(y)
-                correct += (out.argmax(1) == y).sum()
+                correct += task.correct(out, y)
+                for k, (c, t) in task.extra(out, y).items():
+                    e = extra.setdefault(k, [torch.zeros((), dtype=torch.long, device=device), 0])
+                    e[0] += c
+                    e[1] += t
             seen += len(y)
         train_loss = float(loss_sum) / max(seen, 1)
         if not math.isfinite(train_loss):
@@ -229,11 +235,12 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
         train_time = time.perf_counter() - t0
         row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
                                "train_acc": int(correct) / max(seen, 1)}
-        if data.val is not None and len(data.val):
-            row["val_loss"], row["val_acc"] = evaluate(model, data.val, norm, lossf,
-                                                       settings.eval_batch_size, eval_transform)
-        row["test_loss"], row["test_acc"] = evaluate(model, data.test, norm, lossf,
-                                                     settings.eval_batch_size, eval_transform)
+        row.update({f"train_{k}": int(c) / max(t, 1) for k, (c, t) in extra.items()})
+        splits = [("val", data.val)] if data.val is not None and len(data.val) else []
+        for name, split in splits + [("test", data.test)]:
+            ev = evaluate(model, split, norm, task, settings.eval_batch_size, eval_transform)
+            row[f"{name}_loss"], row[f"{name}_acc"] = ev.pop("loss"), ev.pop("acc")
+            row.update({f"{name}_{k}": v for k, v in ev.items()})
         ref = row.get("val_acc", row["test_acc"])
         row["gap"] = row["train_acc"] - ref
         row["lr"] = state.lr

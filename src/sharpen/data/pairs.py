@@ -1,0 +1,30 @@
+"""Digit pairs (seeds 002 and 004; the public EPFL deep-learning course protocol).
+
+Average-pool the 28×28 digits by 2 to 14×14; draw a random permutation; the first 2N
+images make N pairs (images 2i and 2i+1). Input N×2×14×14, classes N×2, target 1 if
+digit₁ ≤ digit₂. Train pairs come from the training split, test pairs from the test split,
+with a fresh draw for every run seed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from sharpen import SharpenError
+
+
+def make_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, seed: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x float N×2×14×14 on the 0..255 scale, y int64 N×3 = target, digit₁, digit₂)."""
+    if images.dim() != 4 or images.shape[1:] != (1, 28, 28):
+        raise SharpenError(f"digit pairs need 1×28×28 images, got {tuple(images.shape[1:])}")
+    if 2 * n > len(images):
+        raise SharpenError(f"{n} pairs need {2 * n} images, the split has only {len(images)}")
+    g = torch.Generator().manual_seed(int(seed))
+    pick = torch.randperm(len(images), generator=g)[: 2 * n]
+    small = F.avg_pool2d(images[pick].float(), 2)  # N·2×1×14×14
+    x = small.view(n, 2, 14, 14)
+    classes = labels[pick].view(n, 2)
+    target = (classes[:, 0] <= classes[:, 1]).long()
+    return x, torch.cat([target[:, None], classes], 1)
