@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from sharpen.data import load
-from sharpen.data.pairs import make_pairs
+from sharpen.data import make_pairs
+from sharpen.data.pairs import pair_targets
 from sharpen.models import count_parameters, create_model, list_models
 from sharpen.training import Split, TrainData, TrainSettings, train
 from sharpen.training.tasks import PairTask
@@ -47,10 +48,15 @@ def _count_linear(sizes):
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
+def _gen(s):
+    return torch.Generator().manual_seed(s)
+
+
 def test_pairs_follow_the_course_protocol():
     x, y = load("mnist-sample", "train")
-    px, py = make_pairs(x, y, 1000, seed=3)
-    assert px.shape == (1000, 2, 14, 14) and py.shape == (1000, 3)
+    px, target, classes = make_pairs(x, y, 1000, _gen(3))
+    py = pair_targets(target, classes)
+    assert px.shape == (1000, 2, 14, 14) and target.shape == (1000,) and classes.shape == (1000, 2)
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(3))[:2000]
     first = x[perm[0], 0].float()
     pooled = first.view(14, 2, 14, 2).mean(dim=(1, 3))  # independent 2×2 average
@@ -58,26 +64,39 @@ def test_pairs_follow_the_course_protocol():
     assert torch.allclose(px[0, 1], x[perm[1], 0].float().view(14, 2, 14, 2).mean(dim=(1, 3)))
     assert py[:, 1:].tolist() == y[perm].view(1000, 2).tolist()
     assert torch.equal(py[:, 0], (py[:, 1] <= py[:, 2]).long())
-    px2, _ = make_pairs(x, y, 1000, seed=3)
+    px2 = make_pairs(x, y, 1000, _gen(3))[0]
     assert torch.equal(px, px2)
-    assert not torch.equal(px, make_pairs(x, y, 1000, seed=4)[0])  # fresh pairs per seed
+    assert not torch.equal(px, make_pairs(x, y, 1000, _gen(4))[0])  # fresh pairs per seed
     assert 0.5 < py[:, 0].float().mean() < 0.6  # P(d1 <= d2) = 0.55 for uniform digits
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
-def test_pair_models_forward_backward_every_parameter(name):
+def test_pair_models_train_two_batches_with_gradients_everywhere(name):
     torch.manual_seed(0)
     m = create_model(name)
-    x = torch.randn(6, 2, 14, 14)
-    y = torch.tensor([[1, 2, 5], [0, 7, 3], [1, 4, 4], [0, 9, 0], [1, 1, 8], [1, 3, 3]])
-    out = m(x)
-    assert out["digits"].shape == (6, 2, 10)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     task = PairTask(m.pair_outputs)
-    loss = task.loss(out, y)
-    assert torch.isfinite(loss)
-    loss.backward()
-    for n, p in m.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), n
+    y = torch.tensor([[1, 2, 5], [0, 7, 3], [1, 4, 4], [0, 9, 0], [1, 1, 8], [1, 3, 3]])
+    for _ in range(2):
+        out = m(torch.randn(6, 2, 14, 14))
+        assert out["digits"].shape == (6, 2, 10)
+        loss = task.loss(out, y)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        for n, p in m.named_parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, n
+        opt.step()
+
+
+def test_swapping_the_images_flips_the_target_except_equal_digits():
+    x, y = load("mnist-sample", "test")
+    px, target, classes = make_pairs(x, y, 2000, _gen(7))
+    swapped_target = (classes[:, 1] <= classes[:, 0]).long()
+    equal = classes[:, 0] == classes[:, 1]
+    assert torch.equal(swapped_target[~equal], 1 - target[~equal])
+    assert torch.all(swapped_target[equal] == 1) and torch.all(target[equal] == 1)
+    assert equal.any()
 
 
 def test_pair_losses_against_independent_computation():
@@ -111,16 +130,23 @@ def test_ws_al_decides_from_predicted_digits_and_reports_digit_accuracy():
     assert m.log_digits  # NLL on log-probabilities
 
 
-def test_weight_sharing_really_shares():
-    ws, two = create_model("direct_ws"), create_model("direct_basic")
-    assert ws.branch1 is ws.branch2 and two.branch1 is not two.branch2
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_weight_sharing_means_one_set_of_branch_weights(name):
+    m = create_model(name)
+    shared = "ws" in name
+    assert (m.branch1 is m.branch2) == shared
+    ids1 = {id(p) for p in m.branch1.parameters()}
+    ids2 = {id(p) for p in m.branch2.parameters()}
+    assert (ids1 == ids2) if shared else not (ids1 & ids2)
 
 
 def test_training_on_real_mnist_pairs_learns_both_metrics():
     x, y = load("mnist-sample", "train")
     tx, ty = load("mnist-sample", "test")
-    px, py = make_pairs(x, y, 1000, 0)
-    qx, qy = make_pairs(tx, ty, 1000, 1)
+    px, t, c = make_pairs(x, y, 1000, _gen(0))
+    py = pair_targets(t, c)
+    qx, t, c = make_pairs(tx, ty, 1000, _gen(1))
+    qy = pair_targets(t, c)
     m_, s_ = (px.mean() / 255).item(), (px.std() / 255).item()
     data = TrainData(Split(px, py), Split(qx, qy), None, (m_,), (s_,))
     torch.manual_seed(0)
@@ -136,11 +162,11 @@ def test_pair_experiment_reports_digit_accuracy_and_config_errors(tmp_path):
     from sharpen import SharpenError
     from sharpen.experiments import load_experiment, run_experiment
 
-    out, _ = run_experiment(load_experiment("pairs-002", profile="smoke",
+    out, _ = run_experiment(load_experiment("pairs-direct-shres", profile="smoke",
                                             overrides=["select_arms='direct_alws,shres_ws'"]),
                             tmp_path / "r", quiet=True)
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert all(0 <= float(r["test_digit_acc"]) <= 1 for r in rows)
+    assert all(0 <= float(r["digit_acc"]) <= 1 for r in rows)
     assert "digit acc %" in (out / "report.md").read_text()
     p = tmp_path / "bad.toml"
     p.write_text('dataset = "mnist-sample"\nmodel = "direct_ws"\n')

@@ -27,7 +27,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         print("\n" + grid_table(cfg, results)[0])
     keep_best = any(c.keep_best for c in exp.arms.values())
     print()
-    print(markdown_table(table_rows(results, list(exp.arms)), keep_best))
+    print(markdown_table(table_rows(results, list(exp.arms)), keep_best, exp.report_error))
     print(f"\nrun directory: {out}\nreport: {out / 'report.md'}")
     failed = [r for r in results if r.get("status") == "failed"]
     if failed:

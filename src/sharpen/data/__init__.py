@@ -17,13 +17,14 @@ import torch
 from sharpen import SharpenError
 from sharpen.data.catalog import CATALOG, DatasetSpec
 from sharpen.data.formats import read_cifar_batch, read_idx, safe_extract
+from sharpen.data.pairs import make_pairs
 from sharpen.data.sources import cache_dir, candidate_dirs, download, find_files, md5_file
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 SPLITS = ("train", "test")
 
 __all__ = ["load", "list_datasets", "get_spec", "fetch", "verify_files", "split_indices",
-           "synthetic", "synthetic_waves", "DatasetSpec"]
+           "synthetic", "synthetic_waves", "make_pairs", "DatasetSpec"]
 
 
 def list_datasets() -> list[str]:

@@ -14,17 +14,21 @@ import torch.nn.functional as F
 from sharpen import SharpenError
 
 
-def make_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, seed: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x float N×2×14×14 on the 0..255 scale, y int64 N×3 = target, digit₁, digit₂)."""
-    if images.dim() != 4 or images.shape[1:] != (1, 28, 28):
+def make_pairs(images: torch.Tensor, labels: torch.Tensor, n: int,
+               generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input float N×2×14×14 on the 0..255 scale, target int64 N, classes int64 N×2)``."""
+    if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise SharpenError(f"digit pairs need 1×28×28 images, got {tuple(images.shape[1:])}")
     if 2 * n > len(images):
         raise SharpenError(f"{n} pairs need {2 * n} images, the split has only {len(images)}")
-    g = torch.Generator().manual_seed(int(seed))
-    pick = torch.randperm(len(images), generator=g)[: 2 * n]
-    small = F.avg_pool2d(images[pick].float(), 2)  # N·2×1×14×14
-    x = small.view(n, 2, 14, 14)
-    classes = labels[pick].view(n, 2)
+    pick = torch.randperm(len(images), generator=generator)[: 2 * n]
+    small = F.avg_pool2d(images[pick].float(), 2)  # 2N×1×14×14
+    classes = labels[pick].view(n, 2).long()
     target = (classes[:, 0] <= classes[:, 1]).long()
-    return x, torch.cat([target[:, None], classes], 1)
+    return small.view(n, 2, 14, 14), target, classes
+
+
+def pair_targets(target: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """The N×3 label tensor the trainer carries: (target, digit₁, digit₂)."""
+    return torch.cat([target[:, None], classes], 1)

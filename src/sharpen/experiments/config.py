@@ -92,7 +92,7 @@ class RunConfig(BaseModel):
 
 
 EXPERIMENT_KEYS = {"name", "description", "seed_paper", "runs", "seed", "arms", "profiles",
-                   "published", "notes", "select_arms", "grid"}
+                   "published", "notes", "select_arms", "grid", "report_error"}
 RUN_KEYS = set(RunConfig.model_fields)
 
 
@@ -110,6 +110,7 @@ class Experiment(BaseModel):
     source: str = ""
     profile: str = ""
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    report_error: bool = False  # tables in test error (1 − accuracy), as seed 002 prints them
     # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}
     cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

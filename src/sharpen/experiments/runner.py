@@ -37,7 +37,7 @@ from sharpen.models import count_parameters, create_model
 from sharpen.training import Diverged, Split, TrainData, TrainSettings, train
 
 RESULT_COLUMNS = ["arm", "seed", "status", "test_acc", "best_test_acc", "best_epoch", "train_acc",
-                  "val_acc", "gap", "train_loss", "test_loss", "test_digit_acc", "epochs_done", "seconds",
+                  "val_acc", "gap", "train_loss", "test_loss", "digit_acc", "epochs_done", "seconds",
                   "images_per_s", "params", "error"]
 METRIC_BASE = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                "gap", "lr", "seconds", "images_per_s"]
@@ -86,10 +86,13 @@ def build_data(cfg: RunConfig, device: torch.device, seed: int = 0) -> TrainData
     tx, ty = _load_cached(cfg, "test")
     mean, std = spec.mean, spec.std
     if cfg.pairs is not None:
-        from sharpen.data.pairs import make_pairs
+        from sharpen.data.pairs import make_pairs, pair_targets
 
-        x, y = make_pairs(x, y, cfg.pairs + cfg.val_size, seed)
-        tx, ty = make_pairs(tx, ty, cfg.pairs_test or cfg.pairs, seed + 1)
+        g = torch.Generator().manual_seed(seed)  # new pairs for every run seed
+        x, t, c = make_pairs(x, y, cfg.pairs + cfg.val_size, g)
+        y = pair_targets(t, c)
+        tx, t, c = make_pairs(tx, ty, cfg.pairs_test or cfg.pairs, g)
+        ty = pair_targets(t, c)
         if cfg.pair_normalize == "train":
             mean, std = ((x.mean() / 255).item(),), ((x.std() / 255).item(),)
     g = torch.Generator().manual_seed(cfg.split_seed)
@@ -192,7 +195,7 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
             test_acc=last["test_acc"], best_test_acc=best["test_acc"], best_epoch=best["epoch"],
             train_acc=last["train_acc"], val_acc=last.get("val_acc"), gap=last["gap"],
             train_loss=last["train_loss"], test_loss=last["test_loss"],
-            test_digit_acc=last.get("test_digit_acc"),
+            digit_acc=last.get("test_digit_acc"),
             images_per_s=sum(r["images_per_s"] for r in rows) / len(rows))
     return result
 

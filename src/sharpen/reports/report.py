@@ -13,7 +13,8 @@ from sharpen.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, 
 
 TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_mean", "test_acc_std",
                  "test_acc_best", "test_acc_worst", "best_epoch_acc_mean", "best_epoch_acc_std",
-                 "val_acc_mean", "digit_acc_mean", "gap_mean", "seconds_mean", "params"]
+                 "val_acc_mean", "train_acc_mean", "digit_acc_mean", "gap_mean", "seconds_mean",
+                 "params"]
 
 
 def _num(v: Any) -> float | None:
@@ -53,8 +54,9 @@ def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None
         acc = [a for r in ok if (a := _num(r.get("test_acc"))) is not None]
         best = [a for r in ok if (a := _num(r.get("best_test_acc"))) is not None]
         gaps = [a for r in ok if (a := _num(r.get("gap"))) is not None]
+        trains = [a for r in ok if (a := _num(r.get("train_acc"))) is not None]
         vals = [a for r in ok if (a := _num(r.get("val_acc"))) is not None]
-        digits = [a for r in ok if (a := _num(r.get("test_digit_acc"))) is not None]
+        digits = [a for r in ok if (a := _num(r.get("digit_acc"))) is not None]
         secs = [a for r in ok if (a := _num(r.get("seconds"))) is not None]
         m, s, b, w = _stats(acc)
         bm, bs, _, _ = _stats(best)
@@ -65,6 +67,7 @@ def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None
             "test_acc_mean": m, "test_acc_std": s, "test_acc_best": b, "test_acc_worst": w,
             "best_epoch_acc_mean": bm, "best_epoch_acc_std": bs,
             "val_acc_mean": _stats(vals)[0], "digit_acc_mean": _stats(digits)[0],
+            "train_acc_mean": _stats(trains)[0],
             "gap_mean": _stats(gaps)[0],
             "seconds_mean": _stats(secs)[0],
             "params": next((r.get("params") for r in rs if r.get("params")), None),
@@ -80,8 +83,17 @@ def _secs(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
 
 
-def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False) -> str:
-    head = ("| arm | runs (ok/div/fail) | test acc % mean ± std | best | worst | val acc % | "
+def _err(r: dict[str, Any]) -> dict[str, Any]:
+    """The same row in test error: 1 − accuracy; best error is 1 − best accuracy."""
+    flip = {k: (None if r[k] is None else 1 - r[k]) for k in ("test_acc_mean", "test_acc_best",
+                                                              "test_acc_worst")}
+    return {**r, **flip}
+
+
+def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False, error: bool = False) -> str:
+    what = "test error %" if error else "test acc %"
+    rows = [_err(r) for r in rows] if error else rows
+    head = (f"| arm | runs (ok/div/fail) | {what} mean ± std | best | worst | val acc % | "
             "gap % | s/run | params |")
     digits = any(r.get("digit_acc_mean") is not None for r in rows)
     if digits:
@@ -111,14 +123,18 @@ def published_table(published: dict[str, Any], rows: list[dict[str, Any]]) -> st
     ours = {r["arm"]: r for r in rows}
     metric_map = {"test_acc": "test_acc_mean", "gap": "gap_mean", "seconds": "seconds_mean",
                   "best_test_acc": "best_epoch_acc_mean", "val_acc": "val_acc_mean",
-                  "digit_acc": "digit_acc_mean"}
-    lines = ["| arm | metric | published | ours (mean) |", "|---|---|---|---|"]
+                  "digit_acc": "digit_acc_mean", "train_acc": "train_acc_mean",
+                  "test_error": "test_acc_mean", "test_error_best": "test_acc_best",
+                  "test_error_worst": "test_acc_worst", "test_error_std": "test_acc_std"}
+    lines = ["| arm | metric | published | ours |", "|---|---|---|---|"]
     for arm, vals in published.items():
         if not isinstance(vals, dict):
             continue
         for metric, val in vals.items():
             key = metric_map.get(metric, metric)
             mine = ours.get(arm, {}).get(key)
+            if mine is not None and metric.startswith("test_error") and metric != "test_error_std":
+                mine = 1 - mine
             fmt = (lambda v: f"{v:.1f}") if metric == "seconds" else _pct  # noqa: E731
             pub = fmt(val) if isinstance(val, (int, float)) else str(val)
             lines.append(f"| {arm} | {metric} | {pub} | {fmt(mine) if mine is not None else '–'} |")
@@ -207,7 +223,7 @@ def write_report(run_dir: Path) -> Path:
               f"({env.get('cpu_count', '?')} cores)", "",
               "## Results (final epoch"
               + ("; keep-best column = best test epoch, optimistic" if keep_best else "") + ")",
-              "", markdown_table(rows, keep_best), ""]
+              "", markdown_table(rows, keep_best, bool(cfg.get("report_error"))), ""]
     if cfg.get("cells"):
         grid_md, grid_rows = grid_table(cfg, summary_results(run_dir))
         atomic_write_csv(run_dir / "grid.csv", grid_rows, list(grid_rows[0]) if grid_rows else [])
