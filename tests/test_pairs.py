@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sharpen.data import load
-from sharpen.data import make_pairs
+from sharpen.data import load, make_pairs
 from sharpen.data.pairs import pair_targets
 from sharpen.models import count_parameters, create_model, list_models
 from sharpen.training import Split, TrainData, TrainSettings, train
