@@ -3,6 +3,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -166,3 +170,31 @@ def test_grid_expands_arms_times_cells_and_tabulates(tiny, tmp_path, capsys):
     assert {r["status"] for r in rows if r["grid_lr"] == "1000000.0"} == {"diverged"}
     assert (tmp_path / "g" / "grid.csv").exists()
 
+
+
+def test_killed_long_run_resumes_from_its_last_epoch_with_the_same_numbers(tiny, tmp_path):
+    args = ["--set", "epochs=6", "--set", "runs=1", "--arms", "b", "--quiet"]
+    ref = tmp_path / "ref"
+    assert main(["run", str(tiny), "--out", str(ref), *args]) == 0
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--out", str(out), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = out / "runs" / "b" / "seed-5" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(list(csv.DictReader(open(metrics)))) >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "runs" / "b" / "seed-5" / "checkpoint.pt").exists()
+    assert not (out / "runs" / "b" / "seed-5" / "result.json").exists()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    def numbers(d):
+        rows = list(csv.DictReader(open(d / "runs" / "b" / "seed-5" / "metrics.csv")))
+        return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in rows]
+
+    assert numbers(out) == numbers(ref) and len(numbers(out)) == 6
+    assert not (out / "runs" / "b" / "seed-5" / "checkpoint.pt").exists()

@@ -104,3 +104,33 @@ def test_nan_loss_raises_diverged_with_epoch():
     with pytest.raises(Diverged) as e:
         _run(0, s)
     assert e.value.epoch >= 1
+
+
+def test_resume_from_a_checkpoint_gives_the_uninterrupted_numbers():
+    import io
+
+    from sharpen.curricula import RandomizedDeblur, ScheduledDropout
+    from sharpen.training.regularizers import RandomErasing
+
+    def hooks():
+        return [ScheduledDropout({"kind": "linear", "start": 0.1, "end": 0.4}),
+                RandomizedDeblur(1.0, 0.5), RandomErasing(0.5)]
+
+    s = TrainSettings(epochs=4, batch_size=64, lr=0.05, lr_adaptive_threshold=0.5)
+    saved = {}
+
+    def keep(state):
+        if state["epoch"] == 2:  # a round trip through bytes, as the run directory does
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            saved["ckpt"] = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+
+    torch.manual_seed(3)
+    m1 = create_model("lenet5_dropout", dropout=0.3)
+    full = train(m1, _data(), s, 3, hooks=hooks(), on_checkpoint=keep)
+    torch.manual_seed(99)  # a different process state: everything must come from the file
+    m2 = create_model("lenet5_dropout", dropout=0.3)
+    resumed = train(m2, _data(), s, 3, hooks=hooks(), resume=saved["ckpt"])
+    assert _strip(resumed) == _strip(full)
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)

@@ -54,6 +54,10 @@ class ProgressiveSharpening(Hook):
         self._p = 0.0
         self._gen: torch.Generator | None = None
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._n = None  # the blurred copy is not checkpointed: rebuild it at the next epoch
+
     def blurred_copy(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """float copy of ``x`` (0..255 scale) blurred with kernel_n, in chunks on x's device."""
         out = torch.empty(x.shape, dtype=torch.float32, device=x.device)

@@ -80,6 +80,7 @@ class RunConfig(BaseModel):
     data_resize: int | None = Field(None, ge=4, description="resize train and test images once")
 
     keep_best: bool = False
+    checkpoint: bool = True  # save every epoch; a killed run resumes from its last epoch
     device: str = "auto"
     eval_batch_size: int = Field(1000, ge=1)
 

@@ -13,6 +13,7 @@ Layout of a run directory::
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -32,7 +33,14 @@ from sharpen import SharpenError
 from sharpen.curricula import hooks_from_config
 from sharpen.data import get_spec, load, split_indices
 from sharpen.experiments.config import Experiment, RunConfig
-from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, atomic_write_text, check_writable
+from sharpen.io import (
+    DirLock,
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    check_writable,
+)
 from sharpen.models import count_parameters, create_model
 from sharpen.training import Diverged, Split, TrainData, TrainSettings, train
 
@@ -163,6 +171,14 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
         settings.task = PairTask(model.pair_outputs, cfg.aux_weight, cfg.asym_weight)
     rows: list[dict[str, Any]] = []
     columns = list(METRIC_BASE)
+    ckpt_path = run_dir / "checkpoint.pt"
+    resume = _load_checkpoint(ckpt_path) if cfg.checkpoint else None
+    earlier = 0.0
+    if resume is not None:
+        rows.extend(resume["rows"])
+        earlier = resume.get("wall", 0.0)
+        if log:
+            log(f"resuming after epoch {resume['epoch']} from {ckpt_path}")
 
     def on_epoch(row: dict[str, Any]) -> None:
         rows.append(row)
@@ -177,8 +193,15 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
     t0 = time.perf_counter()
     status, error = "ok", ""
     hooks = hooks_for(cfg)
+
+    def on_checkpoint(state: dict[str, Any]) -> None:
+        buf = io.BytesIO()
+        torch.save({**state, "wall": earlier + time.perf_counter() - t0}, buf)
+        atomic_write_bytes(ckpt_path, buf.getvalue())
+
     try:
-        train(model, data, settings, seed, hooks=hooks, device=device, on_epoch=on_epoch)
+        train(model, data, settings, seed, hooks=hooks, device=device, on_epoch=on_epoch,
+              on_checkpoint=on_checkpoint if cfg.checkpoint else None, resume=resume)
     except Diverged as exc:
         status, error = "diverged", str(exc)
     for h in hooks:
@@ -186,7 +209,7 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
             atomic_write_csv(run_dir / "gradflow.csv", h.records,
                              ["epoch", "layer", "name", "mean_abs_grad", "update_ratio"])
     result: dict[str, Any] = {"seed": seed, "status": status, "error": error,
-                              "seconds": time.perf_counter() - t0,
+                              "seconds": earlier + time.perf_counter() - t0,
                               "params": count_parameters(model), "epochs_done": len(rows)}
     if rows:
         last = rows[-1]
@@ -198,6 +221,15 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
             digit_acc=last.get("test_digit_acc"),
             images_per_s=sum(r["images_per_s"] for r in rows) / len(rows))
     return result
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint only costs a restart
+        return None
 
 
 def default_out_dir(exp: Experiment) -> Path:
@@ -273,6 +305,7 @@ def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True,
         res["base_arm"] = cell["arm"]
         res.update({f"grid_{k}": v for k, v in cell.items() if k != "arm"})
     atomic_write_json(rdir / "result.json", res)
+    (rdir / "checkpoint.pt").unlink(missing_ok=True)  # finished: the result is what counts
     return res
 
 

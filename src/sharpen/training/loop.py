@@ -109,6 +109,36 @@ class Hook:
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
         pass
 
+    # checkpointing: random generators and plain values are saved; tensors (caches such as
+    # a blurred copy of the data) are not, and are rebuilt after a resume
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in vars(self).items():
+            if isinstance(v, torch.Generator):
+                out[k] = ("generator", v.get_state())
+            elif _plain(v):
+                out[k] = ("value", v)
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, (kind, v) in state.items():
+            if kind == "generator":
+                g = torch.Generator()
+                g.set_state(v)
+                setattr(self, k, g)
+            else:
+                setattr(self, k, v)
+
+
+def _plain(v: Any) -> bool:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if isinstance(v, (list, tuple)):
+        return all(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, (str, int)) and _plain(x) for k, x in v.items())
+    return False
+
 
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     lr0 = as_schedule(s.lr).value(0, s.epochs)
@@ -170,11 +200,16 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
           hooks: Sequence[Hook] = (), device: torch.device | str = "cpu",
           on_epoch: Callable[[dict[str, Any]], None] | None = None,
           eval_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+          resume: dict[str, Any] | None = None,
           ) -> list[dict[str, Any]]:
     """Train ``model`` and return one metrics row per epoch.
 
     Raises :class:`Diverged` when the loss becomes NaN/inf. Data order comes from a
     generator seeded with ``seed``; the caller seeds model initialisation.
+    ``on_checkpoint`` receives, after every epoch, everything needed to continue exactly
+    (weights, optimizer, every random generator, hook states, rows); passing that dict back
+    as ``resume`` continues with the same numbers as an uninterrupted run.
     """
     device = torch.device(device)
     model.to(device).train()
@@ -190,9 +225,22 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
     task = settings.task or ClassificationTask(settings.loss)
     lr_mult, prev_loss = 1.0, None
     rows: list[dict[str, Any]] = []
+    first = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["data_order"])
+        torch.set_rng_state(resume["torch_rng"])
+        if device.type == "cuda" and resume.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        for h, hs in zip(hooks, resume["hooks"]):
+            h.load_state_dict(hs)
+        lr_mult, prev_loss, state.step = resume["lr_mult"], resume["prev_loss"], resume["step"]
+        rows = list(resume["rows"])
+        first = resume["epoch"]
     n = len(data.train)
     bs = settings.batch_size
-    for epoch in range(settings.epochs):
+    for epoch in range(first, settings.epochs):
         state.epoch = epoch
         state.train_x = data.train.x
         state.extra = {}
@@ -258,6 +306,14 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
         rows.append(row)
         if on_epoch is not None:
             on_epoch(row)
+        if on_checkpoint is not None:
+            on_checkpoint({
+                "epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "data_order": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "hooks": [h.state_dict() for h in hooks], "lr_mult": lr_mult,
+                "prev_loss": prev_loss, "step": state.step, "rows": rows,
+            })
     return rows
 
 
