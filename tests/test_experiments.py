@@ -198,3 +198,17 @@ def test_killed_long_run_resumes_from_its_last_epoch_with_the_same_numbers(tiny,
 
     assert numbers(out) == numbers(ref) and len(numbers(out)) == 6
     assert not (out / "runs" / "b" / "seed-5" / "checkpoint.pt").exists()
+
+
+def test_workers_give_the_same_results_as_serial(tiny, tmp_path):
+    timing = {"seconds", "images_per_s"}
+
+    def values(d):
+        return [{k: v for k, v in r.items() if k not in timing}
+                for r in csv.DictReader(open(d / "results.csv"))]
+
+    args = ["run", str(tiny), "--profile", "smoke", "--threads", "1", "--quiet"]
+    assert main([*args, "--workers", "1", "--out", str(tmp_path / "serial")]) == 0
+    assert main([*args, "--workers", "2", "--out", str(tmp_path / "par")]) == 0
+    assert values(tmp_path / "serial") == values(tmp_path / "par")
+    assert len(values(tmp_path / "par")) == 4

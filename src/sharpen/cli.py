@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,7 +20,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if a.arms:
         sets.append(f"select_arms={a.arms!r}")
     exp = load_experiment(a.experiment, a.profile, sets, a.runs, getattr(a, "axis", None))
-    out, results = run_experiment(exp, Path(a.out) if a.out else None, quiet=a.quiet)
+    out, results = run_experiment(exp, Path(a.out) if a.out else None, quiet=a.quiet,
+                                  workers=a.workers, threads=a.threads)
     if exp.cells:
         from sharpen.reports.report import grid_table
 
@@ -130,6 +132,11 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     r.add_argument("--no-verify", action="store_true", help="skip dataset md5 checks")
     r.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
     r.add_argument("--quiet", action="store_true", help="print only the final table")
+    r.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="parallel processes for independent runs (default: all cores)")
+    r.add_argument("--threads", type=int,
+                   help="torch threads per run (default: cores // workers); the same value "
+                        "gives identical numbers serially and in parallel")
     r.set_defaults(fn=_cmd_run)
 
 

@@ -236,9 +236,16 @@ def default_out_dir(exp: Experiment) -> Path:
     return Path("runs") / exp.name / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
+def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False,
+                   workers: int = 1, threads: int | None = None
                    ) -> tuple[Path, list[dict[str, Any]]]:
-    """Run every (arm, seed) not yet finished in ``out``; write results and the report."""
+    """Run every (arm, seed) not yet finished in ``out``; write results and the report.
+
+    ``workers`` > 1 runs jobs in that many processes, each with ``threads`` torch threads
+    (default: cores // workers, so the machine is not oversubscribed). Results depend on
+    the threads per job only: the same ``threads`` gives bit-identical numbers serially
+    and in parallel.
+    """
     from sharpen.reports import write_report
 
     out = Path(out) if out is not None else default_out_dir(exp)
@@ -262,30 +269,83 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         atomic_write_json(out / "environment.json", environment())
         curriculum_figures(exp, out)
         jobs = [(arm, seed) for arm in exp.arms for seed in exp.seeds]
-        results: list[dict[str, Any]] = []
+        by_job: dict[tuple[str, int], dict[str, Any]] = {}
+        todo = []
         for k, (arm, seed) in enumerate(jobs, 1):
-            rdir = out / "runs" / arm / f"seed-{seed}"
-            done = rdir / "result.json"
+            done = out / "runs" / arm / f"seed-{seed}" / "result.json"
             prev = json.loads(done.read_text()) if done.exists() else None
             if prev is not None and prev.get("status") in ("ok", "diverged"):
-                results.append(prev)
+                by_job[(arm, seed)] = prev
                 if not quiet:
                     print(f"[{k}/{len(jobs)}] {arm} seed {seed}: finished earlier, skipped")
-                continue
-            if not quiet:
-                print(f"[{k}/{len(jobs)}] {arm} seed {seed} ...", flush=True)
-            res = execute(exp.arms[arm], arm, seed, rdir, quiet, exp.cells.get(arm))
-            results.append(res)
+            else:
+                todo.append((k, arm, seed))
+
+        def report(k: int, arm: str, seed: int, res: dict[str, Any]) -> None:
+            by_job[(arm, seed)] = res
             if not quiet:
                 acc = res.get("test_acc")
                 print(f"[{k}/{len(jobs)}] {arm} seed {seed}: {res['status']}"
                       + (f" test_acc {acc:.4f}" if acc is not None else "")
                       + f" ({res['seconds']:.1f}s)", flush=True)
+
+        workers = max(1, min(workers, len(todo)))
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        if workers == 1:
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                for k, arm, seed in todo:
+                    if not quiet:
+                        print(f"[{k}/{len(jobs)}] {arm} seed {seed} ...", flush=True)
+                    rdir = out / "runs" / arm / f"seed-{seed}"
+                    report(k, arm, seed, execute(exp.arms[arm], arm, seed, rdir, quiet,
+                                                 exp.cells.get(arm)))
+            finally:
+                torch.set_num_threads(before)
+        else:
+            _run_parallel(exp, out, todo, workers, threads, report, quiet, len(jobs))
+        results = [by_job[j] for j in jobs]
         axes = [f"grid_{k}" for k in exp.grid]
         atomic_write_csv(out / "results.csv", results,
                          RESULT_COLUMNS + (["base_arm", *axes] if axes else []))
         write_report(out)
     return out, results
+
+
+def _worker_init(threads: int) -> None:
+    """Runs in each worker process: die with the driver, use ``threads`` torch threads."""
+    try:  # Linux: a SIGKILLed driver must not leave workers writing into its run directory
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    torch.set_num_threads(threads)
+
+
+def _job(cfg: dict[str, Any], arm: str, seed: int, rdir: str, cell: dict[str, Any] | None
+         ) -> dict[str, Any]:
+    return execute(RunConfig.model_validate(cfg), arm, seed, Path(rdir), True, cell)
+
+
+def _run_parallel(exp: Experiment, out: Path, todo: list[tuple[int, str, int]], workers: int,
+                  threads: int, report: Callable, quiet: bool, total: int) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    if not quiet:
+        print(f"running {len(todo)} jobs in {workers} processes × {threads} threads", flush=True)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(_job, exp.arms[arm].model_dump(mode="json"), arm, seed,
+                               str(out / "runs" / arm / f"seed-{seed}"), exp.cells.get(arm)):
+                   (k, arm, seed) for k, arm, seed in todo}
+        for f in as_completed(futures):
+            k, arm, seed = futures[f]
+            report(k, arm, seed, f.result())
 
 
 def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True,
