@@ -11,7 +11,6 @@ PyTorch's conv2d (time only; its allocator is not traced) is the anchor.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import tracemalloc
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from sharpen.conv import conv2d_backward, conv2d_forward
-from sharpen.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from sharpen.io import atomic_write_csv, atomic_write_json, atomic_write_text
 
 BASE = {"batch": 8, "channels": 8, "image": 16, "kernel": 3}
 SWEEPS = {
@@ -198,10 +197,9 @@ def _markdown(profile, fits, base_rows, rows, seconds) -> str:
 
 
 def _plots(rows, out: Path) -> None:
-    import matplotlib
+    from sharpen.reports.figures import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     for var in dict.fromkeys(r["variable"] for r in rows):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -218,10 +216,7 @@ def _plots(rows, out: Path) -> None:
         axes[1].set(xlabel=var, ylabel="peak MiB", title=f"peak memory vs {var}")
         axes[0].legend(fontsize=7)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        atomic_write_bytes(out / f"conv_{var}.png", buf.getvalue())
+        save_png(fig, out / f"conv_{var}.png", dpi=90)
 
 
 if __name__ == "__main__":  # pragma: no cover

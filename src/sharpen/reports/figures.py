@@ -13,7 +13,7 @@ import torch
 from sharpen.io import atomic_write_bytes
 
 
-def _plt():  # noqa: ANN202
+def pyplot():  # noqa: ANN201 - matplotlib's pyplot module, headless
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,10 +22,11 @@ def _plt():  # noqa: ANN202
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_png(fig: Any, path: Path, dpi: int = 100) -> Path:
+    """Render ``fig`` to PNG and write it atomically; close the figure."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    _plt().close(fig)
+    fig.savefig(buf, format="png", dpi=dpi)
+    pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
@@ -45,7 +46,7 @@ def blur_strip(images: torch.Tensor, kernel_sizes: Sequence[int], path: Path,
     """Seed 000's figure: each row an image, columns the original then kernel_n for each n."""
     from sharpen.curricula.ops import box_blur
 
-    plt = _plt()
+    plt = pyplot()
     cols = ["original"] + [f"kernel_{n}" for n in kernel_sizes]
     fig, axes = plt.subplots(len(images), len(cols), figsize=(1.4 * len(cols), 1.4 * len(images)),
                              squeeze=False)
@@ -56,7 +57,7 @@ def blur_strip(images: torch.Tensor, kernel_sizes: Sequence[int], path: Path,
             _show(axes[i][j], y[i])
         axes[0][j].set_title(title, fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def sigma_strip(images: torch.Tensor, sigmas: Sequence[float], path: Path,
@@ -64,7 +65,7 @@ def sigma_strip(images: torch.Tensor, sigmas: Sequence[float], path: Path,
     """Seed 001's figure: images Gaussian-blurred at each σ of the schedule."""
     from sharpen.curricula.ops import gaussian_blur
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(images), len(sigmas), figsize=(1.4 * len(sigmas), 1.4 * len(images)),
                              squeeze=False)
     x = images.float()
@@ -74,12 +75,12 @@ def sigma_strip(images: torch.Tensor, sigmas: Sequence[float], path: Path,
             _show(axes[i][j], y[i])
         axes[0][j].set_title(f"σ = {s:g}", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def schedule_plot(plans: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     """One panel per scheduled quantity, one line per arm, against epoch."""
-    plt = _plt()
+    plt = pyplot()
     keys = [k for k in ("image_size", "sigma", "blur_n", "blur_mix", "dropout", "lr")
             if any(k in r for rows in plans.values() for r in rows)]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
@@ -91,4 +92,4 @@ def schedule_plot(plans: dict[str, list[dict[str, Any]]], path: Path) -> Path:
         ax.set(title=k, xlabel="epoch")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sharpen import SharpenError
-from sharpen.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text, read_csv
+from sharpen.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_csv
+from sharpen.reports.figures import pyplot, save_png
 
 TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_mean", "test_acc_std",
                  "test_acc_best", "test_acc_worst", "best_epoch_acc_mean", "best_epoch_acc_std",
@@ -149,10 +150,7 @@ def _metrics(run_dir: Path) -> dict[str, list[list[dict[str, str]]]]:
 
 
 def plot_curves(run_dir: Path, arm_order: list[str]) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     per_arm = _metrics(run_dir)
@@ -175,13 +173,7 @@ def plot_curves(run_dir: Path, arm_order: list[str]) -> Path | None:
     axes[1].set_yscale("log")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(run_dir / "curves.png", buf.getvalue())
-    return run_dir / "curves.png"
+    return save_png(fig, run_dir / "curves.png", dpi=110)
 
 
 def summarize(run_dir: Path) -> dict[str, Any]:
@@ -199,7 +191,6 @@ def summarize(run_dir: Path) -> dict[str, Any]:
 
 def write_report(run_dir: Path) -> Path:
     """(Re)build every report file of ``run_dir`` from the files in it alone."""
-    from sharpen.reports.report import plot_curves  # local: keep matplotlib off the import path
 
     run_dir = Path(run_dir)
     summary = summarize(run_dir)  # raises a clear error if this is not a run directory
@@ -225,7 +216,7 @@ def write_report(run_dir: Path) -> Path:
               + ("; keep-best column = best test epoch, optimistic" if keep_best else "") + ")",
               "", markdown_table(rows, keep_best, bool(cfg.get("report_error"))), ""]
     if cfg.get("cells"):
-        grid_md, grid_rows = grid_table(cfg, summary_results(run_dir))
+        grid_md, grid_rows = grid_table(cfg, load_results(run_dir))
         atomic_write_csv(run_dir / "grid.csv", grid_rows, list(grid_rows[0]) if grid_rows else [])
         parts += ["## Grid: mean test accuracy % per cell (± std over seeds; best per arm in bold)",
                   "", grid_md, ""]
@@ -254,10 +245,7 @@ def plot_gradflow(run_dir: Path, arm_order: list[str]) -> Path | None:
     arms = [a for a in arm_order if a in files]
     if not arms:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 3.2), squeeze=False,
                              sharey=True)
@@ -271,17 +259,7 @@ def plot_gradflow(run_dir: Path, arm_order: list[str]) -> Path | None:
     axes[0][0].set_ylabel("mean |grad|")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(run_dir / "gradflow.png", buf.getvalue())
-    return run_dir / "gradflow.png"
-
-
-def summary_results(run_dir: Path) -> list[dict[str, Any]]:
-    return load_results(run_dir)
+    return save_png(fig, run_dir / "gradflow.png")
 
 
 def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
