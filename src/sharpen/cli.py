@@ -109,6 +109,12 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
+    if a.what == "train":
+        from sharpen.bench_train import run_train_bench
+
+        out = run_train_bench(a.out, quick=a.profile == "quick")
+        print(f"benchmark directory: {out}")
+        return 0
     from sharpen.bench import run_conv_bench
 
     out = run_conv_bench(a.profile, a.out, a.repeats)
@@ -165,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", action="store_true", help="CSV instead of a table")
     s.set_defaults(fn=_cmd_schedule)
 
-    b = sub.add_parser("bench", help="benchmarks: conv (NumPy conv implementations, seed 003 §2)")
-    b.add_argument("what", choices=["conv"])
+    b = sub.add_parser("bench", help="benchmarks: conv (NumPy conv implementations, seed 003 §2), "
+                                     "train (our trainer vs a canonical DataLoader loop)")
+    b.add_argument("what", choices=["conv", "train"])
     b.add_argument("--profile", default="quick", choices=["quick", "full"])
     b.add_argument("--out")
     b.add_argument("--repeats", type=int)
