@@ -143,14 +143,14 @@ def test_quickstart_reaches_95_percent_on_real_mnist_test_set(mnist_dir, tmp_pat
     assert len(load("mnist", "test", root=mnist_dir, verify=True)[1]) == 10000
 
 
-def test_bundled_experiments_validate():
+def test_bundled_experiments_validate_in_every_standard_profile():
     from sharpen.experiments import list_bundled
 
+    assert len(list_bundled()) >= 7
     for name in list_bundled():
-        exp = load_experiment(name)
-        assert exp.arms
-        if "smoke" in open(os.path.join(os.path.dirname(exp.source), f"{name}.toml")).read():
-            load_experiment(name, profile="smoke")
+        for profile in (None, "full", "quick", "smoke"):
+            exp = load_experiment(name, profile=profile)
+            assert exp.arms, (name, profile)
 
 
 def test_grid_expands_arms_times_cells_and_tabulates(tiny, tmp_path, capsys):
