@@ -211,3 +211,26 @@ def test_workers_give_the_same_results_as_serial(tiny, tmp_path):
     assert main([*args, "--workers", "2", "--out", str(tmp_path / "par")]) == 0
     assert values(tmp_path / "serial") == values(tmp_path / "par")
     assert len(values(tmp_path / "par")) == 4
+
+
+def test_ray_backend_gives_the_local_results(tiny, tmp_path):
+    ray = pytest.importorskip("ray")
+    timing = {"seconds", "images_per_s"}
+
+    def values(d):
+        return [{k: v for k, v in r.items() if k not in timing}
+                for r in csv.DictReader(open(d / "results.csv"))]
+
+    tiny.write_text(TINY + '\n[arms.boom]\noptimizer = "sgd"\nlr = 1e6\n')
+    args = ["grid", str(tiny), "--profile", "smoke", "--threads", "1", "--quiet",
+            "--axis", "batch_size=50,100"]
+    assert main([*args, "--workers", "1", "--out", str(tmp_path / "local")]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        assert main([*args, "--backend", "ray", "--out", str(tmp_path / "ray")]) == 0
+    finally:
+        ray.shutdown()
+    assert values(tmp_path / "ray") == values(tmp_path / "local")
+    statuses = {r["status"] for r in values(tmp_path / "ray")}
+    assert statuses == {"ok", "diverged"}  # the diverged cells are recorded, the rest go on
+    assert (tmp_path / "ray" / "report.md").read_text().count("| a__") >= 2

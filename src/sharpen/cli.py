@@ -21,7 +21,8 @@ def _cmd_run(a: argparse.Namespace) -> int:
         sets.append(f"select_arms={a.arms!r}")
     exp = load_experiment(a.experiment, a.profile, sets, a.runs, getattr(a, "axis", None))
     out, results = run_experiment(exp, Path(a.out) if a.out else None, quiet=a.quiet,
-                                  workers=a.workers, threads=a.threads)
+                                  workers=a.workers, threads=a.threads, backend=a.backend,
+                                  address=a.address)
     if exp.cells:
         from sharpen.reports.report import grid_table
 
@@ -143,6 +144,9 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     r.add_argument("--threads", type=int,
                    help="torch threads per run (default: cores // workers); the same value "
                         "gives identical numbers serially and in parallel")
+    r.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local processes, or one Ray task per run")
+    r.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else local)")
     r.set_defaults(fn=_cmd_run)
 
 

@@ -237,15 +237,18 @@ def default_out_dir(exp: Experiment) -> Path:
 
 
 def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False,
-                   workers: int = 1, threads: int | None = None
-                   ) -> tuple[Path, list[dict[str, Any]]]:
+                   workers: int = 1, threads: int | None = None, backend: str = "local",
+                   address: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Run every (arm, seed) not yet finished in ``out``; write results and the report.
 
     ``workers`` > 1 runs jobs in that many processes, each with ``threads`` torch threads
     (default: cores // workers, so the machine is not oversubscribed). Results depend on
     the threads per job only: the same ``threads`` gives bit-identical numbers serially
-    and in parallel.
+    and in parallel. ``backend = "ray"`` sends each job to a Ray cluster
+    (``address``, else $RAY_ADDRESS, else a local one); its workers must see ``out``.
     """
+    if backend not in ("local", "ray"):
+        raise SharpenError(f"backend must be 'local' or 'ray', got {backend!r}")
     from sharpen.reports import write_report
 
     out = Path(out) if out is not None else default_out_dir(exp)
@@ -291,7 +294,9 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
 
         workers = max(1, min(workers, len(todo)))
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        if workers == 1:
+        if backend == "ray" and todo:
+            _run_ray(exp, out, todo, threads if threads else 1, report, quiet, address)
+        elif workers == 1:
             before = torch.get_num_threads()
             torch.set_num_threads(threads)
             try:
@@ -346,6 +351,40 @@ def _run_parallel(exp: Experiment, out: Path, todo: list[tuple[int, str, int]], 
         for f in as_completed(futures):
             k, arm, seed = futures[f]
             report(k, arm, seed, f.result())
+
+
+def _ray_job(cfg: dict[str, Any], arm: str, seed: int, rdir: str, cell: dict[str, Any] | None,
+             threads: int) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    return _job(cfg, arm, seed, rdir, cell)
+
+
+def _run_ray(exp: Experiment, out: Path, todo: list[tuple[int, str, int]], threads: int,
+             report: Callable, quiet: bool, address: str | None) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise SharpenError("--backend ray needs Ray: pip install 'sharpen[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None,
+                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_job)
+    refs = {remote.remote(exp.arms[arm].model_dump(mode="json"), arm, seed,
+                          str((out / "runs" / arm / f"seed-{seed}").resolve()),
+                          exp.cells.get(arm), threads): (k, arm, seed) for k, arm, seed in todo}
+    if not quiet:
+        print(f"running {len(todo)} jobs as Ray tasks ({threads} threads each)", flush=True)
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        k, arm, seed = refs[done[0]]
+        try:
+            res = ray.get(done[0])
+        except ray.exceptions.RayError as exc:  # a lost worker: record, let the rest go on
+            res = {"seed": seed, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                   "seconds": 0.0, "epochs_done": 0, "arm": arm}
+            atomic_write_json(out / "runs" / arm / f"seed-{seed}" / "result.json", res)
+        report(k, arm, seed, res)
 
 
 def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True,
