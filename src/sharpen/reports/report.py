@@ -209,6 +209,15 @@ def write_report(run_dir: Path) -> Path:
              "", cfg.get("description", "").strip(), ""]
     if cfg.get("seed_paper"):
         parts += [f"Reproduces: {cfg['seed_paper']}", ""]
+    arms_cfg = list(cfg.get("arms", {}).values())
+    data = sorted({f"{a['dataset']}" + (f" from {a['data_dir']}" if a.get("data_dir") else "")
+                   + (f", {a['pairs']} pairs" if a.get("pairs") else "")
+                   + (f", train subset {a['train_size']}" if a.get("train_size") else "")
+                   + (f", val {a['val_size']}" if a.get("val_size") else "")
+                   + (f", test {a['test_size']}" if a.get("test_size") else "")
+                   for a in arms_cfg})
+    epochs = sorted({a["epochs"] for a in arms_cfg})
+    parts += [f"Data: {'; '.join(data)} · epochs: {', '.join(map(str, epochs))}", ""]
     parts += [f"Seeds: {summary['seeds']} · results: {summary['n_results']} runs · "
               f"torch {env.get('torch', '?')} on {env.get('cuda') or env.get('processor', '?')} "
               f"({env.get('cpu_count', '?')} cores)", "",
