@@ -134,3 +134,21 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_numbers():
     assert _strip(resumed) == _strip(full)
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_batched_seeds_match_separate_runs():
+    from sharpen.training.batched import train_seeds
+
+    data = _data(300, 100)
+    data = TrainData(data.train, data.test, None, data.mean, data.std)
+    s = TrainSettings(epochs=2, batch_size=50, lr=0.05)
+    seeds = [0, 1, 2]
+    batched = train_seeds(lambda: create_model("lenet5_dropout", dropout=0.0), data, s, seeds)
+    for seed, brows in zip(seeds, batched):
+        torch.manual_seed(seed)
+        rows = train(create_model("lenet5_dropout", dropout=0.0), data, s, seed)
+        for a, b in zip(rows, brows):
+            assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.011)  # ≤ 1 image in 100
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+            assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
+    assert batched[0][-1]["train_loss"] != batched[1][-1]["train_loss"]  # seeds really differ
