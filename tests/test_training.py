@@ -152,3 +152,12 @@ def test_batched_seeds_match_separate_runs():
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
             assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
     assert batched[0][-1]["train_loss"] != batched[1][-1]["train_loss"]  # seeds really differ
+
+
+def test_channels_last_and_bf16_autocast_train():
+    s = TrainSettings(epochs=3, batch_size=32, optimizer="adam", lr=3e-3, channels_last=True,
+                      amp="bf16")
+    m, rows = _run(0, s)
+    assert rows[-1]["test_acc"] > 0.85
+    assert m.features[0].weight.dtype == torch.float32  # weights stay fp32 under autocast
+    assert m.features[0].weight.is_contiguous(memory_format=torch.channels_last)

@@ -82,6 +82,9 @@ class RunConfig(BaseModel):
     keep_best: bool = False
     checkpoint: bool = True  # save every epoch; a killed run resumes from its last epoch
     device: str = "auto"
+    channels_last: bool = False  # GPU: NHWC layout for the convs
+    amp: Literal["off", "bf16"] = "off"  # bf16 autocast of forward and loss
+    compile: bool = False  # torch.compile the model
     eval_batch_size: int = Field(1000, ge=1)
 
     @field_validator("device")

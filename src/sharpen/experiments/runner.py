@@ -152,7 +152,8 @@ def settings_of(cfg: RunConfig) -> TrainSettings:
         momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
         lr_adaptive_threshold=cfg.lr_adaptive_threshold if cfg.lr_adaptive else None,
         lr_adaptive_factor=cfg.lr_adaptive_factor, loss=cfg.loss,
-        eval_batch_size=cfg.eval_batch_size)
+        eval_batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last, amp=cfg.amp,
+        compile=cfg.compile)
 
 
 def run_one(cfg: RunConfig, seed: int, run_dir: Path,

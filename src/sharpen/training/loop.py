@@ -9,6 +9,7 @@ Techniques act only through four hooks (Composer-style events):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -62,6 +63,9 @@ class TrainSettings:
     eval_batch_size: int = 1000
     drop_last: bool = False
     task: Any = None  # a training.tasks task; None = classification with ``loss``
+    channels_last: bool = False  # NHWC memory layout (faster convs on GPUs with tensor cores)
+    amp: str = "off"  # "bf16": autocast forward and loss to bfloat16 (weights stay fp32)
+    compile: bool = False  # torch.compile the model (CPU: needs a C++ compiler)
 
 
 @dataclass
@@ -213,7 +217,15 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
     """
     device = torch.device(device)
     model.to(device).train()
+    fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if settings.amp not in ("off", "bf16"):
+        raise ValueError(f"amp must be 'off' or 'bf16', got {settings.amp!r}")
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if settings.amp == "bf16" \
+        else contextlib.nullcontext
     opt = make_optimizer(model, settings)
+    fmodel = torch.compile(model) if settings.compile else model
     lr_s = as_schedule(settings.lr)
     wd_s = as_schedule(settings.weight_decay)
     wd_scheduled = not isinstance(wd_s, Constant)
@@ -261,8 +273,11 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
             x, y = norm(state.train_x[idx]), data.train.y[idx]
             for h in hooks:
                 x, y = h.on_batch(state, x, y)
-            out = model(x)
-            loss = task.loss(out, y)
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=fmt)
+            with autocast():
+                out = fmodel(x)
+                loss = task.loss(out, y)
             for h in hooks:
                 loss = h.on_loss(state, loss, out, y)
             opt.zero_grad(set_to_none=True)
