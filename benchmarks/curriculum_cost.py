@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist-sample")
     ap.add_argument("--data-dir")
     ap.add_argument("--train-size", type=int, default=5000)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     spec = get_spec(args.dataset)

@@ -59,10 +59,16 @@ class ProgressiveSharpening(Hook):
         self._n = None  # the blurred copy is not checkpointed: rebuild it at the next epoch
 
     def blurred_copy(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        """float copy of ``x`` (0..255 scale) blurred with kernel_n, in chunks on x's device."""
-        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        """``x`` blurred with kernel_n, in chunks on x's device, in x's dtype.
+
+        A uint8 dataset gets a uint8 copy (rounded to the nearest level, as when blurred
+        copies of a dataset are saved as images): batches are then gathered from it at
+        exactly the cost of the original, which keeps the curriculum free per batch.
+        """
+        out = torch.empty_like(x)
         for i in range(0, len(x), self.chunk):
-            out[i:i + self.chunk] = box_blur(x[i:i + self.chunk].float(), n, self.padding)
+            y = box_blur(x[i:i + self.chunk].float(), n, self.padding)
+            out[i:i + self.chunk] = y.round().clamp(0, 255) if x.dtype == torch.uint8 else y
         return out
 
     def on_epoch_start(self, state: TrainState) -> None:
