@@ -136,7 +136,7 @@ def test_conv_benchmark_writes_table_fits_and_plots(tmp_path, monkeypatch):
     monkeypatch.setitem(bench.SWEEPS, "quick", {"batch": [1, 2, 4], "kernel": [1, 3]})
     out = bench.run_conv_bench("quick", tmp_path / "b", repeats=1, log=lambda *_: None)
     md = (out / "report.md").read_text()
-    assert "im2col is" in md and "faster than loops" in md and "| batch | correlate |" in md
+    assert "im2col vs loops:" in md and "faster forward" in md and "| batch | correlate |" in md
     for f in ("measurements.csv", "summary.json", "conv_batch.png", "conv_kernel.png"):
         assert (out / f).exists(), f
     import json
