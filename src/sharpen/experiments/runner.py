@@ -435,8 +435,8 @@ def curriculum_figures(exp: Experiment, out: Path) -> list[Path]:
                 reverse=True)
     if ns:
         made.append(blur_strip(imgs, [1, *sorted(ns)], out / "blur_strip.png", c0.padding))
-    sig = sorted({r["sigma"] for rows in plans.values() for r in rows if "sigma" in r} | {0.0},
-                 reverse=True)
+    sig = {r["sigma"] for rows in plans.values() for r in rows if "sigma" in r}
     if sig:
+        sig = sorted(sig | {0.0}, reverse=True)  # the unblurred image as the last column
         made.append(sigma_strip(imgs, sig, out / "sigma_strip.png", c0.padding))
     return made
