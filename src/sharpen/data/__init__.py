@@ -99,8 +99,11 @@ def check_md5(spec: DatasetSpec, path: Path) -> None:
 
 def _where_to_put(spec: DatasetSpec, split: str, dirs: list[Path]) -> str:
     files = spec.needed(split)
-    what = (f"{spec.folder}/{{{','.join(files)}}} (or {spec.archive})" if spec.folder
-            else ", ".join(files))
+    if spec.folder:  # an extracted folder holds both splits: name every file it needs
+        every = [f for s in SPLITS for f in spec.needed(s)]
+        what = f"{spec.folder}/{{{','.join(every)}}} (or {spec.archive})"
+    else:
+        what = ", ".join(files)
     return (f"dataset {spec.name!r} ({split}) not found and could not be downloaded. "
             f"Put {what} into one of: {', '.join(str(d) for d in dirs)} "
             f"(or set ${'SHARPEN_DATA'}, or pass an explicit data directory)")
