@@ -11,7 +11,6 @@ PyTorch's conv2d (time only; its allocator is not traced) is the anchor.
 
 from __future__ import annotations
 
-import json
 import time
 import tracemalloc
 from datetime import datetime
@@ -224,6 +223,3 @@ def _plots(rows, out: Path) -> None:
         fig.tight_layout()
         save_png(fig, out / f"conv_{var}.png", dpi=90)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    print(json.dumps(SWEEPS))

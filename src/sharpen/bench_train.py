@@ -12,7 +12,6 @@ against the canonical loop run ten times in a row.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -240,6 +239,3 @@ def _ten_seeds(out: Path, x, y, spec, epochs: int, bs: int, lr: float, log) -> f
         f"canonical ×10 {canon_s:.1f} s (no evaluation)")
     return ours_s / canon_s
 
-
-if __name__ == "__main__":  # pragma: no cover
-    print(json.dumps(TARGETS))
