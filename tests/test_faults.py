@@ -110,8 +110,10 @@ def test_sigkill_between_seeds_then_rerun_finishes_only_missing(tiny, tmp_path):
     assert first.exists()
     done_before = {p: p.read_bytes() for p in out.glob("runs/*/*/result.json")}
     assert 1 <= len(done_before) < 6
-    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
-    assert leftovers == []  # atomic writes leave no half-written files
+    # SIGKILL cannot be caught, so a writer killed mid-write may leave its hidden
+    # ".<name>.<rand>.tmp"; what matters is that no file under its final name is partial.
+    for p in out.glob("runs/*/*/result.json"):
+        assert json.loads(p.read_text())["status"] == "ok"
     for p in out.glob("runs/*/*/metrics.csv"):
         rows = list(csv.DictReader(open(p)))  # every metrics file parses completely
         assert all(r["test_acc"] for r in rows)
@@ -120,6 +122,7 @@ def test_sigkill_between_seeds_then_rerun_finishes_only_missing(tiny, tmp_path):
     for p, content in done_before.items():
         assert p.read_bytes() == content
     assert len(list(out.glob("runs/*/*/result.json"))) == 6
+    assert [p for p in out.rglob("*") if p.name.endswith(".tmp")] == []  # rerun swept them
 
 
 def test_cli_help_and_no_arguments(capsys):
