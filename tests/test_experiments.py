@@ -234,3 +234,21 @@ def test_ray_backend_gives_the_local_results(tiny, tmp_path):
     statuses = {r["status"] for r in values(tmp_path / "ray")}
     assert statuses == {"ok", "diverged"}  # the diverged cells are recorded, the rest go on
     assert (tmp_path / "ray" / "report.md").read_text().count("| a__") >= 2
+
+
+def test_stacked_seeds_in_workers_give_the_separate_runs_results(tiny, tmp_path):
+    _, sep = run_experiment(load_experiment(str(tiny), overrides=["runs=3"]), tmp_path / "s",
+                            quiet=True)
+    exp = load_experiment(str(tiny), overrides=["runs=3", "stack_seeds=2"])
+    out, stacked = run_experiment(exp, tmp_path / "t", quiet=True, workers=2)
+    assert [(r["arm"], r["seed"], r["status"]) for r in stacked] == \
+        [(r["arm"], r["seed"], r["status"]) for r in sep]
+    assert [r["stacked_seeds"] for r in stacked] == [2, 2, 1, 2, 2, 1]
+    for a, b in zip(sep, stacked):
+        rows = list(csv.DictReader(open(out / "runs" / b["arm"] / f"seed-{b['seed']}" / "metrics.csv")))
+        assert [int(r["epoch"]) for r in rows] == [1, 2]
+        if a["arm"] == "a":  # no dropout: the same numbers up to float rounding
+            assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
+            assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+            assert b["test_acc"] == pytest.approx(a["test_acc"], abs=0.011)
+    assert "stacked_seeds" in (out / "results.csv").read_text().splitlines()[0]

@@ -58,6 +58,9 @@ def tiny(tmp_path) -> Path:
     ("[arms.x]\nlrr = 1", r"unknown key arms.x.'lrr' \(did you mean 'lr'\?\)"),
     ("lr = { kind = 'linear', start = 0.1, end = 0.01, length = 50 }",
      r"ends at 50 epochs but training has only 10"),
+    ("stack_seeds = 4\nblur_sigma = 1.0", r"field stack_seeds: stacked seeds cannot be "
+     r"combined with blur_sigma .*set stack_seeds = 1"),
+    ("stack_seeds = 0", r"field stack_seeds: Input should be greater than or equal to 1"),
     ("epochs = [", r"TOML syntax error.*line 1"),
     ("epochs = 3\nlr = = 2\nruns = 1", r"TOML syntax error.*line 2"),
 ])

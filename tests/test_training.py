@@ -136,22 +136,107 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_numbers():
         assert torch.equal(a, b)
 
 
-def test_batched_seeds_match_separate_runs():
+def _separate(make, data, s, seed, hooks=()):
+    torch.manual_seed(seed)
+    m = make()
+    return m, train(m, data, s, seed, hooks=hooks)
+
+
+def _close(rows, brows):
+    assert len(rows) == len(brows)
+    for a, b in zip(rows, brows):
+        assert set(a) == set(b)
+        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.011)  # ≤ 1 image in 100
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["wide", "vmap"])
+def test_stacked_seeds_match_separate_runs(impl):
+    from sharpen.curricula import ProgressiveSharpening
     from sharpen.training.batched import train_seeds
 
     data = _data(300, 100)
-    data = TrainData(data.train, data.test, None, data.mean, data.std)
-    s = TrainSettings(epochs=2, batch_size=50, lr=0.05)
+    s = TrainSettings(epochs=3, batch_size=50, optimizer="adam", lr=3e-3)
     seeds = [0, 1, 2]
-    batched = train_seeds(lambda: create_model("lenet5_dropout", dropout=0.0), data, s, seeds)
+    schedule = {"kind": "step", "start": 3, "delta": -1, "every": 1, "min": 1}
+
+    def make():
+        return create_model("lenet5_dropout", dropout=0.0)
+
+    batched, diverged = train_seeds(make, data, s, seeds, [ProgressiveSharpening(schedule)],
+                                    impl=impl)
+    assert diverged == [None, None, None]
     for seed, brows in zip(seeds, batched):
-        torch.manual_seed(seed)
-        rows = train(create_model("lenet5_dropout", dropout=0.0), data, s, seed)
-        for a, b in zip(rows, brows):
-            assert a["test_acc"] == pytest.approx(b["test_acc"], abs=0.011)  # ≤ 1 image in 100
-            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
-            assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
+        _, rows = _separate(make, data, s, seed, [ProgressiveSharpening(schedule)])
+        _close(rows, brows)
+        assert [r["blur_n"] for r in brows] == [3, 2, 1]
     assert batched[0][-1]["train_loss"] != batched[1][-1]["train_loss"]  # seeds really differ
+
+
+def test_wide_model_with_batchnorm_matches_separate_runs_and_unwidens():
+    from sharpen.training.batched import WideModel, stack_models, train_seeds
+
+    data = _data(200, 100)
+    s = TrainSettings(epochs=2, batch_size=40, lr=0.05)
+
+    def make():
+        return create_model("nin_cifar", in_channels=1, dropout=0.0)
+
+    batched, _ = train_seeds(make, data, s, [4, 5], impl="wide")
+    for seed, brows in zip([4, 5], batched):
+        _, rows = _separate(make, data, s, seed)
+        _close(rows, brows)
+    # the wide model holds exactly the seeds' parameters, in their order and shapes
+    models = []
+    for seed in (4, 5):
+        torch.manual_seed(seed)
+        models.append(make())
+    wide = stack_models(models, (1, 28, 28), "wide")
+    assert isinstance(wide, WideModel)
+    for m, params in zip(models, wide.unwiden()):
+        ref = list(m.parameters())
+        assert [p.shape for p in params] == [p.shape for p in ref]
+        assert all(torch.equal(a, b) for a, b in zip(params, ref))
+
+
+def test_stacked_seeds_refuse_what_they_cannot_do():
+    from sharpen.curricula import RandomizedDeblur
+    from sharpen.training.batched import NotBatchable, stack_models, train_seeds
+
+    data = _data(100, 50)
+    s = TrainSettings(epochs=1, batch_size=50)
+    with pytest.raises(NotBatchable, match="RandomizedDeblur"):
+        train_seeds(lambda: create_model("lenet5_dropout"), data, s, [0, 1],
+                    [RandomizedDeblur(1.0, 0.5)])
+    models = [create_model("vgg38_res", in_channels=1) for _ in range(2)]
+    with pytest.raises(NotBatchable, match="not a plain chain"):
+        stack_models(models, (1, 8, 8), "wide")
+    assert type(stack_models(models, (1, 8, 8), "auto")).__name__ == "_Vmapped"  # the fallback
+    with pytest.raises(NotBatchable, match="adaptive"):
+        train_seeds(lambda: create_model("lenet5_dropout"), data,
+                    TrainSettings(epochs=1, batch_size=50, lr_adaptive_threshold=0.03), [0])
+
+
+def test_one_diverging_seed_does_not_stop_the_others():
+    from sharpen.training.batched import train_seeds
+
+    built = []
+
+    def make():
+        m = create_model("lenet5_dropout", dropout=0.0)
+        if len(built) == 1:  # the second seed starts from a broken layer
+            with torch.no_grad():
+                m.classifier[-1].bias.fill_(float("nan"))
+        built.append(m)
+        return m
+
+    rows, diverged = train_seeds(make, _data(200, 50), TrainSettings(epochs=2, batch_size=50),
+                                 [0, 1, 2])
+    assert diverged[1] == "loss became nan in epoch 1" and rows[1] == []
+    assert diverged[0] is None and diverged[2] is None
+    assert len(rows[0]) == len(rows[2]) == 2
 
 
 def test_channels_last_and_bf16_autocast_train():

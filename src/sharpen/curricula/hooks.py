@@ -21,6 +21,8 @@ def _aug_generator(state: TrainState, salt: int) -> torch.Generator:
 class ScheduledDropout(Hook):
     """Set the rate of every Dropout module each epoch (no model rebuild)."""
 
+    seed_batchable = True  # acts on each sample on its own
+
     def __init__(self, rate: ScheduleLike):
         self.rate = as_schedule(rate)
 
@@ -42,6 +44,8 @@ class ProgressiveSharpening(Hook):
     device. In ``mixed`` mode (the seed's future scope) each batch takes a fraction
     ``mix`` of its samples from the blurred copy and the rest from the original.
     """
+
+    seed_batchable = True  # acts on each sample on its own
 
     def __init__(self, blur_n: ScheduleLike, mode: str = "staged", mix: ScheduleLike = 0.5,
                  padding: str = "reflect", chunk: int = 4096):
@@ -99,6 +103,8 @@ class ProgressiveSharpening(Hook):
 
 class ProgressiveResize(Hook):
     """Seed 001: train on images resized to ``size`` (per epoch); eval stays at full size."""
+
+    seed_batchable = True  # acts on each sample on its own
 
     def __init__(self, size: ScheduleLike):
         self.size = as_schedule(size)

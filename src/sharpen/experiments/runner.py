@@ -46,7 +46,7 @@ from sharpen.training import Diverged, Split, TrainData, TrainSettings, train
 
 RESULT_COLUMNS = ["arm", "seed", "status", "test_acc", "best_test_acc", "best_epoch", "train_acc",
                   "val_acc", "gap", "train_loss", "test_loss", "digit_acc", "epochs_done", "seconds",
-                  "images_per_s", "params", "error"]
+                  "images_per_s", "params", "stacked_seeds", "error"]
 METRIC_BASE = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                "gap", "lr", "seconds", "images_per_s"]
 
@@ -153,7 +153,7 @@ def settings_of(cfg: RunConfig) -> TrainSettings:
         lr_adaptive_threshold=cfg.lr_adaptive_threshold if cfg.lr_adaptive else None,
         lr_adaptive_factor=cfg.lr_adaptive_factor, loss=cfg.loss,
         eval_batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last, amp=cfg.amp,
-        compile=cfg.compile)
+        compile=cfg.compile, fused_optimizer=cfg.fused_optimizer)
 
 
 def run_one(cfg: RunConfig, seed: int, run_dir: Path,
@@ -212,16 +212,21 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
     result: dict[str, Any] = {"seed": seed, "status": status, "error": error,
                               "seconds": earlier + time.perf_counter() - t0,
                               "params": count_parameters(model), "epochs_done": len(rows)}
-    if rows:
-        last = rows[-1]
-        best = max(rows, key=lambda r: r["test_acc"])
-        result.update(
-            test_acc=last["test_acc"], best_test_acc=best["test_acc"], best_epoch=best["epoch"],
-            train_acc=last["train_acc"], val_acc=last.get("val_acc"), gap=last["gap"],
-            train_loss=last["train_loss"], test_loss=last["test_loss"],
-            digit_acc=last.get("test_digit_acc"),
-            images_per_s=sum(r["images_per_s"] for r in rows) / len(rows))
+    result.update(_summary(rows))
     return result
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    if not rows:
+        return {}
+    last = rows[-1]
+    best = max(rows, key=lambda r: r["test_acc"])
+    return dict(
+        test_acc=last["test_acc"], best_test_acc=best["test_acc"], best_epoch=best["epoch"],
+        train_acc=last["train_acc"], val_acc=last.get("val_acc"), gap=last["gap"],
+        train_loss=last["train_loss"], test_loss=last["test_loss"],
+        digit_acc=last.get("test_digit_acc"),
+        images_per_s=sum(r["images_per_s"] for r in rows) / len(rows))
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -271,7 +276,6 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
             if not dst.exists():
                 shutil.copyfile(exp.source, dst)
         atomic_write_json(out / "environment.json", environment())
-        curriculum_figures(exp, out)
         jobs = [(arm, seed) for arm in exp.arms for seed in exp.seeds]
         by_job: dict[tuple[str, int], dict[str, Any]] = {}
         todo = []
@@ -293,24 +297,32 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                       + (f" test_acc {acc:.4f}" if acc is not None else "")
                       + f" ({res['seconds']:.1f}s)", flush=True)
 
-        workers = max(1, min(workers, len(todo)))
+        groups = _group(exp, todo)
+        workers = max(1, min(workers, len(groups)))
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        if backend == "ray" and todo:
-            _run_ray(exp, out, todo, threads if threads else 1, report, quiet, address)
-        elif workers == 1:
+        if backend == "ray" and groups:
+            curriculum_figures(exp, out)
+            _run_ray(exp, out, groups, threads if threads else 1, report, quiet, address)
+        elif workers == 1 or not groups:
+            curriculum_figures(exp, out)
             before = torch.get_num_threads()
             torch.set_num_threads(threads)
             try:
-                for k, arm, seed in todo:
+                for group in groups:
+                    arm, seeds = group[0][1], [seed for _, _, seed in group]
                     if not quiet:
-                        print(f"[{k}/{len(jobs)}] {arm} seed {seed} ...", flush=True)
-                    rdir = out / "runs" / arm / f"seed-{seed}"
-                    report(k, arm, seed, execute(exp.arms[arm], arm, seed, rdir, quiet,
-                                                 exp.cells.get(arm)))
+                        print(f"[{', '.join(str(k) for k, _, _ in group)}/{len(jobs)}] {arm} "
+                              f"seed{'s' if len(seeds) > 1 else ''} "
+                              f"{', '.join(map(str, seeds))} ...", flush=True)
+                    results = _job(exp.arms[arm].model_dump(mode="json"), arm, seeds,
+                                   [str(_run_dir(out, arm, s)) for s in seeds],
+                                   exp.cells.get(arm), quiet)
+                    for (k, _, seed), res in zip(group, results):
+                        report(k, arm, seed, res)
             finally:
                 torch.set_num_threads(before)
         else:
-            _run_parallel(exp, out, todo, workers, threads, report, quiet, len(jobs))
+            _run_parallel(exp, out, groups, workers, threads, report, quiet)
         results = [by_job[j] for j in jobs]
         axes = [f"grid_{k}" for k in exp.grid]
         atomic_write_csv(out / "results.csv", results,
@@ -331,36 +343,64 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _job(cfg: dict[str, Any], arm: str, seed: int, rdir: str, cell: dict[str, Any] | None
-         ) -> dict[str, Any]:
-    return execute(RunConfig.model_validate(cfg), arm, seed, Path(rdir), True, cell)
+def _run_dir(out: Path, arm: str, seed: int) -> Path:
+    return out / "runs" / arm / f"seed-{seed}"
 
 
-def _run_parallel(exp: Experiment, out: Path, todo: list[tuple[int, str, int]], workers: int,
-                  threads: int, report: Callable, quiet: bool, total: int) -> None:
+def _group(exp: Experiment, todo: list[tuple[int, str, int]]) -> list[list[tuple[int, str, int]]]:
+    """Jobs: one per (arm, seed), or chunks of ``stack_seeds`` seeds of one arm."""
+    groups: list[list[tuple[int, str, int]]] = []
+    open_: dict[str, list[tuple[int, str, int]]] = {}
+    for job in todo:
+        arm = job[1]
+        size = exp.arms[arm].stack_seeds
+        if size == 1:
+            groups.append([job])
+            continue
+        if arm not in open_ or len(open_[arm]) == size:
+            open_[arm] = []
+            groups.append(open_[arm])
+        open_[arm].append(job)
+    return groups
+
+
+def _job(cfg: dict[str, Any], arm: str, seeds: list[int], rdirs: list[str],
+         cell: dict[str, Any] | None, quiet: bool = True) -> list[dict[str, Any]]:
+    c = RunConfig.model_validate(cfg)
+    if c.stack_seeds == 1:
+        return [execute(c, arm, seeds[0], Path(rdirs[0]), quiet, cell)]
+    return execute_stacked(c, arm, seeds, [Path(r) for r in rdirs], cell)
+
+
+def _run_parallel(exp: Experiment, out: Path, groups: list[list[tuple[int, str, int]]],
+                  workers: int, threads: int, report: Callable, quiet: bool) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
     if not quiet:
-        print(f"running {len(todo)} jobs in {workers} processes × {threads} threads", flush=True)
+        print(f"running {len(groups)} jobs in {workers} processes × {threads} threads", flush=True)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(threads,)) as pool:
-        futures = {pool.submit(_job, exp.arms[arm].model_dump(mode="json"), arm, seed,
-                               str(out / "runs" / arm / f"seed-{seed}"), exp.cells.get(arm)):
-                   (k, arm, seed) for k, arm, seed in todo}
+        futures = {}
+        for group in groups:
+            arm, seeds = group[0][1], [seed for _, _, seed in group]
+            f = pool.submit(_job, exp.arms[arm].model_dump(mode="json"), arm, seeds,
+                            [str(_run_dir(out, arm, s)) for s in seeds], exp.cells.get(arm))
+            futures[f] = group
+        curriculum_figures(exp, out)  # drawn while the workers train (about a second)
         for f in as_completed(futures):
-            k, arm, seed = futures[f]
-            report(k, arm, seed, f.result())
+            for (k, arm, seed), res in zip(futures[f], f.result()):
+                report(k, arm, seed, res)
 
 
-def _ray_job(cfg: dict[str, Any], arm: str, seed: int, rdir: str, cell: dict[str, Any] | None,
-             threads: int) -> dict[str, Any]:
+def _ray_job(cfg: dict[str, Any], arm: str, seeds: list[int], rdirs: list[str],
+             cell: dict[str, Any] | None, threads: int) -> list[dict[str, Any]]:
     torch.set_num_threads(threads)
-    return _job(cfg, arm, seed, rdir, cell)
+    return _job(cfg, arm, seeds, rdirs, cell)
 
 
-def _run_ray(exp: Experiment, out: Path, todo: list[tuple[int, str, int]], threads: int,
+def _run_ray(exp: Experiment, out: Path, groups: list[list[tuple[int, str, int]]], threads: int,
              report: Callable, quiet: bool, address: str | None) -> None:
     try:
         import ray
@@ -370,22 +410,29 @@ def _run_ray(exp: Experiment, out: Path, todo: list[tuple[int, str, int]], threa
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None,
                  include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     remote = ray.remote(num_cpus=threads, max_retries=0)(_ray_job)
-    refs = {remote.remote(exp.arms[arm].model_dump(mode="json"), arm, seed,
-                          str((out / "runs" / arm / f"seed-{seed}").resolve()),
-                          exp.cells.get(arm), threads): (k, arm, seed) for k, arm, seed in todo}
+    refs = {}
+    for group in groups:
+        arm, seeds = group[0][1], [seed for _, _, seed in group]
+        refs[remote.remote(exp.arms[arm].model_dump(mode="json"), arm, seeds,
+                           [str(_run_dir(out, arm, s).resolve()) for s in seeds],
+                           exp.cells.get(arm), threads)] = group
     if not quiet:
-        print(f"running {len(todo)} jobs as Ray tasks ({threads} threads each)", flush=True)
+        print(f"running {len(groups)} jobs as Ray tasks ({threads} threads each)", flush=True)
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
-        k, arm, seed = refs[done[0]]
+        group = refs[done[0]]
         try:
-            res = ray.get(done[0])
+            results = ray.get(done[0])
         except ray.exceptions.RayError as exc:  # a lost worker: record, let the rest go on
-            res = {"seed": seed, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                   "seconds": 0.0, "epochs_done": 0, "arm": arm}
-            atomic_write_json(out / "runs" / arm / f"seed-{seed}" / "result.json", res)
-        report(k, arm, seed, res)
+            results = []
+            for _, arm, seed in group:
+                res = {"seed": seed, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                       "seconds": 0.0, "epochs_done": 0, "arm": arm}
+                atomic_write_json(_run_dir(out, arm, seed) / "result.json", res)
+                results.append(res)
+        for (k, arm, seed), res in zip(group, results):
+            report(k, arm, seed, res)
 
 
 def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True,
@@ -407,6 +454,64 @@ def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True,
     atomic_write_json(rdir / "result.json", res)
     (rdir / "checkpoint.pt").unlink(missing_ok=True)  # finished: the result is what counts
     return res
+
+
+def execute_stacked(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
+                    cell: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run ``seeds`` of one arm as one stacked model; each seed gets its own run directory.
+
+    Every seed's metrics.csv is written after each epoch and its result.json at the end, as
+    separate runs write them. There is no per-epoch checkpoint: a killed stacked job runs
+    again from the start (its seeds have no result.json yet).
+    """
+    from sharpen.training.batched import NotBatchable, train_seeds
+
+    for r in rdirs:
+        r.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    spec = get_spec(cfg.dataset)
+    kw = {"num_classes": spec.num_classes, "in_channels": spec.shape[0], **cfg.model_args}
+    rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
+    columns = [list(METRIC_BASE) for _ in seeds]
+
+    def on_epoch(k: int, row: dict[str, Any]) -> None:
+        rows[k].append(row)
+        columns[k].extend(c for c in row if c not in columns[k])
+        atomic_write_csv(rdirs[k] / "metrics.csv", rows[k], columns[k])
+
+    t0 = time.perf_counter()
+    try:
+        data = build_data(cfg, device, seeds[0])
+        _, diverged = train_seeds(lambda: create_model(cfg.model, **kw), data, settings_of(cfg),
+                                  seeds, hooks_for(cfg), device, on_epoch=on_epoch)
+        failure = None
+    except NotBatchable as exc:
+        raise SharpenError(f"arm {arm!r}: stack_seeds = {cfg.stack_seeds}: {exc}; "
+                           "set stack_seeds = 1") from None
+    except SharpenError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad job must not stop the grid
+        tb = traceback.format_exc()
+        for r in rdirs:
+            atomic_write_text(r / "traceback.txt", tb)
+        failure, diverged = f"{type(exc).__name__}: {exc}", [None] * len(seeds)
+    wall = time.perf_counter() - t0
+    params = count_parameters(create_model(cfg.model, **kw))
+    results = []
+    for k, seed in enumerate(seeds):
+        status = "failed" if failure else ("diverged" if diverged[k] else "ok")
+        res: dict[str, Any] = {"seed": seed, "status": status,
+                               "error": failure or diverged[k] or "",
+                               "seconds": wall / len(seeds), "params": params,
+                               "epochs_done": len(rows[k]), "stacked_seeds": len(seeds)}
+        res.update(_summary(rows[k]))
+        res["arm"] = arm
+        if cell:
+            res["base_arm"] = cell["arm"]
+            res.update({f"grid_{k2}": v for k2, v in cell.items() if k2 != "arm"})
+        atomic_write_json(rdirs[k] / "result.json", res)
+        results.append(res)
+    return results
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,8 @@ def random_erasing(x: torch.Tensor, p: float = 0.5, area: tuple[float, float] = 
 class RandomErasing(Hook):
     """Apply :func:`random_erasing` to every training batch (never at evaluation)."""
 
+    seed_batchable = True  # acts on each sample on its own
+
     def __init__(self, p: float = 0.5, area: tuple[float, float] = (0.02, 0.33),
                  aspect: tuple[float, float] = (0.3, 3.3)):
         self.p, self.area, self.aspect = p, tuple(area), tuple(aspect)
