@@ -15,3 +15,14 @@ def test_train_benchmark_writes_the_required_ratios(tmp_path):
     assert {r["case"].split(",")[0] for r in res["throughput"]} == {"lenet5_dropout", "nin_cifar"}
     assert all(r["ratio"] == r["ours_img_s"] / r["canonical_img_s"] for r in res["throughput"])
     assert "Targets missed" in (out / "report.md").read_text()
+    assert [r["model"] for r in res["step_options"]] == ["lenet5_dropout", "nin_cifar", "vgg08"]
+    for r in res["step_options"]:
+        assert r["ours_vs_plain"] == r["ours_img_s"] / r["plain_img_s"]
+    ts = res["ten_seeds"]
+    assert [w["stack_seeds"] for w in ts["setups"]] == [1, 5, 5]
+    assert ts["ratio"] == min(w["seconds"] for w in ts["setups"]) / ts["canonical_s"]
+    for i in range(3):  # each set-up really ran the 10 seeds through the runner
+        results = (out / f"ten-seeds-{i}" / "results.csv").read_text().splitlines()
+        assert len(results) == 11 and all(",ok," in line for line in results[1:])
+    f = res["flops"][1]
+    assert 0 < f["compute_kernel_time_share"] < 1 and f["compute_kernel_gflops"] > f["achieved_gflops"]
