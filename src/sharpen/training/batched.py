@@ -10,10 +10,10 @@ Two ways to stack the E models:
 * ``wide`` (preferred): a model that is a chain of layers (LeNet-5, the seed-001 CIFAR
   net, plain VGG) becomes one *wide* model: each conv a grouped conv over E×C channels,
   each BatchNorm one E×C-channel BatchNorm, each linear layer a batched matrix product.
-  Small convs then fill the vector units (measured on 2 CPU cores: 10 LeNet-5 seeds train
-  1.5× faster than one after another; ``sharpen bench train``).
+  Small convs then fill the vector units (``sharpen bench train`` times 8 LeNet-5 seeds
+  against training them one after another).
 * ``vmap``: any model without BatchNorm, through ``torch.func`` (``stack_module_state`` +
-  ``vmap``); general but not faster on CPU.
+  ``vmap``); general, and timed by the same benchmark.
 
 Hooks must declare ``seed_batchable = True`` (their batch transform treats every sample on
 its own, so a batch holding several seeds' samples is fine).
@@ -264,9 +264,9 @@ def train_seeds(make_model: Callable[[], nn.Module], data: TrainData, settings: 
         state.epoch, state.train_x, state.extra = epoch, data.train.x, {}
         state.lr = float(lr_s.value(epoch, s.epochs))
         _set_lr(opt, state.lr, wd_s.value(epoch, s.epochs) if wd_scheduled else None)
+        t0 = time.perf_counter()
         for h in hooks:
             h.on_epoch_start(state)
-        t0 = time.perf_counter()
         perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
         stop = n - n % bs if s.drop_last and n >= bs else n
         loss_sum = torch.zeros(E, device=device)

@@ -63,8 +63,8 @@ class TrainSettings:
     eval_batch_size: int = 1000
     drop_last: bool = False
     task: Any = None  # a training.tasks task; None = classification with ``loss``
-    # NHWC layout: oneDNN's CPU convs and cuDNN's tensor-core convs both prefer it; measured
-    # 1.1-2.0x faster training steps on this project's CPU models (benchmarks/train_throughput.py)
+    # NHWC layout: oneDNN's CPU convs and cuDNN's tensor-core convs both prefer it
+    # (sharpen bench train measures it against NCHW: docs/methods/speed-and-scale.md)
     channels_last: bool = True
     amp: str = "off"  # "bf16": autocast forward and loss to bfloat16 (weights stay fp32)
     compile: bool = False  # torch.compile the model (CPU: needs a C++ compiler)
@@ -156,7 +156,7 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     wd0 = as_schedule(s.weight_decay).value(0, s.epochs)
     params = list(model.parameters())
     # The fused kernels do the same update in one pass over all parameters instead of a
-    # Python loop of small ops (Adam: 300 -> 80 us per LeNet-5 step on 2 CPU cores).
+    # Python loop of small ops per parameter.
     fused = s.fused_optimizer and all(
         p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     kw = {"fused": True} if fused else {}
@@ -271,9 +271,9 @@ def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
         state.extra = {}
         state.lr = _sched_lr(lr_s, epoch, settings.epochs) * lr_mult
         _set_lr(opt, state.lr, wd_s.value(epoch, settings.epochs) if wd_scheduled else None)
+        t0 = time.perf_counter()  # images/s counts a curriculum's per-epoch data preparation
         for h in hooks:
             h.on_epoch_start(state)
-        t0 = time.perf_counter()
         perm = torch.randperm(n, generator=gen).to(device)
         stop = n - n % bs if settings.drop_last and n >= bs else n
         loss_sum = torch.zeros((), device=device)
