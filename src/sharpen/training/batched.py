@@ -326,14 +326,14 @@ def _evaluate(model: nn.Module, split: Any, norm: Callable, fn: Callable, E: int
               batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     was = model.training
     model.eval()
-    tl = torch.zeros(E)
-    tc = torch.zeros(E)
+    tl = torch.zeros(E, dtype=torch.float64)  # as evaluate(): sums in double precision
+    tc = torch.zeros(E, dtype=torch.long)
     n = len(split)
     for i in range(0, n, batch_size):
         x = norm(split.x[i:i + batch_size])
         y = split.y[i:i + batch_size]
         out = model(x.unsqueeze(0).expand(E, *x.shape))  # every seed sees the same images
-        tl += fn(out.flatten(0, 1), y.repeat(E), reduction="none").view(E, -1).sum(1).cpu()
+        tl += fn(out.flatten(0, 1), y.repeat(E), reduction="none").view(E, -1).sum(1).cpu().double()
         tc += (out.argmax(-1) == y).sum(1).cpu()
     model.train(was)
-    return tl / max(n, 1), tc / max(n, 1)
+    return tl / max(n, 1), tc.double() / max(n, 1)
