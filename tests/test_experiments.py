@@ -252,3 +252,18 @@ def test_stacked_seeds_in_workers_give_the_separate_runs_results(tiny, tmp_path)
             assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
             assert b["test_acc"] == pytest.approx(a["test_acc"], abs=0.011)
     assert "stacked_seeds" in (out / "results.csv").read_text().splitlines()[0]
+
+
+def test_stacked_rerun_finishes_only_the_missing_seeds(tiny, tmp_path):
+    exp = load_experiment(str(tiny), profile="smoke", overrides=["runs=3", "stack_seeds=3"])
+    out, _ = run_experiment(exp, tmp_path / "r", quiet=True)
+    lost = out / "runs" / "a" / "seed-6" / "result.json"
+    lost.unlink()  # as if the driver died before this seed's result was written
+    kept = {p: p.read_bytes() for p in out.glob("runs/*/*/result.json")}
+    _, results = run_experiment(load_experiment(str(tiny), profile="smoke",
+                                                overrides=["runs=3", "stack_seeds=3"]),
+                                out, quiet=True)
+    assert all(p.read_bytes() == b for p, b in kept.items())
+    redo = json.loads(lost.read_text())
+    assert redo["status"] == "ok" and redo["stacked_seeds"] == 1  # rerun alone
+    assert len(results) == 6 and all(r["status"] == "ok" for r in results)
