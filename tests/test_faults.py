@@ -415,3 +415,11 @@ def test_every_failure_exits_nonzero(tmp_path):
         assert main(argv) == 2, argv
     r = subprocess.run([sys.executable, "-m", "sharpen.cli", "bogus"], capture_output=True, text=True)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_stacking_a_model_that_cannot_be_stacked_names_the_arm(tiny, tmp_path):
+    exp = load_experiment(str(tiny), profile="smoke",
+                          overrides=["stack_seeds=2", "model=vgg38_bn_res", "model_args={}"])
+    with pytest.raises(SharpenError, match=r"arm 'a': stack_seeds = 2: vmap stacking does not "
+                                           r"support BatchNorm models; set stack_seeds = 1"):
+        run_experiment(exp, tmp_path / "r", quiet=True)
