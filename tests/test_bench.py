@@ -24,5 +24,8 @@ def test_train_benchmark_writes_the_required_ratios(tmp_path):
     for i in range(3):  # each set-up really ran the 10 seeds through the runner
         results = (out / f"ten-seeds-{i}" / "results.csv").read_text().splitlines()
         assert len(results) == 11 and all(",ok," in line for line in results[1:])
+    fb = res["flops_bf16_cifar_net"]  # the bf16 step is compared with both matmul rates
+    assert res["matmul_gflops_bf16"] > 0
+    assert fb["fraction_of_bf16_matmul"] == fb["achieved_gflops"] / res["matmul_gflops_bf16"]
     f = res["flops"][1]
     assert 0 < f["compute_kernel_time_share"] < 1 and f["compute_kernel_gflops"] > f["achieved_gflops"]
