@@ -267,3 +267,27 @@ def test_stacked_rerun_finishes_only_the_missing_seeds(tiny, tmp_path):
     redo = json.loads(lost.read_text())
     assert redo["status"] == "ok" and redo["stacked_seeds"] == 1  # rerun alone
     assert len(results) == 6 and all(r["status"] == "ok" for r in results)
+
+
+BUNDLED = ["quickstart", "sharpening-mnist", "sharpening-signals", "pairs-direct-shres",
+           "pairs-sublenet", "deblur-cifar10", "vgg-cifar100"]
+
+
+def test_the_smoke_test_list_covers_every_bundled_experiment():
+    from sharpen.experiments import list_bundled
+
+    assert sorted(list_bundled()) == sorted(BUNDLED)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_experiment_runs_its_smoke_profile(name, tmp_path, request):
+    """Lightning's fast_dev_run: every bundled experiment runs end to end in seconds."""
+    args = ["run", name, "--profile", "smoke", "--out", str(tmp_path / "r"), "--quiet"]
+    exp = load_experiment(name, profile="smoke")
+    if any(a.dataset == "cifar10" for a in exp.arms.values()):  # the real CIFAR-10 (CI has it)
+        args += ["--set", f"data_dir='{request.getfixturevalue('cifar10_dir')}'", "--no-verify"]
+    assert main(args) == 0
+    rows = list(csv.DictReader(open(tmp_path / "r" / "results.csv")))
+    assert rows and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == len(exp.arms) * exp.runs
+    assert (tmp_path / "r" / "report.md").is_file()
