@@ -224,13 +224,18 @@ def test_ray_backend_gives_the_local_results(tiny, tmp_path):
     tiny.write_text(TINY + '\n[arms.boom]\noptimizer = "sgd"\nlr = 1e6\n')
     args = ["grid", str(tiny), "--profile", "smoke", "--threads", "1", "--quiet",
             "--axis", "batch_size=50,100"]
+    stacked = [*args, "--set", "stack_seeds=2"]
     assert main([*args, "--workers", "1", "--out", str(tmp_path / "local")]) == 0
+    assert main([*stacked, "--workers", "1", "--out", str(tmp_path / "local-stacked")]) == 0
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
         assert main([*args, "--backend", "ray", "--out", str(tmp_path / "ray")]) == 0
+        assert main([*stacked, "--backend", "ray", "--out", str(tmp_path / "ray-stacked")]) == 0
     finally:
         ray.shutdown()
     assert values(tmp_path / "ray") == values(tmp_path / "local")
+    assert values(tmp_path / "ray-stacked") == values(tmp_path / "local-stacked")
+    assert {r["stacked_seeds"] for r in values(tmp_path / "ray-stacked")} == {"2"}
     statuses = {r["status"] for r in values(tmp_path / "ray")}
     assert statuses == {"ok", "diverged"}  # the diverged cells are recorded, the rest go on
     assert (tmp_path / "ray" / "report.md").read_text().count("| a__") >= 2
