@@ -303,7 +303,7 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         if backend == "ray" and groups:
             curriculum_figures(exp, out)
             _run_ray(exp, out, groups, threads if threads else 1, report, quiet, address)
-        elif workers == 1 or not groups:
+        elif workers == 1:
             curriculum_figures(exp, out)
             before = torch.get_num_threads()
             torch.set_num_threads(threads)
@@ -314,9 +314,9 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                         print(f"[{', '.join(str(k) for k, _, _ in group)}/{len(jobs)}] {arm} "
                               f"seed{'s' if len(seeds) > 1 else ''} "
                               f"{', '.join(map(str, seeds))} ...", flush=True)
-                    results = _job(exp.arms[arm].model_dump(mode="json"), arm, seeds,
-                                   [str(_run_dir(out, arm, s)) for s in seeds],
-                                   exp.cells.get(arm), quiet)
+                    results = _execute_group(exp.arms[arm], arm, seeds,
+                                             [_run_dir(out, arm, s) for s in seeds],
+                                             exp.cells.get(arm), quiet)
                     for (k, _, seed), res in zip(group, results):
                         report(k, arm, seed, res)
             finally:
@@ -364,12 +364,18 @@ def _group(exp: Experiment, todo: list[tuple[int, str, int]]) -> list[list[tuple
     return groups
 
 
+def _execute_group(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
+                   cell: dict[str, Any] | None, quiet: bool = True) -> list[dict[str, Any]]:
+    if cfg.stack_seeds == 1:
+        return [execute(cfg, arm, seeds[0], rdirs[0], quiet, cell)]
+    return execute_stacked(cfg, arm, seeds, rdirs, cell)
+
+
 def _job(cfg: dict[str, Any], arm: str, seeds: list[int], rdirs: list[str],
-         cell: dict[str, Any] | None, quiet: bool = True) -> list[dict[str, Any]]:
-    c = RunConfig.model_validate(cfg)
-    if c.stack_seeds == 1:
-        return [execute(c, arm, seeds[0], Path(rdirs[0]), quiet, cell)]
-    return execute_stacked(c, arm, seeds, [Path(r) for r in rdirs], cell)
+         cell: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A group of jobs in a worker process or Ray task (plain, picklable arguments)."""
+    return _execute_group(RunConfig.model_validate(cfg), arm, seeds, [Path(r) for r in rdirs],
+                          cell)
 
 
 def _run_parallel(exp: Experiment, out: Path, groups: list[list[tuple[int, str, int]]],
@@ -447,13 +453,18 @@ def execute(cfg: RunConfig, arm: str, seed: int, rdir: Path, quiet: bool = True,
         atomic_write_text(rdir / "traceback.txt", traceback.format_exc())
         res = {"seed": seed, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                "seconds": 0.0, "epochs_done": 0}
+    _record(res, arm, cell, rdir)
+    (rdir / "checkpoint.pt").unlink(missing_ok=True)  # finished: the result is what counts
+    return res
+
+
+def _record(res: dict[str, Any], arm: str, cell: dict[str, Any] | None, rdir: Path) -> None:
+    """Label a run's result with its arm (and grid cell) and write its result.json."""
     res["arm"] = arm
     if cell:
         res["base_arm"] = cell["arm"]
         res.update({f"grid_{k}": v for k, v in cell.items() if k != "arm"})
     atomic_write_json(rdir / "result.json", res)
-    (rdir / "checkpoint.pt").unlink(missing_ok=True)  # finished: the result is what counts
-    return res
 
 
 def execute_stacked(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
@@ -505,11 +516,7 @@ def execute_stacked(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path
                                "seconds": wall / len(seeds), "params": params,
                                "epochs_done": len(rows[k]), "stacked_seeds": len(seeds)}
         res.update(_summary(rows[k]))
-        res["arm"] = arm
-        if cell:
-            res["base_arm"] = cell["arm"]
-            res.update({f"grid_{k2}": v for k2, v in cell.items() if k2 != "arm"})
-        atomic_write_json(rdirs[k] / "result.json", res)
+        _record(res, arm, cell, rdirs[k])
         results.append(res)
     return results
 
