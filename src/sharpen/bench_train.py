@@ -230,6 +230,17 @@ NIN_SETTINGS = {"batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0
                 "weight_decay": 1e-3}
 
 
+def _sharpening_transform(epochs: int) -> Callable[[int], Callable | None]:
+    """For the canonical loop: the per-sample box blur of each epoch of SHARPENING."""
+    sharp = as_schedule(SHARPENING)
+
+    def of_epoch(e: int) -> Callable | None:
+        n = int(round(sharp.value(e, epochs)))
+        return None if n == 1 else (lambda t: box_blur(t, n))
+
+    return of_epoch
+
+
 def _adam(params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=LENET_SETTINGS["lr"])
 
@@ -252,7 +263,7 @@ def run_train_bench(out: Path | None = None, quick: bool = True, log=print) -> P
                            "versions": {"torch": torch.__version__, "python": platform.python_version()},
                            "profile": "quick" if quick else "full"}
     epochs, reps = (2, 1) if quick else (6, 5)
-    sharp = as_schedule(SHARPENING)
+    blur_of_epoch = _sharpening_transform(epochs)
     spec = get_spec("mnist-sample")
     x, y = load("mnist-sample", "train")
     tx, ty = load("mnist-sample", "test")
@@ -276,10 +287,6 @@ def run_train_bench(out: Path | None = None, quick: bool = True, log=print) -> P
         log(f"  {label}: ours {statistics.median(a):.0f} img/s, canonical "
             f"{statistics.median(b):.0f} img/s, ratio {ratio:.2f} (median of {reps})")
         return ratio
-
-    def blur_of_epoch(e: int) -> Callable | None:
-        n = int(round(sharp.value(e, epochs)))
-        return None if n == 1 else (lambda t: box_blur(t, n))
 
     pair("lenet5_dropout, sharp", "lenet5_dropout", data,
          PerSampleDataset(x, y, spec.mean, spec.std), lenet, _adam, lambda: [])
@@ -426,7 +433,7 @@ def _ten_seeds(out: Path, x, y, spec, epochs: int, log) -> dict[str, Any]:
     from sharpen.experiments.config import Experiment, RunConfig
     from sharpen.experiments.runner import run_experiment
 
-    sharp = as_schedule(SHARPENING)
+    blur_of_epoch = _sharpening_transform(epochs)
     cores = os.cpu_count() or 1
     setups = [("one run per seed", 1, cores), ("stack_seeds=5", 5, cores),
               ("stack_seeds=5, --workers 1", 5, 1)]
@@ -440,10 +447,6 @@ def _ten_seeds(out: Path, x, y, spec, epochs: int, log) -> dict[str, Any]:
         run_experiment(exp, out / f"ten-seeds-{i}", quiet=True, workers=workers)
         walls.append({"setup": label, "workers": workers, "stack_seeds": stack,
                       "seconds": time.perf_counter() - t0})
-
-    def blur_of_epoch(e: int) -> Callable | None:
-        n = int(round(sharp.value(e, epochs)))
-        return None if n == 1 else (lambda t: box_blur(t, n))
 
     t0 = time.perf_counter()
     for s in range(10):
