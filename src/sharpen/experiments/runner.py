@@ -182,11 +182,7 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
             log(f"resuming after epoch {resume['epoch']} from {ckpt_path}")
 
     def on_epoch(row: dict[str, Any]) -> None:
-        rows.append(row)
-        for k in row:
-            if k not in columns:
-                columns.append(k)
-        atomic_write_csv(run_dir / "metrics.csv", rows, columns)
+        _append_metrics(run_dir, rows, columns, row)
         if log:
             log(f"epoch {row['epoch']}/{cfg.epochs} loss {row['train_loss']:.4f} "
                 f"test_acc {row['test_acc']:.4f}")
@@ -214,6 +210,14 @@ def run_one(cfg: RunConfig, seed: int, run_dir: Path,
                               "params": count_parameters(model), "epochs_done": len(rows)}
     result.update(_summary(rows))
     return result
+
+
+def _append_metrics(run_dir: Path, rows: list[dict[str, Any]], columns: list[str],
+                    row: dict[str, Any]) -> None:
+    """Add an epoch's row (and any new columns) and rewrite metrics.csv atomically."""
+    rows.append(row)
+    columns.extend(c for c in row if c not in columns)
+    atomic_write_csv(run_dir / "metrics.csv", rows, columns)
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -486,9 +490,7 @@ def execute_stacked(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path
     columns = [list(METRIC_BASE) for _ in seeds]
 
     def on_epoch(k: int, row: dict[str, Any]) -> None:
-        rows[k].append(row)
-        columns[k].extend(c for c in row if c not in columns[k])
-        atomic_write_csv(rdirs[k] / "metrics.csv", rows[k], columns[k])
+        _append_metrics(rdirs[k], rows[k], columns[k], row)
 
     t0 = time.perf_counter()
     try:
