@@ -85,23 +85,25 @@ def _cmd_data(a: argparse.Namespace) -> int:
 def _cmd_schedule(a: argparse.Namespace) -> int:
     import csv
 
-    from sharpen.curricula.plan import PLAN_COLUMNS, schedule_rows
     from sharpen.experiments import load_experiment
+    from sharpen.techniques import plan_columns, schedule_rows
 
     exp = load_experiment(a.experiment, a.profile, a.set)
     arms = [a.arm] if a.arm else list(exp.arms)
+    plans = {}
     for arm in arms:
         if arm not in exp.arms:
             raise SharpenError(f"no arm {arm!r} in {exp.name}; arms: {', '.join(exp.arms)}")
-        rows = schedule_rows(exp.arms[arm])
-        cols = [c for c in PLAN_COLUMNS if c in rows[0]]
-        if a.csv:
-            w = csv.DictWriter(sys.stdout, cols, lineterminator="\n")
-            if len(arms) > 1:
-                print(f"# arm {arm}")
-            w.writeheader()
-            w.writerows(rows)
-            continue
+        plans[arm] = schedule_rows(exp.arms[arm])
+    if a.csv:  # one valid CSV: an arm column, the union of the arms' columns
+        cols = ["arm"] + [c for c in plan_columns() if any(c in r[0] for r in plans.values())]
+        w = csv.DictWriter(sys.stdout, cols, lineterminator="\n", restval="")
+        w.writeheader()
+        for arm, rows in plans.items():
+            w.writerows({"arm": arm, **r} for r in rows)
+        return 0
+    for arm, rows in plans.items():
+        cols = [c for c in plan_columns() if c in rows[0]]
         print(f"arm {arm}:")
         print("  " + "  ".join(f"{c:>12s}" for c in cols))
         for r in rows:
@@ -139,11 +141,13 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     r.add_argument("--no-verify", action="store_true", help="skip dataset md5 checks")
     r.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
     r.add_argument("--quiet", action="store_true", help="print only the final table")
-    r.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="parallel processes for independent runs (default: all cores)")
+    r.add_argument("--workers", type=int,
+                   help="processes that run jobs side by side (default: cores ÷ the plan's "
+                        "threads per job); only decides where jobs run, never a number")
     r.add_argument("--threads", type=int,
-                   help="torch threads per run (default: cores // workers); the same value "
-                        "gives identical numbers serially and in parallel")
+                   help="torch threads per job, overriding the plan's (config key threads, "
+                        "default: this machine's cores); part of the plan: it changes float "
+                        "rounding, so it is recorded in config.json")
     r.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local processes, or one Ray task per run")
     r.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else local)")

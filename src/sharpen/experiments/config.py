@@ -26,8 +26,8 @@ from sharpen.training.schedules import ScheduleLike, check_schedule
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 
-class RunConfig(BaseModel):
-    """Everything one training run needs; every arm resolves to one of these."""
+class _RunBase(BaseModel):
+    """The trainer's and the data's keys; each technique adds its own (sharpen.techniques)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +38,7 @@ class RunConfig(BaseModel):
     val_size: int = Field(0, ge=0, description="images held out of training for validation")
     test_size: int | None = Field(None, ge=1, description="first N test images")
     split_seed: int = 0
+    data_resize: int | None = Field(None, ge=4, description="resize train and test images once")
 
     model: str = "lenet5_dropout"
     model_args: dict[str, Any] = Field(default_factory=dict)
@@ -61,24 +62,6 @@ class RunConfig(BaseModel):
     weight_decay: ScheduleLike = 0.0
     loss: Literal["cross_entropy", "nll"] = "cross_entropy"
 
-    # curricula and scheduled regularisers (None = off); see sharpen.curricula
-    dropout: ScheduleLike | None = None  # rate of every Dropout module, per epoch
-    blur_n: ScheduleLike | None = None  # seed 000: box-blur kernel size per epoch (1 = sharp)
-    blur_mode: Literal["staged", "mixed"] = "staged"
-    blur_mix: ScheduleLike = 0.5  # mixed mode: fraction of each batch from the blurred copy
-    image_size: ScheduleLike | None = None  # seed 001: training image side per epoch
-    blur_sigma: ScheduleLike | None = None  # seed 001: Gaussian σ per epoch
-    blur_p: ScheduleLike = 1.0  # seed 001: probability α that a batch is blurred
-    padding: Literal["reflect", "replicate", "zeros", "circular"] = "reflect"
-
-    # regularisers and diagnostics
-    random_erasing: bool = False  # seed 003: p 0.5, area 0.02-0.33, aspect 0.3-3.3, noise fill
-    erase_p: float = Field(0.5, ge=0, le=1)
-    erase_area: tuple[float, float] = (0.02, 0.33)
-    erase_aspect: tuple[float, float] = (0.3, 3.3)
-    grad_flow_epochs: list[int] | None = None  # record per-layer gradient flow ([] = every epoch)
-    data_resize: int | None = Field(None, ge=4, description="resize train and test images once")
-
     keep_best: bool = False
     checkpoint: bool = True  # save every epoch; a killed run resumes from its last epoch
     device: str = "auto"
@@ -86,10 +69,15 @@ class RunConfig(BaseModel):
     amp: Literal["off", "bf16"] = "off"  # bf16 autocast of forward and loss
     compile: bool = False  # torch.compile the model
     fused_optimizer: bool = True  # SGD/Adam update as one fused kernel
-    # train this many seeds of an arm at once as one stacked model (training.batched);
-    # same per-seed results up to float rounding and dropout masks; no per-epoch checkpoints
-    stack_seeds: int = Field(1, ge=1)
     eval_batch_size: int = Field(1000, ge=1)
+
+    # the execution plan (experiments.plan): both change float rounding, so both are part
+    # of the configuration, never of where the runs happen (--workers, --backend)
+    # seeds of an arm trained at once as one stacked model: "auto" = up to
+    # plan.MAX_STACK when the model and every technique stack, else 1
+    stack_seeds: int | Literal["auto"] = "auto"
+    # torch threads per job: "auto" = this machine's cores, fixed when the plan is made
+    threads: int | Literal["auto"] = "auto"
 
     @field_validator("device")
     @classmethod
@@ -97,6 +85,25 @@ class RunConfig(BaseModel):
         if v not in ("auto", "cpu") and not v.startswith(("cuda", "mps")):
             raise ValueError("must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
         return v
+
+    @field_validator("stack_seeds", "threads")
+    @classmethod
+    def _positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be 'auto' or an integer >= 1")
+        return v
+
+
+def _compose() -> type[BaseModel]:
+    from sharpen.techniques import TECHNIQUES
+
+    bases = (_RunBase, *[t.Config for t in TECHNIQUES])
+    return type("RunConfig", bases, {
+        "__doc__": "Everything one training run needs; every arm resolves to one of these.",
+        "__module__": __name__, "model_config": ConfigDict(extra="forbid")})
+
+
+RunConfig: Any = _compose()
 
 
 EXPERIMENT_KEYS = {"name", "description", "seed_paper", "runs", "seed", "arms", "profiles",
@@ -343,38 +350,18 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
     if c.data_resize is not None and len(spec.shape) != 3:
         raise SharpenError(f"{path}: field {where}data_resize applies to images only, "
                            f"not to {c.dataset}")
-    lo_a, hi_a = c.erase_area
-    if not (0 < lo_a <= hi_a <= 1) or not (0 < c.erase_aspect[0] <= c.erase_aspect[1]):
-        raise SharpenError(f"{path}: fields {where}erase_area / erase_aspect: need "
-                           f"0 < lo <= hi <= 1 for the area and 0 < lo <= hi for the aspect; got "
-                           f"{c.erase_area}, {c.erase_aspect}")
-    for e in c.grad_flow_epochs or []:
-        if not 1 <= e <= c.epochs:
-            raise SharpenError(f"{path}: field {where}grad_flow_epochs: epoch {e} is outside "
-                               f"1..{c.epochs}")
-    if c.stack_seeds > 1:
-        clash = [k for k, on in (("pairs", c.pairs is not None), ("blur_sigma", c.blur_sigma is not None),
-                                 ("grad_flow_epochs", c.grad_flow_epochs is not None),
-                                 ("lr_adaptive", c.lr_adaptive), ("compile", c.compile),
-                                 ("amp", c.amp != "off")) if on]
-        if clash:
-            raise SharpenError(
-                f"{path}: field {where}stack_seeds: stacked seeds cannot be combined with "
-                f"{', '.join(clash)} (they act per batch or per model, not per sample); "
-                "set stack_seeds = 1")
+    from sharpen.experiments.plan import stack_blockers
+    from sharpen.techniques import TECHNIQUES
+
+    if isinstance(c.stack_seeds, int) and c.stack_seeds > 1:
+        why = stack_blockers(c)
+        if why:
+            raise SharpenError(f"{path}: field {where}stack_seeds: these seeds cannot be stacked: "
+                               f"{'; '.join(why)}; set stack_seeds = 1 (or \"auto\")")
     try:
         check_schedule(c.lr, f"{where}lr", c.epochs, lo=0.0, lo_open=True)
         check_schedule(c.weight_decay, f"{where}weight_decay", c.epochs, lo=0.0)
-        if c.dropout is not None:
-            check_schedule(c.dropout, f"{where}dropout", c.epochs, lo=0.0, hi=1.0, hi_open=True)
-        if c.blur_n is not None:
-            check_schedule(c.blur_n, f"{where}blur_n", c.epochs, lo=1, hi=side, integer=True)
-        if c.blur_mode == "mixed":
-            check_schedule(c.blur_mix, f"{where}blur_mix", c.epochs, lo=0.0, hi=1.0)
-        if c.image_size is not None:
-            check_schedule(c.image_size, f"{where}image_size", c.epochs, lo=1, hi=side, integer=True)
-        if c.blur_sigma is not None:
-            check_schedule(c.blur_sigma, f"{where}blur_sigma", c.epochs, lo=0.0)
-            check_schedule(c.blur_p, f"{where}blur_p", c.epochs, lo=0.0, hi=1.0)
+        for tech in TECHNIQUES:
+            tech.check(c, where, side)
     except SharpenError as exc:
         raise SharpenError(f"{path}: {exc}") from None

@@ -1,16 +1,18 @@
-"""Training loop, hooks, schedules and seeding."""
+"""The training loop (one or many seeds), stacked models, random streams and schedules."""
 
 from sharpen.training.loop import (
     Diverged,
     Hook,
     Split,
+    Trained,
     TrainData,
     TrainSettings,
     TrainState,
+    build_models,
     evaluate,
     train,
 )
 from sharpen.training.schedules import as_schedule, check_schedule
 
-__all__ = ["Diverged", "Hook", "Split", "TrainData", "TrainSettings", "TrainState", "evaluate",
-           "train", "as_schedule", "check_schedule"]
+__all__ = ["Diverged", "Hook", "Split", "TrainData", "TrainSettings", "TrainState", "Trained",
+           "build_models", "evaluate", "train", "as_schedule", "check_schedule"]

@@ -1,10 +1,19 @@
-"""The training loop and its declared hooks.
+"""The training loop, for one seed or many at once, and its declared hooks.
+
+``train`` trains E ≥ 1 seeds of one configuration as one stacked model
+(:mod:`sharpen.training.stack`): a plain run is E = 1 of the same code. Per seed it keeps
+its own initialisation (the caller builds one model per seed, see :func:`build_models`),
+data (pairs are drawn per seed), data order, dropout masks and every other random draw
+(named streams, :mod:`sharpen.training.streams`), its own loss (the stacked loss is the
+sum of the seeds' mean losses, so each seed's gradient is its own), metrics, learning-rate
+multiplier (``lr_adaptive`` decides per seed) and divergence: a seed whose loss becomes
+NaN stops recording and the others go on.
 
 Techniques act only through four hooks (Composer-style events):
-  on_epoch_start(state)             - change data, dropout, image size for this epoch
-  on_batch(state, x, y) -> (x, y)   - transform a drawn batch (x float, normalised, on device)
-  on_loss(state, loss, out, y) -> loss   - add auxiliary terms
-  on_epoch_end(state, row)          - add columns to the epoch's metrics row
+  on_epoch_start(state)              - change data, dropout, image size for this epoch
+  on_batch(state, x, y) -> (x, y)    - transform a drawn batch (seed-major, normalised)
+  on_loss(state, loss, out, y) -> loss   - loss: one value per seed; add auxiliary terms
+  on_epoch_end(state, row)           - once per seed (``state.seed_index``): add columns
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from sharpen.training.schedules import Constant, _Base, as_schedule
+from sharpen.training.schedules import as_schedule
+from sharpen.training.stack import StackedConv, bind_dropout, stack_models
+from sharpen.training.streams import generator, stream_seed
 
 
 class Diverged(RuntimeError):
@@ -73,72 +84,93 @@ class TrainSettings:
 
 @dataclass
 class TrainState:
+    """What hooks see. Batches are seed-major: seed e's rows are e·B … (e+1)·B − 1."""
+
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    data: TrainData
+    data: list[TrainData]  # one per seed (the same object when the seeds share their data)
     settings: TrainSettings
     device: torch.device
-    generator: torch.Generator
-    seed: int = 0
+    seeds: list[int]
     epoch: int = 0  # 0-based
     step: int = 0
-    lr: float = 0.0
-    # the training images in use this epoch: uint8, or float on the 0..255 scale (a curriculum
-    # may swap in a blurred copy); batch_index holds the indices of the batch being trained
-    train_x: torch.Tensor | None = None
-    batch_index: torch.Tensor | None = None
-    norm: Callable[[torch.Tensor], torch.Tensor] | None = None
+    lr: float = 0.0  # the schedule's lr this epoch (before per-seed multipliers)
+    # per seed, the training images in use this epoch: uint8, or float on the 0..255 scale
+    # (a curriculum may swap in a blurred copy); batch_index holds each seed's batch indices
+    train_x: list[torch.Tensor] = field(default_factory=list)
+    batch_index: torch.Tensor | None = None  # E×B
+    seed_index: int = 0  # in on_epoch_end: the seed whose row is being finished
+    # this epoch's reported values: a number (every seed) or a list with one value per seed
     extra: dict[str, Any] = field(default_factory=dict)
+    rng: dict[tuple[str, str], list[torch.Generator]] = field(default_factory=dict)
+    norm: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def epochs(self) -> int:
         return self.settings.epochs
 
     @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    @property
     def progress(self) -> float:
         return self.epoch / (self.epochs - 1) if self.epochs > 1 else 1.0
+
+    def generators(self, name: str, device: torch.device | str = "cpu") -> list[torch.Generator]:
+        """One generator per seed for the named stream (created once, checkpointed)."""
+        dev = torch.device(device)
+        key = (name, dev.type)
+        if key not in self.rng:
+            self.rng[key] = [generator(s, name, dev) for s in self.seeds]
+        return self.rng[key]
+
+    def rand(self, name: str, *shape: int) -> torch.Tensor:
+        """E×shape uniform draws on the CPU, row e from seed e's stream ``name``."""
+        return torch.stack([torch.rand(tuple(shape), generator=g) for g in self.generators(name)])
+
+    def per_seed(self, x: torch.Tensor) -> torch.Tensor:
+        """A seed-major batch viewed as E×B×…"""
+        return x.unflatten(0, (self.n_seeds, -1))
+
+    def gather(self, images: Sequence[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index[e]`` of seed e's ``images[e]``, seed-major (one gather when shared)."""
+        if all(im is images[0] for im in images):
+            return images[0][index.reshape(-1)]
+        return torch.cat([im[i] for im, i in zip(images, index)])
 
 
 class Hook:
     """Base class: override any of the four events."""
 
-    # True when on_batch treats every sample on its own and no event inspects one model's
-    # weights, so the hook also serves many seeds stacked into one model (training.batched)
-    seed_batchable = False
+    # True when every event treats each seed of a stacked batch on its own (per-sample
+    # transforms, per-seed random streams): then the hook serves stacked seeds too
+    stacks = False
 
     def on_epoch_start(self, state: TrainState) -> None:
-        pass
+        """Called before an epoch's batches are drawn."""
 
     def on_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Transform a normalised seed-major training batch."""
         return x, y
 
-    def on_loss(self, state: TrainState, loss: torch.Tensor, out: torch.Tensor,
-                y: torch.Tensor) -> torch.Tensor:
+    def on_loss(self, state: TrainState, loss: torch.Tensor, out: Any, y: torch.Tensor
+                ) -> torch.Tensor:
+        """Add terms to the per-seed losses (a tensor of E values)."""
         return loss
 
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
-        pass
+        """Add columns to seed ``state.seed_index``'s metrics row."""
 
-    # checkpointing: random generators and plain values are saved; tensors (caches such as
-    # a blurred copy of the data) are not, and are rebuilt after a resume
+    # checkpointing: plain values are saved; tensors (caches such as a blurred copy of the
+    # data) are not, and are rebuilt after a resume. Random generators live in state.rng.
     def state_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in vars(self).items():
-            if isinstance(v, torch.Generator):
-                out[k] = ("generator", v.get_state())
-            elif _plain(v):
-                out[k] = ("value", v)
-        return out
+        return {k: v for k, v in vars(self).items() if _plain(v)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k, (kind, v) in state.items():
-            if kind == "generator":
-                g = torch.Generator()
-                g.set_state(v)
-                setattr(self, k, g)
-            else:
-                setattr(self, k, v)
+        for k, v in state.items():
+            setattr(self, k, v)
 
 
 def _plain(v: Any) -> bool:
@@ -149,6 +181,15 @@ def _plain(v: Any) -> bool:
     if isinstance(v, dict):
         return all(isinstance(k, (str, int)) and _plain(x) for k, x in v.items())
     return False
+
+
+def build_models(factory: Callable[[], nn.Module], seeds: Sequence[int]) -> list[nn.Module]:
+    """One model per seed, each initialised from its seed's ``init`` stream."""
+    models = []
+    for s in seeds:
+        torch.manual_seed(stream_seed(s, "init"))
+        models.append(factory())
+    return models
 
 
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
@@ -168,42 +209,75 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {s.optimizer!r}")
 
 
-def normalizer(mean: Sequence[float], std: Sequence[float], device: torch.device
+def normalizer(datas: Sequence[TrainData], device: torch.device
                ) -> Callable[[torch.Tensor], torch.Tensor]:
-    m = torch.tensor(mean, device=device).view(1, -1) * 255.0
-    s = torch.tensor(std, device=device).view(1, -1) * 255.0
+    """x (seed-major, 0..255) → (x − mean) / std with each seed's own mean and std."""
+    m = torch.tensor([list(d.mean) for d in datas], device=device) * 255.0  # E×C
+    s = torch.tensor([list(d.std) for d in datas], device=device) * 255.0
+    shared = bool((m == m[0]).all() and (s == s[0]).all())
 
     def norm(x: torch.Tensor) -> torch.Tensor:
-        shape = (1, -1) + (1,) * (x.dim() - 2)  # images N×C×H×W or signals N×C×L
-        return (x.float() - m.view(shape)) / s.view(shape)
+        tail = (1,) * (x.dim() - 2)  # images N×C×H×W or signals N×C×L
+        if shared:
+            return (x.float() - m[0].view(1, -1, *tail)) / s[0].view(1, -1, *tail)
+        xe = x.float().unflatten(0, (len(datas), -1))
+        return ((xe - m.view(len(datas), 1, -1, *tail)) / s.view(len(datas), 1, -1, *tail)).flatten(0, 1)
 
     return norm
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, norm: Callable, task: Any,
-             batch_size: int, transform: Callable | None = None) -> dict[str, float]:
-    """{"loss", "acc", and the task's extra metrics} over ``split`` in eval mode."""
+def evaluate(model: nn.Module, splits: Sequence[Split], norm: Callable, task: Any,
+             batch_size: int, transform: Callable | None = None) -> list[dict[str, float]]:
+    """Per seed, {"loss", "acc", and the task's extra metrics} over its split, in eval mode.
+
+    Seeds that share a split see the same images (repeated across the stacked batch);
+    sums are exact counts and double-precision losses, so a seed's numbers do not depend
+    on how many seeds were evaluated with it.
+    """
+    E = len(splits)
     was = model.training
     model.eval()
-    tot_loss, correct, n = 0.0, 0, len(split)
-    extra: dict[str, list[int]] = {}
-    for i in range(0, n, batch_size):
-        x = norm(split.x[i:i + batch_size])
+    shared = all(s is splits[0] for s in splits)
+    n = len(splits[0])
+    chunk = max(1, batch_size // E)  # E × chunk near batch_size keeps activations in cache
+    tot_loss = torch.zeros(E, dtype=torch.float64)
+    correct = torch.zeros(E, dtype=torch.long)
+    extra: dict[str, list[Any]] = {}
+    for i in range(0, n, chunk):
+        if shared:
+            xb, yb = splits[0].x[i:i + chunk], splits[0].y[i:i + chunk]
+            x = xb.unsqueeze(0).expand(E, *xb.shape).flatten(0, 1)
+            y = yb.unsqueeze(0).expand(E, *yb.shape).flatten(0, 1)
+        else:
+            x = torch.cat([s.x[i:i + chunk] for s in splits])
+            y = torch.cat([s.y[i:i + chunk] for s in splits])
+        x = norm(x)
         if transform is not None:
             x = transform(x)
-        y = split.y[i:i + batch_size]
         out = model(x)
-        tot_loss += float(task.loss(out, y, reduction="sum"))
-        correct += int(task.correct(out, y))
-        for k, (c, t) in task.extra(out, y).items():
-            e = extra.setdefault(k, [0, 0])
-            e[0] += int(c)
-            e[1] += t
+        tot_loss += task.loss(out, y).view(E, -1).double().sum(1).cpu()
+        correct += task.correct(out, y).view(E, -1).sum(1).cpu()
+        for k, (c, per) in task.extra(out, y).items():
+            e = extra.setdefault(k, [torch.zeros(E, dtype=torch.long), 0])
+            e[0] += c.view(E, -1).sum(1).cpu()
+            e[1] += per * (len(y) // E)
     model.train(was)
-    res = {"loss": tot_loss / max(n, 1), "acc": correct / max(n, 1)}
-    res.update({k: c / max(t, 1) for k, (c, t) in extra.items()})
+    res = []
+    for k in range(E):
+        r = {"loss": float(tot_loss[k]) / max(n, 1), "acc": int(correct[k]) / max(n, 1)}
+        r.update({name: int(c[k]) / max(t, 1) for name, (c, t) in extra.items()})
+        res.append(r)
     return res
+
+
+@dataclass
+class Trained:
+    """What :func:`train` returns: per seed its epoch rows and None or why it diverged."""
+
+    model: nn.Module  # the stacked model (seed e's weights: stack.seed_state_dict(model, e))
+    rows: list[list[dict[str, Any]]]
+    diverged: list[str | None]
 
 
 def _set_lr(opt: torch.optim.Optimizer, lr: float, wd: float | None) -> None:
@@ -213,137 +287,185 @@ def _set_lr(opt: torch.optim.Optimizer, lr: float, wd: float | None) -> None:
             g["weight_decay"] = wd
 
 
-def train(model: nn.Module, data: TrainData, settings: TrainSettings, seed: int,
-          hooks: Sequence[Hook] = (), device: torch.device | str = "cpu",
-          on_epoch: Callable[[dict[str, Any]], None] | None = None,
+def _seed_value(v: Any, k: int) -> Any:
+    return v[k] if isinstance(v, (list, tuple)) else v
+
+
+def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[TrainData],
+          settings: TrainSettings, seeds: int | Sequence[int], hooks: Sequence[Hook] = (),
+          device: torch.device | str = "cpu",
+          on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
           eval_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
           on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
-          resume: dict[str, Any] | None = None,
-          ) -> list[dict[str, Any]]:
-    """Train ``model`` and return one metrics row per epoch.
+          resume: dict[str, Any] | None = None) -> Trained:
+    """Train one model per seed, all at once, and return every seed's epoch rows.
 
-    Raises :class:`Diverged` when the loss becomes NaN/inf. Data order comes from a
-    generator seeded with ``seed``; the caller seeds model initialisation.
-    ``on_checkpoint`` receives, after every epoch, everything needed to continue exactly
-    (weights, optimizer, every random generator, hook states, rows); passing that dict back
-    as ``resume`` continues with the same numbers as an uninterrupted run.
+    ``models`` holds one model per seed (build them with :func:`build_models`); ``data``
+    one TrainData, or one per seed. ``on_epoch(k, row)`` is called for seed index k after
+    every epoch. ``on_checkpoint`` receives, after every epoch, everything needed to
+    continue exactly (weights, optimizer, every random stream, hook states, rows); passing
+    that dict back as ``resume`` continues with the same numbers as an uninterrupted run.
+    With one seed, a NaN loss raises :class:`Diverged`; with several, the seed is marked
+    diverged and the others go on.
     """
+    seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
+    models = [models] if isinstance(models, nn.Module) else list(models)
+    E = len(seeds)
+    if len(models) != E:
+        raise ValueError(f"{len(models)} models for {E} seeds")
+    datas = [data] * E if isinstance(data, TrainData) else list(data)
+    if len({len(d.train) for d in datas}) != 1:
+        raise ValueError("stacked seeds need training splits of one size")
+    s = settings
     device = torch.device(device)
-    model.to(device).train()
-    fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
-    if settings.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if settings.amp not in ("off", "bf16"):
-        raise ValueError(f"amp must be 'off' or 'bf16', got {settings.amp!r}")
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if settings.amp == "bf16" \
+    if s.amp not in ("off", "bf16"):
+        raise ValueError(f"amp must be 'off' or 'bf16', got {s.amp!r}")
+    model = stack_models(models).to(device).train()
+    fmt = torch.channels_last if s.channels_last else torch.contiguous_format
+    if s.channels_last:
+        for m in model.modules():
+            if isinstance(m, StackedConv):
+                m.channels_last_()
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if s.amp == "bf16" \
         else contextlib.nullcontext
-    opt = make_optimizer(model, settings)
-    fmodel = torch.compile(model) if settings.compile else model
-    lr_s = as_schedule(settings.lr)
-    wd_s = as_schedule(settings.weight_decay)
-    wd_scheduled = not isinstance(wd_s, Constant)
-    gen = torch.Generator().manual_seed(int(seed) + 7919)  # data order, independent of init
-    norm = normalizer(data.mean, data.std, device)
-    state = TrainState(model, opt, data, settings, device, gen, seed=int(seed), norm=norm)
+    opt = make_optimizer(model, s)
+    fmodel = torch.compile(model) if s.compile else model
+    lr_s, wd_s = as_schedule(s.lr), as_schedule(s.weight_decay)
+    norm = normalizer(datas, device)
+    state = TrainState(model, opt, datas, s, device, seeds, norm=norm)
+    bind_dropout(model, state.generators("dropout", device))
     from sharpen.training.tasks import ClassificationTask
 
-    task = settings.task or ClassificationTask(settings.loss)
-    lr_mult, prev_loss = 1.0, None
-    rows: list[dict[str, Any]] = []
+    task = s.task or ClassificationTask(s.loss)
+    lr_mult = [1.0] * E
+    prev_loss: list[float | None] = [None] * E
+    rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
+    diverged: list[str | None] = [None] * E
     first = 0
     if resume is not None:
+        if resume.get("seeds", seeds) != seeds:
+            raise ValueError(f"checkpoint of seeds {resume['seeds']} cannot resume seeds {seeds}")
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
-        gen.set_state(resume["data_order"])
+        for key, states in resume["rng"].items():
+            for g, st in zip(state.generators(key[0], key[1] if key[1] != "cuda" else device), states):
+                g.set_state(st)
         torch.set_rng_state(resume["torch_rng"])
-        if device.type == "cuda" and resume.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(resume["cuda_rng"], device)
         for h, hs in zip(hooks, resume["hooks"]):
             h.load_state_dict(hs)
-        lr_mult, prev_loss, state.step = resume["lr_mult"], resume["prev_loss"], resume["step"]
-        rows = list(resume["rows"])
+        lr_mult, prev_loss, state.step = list(resume["lr_mult"]), list(resume["prev_loss"]), resume["step"]
+        rows = [list(r) for r in resume["rows"]]
+        diverged = list(resume["diverged"])
         first = resume["epoch"]
-    n = len(data.train)
-    bs = settings.batch_size
-    for epoch in range(first, settings.epochs):
+    n = len(datas[0].train)
+    bs = s.batch_size
+    shared_y = all(d.train.y is datas[0].train.y for d in datas)
+    for epoch in range(first, s.epochs):
+        if all(d is not None for d in diverged):
+            break
         state.epoch = epoch
-        state.train_x = data.train.x
+        state.train_x = [d.train.x for d in datas]
         state.extra = {}
-        state.lr = _sched_lr(lr_s, epoch, settings.epochs) * lr_mult
-        _set_lr(opt, state.lr, wd_s.value(epoch, settings.epochs) if wd_scheduled else None)
+        state.lr = float(lr_s.value(epoch, s.epochs))
+        uniform = all(m == lr_mult[0] for m in lr_mult)
+        # per-seed lr multipliers: step with lr 1 and scale each seed's update (SGD and
+        # Adam updates are linear in lr); one multiplier for all: the group lr carries it
+        _set_lr(opt, state.lr * lr_mult[0] if uniform else 1.0,
+                None if isinstance(s.weight_decay, (int, float)) else wd_s.value(epoch, s.epochs))
+        scale = None if uniform else torch.tensor([state.lr * m for m in lr_mult], device=device)
         t0 = time.perf_counter()  # images/s counts a curriculum's per-epoch data preparation
         for h in hooks:
             h.on_epoch_start(state)
-        perm = torch.randperm(n, generator=gen).to(device)
-        stop = n - n % bs if settings.drop_last and n >= bs else n
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
+        perm = torch.stack([torch.randperm(n, generator=g)
+                            for g in state.generators("data_order")]).to(device)
+        stop = n - n % bs if s.drop_last and n >= bs else n
+        loss_sum = torch.zeros(E, device=device)
+        correct = torch.zeros(E, dtype=torch.long, device=device)
         extra: dict[str, list[Any]] = {}
         seen = 0
         for i in range(0, stop, bs):
-            idx = perm[i:i + bs]
+            idx = perm[:, i:i + bs]
+            b = idx.shape[1]
             state.batch_index = idx
-            x, y = norm(state.train_x[idx]), data.train.y[idx]
+            x = norm(state.gather(state.train_x, idx))
+            y = datas[0].train.y[idx.reshape(-1)] if shared_y else state.gather(
+                [d.train.y for d in datas], idx)
             for h in hooks:
                 x, y = h.on_batch(state, x, y)
             if x.dim() == 4:
                 x = x.contiguous(memory_format=fmt)
             with autocast():
                 out = fmodel(x)
-                loss = task.loss(out, y)
+                per_sample = task.loss(out, y)
+            loss = per_sample.view(E, b).mean(1)
             for h in hooks:
                 loss = h.on_loss(state, loss, out, y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss.sum().backward()  # seeds share no weights: each gets its own gradient
+            if scale is None:
+                opt.step()
+            else:
+                before = [p.detach().clone() for p in model.parameters()]
+                opt.step()
+                with torch.no_grad():
+                    for p, p0 in zip(model.parameters(), before):
+                        p.copy_(p0 + (p - p0) * scale.view(-1, *[1] * (p.dim() - 1)))
             state.step += 1
             with torch.no_grad():  # accumulate on device: no sync per batch
-                loss_sum += loss.detach() * len(y)
-                correct += task.correct(out, y)
-                for k, (c, t) in task.extra(out, y).items():
-                    e = extra.setdefault(k, [torch.zeros((), dtype=torch.long, device=device), 0])
-                    e[0] += c
-                    e[1] += t
-            seen += len(y)
-        train_loss = float(loss_sum) / max(seen, 1)
-        if not math.isfinite(train_loss):
-            raise Diverged(epoch + 1, train_loss)
+                loss_sum += loss.detach().float() * b
+                correct += task.correct(out, y).view(E, b).sum(1)
+                for k, (c, per) in task.extra(out, y).items():
+                    e = extra.setdefault(k, [torch.zeros(E, dtype=torch.long, device=device), 0])
+                    e[0] += c.view(E, b).sum(1)
+                    e[1] += per * b
+            seen += b
         train_time = time.perf_counter() - t0
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
-                               "train_acc": int(correct) / max(seen, 1)}
-        row.update({f"train_{k}": int(c) / max(t, 1) for k, (c, t) in extra.items()})
-        splits = [("val", data.val)] if data.val is not None and len(data.val) else []
-        for name, split in splits + [("test", data.test)]:
-            ev = evaluate(model, split, norm, task, settings.eval_batch_size, eval_transform)
-            row[f"{name}_loss"], row[f"{name}_acc"] = ev.pop("loss"), ev.pop("acc")
-            row.update({f"{name}_{k}": v for k, v in ev.items()})
-        ref = row.get("val_acc", row["test_acc"])
-        row["gap"] = row["train_acc"] - ref
-        row["lr"] = state.lr
-        row["seconds"] = time.perf_counter() - t0
-        row["images_per_s"] = seen / train_time if train_time > 0 else float("nan")
-        row.update(state.extra)
-        for h in hooks:
-            h.on_epoch_end(state, row)
-        if settings.lr_adaptive_threshold is not None:
-            # seed 004: halve when the epoch loss improved by less than 3 % of the previous
-            thr = settings.lr_adaptive_threshold
-            if prev_loss is not None and (prev_loss - train_loss) < thr * prev_loss:
-                lr_mult *= settings.lr_adaptive_factor
-            prev_loss = train_loss
-        rows.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
+        splits = [("val", [d.val for d in datas])] if datas[0].val is not None and len(datas[0].val) \
+            else []
+        evals = {name: evaluate(model, sp, norm, task, s.eval_batch_size, eval_transform)
+                 for name, sp in splits + [("test", [d.test for d in datas])]}
+        losses = loss_sum.double().cpu() / max(seen, 1)
+        corrects = correct.cpu()
+        for k in range(E):
+            if diverged[k] is not None:
+                continue
+            train_loss = float(losses[k])
+            if not math.isfinite(train_loss):
+                if E == 1:
+                    raise Diverged(epoch + 1, train_loss)
+                diverged[k] = str(Diverged(epoch + 1, train_loss))
+                continue
+            row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
+                                   "train_acc": int(corrects[k]) / max(seen, 1)}
+            row.update({f"train_{name}": int(c[k]) / max(t, 1) for name, (c, t) in extra.items()})
+            for name, ev in evals.items():
+                r = dict(ev[k])
+                row[f"{name}_loss"], row[f"{name}_acc"] = r.pop("loss"), r.pop("acc")
+                row.update({f"{name}_{m}": v for m, v in r.items()})
+            row["gap"] = row["train_acc"] - row.get("val_acc", row["test_acc"])
+            row["lr"] = state.lr * lr_mult[k]
+            row["seconds"] = time.perf_counter() - t0
+            row["images_per_s"] = seen * E / train_time if train_time > 0 else float("nan")
+            row.update({name: _seed_value(v, k) for name, v in state.extra.items()})
+            state.seed_index = k
+            for h in hooks:
+                h.on_epoch_end(state, row)
+            if s.lr_adaptive_threshold is not None:
+                # seed 004: halve when the epoch loss improved by less than 3 % of the previous
+                p = prev_loss[k]
+                if p is not None and (p - train_loss) < s.lr_adaptive_threshold * p:
+                    lr_mult[k] *= s.lr_adaptive_factor
+                prev_loss[k] = train_loss
+            rows[k].append(row)
+            if on_epoch is not None:
+                on_epoch(k, row)
         if on_checkpoint is not None:
             on_checkpoint({
-                "epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "data_order": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "hooks": [h.state_dict() for h in hooks], "lr_mult": lr_mult,
-                "prev_loss": prev_loss, "step": state.step, "rows": rows,
+                "seeds": seeds, "epoch": epoch + 1, "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "rng": {key: [g.get_state() for g in gs] for key, gs in state.rng.items()},
+                "torch_rng": torch.get_rng_state(), "hooks": [h.state_dict() for h in hooks],
+                "lr_mult": lr_mult, "prev_loss": prev_loss, "step": state.step, "rows": rows,
+                "diverged": diverged,
             })
-    return rows
-
-
-def _sched_lr(s: _Base, epoch: int, epochs: int) -> float:
-    return float(s.value(epoch, epochs))
+    return Trained(model, rows, diverged)

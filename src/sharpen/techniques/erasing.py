@@ -1,12 +1,16 @@
-"""Regularisers that act on batches: random erasing (Zhong et al. 2017; seed 003)."""
+"""Random erasing (Zhong et al. 2017; seed 003): one noise-filled box per image."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+from pydantic import BaseModel, Field
 
-from sharpen.training.loop import Hook, TrainState
+from sharpen import SharpenError
+from sharpen.techniques.base import Technique
+from sharpen.training.loop import TrainState
 
 
 def random_erasing(x: torch.Tensor, p: float = 0.5, area: tuple[float, float] = (0.02, 0.33),
@@ -52,20 +56,39 @@ def random_erasing(x: torch.Tensor, p: float = 0.5, area: tuple[float, float] = 
     return torch.where(mask.unsqueeze(1), noise, x), boxes
 
 
-class RandomErasing(Hook):
-    """Apply :func:`random_erasing` to every training batch (never at evaluation)."""
+class RandomErasing(Technique):
+    """Apply :func:`random_erasing` to every training batch (never at evaluation); each
+    seed's images draw from that seed's ``erasing`` stream."""
 
-    seed_batchable = True  # acts on each sample on its own
+    name = "erasing"
+
+    class Config(BaseModel):
+        random_erasing: bool = False  # seed 003: p 0.5, area 0.02-0.33, aspect 0.3-3.3, noise fill
+        erase_p: float = Field(0.5, ge=0, le=1)
+        erase_area: tuple[float, float] = (0.02, 0.33)
+        erase_aspect: tuple[float, float] = (0.3, 3.3)
 
     def __init__(self, p: float = 0.5, area: tuple[float, float] = (0.02, 0.33),
                  aspect: tuple[float, float] = (0.3, 3.3)):
         self.p, self.area, self.aspect = p, tuple(area), tuple(aspect)
-        self._gen: torch.Generator | None = None
 
-    def on_epoch_start(self, state: TrainState) -> None:
-        if self._gen is None:
-            self._gen = torch.Generator().manual_seed(state.seed * 1_000_003 + 3)
+    @classmethod
+    def from_config(cls, cfg: Any) -> RandomErasing | None:
+        if not cfg.random_erasing:
+            return None
+        return cls(cfg.erase_p, cfg.erase_area, cfg.erase_aspect)
+
+    @classmethod
+    def check(cls, cfg: Any, where: str, side: int) -> None:
+        lo_a, hi_a = cfg.erase_area
+        if not (0 < lo_a <= hi_a <= 1) or not (0 < cfg.erase_aspect[0] <= cfg.erase_aspect[1]):
+            raise SharpenError(f"fields {where}erase_area / erase_aspect: need "
+                               f"0 < lo <= hi <= 1 for the area and 0 < lo <= hi for the aspect; "
+                               f"got {cfg.erase_area}, {cfg.erase_aspect}")
 
     def on_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        return random_erasing(x, self.p, self.area, self.aspect, self._gen)[0], y
+        gens = state.generators("erasing")
+        parts = [random_erasing(xe, self.p, self.area, self.aspect, g)[0]
+                 for xe, g in zip(state.per_seed(x).unbind(0), gens)]
+        return (parts[0] if len(parts) == 1 else torch.cat(parts)), y

@@ -1,0 +1,86 @@
+"""From a run configuration to the tensors a run trains on: load (cached per process),
+subset, split, resize, draw digit pairs — once, on the training device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from sharpen import SharpenError
+from sharpen.data import get_spec, load, split_indices
+from sharpen.training.loop import Split, TrainData
+from sharpen.training.streams import generator
+
+_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def load_cached(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``load`` for a config's dataset, kept for the life of the process (jobs reuse it)."""
+    key = (cfg.dataset, split, cfg.data_dir, cfg.verify)
+    if key not in _CACHE:
+        _CACHE[key] = load(cfg.dataset, split, root=cfg.data_dir, verify=cfg.verify)
+    return _CACHE[key]
+
+
+def resize_u8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """uint8 images resized once (bilinear with antialiasing), rounded back to uint8."""
+    from sharpen.curricula import resize
+
+    parts = [resize(x[i:i + chunk].float(), size).round().clamp(0, 255).to(torch.uint8)
+             for i in range(0, len(x), chunk)]
+    return torch.cat(parts) if parts else x
+
+
+def build_data(cfg: Any, device: torch.device, seed: int = 0) -> TrainData:
+    """Load, subset and split the dataset for ``cfg``; tensors move to ``device`` once.
+
+    With ``pairs`` the splits are digit pairs drawn from run ``seed``'s ``pairs`` stream;
+    otherwise the data does not depend on the seed (see :func:`uses_seed`)."""
+    spec = get_spec(cfg.dataset)
+    x, y = load_cached(cfg, "train")
+    tx, ty = load_cached(cfg, "test")
+    mean, std = spec.mean, spec.std
+    if cfg.pairs is not None:
+        from sharpen.data.pairs import make_pairs, pair_targets
+
+        g = generator(seed, "pairs")  # new pairs for every run seed
+        x, t, c = make_pairs(x, y, cfg.pairs + cfg.val_size, g)
+        y = pair_targets(t, c)
+        tx, t, c = make_pairs(tx, ty, cfg.pairs_test or cfg.pairs, g)
+        ty = pair_targets(t, c)
+        if cfg.pair_normalize == "train":
+            mean, std = ((x.mean() / 255).item(),), ((x.std() / 255).item(),)
+    g = torch.Generator().manual_seed(cfg.split_seed)
+    if cfg.train_size is not None and cfg.pairs is None:
+        if cfg.train_size + cfg.val_size > len(y):
+            raise SharpenError(f"train_size {cfg.train_size} + val_size {cfg.val_size} exceeds "
+                               f"the {len(y)} training images of {cfg.dataset}")
+        keep = torch.randperm(len(y), generator=g)[: cfg.train_size + cfg.val_size].sort().values
+        x, y = x[keep], y[keep]
+    val = None
+    if cfg.val_size:
+        tr, va = split_indices(len(y), cfg.val_size, cfg.split_seed)
+        val = Split(x[va].to(device), y[va].to(device))
+        x, y = x[tr], y[tr]
+    if cfg.test_size is not None:
+        tx, ty = tx[: cfg.test_size], ty[: cfg.test_size]
+    if cfg.data_resize is not None:
+        x, tx = resize_u8(x, cfg.data_resize), resize_u8(tx, cfg.data_resize)
+        if val is not None:
+            val = Split(resize_u8(val.x, cfg.data_resize), val.y)
+    return TrainData(Split(x.to(device), y.to(device)), Split(tx.to(device), ty.to(device)), val,
+                     mean, std)
+
+
+def uses_seed(cfg: Any) -> bool:
+    """True when each run seed gets its own data (digit pairs)."""
+    return cfg.pairs is not None
+
+
+def build_group_data(cfg: Any, device: torch.device, seeds: list[int]) -> list[TrainData]:
+    """One TrainData per seed; seeds that share their data share one object (one copy)."""
+    if uses_seed(cfg):
+        return [build_data(cfg, device, s) for s in seeds]
+    shared = build_data(cfg, device)
+    return [shared] * len(seeds)

@@ -1,0 +1,185 @@
+"""One job: a group of seeds of one arm trained as one stacked model (E = 1 for a plain
+run), each seed written into its own run directory.
+
+Every seed's ``metrics.csv`` is rewritten after each epoch and its ``result.json`` at the
+end. The group's per-epoch checkpoint lives in its first seed's directory
+(``checkpoint.pt``, naming the group's seeds); a killed job resumes from it with the same
+numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sharpen import SharpenError
+from sharpen.data import get_spec
+from sharpen.data.prepare import build_group_data
+from sharpen.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from sharpen.models import count_parameters, create_model
+from sharpen.techniques import techniques_for
+from sharpen.training import Diverged, TrainSettings, build_models, train
+from sharpen.training.stack import NotStackable
+
+METRIC_BASE = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+               "gap", "lr", "seconds", "images_per_s"]
+GRADFLOW_COLUMNS = ["epoch", "layer", "name", "mean_abs_grad", "update_ratio"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def settings_of(cfg: Any) -> TrainSettings:
+    return TrainSettings(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
+        momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
+        lr_adaptive_threshold=cfg.lr_adaptive_threshold if cfg.lr_adaptive else None,
+        lr_adaptive_factor=cfg.lr_adaptive_factor, loss=cfg.loss,
+        eval_batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last, amp=cfg.amp,
+        compile=cfg.compile, fused_optimizer=cfg.fused_optimizer)
+
+
+def model_factory(cfg: Any) -> Callable[[], torch.nn.Module]:
+    spec = get_spec(cfg.dataset)
+    kw = {"num_classes": spec.num_classes, "in_channels": spec.shape[0], **cfg.model_args}
+    return lambda: create_model(cfg.model, **kw)
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    if not rows:
+        return {}
+    last = rows[-1]
+    best = max(rows, key=lambda r: r["test_acc"])
+    return dict(
+        test_acc=last["test_acc"], best_test_acc=best["test_acc"], best_epoch=best["epoch"],
+        train_acc=last["train_acc"], val_acc=last.get("val_acc"), gap=last["gap"],
+        train_loss=last["train_loss"], test_loss=last["test_loss"],
+        digit_acc=last.get("test_digit_acc"),
+        images_per_s=sum(r["images_per_s"] for r in rows) / len(rows))
+
+
+def append_metrics(run_dir: Path, rows: list[dict[str, Any]], columns: list[str],
+                   row: dict[str, Any]) -> None:
+    """Add an epoch's row (and any new columns) and rewrite metrics.csv atomically."""
+    rows.append(row)
+    columns.extend(c for c in row if c not in columns)
+    atomic_write_csv(run_dir / "metrics.csv", rows, columns)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint only costs a restart
+        return None
+
+
+def record(res: dict[str, Any], arm: str, cell: dict[str, Any] | None, rdir: Path) -> None:
+    """Label a run's result with its arm (and grid cell) and write its result.json."""
+    res["arm"] = arm
+    if cell:
+        res["base_arm"] = cell["arm"]
+        res.update({f"grid_{k}": v for k, v in cell.items() if k != "arm"})
+    atomic_write_json(rdir / "result.json", res)
+
+
+def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
+              cell: dict[str, Any] | None = None, plan: dict[str, Any] | None = None,
+              record_only: set[int] | None = None,
+              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Train ``seeds`` of one arm together; write each seed's files; return their results.
+
+    An exception inside training is recorded as ``failed`` for every seed of the group
+    (one bad job must not stop a grid); configuration and data errors propagate.
+    ``record_only``: seeds whose result.json is written (the others finished earlier).
+    """
+    for r in rdirs:
+        r.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    E = len(seeds)
+    rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
+    columns = [list(METRIC_BASE) for _ in seeds]
+    ckpt_path = rdirs[0] / "checkpoint.pt"
+    resume = load_checkpoint(ckpt_path) if cfg.checkpoint else None
+    if resume is not None and resume.get("seeds") != seeds:
+        resume = None
+    earlier = 0.0
+    if resume is not None:
+        for k in range(E):
+            rows[k].extend(resume["rows"][k])
+        earlier = resume.get("wall", 0.0)
+        if log:
+            log(f"resuming after epoch {resume['epoch']} from {ckpt_path}")
+
+    def on_epoch(k: int, row: dict[str, Any]) -> None:
+        append_metrics(rdirs[k], rows[k], columns[k], row)
+        if log:
+            log(f"seed {seeds[k]} epoch {row['epoch']}/{cfg.epochs} loss {row['train_loss']:.4f} "
+                f"test_acc {row['test_acc']:.4f}")
+
+    t0 = time.perf_counter()
+
+    def on_checkpoint(state: dict[str, Any]) -> None:
+        buf = io.BytesIO()
+        torch.save({**state, "wall": earlier + time.perf_counter() - t0}, buf)
+        atomic_write_bytes(ckpt_path, buf.getvalue())
+
+    techs = techniques_for(cfg)
+    factory = model_factory(cfg)
+    failure: str | None = None
+    diverged: list[str | None] = [None] * E
+    try:
+        datas = build_group_data(cfg, device, seeds)
+        models = build_models(factory, seeds)
+        settings = settings_of(cfg)
+        if cfg.pairs is not None:
+            from sharpen.training.tasks import PairTask
+
+            settings.task = PairTask(models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
+        diverged = train(models, datas, settings, seeds, hooks=techs, device=device,
+                        on_epoch=on_epoch, on_checkpoint=on_checkpoint if cfg.checkpoint else None,
+                        resume=resume).diverged
+    except Diverged as exc:  # one seed: train raises
+        diverged = [str(exc)]
+    except NotStackable as exc:
+        raise SharpenError(f"arm {arm!r}: stack_seeds: {exc}; set stack_seeds = 1") from None
+    except SharpenError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad job must not stop the grid
+        tb = traceback.format_exc()
+        for r in rdirs:
+            atomic_write_text(r / "traceback.txt", tb)
+        failure = f"{type(exc).__name__}: {exc}"
+    wall = earlier + time.perf_counter() - t0
+    params = count_parameters(factory())
+    for tech in techs:
+        recs = getattr(tech, "records", None)
+        if recs:
+            for k, r in enumerate(rdirs):
+                if recs[k]:
+                    atomic_write_csv(r / "gradflow.csv", recs[k], GRADFLOW_COLUMNS)
+    results = []
+    for k, seed in enumerate(seeds):
+        status = "failed" if failure else ("diverged" if diverged[k] else "ok")
+        res: dict[str, Any] = {"seed": seed, "status": status,
+                               "error": failure or diverged[k] or "",
+                               "seconds": wall / E, "params": params,
+                               "epochs_done": len(rows[k]), "stacked_seeds": E}
+        if plan is not None:
+            res["plan"] = {**plan, "group": list(seeds)}
+        res.update(summary(rows[k]))
+        if record_only is None or seed in record_only:
+            record(res, arm, cell, rdirs[k])
+        results.append(res)
+    ckpt_path.unlink(missing_ok=True)  # finished: the results are what count
+    return results

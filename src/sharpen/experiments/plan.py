@@ -1,0 +1,112 @@
+"""The execution plan: which seeds of each arm train together, and with how many threads.
+
+The plan is made from the configuration alone and written into ``config.json`` and each
+``result.json``. It fixes every choice that changes float rounding — the stacked group a
+seed trains in (its kernels see a batch of E·B rows) and torch's intra-op thread count
+(it splits reductions differently) — so ``--workers`` and ``--backend`` only decide
+*where* the groups run, and the same command gives byte-identical ``results.csv`` serially,
+in worker processes and on Ray.
+
+Whether an arm's seeds may stack is declared by its model (probed once: every weight in a
+stackable layer, a forward that treats samples independently) and by each technique
+(``Technique.stacks``), and checked here, in :func:`stack_blockers`, only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+# Ten stacked seeds fill a 2-core CPU's vector units for LeNet-sized models
+# (`sharpen bench train` times it); every report needs 10-20 runs per arm.
+MAX_STACK = 10
+
+
+@dataclass(frozen=True)
+class Group:
+    """Seeds of one arm that train as one stacked model, in one job."""
+
+    arm: str
+    seeds: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=64)
+def _model_problem(model: str, args_json: str, shape: tuple[int, ...], classes: int) -> str | None:
+    from sharpen.models import create_model
+    from sharpen.training.stack import stack_problem
+
+    kw = {"num_classes": classes, "in_channels": shape[0], **json.loads(args_json)}
+    return stack_problem(lambda: create_model(model, **kw), shape)
+
+
+def input_shape(cfg: Any) -> tuple[int, ...]:
+    from sharpen.data import get_spec
+
+    spec = get_spec(cfg.dataset)
+    if cfg.pairs is not None:
+        return (2, 14, 14)
+    shape = tuple(spec.shape)
+    if cfg.data_resize is not None:
+        shape = (shape[0], cfg.data_resize, cfg.data_resize)
+    return shape
+
+
+def stack_blockers(cfg: Any) -> list[str]:
+    """Why the seeds of ``cfg`` cannot train stacked, one reason per field; [] = they can."""
+    from sharpen.data import get_spec
+    from sharpen.techniques import techniques_for
+
+    why = [f"{t.name} (its hook does not stack)" for t in techniques_for(cfg) if not t.stacks]
+    spec = get_spec(cfg.dataset)
+    classes = 2 if cfg.pairs is not None else spec.num_classes
+    problem = _model_problem(cfg.model, json.dumps(cfg.model_args, sort_keys=True),
+                             input_shape(cfg), classes)
+    if problem:
+        why.append(f"model {cfg.model!r}: {problem}")
+    return why
+
+
+def stack_size(cfg: Any, n_seeds: int) -> tuple[int, str]:
+    """How many seeds of this arm train at once, and why."""
+    if cfg.stack_seeds != "auto":
+        return min(int(cfg.stack_seeds), n_seeds), "stack_seeds set in the configuration"
+    why = stack_blockers(cfg)
+    if why:
+        return 1, "not stackable: " + "; ".join(why)
+    return min(MAX_STACK, n_seeds), f"auto: up to {MAX_STACK} seeds per group"
+
+
+def resolve_threads(cfg: Any) -> int:
+    return int(cfg.threads) if cfg.threads != "auto" else max(1, os.cpu_count() or 1)
+
+
+def make_plan(exp: Any) -> dict[str, Any]:
+    """{"threads": T, "arms": {arm: {"stack": K, "why": ..., "groups": [[seeds], ...]}}}.
+
+    Seeds are split into near-equal groups of at most K, in seed order, so a group's
+    members depend only on the configuration (never on which runs finished earlier).
+    """
+    seeds = list(exp.seeds)
+    arms: dict[str, Any] = {}
+    threads = None
+    for arm, cfg in exp.arms.items():
+        k, why = stack_size(cfg, len(seeds))
+        n_groups = -(-len(seeds) // max(k, 1))
+        size, extra = divmod(len(seeds), n_groups)
+        groups, i = [], 0
+        for g in range(n_groups):
+            m = size + (1 if g < extra else 0)
+            groups.append(seeds[i:i + m])
+            i += m
+        arms[arm] = {"stack": k, "why": why, "groups": groups}
+        t = resolve_threads(cfg)
+        threads = t if threads is None else threads
+        arms[arm]["threads"] = t
+    return {"threads": threads or 1, "arms": arms}
+
+
+def groups_of(plan: dict[str, Any]) -> list[Group]:
+    return [Group(arm, tuple(g)) for arm, a in plan["arms"].items() for g in a["groups"]]

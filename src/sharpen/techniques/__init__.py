@@ -1,0 +1,65 @@
+"""Techniques: each owns its config keys, their validation, whether it stacks across seeds,
+and its per-epoch plan (the plan the hook applies and ``sharpen schedule`` prints).
+
+Adding a technique: write its file (a :class:`Technique` subclass) and add it to
+``TECHNIQUES`` below; its keys then appear in experiment files, in validation, in
+``sharpen schedule`` and in stacked-seed planning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sharpen.techniques.base import Technique
+from sharpen.techniques.deblur import RandomizedDeblur
+from sharpen.techniques.dropout import ScheduledDropout
+from sharpen.techniques.erasing import RandomErasing, random_erasing
+from sharpen.techniques.gradflow import GradientFlow, gradient_flow, weight_layers
+from sharpen.techniques.resizing import ProgressiveResize
+from sharpen.techniques.sharpening import ProgressiveSharpening, blurred_copy
+from sharpen.training.schedules import as_schedule
+
+# the registry, in the order hooks run: dropout, curricula, regularisers, diagnostics
+TECHNIQUES: tuple[type[Technique], ...] = (
+    ScheduledDropout, ProgressiveSharpening, ProgressiveResize, RandomizedDeblur,
+    RandomErasing, GradientFlow,
+)
+
+
+def techniques_for(cfg: Any) -> list[Technique]:
+    """Every technique a run configuration asks for, in registry order."""
+    return [t for cls in TECHNIQUES if (t := cls.from_config(cfg)) is not None]
+
+
+def plan_columns() -> list[str]:
+    cols = ["epoch"]
+    for cls in TECHNIQUES:
+        cols.extend(cls.plan_columns)
+    return cols + ["lr", "weight_decay"]
+
+
+def schedule_rows(cfg: Any) -> list[dict[str, Any]]:
+    """One row per epoch (numbered from 1): each technique's plan, then lr and weight decay.
+
+    With ``lr_adaptive`` the lr shown is the schedule before any adaptive halving, which
+    depends on the losses and is known only after training (see metrics.csv).
+    """
+    techs = techniques_for(cfg)
+    lr, wd = as_schedule(cfg.lr), as_schedule(cfg.weight_decay)
+    show_wd = not isinstance(cfg.weight_decay, (int, float)) or cfg.weight_decay
+    rows = []
+    for e in range(cfg.epochs):
+        row: dict[str, Any] = {"epoch": e + 1}
+        for t in techs:
+            row.update(t.plan(e, cfg.epochs))
+        row["lr"] = float(lr.value(e, cfg.epochs))
+        if show_wd:
+            row["weight_decay"] = float(wd.value(e, cfg.epochs))
+        rows.append(row)
+    return rows
+
+
+__all__ = ["TECHNIQUES", "Technique", "techniques_for", "schedule_rows", "plan_columns",
+           "ScheduledDropout", "ProgressiveSharpening", "ProgressiveResize", "RandomizedDeblur",
+           "RandomErasing", "GradientFlow", "random_erasing", "gradient_flow", "weight_layers",
+           "blurred_copy"]

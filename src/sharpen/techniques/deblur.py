@@ -1,0 +1,71 @@
+"""Seed 001, Algorithm 1: randomized deblurring — each batch Gaussian-blurred with σ_e
+with probability α_e."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+from sharpen.curricula.ops import gaussian_blur
+from sharpen.techniques.base import Technique
+from sharpen.training.loop import TrainState
+from sharpen.training.schedules import ScheduleLike, as_schedule, check_schedule
+
+
+class RandomizedDeblur(Technique):
+    """Each seed draws its β per batch from its own ``deblur`` stream (one draw every
+    batch, blurred or not, so the stream never depends on σ); its batch is blurred when
+    σ > 0 and β ≤ α. ``blurred_batches`` counts, per seed, the batches blurred so far."""
+
+    name = "deblur"
+    plan_columns = ("sigma", "blur_p")
+
+    class Config(BaseModel):
+        blur_sigma: ScheduleLike | None = None  # seed 001: Gaussian σ per epoch
+        blur_p: ScheduleLike = 1.0  # seed 001: probability α that a batch is blurred
+
+    def __init__(self, sigma: ScheduleLike, p: ScheduleLike = 1.0, padding: str = "reflect"):
+        self.sigma, self.p, self.padding = as_schedule(sigma), as_schedule(p), padding
+        self._sigma = self._p = 0.0
+        self.blurred_batches: list[int] = []
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> RandomizedDeblur | None:
+        if cfg.blur_sigma is None:
+            return None
+        return cls(cfg.blur_sigma, cfg.blur_p, cfg.padding)
+
+    @classmethod
+    def check(cls, cfg: Any, where: str, side: int) -> None:
+        if cfg.blur_sigma is not None:
+            check_schedule(cfg.blur_sigma, f"{where}blur_sigma", cfg.epochs, lo=0.0)
+            check_schedule(cfg.blur_p, f"{where}blur_p", cfg.epochs, lo=0.0, hi=1.0)
+
+    def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
+        return {"sigma": float(self.sigma.value(epoch, epochs)),
+                "blur_p": float(self.p.value(epoch, epochs))}
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        values = self.plan(state.epoch, state.epochs)
+        self._sigma, self._p = values["sigma"], values["blur_p"]
+        if len(self.blurred_batches) != state.n_seeds:
+            self.blurred_batches = [0] * state.n_seeds
+        state.extra.update(values)
+
+    def on_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        beta = state.rand("deblur")  # E draws, one per seed: fixed streams
+        hit = [e for e in range(state.n_seeds) if self._sigma > 0 and float(beta[e]) <= self._p]
+        if not hit:
+            return x, y
+        for e in hit:
+            self.blurred_batches[e] += 1
+        if len(hit) == state.n_seeds:
+            return gaussian_blur(x, self._sigma, self.padding), y
+        xe = state.per_seed(x).clone()
+        idx = torch.tensor(hit, device=x.device)
+        blurred = gaussian_blur(xe[idx].flatten(0, 1), self._sigma, self.padding)
+        xe[idx] = blurred.unflatten(0, (len(hit), -1))
+        return xe.flatten(0, 1), y

@@ -1,0 +1,109 @@
+"""Seed 000: progressive sharpening — train on box-blurred copies, most blurred first."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel
+
+from sharpen.curricula.ops import box_blur
+from sharpen.techniques.base import Technique
+from sharpen.training.loop import TrainState
+from sharpen.training.schedules import ScheduleLike, as_schedule, check_schedule
+
+
+def blurred_copy(x: torch.Tensor, n: int, padding: str = "reflect", chunk: int = 1024) -> torch.Tensor:
+    """``x`` box-blurred with kernel ``n``, in chunks on x's device, in x's dtype.
+
+    A uint8 dataset gets a uint8 copy (rounded to the nearest level, as when blurred copies
+    of a dataset are saved as images): batches are then gathered from it at exactly the
+    cost of the original, which keeps the curriculum free per batch.
+    """
+    out = torch.empty_like(x)
+    for i in range(0, len(x), chunk):
+        y = box_blur(x[i:i + chunk].float(), n, padding)
+        # chunks of ~1k images keep the float copy in the CPU cache
+        out[i:i + chunk] = y.round_().clamp_(0, 255) if x.dtype == torch.uint8 else y
+    return out
+
+
+class ProgressiveSharpening(Technique):
+    """``blur_n`` is the kernel size per epoch (e.g. a step schedule 5 → 1). ``staged``
+    swaps the whole training set for its blurred copy, computed once per stage on the
+    device and shared by every seed that shares the data. ``mixed`` (the seed's future
+    scope) takes a fraction ``blur_mix`` of each batch from the blurred copy; which samples,
+    each seed draws from its own ``sharpen_mix`` stream.
+    """
+
+    name = "sharpening"
+    plan_columns = ("blur_n", "blur_mix")
+
+    class Config(BaseModel):
+        blur_n: ScheduleLike | None = None  # seed 000: box-blur kernel size per epoch (1 = sharp)
+        blur_mode: Literal["staged", "mixed"] = "staged"
+        blur_mix: ScheduleLike = 0.5  # mixed mode: fraction of each batch from the blurred copy
+        padding: Literal["reflect", "replicate", "zeros", "circular"] = "reflect"
+
+    def __init__(self, blur_n: ScheduleLike, mode: str = "staged", mix: ScheduleLike = 0.5,
+                 padding: str = "reflect", chunk: int = 1024):
+        if mode not in ("staged", "mixed"):
+            raise ValueError(f"mode must be 'staged' or 'mixed', got {mode!r}")
+        self.blur_n, self.mode, self.mix = as_schedule(blur_n), mode, as_schedule(mix)
+        self.padding, self.chunk = padding, chunk
+        self._n: int | None = None
+        self._copies: list[torch.Tensor] | None = None
+        self._p = 0.0
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ProgressiveSharpening | None:
+        if cfg.blur_n is None:
+            return None
+        return cls(cfg.blur_n, cfg.blur_mode, cfg.blur_mix, cfg.padding)
+
+    @classmethod
+    def check(cls, cfg: Any, where: str, side: int) -> None:
+        if cfg.blur_n is not None:
+            check_schedule(cfg.blur_n, f"{where}blur_n", cfg.epochs, lo=1, hi=side, integer=True)
+            if cfg.blur_mode == "mixed":
+                check_schedule(cfg.blur_mix, f"{where}blur_mix", cfg.epochs, lo=0.0, hi=1.0)
+
+    def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"blur_n": int(round(self.blur_n.value(epoch, epochs)))}
+        if self.mode == "mixed":
+            out["blur_mix"] = float(self.mix.value(epoch, epochs))
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._n = None  # the blurred copy is not checkpointed: rebuild it at the next epoch
+
+    def blurred_copy(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        return blurred_copy(x, n, self.padding, self.chunk)
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        values = self.plan(state.epoch, state.epochs)
+        n = values["blur_n"]
+        if n != self._n:
+            self._n = n
+            self._copies = None
+            if n != 1:
+                made: dict[int, torch.Tensor] = {}  # one copy per distinct dataset
+                for d in state.data:
+                    if id(d.train.x) not in made:
+                        made[id(d.train.x)] = self.blurred_copy(d.train.x, n)
+                self._copies = [made[id(d.train.x)] for d in state.data]
+        if self.mode == "staged" and self._copies is not None:
+            state.train_x = list(self._copies)
+        self._p = values.get("blur_mix", 0.0)
+        state.extra.update(values)
+
+    def on_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.mode != "mixed" or self._copies is None or self._p <= 0:
+            return x, y
+        assert state.batch_index is not None and state.norm is not None
+        take = (state.rand("sharpen_mix", state.batch_index.shape[1]) < self._p).reshape(-1)
+        blurred = state.norm(state.gather(self._copies, state.batch_index))
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        return torch.where(take.to(x.device).view(shape), blurred, x), y
