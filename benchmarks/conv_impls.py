@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from sharpen.bench import run_conv_bench
+from sharpen.bench.conv import run_conv_bench
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from sharpen.curricula import ProgressiveResize, ProgressiveSharpening, RandomizedDeblur, gaussian_blur
+from sharpen.curricula import gaussian_blur
+from sharpen.techniques import ProgressiveResize, ProgressiveSharpening, RandomizedDeblur
 from sharpen.curricula.ops import box_blur
 from sharpen.data import get_spec, load
 from sharpen.models import create_model
@@ -26,7 +27,7 @@ from sharpen.training import Split, TrainData, TrainSettings, train
 def epoch_time(model_name: str, data: TrainData, hooks: list, epochs: int, bs: int, **kw) -> float:
     torch.manual_seed(0)
     m = create_model(model_name, **kw)
-    rows = train(m, data, TrainSettings(epochs=epochs, batch_size=bs, lr=0.01), 0, hooks)
+    rows = train(m, data, TrainSettings(epochs=epochs, batch_size=bs, lr=0.01), 0, hooks).rows[0]
     # training part of each epoch (no evaluation), fastest epoch after the first (warm-up):
     # the minimum is the least disturbed by other load on the machine
     return min(len(data.train) / r["images_per_s"] for r in rows[1:])

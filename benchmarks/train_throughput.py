@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from sharpen.bench_train import run_train_bench
+from sharpen.bench import run_train_bench
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--out")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--targets")
     a = ap.parse_args()
-    run_train_bench(a.out, quick=not a.full)
+    run_train_bench(a.out, quick=not a.full, device=a.device, targets=a.targets)

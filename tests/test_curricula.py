@@ -1,24 +1,28 @@
 from __future__ import annotations
 
+import csv
+import io
+
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
 
-from sharpen.curricula import (
+from sharpen.curricula import box_blur, gaussian_blur, resize
+from sharpen.data import load, synthetic, synthetic_waves
+from sharpen.experiments import load_experiment
+from sharpen.models import create_model
+from sharpen.techniques import (
     ProgressiveResize,
     ProgressiveSharpening,
     RandomizedDeblur,
     ScheduledDropout,
-    box_blur,
-    gaussian_blur,
-    resize,
+    schedule_rows,
 )
-from sharpen.data import load, synthetic, synthetic_waves
-from sharpen.experiments import load_experiment
-from sharpen.models import create_model
 from sharpen.training import Hook, Split, TrainData, TrainSettings, train
 from sharpen.training.schedules import as_schedule
+from sharpen.training.stack import SeededDropout
+from sharpen.training.streams import generator
 
 SCIPY_MODE = {"reflect": "mirror", "replicate": "nearest", "zeros": "constant"}
 
@@ -109,8 +113,6 @@ def test_1d_blur_along_time():
 
 def test_seed_001_stepped_schedule_matches_the_text():
     exp = load_experiment("deblur-cifar10")
-    from sharpen.curricula.plan import schedule_rows
-
     rows = schedule_rows(exp.arms["proposed"])
     # seed 001: 24×24 epochs 1-2 γ 0.2; 26 e3-4 γ .25; 28 e5-6 γ .3; 30 e7-8 γ .35; 32 e9-15 γ .4
     sizes = [24, 24, 26, 26, 28, 28, 30, 30] + [32] * 7
@@ -146,7 +148,7 @@ class _Spy(Hook):
         return x, y
 
     def on_epoch_start(self, state):
-        self.dropouts.append([m.p for m in state.model.modules() if isinstance(m, torch.nn.Dropout)])
+        self.dropouts.append([m.p for m in state.model.modules() if isinstance(m, SeededDropout)])
 
 
 def _tiny_data(n=256):
@@ -161,7 +163,7 @@ def test_dropout_and_size_change_during_training_without_rebuilding():
     ids = {id(p) for p in model.parameters()}
     hooks = [ScheduledDropout({"kind": "step", "start": 0.2, "delta": 0.1, "every": 1, "max": 0.4}),
              ProgressiveResize({"kind": "step", "start": 20, "delta": 4, "every": 1, "max": 28}), spy]
-    rows = train(model, _tiny_data(), TrainSettings(epochs=3, batch_size=128, lr=0.01), 0, hooks)
+    rows = train(model, _tiny_data(), TrainSettings(epochs=3, batch_size=128, lr=0.01), 0, hooks).rows[0]
     assert [s for s in spy.shapes[::2]] == [(20, 20), (24, 24), (28, 28)]
     assert spy.dropouts == [[0.2], [pytest.approx(0.3)], [pytest.approx(0.4)]]
     assert [r["image_size"] for r in rows] == [20, 24, 28]
@@ -174,9 +176,9 @@ def test_staged_sharpening_trains_on_the_blurred_copy_then_the_original():
     sharp = ProgressiveSharpening({"kind": "step", "start": 3, "delta": -2, "every": 1, "min": 1})
     torch.manual_seed(0)
     rows = train(create_model("lenet5_dropout"), data, TrainSettings(epochs=2, batch_size=128), 0,
-                 [sharp, spy])
+                 [sharp, spy]).rows[0]
     assert [r["blur_n"] for r in rows] == [3, 1]
-    gen = torch.Generator().manual_seed(0 + 7919)
+    gen = generator(0, "data_order")
     perm0 = torch.randperm(128, generator=gen)
     norm = lambda t: (t.float() - 127.5) / 63.75  # noqa: E731
     expected0 = norm(box_blur(data.train.x.float(), 3).round())[perm0]  # a uint8 copy
@@ -205,9 +207,9 @@ def test_mixed_mode_mixes_in_the_scheduled_proportion():
     spy = _Spy()
     mix = ProgressiveSharpening(5, mode="mixed", mix={"kind": "linear", "start": 1.0, "end": 0.0})
     rows = train(create_model("lenet5_dropout"), data, TrainSettings(epochs=3, batch_size=256), 0,
-                 [mix, spy])
+                 [mix, spy]).rows[0]
     assert [r["blur_mix"] for r in rows] == [1.0, 0.5, 0.0]
-    gen = torch.Generator().manual_seed(7919)
+    gen = generator(0, "data_order")
     norm = lambda t: (t.float() - 127.5) / 63.75  # noqa: E731
     blurred = norm(box_blur(data.train.x.float(), 5).round())
     sharp = norm(data.train.x)
@@ -225,7 +227,7 @@ def test_randomized_deblur_blurs_a_fraction_alpha_of_batches():
     hook = RandomizedDeblur(sigma=1.5, p=0.4)
     train(create_model("lenet5_dropout"), _tiny_data(256), TrainSettings(epochs=25, batch_size=16),
           0, [hook])
-    frac = hook.blurred_batches / (25 * 16)
+    frac = hook.blurred_batches[0] / (25 * 16)
     assert 0.34 < frac < 0.46  # 400 Bernoulli(0.4) draws: ±3 std
 
 
@@ -235,9 +237,10 @@ def test_1d_curriculum_with_conv1d_model():
     data = TrainData(Split(x, y), Split(xt, yt), None, (0.5,), (0.2,))
     torch.manual_seed(0)
     rows = train(create_model("conv1d_small"), data,
-                 TrainSettings(epochs=6, batch_size=32, optimizer="adam", lr=3e-3), 0,
-                 [ProgressiveSharpening({"kind": "step", "start": 7, "delta": -2, "every": 1, "min": 1})])
-    assert [r["blur_n"] for r in rows] == [7, 5, 3, 1, 1, 1]
+                 TrainSettings(epochs=8, batch_size=32, optimizer="adam", lr=3e-3), 0,
+                 [ProgressiveSharpening({"kind": "step", "start": 7, "delta": -2, "every": 1, "min": 1})]
+                 ).rows[0]
+    assert [r["blur_n"] for r in rows] == [7, 5, 3, 1, 1, 1, 1, 1]
     assert rows[-1]["test_acc"] > 0.5  # 6 classes: chance is 0.17
 
 
@@ -259,19 +262,34 @@ def test_bad_curriculum_settings_name_the_field(tmp_path):
 
 
 def test_schedule_cli_and_metrics_columns_agree(tmp_path, capsys):
+    """`sharpen schedule` prints the plan each technique applies: the same values per epoch
+    as every run writes into metrics.csv."""
     from sharpen.cli import main
     from sharpen.experiments import run_experiment
 
     assert main(["schedule", "deblur-cifar10", "--arm", "proposed", "--csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "epoch,image_size,sigma,blur_p,dropout,lr,weight_decay"
-    assert lines[1].startswith("1,24,2.0,0.4,0.2,0.01") and len(lines) == 16
-    exp = load_experiment("sharpening-mnist", profile="smoke")
+    assert lines[0] == "arm,epoch,dropout,image_size,sigma,blur_p,lr,weight_decay"
+    assert lines[1].startswith("proposed,1,0.2,24,2.0,0.4,0.01") and len(lines) == 16
+    exp = load_experiment("sharpening-mnist", profile="smoke", overrides=["epochs=3"])
     out, _ = run_experiment(exp, tmp_path / "r", quiet=True)
-    import csv
-
-    rows = list(csv.DictReader(open(out / "runs" / "mixed" / "seed-0" / "metrics.csv")))
-    assert {"blur_n", "blur_mix", "lr"} <= set(rows[0])
+    assert main(["schedule", "sharpening-mnist", "--profile", "smoke", "--set", "epochs=3",
+                 "--csv"]) == 0
+    plan = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["arm"] for r in plan} == set(exp.arms)  # one valid CSV with every arm
+    checked = 0
+    for arm in exp.arms:
+        mine = [r for r in plan if r["arm"] == arm]
+        for seed in exp.seeds:
+            rows = list(csv.DictReader(open(out / "runs" / arm / f"seed-{seed}" / "metrics.csv")))
+            assert len(rows) == len(mine) == 3
+            for p_row, m_row in zip(mine, rows):
+                for k, v in p_row.items():
+                    if k in ("arm", "weight_decay") or v == "":
+                        continue
+                    assert float(m_row[k]) == pytest.approx(float(v)), (arm, k)
+                    checked += 1
+    assert checked > 3 * len(exp.arms)
     for f in ("schedule.png", "blur_strip.png"):
         assert (out / f).read_bytes()[:4] == b"\x89PNG"
     assert "blur_strip.png" in (out / "report.md").read_text()

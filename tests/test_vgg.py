@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from sharpen.models import create_model, list_models
-from sharpen.training.diagnostics import GradientFlow, gradient_flow, weight_layers
-from sharpen.training.regularizers import RandomErasing, random_erasing
+from sharpen.techniques import GradientFlow, RandomErasing, gradient_flow, random_erasing, weight_layers
 
 VGGS = [m for m in list_models() if m.startswith("vgg")]
 
@@ -65,10 +64,12 @@ def test_gradient_flow_hook_records_chosen_epochs():
     data = TrainData(Split(x, y), Split(x[:16], y[:16]), None, (0.5,), (0.25,))
     hook = GradientFlow([1, 3])
     m = create_model("vgg08", num_classes=10, in_channels=1)
-    rows = train(m, data, TrainSettings(epochs=3, batch_size=32, optimizer="adam", lr=1e-3), 0, [hook])
+    rows = train(m, data, TrainSettings(epochs=3, batch_size=32, optimizer="adam", lr=1e-3), 0,
+                 [hook]).rows[0]
     n_layers = len(weight_layers(m))
-    assert {r["epoch"] for r in hook.records} == {1, 3} and len(hook.records) == 2 * n_layers
-    assert all(r["mean_abs_grad"] > 0 and r["update_ratio"] > 0 for r in hook.records)
+    recs = hook.records[0]  # seed 0's records
+    assert {r["epoch"] for r in recs} == {1, 3} and len(recs) == 2 * n_layers
+    assert all(r["mean_abs_grad"] > 0 and r["update_ratio"] > 0 for r in recs)
     assert "grad_first_over_last" in rows[0] and "grad_first_over_last" not in rows[1]
 
 
@@ -104,12 +105,17 @@ def test_random_erasing_respects_p_and_ranges_over_many_draws():
     assert math.isclose(random_erasing(x[:10], p=0.0)[0].abs().sum().item(), 0.0)
 
 
-def test_random_erasing_hook_is_seeded():
-    class S:
-        seed, epoch = 3, 0
+def test_random_erasing_hook_draws_each_seed_from_its_own_stream():
+    from sharpen.training import TrainSettings, TrainState
+    from sharpen.training.streams import generator
 
-    a, b = RandomErasing(), RandomErasing()
-    a.on_epoch_start(S())  # type: ignore[arg-type]
-    b.on_epoch_start(S())  # type: ignore[arg-type]
+    def state(seeds):
+        return TrainState(None, None, [], TrainSettings(1, 8), torch.device("cpu"), seeds)
+
     x = torch.zeros(8, 3, 16, 16)
-    assert torch.equal(a.on_batch(None, x, None)[0], b.on_batch(None, x, None)[0])
+    one = RandomErasing(p=1.0).on_batch(state([3]), x[:4], None)[0]
+    two = RandomErasing(p=1.0).on_batch(state([3, 4]), x, None)[0]
+    assert torch.equal(two[:4], one)  # seed 3's images: the same alone or stacked
+    assert not torch.equal(two[4:], one)
+    ref = random_erasing(x[:4], 1.0, generator=generator(3, "erasing"))[0]
+    assert torch.equal(one, ref)  # and they come from seed 3's "erasing" stream

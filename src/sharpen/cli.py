@@ -113,9 +113,10 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
 
 def _cmd_bench(a: argparse.Namespace) -> int:
     if a.what == "train":
-        from sharpen.bench_train import run_train_bench
+        from sharpen.bench import run_train_bench
 
-        out = run_train_bench(a.out, quick=a.profile == "quick")
+        out = run_train_bench(a.out, quick=a.profile == "quick", device=a.device,
+                              targets=Path(a.targets) if a.targets else None)
         print(f"benchmark directory: {out}")
         return 0
     from sharpen.bench import run_conv_bench
@@ -184,7 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("what", choices=["conv", "train"])
     b.add_argument("--profile", default="quick", choices=["quick", "full"])
     b.add_argument("--out")
-    b.add_argument("--repeats", type=int)
+    b.add_argument("--repeats", type=int, help="conv: repetitions per measurement")
+    b.add_argument("--device", default="cpu",
+                   help="train: where both loops run, e.g. cpu or cuda (default cpu)")
+    b.add_argument("--targets", help="train: a TOML file of targets to compare with, e.g. "
+                                     "benchmarks/train-targets.toml")
     b.set_defaults(fn=_cmd_bench)
 
     d = sub.add_parser("data", help="fetch or verify a dataset's files")

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from sharpen.training.schedules import as_schedule
-from sharpen.training.stack import StackedConv, bind_dropout, stack_models
+from sharpen.training.stack import StackedConv, bind_dropout, seed_state_dict, stack_models
 from sharpen.training.streams import generator, stream_seed
 
 
@@ -275,7 +275,7 @@ def evaluate(model: nn.Module, splits: Sequence[Split], norm: Callable, task: An
 class Trained:
     """What :func:`train` returns: per seed its epoch rows and None or why it diverged."""
 
-    model: nn.Module  # the stacked model (seed e's weights: stack.seed_state_dict(model, e))
+    model: nn.Module  # the stacked model; the models passed in hold each seed's final weights
     rows: list[list[dict[str, Any]]]
     diverged: list[str | None]
 
@@ -468,4 +468,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
                 "lr_mult": lr_mult, "prev_loss": prev_loss, "step": state.step, "rows": rows,
                 "diverged": diverged,
             })
+    with torch.no_grad():  # each seed's model ends holding its trained weights
+        for e, m in enumerate(models):
+            m.to(device).load_state_dict(seed_state_dict(model, e))
     return Trained(model, rows, diverged)

@@ -142,63 +142,15 @@ def run_conv_bench(profile: str = "quick", out: Path | None = None, repeats: int
                          "mem_bwd": _slope(xs, [r["mem_bwd"] for r in rs])})
     x, w, b, pad = _inputs(**BASE, rng=rng)  # the base point, every implementation
     base_rows = {impl: measure(impl, x, w, b, pad, 1 if impl == "loops" else reps) for impl in IMPLS}
-    md = _markdown(profile, fits, base_rows, rows, time.perf_counter() - t_start)
+    from sharpen.bench.markdown import conv_markdown
+
+    md = conv_markdown(profile, fits, base_rows, rows, time.perf_counter() - t_start)
     atomic_write_text(out / "report.md", md)
     atomic_write_json(out / "summary.json", {"profile": profile, "base": BASE, "fits": fits,
                                              "base_point": base_rows})
     _plots(rows, out)
     log(md)
     return out
-
-
-def _speed(r: float) -> str:
-    return f"{r:.1f}× faster" if r >= 1 else f"{1 / r:.1f}× slower"
-
-
-def _f(v: float | None) -> str:
-    return "–" if v is None else f"{v:.2f}"
-
-
-def _markdown(profile, fits, base_rows, rows, seconds) -> str:
-    lines = [f"# NumPy conv implementations ({profile} profile, {seconds:.0f} s)", "",
-             f"Base point: {BASE} (F_in = F_out = channels, padding k//2, float64).", "",
-             "## Speed at the base point (measured in this run)", "",
-             "| impl | forward ms | backward ms | fwd peak MiB | bwd peak MiB |", "|---|---|---|---|---|"]
-    for impl, r in base_rows.items():
-        mf = "–" if r["mem_fwd"] != r["mem_fwd"] else f"{r['mem_fwd'] / 2**20:.2f}"
-        mb = "–" if r["mem_bwd"] != r["mem_bwd"] else f"{r['mem_bwd'] / 2**20:.2f}"
-        lines.append(f"| {impl} | {1e3 * r['t_fwd']:.2f} | {1e3 * r['t_bwd']:.2f} | {mf} | {mb} |")
-    lines.append("")
-    ratios = []
-    for num, den in (("loops", "im2col"), ("correlate", "im2col"), ("im2col", "torch"),
-                     ("loops", "correlate")):
-        if num in base_rows and den in base_rows:
-            a, b = base_rows[num], base_rows[den]
-            ratios.append(f"- {den} vs {num}: {_speed(a['t_fwd'] / b['t_fwd'])} forward, "
-                          f"{_speed(a['t_bwd'] / b['t_bwd'])} backward")
-    lines += ratios + ["", "## Fitted exponents (log-log slope) vs the seed's formulas", "",
-                       "| variable | impl | time fwd | time bwd | seed T | mem fwd | seed S_fwd | "
-                       "mem bwd | seed S_bwd |", "|---|---|---|---|---|---|---|---|---|"]
-    for f in fits:
-        v = f["variable"]
-        lines.append(f"| {v} | {f['impl']} | {_f(f['time_fwd'])} | {_f(f['time_bwd'])} | "
-                     f"{PREDICTED['time'][v]} | {_f(f['mem_fwd'])} | {PREDICTED['mem_fwd'][v]} | "
-                     f"{_f(f['mem_bwd'])} | {PREDICTED['mem_bwd'][v]} |")
-    lines += ["", "Memory is the peak of NumPy allocations during one call (tracemalloc), "
-              "outputs and temporaries included; PyTorch's is not traced."]
-    # crossover: smallest size where im2col beats correlate, per variable
-    cross = []
-    for var in {r["variable"] for r in rows}:
-        pts = sorted({r["value"] for r in rows if r["variable"] == var})
-        for v in pts:
-            t = {r["impl"]: r["t_fwd"] + r["t_bwd"] for r in rows
-                 if r["variable"] == var and r["value"] == v}
-            if "im2col" in t and "correlate" in t and t["correlate"] < t["im2col"]:
-                cross.append(f"- {var} = {v}: correlate beats im2col "
-                             f"({1e3 * t['correlate']:.2f} vs {1e3 * t['im2col']:.2f} ms)")
-    lines += ["", "## Where correlate beats im2col (forward + backward)", ""]
-    lines += sorted(cross) or ["- nowhere in this sweep"]
-    return "\n".join(lines) + "\n"
 
 
 def _plots(rows, out: Path) -> None:
