@@ -47,3 +47,22 @@ def cifar10_dir(tmp_path_factory) -> Path:
     with tarfile.open(arc) as t:
         t.extractall(d, filter="data")
     return d
+
+
+@pytest.fixture
+def mixer_model(monkeypatch) -> str:
+    """Register, for one test, a model whose forward mixes the samples of a batch."""
+    import torch
+
+    from sharpen.models import _registry
+
+    class MixerNet(torch.nn.Module):
+        def __init__(self, num_classes: int = 10, in_channels: int = 1):
+            super().__init__()
+            self.fc = torch.nn.Linear(784, num_classes)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1) - x.flatten(1).mean(0))
+
+    monkeypatch.setitem(_registry._MODELS, "test_mixer_model", MixerNet)
+    return "test_mixer_model"

@@ -131,7 +131,7 @@ def test_tiny_numpy_network_trains_identically_with_every_impl():
 
 
 def test_conv_benchmark_writes_table_fits_and_plots(tmp_path, monkeypatch):
-    import sharpen.bench as bench
+    import sharpen.bench.conv as bench
 
     monkeypatch.setitem(bench.SWEEPS, "quick", {"batch": [1, 2, 4], "kernel": [1, 3]})
     out = bench.run_conv_bench("quick", tmp_path / "b", repeats=1, log=lambda *_: None)

@@ -69,8 +69,11 @@ def test_run_directory_is_self_describing(tiny, tmp_path):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [(r["arm"], r["seed"]) for r in rows] == [("a", "5"), ("a", "6"), ("b", "5"), ("b", "6")]
     for col in ("arm", "seed", "test_acc", "best_test_acc", "train_acc", "val_acc", "gap",
-                "seconds", "status"):
+                "status", "stacked_seeds"):
         assert col in rows[0]
+    assert "seconds" not in rows[0]  # timings live in result.json: results.csv is reproducible
+    res = json.loads((out / "runs" / "a" / "seed-5" / "result.json").read_text())
+    assert res["seconds"] > 0 and res["plan"]["group"] == [5, 6]
     for r in rows:
         assert r["status"] == "ok" and 0 <= float(r["test_acc"]) <= 1
         metrics = list(csv.DictReader(open(out / "runs" / r["arm"] / f"seed-{r['seed']}" / "metrics.csv")))

@@ -58,9 +58,9 @@ def tiny(tmp_path) -> Path:
     ("[arms.x]\nlrr = 1", r"unknown key arms.x.'lrr' \(did you mean 'lr'\?\)"),
     ("lr = { kind = 'linear', start = 0.1, end = 0.01, length = 50 }",
      r"ends at 50 epochs but training has only 10"),
-    ("stack_seeds = 4\nblur_sigma = 1.0", r"field stack_seeds: stacked seeds cannot be "
-     r"combined with blur_sigma .*set stack_seeds = 1"),
-    ("stack_seeds = 0", r"field stack_seeds: Input should be greater than or equal to 1"),
+    ("stack_seeds = 'many'", r"field stack_seeds: expected a valid integer.* or 'auto' \(got 'many'\)"),
+    ("stack_seeds = 0", r"field stack_seeds: must be 'auto' or an integer >= 1 \(got 0\)"),
+    ("threads = 0", r"field threads: must be 'auto' or an integer >= 1 \(got 0\)"),
     ("epochs = [", r"TOML syntax error.*line 1"),
     ("epochs = 3\nlr = = 2\nruns = 1", r"TOML syntax error.*line 2"),
 ])
@@ -417,9 +417,9 @@ def test_every_failure_exits_nonzero(tmp_path):
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
-def test_stacking_a_model_that_cannot_be_stacked_names_the_arm(tiny, tmp_path):
-    exp = load_experiment(str(tiny), profile="smoke",
-                          overrides=["stack_seeds=2", "model=vgg38_bn_res", "model_args={}"])
-    with pytest.raises(SharpenError, match=r"arm 'a': stack_seeds = 2: vmap stacking does not "
-                                           r"support BatchNorm models; set stack_seeds = 1"):
-        run_experiment(exp, tmp_path / "r", quiet=True)
+def test_stacking_a_model_that_cannot_be_stacked_names_the_arm(tiny, tmp_path, mixer_model):
+    with pytest.raises(SharpenError, match=r"field arms.a.stack_seeds: these seeds cannot be "
+                                           r"stacked: model 'test_mixer_model': its forward "
+                                           r"mixes the samples .*set stack_seeds = 1"):
+        load_experiment(str(tiny), profile="smoke",
+                        overrides=["stack_seeds=2", "model=test_mixer_model", "arms.a.model_args={}"])

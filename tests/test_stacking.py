@@ -170,26 +170,15 @@ def test_plan_comes_from_the_config_alone_and_is_recorded(tmp_path):
         assert [len(g) for g in a["groups"]] == [7, 6]  # near-equal, in seed order
     exp = load_experiment("quickstart", profile="smoke", overrides=["stack_seeds=1", "threads=1"])
     assert all(len(g) == 1 for a in make_plan(exp)["arms"].values() for g in a["groups"])
+    # "auto" threads: the cores shared among the plan's jobs, at least one each
+    one_arm = load_experiment("quickstart", profile="smoke", overrides=["runs=10", "select_arms=['lenet5']"])
+    assert make_plan(one_arm, cores=4)["arms"]["lenet5"]["threads"] == 4  # one group of 10
+    two = load_experiment("quickstart", profile="smoke", overrides=["runs=10"])
+    assert {a["threads"] for a in make_plan(two, cores=4)["arms"].values()} == {2}
+    assert {a["threads"] for a in make_plan(two, cores=1)["arms"].values()} == {1}
 
 
-class _MixerNet(torch.nn.Module):
-    def __init__(self, num_classes: int = 10, in_channels: int = 1):
-        super().__init__()
-        self.fc = torch.nn.Linear(784, num_classes)
-
-    def forward(self, x):  # subtracts the batch mean: a forward that mixes samples
-        return self.fc(x.flatten(1) - x.flatten(1).mean(0))
-
-
-def _register_mixer() -> None:
-    from sharpen.models import list_models, register_model
-
-    if "test_mixer_model" not in list_models():
-        register_model("test_mixer_model")(_MixerNet)
-
-
-def test_explicit_stack_seeds_with_a_blocker_names_the_field(tmp_path):
-    _register_mixer()
+def test_explicit_stack_seeds_with_a_blocker_names_the_field(tmp_path, mixer_model):
     p = tmp_path / "e.toml"
     p.write_text('name = "e"\ndataset = "synthetic"\nmodel = "test_mixer_model"\nstack_seeds = 3\n')
     with pytest.raises(SharpenError, match=r"field stack_seeds: these seeds cannot be stacked: "

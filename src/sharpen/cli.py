@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -146,9 +145,9 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
                    help="processes that run jobs side by side (default: cores ÷ the plan's "
                         "threads per job); only decides where jobs run, never a number")
     r.add_argument("--threads", type=int,
-                   help="torch threads per job, overriding the plan's (config key threads, "
-                        "default: this machine's cores); part of the plan: it changes float "
-                        "rounding, so it is recorded in config.json")
+                   help="torch threads per job, overriding the plan's (config key threads; "
+                        "default: cores ÷ jobs); part of the plan: it changes float rounding, "
+                        "so it is recorded in config.json")
     r.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local processes, or one Ray task per run")
     r.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else local)")

@@ -29,12 +29,12 @@ import os
 import platform
 import statistics
 import time
-import tomllib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import tomllib
 import torch
 import torch.nn.functional as F
 

@@ -76,7 +76,8 @@ class _RunBase(BaseModel):
     # seeds of an arm trained at once as one stacked model: "auto" = up to
     # plan.MAX_STACK when the model and every technique stack, else 1
     stack_seeds: int | Literal["auto"] = "auto"
-    # torch threads per job: "auto" = this machine's cores, fixed when the plan is made
+    # torch threads per job: "auto" = this machine's cores ÷ the plan's jobs (at least 1),
+    # fixed when the run directory's plan is made
     threads: int | Literal["auto"] = "auto"
 
     @field_validator("device")
@@ -305,19 +306,31 @@ def _validate(model: type[BaseModel], data: dict[str, Any], path: Path, where: s
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        msgs = []
+        by_loc: dict[str, list[tuple[str, Any]]] = {}
         for err in exc.errors():
-            loc = _clean_loc(err["loc"])
-            got = err.get("input")
+            by_loc.setdefault(_clean_loc(err["loc"]), []).append((err["msg"], err.get("input")))
+        msgs = []
+        for loc, errs in by_loc.items():
+            got = errs[0][1]
             got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-            msgs.append(f"field {where}{loc}: {err['msg']}{got_s}")
+            if len(errs) == 1:
+                msgs.append(f"field {where}{loc}: {_plain_msg(errs[0][0])}{got_s}")
+            else:  # a union (a number or a schedule, an integer or "auto"): say what is allowed
+                allowed = " or ".join(dict.fromkeys(_plain_msg(m).removeprefix("Input should be ")
+                                                    for m, _ in errs))
+                msgs.append(f"field {where}{loc}: expected {allowed}{got_s}")
         raise SharpenError(f"{path}: " + "; ".join(msgs)) from None
+
+
+def _plain_msg(msg: str) -> str:
+    return msg.removeprefix("Value error, ")
 
 
 def _clean_loc(loc: tuple) -> str:
     # drop pydantic's union-branch tags so the user sees only their own key names
-    keep = [str(p) for p in loc if str(p) not in {"float", "constant", "linear", "step", "cosine",
-                                                   "piecewise", "int"}]
+    tags = {"float", "constant", "linear", "step", "cosine", "piecewise", "int"}
+    keep = [str(p) for p in loc if str(p) not in tags and not str(p).startswith(
+        ("literal[", "function-", "tagged-union[", "union["))]
     return ".".join(keep)
 
 

@@ -1,11 +1,12 @@
 """The execution plan: which seeds of each arm train together, and with how many threads.
 
-The plan is made from the configuration alone and written into ``config.json`` and each
-``result.json``. It fixes every choice that changes float rounding — the stacked group a
-seed trains in (its kernels see a batch of E·B rows) and torch's intra-op thread count
-(it splits reductions differently) — so ``--workers`` and ``--backend`` only decide
-*where* the groups run, and the same command gives byte-identical ``results.csv`` serially,
-in worker processes and on Ray.
+The plan is made from the configuration (and, for ``"auto"`` threads, this machine's core
+count) when a run directory is created, written into ``config.json`` and each
+``result.json``, and reused when the directory is resumed. It fixes every choice that
+changes float rounding: the stacked group a seed trains in (its kernels see a batch of
+E·B rows) and torch's intra-op thread count (it splits reductions differently). So
+``--workers`` and ``--backend`` only decide *where* the groups run, and the same command
+gives byte-identical ``results.csv`` serially, in worker processes and on Ray.
 
 Whether an arm's seeds may stack is declared by its model (probed once: every weight in a
 stackable layer, a forward that treats samples independently) and by each technique
@@ -79,19 +80,18 @@ def stack_size(cfg: Any, n_seeds: int) -> tuple[int, str]:
     return min(MAX_STACK, n_seeds), f"auto: up to {MAX_STACK} seeds per group"
 
 
-def resolve_threads(cfg: Any) -> int:
-    return int(cfg.threads) if cfg.threads != "auto" else max(1, os.cpu_count() or 1)
-
-
-def make_plan(exp: Any) -> dict[str, Any]:
-    """{"threads": T, "arms": {arm: {"stack": K, "why": ..., "groups": [[seeds], ...]}}}.
+def make_plan(exp: Any, cores: int | None = None) -> dict[str, Any]:
+    """{"cores": C, "arms": {arm: {"stack": K, "why": ..., "threads": T, "groups": [[seeds]]}}}.
 
     Seeds are split into near-equal groups of at most K, in seed order, so a group's
     members depend only on the configuration (never on which runs finished earlier).
+    ``threads = "auto"`` gives every job ``cores ÷ jobs`` threads (at least 1): a 10-seed
+    arm in one group uses every core's threads; many groups run side by side, one thread
+    each (intra-op threads help small models little; `sharpen bench train` measures it).
     """
+    cores = cores or max(1, os.cpu_count() or 1)
     seeds = list(exp.seeds)
     arms: dict[str, Any] = {}
-    threads = None
     for arm, cfg in exp.arms.items():
         k, why = stack_size(cfg, len(seeds))
         n_groups = -(-len(seeds) // max(k, 1))
@@ -102,10 +102,18 @@ def make_plan(exp: Any) -> dict[str, Any]:
             groups.append(seeds[i:i + m])
             i += m
         arms[arm] = {"stack": k, "why": why, "groups": groups}
-        t = resolve_threads(cfg)
-        threads = t if threads is None else threads
-        arms[arm]["threads"] = t
-    return {"threads": threads or 1, "arms": arms}
+    jobs = sum(len(a["groups"]) for a in arms.values())
+    for arm, cfg in exp.arms.items():
+        arms[arm]["threads"] = int(cfg.threads) if cfg.threads != "auto" else max(1, cores // jobs)
+    return {"cores": cores, "arms": arms}
+
+
+def same_seeds(plan: dict[str, Any], other: dict[str, Any]) -> bool:
+    """True when two plans group the same arms' same seeds (a recorded plan can be reused)."""
+    def seeds(p: dict[str, Any]) -> dict[str, list[int]]:
+        return {a: sorted(s for g in v["groups"] for s in g) for a, v in p["arms"].items()}
+
+    return seeds(plan) == seeds(other)
 
 
 def groups_of(plan: dict[str, Any]) -> list[Group]:

@@ -32,7 +32,7 @@ import sharpen
 from sharpen import SharpenError
 from sharpen.experiments.backends import Job, run_processes, run_ray, run_serial
 from sharpen.experiments.config import Experiment
-from sharpen.experiments.plan import Group, groups_of, make_plan
+from sharpen.experiments.plan import Group, groups_of, make_plan, same_seeds
 from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, check_writable
 
 # timings (seconds, images_per_s) stay in each result.json: results.csv holds only what the
@@ -75,13 +75,15 @@ def _finished(out: Path, arm: str, seed: int) -> dict[str, Any] | None:
 
 
 def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False,
-                   workers: int | None = None, threads: int | None = None, backend: str = "local",
+                   workers: int | None = None, threads: int | None = None,
+                   backend: str = "local",
                    address: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Run every (arm, seed) not yet finished in ``out``; write results and the report.
 
-    ``workers`` > 1 runs jobs in that many processes (None: cores ÷ the plan's threads); ``backend = "ray"`` sends each job
-    to a Ray cluster (``address``, else $RAY_ADDRESS, else a local one; its workers must
-    see ``out``). Neither changes a number: the plan fixes groups and threads per job.
+    ``workers`` > 1 runs jobs in that many processes (None: cores ÷ the plan's threads);
+    ``backend = "ray"`` sends each job to a Ray cluster (``address``, else $RAY_ADDRESS,
+    else a local one; its workers must see ``out``). Neither changes a number: the plan
+    fixes groups and threads per job.
     ``threads`` overrides the plan's threads per job (a different plan, recorded).
     """
     if backend not in ("local", "ray"):
@@ -106,6 +108,8 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                 raise SharpenError(
                     f"{out} holds runs of a different configuration; use another --out "
                     "(or delete that directory) to start afresh")
+            if "plan" in old and same_seeds(old["plan"], plan):
+                plan = old["plan"]  # resuming: the recorded plan, whatever this machine has
         atomic_write_json(cfg_path, {**resolved, "plan": plan})
         if exp.source and Path(exp.source).is_file():
             dst = out / ("experiment" + Path(exp.source).suffix)

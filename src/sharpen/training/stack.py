@@ -223,7 +223,7 @@ def stack_models(models: Sequence[nn.Module]) -> nn.Module:
             raise NotStackable("the model is a single layer; wrap it in nn.Sequential")
         parent_name, _, attr = name.rpartition(".")
         template.get_submodule(parent_name)._modules[attr] = new
-    for k, p in template.named_parameters():
+    for k, _p in template.named_parameters():
         owner = template.get_submodule(k.rpartition(".")[0])
         if not isinstance(owner, Stacked):
             raise NotStackable(f"parameter {k} is not in a stackable layer")
