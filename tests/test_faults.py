@@ -423,3 +423,75 @@ def test_stacking_a_model_that_cannot_be_stacked_names_the_arm(tiny, tmp_path, m
                                            r"mixes the samples .*set stack_seeds = 1"):
         load_experiment(str(tiny), profile="smoke",
                         overrides=["stack_seeds=2", "model=test_mixer_model", "arms.a.model_args={}"])
+
+
+LONG = """
+name = "long"
+runs = 4
+dataset = "synthetic"
+train_size = 600
+test_size = 100
+model = "lenet5_dropout"
+epochs = 6
+batch_size = 50
+optimizer = "adam"
+lr = 0.003
+stack_seeds = 1
+threads = 1
+"""
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            pass
+    return out
+
+
+def test_a_closed_pipe_never_stops_training(tmp_path):
+    """`sharpen run … | head -1`: the reader goes away, every run still finishes."""
+    p = tmp_path / "long.toml"
+    p.write_text(LONG.replace("epochs = 6", "epochs = 2"))
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "sharpen.cli", "run", str(p), "--out", str(out),
+                             "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()  # read one line, then close the pipe as `head -1` does
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["status"] for r in rows] == ["ok"] * 4
+    assert (out / "report.md").exists()
+
+
+def test_sigterm_stops_cleanly_keeps_finished_runs_and_leaves_no_process(tmp_path):
+    p = tmp_path / "long.toml"
+    p.write_text(LONG)
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "sharpen.cli", "run", str(p), "--out", str(out),
+                             "--workers", "2", "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    seen: set[int] = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("runs/*/*/metrics.csv")):
+        seen |= _children(proc.pid)
+        time.sleep(0.05)
+    seen |= _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "finished runs are kept" in err
+    time.sleep(1)
+    alive = [c for c in seen if Path(f"/proc/{c}").exists()
+             and "Z" not in (Path(f"/proc/{c}/stat").read_text().split()[2:3] or ["Z"])]
+    assert seen and not alive, f"worker processes left behind: {alive}"
+    # rerunning finishes what is missing; finished results were kept
+    done = {d.parent.name for d in out.glob("runs/*/*/result.json")}
+    r = subprocess.run([sys.executable, "-m", "sharpen.cli", "run", str(p), "--out", str(out),
+                        "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [x["status"] for x in rows] == ["ok"] * 4
+    assert done <= {f"seed-{x['seed']}" for x in rows}

@@ -37,14 +37,12 @@ def test_parameter_counts(name):
 
 
 def test_counts_against_the_seeds_where_they_agree():
-    mlp = _count_linear([20, 100, 100, 1])
-    assert mlp == 12_301  # seed 004's comparison MLP, exactly
-    assert COUNTS["sub_lenet5"][0] - COUNTS["sub_lenet5_ws"][0] == 59_550  # one branch
-    assert COUNTS["direct_al"][1] == 85_468 and COUNTS["direct_alws"][1] == 42_910  # seed 002
-
-
-def _count_linear(sizes):
-    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    m = create_model("sub_lenet5")
+    assert count_parameters(m.head) == 12_301  # seed 004's comparison MLP, exactly
+    assert count_parameters(m.branch1) == 59_550  # one branch (the seed says 59,288)
+    for name, seed_002 in (("direct_al", 85_468), ("direct_alws", 42_910)):  # seed 002's table
+        w = sum(p.numel() for n, p in create_model(name).named_parameters() if n.endswith("weight"))
+        assert w == seed_002
 
 
 def _gen(s):

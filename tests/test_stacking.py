@@ -161,21 +161,25 @@ def test_what_cannot_stack_says_why():
     assert stack_problem(lambda: create_model("vgg38_bn_res", num_classes=10, width=8), (3, 16, 16)) is None
 
 
-def test_plan_comes_from_the_config_alone_and_is_recorded(tmp_path):
+def test_plan_comes_from_the_config_and_the_cores_and_is_recorded(tmp_path):
     exp = load_experiment("quickstart", profile="smoke", overrides=["runs=13", "threads=1"])
-    plan = make_plan(exp)
+    plan = make_plan(exp, cores=1)
     for arm in exp.arms:
         a = plan["arms"][arm]
-        assert a["stack"] == 10 and a["threads"] == 1
-        assert [len(g) for g in a["groups"]] == [7, 6]  # near-equal, in seed order
+        assert a["stack"] == 7 and a["threads"] == 1
+        assert [len(g) for g in a["groups"]] == [7, 6]  # near-equal, at most 10, in seed order
     exp = load_experiment("quickstart", profile="smoke", overrides=["stack_seeds=1", "threads=1"])
     assert all(len(g) == 1 for a in make_plan(exp)["arms"].values() for g in a["groups"])
-    # "auto" threads: the cores shared among the plan's jobs, at least one each
-    one_arm = load_experiment("quickstart", profile="smoke", overrides=["runs=10", "select_arms=['lenet5']"])
-    assert make_plan(one_arm, cores=4)["arms"]["lenet5"]["threads"] == 4  # one group of 10
-    two = load_experiment("quickstart", profile="smoke", overrides=["runs=10"])
-    assert {a["threads"] for a in make_plan(two, cores=4)["arms"].values()} == {2}
-    assert {a["threads"] for a in make_plan(two, cores=1)["arms"].values()} == {1}
+    # "auto": enough groups to occupy the cores, then cores ÷ jobs threads each
+    one_arm = load_experiment("quickstart", profile="smoke",
+                              overrides=["runs=10", "select_arms=['lenet5']"])
+    p1 = make_plan(one_arm, cores=1)["arms"]["lenet5"]
+    assert p1["groups"] == [list(range(10))] and p1["threads"] == 1
+    p2 = make_plan(one_arm, cores=2)["arms"]["lenet5"]
+    assert p2["groups"] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]] and p2["threads"] == 1
+    p8 = make_plan(load_experiment("quickstart", profile="smoke",
+                                   overrides=["runs=2", "select_arms=['lenet5']"]), cores=8)
+    assert p8["arms"]["lenet5"]["groups"] == [[0], [1]] and p8["arms"]["lenet5"]["threads"] == 4
 
 
 def test_explicit_stack_seeds_with_a_blocker_names_the_field(tmp_path, mixer_model):
@@ -236,6 +240,7 @@ def test_results_csv_is_byte_identical_serially_in_processes_and_on_ray(tmp_path
 KILL = """
 name = "kill"
 runs = 3
+stack_seeds = 3
 dataset = "synthetic"
 train_size = 1500
 test_size = 200

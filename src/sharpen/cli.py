@@ -42,8 +42,21 @@ def _cmd_run(a: argparse.Namespace) -> int:
 def _cmd_report(a: argparse.Namespace) -> int:
     from sharpen.reports import write_report
 
+    if a.claims_from:
+        from sharpen.reports.report import adopt_claims
+
+        adopt_claims(Path(a.run_dir), a.claims_from)
     path = write_report(Path(a.run_dir))
     print(path.read_text())
+    return 0
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from sharpen.reports.compare import compare_dirs
+
+    print(compare_dirs(a.run_dirs, a.metric, a.baseline, a.format, a.out), end="")
+    if a.out:
+        print(f"written: {a.out}", file=sys.stderr)
     return 0
 
 
@@ -165,7 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="rebuild report.md, tables and figures from a run directory")
     rp.add_argument("run_dir")
+    rp.add_argument("--claims-from", metavar="EXPERIMENT",
+                    help="record this experiment file's claims in the directory first (for "
+                         "directories made before the file had claims)")
     rp.set_defaults(fn=_cmd_report)
+
+    cp = sub.add_parser("compare", help="one table (n, mean, sd, 95 %% CI, best, worst, paired "
+                                        "difference with a baseline) across run directories")
+    cp.add_argument("run_dirs", nargs="+", metavar="DIR")
+    cp.add_argument("--metric", default="test_acc",
+                    help="test_acc (default), val_acc, selected_test_acc (at the best-val epoch), "
+                         "gap, train_loss, test_loss, test_error, seconds, ...")
+    cp.add_argument("--baseline", help="the row compared with (arm, or dir/arm; default the first)")
+    cp.add_argument("--format", default="md", choices=["md", "csv", "latex"])
+    cp.add_argument("--out", help="also write the table here and the metric's curves beside it "
+                                  "(.png and .pdf)")
+    cp.set_defaults(fn=_cmd_compare)
 
     ls = sub.add_parser("list", help="list models, datasets or bundled experiments")
     ls.add_argument("what", nargs="?", choices=["models", "datasets", "experiments"])
@@ -200,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the command line (tests call main() in-process and keep their streams)
+        from sharpen.console import protect_output
+
+        protect_output()
     parser = build_parser()
     a = parser.parse_args(argv)
     if not getattr(a, "fn", None):

@@ -304,6 +304,14 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _fresh(d: Path) -> Path:
+    """An empty directory: a timed experiment must never resume (it would skip its runs)."""
+    import shutil
+
+    shutil.rmtree(d, ignore_errors=True)
+    return d
+
+
 def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, device: str,
                       log: Callable[[str], None]) -> dict[str, Any]:
     """sharpening-mnist's `sharpening` arm, 10 seeds, through the runner with no flags (its
@@ -318,8 +326,9 @@ def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, 
                         blur_n=SHARPENING, test_size=1000, checkpoint=False, device=device,
                         **LENET_SETTINGS, **overrides)
         exp = Experiment(name="bench-10-seeds", runs=10, arms={"sharpening": cfg})
+        d = _fresh(out / f"ten-seeds-{len(walls)}")
         t0 = time.perf_counter()
-        run_experiment(exp, out / f"ten-seeds-{len(walls)}", quiet=True)
+        run_experiment(exp, d, quiet=True)
         walls.append({"setup": label, "seconds": time.perf_counter() - t0})
     t0 = time.perf_counter()
     for s in range(10):
@@ -353,9 +362,9 @@ def pairs_protocol(out: Path, seeds: int, epochs: int, pairs: int, device: str,
             a: RunConfig(dataset=dataset, pairs=pairs, epochs=epochs, optimizer="adam", lr=0.01,
                          checkpoint=False, device=device, verify=False, **kw, **overrides)
             for a, kw in arms.items()})
+        d = _fresh(out / f"pairs-{len(walls)}")
         t0 = time.perf_counter()
-        run_experiment(exp, out / f"pairs-{len(walls)}", quiet=True,
-                       workers=None if label == "default" else 1)
+        run_experiment(exp, d, quiet=True, workers=None if label == "default" else 1)
         walls.append({"setup": label, "seconds": time.perf_counter() - t0,
                       "seeds_per_s": 3 * seeds / (time.perf_counter() - t0)})
     log(f"  seed 004 protocol ({dataset}, {pairs} pairs, {seeds} seeds × 3 models, {epochs} "

@@ -58,12 +58,19 @@ def run_processes(jobs: list[Job], workers: int, report: Report,
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init)
+    try:
         futures = {pool.submit(run_job, job): job for job in jobs}
         if while_running is not None:
             while_running()
         for f in as_completed(futures):
             report(futures[f][0], f.result())
+    except BaseException:  # Ctrl-C, SIGTERM, a failed job: stop the workers now, keep files
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> None:

@@ -108,7 +108,23 @@ RunConfig: Any = _compose()
 
 
 EXPERIMENT_KEYS = {"name", "description", "seed_paper", "runs", "seed", "arms", "profiles",
-                   "published", "notes", "select_arms", "grid", "report_error"}
+                   "published", "notes", "select_arms", "grid", "report_error", "baseline",
+                   "claims"}
+
+
+class Claim(BaseModel):
+    """A checkable statement about arms (sharpen.reports.claims): judged in every report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    claim: str
+    seed_says: str = ""
+    arm: str
+    op: Literal[">", "<", "~", "best", "worst"]
+    than: str | list[str] | None = None  # another arm, or for best/worst the rivals
+    value: float | None = None  # instead of `than`: a fixed number
+    metric: str = "test_acc"
+    tolerance: float = Field(0.0, ge=0)  # for "~": equal within ± tolerance
 RUN_KEYS = set(RunConfig.model_fields)
 
 
@@ -127,6 +143,8 @@ class Experiment(BaseModel):
     profile: str = ""
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     report_error: bool = False  # tables in test error (1 − accuracy), as seed 002 prints them
+    baseline: str | None = None  # the arm every other arm is compared with (default: the first)
+    claims: list[Claim] = Field(default_factory=list)
     # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}
     cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -285,8 +303,31 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
     meta = {k: v for k, v in raw.items()
             if k in EXPERIMENT_KEYS - {"arms", "profiles", "select_arms", "grid"}}
     meta.setdefault("name", path.stem)
-    return _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile,
-                                  "grid": grid, "cells": cells}, path, "")
+    exp = _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile,
+                                 "grid": grid, "cells": cells}, path, "")
+    _check_claims(exp, set(raw.get("arms") or {"default": {}}) | set(arms), path)
+    return exp
+
+
+def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:
+    from sharpen.reports.claims import METRICS
+
+    if exp.baseline is not None and exp.baseline not in known:
+        raise SharpenError(f"{path}: field baseline: {exp.baseline!r} is not an arm; arms: "
+                           f"{', '.join(sorted(known))}")
+    for i, c in enumerate(exp.claims):
+        where = f"{path}: field claims[{i}]"
+        names = [c.arm] + ([c.than] if isinstance(c.than, str) else list(c.than or []))
+        bad = [a for a in names if a not in known]
+        if bad:
+            raise SharpenError(f"{where}: {bad[0]!r} is not an arm; arms: {', '.join(sorted(known))}")
+        if c.metric not in METRICS:
+            raise SharpenError(f"{where}.metric: {c.metric!r} is not a metric; metrics: "
+                               f"{', '.join(METRICS)}")
+        if c.op in ("<", ">", "~") and (c.than is None) == (c.value is None):
+            raise SharpenError(f"{where}: op {c.op!r} needs exactly one of than (an arm) or value")
+        if c.op in ("<", ">", "~") and isinstance(c.than, list):
+            raise SharpenError(f"{where}.than: op {c.op!r} compares with one arm, not a list")
 
 
 def _check_grid(grid: Any, path: Path) -> dict[str, list[Any]]:

@@ -71,7 +71,7 @@ def stack_blockers(cfg: Any) -> list[str]:
 
 
 def stack_size(cfg: Any, n_seeds: int) -> tuple[int, str]:
-    """How many seeds of this arm train at once, and why."""
+    """The most seeds of this arm that may train at once, and why."""
     if cfg.stack_seeds != "auto":
         return min(int(cfg.stack_seeds), n_seeds), "stack_seeds set in the configuration"
     why = stack_blockers(cfg)
@@ -83,25 +83,29 @@ def stack_size(cfg: Any, n_seeds: int) -> tuple[int, str]:
 def make_plan(exp: Any, cores: int | None = None) -> dict[str, Any]:
     """{"cores": C, "arms": {arm: {"stack": K, "why": ..., "threads": T, "groups": [[seeds]]}}}.
 
-    Seeds are split into near-equal groups of at most K, in seed order, so a group's
-    members depend only on the configuration (never on which runs finished earlier).
-    ``threads = "auto"`` gives every job ``cores ÷ jobs`` threads (at least 1): a 10-seed
-    arm in one group uses every core's threads; many groups run side by side, one thread
-    each (intra-op threads help small models little; `sharpen bench train` measures it).
+    Seeds are split, in seed order, into near-equal groups of at most K. Under "auto" an
+    arm gets enough groups that the experiment's groups can occupy every core (one
+    process per core beats intra-op threads for these small models: `sharpen bench train`
+    measures both), and ``threads = "auto"`` gives each job ``cores ÷ jobs`` threads (at
+    least 1). A group's members depend only on the configuration and this core count,
+    never on which runs finished earlier.
     """
     cores = cores or max(1, os.cpu_count() or 1)
     seeds = list(exp.seeds)
+    n_arms = max(1, len(exp.arms))
     arms: dict[str, Any] = {}
     for arm, cfg in exp.arms.items():
         k, why = stack_size(cfg, len(seeds))
         n_groups = -(-len(seeds) // max(k, 1))
+        if cfg.stack_seeds == "auto" and k > 1:  # spread over the cores this arm may use
+            n_groups = max(n_groups, min(len(seeds), -(-cores // n_arms)))
         size, extra = divmod(len(seeds), n_groups)
         groups, i = [], 0
         for g in range(n_groups):
             m = size + (1 if g < extra else 0)
             groups.append(seeds[i:i + m])
             i += m
-        arms[arm] = {"stack": k, "why": why, "groups": groups}
+        arms[arm] = {"stack": max(len(g) for g in groups), "why": why, "groups": groups}
     jobs = sum(len(a["groups"]) for a in arms.values())
     for arm, cfg in exp.arms.items():
         arms[arm]["threads"] = int(cfg.threads) if cfg.threads != "auto" else max(1, cores // jobs)

@@ -31,6 +31,30 @@ def save_png(fig: Any, path: Path, dpi: int = 100) -> Path:
     return path
 
 
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """PNG at ``path`` and a vector PDF beside it (no timestamps: rebuilds are byte-identical)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+    atomic_write_bytes(Path(path).with_suffix(".pdf"), buf.getvalue())
+    return save_png(fig, path, dpi)
+
+
+def arm_colors(arms: Sequence[str]) -> dict[str, Any]:
+    """One colour per arm by its place in the experiment's arm list: the same in every
+    figure of a report (tab10, then tab20 for more arms)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(arms) <= 10 else "tab20"]
+    return {a: cmap(i % cmap.N) for i, a in enumerate(arms)}
+
+
+def integer_epochs(ax: Any) -> None:
+    """Whole-number epoch ticks, however short the run."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _show(ax: Any, img: torch.Tensor) -> None:
     img = img.float().clamp(0, 255) / 255
     if img.shape[0] == 1:
@@ -83,13 +107,15 @@ def schedule_plot(plans: dict[str, list[dict[str, Any]]], path: Path) -> Path:
     plt = pyplot()
     keys = [k for k in ("image_size", "sigma", "blur_n", "blur_mix", "dropout", "lr")
             if any(k in r for rows in plans.values() for r in rows)]
+    colors = arm_colors(list(plans))
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
     for ax, k in zip(axes[0], keys):
         for arm, rows in plans.items():
             pts = [(r["epoch"], r[k]) for r in rows if k in r]
             if pts:
-                ax.step(*zip(*pts), where="post", label=arm)
+                ax.step(*zip(*pts), where="post", label=arm, color=colors[arm])
         ax.set(title=k, xlabel="epoch")
-    axes[0][0].legend(fontsize=7)
+        integer_epochs(ax)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     return save_png(fig, path)

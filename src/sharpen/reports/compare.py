@@ -1,0 +1,150 @@
+"""``sharpen compare DIR [DIR ...]``: one table across run directories and their arms.
+
+Rows are ``arm`` (one directory) or ``dir/arm`` (several). For the chosen metric each row
+gives n, mean, sample sd, the 95 % Student-t interval of the mean, best and worst, and its
+comparison with a baseline row: paired by seed where the two share seeds (directories run
+with the same seeds pair up too), else Welch's unpaired test, labelled. Formats: Markdown,
+CSV, or a LaTeX ``tabular`` ready to ``\\input``. With ``--out`` the curves of the metric
+(per-epoch metrics only) are drawn per row with 95 % bands, as PNG and PDF.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from sharpen import SharpenError
+from sharpen.io import atomic_write_text, read_csv
+from sharpen.reports.claims import METRICS, PERCENT, fmt_value, metric_of, run_values
+from sharpen.reports.stats import compare, summary
+
+PER_EPOCH = {"test_acc", "val_acc", "train_acc", "gap", "train_loss", "test_loss", "val_loss"}
+
+
+def _rows_of(dirs: list[Path]) -> tuple[dict[str, dict[int, float]], dict[str, list], list[str]]:
+    values: dict[str, dict[int, float]] = {}
+    curves: dict[str, list] = {}
+    order: list[str] = []
+    for d in dirs:
+        if not (d / "config.json").exists():
+            raise SharpenError(f"{d} is not a run directory (no config.json)")
+        cfg = json.loads((d / "config.json").read_text())
+        vals = run_values(d)
+        for arm in list(cfg.get("arms", {})) + [a for a in vals if a not in cfg.get("arms", {})]:
+            if arm not in vals:
+                continue
+            label = arm if len(dirs) == 1 else f"{d.name}/{arm}"
+            if label in values:
+                raise SharpenError(f"two directories named {d.name} hold arm {arm}; rename one")
+            order.append(label)
+            values[label] = {s: v for s, v in vals[arm].items()}  # type: ignore[misc]
+            curves[label] = [read_csv(p) for p in sorted((d / "runs" / arm).glob("seed-*/metrics.csv"))]
+    return values, curves, order
+
+
+def compare_table(dirs: list[Path], metric: str = "test_acc", baseline: str | None = None
+                  ) -> list[dict[str, Any]]:
+    """One row per (directory, arm): summary of ``metric`` and the comparison with baseline."""
+    if metric not in METRICS:
+        raise SharpenError(f"--metric {metric!r}: not a metric; metrics: {', '.join(METRICS)}")
+    values, _, order = _rows_of([Path(d) for d in dirs])
+    if not order:
+        raise SharpenError("no finished runs in " + ", ".join(map(str, dirs)))
+    base = baseline or order[0]
+    if base not in values:
+        raise SharpenError(f"--baseline {base!r}: not a row; rows: {', '.join(order)}")
+    base_vals = metric_of({"x": values[base]}, "x", metric)
+    rows = []
+    for label in order:
+        mine = metric_of({"x": values[label]}, "x", metric)
+        sm = summary(list(mine.values()))
+        row: dict[str, Any] = {"row": label, "metric": metric, **sm}
+        if label != base:
+            c = compare(mine, base_vals)
+            row.update(vs=base, diff=c["diff"], diff_ci_low=c["ci_low"], diff_ci_high=c["ci_high"],
+                       p=c["p"], test=c["test"], effect=c["effect"], effect_name=c["effect_name"])
+        rows.append(row)
+    return rows
+
+
+def _cell(metric: str, v: float | None, diff: bool = False) -> str:
+    return fmt_value(metric, v, diff) if v is not None else "n/a"
+
+
+def render(rows: list[dict[str, Any]], fmt: str = "md") -> str:
+    metric = rows[0]["metric"]
+    head = ["row", "n", "mean", "sd", "95 % CI", "best", "worst",
+            f"− {next((r['vs'] for r in rows if 'vs' in r), rows[0]['row'])}", "diff 95 % CI",
+            "p", "test", "effect size"]
+    body = []
+    for r in rows:
+        ci = (f"[{_cell(metric, r['ci_low'])}, {_cell(metric, r['ci_high'])}]"
+              if r["ci_low"] is not None else "n/a")
+        if "vs" in r:
+            dci = (f"[{_cell(metric, r['diff_ci_low'], True)}, {_cell(metric, r['diff_ci_high'], True)}]"
+                   if r["diff_ci_low"] is not None else "n/a")
+            cmp_ = [_cell(metric, r["diff"], True), dci,
+                    "n/a" if r["p"] is None else f"{r['p']:.3g}", r["test"],
+                    "n/a" if r["effect"] is None else f"{r['effect_name']} = {r['effect']:.2f}"]
+        else:
+            cmp_ = ["baseline", "", "", "", ""]
+        body.append([r["row"], str(r["n"]), _cell(metric, r["mean"]),
+                     "n/a" if r["sd"] is None else _cell(metric, r["sd"]).replace("+", ""), ci,
+                     _cell(metric, r["best"]), _cell(metric, r["worst"]), *cmp_])
+    if fmt == "md":
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(b) + " |" for b in body]
+        return "\n".join(lines) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["row", "n", "mean", "sd", "ci_low", "ci_high", "best", "worst", "vs", "diff",
+                    "diff_ci_low", "diff_ci_high", "p", "test", "effect", "effect_name"])
+        for r in rows:
+            w.writerow([r["row"], r["n"], *(("" if r.get(k) is None else repr(r[k])) for k in (
+                "mean", "sd", "ci_low", "ci_high", "best", "worst")),
+                r.get("vs", ""), *(("" if r.get(k) is None else repr(r[k])) for k in (
+                    "diff", "diff_ci_low", "diff_ci_high", "p")),
+                r.get("test", ""), "" if r.get("effect") is None else repr(r["effect"]),
+                r.get("effect_name", "")])
+        return buf.getvalue()
+    if fmt == "latex":
+        lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\hline",
+                 " & ".join(_tex(h) for h in head) + r" \\", r"\hline"]
+        lines += [" & ".join(_tex(c) for c in b) + r" \\" for b in body]
+        lines += [r"\hline", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
+    raise SharpenError(f"--format {fmt!r}: use md, csv or latex")
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        "−": "$-$", "±": r"$\pm$"}
+
+
+def _tex(s: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in s)
+
+
+def compare_dirs(dirs: list[str | Path], metric: str = "test_acc", baseline: str | None = None,
+                 fmt: str = "md", out: str | Path | None = None) -> str:
+    """The table as text; with ``out``, also ``out`` (the table) and ``out``.png/.pdf curves."""
+    paths = [Path(d) for d in dirs]
+    text = render(compare_table(paths, metric, baseline), fmt)
+    if out is not None:
+        out = Path(out)
+        atomic_write_text(out, text)
+        if metric in PER_EPOCH:
+            from sharpen.reports.report import plot_curves
+
+            _, curves, order = _rows_of(paths)
+            plot_curves(paths[0], order, keys=(metric,), per_arm=curves,
+                        title=f"{metric.replace('_', ' ')}: " + ", ".join(p.name for p in paths),
+                        path=out.with_suffix(".png"))
+    return text
+
+
+__all__ = ["compare_dirs", "compare_table", "render", "PERCENT"]

@@ -1,0 +1,206 @@
+"""What techniques and the trainer *do*, checked against independent computations.
+
+Each test here was written against a planted bug that the rest of the suite missed (a
+deblurring hook that counts a batch as blurred but returns it unchanged, an adaptive-lr rule
+with another threshold, weight decay dropped from the optimizer, random erasing with another
+area range, an unpickler that lets a dangerous global through, ...).
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import struct
+
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import ndimage, stats
+
+from sharpen import SharpenError
+from sharpen.curricula import box_blur, gaussian_blur
+from sharpen.data import synthetic
+from sharpen.data.formats import safe_unpickle
+from sharpen.models import create_model
+from sharpen.techniques import RandomErasing, RandomizedDeblur, random_erasing
+from sharpen.training import Hook, Split, TrainData, TrainSettings, build_models, train
+from sharpen.training.streams import generator
+
+
+def _data(n: int = 128, n_test: int = 32) -> TrainData:
+    x, y = synthetic("train", n=n)
+    xt, yt = synthetic("test", n=n_test)
+    return TrainData(Split(x, y), Split(xt, yt), None, (0.5,), (0.25,))
+
+
+class _Tap(Hook):
+    """Records the batches that pass it (placed before and after the hook under test)."""
+
+    def __init__(self):
+        self.xs: list[torch.Tensor] = []
+        self.epochs: list[int] = []
+
+    def on_batch(self, state, x, y):
+        self.xs.append(x.detach().clone())
+        self.epochs.append(state.epoch)
+        return x, y
+
+
+@pytest.mark.parametrize("seeds", [[0], [0, 1, 2]])
+def test_randomized_deblur_blurs_exactly_the_drawn_batches_with_that_epochs_sigma(seeds):
+    sigma = {"kind": "linear", "start": 2.0, "end": 0.5}
+    before, after = _Tap(), _Tap()
+    hook = RandomizedDeblur(sigma, p=0.5)
+    epochs, bs, n = 3, 32, 128
+    models = build_models(lambda: create_model("lenet5_dropout", dropout=0.0), seeds)
+    train(models, _data(n), TrainSettings(epochs=epochs, batch_size=bs), seeds, [before, hook, after])
+    # independently: each seed's β stream, one draw per batch; σ_e linear from 2.0 to 0.5
+    betas = {s: generator(s, "deblur") for s in seeds}
+    blurred = {s: 0 for s in seeds}
+    for xb, xa, e in zip(before.xs, after.xs, before.epochs):
+        sig = 2.0 + (0.5 - 2.0) * e / (epochs - 1)
+        for k, s in enumerate(seeds):
+            part = slice(k * bs, (k + 1) * bs)
+            if float(torch.rand((), generator=betas[s])) <= 0.5:
+                blurred[s] += 1
+                assert torch.allclose(xa[part], gaussian_blur(xb[part], sig), atol=1e-5)
+                assert not torch.allclose(xa[part], xb[part], atol=1e-3)
+            else:
+                assert torch.equal(xa[part], xb[part])
+    assert hook.blurred_batches == [blurred[s] for s in seeds]
+    assert 0 < sum(blurred.values()) < len(seeds) * epochs * (n // bs)
+
+
+class _Loss(Hook):
+    """Replaces each seed's epoch loss by a designed value (the gradient still flows)."""
+
+    def __init__(self, per_seed: list[list[float]]):
+        self.per_seed = per_seed
+
+    def on_loss(self, state, loss, out, y):
+        target = torch.tensor([v[state.epoch] for v in self.per_seed])
+        return loss * 0 + target
+
+
+def test_adaptive_lr_halves_only_when_the_loss_improved_by_less_than_3_percent():
+    # seed 0: improves 10 % (keep), 1 % (halve), 44 % (keep), 2 % (halve), worse (halve)
+    # seed 1: improves 50 %, 20 %, 3.5 % (all keep), then 2.9 % (halve), 0 % (halve)
+    losses = [[1.0, 0.9, 0.891, 0.5, 0.49, 0.5], [1.0, 0.5, 0.4, 0.386, 0.3748, 0.3748]]
+    mult = [[1, 1, 1, 0.5, 0.5, 0.25], [1, 1, 1, 1, 1, 0.5]]
+    s = TrainSettings(epochs=6, batch_size=64, lr=0.1, lr_adaptive_threshold=0.03)
+    models = build_models(lambda: create_model("lenet5_dropout", dropout=0.0), [0, 1])
+    out = train(models, _data(64), s, [0, 1], [_Loss(losses)])
+    for k in range(2):
+        assert [r["train_loss"] for r in out.rows[k]] == pytest.approx(losses[k])
+        assert [r["lr"] for r in out.rows[k]] == pytest.approx([0.1 * m for m in mult[k]])
+
+
+def test_one_sgd_step_with_weight_decay_matches_the_hand_computed_update():
+    data = _data(64)
+    lr, wd = 0.1, 0.05
+    s = TrainSettings(epochs=1, batch_size=64, lr=lr, momentum=0.0, weight_decay=wd)
+    (model,) = build_models(lambda: create_model("lenet5"), [0])
+    ref = create_model("lenet5")
+    ref.load_state_dict(model.state_dict())
+    w0 = {k: v.clone() for k, v in ref.state_dict().items()}
+    # the same batch by hand: normalised images, mean cross-entropy, its gradient
+    x = (data.train.x.float() - 127.5) / 63.75
+    F.cross_entropy(ref(x), data.train.y).backward()
+    train(model, data, s, 0)
+    after = model.state_dict()
+    for name, p in ref.named_parameters():
+        want = w0[name] - lr * (p.grad + wd * w0[name])
+        assert torch.allclose(after[name], want, atol=2e-6), name
+        # the decay term is far larger than the tolerance: dropping it would fail
+        assert (lr * wd * w0[name]).abs().max() > 1e-4
+
+
+def test_per_seed_lr_multipliers_scale_each_seeds_update():
+    """Two stacked seeds whose lr differ (one halved by the adaptive rule) each take the step
+    of their own lr: their weights equal their separate runs' (where one lr is the group's)."""
+    losses = [[1.0, 0.99, 0.98], [1.0, 0.5, 0.25]]  # seed 0 halves after epoch 2, seed 1 not
+    s = TrainSettings(epochs=3, batch_size=32, lr=0.1, momentum=0.9, lr_adaptive_threshold=0.03)
+    models = build_models(lambda: create_model("lenet5"), [0, 1])
+    stacked = train(models, _data(64), s, [0, 1], [_Loss(losses)])
+    assert [r["lr"] for r in stacked.rows[0]] == pytest.approx([0.1, 0.1, 0.05])
+    assert [r["lr"] for r in stacked.rows[1]] == pytest.approx([0.1, 0.1, 0.1])
+    for k, seed in enumerate([0, 1]):
+        (alone,) = build_models(lambda: create_model("lenet5"), [seed])
+        train(alone, _data(64), s, seed, [_Loss([losses[k]])])
+        for (name, a), b in zip(models[k].state_dict().items(), alone.state_dict().values()):
+            assert torch.allclose(a, b, atol=1e-5), (seed, name)
+
+
+def test_random_erasing_defaults_are_the_seeds():
+    from sharpen.experiments import RunConfig
+
+    c = RunConfig()
+    assert (c.erase_p, c.erase_area, c.erase_aspect) == (0.5, (0.02, 0.33), (0.3, 3.3))
+    h = RandomErasing.from_config(RunConfig(random_erasing=True))
+    assert (h.p, h.area, h.aspect) == (0.5, (0.02, 0.33), (0.3, 3.3))
+
+
+def test_random_erasing_area_and_aspect_follow_their_uniform_laws():
+    # 256 px and area ≤ 0.25: every first draw fits, so the laws are the uniforms (up to
+    # whole-pixel rounding of h and w, well below what the test resolves)
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(1500, 1, 256, 256)
+    _, boxes = random_erasing(x, p=1.0, area=(0.02, 0.25), aspect=(0.3, 3.3), generator=g)
+    h, w = boxes[:, 2].double(), boxes[:, 3].double()
+    area = h * w / 256**2
+    log_aspect = torch.log(h / w)
+    ks_a = stats.kstest(area.numpy(), stats.uniform(0.02, 0.23).cdf)
+    ks_r = stats.kstest(log_aspect.numpy(), stats.uniform(math.log(0.3), math.log(3.3 / 0.3)).cdf)
+    assert ks_a.pvalue > 1e-3 and ks_r.pvalue > 1e-3
+    # the lowest uniform quantiles: 0.01 / 0.23 = 4.3 % of the areas lie below 0.03 (a lower
+    # bound of 0.03 would leave none there); 1500 draws: ±0.5 % sd
+    below = (area < 0.03).double().mean().item()
+    assert 0.028 < below < 0.058
+    assert stats.kstest(area.numpy(), stats.uniform(0.03, 0.22).cdf).pvalue < 0.01
+
+
+DANGEROUS = [("os", "system"), ("posix", "system"), ("nt", "system"), ("builtins", "eval"),
+             ("builtins", "exec"), ("builtins", "getattr"), ("builtins", "__import__"),
+             ("__builtin__", "eval"), ("subprocess", "Popen"), ("subprocess", "check_output"),
+             ("shutil", "rmtree"), ("pickle", "loads"), ("functools", "partial"),
+             ("numpy", "load"), ("numpy.lib.npyio", "load"), ("torch", "load"),
+             ("webbrowser", "open"), ("runpy", "run_path")]
+
+
+@pytest.mark.parametrize("module,name", DANGEROUS)
+def test_the_unpickler_refuses_every_dangerous_global(tmp_path, module, name):
+    marker = tmp_path / "ran"
+    # protocol 0: GLOBAL module.name, then call it with one string argument (REDUCE)
+    payload = f"c{module}\n{name}\n(S'touch {marker}'\ntR.".encode()
+    p = tmp_path / "batch"
+    p.write_bytes(payload)
+    with pytest.raises(SharpenError, match=rf"refused to load global {module}\.{name}"):
+        safe_unpickle(p)
+    assert not marker.exists()
+
+
+def test_the_unpickler_refuses_stack_global_and_inst_too(tmp_path):
+    p = tmp_path / "b"
+    # protocol 4 STACK_GLOBAL ('os', 'system')
+    body = (b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x94\x8c\x04true\x94\x85\x94R\x94.")
+    p.write_bytes(body)
+    with pytest.raises(SharpenError, match="refused to load global os.system"):
+        safe_unpickle(p)
+    p.write_bytes(b"(S'true'\nios\nsystem\n.")  # INST
+    with pytest.raises(SharpenError, match="refused to load global os.system"):
+        safe_unpickle(p)
+    p.write_bytes(pickle.dumps({b"x": [1, 2.5, b"z"]}, protocol=2))  # plain data still loads
+    assert safe_unpickle(p) == {b"x": [1, 2.5, b"z"]}
+    assert struct  # (struct is what corrupt pickles raise through)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+@pytest.mark.parametrize("side", [28, 100])  # ≤ 96 px: matrix products; > 96 px: pooling
+def test_box_blur_2d_odd_and_even_against_a_direct_windowed_mean(n, side):
+    g = torch.Generator().manual_seed(n)
+    x = torch.rand(2, 3, side, side + 3, generator=g, dtype=torch.float64)
+    got = box_blur(x, n, padding="reflect").numpy()
+    # scipy's uniform_filter: window origin 0 puts even windows at offsets −n/2 … n/2−1, as ours
+    ref = ndimage.uniform_filter(x.numpy(), size=(1, 1, n, n), mode="mirror")
+    assert got.shape == x.shape
+    assert abs(got - ref).max() < 1e-9

@@ -1,0 +1,227 @@
+"""Confidence intervals, paired comparisons, selection on validation, claims, compare.
+
+Checked against scipy.stats and hand computations on fixed numbers, and on constructed run
+directories where the right answer is known.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from sharpen.io import atomic_write_csv, atomic_write_json
+from sharpen.reports import write_report
+from sharpen.reports.claims import judge, run_values
+from sharpen.reports.compare import compare_dirs, compare_table
+from sharpen.reports.stats import compare, summary, verdict
+
+A = [0.91, 0.93, 0.90, 0.95, 0.92]
+B = [0.89, 0.92, 0.90, 0.91, 0.88]
+
+
+def test_summary_interval_is_student_t_by_hand_and_by_scipy():
+    sm = summary(A)
+    n, m = 5, sum(A) / 5
+    sd = math.sqrt(sum((x - m) ** 2 for x in A) / (n - 1))
+    half = 2.7764451051977987 * sd / math.sqrt(n)  # t(0.975, 4), from a table
+    assert sm["mean"] == pytest.approx(m) and sm["sd"] == pytest.approx(sd)
+    assert (sm["ci_low"], sm["ci_high"]) == pytest.approx((m - half, m + half))
+    lo, hi = stats.t.interval(0.95, n - 1, loc=m, scale=stats.sem(A))
+    assert (sm["ci_low"], sm["ci_high"]) == pytest.approx((lo, hi))
+    assert (sm["best"], sm["worst"]) == (0.95, 0.90)
+    one = summary([0.5])
+    assert one["sd"] is None and one["ci_low"] is None and one["mean"] == 0.5
+
+
+def test_paired_comparison_against_scipy_and_by_hand():
+    c = compare(dict(enumerate(A)), dict(enumerate(B)))
+    d = [a - b for a, b in zip(A, B)]
+    md = sum(d) / 5
+    sdd = math.sqrt(sum((x - md) ** 2 for x in d) / 4)
+    assert c["paired"] and c["test"] == "paired t-test" and c["n"] == 5
+    assert c["diff"] == pytest.approx(md)
+    half = 2.7764451051977987 * sdd / math.sqrt(5)
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx((md - half, md + half))
+    assert c["p"] == pytest.approx(stats.ttest_rel(A, B).pvalue)
+    t = md / (sdd / math.sqrt(5))
+    assert c["p"] == pytest.approx(2 * stats.t.sf(abs(t), 4))  # the p-value from t by hand
+    assert c["effect"] == pytest.approx(md / sdd) and c["effect_name"] == "d_z"
+
+
+def test_runs_without_common_seeds_fall_back_to_welch_and_say_so():
+    c = compare({0: A[0], 1: A[1], 2: A[2]}, {7: B[0], 8: B[1], 9: B[2], 10: B[3]})
+    assert not c["paired"] and "Welch" in c["test"]
+    ref = stats.ttest_ind(A[:3], B[:4], equal_var=False)
+    assert c["p"] == pytest.approx(ref.pvalue)
+    ci = ref.confidence_interval(0.95)
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx((ci.low, ci.high))
+
+
+def test_verdicts():
+    assert verdict(0.01, 0.03, ">") == "supported"
+    assert verdict(-0.01, 0.03, ">") == "not supported"
+    assert verdict(-0.03, -0.01, ">") == "contradicted"
+    assert verdict(-0.03, -0.01, "<") == "supported"
+    assert verdict(-0.004, 0.006, "~", 0.01) == "supported"
+    assert verdict(0.02, 0.03, "~", 0.01) == "contradicted"
+    assert verdict(-0.004, 0.02, "~", 0.01) == "not supported"
+    assert verdict(None, None, ">") .startswith("untested")
+
+
+def _rundir(root: Path, arms: dict[str, dict[int, list[tuple[float, float | None]]]],
+            claims: list | None = None, cells: dict | None = None) -> Path:
+    """A run directory from per-arm, per-seed epochs of (test_acc, val_acc)."""
+    root.mkdir(parents=True)
+    has_val = any(v is not None for runs in arms.values() for ep in runs.values() for _, v in ep)
+    cfg = {"name": "made", "profile": "", "runs": 3, "seed": 0,
+           "arms": {a: {"dataset": "synthetic", "epochs": 3, "val_size": 10 if has_val else 0}
+                    for a in arms}}
+    if claims:
+        cfg["claims"] = claims
+    if cells:
+        cfg["cells"], cfg["grid"] = cells, {"lr": sorted({c["lr"] for c in cells.values()})}
+    atomic_write_json(root / "config.json", cfg)
+    for arm, runs in arms.items():
+        for seed, epochs in runs.items():
+            d = root / "runs" / arm / f"seed-{seed}"
+            rows = [{"epoch": i + 1, "train_loss": 0.1, "train_acc": 0.99, "test_acc": t,
+                     "test_loss": 0.2, "gap": 0.99 - (v if v is not None else t),
+                     **({"val_acc": v, "val_loss": 0.2} if v is not None else {})}
+                    for i, (t, v) in enumerate(epochs)]
+            atomic_write_csv(d / "metrics.csv", rows, list(rows[0]))
+            res = {"arm": arm, "seed": seed, "status": "ok", "test_acc": epochs[-1][0],
+                   "best_test_acc": max(t for t, _ in epochs), "epochs_done": len(epochs),
+                   "val_acc": epochs[-1][1], "train_acc": 0.99, "gap": rows[-1]["gap"],
+                   "seconds": 1.0}
+            if cells and arm in cells:
+                res["base_arm"] = cells[arm]["arm"]
+            atomic_write_json(d / "result.json", res)
+    return root
+
+
+def test_selection_is_on_validation_and_reports_the_test_accuracy_there(tmp_path):
+    # validation peaks at epoch 2, test at epoch 3: the selected test accuracy is epoch 2's
+    runs = {s: [(0.80, 0.70), (0.85 + s / 100, 0.90), (0.95, 0.75)] for s in range(3)}
+    d = _rundir(tmp_path / "r", {"a": runs})
+    v = run_values(d)["a"]
+    assert [v[s]["selected_test_acc"] for s in range(3)] == pytest.approx([0.85, 0.86, 0.87])
+    assert all(v[s]["best_test_acc"] == 0.95 and v[s]["selected_val_acc"] == 0.90 for s in range(3))
+    md = write_report(d).read_text()
+    assert "Selection happens on validation" in md
+    row = next(line for line in md.splitlines() if line.startswith("| a |"))
+    assert "| 86.00 [" in row  # the mean of 85, 86, 87 at the best-val epoch, with its CI
+    sm = summary([0.85, 0.86, 0.87])
+    assert f"[{100 * sm['ci_low']:.2f}, {100 * sm['ci_high']:.2f}]" in row
+
+
+def test_without_validation_the_report_says_it_selects_on_test(tmp_path):
+    d = _rundir(tmp_path / "r", {"a": {0: [(0.8, None), (0.9, None)]}})
+    md = write_report(d).read_text()
+    assert "no validation split, so any choice of epoch or cell is made on test" in md
+    assert "| n/a | n/a |" in md  # one run: sd and CI are n/a, never ± 0.00
+
+
+def test_the_keep_best_column_is_the_best_test_epoch_of_metrics_csv(tmp_path):
+    runs = {0: [(0.80, 0.7), (0.93, 0.8), (0.90, 0.9)], 1: [(0.91, 0.7), (0.85, 0.8), (0.88, 0.9)]}
+    d = _rundir(tmp_path / "r", {"a": runs})
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["arms"]["a"]["keep_best"] = True
+    atomic_write_json(d / "config.json", cfg)
+    md = write_report(d).read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| arm |"))
+    row = next(line for line in md.splitlines() if line.startswith("| a |"))
+    col = [h.strip() for h in head.split("|")].index(
+        "best test epoch acc % (selected on test: optimistic)")
+    best = [max(float(r["test_acc"]) for r in csv.DictReader(open(p)))
+            for p in sorted(d.glob("runs/a/seed-*/metrics.csv"))]
+    assert [c.strip() for c in row.split("|")][col].startswith(f"{100 * sum(best) / 2:.2f} ±")
+
+
+def _claims_dir(tmp_path: Path) -> Path:
+    base = {s: [(0.80 + s / 100, 0.8)] for s in range(5)}
+    better = {s: [(0.83 + s / 100 + (0.004 if s % 2 else -0.004), 0.8)] for s in range(5)}
+    same = {s: [(0.80 + s / 100 + (0.01 if s % 2 else -0.01), 0.8)] for s in range(5)}
+    return _rundir(tmp_path / "c", {"base": base, "better": better, "same": same})
+
+
+@pytest.mark.parametrize("claim,want", [
+    ({"arm": "better", "op": ">", "than": "base"}, "supported"),
+    ({"arm": "same", "op": ">", "than": "base"}, "not supported"),
+    ({"arm": "base", "op": ">", "than": "better"}, "contradicted"),
+    ({"arm": "better", "op": "best"}, "supported"),
+    ({"arm": "base", "op": "best"}, "contradicted"),
+    ({"arm": "same", "op": "best", "than": ["base"]}, "not supported"),
+    ({"arm": "base", "op": "<", "value": 0.9}, "supported"),
+    ({"arm": "base", "op": "~", "than": "same", "tolerance": 0.05}, "supported"),
+])
+def test_each_verdict_on_a_constructed_run_directory(tmp_path, claim, want):
+    d = _claims_dir(tmp_path)
+    r = judge({"claim": "c", **claim}, run_values(d))
+    assert r["verdict"] == want
+    assert r["n"] == 5
+
+
+def test_the_report_has_a_claims_table(tmp_path):
+    d = _claims_dir(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["claims"] = [{"claim": "better beats base", "seed_says": "+3 pp", "arm": "better",
+                      "op": ">", "than": "base"}]
+    atomic_write_json(d / "config.json", cfg)
+    md = write_report(d).read_text()
+    assert "## Claims" in md
+    row = next(line for line in md.splitlines() if line.startswith("| better beats base |"))
+    # per-seed differences 3 ∓ 0.4 pp over 5 seeds: mean 3 − 0.4/5 = 2.92 pp
+    assert "**supported**" in row and "| 5 | paired t-test |" in row and "+2.92 pp" in row
+    assert "## Paired comparisons with `base`" in md
+
+
+def test_compare_across_two_directories(tmp_path):
+    d1 = _rundir(tmp_path / "one", {"a": {s: [(0.80 + s / 100, 0.8)] for s in range(3)}})
+    d2 = _rundir(tmp_path / "two", {"a": {s: [(0.82 + s / 100, 0.8)] for s in range(3)}})
+    rows = compare_table([d1, d2], "test_acc")
+    assert [r["row"] for r in rows] == ["one/a", "two/a"]
+    assert rows[1]["vs"] == "one/a" and rows[1]["test"] == "paired t-test"
+    assert rows[1]["diff"] == pytest.approx(0.02) and rows[1]["n"] == 3
+    text = compare_dirs([d1, d2], "test_acc", out=tmp_path / "cmp.md")
+    assert "| two/a | 3 |" in text and (tmp_path / "cmp.png").exists() and (tmp_path / "cmp.pdf").exists()
+    out = compare_dirs([d1, d2], "test_acc", fmt="csv")
+    parsed = list(csv.DictReader(io.StringIO(out)))
+    assert float(parsed[1]["diff"]) == pytest.approx(0.02) and parsed[0]["vs"] == ""
+
+
+def test_latex_output_is_a_well_formed_tabular(tmp_path):
+    d = _rundir(tmp_path / "x_y", {"arm_1": {s: [(0.8 + s / 100, 0.8)] for s in range(3)},
+                                   "arm_2": {s: [(0.9, 0.8)] for s in range(3)}})
+    tex = compare_dirs([d], "test_acc", fmt="latex")
+    lines = tex.strip().splitlines()
+    m = re.fullmatch(r"\\begin\{tabular\}\{(l r*)\}".replace(" ", ""), lines[0])
+    assert m and lines[-1] == r"\end{tabular}"
+    ncols = len(m.group(1))
+    body = [ln for ln in lines[1:-1] if ln != r"\hline"]
+    assert len(body) == 3  # header + two rows
+    for ln in body:
+        assert ln.endswith(r"\\")
+        cells = re.split(r"(?<!\\)&", ln[:-2])
+        assert len(cells) == ncols
+        assert not re.search(r"(?<!\\)[%_#&$]", ln.replace("$-$", "").replace(r"$\pm$", "")
+                             .replace("&", "")), ln  # every special character escaped
+    assert r"arm\_1" in tex and r"\%" in tex
+
+
+def test_grid_best_cell_is_chosen_on_validation(tmp_path):
+    # lr 0.1 has the better test accuracy but the worse validation accuracy
+    cells = {"m__lr-0.1": {"arm": "m", "lr": 0.1}, "m__lr-0.01": {"arm": "m", "lr": 0.01}}
+    d = _rundir(tmp_path / "g", {"m__lr-0.1": {s: [(0.95, 0.70)] for s in range(3)},
+                                 "m__lr-0.01": {s: [(0.90, 0.80)] for s in range(3)}}, cells=cells)
+    md = write_report(d).read_text()
+    assert "chosen on validation" in md
+    line01 = next(ln for ln in md.splitlines() if ln.startswith("| 0.01 |"))
+    line1 = next(ln for ln in md.splitlines() if ln.startswith("| 0.1 |"))
+    assert "**90.00" in line01 and "**" not in line1
