@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -24,10 +25,14 @@ def test_train_benchmark_writes_the_required_ratios(tmp_path):
                for r in res["throughput"] if r["reps"] == 1)
     ts = res["ten_seeds"]
     assert ts["ratio"] == ts["setups"][0]["seconds"] / ts["canonical_s"]
-    for i, stacked in ((0, "10"), (1, "1")):  # each set-up really ran 10 seeds through the runner
-        lines = (out / f"ten-seeds-{i}" / "results.csv").read_text().splitlines()
-        assert len(lines) == 11 and all(",ok," in line for line in lines[1:])
-        assert all(line.split(",")[-2] == stacked for line in lines[1:])  # stacked_seeds column
+    for i in (0, 1):  # each set-up really ran 10 seeds through the runner, as its plan says
+        d = out / f"ten-seeds-{i}"
+        rows = list(csv.DictReader(open(d / "results.csv")))
+        assert len(rows) == 10 and all(r["status"] == "ok" for r in rows)
+        groups = json.loads((d / "config.json").read_text())["plan"]["arms"]["sharpening"]["groups"]
+        size = {s: len(g) for g in groups for s in g}
+        assert all(int(r["stacked_seeds"]) == size[int(r["seed"])] for r in rows)
+        assert (max(size.values()) > 1) == (i == 0)  # the default stacks; stack_seeds = 1 not
     pp = res["pairs"]
     assert pp["ratio"] == pytest.approx(pp["setups"][0]["seeds_per_s"] / pp["setups"][1]["seeds_per_s"])
     # the targets file decides what is met, and by how much the rest is missed
