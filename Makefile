@@ -5,7 +5,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean mutate
 
 $(BIN)/sharpen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,3 +22,8 @@ test: $(BIN)/sharpen
 
 clean:
 	rm -rf $(VENV) runs
+
+# Mutation testing of the core modules (not in CI: slow). Score and survivors: docs/mutation.md
+mutate: $(BIN)/sharpen
+	$(BIN)/mutmut run
+	$(BIN)/mutmut results

@@ -46,7 +46,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
         from sharpen.reports.report import adopt_claims
 
         adopt_claims(Path(a.run_dir), a.claims_from)
-    path = write_report(Path(a.run_dir))
+    path = write_report(Path(a.run_dir), a.baseline)
     print(path.read_text())
     return 0
 
@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="rebuild report.md, tables and figures from a run directory")
     rp.add_argument("run_dir")
+    rp.add_argument("--baseline", help="the arm the others are compared with, seed by seed "
+                                       "(default: the experiment's baseline key, else its first arm)")
     rp.add_argument("--claims-from", metavar="EXPERIMENT",
                     help="record this experiment file's claims in the directory first (for "
                          "directories made before the file had claims)")

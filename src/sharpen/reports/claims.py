@@ -17,6 +17,7 @@ Verdicts come from the 95 % interval (:func:`sharpen.reports.stats.verdict`).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,13 @@ METRICS = ["test_acc", "val_acc", "selected_test_acc", "selected_val_acc", "best
            "seconds"]
 
 
-def _f(v: Any) -> float | None:
+def as_number(v: Any) -> float | None:
+    """A finite float, or None (empty CSV cells, NaN, inf, text)."""
     try:
         x = float(v)
     except (TypeError, ValueError):
         return None
-    return x if x == x and abs(x) != float("inf") else None
+    return x if math.isfinite(x) else None
 
 
 def run_values(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
@@ -67,13 +69,13 @@ def run_values(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
             last = rows[-1]
             for k in ("test_acc", "val_acc", "gap", "train_acc", "train_loss", "test_loss",
                       "val_loss", "test_digit_acc"):
-                v = _f(last.get(k))
+                v = as_number(last.get(k))
                 if v is not None:
                     vals["digit_acc" if k == "test_digit_acc" else k] = v
-            tests = [_f(r.get("test_acc")) for r in rows]
+            tests = [as_number(r.get("test_acc")) for r in rows]
             if all(t is not None for t in tests):
                 vals["best_test_acc"] = max(tests)  # type: ignore[type-var]
-            vs = [_f(r.get("val_acc")) for r in rows]
+            vs = [as_number(r.get("val_acc")) for r in rows]
             if rows and all(v is not None for v in vs):
                 best = max(range(len(rows)), key=lambda i: (vs[i], -i))
                 vals["selected_val_acc"] = vs[best]  # type: ignore[assignment]
@@ -82,12 +84,12 @@ def run_values(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
         else:  # no per-epoch file: what result.json says
             for k in ("test_acc", "val_acc", "gap", "train_acc", "train_loss", "test_loss",
                       "digit_acc", "best_test_acc"):
-                v = _f(res.get(k))
+                v = as_number(res.get(k))
                 if v is not None:
                     vals[k] = v
         if "test_acc" in vals:
             vals["test_error"] = 1 - vals["test_acc"]
-        sec = _f(res.get("seconds"))
+        sec = as_number(res.get("seconds"))
         if sec is not None:
             vals["seconds"] = sec
         out.setdefault(res_path.parent.parent.name, {})[int(res["seed"])] = vals
@@ -139,10 +141,14 @@ def judge(claim: dict[str, Any], values: dict[str, dict[int, dict[str, float]]])
         vs = [r[2] for r in results]
         final = (CONTRADICTED if CONTRADICTED in vs else SUPPORTED if all(v == SUPPORTED for v in vs)
                  else UNTESTED if all(v == UNTESTED for v in vs) else NOT_SUPPORTED)
-        # the closest rival: the comparison whose interval comes nearest to no difference
-        o, c, _ = min(results, key=lambda r: (r[1]["ci_low"] if direction == ">" else -r[1]["ci_high"])
-                      if r[1]["ci_low"] is not None else float("-inf"))
-        est = (f"{arm} − {o} (closest rival): {fmt_value(metric, c['diff'], True)} "
+        # shown: a rival that contradicts the claim, else the closest rival (the comparison
+        # whose interval comes nearest to no difference)
+        against = [r for r in results if r[2] == CONTRADICTED]
+        o, c, _ = against[0] if against else min(
+            results, key=lambda r: (r[1]["ci_low"] if direction == ">" else -r[1]["ci_high"])
+            if r[1]["ci_low"] is not None else float("-inf"))
+        who = "contradicting rival" if against else "closest rival"
+        est = (f"{arm} − {o} ({who}): {fmt_value(metric, c['diff'], True)} "
                f"[{fmt_value(metric, c['ci_low'], True)}, {fmt_value(metric, c['ci_high'], True)}]")
         return {**base, "estimate": est, "verdict": final, "n": min(r[1]["n"] for r in results),
                 "test": c["test"]}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from sharpen import SharpenError
 from sharpen.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_csv
+from sharpen.reports.claims import as_number as _num
 from sharpen.reports.claims import claims_table, fmt_value, metric_of, run_values
-from sharpen.reports.figures import arm_colors, integer_epochs, pyplot, save_figure, save_png
+from sharpen.reports.figures import arm_colors, integer_epochs, pyplot, save_figure
 from sharpen.reports.stats import compare, summary
 
 TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_mean", "test_acc_std",
@@ -19,14 +19,6 @@ TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_mean", "test_
                  "best_epoch_acc_mean", "best_epoch_acc_std", "val_acc_mean", "train_acc_mean",
                  "digit_acc_mean", "gap_mean", "gap_ci_low", "gap_ci_high", "seconds_mean",
                  "params"]
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _stats(xs: list[float]) -> tuple[float | None, float | None, float | None, float | None]:
@@ -289,8 +281,9 @@ def adopt_claims(run_dir: Path, experiment: str) -> None:
     atomic_write_json(cfg_path, cfg)
 
 
-def write_report(run_dir: Path) -> Path:
-    """(Re)build every report file of ``run_dir`` from the files in it alone."""
+def write_report(run_dir: Path, baseline: str | None = None) -> Path:
+    """(Re)build every report file of ``run_dir`` from the files in it alone; ``baseline``
+    overrides the experiment's baseline arm for the paired comparisons."""
 
     run_dir = Path(run_dir)
     summary = summarize(run_dir)  # raises a clear error if this is not a run directory
@@ -336,7 +329,10 @@ def write_report(run_dir: Path) -> Path:
               markdown_table(rows, keep_best, bool(cfg.get("report_error"))), ""]
     present = [a for a in arms if a in values]
     if len(present) > 1 and not cfg.get("cells"):
-        base = cfg.get("baseline") or present[0]
+        base = baseline or cfg.get("baseline") or present[0]
+        if base not in present:
+            raise SharpenError(f"baseline {base!r} is not an arm with results; arms: "
+                               f"{', '.join(present)}")
         metric = "test_error" if cfg.get("report_error") else "test_acc"
         parts += [f"## Paired comparisons with `{base}` ({metric.replace('_', ' ')}, final epoch)",
                   "", "Arms share their seeds (initialisation, data order and split), so each "
@@ -395,7 +391,7 @@ def plot_gradflow(run_dir: Path, arm_order: list[str]) -> Path | None:
     axes[0][0].set_ylabel("mean |grad|")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    return save_png(fig, run_dir / "gradflow.png")
+    return save_figure(fig, run_dir / "gradflow.png")
 
 
 def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]],
