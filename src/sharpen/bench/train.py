@@ -57,9 +57,9 @@ NIN_SETTINGS = {"batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0
 # 004's protocol, CIFAR images
 PROFILES = {
     "quick": {"epochs": 2, "reps": 1, "ten_epochs": 1, "pair_seeds": 2, "pair_epochs": 1,
-              "pairs": 200, "cifar": 1000},
+              "pairs": 200, "cifar": 1000, "step_reps": 3, "matmul": (1024,)},
     "full": {"epochs": 6, "reps": 5, "ten_epochs": 4, "pair_seeds": 20, "pair_epochs": 5,
-             "pairs": 1000, "cifar": 10000},
+             "pairs": 1000, "cifar": 10000, "step_reps": 10, "matmul": (1024, 2048)},
 }
 
 
@@ -442,18 +442,19 @@ def run_train_bench(out: Path | None = None, quick: bool = True, device: str = "
          PerSampleDataset(cifar[0], cifar[1], cs.mean, cs.std, blur_some),
          TrainSettings(epochs=1, **NIN_SETTINGS), _sgd, lambda: [RandomizedDeblur(2.0, 0.4)])
     res["throughput"] = rows
-    peak = matmul_gflops(dev)
+    peak = matmul_gflops(dev, sizes=prof["matmul"])
     res["matmul_gflops"] = peak
-    fl = flops_fraction("lenet5_dropout", (1, 28, 28), 128, peak, lenet, seeds=10, device=dev)
+    fl = flops_fraction("lenet5_dropout", (1, 28, 28), 128, peak, lenet, seeds=10, device=dev,
+                        reps=prof["step_reps"])
     fc = flops_fraction("nin_cifar", (3, 32, 32), 128, peak, TrainSettings(epochs=1, **NIN_SETTINGS),
-                        device=dev)
+                        device=dev, reps=prof["step_reps"])
     res["flops_fraction_lenet5_stacked"] = fl["fraction"]
     res["flops_fraction_cifar_net"] = fc["fraction"]
     res["flops"] = [fl, fc]
     for f in (fl, fc):
         log(f"  {f['model']} × {f['seeds']} seed(s): step {f['achieved_gflops']:.1f} GFLOP/s = "
             f"{100 * f['fraction']:.1f} % of fp32 matmul {peak:.1f} GFLOP/s")
-    res["step_options"] = step_options(2 if quick else 5, dev, log)
+    res["step_options"] = step_options(1 if quick else 5, dev, log)
     res["ten_seeds"] = ten_seeds_default(out, x, y, prof["ten_epochs"], str(dev), log)
     res["ten_seed_default_wall_ratio"] = res["ten_seeds"]["ratio"]
     res["pairs"] = pairs_protocol(out, prof["pair_seeds"], prof["pair_epochs"], prof["pairs"],
