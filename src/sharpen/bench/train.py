@@ -57,9 +57,11 @@ NIN_SETTINGS = {"batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0
 # 004's protocol, CIFAR images
 PROFILES = {
     "quick": {"epochs": 2, "reps": 1, "ten_epochs": 1, "pair_seeds": 2, "pair_epochs": 1,
-              "pairs": 200, "cifar": 1000, "step_reps": 3, "matmul": (1024,)},
+              "pairs": 200, "cifar": 1000, "step_reps": 3, "matmul": (1024,), "ten_images": 2000,
+              "step_models": 2},
     "full": {"epochs": 6, "reps": 5, "ten_epochs": 4, "pair_seeds": 20, "pair_epochs": 5,
-             "pairs": 1000, "cifar": 10000, "step_reps": 10, "matmul": (1024, 2048)},
+             "pairs": 1000, "cifar": 10000, "step_reps": 10, "matmul": (1024, 2048),
+             "ten_images": 5000, "step_models": 3},
 }
 
 
@@ -222,7 +224,7 @@ def flops_fraction(name: str, shape: tuple[int, ...], bs: int, peak_gflops: floa
 
 
 def step_options(reps: int = 5, device: torch.device | str = "cpu",
-                 log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                 log: Callable[[str], None] = print, models: int = 3) -> list[dict[str, Any]]:
     """Training-step images/s of our defaults and options against plain PyTorch defaults.
 
     plain: NCHW, for-loop optimizer (what ``torch.optim`` gives on a CPU); ours: channels_last
@@ -230,7 +232,7 @@ def step_options(reps: int = 5, device: torch.device | str = "cpu",
     Measured alternately, median of 3 rounds.
     """
     cases = [("lenet5_dropout", (1, 28, 28), 128, {}), ("nin_cifar", (3, 32, 32), 128, {}),
-             ("vgg08", (3, 32, 32), 100, {"num_classes": 100})]
+             ("vgg08", (3, 32, 32), 100, {"num_classes": 100})][:models]
     out = []
     dev = torch.device(device)
     for name, shape, bs, kw in cases:
@@ -324,7 +326,7 @@ def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, 
     for label, overrides in (("default", {}), ("stack_seeds = 1", {"stack_seeds": 1})):
         cfg = RunConfig(dataset="mnist-sample", model="lenet5_dropout", epochs=epochs,
                         blur_n=SHARPENING, test_size=1000, checkpoint=False, device=device,
-                        **LENET_SETTINGS, **overrides)
+                        train_size=len(y), **LENET_SETTINGS, **overrides)
         exp = Experiment(name="bench-10-seeds", runs=10, arms={"sharpening": cfg})
         d = _fresh(out / f"ten-seeds-{len(walls)}")
         t0 = time.perf_counter()
@@ -454,8 +456,9 @@ def run_train_bench(out: Path | None = None, quick: bool = True, device: str = "
     for f in (fl, fc):
         log(f"  {f['model']} × {f['seeds']} seed(s): step {f['achieved_gflops']:.1f} GFLOP/s = "
             f"{100 * f['fraction']:.1f} % of fp32 matmul {peak:.1f} GFLOP/s")
-    res["step_options"] = step_options(1 if quick else 5, dev, log)
-    res["ten_seeds"] = ten_seeds_default(out, x, y, prof["ten_epochs"], str(dev), log)
+    res["step_options"] = step_options(1 if quick else 5, dev, log, prof["step_models"])
+    n10 = prof["ten_images"]
+    res["ten_seeds"] = ten_seeds_default(out, x[:n10], y[:n10], prof["ten_epochs"], str(dev), log)
     res["ten_seed_default_wall_ratio"] = res["ten_seeds"]["ratio"]
     res["pairs"] = pairs_protocol(out, prof["pair_seeds"], prof["pair_epochs"], prof["pairs"],
                                   str(dev), log)
