@@ -248,8 +248,11 @@ def test_results_csv_is_byte_identical_serially_in_processes_and_on_ray(tmp_path
     run_experiment(load_experiment(str(p)), tmp_path / "procs", quiet=True, workers=2)
     ref = (tmp_path / "serial" / "results.csv").read_bytes()
     assert (tmp_path / "procs" / "results.csv").read_bytes() == ref
-    pytest.importorskip("ray")
-    run_experiment(load_experiment(str(p)), tmp_path / "ray", quiet=True, backend="ray")
+    ray = pytest.importorskip("ray")
+    try:
+        run_experiment(load_experiment(str(p)), tmp_path / "ray", quiet=True, backend="ray")
+    finally:
+        ray.shutdown()  # leave no cluster behind for later tests
     assert (tmp_path / "ray" / "results.csv").read_bytes() == ref
     cfg = json.loads((tmp_path / "serial" / "config.json").read_text())
     assert cfg["plan"]["arms"]["pairs"]["groups"] == [[0, 1, 2]]

@@ -81,10 +81,8 @@ def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> 
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None,
                  include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    refs = {}
-    for job in jobs:
-        remote = ray.remote(num_cpus=job[4]["threads"], max_retries=0)(run_job)
-        refs[remote.remote(job)] = job
+    remote = ray.remote(max_retries=0)(run_job)  # one remote function; each job asks its threads
+    refs = {remote.options(num_cpus=job[4]["threads"]).remote(job): job for job in jobs}
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)

@@ -21,12 +21,6 @@ TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_mean", "test_
                  "params"]
 
 
-def _stats(xs: list[float]) -> tuple[float | None, float | None, float | None, float | None]:
-    """mean, sample sd (None for one value), best, worst."""
-    sm = summary(xs)
-    return sm["mean"], sm["sd"], sm["best"], sm["worst"]
-
-
 def load_results(run_dir: Path) -> list[dict[str, Any]]:
     """Result rows from ``runs/*/seed-*/result.json`` (the source of truth)."""
     rows = []
