@@ -102,7 +102,10 @@ def test_diverged_run_is_recorded_and_others_continue(tmp_path):
 def test_sigkill_between_seeds_then_rerun_finishes_only_missing(tiny, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--out", str(out),
-           "--set", "epochs=3", "--set", "runs=3", "--quiet"]
+           "--set", "epochs=3", "--set", "runs=3", "--set", "stack_seeds=1",
+           "--workers", "1", "--quiet"]
+    # one seed per job, one job at a time: the kill lands between seeds, not after a
+    # stacked group that finishes all its seeds at once
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = out / "runs" / "a" / "seed-5" / "result.json"
     deadline = time.time() + 120
