@@ -114,6 +114,15 @@ def test_rerun_skips_finished_and_refuses_changed_config(tiny, tmp_path):
     changed = load_experiment(str(tiny), profile="smoke", overrides=["lr=0.1"])
     with pytest.raises(SharpenError, match="different configuration"):
         run_experiment(changed, out, quiet=True)
+    # each invocation is logged with its wall time and commit; the report sums them
+    hist = json.loads((out / "history.json").read_text())
+    # 2 arms × 2 seeds, then seed 7 of each; the refused third invocation never started
+    assert [h["runs"] for h in hist] == [4, 2]
+    assert all(h["wall_s"] > 0 and h["finished"] >= h["started"] for h in hist)
+    assert all(h["commit"] == json.loads((out / "environment.json").read_text())["git_commit"]
+               for h in hist)
+    md = (out / "report.md").read_text()
+    assert f"Wall time: {sum(h['wall_s'] for h in hist) / 60:.1f} min over 2 invocation(s)" in md
 
 
 def test_cli_list_and_errors(capsys):

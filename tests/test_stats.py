@@ -225,3 +225,51 @@ def test_grid_best_cell_is_chosen_on_validation(tmp_path):
     line01 = next(ln for ln in md.splitlines() if ln.startswith("| 0.01 |"))
     line1 = next(ln for ln in md.splitlines() if ln.startswith("| 0.1 |"))
     assert "**90.00" in line01 and "**" not in line1
+
+
+def test_against_published_is_welch_with_our_sd_on_both_sides():
+    from sharpen.reports.stats import against_published
+    xs = [0.84, 0.86, 0.85, 0.83, 0.87]
+    a = against_published(xs, 0.80)
+    # the interval of a difference of two means of 5 runs with equal sd, by scipy
+    s = stats.tstd(xs)
+    half = stats.t.ppf(0.975, 4) * s * math.sqrt(2 / 5)
+    assert a["diff"] == pytest.approx(0.85 - 0.80) and a["half"] == pytest.approx(half)
+    assert a["verdict"] == ("ours higher" if 0.05 > half else "agrees")
+    assert against_published(xs, 0.85 + 0.99 * half)["verdict"] == "agrees"
+    assert against_published(xs, 0.85 + 1.01 * half)["verdict"] == "ours lower"
+    assert against_published([0.9], 0.9)["verdict"].startswith("untested")
+
+
+def test_published_grid_is_set_beside_ours_cell_by_cell(tmp_path):
+    cells = {"m__lr-0.1": {"arm": "m", "lr": 0.1}, "m__lr-0.01": {"arm": "m", "lr": 0.01}}
+    d = _rundir(tmp_path / "g", {"m__lr-0.1": {s: [(0.50 + s / 100, None)] for s in range(3)},
+                                 "m__lr-0.01": {s: [(0.90 + s / 100, None)] for s in range(3)}},
+                cells=cells)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["published_grid"] = {"lr": {"values": [0.1, 0.01], "m": [0.51, 0.70]}}
+    atomic_write_json(d / "config.json", cfg)
+    md = write_report(d).read_text()
+    rows = [ln for ln in md.splitlines() if ln.startswith(("| 0.1 | m |", "| 0.01 | m |"))]
+    assert rows[0].startswith("| 0.1 | m | 51.00 [") and "| 51.00 | +0.00 ± " in rows[0]
+    assert rows[0].endswith("| agrees |")
+    assert "| 70.00 | +21.00 ± " in rows[1] and rows[1].endswith("| ours higher |")
+    assert "Agreement: 1 of 2 cells." in md
+    assert "- m: our best lr 0.01 (mean on test), the seed's table's best 0.01." in md
+
+
+@pytest.mark.parametrize("table,match", [
+    ("[published_grid.lr]\na = [0.5]", r"published_grid.lr: needs values"),
+    ("[published_grid.lr]\nvalues = [0.1]\nq = [0.5]", r"published_grid.lr.q: not an arm; arms: a"),
+    ("[published_grid.lr]\nvalues = [0.1, 0.2]\na = [0.5]",
+     r"published_grid.lr.a: 1 numbers for 2 values"),
+    ("[published_grid.lrr]\nvalues = [0.1]\na = [0.5]",
+     r"'lrr' is not a run key \(did you mean 'lr'\?\)"),
+])
+def test_bad_published_grids_name_the_field(tmp_path, table, match):
+    from sharpen import SharpenError
+    from sharpen.experiments import load_experiment
+    p = tmp_path / "e.toml"
+    p.write_text('name = "e"\ndataset = "synthetic"\n[arms.a]\n' + table + "\n")
+    with pytest.raises(SharpenError, match=match):
+        load_experiment(str(p))

@@ -109,7 +109,7 @@ RunConfig: Any = _compose()
 
 EXPERIMENT_KEYS = {"name", "description", "seed_paper", "runs", "seed", "arms", "profiles",
                    "published", "notes", "select_arms", "grid", "report_error", "baseline",
-                   "claims"}
+                   "claims", "published_grid"}
 
 
 class Claim(BaseModel):
@@ -145,6 +145,8 @@ class Experiment(BaseModel):
     report_error: bool = False  # tables in test error (1 − accuracy), as seed 002 prints them
     baseline: str | None = None  # the arm every other arm is compared with (default: the first)
     claims: list[Claim] = Field(default_factory=list)
+    # the seed's grid tables: axis -> {"values": [...], "<arm>": [mean per value], ...}
+    published_grid: dict[str, dict[str, list[float]]] = Field(default_factory=dict)
     # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}
     cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -306,7 +308,24 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
     exp = _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile,
                                  "grid": grid, "cells": cells}, path, "")
     _check_claims(exp, set(raw.get("arms") or {"default": {}}) | set(arms), path)
+    _check_published_grid(exp.published_grid, set(raw.get("arms") or {"default": {}}), path)
     return exp
+
+
+def _check_published_grid(pub: dict[str, dict[str, list[float]]], known: set[str],
+                          path: Path) -> None:
+    for axis, table in pub.items():
+        where = f"{path}: field published_grid.{axis}"
+        if axis not in RUN_KEYS:
+            raise SharpenError(f"{where}: {axis!r} is not a run key{_suggest(axis, RUN_KEYS)}")
+        if "values" not in table:
+            raise SharpenError(f"{where}: needs values = [the axis values, in table order]")
+        for arm, col in table.items():
+            if arm != "values" and arm not in known:
+                raise SharpenError(f"{where}.{arm}: not an arm; arms: {', '.join(sorted(known))}")
+            if len(col) != len(table["values"]):
+                raise SharpenError(f"{where}.{arm}: {len(col)} numbers for "
+                                   f"{len(table['values'])} values")
 
 
 def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:

@@ -4,7 +4,8 @@ Layout of a run directory::
 
     config.json        resolved experiment (every arm's full RunConfig) and its plan
     experiment.toml    the source file as given (copied)
-    environment.json   python/torch/sharpen versions, git commit, hardware
+    environment.json   python/torch/sharpen versions, git commit, hardware (latest invocation)
+    history.json       every invocation: start, end, wall seconds, commit, jobs run
     runs/<arm>/seed-<s>/metrics.csv   one row per epoch (rewritten atomically each epoch)
     runs/<arm>/seed-<s>/result.json   written once the run ends: marks it finished
     results.csv        one row per (arm, seed); no timings, so it depends on the plan only
@@ -22,6 +23,8 @@ import os
 import platform
 import shutil
 import subprocess
+import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,8 @@ def environment() -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__,
         "sharpen": sharpen.__version__, "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(), "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
@@ -55,9 +59,35 @@ def environment() -> dict[str, Any]:
         env["git_commit"] = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
             timeout=5).stdout.strip() or None
+        # uncommitted changes to the package: the commit alone does not name the code
+        env["git_dirty"] = bool(env["git_commit"]) and bool(subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+            capture_output=True, text=True, timeout=5).stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        env["git_commit"] = None
+        env["git_commit"] = env["git_dirty"] = None
     return env
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _log_invocation(out: Path, entry: dict[str, Any]) -> None:
+    """Append (or, with the same ``id``, update in place) this invocation in history.json."""
+    path = out / "history.json"
+    hist = json.loads(path.read_text()) if path.exists() else []
+    ids = [h.get("id") for h in hist]
+    if entry["id"] in ids:
+        hist[ids.index(entry["id"])] = entry
+    else:
+        hist.append(entry)
+    atomic_write_json(path, hist)
 
 
 def default_out_dir(exp: Experiment) -> Path:
@@ -115,7 +145,15 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
             dst = out / ("experiment" + Path(exp.source).suffix)
             if not dst.exists():
                 shutil.copyfile(exp.source, dst)
-        atomic_write_json(out / "environment.json", environment())
+        env = environment()
+        atomic_write_json(out / "environment.json", env)
+        t0 = time.perf_counter()
+        invocation: dict[str, Any] = {
+            "id": uuid.uuid4().hex[:12], "started": datetime.now().isoformat(timespec="seconds"),
+            "commit": env["git_commit"], "dirty": env["git_dirty"],
+            "machine": f"{env['cpu_model'] or env['processor']}, {env['cpu_count']} cores"
+                       + (f", {env['cuda']}" if env["cuda"] else ""),
+            "backend": backend}
         jobs_all = [(arm, seed) for arm in exp.arms for seed in exp.seeds]
         number = {j: k for k, j in enumerate(jobs_all, 1)}
         by_job: dict[tuple[str, int], dict[str, Any]] = {}
@@ -160,6 +198,8 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         if workers is None:
             most = max(a["threads"] for a in plan["arms"].values())
             workers = max(1, (os.cpu_count() or 1) // most)
+        invocation.update(workers=workers, jobs=len(todo), runs=sum(len(t[5]) for t in todo))
+        _log_invocation(out, invocation)
         log = None if quiet else (lambda m: print("    " + m, flush=True))
         if not quiet and todo:
             where = ("Ray tasks" if backend == "ray" else
@@ -175,6 +215,9 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
             curriculum_figures(exp, out)
             run_serial(todo, report, log)
         results = [by_job[j] for j in jobs_all]
+        invocation["finished"] = datetime.now().isoformat(timespec="seconds")
+        invocation["wall_s"] = round(time.perf_counter() - t0, 1)
+        _log_invocation(out, invocation)
         axes = [f"grid_{k}" for k in exp.grid]
         atomic_write_csv(out / "results.csv", results,
                          RESULT_COLUMNS + (["base_arm", *axes] if axes else []))

@@ -11,7 +11,7 @@ from sharpen.io import atomic_write_csv, atomic_write_json, atomic_write_text, r
 from sharpen.reports.claims import as_number as _num
 from sharpen.reports.claims import claims_table, fmt_value, metric_of, run_values
 from sharpen.reports.figures import arm_colors, integer_epochs, pyplot, save_figure
-from sharpen.reports.stats import compare, summary
+from sharpen.reports.stats import against_published, compare, summary
 
 TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_mean", "test_acc_std",
                  "test_acc_ci_low", "test_acc_ci_high", "test_acc_best", "test_acc_worst",
@@ -260,6 +260,18 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     return out
 
 
+def provenance(run_dir: Path) -> dict[str, Any]:
+    """What made the runs: from history.json, every invocation's wall time, commit, machine."""
+    path = Path(run_dir) / "history.json"
+    hist = json.loads(path.read_text()) if path.exists() else []
+    done = [h for h in hist if "wall_s" in h]
+    return {"invocations": len(hist), "unfinished": len(hist) - len(done),
+            "wall_s": round(sum(h["wall_s"] for h in done), 1),
+            "commits": list(dict.fromkeys(h["commit"] for h in hist if h.get("commit"))),
+            "dirty": any(h.get("dirty") for h in hist),
+            "machines": list(dict.fromkeys(h["machine"] for h in hist if h.get("machine")))}
+
+
 def adopt_claims(run_dir: Path, experiment: str) -> None:
     """Record an experiment file's claims (and baseline) in ``run_dir``'s config.json, for
     directories made before the file had them; the report is then rebuilt from the
@@ -286,6 +298,7 @@ def write_report(run_dir: Path, baseline: str | None = None) -> Path:
     if (run_dir / "environment.json").exists():
         env = json.loads((run_dir / "environment.json").read_text())
     summary["environment"] = env
+    summary["provenance"] = prov = provenance(run_dir)
     atomic_write_json(run_dir / "summary.json", summary)
     rows = summary["arms"]
     atomic_write_csv(run_dir / "table.csv", rows, TABLE_COLUMNS)
@@ -310,8 +323,15 @@ def write_report(run_dir: Path, baseline: str | None = None) -> Path:
     parts += [f"Data: {'; '.join(data)} · epochs: {', '.join(map(str, epochs))}", ""]
     parts += [f"Seeds: {summary['seeds']} · results: {summary['n_results']} runs · "
               f"torch {env.get('torch', '?')} on {env.get('cuda') or env.get('processor', '?')} "
-              f"({env.get('cpu_count', '?')} cores)", "",
-              "## Results (final epoch)", "",
+              f"({env.get('cpu_count', '?')} cores)", ""]
+    if prov["invocations"]:
+        parts += [f"Wall time: {prov['wall_s'] / 60:.1f} min over {prov['invocations']} "
+                  f"invocation(s)" + (f" ({prov['unfinished']} stopped before the end, not "
+                                      "counted)" if prov["unfinished"] else "")
+                  + f" · commit {', '.join(c[:10] for c in prov['commits']) or 'unknown'}"
+                  + (" with uncommitted changes" if prov["dirty"] else "")
+                  + f" · {'; '.join(prov['machines'])}", ""]
+    parts += ["## Results (final epoch)", "",
               "Mean, sample sd and the 95 % confidence interval of the mean (Student t over "
               "seeds; n/a for one run) of the final epoch. "
               + ("Selection happens on validation: the \"at best-val epoch\" column is the test "
@@ -346,7 +366,13 @@ def write_report(run_dir: Path, baseline: str | None = None) -> Path:
         chosen = "validation" if has_val else "test (no validation split: optimistic)"
         parts += [f"## Grid: mean test accuracy % per cell (95 % CI over seeds; the cell chosen on "
                   f"{chosen} per arm in bold)", "", grid_md, ""]
-    if cfg.get("published"):
+    for axis, md in published_grid_tables(cfg, values):
+        parts += [f"## Ours beside the seed's {axis} grid, cell by cell", "",
+                  "Our mean test accuracy % with its 95 % CI beside the seed's mean. The seed "
+                  "gives no spread, so a cell agrees when the difference lies within "
+                  "t·s·√(2/n), the interval of a difference of two means of n runs with our "
+                  "sd s (docs/methods/statistics.md).", "", md, ""]
+    if cfg.get("published") and not cfg.get("cells"):
         parts += ["## Ours beside the published numbers", "",
                   published_table(cfg["published"], rows), ""]
     if cfg.get("notes"):
@@ -437,3 +463,47 @@ def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]],
         rows.append(row)
         lines.append("| " + " | ".join(str(v) for v in p) + " | " + " | ".join(cellstrs) + " |")
     return "\n".join(lines), rows
+
+
+def published_grid_tables(cfg: dict[str, Any], values: dict[str, dict[int, dict[str, float]]]
+                          ) -> list[tuple[str, str]]:
+    """For each grid axis the seed published (``[published_grid.<axis>]``): our cell means
+    beside the seed's, cell by cell, with an agreement verdict and each arm's best value."""
+    out = []
+    cells = cfg.get("cells") or {}
+    for axis, table in (cfg.get("published_grid") or {}).items():
+        if axis not in (cfg.get("grid") or {}):
+            continue
+        arms = [a for a in table if a != "values"]
+        lines = [f"| {axis} | arm | ours % [95 % CI] | published % | ours − published | "
+                 "verdict |", "|---|---|---|---|---|---|"]
+        agree = total = 0
+        best_ours: dict[str, tuple[float, Any]] = {}
+        for i, v in enumerate(table["values"]):
+            for arm in arms:
+                derived = next((d for d, c in cells.items() if c["arm"] == arm
+                                and isinstance(c.get(axis), (int, float))
+                                and abs(c[axis] - v) <= 1e-12 * max(1.0, abs(v))), None)
+                xs = [r["test_acc"] for r in values.get(derived, {}).values()
+                      if r.get("test_acc") is not None] if derived else []
+                pub = table[arm][i]
+                if not xs:
+                    lines.append(f"| {v} | {arm} | – | {_pct(pub)} | – | not run |")
+                    continue
+                a = against_published(xs, pub)
+                total += 1
+                agree += a["verdict"] == "agrees"
+                if arm not in best_ours or a["mean"] > best_ours[arm][0]:
+                    best_ours[arm] = (a["mean"], v)
+                half = "–" if a["half"] is None else f"{100 * a['half']:.2f}"
+                lines.append(f"| {v} | {arm} | {_pct(a['mean'])} {_ci(a['ci_low'], a['ci_high'])}"
+                             f" | {_pct(pub)} | {100 * a['diff']:+.2f} ± {half} | "
+                             f"{a['verdict']} |")
+        lines += ["", f"Agreement: {agree} of {total} cells."]
+        for arm in arms:
+            if arm in best_ours:
+                pv = table["values"][max(range(len(table[arm])), key=table[arm].__getitem__)]
+                lines.append(f"- {arm}: our best {axis} {best_ours[arm][1]} (mean on test), "
+                             f"the seed's table's best {pv}.")
+        out.append((axis, "\n".join(lines)))
+    return out

@@ -117,3 +117,24 @@ def verdict(lo: float | None, hi: float | None, direction: str, tolerance: float
             return SUPPORTED
         return CONTRADICTED if lo > tolerance or hi < -tolerance else NOT_SUPPORTED
     raise ValueError(f"direction must be '>', '<' or '~', got {direction!r}")
+
+
+def against_published(xs: Sequence[float], published: float) -> dict[str, Any]:
+    """Our runs against a published mean of as many runs whose spread was not published.
+
+    Assuming the published runs had our sd and our n, the difference of the two means has
+    standard error s·√(2/n); they agree when the difference lies within t₀.₉₇₅,ₙ₋₁ of it
+    (Welch's interval with equal variances and sizes).
+    """
+    sm = summary(xs)
+    out = {**sm, "published": float(published), "diff": None, "half": None, "verdict": UNTESTED}
+    if sm["mean"] is None:
+        return out
+    out["diff"] = sm["mean"] - published
+    if sm["sd"] is None:
+        return out
+    half = _t(sm["n"] - 1) * sm["sd"] * math.sqrt(2 / sm["n"])
+    out["half"] = half
+    out["verdict"] = ("agrees" if abs(out["diff"]) <= half else
+                      "ours higher" if out["diff"] > 0 else "ours lower")
+    return out
