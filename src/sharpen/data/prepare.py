@@ -70,7 +70,7 @@ def build_data(cfg: Any, device: torch.device, seed: int = 0) -> TrainData:
         if val is not None:
             val = Split(resize_u8(val.x, cfg.data_resize), val.y)
     return TrainData(Split(x.to(device), y.to(device)), Split(tx.to(device), ty.to(device)), val,
-                     mean, std)
+                     mean, std, classes=None if cfg.pairs is not None else spec.num_classes)
 
 
 def uses_seed(cfg: Any) -> bool:

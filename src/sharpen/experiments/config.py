@@ -52,8 +52,9 @@ class _RunBase(BaseModel):
 
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: ScheduleLike = 0.01
+    warmup: float = Field(0.0, ge=0, description="epochs of linear lr warm-up, per step")
     lr_adaptive: bool = False
     lr_adaptive_threshold: float = Field(0.03, gt=0, lt=1)
     lr_adaptive_factor: float = Field(0.5, gt=0, lt=1)

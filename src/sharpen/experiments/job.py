@@ -41,6 +41,7 @@ def resolve_device(name: str) -> torch.device:
 def settings_of(cfg: Any) -> TrainSettings:
     return TrainSettings(
         epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
+        warmup=cfg.warmup,
         momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
         lr_adaptive_threshold=cfg.lr_adaptive_threshold if cfg.lr_adaptive else None,
         lr_adaptive_factor=cfg.lr_adaptive_factor, loss=cfg.loss,
@@ -51,7 +52,15 @@ def settings_of(cfg: Any) -> TrainSettings:
 def model_factory(cfg: Any) -> Callable[[], torch.nn.Module]:
     spec = get_spec(cfg.dataset)
     kw = {"num_classes": spec.num_classes, "in_channels": spec.shape[0], **cfg.model_args}
-    return lambda: create_model(cfg.model, **kw)
+    techs = techniques_for(cfg)
+
+    def build() -> torch.nn.Module:
+        model = create_model(cfg.model, **kw)
+        for t in techs:
+            model = t.prepare_model(model)
+        return model
+
+    return build
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

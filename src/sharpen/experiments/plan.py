@@ -35,12 +35,15 @@ class Group:
 
 
 @functools.lru_cache(maxsize=64)
-def _model_problem(model: str, args_json: str, shape: tuple[int, ...], classes: int) -> str | None:
+def _model_problem(model: str, args_json: str, shape: tuple[int, ...], classes: int,
+                   blurpool: bool = False) -> str | None:
     from sharpen.models import create_model
+    from sharpen.techniques.blurpool import add_blurpool
     from sharpen.training.stack import stack_problem
 
     kw = {"num_classes": classes, "in_channels": shape[0], **json.loads(args_json)}
-    return stack_problem(lambda: create_model(model, **kw), shape)
+    return stack_problem(lambda: (add_blurpool if blurpool else (lambda m: m))(
+        create_model(model, **kw)), shape)
 
 
 def input_shape(cfg: Any) -> tuple[int, ...]:
@@ -64,7 +67,7 @@ def stack_blockers(cfg: Any) -> list[str]:
     spec = get_spec(cfg.dataset)
     classes = 2 if cfg.pairs is not None else spec.num_classes
     problem = _model_problem(cfg.model, json.dumps(cfg.model_args, sort_keys=True),
-                             input_shape(cfg), classes)
+                             input_shape(cfg), classes, bool(getattr(cfg, "blurpool", False)))
     if problem:
         why.append(f"model {cfg.model!r}: {problem}")
     return why

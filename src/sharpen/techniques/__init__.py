@@ -11,18 +11,29 @@ from __future__ import annotations
 from typing import Any
 
 from sharpen.techniques.base import Technique
+from sharpen.techniques.blurpool import BlurPool, add_blurpool, blur_downsample
+from sharpen.techniques.crop import RandomCrop, random_crop
+from sharpen.techniques.cutmix import CutMix, cutmix
+from sharpen.techniques.cutout import Cutout, cutout
 from sharpen.techniques.deblur import RandomizedDeblur
 from sharpen.techniques.dropout import ScheduledDropout
+from sharpen.techniques.ema import EMA
 from sharpen.techniques.erasing import RandomErasing, random_erasing
+from sharpen.techniques.flip import HorizontalFlip, hflip
+from sharpen.techniques.gradclip import GradClip, clip_grad_norm_per_seed
 from sharpen.techniques.gradflow import GradientFlow, gradient_flow, weight_layers
+from sharpen.techniques.mixup import Mixup, mixup
 from sharpen.techniques.resizing import ProgressiveResize
 from sharpen.techniques.sharpening import ProgressiveSharpening, blurred_copy
+from sharpen.techniques.smoothing import LabelSmoothing, smooth_loss
 from sharpen.training.schedules import as_schedule
 
-# the registry, in the order hooks run: dropout, curricula, regularisers, diagnostics
+# the registry, in the order hooks run: model changes, dropout, curricula, per-image
+# augmentations, batch mixing, loss terms, gradient and weight handling, diagnostics
 TECHNIQUES: tuple[type[Technique], ...] = (
-    ScheduledDropout, ProgressiveSharpening, ProgressiveResize, RandomizedDeblur,
-    RandomErasing, GradientFlow,
+    BlurPool, ScheduledDropout, ProgressiveSharpening, ProgressiveResize, RandomizedDeblur,
+    RandomCrop, HorizontalFlip, RandomErasing, Cutout, Mixup, CutMix, LabelSmoothing,
+    GradClip, EMA, GradientFlow,
 )
 
 
@@ -62,4 +73,7 @@ def schedule_rows(cfg: Any) -> list[dict[str, Any]]:
 __all__ = ["TECHNIQUES", "Technique", "techniques_for", "schedule_rows", "plan_columns",
            "ScheduledDropout", "ProgressiveSharpening", "ProgressiveResize", "RandomizedDeblur",
            "RandomErasing", "GradientFlow", "random_erasing", "gradient_flow", "weight_layers",
-           "blurred_copy"]
+           "blurred_copy", "BlurPool", "add_blurpool", "blur_downsample", "RandomCrop",
+           "random_crop", "CutMix", "cutmix", "Cutout", "cutout", "EMA", "HorizontalFlip", "hflip",
+           "GradClip", "clip_grad_norm_per_seed", "Mixup", "mixup", "LabelSmoothing",
+           "smooth_loss"]

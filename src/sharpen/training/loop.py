@@ -9,11 +9,16 @@ sum of the seeds' mean losses, so each seed's gradient is its own), metrics, lea
 multiplier (``lr_adaptive`` decides per seed) and divergence: a seed whose loss becomes
 NaN stops recording and the others go on.
 
-Techniques act only through four hooks (Composer-style events):
+Techniques act only through six hooks (Composer-style events):
   on_epoch_start(state)              - change data, dropout, image size for this epoch
   on_batch(state, x, y) -> (x, y)    - transform a drawn batch (seed-major, normalised)
   on_loss(state, loss, out, y) -> loss   - loss: one value per seed; add auxiliary terms
+  on_before_step(state)              - gradients are ready: clip or inspect them
+  on_step(state)                     - the weights were just updated: average them
   on_epoch_end(state, row)           - once per seed (``state.seed_index``): add columns
+
+Learning rate and weight decay follow their schedules per epoch, or per step when a
+schedule says ``per = "step"`` or ``warmup`` is set (a linear ramp over the first steps).
 """
 
 from __future__ import annotations
@@ -57,14 +62,19 @@ class TrainData:
     val: Split | None
     mean: Sequence[float]
     std: Sequence[float]
+    classes: int | None = None  # classification: number of classes (soft targets need it)
+
+    def num_classes(self) -> int:
+        return self.classes if self.classes is not None else int(self.train.y.max()) + 1
 
 
 @dataclass
 class TrainSettings:
     epochs: int
     batch_size: int
-    optimizer: str = "sgd"
+    optimizer: str = "sgd"  # sgd, adam, adamw (decoupled weight decay)
     lr: Any = 0.01  # number or schedule
+    warmup: float = 0.0  # epochs (fractions allowed) of linear lr warm-up, applied per step
     momentum: float = 0.9
     weight_decay: Any = 0.0  # number or schedule
     nesterov: bool = False
@@ -100,6 +110,10 @@ class TrainState:
     train_x: list[torch.Tensor] = field(default_factory=list)
     batch_index: torch.Tensor | None = None  # E×B
     seed_index: int = 0  # in on_epoch_end: the seed whose row is being finished
+    batch: int = 0  # index of the batch within the epoch
+    batches: int = 1  # batches per epoch
+    task: Any = None  # what the output means (training.tasks): loss and accuracy
+    eval_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     # this epoch's reported values: a number (every seed) or a list with one value per seed
     extra: dict[str, Any] = field(default_factory=dict)
     rng: dict[tuple[str, str], list[torch.Generator]] = field(default_factory=dict)
@@ -108,6 +122,16 @@ class TrainState:
     @property
     def epochs(self) -> int:
         return self.settings.epochs
+
+    @property
+    def t(self) -> float:
+        """Training time in epochs, fractional within an epoch (for per-step schedules)."""
+        return self.epoch + self.batch / max(self.batches, 1)
+
+    def now(self, schedule: Any) -> float:
+        """A schedule's value at this point: per epoch, or per step if it says so."""
+        return float(schedule.value(self.t if schedule.per == "step" else self.epoch,
+                                    self.epochs))
 
     @property
     def n_seeds(self) -> int:
@@ -160,6 +184,12 @@ class Hook:
         """Add terms to the per-seed losses (a tensor of E values)."""
         return loss
 
+    def on_before_step(self, state: TrainState) -> None:
+        """Called after backward, before the optimizer step (gradients are ready)."""
+
+    def on_step(self, state: TrainState) -> None:
+        """Called after the optimizer step (the weights were just updated)."""
+
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
         """Add columns to seed ``state.seed_index``'s metrics row."""
 
@@ -206,7 +236,9 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
                                nesterov=s.nesterov, **kw)
     if s.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr0, weight_decay=wd0, **kw)
-    raise ValueError(f"optimizer must be 'sgd' or 'adam', got {s.optimizer!r}")
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr0, weight_decay=wd0, **kw)
+    raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {s.optimizer!r}")
 
 
 def normalizer(datas: Sequence[TrainData], device: torch.device
@@ -332,11 +364,12 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
     fmodel = torch.compile(model) if s.compile else model
     lr_s, wd_s = as_schedule(s.lr), as_schedule(s.weight_decay)
     norm = normalizer(datas, device)
-    state = TrainState(model, opt, datas, s, device, seeds, norm=norm)
-    bind_dropout(model, state.generators("dropout", device))
     from sharpen.training.tasks import ClassificationTask
 
     task = s.task or ClassificationTask(s.loss)
+    state = TrainState(model, opt, datas, s, device, seeds, norm=norm, task=task,
+                       eval_transform=eval_transform)
+    bind_dropout(model, state.generators("dropout", device))
     lr_mult = [1.0] * E
     prev_loss: list[float | None] = [None] * E
     rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
@@ -360,30 +393,45 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
     n = len(datas[0].train)
     bs = s.batch_size
     shared_y = all(d.train.y is datas[0].train.y for d in datas)
+    stop = n - n % bs if s.drop_last and n >= bs else n
+    state.batches = -(-stop // bs)
+    warm_steps = max(1, round(s.warmup * state.batches)) if s.warmup > 0 else 0
+    per_step = bool(warm_steps) or lr_s.per == "step" or wd_s.per == "step"
+    const_wd = isinstance(s.weight_decay, (int, float))
+
+    def set_lr(mult: list[float]) -> torch.Tensor | None:
+        """Put this step's lr (schedule × warm-up) and weight decay into the optimizer;
+        returns the per-seed update scale when the seeds' multipliers differ."""
+        state.lr = state.now(lr_s) * (min(1.0, (state.step + 1) / warm_steps) if warm_steps
+                                       else 1.0)
+        uniform = all(m == mult[0] for m in mult)
+        # per-seed lr multipliers: step with lr 1 and scale each seed's update (SGD, Adam
+        # and AdamW updates are linear in lr); one multiplier for all: the group lr carries it
+        _set_lr(opt, state.lr * mult[0] if uniform else 1.0,
+                None if const_wd else state.now(wd_s))
+        return None if uniform else torch.tensor([state.lr * m for m in mult], device=device)
     for epoch in range(first, s.epochs):
         if all(d is not None for d in diverged):
             break
         state.epoch = epoch
         state.train_x = [d.train.x for d in datas]
         state.extra = {}
-        state.lr = float(lr_s.value(epoch, s.epochs))
-        uniform = all(m == lr_mult[0] for m in lr_mult)
-        # per-seed lr multipliers: step with lr 1 and scale each seed's update (SGD and
-        # Adam updates are linear in lr); one multiplier for all: the group lr carries it
-        _set_lr(opt, state.lr * lr_mult[0] if uniform else 1.0,
-                None if isinstance(s.weight_decay, (int, float)) else wd_s.value(epoch, s.epochs))
-        scale = None if uniform else torch.tensor([state.lr * m for m in lr_mult], device=device)
+        state.batch = 0
+        scale = set_lr(lr_mult)
+        epoch_lr = state.lr  # reported: the lr of the epoch's first step
         t0 = time.perf_counter()  # images/s counts a curriculum's per-epoch data preparation
         for h in hooks:
             h.on_epoch_start(state)
         perm = torch.stack([torch.randperm(n, generator=g)
                             for g in state.generators("data_order")]).to(device)
-        stop = n - n % bs if s.drop_last and n >= bs else n
         loss_sum = torch.zeros(E, device=device)
         correct = torch.zeros(E, dtype=torch.long, device=device)
         extra: dict[str, list[Any]] = {}
         seen = 0
         for i in range(0, stop, bs):
+            state.batch = i // bs
+            if per_step and i:
+                scale = set_lr(lr_mult)
             idx = perm[:, i:i + bs]
             b = idx.shape[1]
             state.batch_index = idx
@@ -402,6 +450,8 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
                 loss = h.on_loss(state, loss, out, y)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()  # seeds share no weights: each gets its own gradient
+            for h in hooks:
+                h.on_before_step(state)
             if scale is None:
                 opt.step()
             else:
@@ -410,6 +460,8 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
                 with torch.no_grad():
                     for p, p0 in zip(model.parameters(), before):
                         p.copy_(p0 + (p - p0) * scale.view(-1, *[1] * (p.dim() - 1)))
+            for h in hooks:
+                h.on_step(state)
             state.step += 1
             with torch.no_grad():  # accumulate on device: no sync per batch
                 loss_sum += loss.detach().float() * b
@@ -443,7 +495,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
                 row[f"{name}_loss"], row[f"{name}_acc"] = r.pop("loss"), r.pop("acc")
                 row.update({f"{name}_{m}": v for m, v in r.items()})
             row["gap"] = row["train_acc"] - row.get("val_acc", row["test_acc"])
-            row["lr"] = state.lr * lr_mult[k]
+            row["lr"] = epoch_lr * lr_mult[k]
             row["seconds"] = time.perf_counter() - t0
             row["images_per_s"] = seen * E / train_time if train_time > 0 else float("nan")
             row.update({name: _seed_value(v, k) for name, v in state.extra.items()})

@@ -3,6 +3,8 @@
 A schedule is a pure function of the epoch (0-based) and the run length; with
 ``unit = "progress"`` its begin/length/every/points are fractions of training in [0, 1],
 where progress = epoch / (epochs - 1). In a config file a bare number is a constant.
+``per = "step"`` asks the trainer to evaluate it at every optimizer step, at the
+fractional epoch epoch + batch/batches, instead of once at the start of each epoch.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ Unit = Literal["epoch", "progress"]
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     unit: Unit = "epoch"
+    per: Literal["epoch", "step"] = "epoch"
 
-    def _t(self, epoch: int, epochs: int) -> float:
+    def _t(self, epoch: float, epochs: int) -> float:
         if self.unit == "epoch":
             return float(epoch)
         return epoch / (epochs - 1) if epochs > 1 else 1.0
@@ -139,7 +142,31 @@ class Piecewise(_Base):
         return self.points[-1][0]
 
 
-Schedule = Annotated[Constant | Linear | Cosine | Step | Piecewise, Field(discriminator="kind")]
+class OneCycle(_Base):
+    """Smith's one-cycle policy as torch's OneCycleLR (cosine anneal): from peak/div up to
+    ``peak`` over the first ``pct`` of the run, then down to peak/(div·final_div) at its
+    end. Meant for ``per = "step"``; the run spans [0, epochs) in epochs."""
+
+    kind: Literal["onecycle"] = "onecycle"
+    peak: float = Field(gt=0)
+    pct: float = Field(0.3, gt=0, lt=1)
+    div: float = Field(25.0, gt=0)
+    final_div: float = Field(1e4, gt=0)
+
+    def value(self, epoch: float, epochs: int) -> float:
+        f = min(max(epoch / epochs if self.unit == "epoch" else self._t(epoch, epochs), 0.0), 1.0)
+        lo, hi, end = self.peak / self.div, self.peak, self.peak / (self.div * self.final_div)
+
+        def anneal(a: float, b: float, x: float) -> float:
+            return b + (a - b) * (1 + math.cos(math.pi * x)) / 2
+
+        if f <= self.pct:
+            return anneal(lo, hi, f / self.pct)
+        return anneal(hi, end, (f - self.pct) / (1 - self.pct))
+
+
+Schedule = Annotated[Constant | Linear | Cosine | Step | Piecewise | OneCycle,
+                     Field(discriminator="kind")]
 ScheduleLike = float | Schedule
 
 

@@ -26,10 +26,11 @@ class ClassificationTask:
         self.fn = F.cross_entropy if loss == "cross_entropy" else F.nll_loss
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # y: labels N, or soft targets N×K (mixup, cutmix: cross-entropy against them)
         return self.fn(out.float(), y, reduction="none")
 
     def correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return out.argmax(1) == y
+        return out.argmax(1) == (y.argmax(1) if y.dim() == 2 else y)
 
     def extra(self, out: Any, y: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
         return {}
