@@ -251,7 +251,7 @@ def test_stacked_rerun_finishes_only_the_missing_seeds(tiny, tmp_path):
 
 
 BUNDLED = ["quickstart", "sharpening-mnist", "sharpening-signals", "pairs-direct-shres",
-           "pairs-sublenet", "deblur-cifar10", "vgg-cifar100"]
+           "pairs-sublenet", "deblur-cifar10", "vgg-cifar100", "techniques-cifar10"]
 
 
 def test_the_smoke_test_list_covers_every_bundled_experiment():
