@@ -340,3 +340,23 @@ def test_mixing_refuses_pair_tasks(tmp_path):
     with pytest.raises(SharpenError, match=r"field mixup_alpha: mixed targets need a "
                                            r"classification task"):
         load_experiment(str(p))
+
+
+def test_sharpen_keys_lists_every_key_with_a_meaning_and_docs_keys_md_is_current(capsys):
+    from pathlib import Path
+
+    from sharpen.cli import main
+    from sharpen.experiments.config import RUN_KEYS, key_table
+    rows = key_table()
+    assert {r["key"] for r in rows} == RUN_KEYS
+    assert all(r["meaning"] for r in rows), [r["key"] for r in rows if not r["meaning"]]
+    by = {r["key"]: r for r in rows}
+    for k in ("crop_pad", "flip_p", "cutout_size", "mixup_alpha", "cutmix_alpha",
+              "label_smoothing", "ema_decay", "grad_clip", "blurpool", "warmup"):
+        assert k in by
+    assert by["optimizer"]["type"] == "'sgd' | 'adam' | 'adamw'"
+    assert by["lr"]["type"] == "number or schedule" and by["mixup_alpha"]["owner"] == "mixup"
+    assert main(["keys", "--markdown"]) == 0
+    table = capsys.readouterr().out
+    doc = (Path(__file__).parents[1] / "docs" / "keys.md").read_text()
+    assert table in doc, "docs/keys.md is stale: regenerate it with sharpen keys --markdown"

@@ -82,6 +82,21 @@ def _cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys(a: argparse.Namespace) -> int:
+    from sharpen.experiments.config import key_table
+
+    rows = key_table()
+    if a.markdown:
+        print("| key | type | default | owner | meaning |\n|---|---|---|---|---|")
+        for r in rows:
+            meaning = r["meaning"].replace("|", "\\|")
+            print(f"| `{r['key']}` | {r['type']} | `{r['default']}` | {r['owner']} | {meaning} |")
+        return 0
+    for r in rows:
+        print(f"{r['key']:24s} {r['type']:28.28s} default {r['default']:10s} {r['meaning']}")
+    return 0
+
+
 def _cmd_data(a: argparse.Namespace) -> int:
     from sharpen.data import fetch, verify_files
 
@@ -200,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list models, datasets or bundled experiments")
     ls.add_argument("what", nargs="?", choices=["models", "datasets", "experiments"])
     ls.set_defaults(fn=_cmd_list)
+
+    k = sub.add_parser("keys", help="every key of an experiment file: type, default, meaning")
+    k.add_argument("--markdown", action="store_true", help="a Markdown table (docs/keys.md)")
+    k.set_defaults(fn=_cmd_keys)
 
     s = sub.add_parser("schedule", help="print every scheduled quantity per epoch, without training")
     s.add_argument("experiment")

@@ -31,55 +31,78 @@ class _RunBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    verify: bool = True
+    dataset: str = Field("mnist", description="dataset name (sharpen list datasets)")
+    data_dir: str | None = Field(None,
+        description="folder holding the dataset's files (default: $SHARPEN_DATA, then the cache)")
+    verify: bool = Field(True, description="check the dataset files' md5 before use")
     train_size: int | None = Field(None, ge=1, description="subset of the training split")
     val_size: int = Field(0, ge=0, description="images held out of training for validation")
     test_size: int | None = Field(None, ge=1, description="first N test images")
-    split_seed: int = 0
+    split_seed: int = Field(0,
+        description="seed of the train/validation split and of the train_size subset")
     data_resize: int | None = Field(None, ge=4, description="resize train and test images once")
 
-    model: str = "lenet5_dropout"
-    model_args: dict[str, Any] = Field(default_factory=dict)
+    model: str = Field("lenet5_dropout", description="model name (sharpen list models)")
+    model_args: dict[str, Any] = Field(default_factory=dict,
+        description="keyword arguments of the model's factory, e.g. { dropout = 0.5 }")
 
     # digit-pair comparison (seeds 002, 004): N pairs per split, drawn anew per run seed
-    pairs: int | None = Field(None, ge=1)
+    pairs: int | None = Field(None, ge=1,
+        description="digit-pair task (seeds 002, 004): training pairs drawn per run seed")
     pairs_test: int | None = Field(None, ge=1, description="test pairs (default: pairs)")
-    pair_normalize: Literal["train", "dataset"] = "train"  # train: mean/std of train pairs
-    aux_weight: float = Field(1.0, ge=0)
-    asym_weight: float = Field(1.0, ge=0)
+    # train: mean/std of train pairs
+    pair_normalize: Literal["train", "dataset"] = Field("train",
+        description="pairs: normalise with the train pairs' mean/std or the dataset's")
+    aux_weight: float = Field(1.0, ge=0, description="pairs: weight of the auxiliary digit loss")
+    asym_weight: float = Field(1.0, ge=0, description="pairs: weight of the swapped-pair (asymmetry) loss")
 
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(64, ge=1)
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: ScheduleLike = 0.01
+    epochs: int = Field(10, ge=1, description="epochs of training")
+    batch_size: int = Field(64, ge=1, description="training batch size (per seed)")
+    optimizer: Literal["sgd", "adam", "adamw"] = Field("sgd",
+        description="sgd, adam or adamw (decoupled weight decay)")
+    lr: ScheduleLike = Field(0.01,
+        description="learning rate: a number or a schedule (per epoch, or per step with per = 'step')")
     warmup: float = Field(0.0, ge=0, description="epochs of linear lr warm-up, per step")
-    lr_adaptive: bool = False
-    lr_adaptive_threshold: float = Field(0.03, gt=0, lt=1)
-    lr_adaptive_factor: float = Field(0.5, gt=0, lt=1)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: ScheduleLike = 0.0
-    loss: Literal["cross_entropy", "nll"] = "cross_entropy"
+    lr_adaptive: bool = Field(False,
+        description="seed 004: halve the lr when the epoch loss improved by < threshold")
+    lr_adaptive_threshold: float = Field(0.03, gt=0, lt=1,
+        description="lr_adaptive: relative loss improvement below which the lr drops")
+    lr_adaptive_factor: float = Field(0.5, gt=0, lt=1,
+        description="lr_adaptive: factor applied to the lr when it drops")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(False, description="SGD with Nesterov momentum")
+    weight_decay: ScheduleLike = Field(0.0,
+        description="L2 / weight decay: a number or a schedule (decoupled for adamw)")
+    loss: Literal["cross_entropy", "nll"] = Field("cross_entropy",
+        description="cross_entropy (logits) or nll (log-probabilities)")
 
-    keep_best: bool = False
-    checkpoint: bool = True  # save every epoch; a killed run resumes from its last epoch
-    device: str = "auto"
-    channels_last: bool = True  # NHWC layout: faster convs on CPU (oneDNN) and GPU (cuDNN)
-    amp: Literal["off", "bf16"] = "off"  # bf16 autocast of forward and loss
-    compile: bool = False  # torch.compile the model
-    fused_optimizer: bool = True  # SGD/Adam update as one fused kernel
-    eval_batch_size: int = Field(1000, ge=1)
+    keep_best: bool = Field(False,
+        description="also report the best test epoch per run (selected on test: optimistic)")
+    # save every epoch; a killed run resumes from its last epoch
+    checkpoint: bool = Field(True,
+        description="save every epoch so that a killed run resumes from its last epoch")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    # NHWC layout: faster convs on CPU (oneDNN) and GPU (cuDNN)
+    channels_last: bool = Field(True, description="NHWC memory layout (faster convs on CPU and GPU)")
+    # bf16 autocast of forward and loss
+    amp: Literal["off", "bf16"] = Field("off",
+        description="off, or bf16 autocast of forward and loss (weights stay fp32)")
+    # torch.compile the model
+    compile: bool = Field(False, description="torch.compile the model")
+    # SGD/Adam update as one fused kernel
+    fused_optimizer: bool = Field(True, description="SGD/Adam/AdamW update as one fused kernel")
+    eval_batch_size: int = Field(1000, ge=1, description="batch size of evaluation")
 
     # the execution plan (experiments.plan): both change float rounding, so both are part
     # of the configuration, never of where the runs happen (--workers, --backend)
     # seeds of an arm trained at once as one stacked model: "auto" = up to
     # plan.MAX_STACK when the model and every technique stack, else 1
-    stack_seeds: int | Literal["auto"] = "auto"
+    stack_seeds: int | Literal["auto"] = Field("auto",
+        description="seeds of an arm trained at once as one stacked model ('auto': up to 10)")
     # torch threads per job: "auto" = this machine's cores ÷ the plan's jobs (at least 1),
     # fixed when the run directory's plan is made
-    threads: int | Literal["auto"] = "auto"
+    threads: int | Literal["auto"] = Field("auto",
+        description="torch threads per job ('auto': this machine's cores ÷ jobs)")
 
     @field_validator("device")
     @classmethod
@@ -127,6 +150,45 @@ class Claim(BaseModel):
     metric: str = "test_acc"
     tolerance: float = Field(0.0, ge=0)  # for "~": equal within ± tolerance
 RUN_KEYS = set(RunConfig.model_fields)
+
+
+def _type_name(ann: Any) -> str:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is typing.Annotated:  # a schedule: the union of its kinds
+        return "schedule"
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args]
+        if "schedule" in names:
+            names = ["number or schedule" if n == "schedule" else n for n in names
+                     if n != "float"]
+        return " | ".join(names)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if ann is type(None):
+        return "None"
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
+    return getattr(ann, "__name__", str(ann))
+
+
+def key_table() -> list[dict[str, str]]:
+    """Every run key of an experiment file: name, type, default and meaning, from the
+    config model itself (``sharpen keys``); the technique that owns it, if any."""
+    from sharpen.techniques import TECHNIQUES
+
+    owner = {k: t.name for t in TECHNIQUES for k in t.Config.model_fields}
+    rows = []
+    fields = sorted(RunConfig.model_fields.items(), key=lambda kv: kv[0] in owner)  # trainer first
+    for k, f in fields:
+        default = f.default_factory() if f.default_factory is not None else f.default
+        rows.append({"key": k, "type": _type_name(f.annotation),
+                     "default": json.dumps(default) if not isinstance(default, str)
+                     else f'"{default}"', "owner": owner.get(k, "trainer/data"),
+                     "meaning": f.description or ""})
+    return rows
 
 
 class Experiment(BaseModel):

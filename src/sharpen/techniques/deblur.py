@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sharpen.curricula.ops import gaussian_blur
 from sharpen.techniques.base import Technique
@@ -23,8 +23,12 @@ class RandomizedDeblur(Technique):
     plan_columns = ("sigma", "blur_p")
 
     class Config(BaseModel):
-        blur_sigma: ScheduleLike | None = None  # seed 001: Gaussian σ per epoch
-        blur_p: ScheduleLike = 1.0  # seed 001: probability α that a batch is blurred
+        # seed 001: Gaussian σ per epoch
+        blur_sigma: ScheduleLike | None = Field(None,
+            description="seed 001: Gaussian blur σ of training batches per epoch (0 = sharp)")
+        # seed 001: probability α that a batch is blurred
+        blur_p: ScheduleLike = Field(1.0,
+            description="seed 001: probability α that a training batch is blurred")
 
     def __init__(self, sigma: ScheduleLike, p: ScheduleLike = 1.0, padding: str = "reflect"):
         self.sigma, self.p, self.padding = as_schedule(sigma), as_schedule(p), padding

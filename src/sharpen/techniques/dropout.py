@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sharpen.techniques.base import Technique
 from sharpen.training.loop import TrainState
@@ -17,7 +17,9 @@ class ScheduledDropout(Technique):
     plan_columns = ("dropout",)
 
     class Config(BaseModel):
-        dropout: ScheduleLike | None = None  # rate of every Dropout module, per epoch
+        # rate of every Dropout module, per epoch
+        dropout: ScheduleLike | None = Field(None,
+            description="rate of every Dropout layer per epoch (overrides the model's)")
 
     def __init__(self, rate: ScheduleLike):
         self.rate = as_schedule(rate)

@@ -63,10 +63,14 @@ class RandomErasing(Technique):
     name = "erasing"
 
     class Config(BaseModel):
-        random_erasing: bool = False  # seed 003: p 0.5, area 0.02-0.33, aspect 0.3-3.3, noise fill
-        erase_p: float = Field(0.5, ge=0, le=1)
-        erase_area: tuple[float, float] = (0.02, 0.33)
-        erase_aspect: tuple[float, float] = (0.3, 3.3)
+        # seed 003: p 0.5, area 0.02-0.33, aspect 0.3-3.3, noise fill
+        random_erasing: bool = Field(False,
+            description="seed 003's random erasing: one noise-filled box per training image")
+        erase_p: float = Field(0.5, ge=0, le=1, description="random erasing: probability per image")
+        erase_area: tuple[float, float] = Field((0.02, 0.33),
+            description="random erasing: (min, max) share of the image area")
+        erase_aspect: tuple[float, float] = Field((0.3, 3.3),
+            description="random erasing: (min, max) aspect ratio, log-uniform")
 
     def __init__(self, p: float = 0.5, area: tuple[float, float] = (0.02, 0.33),
                  aspect: tuple[float, float] = (0.3, 3.3)):

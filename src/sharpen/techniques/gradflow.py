@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from torch import nn
 
 from sharpen import SharpenError
@@ -43,7 +43,9 @@ class GradientFlow(Technique):
     name = "gradflow"
 
     class Config(BaseModel):
-        grad_flow_epochs: list[int] | None = None  # record per-layer gradient flow ([] = every epoch)
+        # record per-layer gradient flow ([] = every epoch)
+        grad_flow_epochs: list[int] | None = Field(None,
+            description="epochs (1-based) whose per-layer mean |gradient| is recorded ([] = every epoch)")
 
     def __init__(self, epochs: Sequence[int] = ()):
         self.epochs = set(epochs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sharpen.curricula.ops import resize
 from sharpen.techniques.base import Technique
@@ -20,7 +20,9 @@ class ProgressiveResize(Technique):
     plan_columns = ("image_size",)
 
     class Config(BaseModel):
-        image_size: ScheduleLike | None = None  # seed 001: training image side per epoch
+        # seed 001: training image side per epoch
+        image_size: ScheduleLike | None = Field(None,
+            description="seed 001: side of the training images per epoch (progressive resizing)")
 
     def __init__(self, size: ScheduleLike):
         self.size = as_schedule(size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sharpen.curricula.ops import box_blur
 from sharpen.techniques.base import Technique
@@ -40,10 +40,16 @@ class ProgressiveSharpening(Technique):
     plan_columns = ("blur_n", "blur_mix")
 
     class Config(BaseModel):
-        blur_n: ScheduleLike | None = None  # seed 000: box-blur kernel size per epoch (1 = sharp)
-        blur_mode: Literal["staged", "mixed"] = "staged"
-        blur_mix: ScheduleLike = 0.5  # mixed mode: fraction of each batch from the blurred copy
-        padding: Literal["reflect", "replicate", "zeros", "circular"] = "reflect"
+        # seed 000: box-blur kernel size per epoch (1 = sharp)
+        blur_n: ScheduleLike | None = Field(None,
+            description="seed 000: box-blur kernel size of the training data per epoch (1 = sharp)")
+        blur_mode: Literal["staged", "mixed"] = Field("staged",
+            description="seed 000: staged (whole epoch blurred) or mixed (part of every batch)")
+        # mixed mode: fraction of each batch from the blurred copy
+        blur_mix: ScheduleLike = Field(0.5,
+            description="seed 000 mixed mode: share of each batch taken from the blurred copy")
+        padding: Literal["reflect", "replicate", "zeros", "circular"] = Field("reflect",
+            description="padding of the blur filters: reflect, replicate, zeros or circular")
 
     def __init__(self, blur_n: ScheduleLike, mode: str = "staged", mix: ScheduleLike = 0.5,
                  padding: str = "reflect", chunk: int = 1024):
