@@ -135,9 +135,11 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         if cfg_path.exists():
             old = json.loads(cfg_path.read_text())
             if _comparable(old) != _comparable(resolved):
+                diff = config_diff(old.get("arms", {}), resolved["arms"])
+                shown = "; ".join(diff[:8]) + (f"; … {len(diff) - 8} more" if len(diff) > 8 else "")
                 raise SharpenError(
-                    f"{out} holds runs of a different configuration; use another --out "
-                    "(or delete that directory) to start afresh")
+                    f"{out} holds runs of a different configuration ({shown}); use another "
+                    "--out (or delete that directory) to start afresh")
             if "plan" in old and same_seeds(old["plan"], plan):
                 plan = old["plan"]  # resuming: the recorded plan, whatever this machine has
         atomic_write_json(cfg_path, {**resolved, "plan": plan})
@@ -223,6 +225,18 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                          RESULT_COLUMNS + (["base_arm", *axes] if axes else []))
         write_report(out)
     return out, results
+
+
+def config_diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[str]:
+    """What differs between two resolved arm tables, as 'arms.A.key: old → new' lines."""
+    out = [f"arm {a!r} is new" for a in new if a not in old]
+    out += [f"arm {a!r} is missing" for a in old if a not in new]
+    for a in (a for a in new if a in old):
+        for k in sorted(set(old[a]) | set(new[a])):
+            if old[a].get(k) != new[a].get(k):
+                out.append(f"arms.{a}.{k}: {json.dumps(old[a].get(k))} → "
+                           f"{json.dumps(new[a].get(k))}")
+    return out
 
 
 def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
