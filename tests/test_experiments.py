@@ -273,3 +273,49 @@ def test_every_bundled_experiment_runs_its_smoke_profile(name, tmp_path, request
     assert rows and all(r["status"] == "ok" for r in rows)
     assert len(rows) == len(exp.arms) * exp.runs
     assert (tmp_path / "r" / "report.md").is_file()
+
+
+def test_a_run_directory_reruns_itself_and_repeats_elsewhere(tiny, tmp_path, capsys):
+    first = tmp_path / "first"
+    args = ["run", str(tiny), "--profile", "smoke", "--set", "epochs=2", "--out", str(first),
+            "--quiet"]
+    assert main(args) == 0
+    hist = json.loads((first / "history.json").read_text())
+    assert hist[0]["command"] == "sharpen " + " ".join(args)  # the command line, as typed
+    res = first / "runs" / "a" / "seed-5" / "result.json"
+    stamp = res.stat().st_mtime_ns
+    # `sharpen run DIR` continues the directory from its resolved config.json: nothing to do
+    assert main(["run", str(first), "--quiet"]) == 0
+    assert res.stat().st_mtime_ns == stamp
+    assert main(["run", str(first), "--runs", "3", "--quiet"]) == 0  # grows it in place
+    assert (first / "runs" / "b" / "seed-7" / "result.json").is_file()
+    assert res.stat().st_mtime_ns == stamp
+    # ... and with --out elsewhere repeats the experiment, overrides included: same numbers
+    assert main(["run", str(first), "--runs", "2", "--out", str(tmp_path / "again"),
+                 "--quiet"]) == 0
+    again = list(csv.DictReader(open(tmp_path / "again" / "results.csv")))
+    mine = [r for r in csv.DictReader(open(first / "results.csv")) if r["seed"] != "7"]
+    assert again == mine
+    # the resolved config is a valid experiment for the other commands too
+    assert main(["schedule", str(first / "config.json")]) == 0
+    assert "arm a:" in capsys.readouterr().out
+    with pytest.raises(SharpenError, match="--profile and --axis apply to experiment files"):
+        load_experiment(str(first), profile="smoke")
+
+
+def test_adding_an_arm_to_a_finished_directory_runs_only_the_new_arm(tiny, tmp_path):
+    out = tmp_path / "r"
+    run_experiment(load_experiment(str(tiny), profile="smoke", overrides=["select_arms='a'"]),
+                   out, quiet=True)
+    done = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/result.json")}
+    assert {p.parent.parent.name for p in done} == {"a"}
+    _, results = run_experiment(load_experiment(str(tiny), profile="smoke"), out, quiet=True)
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # a's runs were kept
+    assert sorted((r["arm"], r["seed"]) for r in results) == [("a", 5), ("a", 6), ("b", 5),
+                                                              ("b", 6)]
+    # naming one arm again keeps the other's finished runs in the directory and its report
+    _, results = run_experiment(load_experiment(str(tiny), profile="smoke",
+                                                overrides=["select_arms='b'"]), out, quiet=True)
+    assert {r["arm"] for r in results} == {"a", "b"}
+    assert set(json.loads((out / "config.json").read_text())["arms"]) == {"a", "b"}
+    assert "| a |" in (out / "report.md").read_text()

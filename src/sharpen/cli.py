@@ -19,9 +19,13 @@ def _cmd_run(a: argparse.Namespace) -> int:
     if a.arms:
         sets.append(f"select_arms={a.arms!r}")
     exp = load_experiment(a.experiment, a.profile, sets, a.runs, getattr(a, "axis", None))
-    out, results = run_experiment(exp, Path(a.out) if a.out else None, quiet=a.quiet,
-                                  workers=a.workers, threads=a.threads, backend=a.backend,
-                                  address=a.address)
+    out = Path(a.out) if a.out else None
+    given = Path(a.experiment)
+    if out is None and given.is_dir() and (given / "config.json").is_file():
+        out = given  # `sharpen run DIR`: continue it (finished runs are kept)
+    out, results = run_experiment(exp, out, quiet=a.quiet, workers=a.workers,
+                                  threads=a.threads, backend=a.backend, address=a.address,
+                                  command=_command_line(a))
     if exp.cells:
         from sharpen.reports.report import grid_table
 
@@ -37,6 +41,14 @@ def _cmd_run(a: argparse.Namespace) -> int:
             f"{r['arm']} seed {r['seed']} ({r.get('error', '')})" for r in failed), file=sys.stderr)
         return 1
     return 0
+
+
+def _command_line(a: argparse.Namespace) -> str:
+    """The command as typed (sys.argv when run from a shell), kept in history.json."""
+    import shlex
+
+    argv = getattr(a, "argv", None) or sys.argv[1:]
+    return "sharpen " + " ".join(shlex.quote(x) for x in argv)
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
@@ -157,7 +169,8 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     helps = {"run": "run an experiment: arms × seeds, table and report",
              "grid": "run an experiment over a grid of settings: arms × cells × seeds"}
     r = sub.add_parser(cmd, help=helps[cmd])
-    r.add_argument("experiment", help="bundled experiment name or path to a .toml/.yaml file")
+    r.add_argument("experiment", help="bundled experiment name, a .toml/.yaml file, or a run "
+                                      "directory (continues it; --out elsewhere repeats it)")
     r.add_argument("--profile", help="profile in the file, e.g. quick, full, smoke")
     r.add_argument("--runs", type=int, help="number of seeds per arm (overrides the file)")
     r.add_argument("--out", help="run directory (default runs/<name>/<timestamp>); "
@@ -255,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         protect_output()
     parser = build_parser()
     a = parser.parse_args(argv)
+    a.argv = list(argv) if argv is not None else sys.argv[1:]
     if not getattr(a, "fn", None):
         parser.print_help()
         return 2

@@ -293,6 +293,11 @@ def _check_keys(d: dict[str, Any], valid: set[str], where: str, path: Path) -> N
 def load_experiment(name_or_path: str, profile: str | None = None,
                     overrides: list[str] | None = None, runs: int | None = None,
                     axes: list[str] | None = None) -> Experiment:
+    """An experiment from a bundled name, a .toml/.yaml file, or a run directory (its
+    config.json: the resolved experiment, every override applied)."""
+    given = Path(name_or_path)
+    if given.name == "config.json" or (given.is_dir() and (given / "config.json").is_file()):
+        return load_run_dir(given, profile, overrides, runs, axes)
     path = find_experiment(name_or_path)
     raw = read_file(path)
     _check_keys(raw, EXPERIMENT_KEYS | RUN_KEYS, "", path)
@@ -322,6 +327,38 @@ def load_experiment(name_or_path: str, profile: str | None = None,
         values = [parse_value(v.strip()) for v in vs.split(",") if v.strip()]
         raw.setdefault("grid", {})[k.strip()] = values
     return build_experiment(raw, path, profile or "")
+
+
+def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | None = None,
+                 runs: int | None = None, axes: list[str] | None = None) -> Experiment:
+    """The experiment a run directory holds, exactly as it ran; ``--runs`` may grow it and
+    ``--set key=value`` changes a run key in every arm (a different experiment: give it
+    another --out)."""
+    cfg_path = path if path.name == "config.json" else path / "config.json"
+    if not cfg_path.is_file():
+        raise SharpenError(f"{cfg_path}: no such file; a run directory holds config.json")
+    if profile or axes:
+        raise SharpenError(f"{cfg_path.parent}: a run directory is already resolved; "
+                           "--profile and --axis apply to experiment files only")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SharpenError(f"{cfg_path}: not valid JSON ({exc})") from None
+    cfg.pop("plan", None)
+    for item in overrides or []:
+        k, sep, v = item.partition("=")
+        k = k.strip()
+        if not sep or k not in RUN_KEYS:
+            raise SharpenError(f"--set {item!r}: on a run directory give a run key=value"
+                               f"{_suggest(k, RUN_KEYS)}")
+        for arm in cfg.get("arms", {}).values():
+            arm[k] = parse_value(v.strip())
+    if runs is not None:
+        cfg["runs"] = runs
+    exp = _validate(Experiment, cfg, cfg_path, "")
+    for name, arm in exp.arms.items():
+        _semantic_checks(arm, cfg_path, f"arms.{name}.")
+    return exp
 
 
 def _merge(raw: dict[str, Any], k: str, v: Any) -> None:

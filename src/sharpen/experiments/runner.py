@@ -107,7 +107,8 @@ def _finished(out: Path, arm: str, seed: int) -> dict[str, Any] | None:
 def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False,
                    workers: int | None = None, threads: int | None = None,
                    backend: str = "local",
-                   address: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
+                   address: str | None = None, command: str | None = None
+                   ) -> tuple[Path, list[dict[str, Any]]]:
     """Run every (arm, seed) not yet finished in ``out``; write results and the report.
 
     ``workers`` > 1 runs jobs in that many processes (None: cores ÷ the plan's threads);
@@ -132,16 +133,29 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         resolved = exp.resolved()
         plan = make_plan(exp)
         cfg_path = out / "config.json"
+        kept: list[str] = []  # arms of the directory this invocation does not name
         if cfg_path.exists():
             old = json.loads(cfg_path.read_text())
-            if _comparable(old) != _comparable(resolved):
-                diff = config_diff(old.get("arms", {}), resolved["arms"])
+            diff = config_diff(old.get("arms", {}), resolved["arms"], common_only=True)
+            if diff:
                 shown = "; ".join(diff[:8]) + (f"; … {len(diff) - 8} more" if len(diff) > 8 else "")
                 raise SharpenError(
                     f"{out} holds runs of a different configuration ({shown}); use another "
                     "--out (or delete that directory) to start afresh")
-            if "plan" in old and same_seeds(old["plan"], plan):
-                plan = old["plan"]  # resuming: the recorded plan, whatever this machine has
+            old_plan = old.get("plan") or {"arms": {}}
+            for arm in plan["arms"]:  # resuming: an arm keeps its recorded plan
+                if arm in old_plan["arms"] and same_seeds(
+                        {"arms": {arm: old_plan["arms"][arm]}}, {"arms": {arm: plan["arms"][arm]}}):
+                    plan["arms"][arm] = old_plan["arms"][arm]
+            # arms (or grid cells) added to a directory join it; those not named this time
+            # stay in it with their finished runs
+            for arm, a_cfg in old.get("arms", {}).items():
+                if arm not in resolved["arms"] and arm in old_plan["arms"]:
+                    kept.append(arm)
+                    resolved["arms"][arm] = a_cfg
+                    plan["arms"][arm] = old_plan["arms"][arm]
+                    if arm in (old.get("cells") or {}):
+                        resolved.setdefault("cells", {})[arm] = old["cells"][arm]
         atomic_write_json(cfg_path, {**resolved, "plan": plan})
         if exp.source and Path(exp.source).is_file():
             dst = out / ("experiment" + Path(exp.source).suffix)
@@ -155,8 +169,9 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
             "commit": env["git_commit"], "dirty": env["git_dirty"],
             "machine": f"{env['cpu_model'] or env['processor']}, {env['cpu_count']} cores"
                        + (f", {env['cuda']}" if env["cuda"] else ""),
-            "backend": backend}
-        jobs_all = [(arm, seed) for arm in exp.arms for seed in exp.seeds]
+            "backend": backend, "command": command}
+        jobs_all = [(arm, seed) for arm, a in plan["arms"].items()
+                    for seed in sorted(s for g in a["groups"] for s in g)]
         number = {j: k for k, j in enumerate(jobs_all, 1)}
         by_job: dict[tuple[str, int], dict[str, Any]] = {}
         todo: list[Job] = []
@@ -171,7 +186,7 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                 if not quiet:
                     print(f"[{number[(group.arm, s)]}/{len(jobs_all)}] {group.arm} seed {s}: "
                           "finished earlier, skipped")
-            if not missing:
+            if not missing or group.arm in kept:
                 continue
             # a group resumes whole from its checkpoint; without one, only its missing seeds
             # train (a group's results are written together, so that is a grown seed list)
@@ -216,7 +231,7 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         else:
             curriculum_figures(exp, out)
             run_serial(todo, report, log)
-        results = [by_job[j] for j in jobs_all]
+        results = [by_job[j] for j in jobs_all if j in by_job]
         invocation["finished"] = datetime.now().isoformat(timespec="seconds")
         invocation["wall_s"] = round(time.perf_counter() - t0, 1)
         _log_invocation(out, invocation)
@@ -227,18 +242,15 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     return out, results
 
 
-def config_diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[str]:
-    """What differs between two resolved arm tables, as 'arms.A.key: old → new' lines."""
-    out = [f"arm {a!r} is new" for a in new if a not in old]
-    out += [f"arm {a!r} is missing" for a in old if a not in new]
+def config_diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
+                common_only: bool = False) -> list[str]:
+    """What differs between two resolved arm tables, as 'arms.A.key: old → new' lines
+    (``common_only``: only arms in both; added or left-out arms are not differences)."""
+    out = [] if common_only else [f"arm {a!r} is new" for a in new if a not in old] + [
+        f"arm {a!r} is missing" for a in old if a not in new]
     for a in (a for a in new if a in old):
         for k in sorted(set(old[a]) | set(new[a])):
             if old[a].get(k) != new[a].get(k):
                 out.append(f"arms.{a}.{k}: {json.dumps(old[a].get(k))} → "
                            f"{json.dumps(new[a].get(k))}")
     return out
-
-
-def _comparable(resolved: dict[str, Any]) -> dict[str, Any]:
-    # runs count and seed list may grow between invocations; the arms must not change
-    return {k: v for k, v in resolved.items() if k in ("arms",)}
