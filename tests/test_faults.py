@@ -54,7 +54,7 @@ def tiny(tmp_path) -> Path:
     ("lr = 0", r"field 'lr': value 0 at epoch 1 is outside"),
     ("model = 'lenet'", r"field model: unknown model 'lenet'.*valid names"),
     ("dataset = 'mnsit'", r"field dataset: unknown dataset 'mnsit'; valid names"),
-    ("optimizer = 'rmsprop'", r"field optimizer: Input should be 'sgd' or 'adam'"),
+    ("optimizer = 'rmsprop'", r"field optimizer: Input should be 'sgd', 'adam' or 'adamw'"),
     ("[arms.x]\nlrr = 1", r"unknown key arms.x.'lrr' \(did you mean 'lr'\?\)"),
     ("lr = { kind = 'linear', start = 0.1, end = 0.01, length = 50 }",
      r"ends at 50 epochs but training has only 10"),
@@ -498,3 +498,12 @@ def test_sigterm_stops_cleanly_keeps_finished_runs_and_leaves_no_process(tmp_pat
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [x["status"] for x in rows] == ["ok"] * 4
     assert done <= {f"seed-{x['seed']}" for x in rows}
+
+
+def test_a_bad_set_value_names_the_key_as_written_without_library_internals(capsys):
+    assert main(["run", "quickstart", "--profile", "smoke", "--set", "lr=abc"]) == 2
+    err = capsys.readouterr().err
+    assert "field lr: expected a valid number or a schedule table such as" in err
+    assert "arms." not in err  # the user set a top-level key, not an arm's
+    for internal in ("tagged-union", "function-", "dictionary or object", "unable to parse"):
+        assert internal not in err

@@ -384,6 +384,7 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
                                f"experiment; arms: {', '.join(arms_raw)}")
         arms_raw = {a: arms_raw[a] for a in select}
     grid = _check_grid(raw.get("grid") or {}, path)
+    _validate(RunConfig, base, path, "")  # top-level keys first: errors name the key as written
     arms: dict[str, RunConfig] = {}
     cells: dict[str, dict[str, Any]] = {}
     for arm, ov in arms_raw.items():
@@ -483,12 +484,16 @@ def _validate(model: type[BaseModel], data: dict[str, Any], path: Path, where: s
 
 
 def _plain_msg(msg: str) -> str:
-    return msg.removeprefix("Value error, ")
+    msg = msg.removeprefix("Value error, ").replace(", unable to parse string as a number", "")
+    # a number-or-schedule key: say what a schedule looks like, not how pydantic parses it
+    return msg.replace("a valid dictionary or object to extract fields from",
+                       "a schedule table such as { kind = \"linear\", start = 0.1, end = 0.01 } "
+                       "(kinds: constant, linear, step, cosine, piecewise, onecycle)")
 
 
 def _clean_loc(loc: tuple) -> str:
     # drop pydantic's union-branch tags so the user sees only their own key names
-    tags = {"float", "constant", "linear", "step", "cosine", "piecewise", "int"}
+    tags = {"float", "constant", "linear", "step", "cosine", "piecewise", "onecycle", "int"}
     keep = [str(p) for p in loc if str(p) not in tags and not str(p).startswith(
         ("literal[", "function-", "tagged-union[", "union["))]
     return ".".join(keep)
