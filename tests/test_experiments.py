@@ -319,3 +319,12 @@ def test_adding_an_arm_to_a_finished_directory_runs_only_the_new_arm(tiny, tmp_p
     assert {r["arm"] for r in results} == {"a", "b"}
     assert set(json.loads((out / "config.json").read_text())["arms"]) == {"a", "b"}
     assert "| a |" in (out / "report.md").read_text()
+
+
+def test_grid_differs_from_run_and_list_v_shows_profiles(capsys):
+    assert main(["grid", "quickstart", "--profile", "smoke"]) == 2
+    assert "no grid to run; give --axis KEY=V1,V2,..." in capsys.readouterr().err
+    assert main(["list", "experiments", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "pairs-sublenet  (seed 004; profiles: full, lr-grid, batch-grid, quick, smoke)" in out
+    assert "vgg-cifar100  (seed 003; profiles: full, cpu, quick, smoke)" in out

@@ -9,6 +9,17 @@ from pathlib import Path
 from sharpen import SharpenError, __version__
 
 
+def _cmd_grid(a: argparse.Namespace) -> int:
+    from sharpen.experiments import load_experiment
+
+    if not a.axis:
+        exp = load_experiment(a.experiment, a.profile, list(a.set or []), a.runs)
+        if not exp.grid:
+            raise SharpenError(f"{a.experiment}: no grid to run; give --axis KEY=V1,V2,... or a "
+                               "profile with grid = { key = [values] } (or use sharpen run)")
+    return _cmd_run(a)
+
+
 def _cmd_run(a: argparse.Namespace) -> int:
     from sharpen.experiments import load_experiment, run_experiment
     from sharpen.reports.report import markdown_table, table_rows
@@ -88,9 +99,18 @@ def _cmd_list(a: argparse.Namespace) -> int:
             s = get_spec(d)
             print(f"  {d:16s} {'×'.join(map(str, s.shape)):10s} {s.num_classes} classes")
     if what in (None, "experiments"):
+        from sharpen.experiments.config import BUNDLED_DIR, read_file
+
         print("experiments:")
         for e in list_bundled():
-            print(f"  {e}")
+            if not a.verbose:
+                print(f"  {e}")
+                continue
+            raw = read_file(BUNDLED_DIR / f"{e}.toml")
+            profiles = ", ".join(raw.get("profiles") or {}) or "-"
+            first = " ".join((raw.get("description") or "").split())
+            print(f"  {e}  (seed {raw.get('seed_paper', '-').split(' ')[0]}; profiles: {profiles})")
+            print(f"      {first[:300]}{'…' if len(first) > 300 else ''}")
     return 0
 
 
@@ -166,9 +186,12 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 
 
 def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
-    helps = {"run": "run an experiment: arms × seeds, table and report",
-             "grid": "run an experiment over a grid of settings: arms × cells × seeds"}
-    r = sub.add_parser(cmd, help=helps[cmd])
+    helps = {"run": "run an experiment: arms × seeds (× grid cells, if its profile or --axis "
+                    "has a grid), table and report",
+             "grid": "run a grid search: every arm × every cell of the --axis values (or the "
+                     "profile's grid) × seeds; prints the grid table with the cell chosen on "
+                     "validation; refuses an experiment without a grid"}
+    r = sub.add_parser(cmd, help=helps[cmd], description=helps[cmd])
     r.add_argument("experiment", help="bundled experiment name, a .toml/.yaml file, or a run "
                                       "directory (continues it; --out elsewhere repeats it)")
     r.add_argument("--profile", help="profile in the file, e.g. quick, full, smoke")
@@ -192,7 +215,7 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     r.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local processes, or one Ray task per run")
     r.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else local)")
-    r.set_defaults(fn=_cmd_run)
+    r.set_defaults(fn=_cmd_run if cmd == "run" else _cmd_grid)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list models, datasets or bundled experiments")
     ls.add_argument("what", nargs="?", choices=["models", "datasets", "experiments"])
+    ls.add_argument("-v", "--verbose", action="store_true",
+                    help="experiments: their seed, profiles and description")
     ls.set_defaults(fn=_cmd_list)
 
     k = sub.add_parser("keys", help="every key of an experiment file: type, default, meaning")
