@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from sharpen import SharpenError
 from sharpen.cli import main
@@ -328,3 +329,29 @@ def test_grid_differs_from_run_and_list_v_shows_profiles(capsys):
     out = capsys.readouterr().out
     assert "pairs-sublenet  (seed 004; profiles: full, lr-grid, batch-grid, quick, smoke)" in out
     assert "vgg-cifar100  (seed 003; profiles: full, cpu, quick, smoke)" in out
+
+
+@pytest.mark.parametrize("which", ["final", "best_val"])
+def test_saved_weights_load_with_one_call_and_give_the_recorded_accuracy(tiny, tmp_path, which):
+    import sharpen
+    from sharpen.data.prepare import build_data
+    from sharpen.experiments import RunConfig
+
+    out, _ = run_experiment(load_experiment(str(tiny), profile="smoke", overrides=[
+        "epochs=3", f"save_weights='{which}'", "select_arms='a'"]), tmp_path / "w", quiet=True)
+    seed_dir = out / "runs" / "a" / "seed-5"
+    model = sharpen.load_model(str(seed_dir))
+    rows = list(csv.DictReader(open(seed_dir / "metrics.csv")))
+    epoch = len(rows) if which == "final" else max(
+        range(1, len(rows) + 1), key=lambda e: (float(rows[e - 1]["val_acc"]), -e))
+    saved = torch.load(seed_dir / "weights.pt", weights_only=True)
+    assert saved["epoch"] == epoch and saved["which"] == which
+    cfg = RunConfig.model_validate(json.loads((out / "config.json").read_text())["arms"]["a"])
+    data = build_data(cfg, torch.device("cpu"))
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1) * 255
+    std = torch.tensor(data.std).view(1, -1, 1, 1) * 255
+    with torch.no_grad():
+        acc = (model((data.test.x.float() - mean) / std).argmax(1) == data.test.y).double().mean()
+    assert float(acc) == pytest.approx(float(rows[epoch - 1]["test_acc"]), abs=1e-9)
+    with pytest.raises(SharpenError, match="no saved weights"):
+        sharpen.load_model(str(out / "runs" / "a" / "seed-6" / ".."))

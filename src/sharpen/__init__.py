@@ -1,7 +1,22 @@
 """sharpen: honest, repeatable experiments on how CNN image classifiers are trained."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 __version__ = "0.1.0"
 
 
 class SharpenError(Exception):
     """A user-facing error: the message says what was wrong, where, and what is allowed."""
+
+
+def load_model(seed_dir: str, device: str = "cpu") -> torch.nn.Module:
+    """The trained model of one run folder (``<run dir>/runs/<arm>/seed-<s>``), saved with
+    ``save_weights``; see :mod:`sharpen.experiments.weights`."""
+    from sharpen.experiments.weights import load_model as _load
+
+    return _load(seed_dir, device)

@@ -76,6 +76,9 @@ class _RunBase(BaseModel):
     loss: Literal["cross_entropy", "nll"] = Field("cross_entropy",
         description="cross_entropy (logits) or nll (log-probabilities)")
 
+    save_weights: Literal["none", "final", "best_val"] = Field(
+        "none", description="keep each seed's weights.pt: after the last epoch, or at its best "
+        "validation epoch (load: sharpen.load_model(seed_dir))")
     keep_best: bool = Field(False,
         description="also report the best test epoch per run (selected on test: optimistic)")
     # save every epoch; a killed run resumes from its last epoch
@@ -536,6 +539,9 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
         if why:
             raise SharpenError(f"{path}: field {where}stack_seeds: these seeds cannot be stacked: "
                                f"{'; '.join(why)}; set stack_seeds = 1 (or \"auto\")")
+    if c.save_weights == "best_val" and not c.val_size:
+        raise SharpenError(f"{path}: field {where}save_weights: 'best_val' needs a validation "
+                           "split (val_size > 0); or use 'final'")
     try:
         check_schedule(c.lr, f"{where}lr", c.epochs, lo=0.0, lo_open=True)
         check_schedule(c.weight_decay, f"{where}weight_decay", c.epochs, lo=0.0)

@@ -21,6 +21,7 @@ import torch
 from sharpen import SharpenError
 from sharpen.data import get_spec
 from sharpen.data.prepare import build_group_data
+from sharpen.experiments import weights
 from sharpen.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 from sharpen.models import count_parameters, create_model
 from sharpen.techniques import techniques_for
@@ -145,6 +146,7 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
 
     techs = techniques_for(cfg)
     factory = model_factory(cfg)
+    best = weights.BestValWeights(E) if cfg.save_weights == "best_val" else None
     failure: str | None = None
     diverged: list[str | None] = [None] * E
     try:
@@ -155,7 +157,8 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
             from sharpen.training.tasks import PairTask
 
             settings.task = PairTask(models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
-        diverged = train(models, datas, settings, seeds, hooks=techs, device=device,
+        diverged = train(models, datas, settings, seeds, hooks=techs + ([best] if best else []),
+                         device=device,
                         on_epoch=on_epoch, on_checkpoint=on_checkpoint if cfg.checkpoint else None,
                         resume=resume).diverged
     except Diverged as exc:  # one seed: train raises
@@ -187,6 +190,10 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
         if plan is not None:
             res["plan"] = {**plan, "group": list(seeds)}
         res.update(summary(rows[k]))
+        if status == "ok" and cfg.save_weights == "final":
+            weights.save(rdirs[k], models[k].state_dict(), arm, seed, "final", len(rows[k]))
+        elif status == "ok" and best is not None and best.weights[k] is not None:
+            weights.save(rdirs[k], best.weights[k], arm, seed, "best_val", best.epoch[k])
         if record_only is None or seed in record_only:
             record(res, arm, cell, rdirs[k])
         results.append(res)
