@@ -31,18 +31,41 @@ def list_datasets() -> list[str]:
     return sorted(CATALOG)
 
 
+def _plugin_name(name: str) -> str:
+    """An installed package's dataset (entry point ``sharpen.datasets``: a callable giving
+    {"path": ..., "format": ...}) → its canonical npz:/imagefolder: name."""
+    if name in CATALOG or ":" in name:
+        return name
+    from sharpen.data.user import source_name
+    from sharpen.plugins import plugins
+
+    fn = plugins("sharpen.datasets").get(name)
+    return source_name(fn()) if fn is not None else name
+
+
 def get_spec(name: str) -> DatasetSpec:
+    from sharpen.data.user import is_user, user_spec
+
+    name = _plugin_name(name)
+    if is_user(name):  # npz:<path> or imagefolder:<path>, a user's own data
+        return user_spec(name)
     if name not in CATALOG:
-        raise SharpenError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
+        raise SharpenError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}, "
+                           "or a table { path = \"...\", format = \"npz\" | \"imagefolder\" }")
     return CATALOG[name]
 
 
 def load(name: str, split: str, root: str | os.PathLike[str] | None = None,
          verify: bool = True, download_ok: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(images uint8 N×C×H×W, labels int64 N)`` for ``split`` in ``train``/``test``."""
+    name = _plugin_name(name)
     spec = get_spec(name)
     if split not in SPLITS:
         raise SharpenError(f"unknown split {split!r} for {name}; valid: {', '.join(SPLITS)}")
+    if spec.format == "user":
+        from sharpen.data.user import load_user
+
+        return load_user(name, split)
     if spec.format == "synthetic":
         return synthetic(split)
     if spec.format == "synthetic-waves":

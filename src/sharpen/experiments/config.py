@@ -26,12 +26,21 @@ from sharpen.training.schedules import ScheduleLike, check_schedule
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 
 
+class HookSpec(BaseModel):
+    """A user's own hook: ``{ target = "package.module:MyHook", args = {...} }``."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
 class _RunBase(BaseModel):
     """The trainer's and the data's keys; each technique adds its own (sharpen.techniques)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field("mnist", description="dataset name (sharpen list datasets)")
+    dataset: str = Field("mnist", description="dataset name (sharpen list datasets), or a "
+                         "table { path = \"...\", format = \"npz\" | \"imagefolder\" }")
     data_dir: str | None = Field(None,
         description="folder holding the dataset's files (default: $SHARPEN_DATA, then the cache)")
     verify: bool = Field(True, description="check the dataset files' md5 before use")
@@ -79,6 +88,9 @@ class _RunBase(BaseModel):
     save_weights: Literal["none", "final", "best_val"] = Field(
         "none", description="keep each seed's weights.pt: after the last epoch, or at its best "
         "validation epoch (load: sharpen.load_model(seed_dir))")
+    hooks: list[HookSpec] = Field(default_factory=list, description="your own techniques: "
+                                  "[{ target = \"package.module:MyHook\", args = {...} }]; "
+                                  "a sharpen.training.Hook subclass")
     keep_best: bool = Field(False,
         description="also report the best test epoch per run (selected on test: optimistic)")
     # save every epoch; a killed run resumes from its last epoch
@@ -106,6 +118,13 @@ class _RunBase(BaseModel):
     # fixed when the run directory's plan is made
     threads: int | Literal["auto"] = Field("auto",
         description="torch threads per job ('auto': this machine's cores ÷ jobs)")
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset(cls, v: Any) -> Any:
+        from sharpen.data.user import source_name
+
+        return source_name(v)  # a {path, format} table becomes its canonical name
 
     @field_validator("device")
     @classmethod
@@ -502,6 +521,34 @@ def _clean_loc(loc: tuple) -> str:
     return ".".join(keep)
 
 
+def _check_user_model(c: Any, spec: Any, path: Path, where: str) -> None:
+    """A user's model builds, and maps a batch of two images to 2 × classes logits."""
+    import torch
+
+    from sharpen.models import create_model
+
+    try:
+        model = create_model(c.model, num_classes=spec.num_classes, in_channels=spec.shape[0],
+                             **c.model_args)
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: field {where}model: {exc}") from None
+    if c.pairs is not None:
+        return
+    side = c.data_resize or spec.shape[-1]
+    x = torch.zeros(2, spec.shape[0], *([side] * (len(spec.shape) - 1)))
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+    except Exception as exc:  # noqa: BLE001
+        raise SharpenError(f"{path}: field {where}model: {c.model!r} fails on a batch of shape "
+                           f"{tuple(x.shape)}: {type(exc).__name__}: {exc}") from None
+    want = (2, spec.num_classes)
+    if not torch.is_tensor(out) or tuple(out.shape) != want:
+        got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        raise SharpenError(f"{path}: field {where}model: {c.model!r} gives output {got} for a "
+                           f"batch of shape {tuple(x.shape)}; expected logits of shape {want}")
+
+
 def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
     from sharpen.data import get_spec
     from sharpen.models import list_models
@@ -510,14 +557,20 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
         spec = get_spec(c.dataset)
     except SharpenError as exc:
         raise SharpenError(f"{path}: field {where}dataset: {exc}") from None
-    if c.model not in list_models():
+    from sharpen.plugins import is_target
+
+    if is_target(c.model):
+        _check_user_model(c, spec, path, where)
+    elif c.model not in list_models():
         close = difflib.get_close_matches(c.model, list_models(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise SharpenError(f"{path}: field {where}model: unknown model {c.model!r}{hint}; "
                            f"valid names: {', '.join(list_models())}")
     from sharpen.models import create_model
 
-    is_pair_model = hasattr(create_model(c.model), "pair_outputs")
+    kw = ({"num_classes": spec.num_classes, "in_channels": spec.shape[0], **c.model_args}
+          if is_target(c.model) else {})
+    is_pair_model = hasattr(create_model(c.model, **kw), "pair_outputs")
     if c.pairs is not None and spec.shape != (1, 28, 28):
         raise SharpenError(f"{path}: field {where}pairs: digit pairs need a 1×28×28 dataset "
                            f"(mnist, fashion-mnist, mnist-sample), not {c.dataset}")
@@ -539,6 +592,14 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
         if why:
             raise SharpenError(f"{path}: field {where}stack_seeds: these seeds cannot be stacked: "
                                f"{'; '.join(why)}; set stack_seeds = 1 (or \"auto\")")
+    if c.hooks:
+        from sharpen.techniques import user_hooks
+
+        try:
+            user_hooks(c)
+        except SharpenError as exc:
+            raise SharpenError(f"{path}: " + str(exc).replace("field hooks", f"field {where}hooks", 1)
+                               ) from None
     if c.save_weights == "best_val" and not c.val_size:
         raise SharpenError(f"{path}: field {where}save_weights: 'best_val' needs a validation "
                            "split (val_size > 0); or use 'final'")

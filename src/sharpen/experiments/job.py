@@ -58,7 +58,8 @@ def model_factory(cfg: Any) -> Callable[[], torch.nn.Module]:
     def build() -> torch.nn.Module:
         model = create_model(cfg.model, **kw)
         for t in techs:
-            model = t.prepare_model(model)
+            if hasattr(t, "prepare_model"):
+                model = t.prepare_model(model)
         return model
 
     return build

@@ -28,7 +28,17 @@ def register_model(name: str | None = None, seed: str = "") -> Callable:
     return deco
 
 
+def _plugin_models() -> None:
+    from sharpen.plugins import plugins
+
+    for name, fn in plugins("sharpen.models").items():
+        _MODELS.setdefault(name, fn)
+
+
 def list_models() -> list[str]:
+    """Registered names (built in, and installed packages' ``sharpen.models`` entry points);
+    ``"package.module:factory"`` targets are accepted besides."""
+    _plugin_models()
     return sorted(_MODELS)
 
 
@@ -37,6 +47,27 @@ def model_seed(name: str) -> str:
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
+    from sharpen.plugins import is_target, load_target
+
+    if is_target(name):  # a user's factory: offered num_classes / in_channels if it takes them
+        import inspect
+
+        fn = load_target(name, f"model {name!r}")
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}
+        open_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        kw = {k: v for k, v in kwargs.items()
+              if open_kw or k in params or k not in ("num_classes", "in_channels")}
+        try:
+            model = fn(**kw)
+        except TypeError as exc:
+            raise SharpenError(f"model {name!r}: calling it with {sorted(kw)} failed: {exc}") from None
+        if not isinstance(model, nn.Module):
+            raise SharpenError(f"model {name!r}: returned {type(model).__name__}, not a torch nn.Module")
+        return model
+    _plugin_models()
     if name not in _MODELS:
         close = difflib.get_close_matches(name, _MODELS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

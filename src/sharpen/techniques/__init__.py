@@ -37,9 +37,49 @@ TECHNIQUES: tuple[type[Technique], ...] = (
 )
 
 
+def _plugin_techniques() -> tuple[type[Technique], ...]:
+    """Techniques installed packages register under the ``sharpen.techniques`` entry point."""
+    from sharpen import SharpenError
+    from sharpen.plugins import plugins
+
+    out = []
+    for name, cls in plugins("sharpen.techniques").items():
+        if not (isinstance(cls, type) and issubclass(cls, Technique)):
+            raise SharpenError(f"entry point {name!r} in group 'sharpen.techniques' is "
+                               f"{cls!r}, not a sharpen Technique subclass")
+        out.append(cls)
+    return tuple(out)
+
+
+TECHNIQUES = TECHNIQUES + _plugin_techniques()
+
+
+def user_hooks(cfg: Any) -> list[Any]:
+    """The ``hooks = [{ target = "pkg.mod:MyHook", args = {...} }]`` of a run, built."""
+    from sharpen import SharpenError
+    from sharpen.plugins import load_target
+    from sharpen.training.loop import Hook
+
+    out = []
+    for i, spec in enumerate(getattr(cfg, "hooks", None) or []):
+        where = f"field hooks[{i}]"
+        cls = load_target(spec.target, where)
+        try:
+            hook = cls(**spec.args)
+        except TypeError as exc:
+            raise SharpenError(f"{where}: {spec.target}(**{spec.args}) failed: {exc}") from None
+        if not isinstance(hook, Hook):
+            raise SharpenError(f"{where}: {spec.target} built a {type(hook).__name__}; a hook "
+                               "must subclass sharpen.training.Hook")
+        if not getattr(hook, "name", ""):
+            hook.name = spec.target
+        out.append(hook)
+    return out
+
+
 def techniques_for(cfg: Any) -> list[Technique]:
-    """Every technique a run configuration asks for, in registry order."""
-    return [t for cls in TECHNIQUES if (t := cls.from_config(cfg)) is not None]
+    """Every technique a run configuration asks for, in registry order, then its own hooks."""
+    return [t for cls in TECHNIQUES if (t := cls.from_config(cfg)) is not None] + user_hooks(cfg)
 
 
 def plan_columns() -> list[str]:
@@ -62,7 +102,8 @@ def schedule_rows(cfg: Any) -> list[dict[str, Any]]:
     for e in range(cfg.epochs):
         row: dict[str, Any] = {"epoch": e + 1}
         for t in techs:
-            row.update(t.plan(e, cfg.epochs))
+            if isinstance(t, Technique):  # a user hook has no plan
+                row.update(t.plan(e, cfg.epochs))
         row["lr"] = float(lr.value(e, cfg.epochs))
         if show_wd:
             row["weight_decay"] = float(wd.value(e, cfg.epochs))
@@ -70,7 +111,7 @@ def schedule_rows(cfg: Any) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["TECHNIQUES", "Technique", "techniques_for", "schedule_rows", "plan_columns",
+__all__ = ["TECHNIQUES", "user_hooks", "Technique", "techniques_for", "schedule_rows", "plan_columns",
            "ScheduledDropout", "ProgressiveSharpening", "ProgressiveResize", "RandomizedDeblur",
            "RandomErasing", "GradientFlow", "random_erasing", "gradient_flow", "weight_layers",
            "blurred_copy", "BlurPool", "add_blurpool", "blur_downsample", "RandomCrop",
