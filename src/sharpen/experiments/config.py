@@ -231,7 +231,7 @@ class Experiment(BaseModel):
     baseline: str | None = None  # the arm every other arm is compared with (default: the first)
     claims: list[Claim] = Field(default_factory=list)
     # the seed's grid tables: axis -> {"values": [...], "<arm>": [mean per value], ...}
-    published_grid: dict[str, dict[str, list[float]]] = Field(default_factory=dict)
+    published_grid: dict[str, dict[str, list[int | float]]] = Field(default_factory=dict)
     # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}
     cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -480,6 +480,8 @@ def published_grid_tables(cfg: dict[str, Any], values: dict[str, dict[int, dict[
         agree = total = 0
         best_ours: dict[str, tuple[float, Any]] = {}
         for i, v in enumerate(table["values"]):
+            if isinstance(v, float) and v.is_integer() and v >= 1:
+                v = int(v)  # a batch size read back as 50.0 prints as 50
             for arm in arms:
                 derived = next((d for d, c in cells.items() if c["arm"] == arm
                                 and isinstance(c.get(axis), (int, float))
