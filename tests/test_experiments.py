@@ -355,3 +355,19 @@ def test_saved_weights_load_with_one_call_and_give_the_recorded_accuracy(tiny, t
     assert float(acc) == pytest.approx(float(rows[epoch - 1]["test_acc"]), abs=1e-9)
     with pytest.raises(SharpenError, match="no saved weights"):
         sharpen.load_model(str(out / "runs" / "a" / "seed-6" / ".."))
+
+
+def test_progress_counts_epochs_from_the_run_directory_and_estimates_time_left(tmp_path):
+    from sharpen.experiments.progress import Progress, eta
+    from sharpen.io import atomic_write_csv
+
+    a, b = tmp_path / "a" / "metrics.csv", tmp_path / "b" / "metrics.csv"
+    atomic_write_csv(a, [{"epoch": e, "seconds": 2.0} for e in (1, 2, 3)], ["epoch", "seconds"])
+    p = Progress([("a 0+2", a, 10), ("b 0", b, 5)], enabled=False)  # b has not started
+    s = p.snapshot(elapsed=6.0)
+    assert (s["done"], s["total"]) == (3, 15)
+    assert s["eta"] == pytest.approx(6.0 * 12 / 3)  # the pace so far, over what is left
+    assert s["running"] == [("a 0+2", 3, 10, 14.0)]  # 7 epochs left at 2 s each
+    assert eta(5.0, 0, 10) is None
+    with p:  # disabled (not a terminal): nothing starts, nothing is printed
+        assert p._thread is None

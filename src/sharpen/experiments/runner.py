@@ -120,7 +120,6 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     if backend not in ("local", "ray"):
         raise SharpenError(f"backend must be 'local' or 'ray', got {backend!r}")
     from sharpen.reports import write_report
-    from sharpen.reports.curriculum import curriculum_figures
 
     if threads is not None:
         for cfg in exp.arms.values():
@@ -222,15 +221,13 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
             where = ("Ray tasks" if backend == "ray" else
                      f"{min(workers, len(todo))} processes" if workers > 1 else "this process")
             print(f"running {len(todo)} jobs in {where}", flush=True)
-        if backend == "ray" and todo:
-            curriculum_figures(exp, out)
-            run_ray(todo, report, address, out)
-        elif workers > 1 and len(todo) > 1:
-            run_processes(todo, min(workers, len(todo)), report,
-                          lambda: curriculum_figures(exp, out))
-        else:
-            curriculum_figures(exp, out)
-            run_serial(todo, report, log)
+        from sharpen.experiments.progress import Progress
+
+        watch = [(f"{g.arm} {g.seeds[0]}" + (f"+{len(g.seeds) - 1}" if len(g.seeds) > 1 else ""),
+                  Path(dirs[0]) / "metrics.csv", exp.arms[g.arm].epochs)
+                 for g, _, dirs, *_ in todo]
+        with Progress(watch, enabled=None if not quiet else False):  # a terminal only
+            _dispatch(todo, backend, workers, report, log, exp, out, address)
         results = [by_job[j] for j in jobs_all if j in by_job]
         invocation["finished"] = datetime.now().isoformat(timespec="seconds")
         invocation["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -240,6 +237,20 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                          RESULT_COLUMNS + (["base_arm", *axes] if axes else []))
         write_report(out)
     return out, results
+
+
+def _dispatch(todo: list[Job], backend: str, workers: int, report: Any, log: Any, exp: Any,
+              out: Path, address: str | None) -> None:
+    from sharpen.reports.curriculum import curriculum_figures
+
+    if backend == "ray" and todo:
+        curriculum_figures(exp, out)
+        run_ray(todo, report, address, out)
+    elif workers > 1 and len(todo) > 1:
+        run_processes(todo, min(workers, len(todo)), report, lambda: curriculum_figures(exp, out))
+    else:
+        curriculum_figures(exp, out)
+        run_serial(todo, report, log)
 
 
 def config_diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
