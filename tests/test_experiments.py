@@ -371,3 +371,35 @@ def test_progress_counts_epochs_from_the_run_directory_and_estimates_time_left(t
     assert eta(5.0, 0, 10) is None
     with p:  # disabled (not a terminal): nothing starts, nothing is printed
         assert p._thread is None
+
+
+def test_tensorboard_and_mlflow_read_back_what_metrics_csv_holds(tiny, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from mlflow import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _ = run_experiment(load_experiment(str(tiny), profile="smoke", overrides=["epochs=2"]),
+                            tmp_path / "t", quiet=True, log=["tensorboard", "mlflow"])
+    csvs = {(p.parent.parent.name, int(p.parent.name[5:])): list(csv.DictReader(open(p)))
+            for p in out.glob("runs/*/seed-*/metrics.csv")}
+    assert len(csvs) == 4
+    for (arm, seed), rows in csvs.items():  # TensorBoard's own reader
+        acc = EventAccumulator(str(out / "tensorboard" / arm / f"seed-{seed}"))
+        acc.Reload()
+        for tag, col in (("train/loss", "train_loss"), ("test/acc", "test_acc"), ("lr", "lr")):
+            got = [(e.step, e.value) for e in acc.Scalars(tag)]
+            assert got == [(int(r["epoch"]), pytest.approx(float(r[col]), rel=1e-6))
+                           for r in rows], (arm, seed, tag)
+    client = MlflowClient(tracking_uri=f"sqlite:///{out.resolve()}/mlflow.db")
+    exp = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([exp.experiment_id])
+    by = {(r.data.tags["arm"], int(r.data.tags["seed"])): r for r in runs if "arm" in r.data.tags}
+    assert set(by) == set(csvs)
+    for key, rows in csvs.items():
+        hist = client.get_metric_history(by[key].info.run_id, "test_acc")
+        assert sorted((m.step, m.value) for m in hist) == [
+            (int(r["epoch"]), pytest.approx(float(r["test_acc"]))) for r in rows]
+        assert by[key].data.params["batch_size"] == "50" if key[0] == "a" else True
+    report = next(r for r in runs if r.info.run_name == "report")
+    names = {a.path for a in client.list_artifacts(report.info.run_id)}
+    assert {"report.md", "results.csv", "config.json"} <= names

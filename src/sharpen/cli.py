@@ -36,7 +36,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         out = given  # `sharpen run DIR`: continue it (finished runs are kept)
     out, results = run_experiment(exp, out, quiet=a.quiet, workers=a.workers,
                                   threads=a.threads, backend=a.backend, address=a.address,
-                                  command=_command_line(a))
+                                  command=_command_line(a), log=a.log)
     if exp.cells:
         from sharpen.reports.report import grid_table
 
@@ -215,6 +215,10 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     r.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local processes, or one Ray task per run")
     r.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else local)")
+    r.add_argument("--log", action="append", choices=["tensorboard", "mlflow"],
+                   help="also log every run to a tracker (repeatable; config key log): "
+                        "TensorBoard under DIR/tensorboard, MLflow at $MLFLOW_TRACKING_URI "
+                        "or DIR/mlflow.db")
     r.set_defaults(fn=_cmd_run if cmd == "run" else _cmd_grid)
 
 

@@ -155,7 +155,7 @@ RunConfig: Any = _compose()
 
 EXPERIMENT_KEYS = {"name", "description", "seed_paper", "runs", "seed", "arms", "profiles",
                    "published", "notes", "select_arms", "grid", "report_error", "baseline",
-                   "claims", "published_grid"}
+                   "claims", "published_grid", "log"}
 
 
 class Claim(BaseModel):
@@ -230,6 +230,7 @@ class Experiment(BaseModel):
     report_error: bool = False  # tables in test error (1 − accuracy), as seed 002 prints them
     baseline: str | None = None  # the arm every other arm is compared with (default: the first)
     claims: list[Claim] = Field(default_factory=list)
+    log: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)  # trackers
     # the seed's grid tables: axis -> {"values": [...], "<arm>": [mean per value], ...}
     published_grid: dict[str, dict[str, list[int | float]]] = Field(default_factory=dict)
     # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}

@@ -107,8 +107,8 @@ def _finished(out: Path, arm: str, seed: int) -> dict[str, Any] | None:
 def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False,
                    workers: int | None = None, threads: int | None = None,
                    backend: str = "local",
-                   address: str | None = None, command: str | None = None
-                   ) -> tuple[Path, list[dict[str, Any]]]:
+                   address: str | None = None, command: str | None = None,
+                   log: list[str] | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Run every (arm, seed) not yet finished in ``out``; write results and the report.
 
     ``workers`` > 1 runs jobs in that many processes (None: cores ÷ the plan's threads);
@@ -199,12 +199,19 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                          [str(run_dir(out, g.arm, s).resolve()) for s in seeds],
                          exp.cells.get(g.arm), entry, missing))
 
+        from sharpen.reports.trackers import Trackers
+
+        trackers = Trackers([*exp.log, *(log or [])], out, resolved) if (exp.log or log) \
+            else None
+
         def report(group: Group, results: list[dict[str, Any]]) -> None:
             for res in results:
                 key = (group.arm, res["seed"])
                 if key in by_job:
                     continue
                 by_job[key] = res
+                if trackers is not None:
+                    trackers.log_run(*key)
                 if not quiet:
                     acc = res.get("test_acc")
                     print(f"[{number[key]}/{len(jobs_all)}] {group.arm} seed {res['seed']}: "
@@ -236,6 +243,11 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         atomic_write_csv(out / "results.csv", results,
                          RESULT_COLUMNS + (["base_arm", *axes] if axes else []))
         write_report(out)
+        if trackers is not None:
+            for arm, seed in jobs_all:  # runs finished earlier, too (logged once each)
+                if (arm, seed) in by_job:
+                    trackers.log_run(arm, seed)
+            trackers.close()
     return out, results
 
 
