@@ -403,3 +403,13 @@ def test_tensorboard_and_mlflow_read_back_what_metrics_csv_holds(tiny, tmp_path,
     report = next(r for r in runs if r.info.run_name == "report")
     names = {a.path for a in client.list_artifacts(report.info.run_id)}
     assert {"report.md", "results.csv", "config.json"} <= names
+
+
+def test_every_command_line_option_has_help():
+    from sharpen.cli import build_parser
+
+    p = build_parser()
+    sub = next(a for a in p._actions if a.__class__.__name__ == "_SubParsersAction")
+    missing = [(name, a.dest) for name, sp in sub.choices.items() for a in sp._actions
+               if not a.help and a.dest != "help"]
+    assert missing == []

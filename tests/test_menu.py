@@ -309,6 +309,7 @@ def test_menu_keys_validate_and_show_in_the_schedule():
     rows = schedule_rows(cfg)
     assert [r["flip_p"] for r in rows] == pytest.approx([0, 1 / 6, 2 / 6, 0.5])
     assert rows[0]["label_smoothing"] == 0.1 and rows[0]["mixup_alpha"] == 0.2
+    assert (rows[0]["ema_decay"], rows[0]["grad_clip"], rows[0]["blurpool"]) == (0.99, 1.0, 1)
     assert as_schedule({"kind": "onecycle", "peak": 1.0}).value(0, 10) == pytest.approx(0.04)
     assert math.isclose(as_schedule({"kind": "onecycle", "peak": 1.0, "pct": 0.5}).value(5, 10), 1.0)
 

@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
     rp = sub.add_parser("report", help="rebuild report.md, tables and figures from a run directory")
-    rp.add_argument("run_dir")
+    rp.add_argument("run_dir", help="a run directory (holds config.json)")
     rp.add_argument("--baseline", help="the arm the others are compared with, seed by seed "
                                        "(default: the experiment's baseline key, else its first arm)")
     rp.add_argument("--claims-from", metavar="EXPERIMENT",
@@ -242,18 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     cp = sub.add_parser("compare", help="one table (n, mean, sd, 95 %% CI, best, worst, paired "
                                         "difference with a baseline) across run directories")
-    cp.add_argument("run_dirs", nargs="+", metavar="DIR")
+    cp.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories to compare")
     cp.add_argument("--metric", default="test_acc",
                     help="test_acc (default), val_acc, selected_test_acc (at the best-val epoch), "
                          "gap, train_loss, test_loss, test_error, seconds, ...")
     cp.add_argument("--baseline", help="the row compared with (arm, or dir/arm; default the first)")
-    cp.add_argument("--format", default="md", choices=["md", "csv", "latex"])
+    cp.add_argument("--format", default="md", choices=["md", "csv", "latex"],
+                    help="Markdown (default), CSV or a LaTeX tabular")
     cp.add_argument("--out", help="also write the table here and the metric's curves beside it "
                                   "(.png and .pdf)")
     cp.set_defaults(fn=_cmd_compare)
 
     ls = sub.add_parser("list", help="list models, datasets or bundled experiments")
-    ls.add_argument("what", nargs="?", choices=["models", "datasets", "experiments"])
+    ls.add_argument("what", nargs="?", choices=["models", "datasets", "experiments"],
+                    help="only this list (default: all three)")
     ls.add_argument("-v", "--verbose", action="store_true",
                     help="experiments: their seed, profiles and description")
     ls.set_defaults(fn=_cmd_list)
@@ -263,18 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(fn=_cmd_keys)
 
     s = sub.add_parser("schedule", help="print every scheduled quantity per epoch, without training")
-    s.add_argument("experiment")
+    s.add_argument("experiment", help="bundled name, experiment file, or a run directory's "
+                                      "config.json")
     s.add_argument("--arm", help="only this arm")
-    s.add_argument("--profile")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE")
+    s.add_argument("--profile", help="profile in the file, e.g. quick")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, as in run")
     s.add_argument("--csv", action="store_true", help="CSV instead of a table")
     s.set_defaults(fn=_cmd_schedule)
 
     b = sub.add_parser("bench", help="benchmarks: conv (NumPy conv implementations, seed 003 §2), "
                                      "train (our trainer vs a canonical DataLoader loop)")
-    b.add_argument("what", choices=["conv", "train"])
-    b.add_argument("--profile", default="quick", choices=["quick", "full"])
-    b.add_argument("--out")
+    b.add_argument("what", choices=["conv", "train"], help="which benchmark")
+    b.add_argument("--profile", default="quick", choices=["quick", "full"],
+                   help="quick (seconds, for CI) or full (the measurements in docs/results)")
+    b.add_argument("--out", help="benchmark directory (default runs/bench-<what>/<timestamp>)")
     b.add_argument("--repeats", type=int, help="conv: repetitions per measurement")
     b.add_argument("--device", default="cpu",
                    help="train: where both loops run, e.g. cpu or cuda (default cpu)")
@@ -283,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(fn=_cmd_bench)
 
     d = sub.add_parser("data", help="fetch or verify a dataset's files")
-    d.add_argument("action", choices=["fetch", "verify"])
-    d.add_argument("name")
+    d.add_argument("action", choices=["fetch", "verify"],
+                   help="fetch: download (or find) the files; verify: check their md5")
+    d.add_argument("name", help="dataset name (sharpen list datasets)")
     d.add_argument("--root", help="explicit data directory")
     d.set_defaults(fn=_cmd_data)
     return p

@@ -152,6 +152,9 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
     diverged: list[str | None] = [None] * E
     try:
         datas = build_group_data(cfg, device, seeds)
+        # seconds count training and evaluation only: loading the data costs a process's
+        # first job alone (it is cached after), which would make s/run depend on the plan
+        t0 = time.perf_counter()
         models = build_models(factory, seeds)
         settings = settings_of(cfg)
         if cfg.pairs is not None:

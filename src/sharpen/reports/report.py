@@ -344,6 +344,8 @@ def write_report(run_dir: Path, baseline: str | None = None) -> Path:
     present = [a for a in arms if a in values]
     if len(present) > 1 and not cfg.get("cells"):
         base = baseline or cfg.get("baseline") or present[0]
+        if baseline is None and base not in present:  # the file's baseline arm was not run
+            base = present[0]
         if base not in present:
             raise SharpenError(f"baseline {base!r} is not an arm with results; arms: "
                                f"{', '.join(present)}")

@@ -67,6 +67,7 @@ class BlurPool(Technique):
     """Build the model with :func:`add_blurpool` applied."""
 
     name = "blurpool"
+    plan_columns = ("blurpool",)
 
     class Config(BaseModel):
         blurpool: bool = Field(False, description="anti-aliased downsampling in the model "
@@ -75,6 +76,9 @@ class BlurPool(Technique):
     @classmethod
     def from_config(cls, cfg: Any) -> BlurPool | None:
         return cls() if cfg.blurpool else None
+
+    def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
+        return {"blurpool": 1}
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return add_blurpool(model)

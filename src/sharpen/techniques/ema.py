@@ -31,6 +31,7 @@ class EMA(Technique):
     ``ema_val_loss``, ``ema_test_acc``, ``ema_test_loss``."""
 
     name = "ema"
+    plan_columns = ("ema_decay",)
 
     class Config(BaseModel):
         ema_decay: float | None = Field(None, gt=0, lt=1, description="EMA of the weights "
@@ -43,6 +44,9 @@ class EMA(Technique):
         self.decay = decay
         self.avg: list[torch.Tensor] | None = None
         self._evals: tuple[int, dict[str, list[dict[str, float]]]] | None = None
+
+    def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
+        return {"ema_decay": self.decay}
 
     @classmethod
     def from_config(cls, cfg: Any) -> EMA | None:

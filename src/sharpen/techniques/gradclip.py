@@ -36,6 +36,7 @@ class GradClip(Technique):
     epoch's largest pre-clip norm is reported as ``grad_norm_max``."""
 
     name = "grad_clip"
+    plan_columns = ("grad_clip",)
 
     class Config(BaseModel):
         grad_clip: float | None = Field(None, gt=0, description="clip each seed's global "
@@ -46,11 +47,15 @@ class GradClip(Technique):
             raise ValueError(f"max_norm must be > 0, got {max_norm}")
         self.max_norm = max_norm
 
+    def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
+        return {"grad_clip": self.max_norm}
+
     @classmethod
     def from_config(cls, cfg: Any) -> GradClip | None:
         return None if cfg.grad_clip is None else cls(cfg.grad_clip)
 
     def on_epoch_start(self, state: TrainState) -> None:
+        super().on_epoch_start(state)
         self._peak = torch.zeros(state.n_seeds)
 
     def on_before_step(self, state: TrainState) -> None:
