@@ -403,6 +403,7 @@ def test_tensorboard_and_mlflow_read_back_what_metrics_csv_holds(tiny, tmp_path,
     report = next(r for r in runs if r.info.run_name == "report")
     names = {a.path for a in client.list_artifacts(report.info.run_id)}
     assert {"report.md", "results.csv", "config.json"} <= names
+    assert (out / "mlflow-artifacts").is_dir() and not (Path.cwd() / "mlruns").exists()
 
 
 def test_every_command_line_option_has_help():

@@ -4,11 +4,12 @@
 TensorBoard run per (arm, seed) under ``<run dir>/tensorboard/<arm>/seed-<s>``: every
 metrics.csv column as a scalar per epoch (``train/loss``, ``val/acc``, ``test/acc``,
 ``lr`` ...) and the resolved config as text. ``--log mlflow`` logs to the tracking URI in
-$MLFLOW_TRACKING_URI, else ``sqlite:///<run dir>/mlflow.db``: an MLflow experiment named
-after ours, one run per (arm, seed) tagged with arm, seed, grid cell and profile, the
-arm's resolved config as parameters, every metric per epoch (step = epoch); and a
-``report`` run holding report.md and the figures as artifacts. Each run is logged when it
-finishes, from its files, whatever backend trained it.
+$MLFLOW_TRACKING_URI, else ``sqlite:///<run dir>/mlflow.db`` (artifacts in
+``<run dir>/mlflow-artifacts``): an MLflow experiment named after ours, one run per
+(arm, seed) tagged with arm, seed, grid cell and profile, the arm's resolved config as
+parameters, every metric per epoch (step = epoch); and a ``report`` run holding
+report.md and the figures as artifacts. Each run is logged when it finishes, from its
+files, whatever backend trained it.
 
 Install: ``pip install 'sharpen[tensorboard]'`` / ``'sharpen[mlflow]'``.
 """
@@ -72,11 +73,15 @@ class Trackers:
         if "mlflow" in self.names:
             import mlflow
 
-            uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.out.resolve()}/mlflow.db"
+            env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+            uri = env_uri or f"sqlite:///{self.out.resolve()}/mlflow.db"
             self._client = mlflow.MlflowClient(tracking_uri=uri)
             name = cfg.get("name") or "sharpen"
             exp = self._client.get_experiment_by_name(name)
-            self._exp_id = exp.experiment_id if exp else self._client.create_experiment(name)
+            # our own store keeps its artifacts beside it (MLflow's default is ./mlruns)
+            where = None if env_uri else (self.out / "mlflow-artifacts").resolve().as_uri()
+            self._exp_id = exp.experiment_id if exp else self._client.create_experiment(
+                name, artifact_location=where)
             self._mlflow = mlflow
 
     def log_run(self, arm: str, seed: int) -> None:
