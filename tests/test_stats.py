@@ -273,3 +273,26 @@ def test_bad_published_grids_name_the_field(tmp_path, table, match):
     p.write_text('name = "e"\ndataset = "synthetic"\n[arms.a]\n' + table + "\n")
     with pytest.raises(SharpenError, match=match):
         load_experiment(str(p))
+
+
+def test_stage_jumps_pair_each_stage_start_with_the_baseline(tmp_path):
+    from sharpen.reports.curriculum import stage_jumps
+    # baseline climbs 1 pp an epoch; the curriculum arm climbs 3 (+ seed noise) when its
+    # blur kernel goes 3 → 1 at epoch 3, and 1 pp otherwise
+    for arm, col in (("base", None), ("cur", "blur_n")):
+        for seed in range(3):
+            rows = []
+            for e in range(1, 5):
+                acc = 0.5 + 0.01 * e + (0.02 + 0.001 * seed if col and e >= 3 else 0.0)
+                row = {"epoch": e, "test_acc": acc}
+                if col:
+                    row[col] = 3 if e < 3 else 1
+                rows.append(row)
+            atomic_write_csv(tmp_path / "runs" / arm / f"seed-{seed}" / "metrics.csv", rows,
+                             list(rows[0]))
+    md, rows = stage_jumps(tmp_path, "base")
+    assert [(r["arm"], r["epoch"], r["from"], r["blur_n"]) for r in rows] == [("cur", 3, "3", "1")]
+    want = summary([0.020, 0.021, 0.022])  # the per-seed extra climb, by hand
+    assert rows[0]["diff"] == pytest.approx(want["mean"])
+    assert rows[0]["ci_low"] == pytest.approx(want["ci_low"]) and rows[0]["verdict"] == "climbs"
+    assert "| cur | 3 | blur_n 3 → 1 | +2.10 |" in md

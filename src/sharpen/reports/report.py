@@ -356,6 +356,16 @@ def write_report(run_dir: Path, baseline: str | None = None) -> Path:
                   "its 95 % t interval, the paired t-test's p-value (scipy.stats.ttest_rel) and "
                   "Cohen's d_z. Without common seeds: Welch's unpaired t-test and Hedges' g.", "",
                   paired_table(values, present, base, metric), ""]
+    if len(present) > 1 and not cfg.get("cells"):
+        from sharpen.reports.curriculum import stage_jumps
+
+        md, jumps = stage_jumps(run_dir, base)
+        if jumps:
+            parts += [f"## The curve at each stage start (paired with `{base}`)", "",
+                      "Where a curriculum arm's stage changes (its plan column in metrics.csv), "
+                      "the change of test accuracy from the epoch before, minus the baseline's "
+                      "change over the same epochs, per seed: the seed's \"curve climbs when "
+                      "each sharper stage begins\", judged from the 95 % interval.", "", md, ""]
     if cfg.get("claims") and not cfg.get("cells"):  # a grid's arms are cells, not the claims'
         md, _ = claims_table(cfg["claims"], values)
         parts += ["## Claims", "", "Each claim of the seed as a checkable statement; verdict from "
