@@ -414,3 +414,18 @@ def test_every_command_line_option_has_help():
     missing = [(name, a.dest) for name, sp in sub.choices.items() for a in sp._actions
                if not a.help and a.dest != "help"]
     assert missing == []
+
+
+def test_a_directory_made_before_a_key_existed_still_resumes(tiny, tmp_path):
+    exp = load_experiment(str(tiny), profile="smoke")
+    out, _ = run_experiment(exp, tmp_path / "r", quiet=True)
+    cfg = json.loads((out / "config.json").read_text())
+    for arm in cfg["arms"].values():  # as written by a sharpen without these keys
+        for k in ("mixup_alpha", "ema_decay", "warmup"):
+            del arm[k]
+    (out / "config.json").write_text(json.dumps(cfg))
+    _, results = run_experiment(load_experiment(str(tiny), profile="smoke"), out, quiet=True)
+    assert len(results) == 4
+    with pytest.raises(SharpenError, match=r"arms.a.mixup_alpha: 0.0 → 0.2"):  # not a default
+        run_experiment(load_experiment(str(tiny), profile="smoke",
+                                       overrides=["mixup_alpha=0.2"]), out, quiet=True)

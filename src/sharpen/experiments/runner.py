@@ -271,9 +271,13 @@ def config_diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
     (``common_only``: only arms in both; added or left-out arms are not differences)."""
     out = [] if common_only else [f"arm {a!r} is new" for a in new if a not in old] + [
         f"arm {a!r} is missing" for a in old if a not in new]
+    from sharpen.experiments.config import RunConfig
+
+    # a key added to sharpen after the directory was made counts as its default there
+    defaults = json.loads(RunConfig().model_dump_json())
     for a in (a for a in new if a in old):
         for k in sorted(set(old[a]) | set(new[a])):
-            if old[a].get(k) != new[a].get(k):
+            if old[a].get(k, defaults.get(k)) != new[a].get(k, defaults.get(k)):
                 out.append(f"arms.{a}.{k}: {json.dumps(old[a].get(k))} → "
                            f"{json.dumps(new[a].get(k))}")
     return out
