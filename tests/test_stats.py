@@ -296,3 +296,24 @@ def test_stage_jumps_pair_each_stage_start_with_the_baseline(tmp_path):
     assert rows[0]["diff"] == pytest.approx(want["mean"])
     assert rows[0]["ci_low"] == pytest.approx(want["ci_low"]) and rows[0]["verdict"] == "climbs"
     assert "| cur | 3 | blur_n 3 → 1 | +2.10 |" in md
+
+
+def test_every_folder_in_docs_results_rebuilds_byte_for_byte(tmp_path):
+    import shutil
+
+    root = Path(__file__).parents[1] / "docs" / "results"
+    dirs = [d for d in sorted(root.iterdir()) if (d / "config.json").is_file()
+            and (d / "report.md").is_file()
+            and not any(h.get("wall_s") is None for h in _history(d))]  # skip a run in progress
+    assert len(dirs) >= 8
+    for d in dirs:
+        copy = tmp_path / d.name
+        shutil.copytree(d, copy)
+        write_report(copy)
+        for f in ("report.md", "summary.json", "table.csv"):
+            assert (copy / f).read_bytes() == (d / f).read_bytes(), f"{d.name}/{f}"
+
+
+def _history(d: Path) -> list:
+    p = d / "history.json"
+    return json.loads(p.read_text()) if p.exists() else []
