@@ -317,3 +317,14 @@ def test_every_folder_in_docs_results_rebuilds_byte_for_byte(tmp_path):
 def _history(d: Path) -> list:
     p = d / "history.json"
     return json.loads(p.read_text()) if p.exists() else []
+
+
+def test_a_claim_about_an_arm_that_was_not_run_is_untested(tmp_path):
+    d = _rundir(tmp_path / "r", {"a": {s: [(0.9 + s / 100, None)] for s in range(3)},
+                                 "b": {s: [(0.8, None)] for s in range(3)}})
+    v = run_values(d)
+    assert judge({"claim": "x", "arm": "a", "op": "best", "than": ["b", "zz"]}, v)["verdict"] \
+        == "untested (no test_acc for zz)"
+    assert judge({"claim": "x", "arm": "a", "op": ">", "than": "zz"}, v)["verdict"] \
+        == "untested (no test_acc for zz)"
+    assert judge({"claim": "x", "arm": "a", "op": "best", "than": ["b"]}, v)["verdict"] == "supported"

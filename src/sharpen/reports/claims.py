@@ -132,6 +132,10 @@ def judge(claim: dict[str, Any], values: dict[str, dict[int, dict[str, float]]])
         others = claim.get("than") or [a for a in values if a != arm]
         others = [others] if isinstance(others, str) else list(others)
         direction = ">" if op == "best" else "<"
+        missing = [o for o in others if not metric_of(values, o, metric)]
+        if missing:  # a rival that was not run cannot be beaten or lost to
+            return {**base, "estimate": "–", "n": 0, "test": "",
+                    "verdict": f"untested (no {metric} for {missing[0]})"}
         results = []
         for o in others:
             c = compare(mine, metric_of(values, o, metric))
@@ -153,6 +157,9 @@ def judge(claim: dict[str, Any], values: dict[str, dict[int, dict[str, float]]])
         return {**base, "estimate": est, "verdict": final, "n": min(r[1]["n"] for r in results),
                 "test": c["test"]}
     other = claim["than"]
+    if not metric_of(values, other, metric):
+        return {**base, "estimate": "–", "verdict": f"untested (no {metric} for {other})", "n": 0,
+                "test": ""}
     c = compare(mine, metric_of(values, other, metric))
     est = (f"{arm} − {other}: {fmt_value(metric, c['diff'], True)} "
            f"[{fmt_value(metric, c['ci_low'], True)}, {fmt_value(metric, c['ci_high'], True)}]")
