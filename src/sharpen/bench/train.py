@@ -297,13 +297,9 @@ def _sgd(params: Any) -> torch.optim.Optimizer:
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from sharpen.experiments.runner import cpu_model
+
+    return cpu_model() or platform.processor() or platform.machine()
 
 
 def _fresh(d: Path) -> Path:

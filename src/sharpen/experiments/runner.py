@@ -49,7 +49,7 @@ def environment() -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__,
         "sharpen": sharpen.__version__, "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "cpu_model": _cpu_model(),
+        "processor": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -68,7 +68,8 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def _cpu_model() -> str | None:
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux), or None."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -40,12 +40,66 @@ def mix_targets_check(cfg: Any, where: str, key: str) -> None:
                            "with loss = 'cross_entropy' (not digit pairs, not nll)")
 
 
-class Mixup(Technique):
+class BatchMixing(Technique):
+    """What mixup and CutMix share: α and p schedules, soft targets, and per seed and batch
+    the draws u (apply? and λ through the Beta CDF) and a permutation from the seed's own
+    stream. A subclass names its keys and says how one seed's batch is mixed."""
+
+    alpha_key = p_key = ""
+
+    def __init__(self, alpha: ScheduleLike, p: ScheduleLike = 1.0):
+        self.alpha, self.p = as_schedule(alpha), as_schedule(p)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> BatchMixing | None:
+        a = getattr(cfg, cls.alpha_key)
+        return None if a == 0 else cls(a, getattr(cfg, cls.p_key))
+
+    @classmethod
+    def check(cls, cfg: Any, where: str, side: int) -> None:
+        a = getattr(cfg, cls.alpha_key)
+        check_schedule(a, f"{where}{cls.alpha_key}", cfg.epochs, lo=0.0)
+        check_schedule(getattr(cfg, cls.p_key), f"{where}{cls.p_key}", cfg.epochs, lo=0.0, hi=1.0)
+        if a != 0:
+            mix_targets_check(cfg, where, cls.alpha_key)
+
+    def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
+        return {self.alpha_key: float(self.alpha.value(epoch, epochs)),
+                self.p_key: float(self.p.value(epoch, epochs))}
+
+    def draw(self, g: torch.Generator, H: int, W: int) -> Any:
+        """Draws of the mix beyond u and the permutation (made before the permutation)."""
+        return None
+
+    def mix(self, x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor,
+            drawn: Any) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha, p = state.now(self.alpha), state.now(self.p)
+        y = soft_targets(y, state.data[0].num_classes())
+        H, W = x.shape[-2:]
+        xs, ys = [], []
+        for xe, ye, g in zip(state.per_seed(x).unbind(0), state.per_seed(y).unbind(0),
+                             state.generators(self.name)):
+            u = torch.rand(2, generator=g)
+            drawn = self.draw(g, H, W)
+            perm = torch.randperm(len(xe), generator=g).to(x.device)
+            if alpha > 0 and u[0] < p:
+                xe, ye = self.mix(xe, ye, beta_draw(alpha, float(u[1])), perm, drawn)
+            xs.append(xe)
+            ys.append(ye)
+        return torch.cat(xs), torch.cat(ys)
+
+
+class Mixup(BatchMixing):
     """Per seed and batch: with probability ``mixup_p`` draw λ ~ Beta(α, α) and a
     permutation from the seed's ``mixup`` stream and apply :func:`mixup`. Targets become
     soft (N×K); the classification loss is the cross-entropy against them."""
 
     name = "mixup"
+    alpha_key, p_key = "mixup_alpha", "mixup_p"
     plan_columns = ("mixup_alpha", "mixup_p")
 
     class Config(BaseModel):
@@ -53,35 +107,6 @@ class Mixup(Technique):
                                           "0.2 to 1 are usual)")
         mixup_p: ScheduleLike = Field(1.0, description="mixup: probability per batch")
 
-    def __init__(self, alpha: ScheduleLike, p: ScheduleLike = 1.0):
-        self.alpha, self.p = as_schedule(alpha), as_schedule(p)
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> Mixup | None:
-        return None if cfg.mixup_alpha == 0 else cls(cfg.mixup_alpha, cfg.mixup_p)
-
-    @classmethod
-    def check(cls, cfg: Any, where: str, side: int) -> None:
-        check_schedule(cfg.mixup_alpha, f"{where}mixup_alpha", cfg.epochs, lo=0.0)
-        check_schedule(cfg.mixup_p, f"{where}mixup_p", cfg.epochs, lo=0.0, hi=1.0)
-        if cfg.mixup_alpha != 0:
-            mix_targets_check(cfg, where, "mixup_alpha")
-
-    def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
-        return {"mixup_alpha": float(self.alpha.value(epoch, epochs)),
-                "mixup_p": float(self.p.value(epoch, epochs))}
-
-    def on_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        alpha, p = state.now(self.alpha), state.now(self.p)
-        y = soft_targets(y, state.data[0].num_classes())
-        xs, ys = [], []
-        for xe, ye, g in zip(state.per_seed(x).unbind(0), state.per_seed(y).unbind(0),
-                             state.generators("mixup")):
-            u = torch.rand(2, generator=g)
-            perm = torch.randperm(len(xe), generator=g).to(x.device)
-            if alpha > 0 and u[0] < p:
-                xe, ye = mixup(xe, ye, beta_draw(alpha, float(u[1])), perm)
-            xs.append(xe)
-            ys.append(ye)
-        return torch.cat(xs), torch.cat(ys)
+    def mix(self, x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor,
+            drawn: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return mixup(x, y, lam, perm)
