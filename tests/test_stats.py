@@ -328,3 +328,79 @@ def test_a_claim_about_an_arm_that_was_not_run_is_untested(tmp_path):
     assert judge({"claim": "x", "arm": "a", "op": ">", "than": "zz"}, v)["verdict"] \
         == "untested (no test_acc for zz)"
     assert judge({"claim": "x", "arm": "a", "op": "best", "than": ["b"]}, v)["verdict"] == "supported"
+
+
+def test_welch_every_field_against_scipy_and_the_textbook_formulas():
+    from sharpen.reports.stats import welch
+
+    xa, xb = A[:3], B[:4]
+    w = welch(xa, xb)
+    assert w["paired"] is False and w["test"] == "Welch t-test (unpaired)"
+    assert (w["n"], w["n_a"], w["n_b"], w["effect_name"]) == (3, 3, 4, "g")
+    assert w["diff"] == pytest.approx(sum(xa) / 3 - sum(xb) / 4)
+    ref = stats.ttest_ind(xa, xb, equal_var=False)
+    assert w["p"] == pytest.approx(ref.pvalue, rel=1e-12)
+    ci = ref.confidence_interval(0.95)
+    assert (w["ci_low"], w["ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    # Hedges' g: the mean difference over the pooled sd, times J = 1 − 3 / (4(n_a + n_b) − 9)
+    va, vb = stats.tvar(xa), stats.tvar(xb)
+    pooled = math.sqrt((2 * va + 3 * vb) / 5)
+    assert w["effect"] == pytest.approx(w["diff"] / pooled * (1 - 3 / 19), rel=1e-12)
+
+
+def test_welch_and_compare_in_their_degenerate_cases():
+    from sharpen.reports.stats import welch
+
+    for xa, xb in (([0.9], [0.8, 0.7]), ([0.9, 0.8], [0.7])):  # one side with a single run
+        w = welch(xa, xb)
+        assert w["diff"] == pytest.approx(sum(xa) / len(xa) - sum(xb) / len(xb))
+        assert w["ci_low"] is w["ci_high"] is w["p"] is w["effect"] is None
+        assert (w["n_a"], w["n_b"], w["n"]) == (len(xa), len(xb), 1)
+    w = welch([], [0.8, 0.7])
+    assert w["diff"] is None and w["n"] == 0
+    # two runs on each side with no spread: the interval is the difference itself
+    w = welch([0.9, 0.9], [0.7, 0.7])
+    assert (w["diff"], w["ci_low"], w["ci_high"], w["p"]) == pytest.approx((0.2, 0.2, 0.2, 0.0))
+    assert welch([0.9, 0.9], [0.9, 0.9])["p"] == 1.0
+    # paired differences that are all equal: p 0 and an infinite d_z of the right sign
+    c = compare({0: 0.9, 1: 0.8}, {0: 0.7, 1: 0.6})
+    assert c["p"] == 0.0 and c["effect"] == math.inf and c["diff"] == pytest.approx(0.2)
+    c = compare({0: 0.6, 1: 0.5}, {0: 0.7, 1: 0.6})
+    assert c["effect"] == -math.inf
+    c = compare({0: 0.6, 1: 0.5}, {0: 0.6, 1: 0.5})
+    assert c["p"] == 1.0 and c["effect"] == 0.0
+    # one common seed is not enough to pair
+    assert compare({0: 0.6, 1: 0.5}, {1: 0.7, 2: 0.6})["paired"] is False
+
+
+@pytest.mark.parametrize("lo,hi,direction,tol,want", [
+    (0.0, 0.1, ">", 0, "not supported"), (-0.1, 0.0, ">", 0, "not supported"),
+    (1e-9, 0.1, ">", 0, "supported"), (-0.1, -1e-9, ">", 0, "contradicted"),
+    (-0.1, 0.0, "<", 0, "not supported"), (0.0, 0.1, "<", 0, "not supported"),
+    (1e-9, 0.1, "<", 0, "contradicted"), (-0.1, -1e-9, "<", 0, "supported"),
+    (-0.01, 0.01, "~", 0.01, "supported"), (-0.0101, 0.01, "~", 0.01, "not supported"),
+    (0.01, 0.02, "~", 0.01, "not supported"), (0.0101, 0.02, "~", 0.01, "contradicted"),
+    (-0.02, -0.0101, "~", 0.01, "contradicted"), (-0.02, -0.01, "~", 0.01, "not supported"),
+    (0.1, None, ">", 0, "untested (n < 2)"), (None, 0.1, "<", 0, "untested (n < 2)"),
+])
+def test_verdict_at_its_boundaries(lo, hi, direction, tol, want):
+    assert verdict(lo, hi, direction, tol) == want
+
+
+def test_verdict_refuses_an_unknown_direction():
+    with pytest.raises(ValueError, match="direction must be"):
+        verdict(0.1, 0.2, ">=")
+
+
+def test_summary_and_against_published_with_too_few_runs():
+    assert summary([]) == {"n": 0, "mean": None, "sd": None, "ci_low": None, "ci_high": None,
+                           "best": None, "worst": None}
+    from sharpen.reports.stats import against_published
+
+    a = against_published([0.9], 0.8)
+    assert a["diff"] == pytest.approx(0.1) and a["half"] is None and a["published"] == 0.8
+    assert a["verdict"].startswith("untested")
+    e = against_published([], 0.8)
+    assert e["diff"] is None and e["verdict"].startswith("untested")
+    low = against_published([0.84, 0.86, 0.85], 0.95)
+    assert low["verdict"] == "ours lower" and low["n"] == 3
