@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -507,3 +508,112 @@ def test_a_bad_set_value_names_the_key_as_written_without_library_internals(caps
     assert "arms." not in err  # the user set a top-level key, not an arm's
     for internal in ("tagged-union", "function-", "dictionary or object", "unable to parse"):
         assert internal not in err
+
+
+KILLER = '''
+import os
+import shutil
+import signal
+
+from sharpen.training import Hook
+
+
+class DieInSecondEpoch(Hook):
+    """Stands in for the out-of-memory killer: the process dies without a word."""
+
+    def on_epoch_start(self, state):
+        if state.epoch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def _two_arms(tmp_path: Path, arm_b: str) -> Path:
+    p = tmp_path / "two.toml"
+    p.write_text(LONG.replace("epochs = 6", "epochs = 2").replace("runs = 4", "runs = 2")
+                 + "\n[arms.a]\n\n[arms.b]\n" + arm_b)
+    return p
+
+
+def test_a_job_whose_worker_process_dies_is_recorded_failed_and_the_others_finish(tmp_path):
+    """A worker killed by the system (out of memory, a segfault) breaks the process pool; the
+    job that did it is found by running the jobs then in flight again, one at a time."""
+    (tmp_path / "killer.py").write_text(KILLER)
+    p = _two_arms(tmp_path, 'hooks = [{ target = "killer:DieInSecondEpoch" }]\n')
+    out = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "sharpen.cli", "run", str(p), "--out", str(out),
+                        "--workers", "2", "--quiet"], capture_output=True, text=True,
+                       timeout=600, env=env)
+    assert r.returncode == 1, r.stderr
+    assert "a worker process died" in r.stderr and "2 run(s) failed" in r.stderr
+    rows = {(x["arm"], x["seed"]): x for x in csv.DictReader(open(out / "results.csv"))}
+    assert [rows["a", s]["status"] for s in ("0", "1")] == ["ok", "ok"]
+    for s in ("0", "1"):
+        assert rows["b", s]["status"] == "failed" and "worker process died" in rows["b", s]["error"]
+        assert json.loads((out / "runs" / "b" / f"seed-{s}" / "result.json").read_text())[
+            "status"] == "failed"
+
+
+def test_a_worker_killed_once_from_outside_costs_nothing(tmp_path):
+    """`kill -9` of one worker (the OOM killer choosing it, a cluster's cgroup): its job is
+    run again and every run finishes with the numbers of an undisturbed run."""
+    p = tmp_path / "long.toml"
+    p.write_text(LONG.replace("epochs = 6", "epochs = 3"))
+    ref = tmp_path / "ref"
+    assert main(["run", str(p), "--out", str(ref), "--quiet", "--workers", "1"]) == 0
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "sharpen.cli", "run", str(p), "--out", str(out),
+                             "--workers", "2", "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("runs/*/*/metrics.csv")):
+        time.sleep(0.05)
+    workers = sorted(_children(proc.pid))
+    assert workers
+    os.kill(workers[-1], signal.SIGKILL)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "a worker process died" in err
+
+    def values(d):
+        return [{k: v for k, v in x.items() if k not in ("seconds", "images_per_s")}
+                for x in csv.DictReader(open(d / "results.csv"))]
+
+    assert values(out) == values(ref) and all(x["status"] == "ok" for x in values(out))
+
+
+def test_a_closing_terminal_sighup_never_stops_training(tmp_path):
+    p = tmp_path / "long.toml"
+    p.write_text(LONG.replace("epochs = 6", "epochs = 2"))
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "sharpen.cli", "run", str(p), "--out", str(out),
+                             "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.send_signal(signal.SIGHUP)  # what a closing terminal sends ...
+    proc.stdout.close()  # ... and then nobody reads
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 0
+    assert [r["status"] for r in csv.DictReader(open(out / "results.csv"))] == ["ok"] * 4
+
+
+def test_an_unreadable_checkpoint_costs_a_restart_not_the_run(tmp_path):
+    """A checkpoint damaged on disk (bit rot, a copy cut short) is not trusted: the run starts
+    again from epoch 1 and ends with the numbers of an undisturbed run."""
+    p = tmp_path / "long.toml"
+    p.write_text(LONG.replace("epochs = 6", "epochs = 2").replace("runs = 4", "runs = 1"))
+    ref = tmp_path / "ref"
+    assert main(["run", str(p), "--out", str(ref), "--quiet"]) == 0
+    out = tmp_path / "r"
+    shutil.copytree(ref, out)
+    seed = out / "runs" / "default" / "seed-0"
+    (seed / "result.json").unlink()
+    (seed / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    (seed / "metrics.csv").write_text("epoch,test_acc\n1,0.99\n")  # rows a restart must replace
+    assert main(["run", str(p), "--out", str(out)]) == 0
+
+    def rows(d):
+        return [{k: v for k, v in x.items() if k not in ("seconds", "images_per_s")}
+                for x in csv.DictReader(open(d / "runs" / "default" / "seed-0" / "metrics.csv"))]
+
+    assert rows(out) == rows(ref) and len(rows(out)) == 2
+    assert not (seed / "checkpoint.pt").exists()

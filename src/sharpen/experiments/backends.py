@@ -41,8 +41,13 @@ def run_serial(jobs: list[Job], report: Report, log: Callable[[str], None] | Non
         report(job[0], run_job(job, log))
 
 
-def _worker_init() -> None:
-    """Runs in each worker process: die with the driver."""
+_STARTED: Any = None  # in a worker: the queue it announces each job on
+
+
+def _worker_init(started: Any = None) -> None:
+    """Runs in each worker process: die with the driver; remember the start queue."""
+    global _STARTED
+    _STARTED = started
     try:  # Linux: a SIGKILLed driver must not leave workers writing into its run directory
         import ctypes
         import signal
@@ -52,25 +57,91 @@ def _worker_init() -> None:
         pass
 
 
+def _announced_job(i: int, job: Job) -> list[dict[str, Any]]:
+    if _STARTED is not None:
+        _STARTED.put(i)
+    return run_job(job)
+
+
+def lost_job(job: Job, why: str) -> list[dict[str, Any]]:
+    """Results for a job whose process was lost: each seed ``failed``, with the reason."""
+    group, _, rdirs, *_, record_only = job
+    results = []
+    for seed, rdir in zip(group.seeds, rdirs):
+        res = {"seed": seed, "status": "failed", "error": why, "seconds": 0.0,
+               "epochs_done": 0, "arm": group.arm}
+        if seed in record_only:
+            atomic_write_json(Path(rdir) / "result.json", res)
+        results.append(res)
+    return results
+
+
+WORKER_DIED = ("its worker process died (killed by a signal: often the out-of-memory killer); "
+               "re-run the same command to try it again")
+
+
 def run_processes(jobs: list[Job], workers: int, report: Report,
                   while_running: Callable[[], Any] | None = None) -> None:
+    """Run jobs in ``workers`` spawned processes.
+
+    A worker that dies (the out-of-memory killer, a segfault in a library, ``kill -9``)
+    breaks the pool without saying which job it ran. The jobs then in flight are each run
+    again alone, so the one that kills its process again is known and recorded ``failed``;
+    every other job goes on.
+    """
     import multiprocessing
+    import sys
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init)
-    try:
-        futures = {pool.submit(run_job, job): job for job in jobs}
-        if while_running is not None:
-            while_running()
-        for f in as_completed(futures):
-            report(futures[f][0], f.result())
-    except BaseException:  # Ctrl-C, SIGTERM, a failed job: stop the workers now, keep files
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    todo = dict(enumerate(jobs))
+    suspects: list[int] = []
+    while todo:
+        alone = suspects[:1]  # a suspect runs alone: if its process dies, it is the cause
+        batch = {i: todo[i] for i in (alone or list(todo))}
+        started = ctx.SimpleQueue()
+        begun: set[int] = set()
+
+        def drain(q: Any = started, into: set[int] = begun) -> None:  # keep the pipe from filling
+            while not q.empty():
+                into.add(q.get())
+
+        pool = ProcessPoolExecutor(1 if alone else min(workers, len(batch)), mp_context=ctx,
+                                   initializer=_worker_init, initargs=(started,))
+        try:
+            futures = {pool.submit(_announced_job, i, job): i for i, job in batch.items()}
+            if while_running is not None:
+                while_running()
+                while_running = None
+            for f in as_completed(futures):
+                i = futures[f]
+                report(todo[i][0], f.result())
+                del todo[i]
+                drain()
+        except BrokenProcessPool:
+            pool.shutdown(wait=True, cancel_futures=True)
+            if alone:
+                report(todo[alone[0]][0], lost_job(todo[alone[0]], WORKER_DIED))
+                del todo[alone[0]]
+                suspects.pop(0)
+                continue
+            drain()
+            suspects = [i for i in sorted(begun) if i in todo]
+            if not suspects:
+                raise SharpenError("worker processes die before they start a job (out of memory "
+                                   "at start-up?); try --workers 1") from None
+            print(f"sharpen: a worker process died; running its {len(suspects)} job(s) in "
+                  "flight again, one at a time", file=sys.stderr, flush=True)
+            continue
+        except BaseException:  # Ctrl-C, SIGTERM, a failed job: stop the workers now, keep files
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        if alone:
+            suspects.pop(0)
 
 
 def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> None:
@@ -91,11 +162,5 @@ def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> 
         try:
             results = ray.get(done[0])
         except ray.exceptions.RayError as exc:  # a lost worker: record, let the rest go on
-            results = []
-            for seed, rdir in zip(group.seeds, job[2]):
-                res = {"seed": seed, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                       "seconds": 0.0, "epochs_done": 0, "arm": group.arm}
-                if seed in job[5]:
-                    atomic_write_json(Path(rdir) / "result.json", res)
-                results.append(res)
+            results = lost_job(job, f"{type(exc).__name__}: {exc}")
         report(group, results)

@@ -10,6 +10,7 @@ numbers as an uninterrupted one.
 from __future__ import annotations
 
 import io
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -122,6 +123,9 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
     columns = [list(METRIC_BASE) for _ in seeds]
     ckpt_path = rdirs[0] / "checkpoint.pt"
     resume = load_checkpoint(ckpt_path) if cfg.checkpoint else None
+    if cfg.checkpoint and resume is None and ckpt_path.exists():
+        print(f"sharpen: {ckpt_path} is unreadable; training seeds {seeds} of arm {arm!r} again "
+              "from epoch 1", file=sys.stderr, flush=True)
     if resume is not None and resume.get("seeds") != seeds:
         resume = None
     earlier = 0.0
