@@ -617,3 +617,20 @@ def test_an_unreadable_checkpoint_costs_a_restart_not_the_run(tmp_path):
 
     assert rows(out) == rows(ref) and len(rows(out)) == 2
     assert not (seed / "checkpoint.pt").exists()
+
+
+def test_a_relative_data_dir_is_read_from_anywhere_later(mnist_dir, tmp_path, monkeypatch):
+    """`--set data_dir=data/mnist` typed in one folder: the run directory resumes from another
+    folder (or on a cluster node whose working directory differs) and finds the same files."""
+    monkeypatch.chdir(mnist_dir.parent)
+    p = tmp_path / "m.toml"
+    p.write_text('name = "m"\nruns = 2\ndataset = "mnist"\nverify = false\ntrain_size = 200\n'
+                 'test_size = 100\nepochs = 1\nbatch_size = 50\noptimizer = "adam"\nlr = 0.003\n')
+    out = tmp_path / "r"
+    assert main(["run", str(p), "--out", str(out), "--quiet", "--set", f"data_dir={mnist_dir.name}",
+                 "--set", "runs=1"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["arms"]["default"]["data_dir"] == str(mnist_dir)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(out), "--runs", "2", "--quiet"]) == 0
+    assert [r["status"] for r in csv.DictReader(open(out / "results.csv"))] == ["ok", "ok"]

@@ -13,6 +13,7 @@ import copy
 import difflib
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,6 +126,13 @@ class _RunBase(BaseModel):
         from sharpen.data.user import source_name
 
         return source_name(v)  # a {path, format} table becomes its canonical name
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, v: str | None) -> str | None:
+        # absolute, so that workers elsewhere (a Ray node, `sharpen run DIR` from another
+        # folder) read the same files
+        return None if v is None else os.path.abspath(os.path.expanduser(v))
 
     @field_validator("device")
     @classmethod
