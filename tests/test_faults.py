@@ -634,3 +634,16 @@ def test_a_relative_data_dir_is_read_from_anywhere_later(mnist_dir, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     assert main(["run", str(out), "--runs", "2", "--quiet"]) == 0
     assert [r["status"] for r in csv.DictReader(open(out / "results.csv"))] == ["ok", "ok"]
+
+
+def test_a_worker_that_starts_after_its_driver_died_exits_at_once():
+    """A driver SIGKILLed while spawning: the worker's death signal is set too late to fire,
+    and the pool's pipes keep it waiting; it must see the driver is gone and exit."""
+    code = ("import os, sys; from sharpen.experiments.backends import _worker_init; "
+            "_worker_init(None, int(sys.argv[1])); print('alive')")
+    gone = subprocess.run([sys.executable, "-c", code, "1"], capture_output=True, text=True,
+                          timeout=120)
+    assert gone.returncode == 1 and "alive" not in gone.stdout
+    here = subprocess.run([sys.executable, "-c", code, str(os.getpid())], capture_output=True,
+                          text=True, timeout=120)
+    assert here.returncode == 0 and "alive" in here.stdout

@@ -44,7 +44,7 @@ def run_serial(jobs: list[Job], report: Report, log: Callable[[str], None] | Non
 _STARTED: Any = None  # in a worker: the queue it announces each job on
 
 
-def _worker_init(started: Any = None) -> None:
+def _worker_init(started: Any = None, driver: int | None = None) -> None:
     """Runs in each worker process: die with the driver; remember the start queue."""
     global _STARTED
     _STARTED = started
@@ -55,6 +55,10 @@ def _worker_init(started: Any = None) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if driver is not None and os.getppid() != driver:
+        # the driver died before the line above ran, so no signal will come; the queues'
+        # pipes stay open in this process, so without this it would wait for work forever
+        os._exit(1)
 
 
 def _announced_job(i: int, job: Job) -> list[dict[str, Any]]:
@@ -108,7 +112,7 @@ def run_processes(jobs: list[Job], workers: int, report: Report,
                 into.add(q.get())
 
         pool = ProcessPoolExecutor(1 if alone else min(workers, len(batch)), mp_context=ctx,
-                                   initializer=_worker_init, initargs=(started,))
+                                   initializer=_worker_init, initargs=(started, os.getpid()))
         try:
             futures = {pool.submit(_announced_job, i, job): i for i, job in batch.items()}
             if while_running is not None:
