@@ -204,3 +204,32 @@ def test_box_blur_2d_odd_and_even_against_a_direct_windowed_mean(n, side):
     ref = ndimage.uniform_filter(x.numpy(), size=(1, 1, n, n), mode="mirror")
     assert got.shape == x.shape
     assert abs(got - ref).max() < 1e-9
+
+
+SCIPY_MODE = {"reflect": "mirror", "replicate": "nearest", "zeros": "constant"}
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate", "zeros"])
+@pytest.mark.parametrize("shape,sigma", [((2, 3, 100, 104), 1.5),  # > 96 px: depthwise conv
+                                         ((1, 2, 120, 5), 2.0),  # radius 8 > short side 5
+                                         ((2, 3, 40, 44), 1.5)])  # ≤ 96 px: matrix products
+def test_gaussian_blur_2d_on_both_paths_against_scipy(padding, shape, sigma):
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    got = gaussian_blur(x, sigma, padding=padding).numpy()
+    # reflect needs a pad smaller than the side: on an axis shorter than the radius it falls
+    # back to replicate, per axis
+    radius = int(4 * sigma + 0.5)
+    modes = [SCIPY_MODE["replicate" if padding == "reflect" and radius >= side else padding]
+             for side in shape[2:]]
+    ref = ndimage.gaussian_filter(x.numpy(), sigma=(0, 0, sigma, sigma), mode=["nearest", "nearest",
+                                  *modes], truncate=4.0)
+    assert got.shape == x.shape and abs(got - ref).max() < 1e-9
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate", "zeros"])
+@pytest.mark.parametrize("length", [50, 130])
+def test_gaussian_blur_1d_signals_against_scipy(padding, length):
+    x = torch.rand(2, 3, length, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    got = gaussian_blur(x, 2.5, padding=padding).numpy()
+    ref = ndimage.gaussian_filter1d(x.numpy(), 2.5, axis=-1, mode=SCIPY_MODE[padding], truncate=4.0)
+    assert abs(got - ref).max() < 1e-9
