@@ -61,3 +61,20 @@ def test_invalid_schedules_name_the_field():
     with pytest.raises(SharpenError, match=r"field 'lr'.*ends at 20.*only 10"):
         check_schedule({"kind": "linear", "start": 1, "end": 0, "length": 20}, "lr", 10, lo=0)
     check_schedule({"kind": "step", "start": 2, "delta": -0.5, "every": 2, "min": 0}, "sigma", 15, lo=0)
+
+
+def test_piecewise_against_numpy_interp_and_a_held_step_function():
+    import numpy as np
+
+    pts = [(2.0, 10.0), (6.0, 2.0), (10.0, 4.0)]  # values larger than positions, gaps ≠ 1
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    lin = as_schedule({"kind": "piecewise", "points": pts, "interpolate": True})
+    held = as_schedule({"kind": "piecewise", "points": pts})
+    for t in [e / 4 for e in range(0, 13 * 4)]:  # fractional epochs too (per-step schedules)
+        assert lin.value(t, 13) == pytest.approx(float(np.interp(t, xs, ys)), abs=1e-12), t
+        want = ys[0] if t < xs[0] else ys[max(i for i, x in enumerate(xs) if x <= t)]
+        assert held.value(t, 13) == want, t
+    prog = as_schedule({"kind": "piecewise", "points": [(0.25, 1.0), (0.75, 3.0)],
+                        "interpolate": True, "unit": "progress"})
+    # progress = epoch / (epochs − 1): epoch 4 of 9 is the middle
+    assert prog.values(9) == pytest.approx([1.0, 1.0, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0, 3.0])
