@@ -25,5 +25,4 @@ clean:
 
 # Mutation testing of the core modules (not in CI: slow). Score and survivors: docs/mutation.md
 mutate: $(BIN)/sharpen
-	$(BIN)/mutmut run
-	$(BIN)/mutmut results
+	$(BIN)/python tools/mutate.py

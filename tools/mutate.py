@@ -1,0 +1,150 @@
+"""`make mutate`: mutation testing of the core modules, each against its own tests.
+
+mutmut (a dev dependency) changes one thing at a time in a module (an operator, a constant,
+an argument) and runs the tests that reach the changed function; a change no test notices
+"survives". Each module runs in its own scratch copy under ``.mutate/<module>/`` with only
+its own test files selected, which keeps a module's run to minutes instead of running the
+whole suite for every mutant (and makes the score conservative: tests outside the list may
+kill more). Results are cached there, so a second run only re-checks what changed.
+
+    python tools/mutate.py                      # every module below
+    python tools/mutate.py training/schedules.py  # one module
+    python tools/mutate.py --list                 # the table
+
+Writes ``.mutate/summary.json`` (counts per module) and, per module,
+``.mutate/<module>/survivors.txt`` (each surviving mutant's diff), the material for
+docs/mutation.md. Not part of CI: too slow for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = Path(sys.executable).with_name("mutmut")
+
+# module (under src/sharpen) -> the test files that exercise it directly
+MODULES: dict[str, list[str]] = {
+    "curricula/ops.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
+    "techniques/deblur.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
+    "techniques/sharpening.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
+    "techniques/resizing.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
+    "techniques/dropout.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
+    "techniques/erasing.py": ["tests/test_behaviour.py", "tests/test_vgg.py"],
+    "training/schedules.py": ["tests/test_schedules.py", "tests/test_menu.py",
+                              "tests/test_curricula.py"],
+    "training/tasks.py": ["tests/test_training.py", "tests/test_pairs.py", "tests/test_menu.py"],
+    "training/loop.py": ["tests/test_training.py", "tests/test_behaviour.py",
+                         "tests/test_menu.py"],
+    "data/formats.py": ["tests/test_formats.py", "tests/test_data.py", "tests/test_behaviour.py"],
+    "data/pairs.py": ["tests/test_pairs.py"],
+    "reports/stats.py": ["tests/test_stats.py"],
+    "experiments/runner.py": ["tests/test_experiments.py"],
+}
+COPY = ["src", "tests", "docs", "README.md", "benchmarks", "pyproject.toml"]
+STATUSES = ("killed", "survived", "timeout", "no tests", "suspicious", "skipped", "segfault",
+            "not checked", "caught by type check")
+
+
+def _config(module: str, tests: list[str], timeout_multiplier: float) -> str:
+    lines = [
+        "[tool.mutmut]",
+        'source_paths = ["src/sharpen"]',
+        f'only_mutate = ["src/sharpen/{module}"]',
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
+        'also_copy = ["src/sharpen/data/sample", "src/sharpen/experiments/bundled", "docs", '
+        '"README.md", "benchmarks"]',
+        'pytest_add_cli_args = ["-x", "-q", "-p", "no:cacheprovider"]',
+        f"timeout_multiplier = {timeout_multiplier}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _sync(work: Path) -> None:
+    """Copy the current sources and tests into the scratch copy (mutmut's cache stays)."""
+    work.mkdir(parents=True, exist_ok=True)
+    for name in COPY:
+        src, dst = ROOT / name, work / name
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pt"))
+        elif src.exists():
+            shutil.copy2(src, dst)
+
+
+def run_module(module: str, children: int, timeout_multiplier: float) -> dict[str, int]:
+    work = ROOT / ".mutate" / module.replace("/", "_").removesuffix(".py")
+    _sync(work)
+    text = (work / "pyproject.toml").read_text()
+    text = re.sub(r"\[tool\.mutmut\].*?(?=\n\[|\Z)", "", text, flags=re.S).rstrip() + "\n\n"
+    (work / "pyproject.toml").write_text(text + _config(module, MODULES[module],
+                                                         timeout_multiplier))
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    subprocess.run([str(MUTMUT), "run", "--max-children", str(children)], cwd=work, env=env,
+                   stdout=subprocess.DEVNULL, check=False)
+    out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=work, env=env,
+                         capture_output=True, text=True, check=False).stdout
+    counts = dict.fromkeys(STATUSES, 0)
+    survivors = []
+    for line in out.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if status in counts:
+            counts[status] += 1
+            if status == "survived":
+                survivors.append(name)
+    diffs = []
+    for name in survivors:
+        show = subprocess.run([str(MUTMUT), "show", name], cwd=work, env=env,
+                              capture_output=True, text=True, check=False).stdout
+        diffs.append("\n".join(ln for ln in show.splitlines()
+                               if ln.startswith(("# ", "- ", "+ ", "-\t", "+\t", "@@"))
+                               or ln[:1] in "+-" and not ln.startswith(("---", "+++"))))
+    (work / "survivors.txt").write_text("\n\n".join(diffs) + "\n")
+    return counts
+
+
+def score(c: dict[str, int]) -> float | None:
+    """Killed (timeouts count as detected) over every mutant that was tested."""
+    tested = c["killed"] + c["timeout"] + c["survived"] + c["suspicious"] + c["segfault"]
+    return None if not tested else (c["killed"] + c["timeout"] + c["segfault"]) / tested
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("modules", nargs="*", help="modules under src/sharpen (default: all)")
+    ap.add_argument("--list", action="store_true", help="print the module table and exit")
+    ap.add_argument("--children", type=int, default=os.cpu_count() or 2,
+                    help="parallel mutants (default: the cores)")
+    ap.add_argument("--timeout-multiplier", type=float, default=3.0,
+                    help="a mutant is timed out at this multiple of its tests' clean time")
+    args = ap.parse_args(argv)
+    if args.list:
+        for m, t in MODULES.items():
+            print(f"{m}: {' '.join(t)}")
+        return 0
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        ap.error(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}")
+    summary_path = ROOT / ".mutate" / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    for m in args.modules or list(MODULES):
+        c = run_module(m, args.children, args.timeout_multiplier)
+        s = score(c)
+        summary[m] = {**c, "score": s}
+        summary_path.parent.mkdir(exist_ok=True)
+        summary_path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+        pct = "n/a" if s is None else f"{100 * s:.1f} %"
+        print(f"{m}: {pct} ({c['killed']} killed, {c['timeout']} timeout, {c['survived']} survived, "
+              f"{c['no tests']} without tests)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
