@@ -404,3 +404,10 @@ def test_summary_and_against_published_with_too_few_runs():
     assert e["diff"] is None and e["verdict"].startswith("untested")
     low = against_published([0.84, 0.86, 0.85], 0.95)
     assert low["verdict"] == "ours lower" and low["n"] == 3
+
+
+def test_verdict_on_no_difference_has_no_tolerance_unless_given():
+    # "~" without a tolerance: only an interval of exactly zero is "no difference"
+    assert verdict(0.1, 0.2, "~") == "contradicted"
+    assert verdict(-0.1, 0.2, "~") == "not supported"
+    assert verdict(0.0, 0.0, "~") == "supported"

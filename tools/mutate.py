@@ -86,7 +86,10 @@ def run_module(module: str, children: int, timeout_multiplier: float) -> dict[st
     text = re.sub(r"\[tool\.mutmut\].*?(?=\n\[|\Z)", "", text, flags=re.S).rstrip() + "\n\n"
     (work / "pyproject.toml").write_text(text + _config(module, MODULES[module],
                                                          timeout_multiplier))
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # one thread per test process: mutmut limits a mutant by CPU seconds, and a multi-threaded
+    # test spends several per wall second (false timeouts); --children fills the cores
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
     subprocess.run([str(MUTMUT), "run", "--max-children", str(children)], cwd=work, env=env,
                    stdout=subprocess.DEVNULL, check=False)
     out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=work, env=env,
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print the module table and exit")
     ap.add_argument("--children", type=int, default=os.cpu_count() or 2,
                     help="parallel mutants (default: the cores)")
-    ap.add_argument("--timeout-multiplier", type=float, default=3.0,
+    ap.add_argument("--timeout-multiplier", type=float, default=10.0,
                     help="a mutant is timed out at this multiple of its tests' clean time")
     args = ap.parse_args(argv)
     if args.list:
