@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sharpen import SharpenError
 from sharpen.data import load, make_pairs
 from sharpen.data.pairs import pair_targets
 from sharpen.models import count_parameters, create_model, list_models
@@ -172,3 +173,16 @@ def test_pair_experiment_reports_digit_accuracy_and_config_errors(tmp_path):
     p.write_text('dataset = "cifar10"\nmodel = "direct_ws"\npairs = 10\n')
     with pytest.raises(SharpenError, match="digit pairs need a 1×28×28 dataset"):
         load_experiment(str(p))
+
+
+def test_make_pairs_refuses_other_images_and_too_few_with_the_numbers():
+    x = torch.zeros(10, 1, 28, 28, dtype=torch.uint8)
+    y = torch.arange(10)
+    px, target, classes = make_pairs(x, y, 5, _gen(0))  # exactly 2N images is enough
+    assert px.shape == (5, 2, 14, 14) and sorted(classes.view(-1).tolist()) == list(range(10))
+    with pytest.raises(SharpenError, match=r"^6 pairs need 12 images, the split has only 10$"):
+        make_pairs(x, y, 6, _gen(0))
+    with pytest.raises(SharpenError, match=r"need 1×28×28 images, got \(3, 32, 32\)$"):
+        make_pairs(torch.zeros(10, 3, 32, 32), y, 2)
+    with pytest.raises(SharpenError, match=r"need 1×28×28 images, got \(28, 28\)$"):
+        make_pairs(torch.zeros(10, 28, 28), y, 2)  # a missing channel axis
