@@ -189,10 +189,9 @@ def check_schedule(s: ScheduleLike, field: str, epochs: int, lo: float | None = 
     end = sch.end_point(epochs)
     horizon = epochs if sch.unit == "epoch" else 1.0
     if end is not None and end > horizon + 1e-9:
-        raise SharpenError(
-            f"field {field!r}: schedule ends at {end:g} {sch.unit}s but training has only "
-            f"{horizon:g}; shorten the schedule or train longer"
-        )
+        where = (f"ends at {end:g} epochs but training has only {horizon:g}" if sch.unit == "epoch"
+                 else f"ends at progress {end:g} but training ends at progress 1")
+        raise SharpenError(f"field {field!r}: schedule {where}; shorten the schedule or train longer")
     for e, v in enumerate(sch.values(epochs)):
         bad = (lo is not None and (v <= lo if lo_open else v < lo - 1e-12)) or (
             hi is not None and (v >= hi if hi_open else v > hi + 1e-12))
