@@ -115,8 +115,7 @@ def test_safe_extract_builds_missing_parents_in_any_member_order(tmp_path):
         ("lone/a/b", None),  # a directory whose parents are not members
         ("second.txt", b"two"),
     ])
-    dest = tmp_path / "out"
-    dest.mkdir()
+    dest = tmp_path / "out" / "not" / "yet"  # made as needed
     safe_extract(arc, dest)
     assert (dest / "top/deep/er/f.bin").read_bytes() == big
     assert (dest / "lone/a/b").is_dir() and (dest / "second.txt").read_bytes() == b"two"
@@ -124,14 +123,16 @@ def test_safe_extract_builds_missing_parents_in_any_member_order(tmp_path):
 
 
 def test_safe_extract_keeps_what_exists_and_moves_the_rest(tmp_path):
-    arc = _tar(tmp_path / "a.tar.gz", [("first.txt", b"new"), ("second.txt", b"2")])
+    kept = [f"k{i}.txt" for i in range(7)]  # whatever order the folder lists them in
+    arc = _tar(tmp_path / "a.tar.gz", [("second.txt", b"2"), *((k, b"new") for k in kept)])
     dest = tmp_path / "out"
     dest.mkdir()
-    (dest / "first.txt").write_bytes(b"old")
+    for k in kept:
+        (dest / k).write_bytes(b"old")
     stale = dest / f".extract-{os.getpid()}"  # left by an earlier crash of this very pid
     stale.mkdir()
     safe_extract(arc, dest)
-    assert (dest / "first.txt").read_bytes() == b"old"
+    assert all((dest / k).read_bytes() == b"old" for k in kept)
     assert (dest / "second.txt").read_bytes() == b"2"
     assert not stale.exists()
 
@@ -154,3 +155,25 @@ def test_safe_extract_names_a_truncated_archive_and_an_unwritable_destination(tm
     blocker.write_text("not a folder")
     with pytest.raises(SharpenError, match=r"cannot extract .*a.tar.gz into .*file: Not a directory"):
         safe_extract(arc, blocker)
+
+
+@pytest.mark.parametrize("make", [np.asfortranarray, lambda a: a.astype(">i4"),
+                                  lambda a: a.astype("<f8"), lambda a: a.astype(np.uint8)])
+def test_arrays_in_any_layout_and_byte_order_load_equal(tmp_path, make):
+    a = make(np.arange(12).reshape(3, 4))
+    p = tmp_path / "a.pkl"
+    p.write_bytes(pickle.dumps({b"x": a, b"t": (a, [1, 2])}, protocol=2))
+    d = safe_unpickle(p)
+    assert np.array_equal(d[b"x"], a) and d[b"x"].dtype.newbyteorder("=") == a.dtype.newbyteorder("=")
+    assert isinstance(d[b"t"], tuple) and np.array_equal(d[b"t"][0], a) and d[b"t"][1] == [1, 2]
+
+
+@pytest.mark.parametrize("obj,match", [
+    (np.dtype("int32"), "stray numpy object outside an array"),
+    (np.array([b"ab", b"c"], dtype=object), "refused dtype 'O8': only plain numeric arrays"),
+])
+def test_numpy_objects_that_are_not_plain_arrays_are_refused(tmp_path, obj, match):
+    p = tmp_path / "a.pkl"
+    p.write_bytes(pickle.dumps([obj], protocol=2))
+    with pytest.raises(SharpenError, match=match):
+        safe_unpickle(p)
