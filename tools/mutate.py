@@ -9,6 +9,7 @@ kill more). Results are cached there, so a second run only re-checks what change
 
     python tools/mutate.py                      # every module below
     python tools/mutate.py training/schedules.py  # one module
+    python tools/mutate.py --recheck data/pairs.py  # survivors again, after new tests
     python tools/mutate.py --list                 # the table
 
 Writes ``.mutate/summary.json`` (counts per module) and, per module,
@@ -86,7 +87,15 @@ def _sync(work: Path) -> None:
             shutil.copy2(src, dst)
 
 
-def run_module(module: str, children: int, timeout_multiplier: float) -> dict[str, int]:
+def _survivors(work: Path, env: dict[str, str]) -> list[str]:
+    out = subprocess.run([str(MUTMUT), "results"], cwd=work, env=env, capture_output=True,
+                         text=True, check=False).stdout
+    return [ln.strip().rpartition(": ")[0] for ln in out.splitlines()
+            if ln.strip().endswith(": survived")]
+
+
+def run_module(module: str, children: int, timeout_multiplier: float,
+               recheck: bool = False) -> dict[str, int]:
     work = ROOT / ".mutate" / module.replace("/", "_").removesuffix(".py")
     _sync(work)
     text = (work / "pyproject.toml").read_text()
@@ -97,8 +106,13 @@ def run_module(module: str, children: int, timeout_multiplier: float) -> dict[st
     # test spends several per wall second (false timeouts); --children fills the cores
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1"}
-    subprocess.run([str(MUTMUT), "run", "--max-children", str(children)], cwd=work, env=env,
-                   stdout=subprocess.DEVNULL, check=False)
+    # mutmut keeps a cached verdict; survivors are tried again only when named (after new tests)
+    again = _survivors(work, env) if recheck and (work / "mutants").exists() else []
+    subprocess.run([str(MUTMUT), "run", "--max-children", str(children), *again], cwd=work,
+                   env=env, stdout=subprocess.DEVNULL, check=False)
+    if again:  # then whatever the named run left unchecked
+        subprocess.run([str(MUTMUT), "run", "--max-children", str(children)], cwd=work, env=env,
+                       stdout=subprocess.DEVNULL, check=False)
     out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=work, env=env,
                          capture_output=True, text=True, check=False).stdout
     counts = dict.fromkeys(STATUSES, 0)
@@ -132,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print the module table and exit")
     ap.add_argument("--children", type=int, default=os.cpu_count() or 2,
                     help="parallel mutants (default: the cores)")
+    ap.add_argument("--recheck", action="store_true",
+                    help="try the cached survivors again (after adding tests)")
     ap.add_argument("--timeout-multiplier", type=float, default=10.0,
                     help="a mutant is timed out at this multiple of its tests' clean time")
     args = ap.parse_args(argv)
@@ -145,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     summary_path = ROOT / ".mutate" / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     for m in args.modules or list(MODULES):
-        c = run_module(m, args.children, args.timeout_multiplier)
+        c = run_module(m, args.children, args.timeout_multiplier, args.recheck)
         s = score(c)
         summary[m] = {**c, "score": s}
         summary_path.parent.mkdir(exist_ok=True)
