@@ -233,3 +233,46 @@ def test_gaussian_blur_1d_signals_against_scipy(padding, length):
     got = gaussian_blur(x, 2.5, padding=padding).numpy()
     ref = ndimage.gaussian_filter1d(x.numpy(), 2.5, axis=-1, mode=SCIPY_MODE[padding], truncate=4.0)
     assert abs(got - ref).max() < 1e-9
+
+
+def _fake_state(model: torch.nn.Module, epoch: int, epochs: int):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(model=model, epoch=epoch, epochs=epochs, extra={})
+
+
+def test_scheduled_dropout_sets_every_layer_per_epoch_on_a_progress_schedule():
+    from sharpen.techniques.dropout import ScheduledDropout
+    from sharpen.training.stack import SeededDropout
+
+    model = torch.nn.Sequential(SeededDropout(0.5, False, 1), torch.nn.Linear(2, 2),
+                                SeededDropout(0.1, True, 1))
+    t = ScheduledDropout({"kind": "linear", "start": 0.0, "end": 0.4, "unit": "progress"})
+    for epoch, want in ((0, 0.0), (2, 0.2), (4, 0.4)):  # progress epoch / (5 − 1)
+        st = _fake_state(model, epoch, 5)
+        t.on_epoch_start(st)
+        assert [m.p for m in model if isinstance(m, SeededDropout)] == pytest.approx([want] * 2)
+        assert st.extra == {"dropout": pytest.approx(want)}
+    with pytest.raises(ValueError, match=r"dropout rate must be in \[0, 1\), got 1.0 at epoch 3$"):
+        ScheduledDropout(1.0).on_epoch_start(_fake_state(model, 2, 5))
+
+
+def test_progressive_resize_plans_rounded_sides_and_resizes_every_batch():
+    from types import SimpleNamespace
+
+    from sharpen import SharpenError
+    from sharpen.curricula import resize
+    from sharpen.techniques.resizing import ProgressiveResize
+
+    t = ProgressiveResize({"kind": "linear", "start": 16, "end": 28, "unit": "progress"})
+    assert [t.plan(e, 5)["image_size"] for e in range(5)] == [16, 19, 22, 25, 28]
+    st = _fake_state(torch.nn.Identity(), 1, 5)
+    t.on_epoch_start(st)
+    x = torch.rand(3, 1, 28, 28)
+    got, _ = t.on_batch(st, x, torch.zeros(3))
+    assert st.extra == {"image_size": 19} and torch.equal(got, resize(x, 19))
+    cfg = SimpleNamespace(image_size={"kind": "step", "start": 20, "every": 1, "delta": 0.5},
+                          epochs=3)
+    with pytest.raises(SharpenError, match=r"field 'arms.a.image_size': value 20.5 at epoch 2 "
+                                           r"must be an integer"):
+        ProgressiveResize.check(cfg, "arms.a.", 28)
