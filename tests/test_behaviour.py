@@ -276,3 +276,52 @@ def test_progressive_resize_plans_rounded_sides_and_resizes_every_batch():
     with pytest.raises(SharpenError, match=r"field 'arms.a.image_size': value 20.5 at epoch 2 "
                                            r"must be an integer"):
         ProgressiveResize.check(cfg, "arms.a.", 28)
+
+
+def _deblur_state(betas: list[float], epoch: int = 0, epochs: int = 3):
+    from types import SimpleNamespace
+
+    E = len(betas)
+    return SimpleNamespace(epoch=epoch, epochs=epochs, n_seeds=E, extra={},
+                           rand=lambda name: torch.tensor(betas),
+                           per_seed=lambda x: x.view(E, -1, *x.shape[1:]))
+
+
+def test_randomized_deblur_from_config_uses_its_padding_and_checks_its_probability():
+    from types import SimpleNamespace
+
+    from sharpen import SharpenError
+
+    cfg = SimpleNamespace(blur_sigma=2.0, blur_p=1.0, padding="zeros", epochs=3)
+    t = RandomizedDeblur.from_config(cfg)
+    st = _deblur_state([0.3, 0.9, 0.1])
+    t.on_epoch_start(st)
+    x = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    got, _ = t.on_batch(st, x, torch.zeros(6))  # every seed hit: the whole batch at once
+    assert torch.allclose(got, gaussian_blur(x, 2.0, padding="zeros"))
+    from sharpen.training.schedules import as_schedule
+
+    t.p = as_schedule(0.5)  # now seeds 0 and 2 only (β 0.3, 0.1 ≤ 0.5)
+    t.on_epoch_start(st)
+    got, _ = t.on_batch(st, x, torch.zeros(6))
+    want = x.clone()
+    for e in (0, 2):
+        want[2 * e:2 * e + 2] = gaussian_blur(x[2 * e:2 * e + 2], 2.0, padding="zeros")
+    assert torch.allclose(got, want) and t.blurred_batches == [2, 1, 2]
+    assert RandomizedDeblur(1.0).plan(0, 3)["blur_p"] == 1.0  # by default every batch
+    with pytest.raises(SharpenError, match=r"field 'blur_p': value -0.1 at epoch 1 is outside "
+                                           r"the allowed range \[0.0, 1.0\]"):
+        RandomizedDeblur.check(SimpleNamespace(blur_sigma=1.0, blur_p=-0.1, epochs=3), "", 28)
+
+
+def test_randomized_deblur_at_sigma_zero_counts_no_batch_and_plans_in_progress_units():
+    t = RandomizedDeblur({"kind": "linear", "start": 2.0, "end": 0.0, "unit": "progress"},
+                         {"kind": "linear", "start": 1.0, "end": 0.5, "unit": "progress"})
+    assert [t.plan(e, 5) for e in (0, 2, 4)] == [{"sigma": 2.0, "blur_p": 1.0},
+                                                 {"sigma": 1.0, "blur_p": 0.75},
+                                                 {"sigma": 0.0, "blur_p": 0.5}]
+    st = _deblur_state([0.0, 0.2], epoch=4, epochs=5)
+    t.on_epoch_start(st)
+    x = torch.rand(4, 1, 8, 8)
+    got, _ = t.on_batch(st, x, torch.zeros(4))
+    assert got is x and t.blurred_batches == [0, 0] and st.extra == {"sigma": 0.0, "blur_p": 0.5}
