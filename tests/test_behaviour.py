@@ -325,3 +325,94 @@ def test_randomized_deblur_at_sigma_zero_counts_no_batch_and_plans_in_progress_u
     x = torch.rand(4, 1, 8, 8)
     got, _ = t.on_batch(st, x, torch.zeros(4))
     assert got is x and t.blurred_batches == [0, 0] and st.extra == {"sigma": 0.0, "blur_p": 0.5}
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+def test_blurred_copy_in_chunks_against_scipy_rounded_for_uint8_only(padding):
+    from sharpen.techniques.sharpening import blurred_copy
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (7, 1, 10, 10), generator=g, dtype=torch.uint8)
+    ref = ndimage.uniform_filter(x.double().numpy(), size=(1, 1, 3, 3),
+                                 mode={"reflect": "mirror", "zeros": "constant"}[padding])
+    got = blurred_copy(x, 3, padding, chunk=3)  # 7 images in chunks of 3: 3 + 3 + 1
+    assert got.dtype == torch.uint8 and torch.equal(got, torch.from_numpy(ref).round().to(torch.uint8))
+    xf = x.float()
+    gotf = blurred_copy(xf, 3, padding, chunk=3)
+    assert gotf.dtype == torch.float32 and abs(gotf.double().numpy() - ref).max() < 1e-4
+    assert not torch.equal(gotf, gotf.round())  # floats are not rounded
+    if padding == "reflect":
+        assert torch.equal(blurred_copy(x, 3), got)  # the default padding
+
+
+def _mix_state(data_x: torch.Tensor, n_seeds: int, draws: torch.Tensor, epoch: int = 0,
+               epochs: int = 2):
+    from types import SimpleNamespace
+
+    d = SimpleNamespace(train=SimpleNamespace(x=data_x))
+    names: list[str] = []
+
+    def rand(name, n):
+        names.append(name)
+        return draws
+
+    st = SimpleNamespace(epoch=epoch, epochs=epochs, data=[d] * n_seeds, extra={}, train_x=None,
+                         rand=rand, norm=lambda t: t.float(),
+                         gather=lambda copies, idx: torch.cat([c[i] for c, i in zip(copies, idx)]))
+    return st, names
+
+
+def test_mixed_sharpening_takes_exactly_the_drawn_samples_from_one_shared_copy():
+    from sharpen.techniques.sharpening import ProgressiveSharpening, blurred_copy
+
+    data = torch.randint(0, 256, (6, 1, 8, 8), generator=torch.Generator().manual_seed(4),
+                         dtype=torch.uint8)
+    t = ProgressiveSharpening({"kind": "piecewise", "points": [(0, 3), (1, 1)]}, mode="mixed",
+                              mix=0.5, padding="zeros")
+    made = []
+    t.blurred_copy = lambda x, n: made.append(n) or blurred_copy(x, n, "zeros")
+    draws = torch.tensor([[0.2, 0.5, 0.9], [0.7, 0.1, 0.49999]])  # seed-major, 2 seeds × 3
+    st, names = _mix_state(data, 2, draws)
+    t.on_epoch_start(st)
+    assert made == [3] and st.extra == {"blur_n": 3, "blur_mix": 0.5}  # one copy, shared
+    st.batch_index = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    x = data.float()
+    got, _ = t.on_batch(st, x, torch.zeros(6))
+    assert names == ["sharpen_mix"]
+    blurred = blurred_copy(data, 3, "zeros").float()
+    take = [True, False, False, False, True, True]  # draw < 0.5 (0.5 itself is not taken)
+    for i, tk in enumerate(take):
+        assert torch.equal(got[i], blurred[i] if tk else x[i]), i
+    st2, _ = _mix_state(data, 2, draws, epoch=1)  # blur_n 1: sharp, nothing to mix
+    t.on_epoch_start(st2)
+    st2.batch_index = st.batch_index
+    assert t.on_batch(st2, x, torch.zeros(6))[0] is x
+
+
+def test_sharpening_checks_and_configuration():
+    from types import SimpleNamespace
+
+    from sharpen import SharpenError
+    from sharpen.techniques.sharpening import ProgressiveSharpening
+
+    with pytest.raises(ValueError, match=r"^mode must be 'staged' or 'mixed', got 'both'$"):
+        ProgressiveSharpening(3, mode="both")
+    cfg = SimpleNamespace(blur_n=3, blur_mode="mixed", blur_mix=0.5, padding="zeros", epochs=2)
+    assert ProgressiveSharpening.from_config(cfg).padding == "zeros"
+
+    def bad(match, **kw):
+        with pytest.raises(SharpenError, match=match):
+            ProgressiveSharpening.check(SimpleNamespace(**{**vars(cfg), **kw}), "arms.a.", 28)
+
+    bad(r"field 'arms.a.blur_n': value 0 at epoch 1 is outside the allowed range \[1, 28\]",
+        blur_n=0)
+    bad(r"'arms.a.blur_n': value 29 at epoch 1 is outside the allowed range \[1, 28\]", blur_n=29)
+    bad(r"'arms.a.blur_n': value 2.5 at epoch 1 must be an integer",
+        blur_n={"kind": "step", "start": 2.5, "every": 1, "delta": 0.5})
+    bad(r"'arms.a.blur_mix': value 1.5 at epoch 1 is outside the allowed range \[0.0, 1.0\]",
+        blur_mix=1.5)
+    bad(r"'arms.a.blur_mix': value -0.5 at epoch 1 is outside", blur_mix=-0.5)
+    ProgressiveSharpening.check(SimpleNamespace(**{**vars(cfg), "blur_mode": "staged",
+                                                   "blur_mix": 1.5}), "", 28)  # not used
+    p = ProgressiveSharpening({"kind": "linear", "start": 5, "end": 1, "unit": "progress"})
+    assert [p.plan(e, 5)["blur_n"] for e in range(5)] == [5, 4, 3, 2, 1]
