@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print the module table and exit")
     ap.add_argument("--children", type=int, default=os.cpu_count() or 2,
                     help="parallel mutants (default: the cores)")
+    ap.add_argument("--table", action="store_true",
+                    help="print the last results as docs/mutation.md's table and exit")
     ap.add_argument("--recheck", action="store_true",
                     help="try the cached survivors again (after adding tests)")
     ap.add_argument("--timeout-multiplier", type=float, default=10.0,
@@ -156,10 +158,22 @@ def main(argv: list[str] | None = None) -> int:
         for m, t in MODULES.items():
             print(f"{m}: {' '.join(t)}")
         return 0
+    summary_path = ROOT / ".mutate" / "summary.json"
+    if args.table:  # the markdown table of docs/mutation.md, from the last runs
+        summary = json.loads(summary_path.read_text())
+        print("| module | mutants | killed | timeout | survived | no tests | score |")
+        print("|---|---|---|---|---|---|---|")
+        for m in MODULES:
+            if m in summary:
+                c = summary[m]
+                total = sum(c[k] for k in STATUSES)
+                pct = "n/a" if c["score"] is None else f"{100 * c['score']:.1f} %"
+                print(f"| `{m}` | {total} | {c['killed']} | {c['timeout']} | {c['survived']} | "
+                      f"{c['no tests']} | {pct} |")
+        return 0
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         ap.error(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}")
-    summary_path = ROOT / ".mutate" / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     for m in args.modules or list(MODULES):
         c = run_module(m, args.children, args.timeout_multiplier, args.recheck)
