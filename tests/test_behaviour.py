@@ -416,3 +416,80 @@ def test_sharpening_checks_and_configuration():
                                                    "blur_mix": 1.5}), "", 28)  # not used
     p = ProgressiveSharpening({"kind": "linear", "start": 5, "end": 1, "unit": "progress"})
     assert [p.plan(e, 5)["blur_n"] for e in range(5)] == [5, 4, 3, 2, 1]
+
+
+def _erasing_by_hand(x, p, area, aspect, seed, attempts=10):
+    """random_erasing's documented law, one image at a time in plain Python, from the same
+    draws in the same order (apply, areas, aspects, top, left, noise)."""
+    g = torch.Generator().manual_seed(seed)
+    n, _, H, W = x.shape
+    apply = torch.rand(n, generator=g).tolist()
+    ua = torch.rand(n, attempts, generator=g).tolist()
+    ur = torch.rand(n, attempts, generator=g).tolist()
+    ut = torch.rand(n, generator=g).tolist()
+    ul = torch.rand(n, generator=g).tolist()
+    noise = torch.randn(x.shape, generator=g)
+    out, boxes = x.clone(), []
+    for i in range(n):
+        h = w = 0
+        if apply[i] < p:
+            for k in range(attempts):
+                a = (area[0] + (area[1] - area[0]) * ua[i][k]) * H * W
+                r = math.exp(math.log(aspect[0]) + (math.log(aspect[1]) - math.log(aspect[0])) * ur[i][k])
+                hh, ww = round(math.sqrt(a * r)), round(math.sqrt(a / r))
+                if 1 <= hh < H and 1 <= ww < W:
+                    h, w = hh, ww
+                    break
+        top = min(math.floor(ut[i] * (H - h + 1)), H - 1)
+        left = min(math.floor(ul[i] * (W - w + 1)), W - 1)
+        out[i, :, top:top + h, left:left + w] = noise[i, :, top:top + h, left:left + w]
+        boxes.append([top, left, h, w])
+    return out, boxes
+
+
+@pytest.mark.parametrize("shape,p,area,aspect", [
+    ((40, 3, 12, 20), 0.5, (0.02, 0.33), (0.3, 3.3)),  # the seed's defaults, not square
+    ((40, 1, 3, 4), 0.9, (0.3, 0.9), (0.5, 2.0)),  # tiny images: many boxes never fit
+    ((10, 2, 8, 8), 1.0, (0.25, 0.25), (1.0, 1.0)),  # a fixed 4×4 box: equal bounds allowed
+])
+def test_random_erasing_equals_a_per_image_loop_of_its_law(shape, p, area, aspect):
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(9))
+    got, boxes = random_erasing(x, p, area, aspect, torch.Generator().manual_seed(5))
+    want, want_boxes = _erasing_by_hand(x, p, area, aspect, 5)
+    assert boxes.tolist() == want_boxes and torch.equal(got, want)
+    assert any(b[2] == 0 for b in want_boxes) and any(b[2] > 0 for b in want_boxes) or p == 1.0
+    if shape == (40, 3, 12, 20):  # defaults: the same call without arguments
+        d, db = random_erasing(x, generator=torch.Generator().manual_seed(5))
+        assert torch.equal(d, got) and torch.equal(db, boxes)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"p": 1.5}, r"^p must be in \[0, 1\], got 1.5$"), ({"p": -0.1}, "p must be in"),
+    ({"area": (0.0, 0.3)}, "need 0 < area_lo"), ({"area": (0.3, 0.2)}, "need 0 < area_lo"),
+    ({"area": (0.2, 1.5)}, r"got area \(0.2, 1.5\), aspect \(0.3, 3.3\)$"),
+    ({"aspect": (0.0, 1.0)}, "0 < aspect_lo <= aspect_hi"), ({"aspect": (2.0, 1.0)}, "aspect_lo"),
+])
+def test_random_erasing_refuses_bad_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        random_erasing(torch.rand(2, 1, 8, 8), **kw)
+
+
+def test_random_erasing_boundaries_are_allowed_and_the_technique_passes_its_settings():
+    from types import SimpleNamespace
+
+    x = torch.rand(4, 1, 8, 8)
+    random_erasing(x, 0.0, (1.0, 1.0), (1.0, 1.0))  # the closed ends of every range
+    assert RandomErasing().p == 0.5 and RandomErasing().area == (0.02, 0.33)
+    cfg = SimpleNamespace(random_erasing=True, erase_p=0.7, erase_area=(0.1, 0.2),
+                          erase_aspect=(0.5, 2.0))
+    t = RandomErasing.from_config(cfg)
+    assert (t.p, t.area, t.aspect) == (0.7, (0.1, 0.2), (0.5, 2.0))
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    st = SimpleNamespace(generators=lambda name: gens if name == "erasing" else None,
+                         per_seed=lambda b: b.view(2, -1, *b.shape[1:]))
+    xb = torch.rand(6, 1, 8, 8)
+    got, _ = t.on_batch(st, xb, torch.zeros(6))
+    want = torch.cat([random_erasing(xb[3 * e:3 * e + 3], 0.7, (0.1, 0.2), (0.5, 2.0),
+                                     torch.Generator().manual_seed(s))[0]
+                      for e, s in enumerate((1, 2))])
+    assert torch.equal(got, want)
