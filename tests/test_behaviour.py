@@ -493,3 +493,39 @@ def test_random_erasing_boundaries_are_allowed_and_the_technique_passes_its_sett
                                      torch.Generator().manual_seed(s))[0]
                       for e, s in enumerate((1, 2))])
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("area,aspect,ok", [
+    ((0.02, 0.33), (0.3, 3.3), True), ((0.3, 0.3), (1.0, 1.0), True), ((0.5, 1.0), (1, 2), True),
+    ((0.0, 0.3), (0.3, 3.3), False), ((0.4, 0.3), (0.3, 3.3), False), ((0.2, 1.1), (1, 2), False),
+    ((0.2, 0.3), (0.0, 3.3), False), ((0.2, 0.3), (3.3, 0.3), False),
+])
+def test_random_erasing_config_check_names_both_fields(area, aspect, ok):
+    from types import SimpleNamespace
+
+    from sharpen import SharpenError
+
+    cfg = SimpleNamespace(erase_area=area, erase_aspect=aspect)
+    if ok:
+        RandomErasing.check(cfg, "arms.e.", 32)
+    else:
+        with pytest.raises(SharpenError, match=r"^fields arms.e.erase_area / erase_aspect: need "
+                                               r"0 < lo <= hi <= 1 for the area and 0 < lo <= hi "
+                                               r"for the aspect; got "):
+            RandomErasing.check(cfg, "arms.e.", 32)
+
+
+def test_sharpening_rebuilds_its_blurred_copy_after_a_resume():
+    from sharpen.techniques.sharpening import ProgressiveSharpening, blurred_copy
+
+    data = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    t = ProgressiveSharpening(3)
+    made = []
+    t.blurred_copy = lambda x, n: made.append(n) or blurred_copy(x, n)
+    st, _ = _mix_state(data, 1, torch.zeros(1, 4))
+    t.on_epoch_start(st)
+    t.on_epoch_start(st)  # same stage: the copy is kept
+    assert made == [3]
+    t.load_state_dict(t.state_dict())  # a resumed run: the copy is not in the checkpoint
+    t.on_epoch_start(st)
+    assert made == [3, 3] and torch.equal(st.train_x[0], blurred_copy(data, 3))

@@ -177,3 +177,18 @@ def test_numpy_objects_that_are_not_plain_arrays_are_refused(tmp_path, obj, matc
     p.write_bytes(pickle.dumps([obj], protocol=2))
     with pytest.raises(SharpenError, match=match):
         safe_unpickle(p)
+
+
+def test_a_pickle_with_a_persistent_id_is_refused(tmp_path):
+    buf = io.BytesIO()
+
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            return "ext-1" if obj == "outside" else None
+
+    P(buf, protocol=2).dump([1, "outside"])
+    p = tmp_path / "pid.pkl"
+    p.write_bytes(buf.getvalue())
+    with pytest.raises(SharpenError, match=r"unsafe pickle, not loaded \(refused persistent id: "
+                                           r"CIFAR files hold only plain data\)"):
+        safe_unpickle(p)

@@ -171,3 +171,17 @@ def test_check_schedule_messages_name_the_range_the_epoch_and_the_end():
     check_schedule({"kind": "linear", "start": 1, "end": 2, "length": 3}, "s", 3)
     check_schedule({"kind": "linear", "start": 1, "end": 2, "length": 0.5, "begin": 0.5,
                     "unit": "progress"}, "s", 3)
+
+
+def test_cosine_and_piecewise_spans_end_where_they_say():
+    cos = {"kind": "cosine", "start": 1.0, "begin": 2, "length": 5}
+    assert as_schedule(cos).end_point(10) == 7
+    assert as_schedule({"kind": "cosine", "start": 1.0}).end_point(10) is None
+    check_schedule(cos, "c", 7)
+    with pytest.raises(SharpenError, match=r"field 'c': schedule ends at 7 epochs but training "
+                                           r"has only 6"):
+        check_schedule(cos, "c", 6)
+    pw = {"kind": "piecewise", "points": [(0, 1.0), (4, 2.0)]}
+    assert as_schedule(pw).end_point(10) == 4
+    with pytest.raises(SharpenError, match="schedule ends at 4 epochs but training has only 3"):
+        check_schedule(pw, "p", 3)
