@@ -136,8 +136,10 @@ def run_module(module: str, children: int, timeout_multiplier: float,
 
 
 def score(c: dict[str, int]) -> float | None:
-    """Killed (timeouts count as detected) over every mutant that was tested."""
-    tested = c["killed"] + c["timeout"] + c["survived"] + c["suspicious"] + c["segfault"]
+    """Killed (timeouts count as detected) over every mutant checked; a mutant that no
+    selected test reaches counts as alive."""
+    tested = (c["killed"] + c["timeout"] + c["survived"] + c["no tests"] + c["suspicious"]
+              + c["segfault"])
     return None if not tested else (c["killed"] + c["timeout"] + c["segfault"]) / tested
 
 
