@@ -529,3 +529,56 @@ def test_sharpening_rebuilds_its_blurred_copy_after_a_resume():
     t.load_state_dict(t.state_dict())  # a resumed run: the copy is not in the checkpoint
     t.on_epoch_start(st)
     assert made == [3, 3] and torch.equal(st.train_x[0], blurred_copy(data, 3))
+
+
+@pytest.mark.parametrize("shape,n", [((2, 1, 5, 40), 12), ((2, 1, 5, 100), 12),
+                                     ((1, 2, 6, 30), 13)])
+def test_box_blur_wider_than_the_image_falls_back_to_replicate_on_both_paths(shape, n):
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    got = box_blur(x, n, padding="reflect").numpy()
+    ref = ndimage.uniform_filter(x.numpy(), size=(1, 1, n, n), mode="nearest")
+    assert abs(got - ref).max() < 1e-9
+
+
+def test_gaussian_kernel_and_radius_equal_to_the_side():
+    from sharpen.curricula.ops import gaussian_kernel1d
+
+    k = gaussian_kernel1d(1.5)  # scipy's default truncation: radius int(4σ + 0.5) = 6
+    t = torch.arange(-6, 7, dtype=torch.float64)
+    ref = torch.exp(-t**2 / (2 * 1.5**2))
+    assert len(k) == 13 and torch.allclose(k.double(), ref / ref.sum(), atol=1e-7)
+    x = torch.rand(1, 1, 7, 100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = gaussian_blur(x, 1.75, padding="reflect").numpy()  # radius 7 == the short side
+    ref2 = ndimage.gaussian_filter(x.numpy(), (0, 0, 1.75, 1.75), truncate=4.0,
+                                   mode=["nearest", "nearest", "nearest", "mirror"])
+    assert abs(got - ref2).max() < 1e-9
+
+
+def test_resize_antialiases_when_either_side_shrinks_and_checks_its_input():
+    from sharpen.curricula import resize
+
+    x = torch.rand(2, 3, 20, 30, generator=torch.Generator().manual_seed(0))
+    for hw, aa in (((10, 40), True), ((40, 15), True), ((40, 60), False), ((10, 15), True)):
+        want = F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=aa)
+        assert torch.equal(resize(x, hw), want), hw
+    assert torch.equal(resize(x, 10), F.interpolate(x, size=(10, 10), mode="bilinear",
+                                                    antialias=True))
+    assert resize(x, (20, 30)) is x and resize(x, 1).shape == (2, 3, 1, 1)
+    assert torch.equal(resize(x, (10, 15), antialias=False),
+                       F.interpolate(x, size=(10, 15), mode="bilinear", antialias=False))
+    with pytest.raises(ValueError, match=r"^resize expects N×C×H×W, got shape \(3, 20, 30\)$"):
+        resize(x[0], 10)
+    with pytest.raises(ValueError, match=r"^size must be >= 1, got \(0, 5\)$"):
+        resize(x, (0, 5))
+
+
+def test_blur_argument_errors_say_what_is_allowed():
+    with pytest.raises(ValueError, match=r"^expected N×C×L or N×C×H×W, got shape \(4, 4\)$"):
+        gaussian_blur(torch.rand(4, 4), 1.0)
+    with pytest.raises(TypeError, match=r"^expected a floating-point tensor, got torch.uint8; "
+                                        r"call .float\(\) first$"):
+        box_blur(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 3)
+    with pytest.raises(ValueError, match=r"^padding must be one of .*got 'wrap'$"):
+        box_blur(torch.rand(1, 1, 4, 4), 3, padding="wrap")
+    with pytest.raises(ValueError, match=r"^box blur size n must be >= 1, got 0$"):
+        box_blur(torch.rand(1, 1, 4, 4), 0)
