@@ -185,3 +185,20 @@ def test_cosine_and_piecewise_spans_end_where_they_say():
     assert as_schedule(pw).end_point(10) == 4
     with pytest.raises(SharpenError, match="schedule ends at 4 epochs but training has only 3"):
         check_schedule(pw, "p", 3)
+
+
+def test_progress_in_a_two_epoch_run_and_steps_in_progress_units():
+    assert as_schedule({"kind": "linear", "start": 4.0, "end": 2.0,
+                        "unit": "progress"}).values(2) == [4.0, 2.0]
+    step = as_schedule({"kind": "step", "start": 1.0, "every": 0.25, "delta": 1.0,
+                        "unit": "progress"})
+    assert step.values(5) == [1.0, 2.0, 3.0, 4.0, 5.0]  # progress 0, .25, .5, .75, 1
+    assert step.values(1) == [5.0]  # a one-epoch run is at progress 1
+
+
+def test_cosine_with_its_own_length_and_one_that_begins_at_the_end():
+    cos = as_schedule({"kind": "cosine", "start": 1.0, "end": 0.0, "begin": 2, "length": 5})
+    want = [(1 + math.cos(math.pi * min(max((e - 2) / 5, 0), 1))) / 2 for e in range(11)]
+    assert cos.values(11) == pytest.approx(want)  # held at its end after epoch 7
+    at_end = as_schedule({"kind": "cosine", "start": 1.0, "end": 0.25, "begin": 11})
+    assert at_end.values(11) == pytest.approx([0.25] * 11)  # no room: its end value

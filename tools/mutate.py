@@ -89,10 +89,11 @@ def _sync(work: Path) -> None:
 
 
 def _survivors(work: Path, env: dict[str, str]) -> list[str]:
-    out = subprocess.run([str(MUTMUT), "results"], cwd=work, env=env, capture_output=True,
+    out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=work, env=env,
+                         capture_output=True,
                          text=True, check=False).stdout
     return [ln.strip().rpartition(": ")[0] for ln in out.splitlines()
-            if ln.strip().endswith(": survived")]
+            if ln.strip().endswith((": survived", ": no tests"))]
 
 
 def run_module(module: str, children: int, timeout_multiplier: float,
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", action="store_true",
                     help="print the last results as docs/mutation.md's table and exit")
     ap.add_argument("--recheck", action="store_true",
-                    help="try the cached survivors again (after adding tests)")
+                    help="try the cached survivors (and mutants no test reached) again, after adding tests")
     ap.add_argument("--timeout-multiplier", type=float, default=10.0,
                     help="a mutant is timed out at this multiple of its tests' clean time")
     args = ap.parse_args(argv)
