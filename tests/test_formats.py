@@ -9,6 +9,7 @@ import gzip
 import io
 import os
 import pickle
+import re
 import struct
 import tarfile
 from pathlib import Path
@@ -192,3 +193,55 @@ def test_a_pickle_with_a_persistent_id_is_refused(tmp_path):
     with pytest.raises(SharpenError, match=r"unsafe pickle, not loaded \(refused persistent id: "
                                            r"CIFAR files hold only plain data\)"):
         safe_unpickle(p)
+
+
+MAGIC = r"wrong IDX magic number {}; expected 0000 then a type code in \['0x8', '0x9', '0xb', " \
+        r"'0xc', '0xd', '0xe'\] and the number of dimensions$"
+
+
+@pytest.mark.parametrize("raw,shown", [
+    (b"", "(empty)"), (b"\x00\x00\x08", "000008"), (b"\x01\x00\x08\x01\x00\x00\x00\x00", "01000801"),
+    (b"\x00\x01\x08\x01\x00\x00\x00\x00", "00010801"), (b"\x00\x00\x07\x01\x00\x00\x00\x00", "00000701"),
+])
+def test_read_idx_magic_checks_each_byte_and_shows_four(tmp_path, raw, shown):
+    p = tmp_path / "x.idx"
+    p.write_bytes(raw)
+    with pytest.raises(SharpenError, match=f"x.idx: {MAGIC.format(re.escape(shown))}"):
+        read_idx(p)
+
+
+def test_read_idx_header_and_body_sizes(tmp_path):
+    p = tmp_path / "x.idx"
+    p.write_bytes(b"\x00\x00\x08\x00\x07")  # zero dimensions: one value
+    assert read_idx(p).tolist() == 7 and read_idx(p).shape == ()
+    p.write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x00")  # one axis of length 0: header only
+    assert read_idx(p).shape == (0,)
+    p.write_bytes(b"\x00\x00\x08\x02\x00\x00\x00\x02")  # the second size is missing
+    with pytest.raises(SharpenError, match=r"x.idx: IDX header is truncated$"):
+        read_idx(p)
+    p.write_bytes(b"\x00\x00\x0c\x01\x00\x00\x00\x03" + b"\x00" * 10)  # int32 × 3 needs 12
+    with pytest.raises(SharpenError, match=r"x.idx: IDX body has 10 bytes, shape \(3,\) needs 12; "
+                                           r"the file is truncated or corrupt$"):
+        read_idx(p)
+
+
+def _batch(tmp_path: Path, d) -> Path:
+    p = tmp_path / "b"
+    p.write_bytes(pickle.dumps(d, protocol=2))
+    return p
+
+
+def test_read_cifar_batch_says_what_it_found(tmp_path):
+    with pytest.raises(SharpenError, match=r"not a CIFAR batch \(need b'data' and b'labels', got "
+                                           r"list\)$"):
+        read_cifar_batch(_batch(tmp_path, [1, 2]), b"labels")
+    for d in ({b"data": b"x"}, {b"labels": [1]}):
+        with pytest.raises(SharpenError, match=rf"got \[{re.escape(repr(next(iter(d))))}\]\)$"):
+            read_cifar_batch(_batch(tmp_path, d), b"labels")
+    raw = bytes(range(256)) * 24  # two images as raw bytes (not an array)
+    x, y = read_cifar_batch(_batch(tmp_path, {b"data": raw, b"labels": [1, 2]}), b"labels")
+    assert x.dtype == np.uint8 and x.shape == (2, 3, 32, 32) and y.dtype == np.int64
+    assert x.reshape(-1).tolist() == list(raw)
+    with pytest.raises(SharpenError, match=r": 3 labels but 6144 bytes of pixels \(need 3072 per "
+                                           r"image\)$"):
+        read_cifar_batch(_batch(tmp_path, {b"data": raw, b"labels": [1, 2, 3]}), b"labels")
