@@ -245,3 +245,20 @@ def test_read_cifar_batch_says_what_it_found(tmp_path):
     with pytest.raises(SharpenError, match=r": 3 labels but 6144 bytes of pixels \(need 3072 per "
                                            r"image\)$"):
         read_cifar_batch(_batch(tmp_path, {b"data": raw, b"labels": [1, 2, 3]}), b"labels")
+
+
+def test_unreadable_files_and_non_archives_are_named(tmp_path):
+    d = tmp_path / "adir"
+    d.mkdir()
+    with pytest.raises(SharpenError, match=r"^cannot read .*adir: Is a directory$"):
+        read_idx(d)
+    with pytest.raises(SharpenError, match=r"^cannot read .*adir: Is a directory$"):
+        safe_unpickle(d)
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"this is not an archive at all" * 20)
+    with pytest.raises(SharpenError, match=r"junk.tar.gz: truncated or corrupt archive \("):
+        safe_extract(junk, tmp_path / "out")
+    p = tmp_path / "s.pkl"
+    p.write_bytes(pickle.dumps([np.dtype("int32")], protocol=2))
+    with pytest.raises(SharpenError, match=r"\(stray numpy object outside an array\)$"):
+        safe_unpickle(p)
