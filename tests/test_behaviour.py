@@ -451,13 +451,23 @@ def _erasing_by_hand(x, p, area, aspect, seed, attempts=10):
     ((40, 3, 12, 20), 0.5, (0.02, 0.33), (0.3, 3.3)),  # the seed's defaults, not square
     ((40, 1, 3, 4), 0.9, (0.3, 0.9), (0.5, 2.0)),  # tiny images: many boxes never fit
     ((10, 2, 8, 8), 1.0, (0.25, 0.25), (1.0, 1.0)),  # a fixed 4×4 box: equal bounds allowed
+    ((40, 1, 12, 20), 1.0, (0.05, 0.1), (0.05, 0.1)),  # flat boxes: one row high
+    ((40, 1, 12, 20), 1.0, (0.05, 0.1), (10.0, 20.0)),  # tall boxes: one column wide
+    ((40, 1, 3, 4), 1.0, (0.4, 1.0), (0.5, 2.0)),  # some images fit a box, some never do
+    ((8, 1, 3, 4), 1.0, (0.95, 1.0), (1.0, 1.0)),  # no box ever fits: nothing is erased
 ])
 def test_random_erasing_equals_a_per_image_loop_of_its_law(shape, p, area, aspect):
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(9))
     got, boxes = random_erasing(x, p, area, aspect, torch.Generator().manual_seed(5))
     want, want_boxes = _erasing_by_hand(x, p, area, aspect, 5)
     assert boxes.tolist() == want_boxes and torch.equal(got, want)
-    assert any(b[2] == 0 for b in want_boxes) and any(b[2] > 0 for b in want_boxes) or p == 1.0
+    hs = [b[2] for b in want_boxes]
+    if area == (0.05, 0.1):  # the thin boxes really occur
+        assert 1 in (hs if aspect[0] < 1 else [b[3] for b in want_boxes])
+    if area == (0.4, 1.0):
+        assert 0 in hs and any(hs)
+    if area == (0.95, 1.0):
+        assert not any(hs) and torch.equal(got, x)
     if shape == (40, 3, 12, 20):  # defaults: the same call without arguments
         d, db = random_erasing(x, generator=torch.Generator().manual_seed(5))
         assert torch.equal(d, got) and torch.equal(db, boxes)
@@ -582,3 +592,10 @@ def test_blur_argument_errors_say_what_is_allowed():
         box_blur(torch.rand(1, 1, 4, 4), 3, padding="wrap")
     with pytest.raises(ValueError, match=r"^box blur size n must be >= 1, got 0$"):
         box_blur(torch.rand(1, 1, 4, 4), 0)
+
+
+def test_mixed_sharpening_takes_half_of_each_batch_by_default():
+    from sharpen.techniques.sharpening import ProgressiveSharpening
+
+    assert ProgressiveSharpening(3, mode="mixed").plan(0, 3) == {"blur_n": 3, "blur_mix": 0.5}
+    assert ProgressiveSharpening(3).plan(0, 3) == {"blur_n": 3}
