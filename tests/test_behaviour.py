@@ -542,7 +542,7 @@ def test_sharpening_rebuilds_its_blurred_copy_after_a_resume():
 
 
 @pytest.mark.parametrize("shape,n", [((2, 1, 5, 40), 12), ((2, 1, 5, 100), 12),
-                                     ((1, 2, 6, 30), 13)])
+                                     ((1, 2, 6, 30), 13), ((2, 1, 5, 100), 11)])  # pad == side
 def test_box_blur_wider_than_the_image_falls_back_to_replicate_on_both_paths(shape, n):
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
     got = box_blur(x, n, padding="reflect").numpy()
@@ -568,7 +568,8 @@ def test_resize_antialiases_when_either_side_shrinks_and_checks_its_input():
     from sharpen.curricula import resize
 
     x = torch.rand(2, 3, 20, 30, generator=torch.Generator().manual_seed(0))
-    for hw, aa in (((10, 40), True), ((40, 15), True), ((40, 60), False), ((10, 15), True)):
+    for hw, aa in (((10, 40), True), ((40, 15), True), ((40, 60), False), ((10, 15), True),
+                   ((40, 25), True)):  # only the width shrinks, to more than the height
         want = F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=aa)
         assert torch.equal(resize(x, hw), want), hw
     assert torch.equal(resize(x, 10), F.interpolate(x, size=(10, 10), mode="bilinear",
