@@ -262,3 +262,18 @@ def test_unreadable_files_and_non_archives_are_named(tmp_path):
     p.write_bytes(pickle.dumps([np.dtype("int32")], protocol=2))
     with pytest.raises(SharpenError, match=r"\(stray numpy object outside an array\)$"):
         safe_unpickle(p)
+
+
+def test_a_four_byte_idx_file_is_a_scalar_without_its_value(tmp_path):
+    p = tmp_path / "x.idx"
+    p.write_bytes(b"\x00\x00\x08\x00")  # valid magic, zero dimensions, the one value missing
+    with pytest.raises(SharpenError, match=r"IDX body has 0 bytes, shape \(\) needs 1;"):
+        read_idx(p)
+
+
+def test_read_cifar_batch_converts_other_integer_arrays(tmp_path):
+    data = (np.arange(2 * 3072) % 256).astype(np.int16)
+    x, y = read_cifar_batch(_batch(tmp_path, {b"data": data, b"labels": np.array([4, 5], np.int32)}),
+                            b"labels")
+    assert x.dtype == np.uint8 and y.dtype == np.int64 and y.tolist() == [4, 5]
+    assert np.array_equal(x.reshape(-1), data.astype(np.uint8))
