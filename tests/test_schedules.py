@@ -202,3 +202,8 @@ def test_cosine_with_its_own_length_and_one_that_begins_at_the_end():
     assert cos.values(11) == pytest.approx(want)  # held at its end after epoch 7
     at_end = as_schedule({"kind": "cosine", "start": 1.0, "end": 0.25, "begin": 11})
     assert at_end.values(11) == pytest.approx([0.25] * 11)  # no room: its end value
+
+
+def test_a_piecewise_span_ends_at_its_last_point_of_many():
+    pw = as_schedule({"kind": "piecewise", "points": [(0, 1.0), (2, 2.0), (5, 3.0)]})
+    assert pw.end_point(10) == 5
