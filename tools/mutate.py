@@ -90,8 +90,7 @@ def _sync(work: Path) -> None:
 
 def _survivors(work: Path, env: dict[str, str]) -> list[str]:
     out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=work, env=env,
-                         capture_output=True,
-                         text=True, check=False).stdout
+                         capture_output=True, text=True, check=False).stdout
     return [ln.strip().rpartition(": ")[0] for ln in out.splitlines()
             if ln.strip().endswith((": survived", ": no tests"))]
 
@@ -129,9 +128,9 @@ def run_module(module: str, children: int, timeout_multiplier: float,
     for name in survivors:
         show = subprocess.run([str(MUTMUT), "show", name], cwd=work, env=env,
                               capture_output=True, text=True, check=False).stdout
-        diffs.append("\n".join(ln for ln in show.splitlines()
-                               if ln.startswith(("# ", "- ", "+ ", "-\t", "+\t", "@@"))
-                               or ln[:1] in "+-" and not ln.startswith(("---", "+++"))))
+        diffs.append("\n".join(ln for ln in show.splitlines()  # the name and the changed lines
+                               if ln.startswith(("# ", "@@", "-", "+"))
+                               and not ln.startswith(("---", "+++"))))
     (work / "survivors.txt").write_text("\n\n".join(diffs) + "\n")
     return counts
 
