@@ -43,8 +43,8 @@ MODULES: dict[str, list[str]] = {
                               "tests/test_curricula.py"],
     "training/tasks.py": ["tests/test_tasks.py", "tests/test_training.py", "tests/test_pairs.py",
                           "tests/test_menu.py"],
-    "training/loop.py": ["tests/test_training.py", "tests/test_behaviour.py",
-                         "tests/test_menu.py"],
+    "training/loop.py": ["tests/test_loop.py", "tests/test_training.py",
+                         "tests/test_behaviour.py", "tests/test_menu.py"],
     "data/formats.py": ["tests/test_formats.py", "tests/test_data.py", "tests/test_behaviour.py",
                         *(f"tests/test_faults.py::{t}" for t in (
                             "test_truncated_gz_names_file", "test_wrong_magic_names_file",
@@ -55,7 +55,11 @@ MODULES: dict[str, list[str]] = {
                             "test_corrupt_cifar_batch_and_wrong_layout"))],
     "data/pairs.py": ["tests/test_pairs.py"],
     "reports/stats.py": ["tests/test_stats.py"],
-    "experiments/runner.py": ["tests/test_experiments.py"],
+    # the runner's own tests are small runs; the end-to-end ones (subprocesses, kills) in
+    # test_experiments and test_faults take minutes each mutant
+    "experiments/runner.py": [
+        "tests/test_runner.py",
+        "tests/test_experiments.py::test_tensorboard_and_mlflow_read_back_what_metrics_csv_holds"],
 }
 COPY = ["src", "tests", "docs", "README.md", "benchmarks", "pyproject.toml"]
 STATUSES = ("killed", "survived", "timeout", "no tests", "suspicious", "skipped", "segfault",

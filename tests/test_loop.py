@@ -1,0 +1,235 @@
+"""The training loop's parts, each against a direct computation: normalisation per seed,
+the optimizer it builds, the per-seed gathers and streams, and what reaches the model
+(layout, autocast, compilation, seeded dropout). Small enough for mutation testing."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from sharpen.data import synthetic
+from sharpen.training import Hook, Split, TrainData, TrainSettings, build_models, loop, train
+from sharpen.training.schedules import as_schedule
+from sharpen.training.streams import generator, stream_seed
+
+CPU = torch.device("cpu")
+
+
+def _data(n: int = 64, n_test: int = 16, seed: int = 0, channels: int = 1) -> TrainData:
+    x, y = synthetic("train", n=n + seed * 16)
+    xt, yt = synthetic("test", n=n_test)
+    x, xt = x[-n:].repeat(1, channels, 1, 1), xt.repeat(1, channels, 1, 1)
+    return TrainData(Split(x, y[-n:]), Split(xt, yt), None, (0.5,) * channels,
+                     (0.25,) * channels)
+
+
+def _small(channels: int = 1) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(channels, 3, 5, stride=3), nn.ReLU(), nn.Flatten(),
+                         nn.Dropout(0.5), nn.Linear(3 * 8 * 8, 10))
+
+
+def _settings(**kw) -> TrainSettings:
+    return TrainSettings(**{"epochs": 1, "batch_size": 32, "lr": 0.05, **kw})
+
+
+@pytest.mark.parametrize("shape", [(6, 2, 3, 3), (6, 2, 5)])
+def test_normalizer_uses_each_seeds_mean_and_std_on_the_0_255_scale(shape):
+    x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    stats = [SimpleNamespace(mean=(0.1, 0.2), std=(0.3, 0.4)),
+             SimpleNamespace(mean=(0.5, 0.6), std=(0.7, 0.8))]
+    for datas in ([stats[0], stats[1]], [stats[1], stats[1]]):
+        got = loop.normalizer(datas, CPU)(x)
+        assert got.dtype == torch.float32 and got.shape == x.shape
+        want = torch.empty(shape, dtype=torch.float64)
+        for r in range(shape[0]):  # seed-major: rows 0-2 are seed 0's, 3-5 seed 1's
+            d = datas[r // 3]
+            for c in range(2):
+                want[r, c] = (x[r, c].double() - 255 * d.mean[c]) / (255 * d.std[c])
+        assert torch.allclose(got.double(), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,cls", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam),
+                                      ("adamw", torch.optim.AdamW)])
+@pytest.mark.parametrize("fused", [True, False])
+def test_make_optimizer_starts_at_each_schedules_first_value(name, cls, fused):
+    lr = {"kind": "step", "start": 0.2, "factor": 0.5, "every": 1}
+    wd = {"kind": "linear", "start": 0.01, "end": 0.03}
+    s = _settings(epochs=3, optimizer=name, lr=lr, weight_decay=wd, momentum=0.7, nesterov=True,
+                  fused_optimizer=fused)
+    model = _small()
+    opt = loop.make_optimizer(model, s)
+    assert type(opt) is cls
+    g = opt.param_groups[0]
+    assert g["lr"] == pytest.approx(0.2) and g["weight_decay"] == pytest.approx(0.01)
+    assert len(g["params"]) == len(list(model.parameters()))
+    assert bool(g["fused"]) is fused  # CPU float parameters: the fused kernel when asked for
+    if name == "sgd":
+        assert g["momentum"] == 0.7 and g["nesterov"] is True
+    as_schedule(lr)  # the test's schedules are valid ones
+    with pytest.raises(ValueError, match=r"optimizer must be 'sgd', 'adam' or 'adamw', got 'lion'"):
+        loop.make_optimizer(model, _settings(optimizer="lion"))
+
+
+def test_set_lr_sets_every_group_and_weight_decay_only_when_given():
+    a, b = nn.Parameter(torch.ones(1)), nn.Parameter(torch.ones(1))
+    opt = torch.optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1, weight_decay=0.5)
+    loop._set_lr(opt, 0.3, None)
+    assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [(0.3, 0.5), (0.3, 0.5)]
+    loop._set_lr(opt, 0.2, 0.01)
+    assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [(0.2, 0.01), (0.2, 0.01)]
+
+
+def test_seed_value_picks_a_seeds_entry_from_lists_and_tuples_only():
+    assert loop._seed_value([3, 4], 1) == 4 and loop._seed_value((3, 4), 0) == 3
+    assert loop._seed_value(5.0, 1) == 5.0 and loop._seed_value("ab", 1) == "ab"
+
+
+def _state(seeds: list[int]) -> loop.TrainState:
+    model = nn.Linear(1, 1)
+    return loop.TrainState(model, torch.optim.SGD(model.parameters(), lr=0.1), [], _settings(),
+                           CPU, seeds)
+
+
+def test_gather_takes_each_seeds_rows_from_its_own_images():
+    st = _state([0, 1])
+    a, b = torch.arange(10) * 10, torch.arange(10) * 100
+    idx = torch.tensor([[1, 3, 5], [0, 2, 9]])
+    assert st.gather([a, b], idx).tolist() == [10, 30, 50, 0, 200, 900]
+    assert st.gather([a, a], idx).tolist() == [10, 30, 50, 0, 20, 90]
+
+
+def test_generators_are_each_seeds_named_stream_made_once():
+    st = _state([3, 4])
+    gens = st.generators("noise")
+    assert st.generators("noise") is gens and st.generators("noise", "cpu") is gens
+    for g, s in zip(gens, [3, 4]):
+        assert torch.equal(torch.rand(5, generator=g),
+                           torch.rand(5, generator=generator(s, "noise", CPU)))
+    assert not torch.equal(st.rand("other", 5)[0], st.rand("other", 5)[1])  # per seed
+
+
+def test_now_reads_a_schedule_per_step_or_per_epoch():
+    st = _state([0])
+    st.settings = _settings(epochs=4)
+    st.epoch, st.batch, st.batches = 1, 2, 4
+    probe = lambda per: SimpleNamespace(per=per, value=lambda t, n: t * 10 + n)  # noqa: E731
+    assert st.now(probe("step")) == 1.5 * 10 + 4 and st.now(probe("epoch")) == 10 + 4
+
+
+def test_plain_values_are_what_a_hook_checkpoints():
+    for v in (None, True, 3, 2.5, "x", [1, (2, "a")], {"a": [1.0], 2: None}):
+        assert loop._plain(v), v
+    for v in (torch.zeros(1), [1, torch.zeros(1)], {"a": object()}, {(1, 2): 1}, {1.5: 1},
+              object()):
+        assert not loop._plain(v), v
+
+
+def test_build_models_initialises_each_from_its_seeds_init_stream():
+    models = build_models(_small, [7, 8])
+    for m, s in zip(models, [7, 8]):
+        torch.manual_seed(stream_seed(s, "init"))
+        want = _small()
+        for a, b in zip(m.parameters(), want.parameters()):
+            assert torch.equal(a, b)
+    assert not torch.equal(models[0][0].weight, models[1][0].weight)
+
+
+class _See(Hook):
+    """Records what the model receives and returns, and what the state holds."""
+
+    def __init__(self):
+        self.channels_last, self.contiguous, self.out_dtypes, self.eval_transform = [], [], [], []
+
+    def on_epoch_start(self, state):
+        def pre(_, args):
+            x = args[0]
+            self.channels_last.append(x.is_contiguous(memory_format=torch.channels_last))
+            self.contiguous.append(x.is_contiguous())
+        state.model.register_forward_pre_hook(pre)
+        self.eval_transform.append(state.eval_transform)
+
+    def on_loss(self, state, loss, out, y):
+        self.out_dtypes.append(out.dtype)
+        return loss
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_batches_reach_the_model_in_the_chosen_memory_layout(channels_last):
+    see = _See()
+    # three channels: a one-channel NCHW tensor is channels-last too
+    train(build_models(lambda: _small(3), [0]), _data(channels=3),
+          _settings(channels_last=channels_last), 0, [see])
+    assert see.channels_last[:2] == [channels_last] * 2  # the two training batches
+    assert see.contiguous[:2] == [not channels_last] * 2
+
+
+@pytest.mark.parametrize("amp,dtype", [("bf16", torch.bfloat16), ("off", torch.float32)])
+def test_amp_autocasts_the_forward_to_bf16_only_when_asked(amp, dtype):
+    see = _See()
+    train(build_models(_small, [0]), _data(), _settings(amp=amp), 0, [see])
+    assert see.out_dtypes == [dtype, dtype]
+    with pytest.raises(ValueError, match=r"amp must be 'off' or 'bf16', got 'fp16'"):
+        train(build_models(_small, [0]), _data(), _settings(amp="fp16"), 0)
+
+
+def test_compile_wraps_the_stacked_model_only_when_asked(monkeypatch):
+    seen = []
+
+    def fake_compile(model):
+        seen.append(model)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    out = train(build_models(_small, [0]), _data(), _settings(compile=False), 0)
+    assert seen == []
+    out = train(build_models(_small, [0]), _data(), _settings(compile=True), 0)
+    assert len(seen) == 1 and seen[0] is out.model
+
+
+def test_eval_transform_is_in_the_state_and_applied_to_evaluation_only():
+    see = _See()
+    flip = lambda x: x.flip(-1)  # noqa: E731
+    plain = train(build_models(_small, [0]), _data(), _settings(), 0)
+    flipped = train(build_models(_small, [0]), _data(), _settings(), 0, [see],
+                    eval_transform=flip)
+    assert see.eval_transform == [flip]
+    a, b = plain.rows[0][0], flipped.rows[0][0]
+    assert a["train_loss"] == b["train_loss"] and a["test_loss"] != b["test_loss"]
+
+
+def test_dropout_masks_come_from_each_seeds_stream_not_the_global_generator():
+    rows = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        rows.append(train(build_models(_small, [0]), _data(), _settings(), 0).rows[0][0])
+    assert rows[0]["train_loss"] == rows[1]["train_loss"]
+    # and the dropout is real: without it the loss differs
+    nodrop = lambda: nn.Sequential(*[m for m in _small() if not isinstance(m, nn.Dropout)])  # noqa: E731
+    plain = train(build_models(nodrop, [0]), _data(), _settings(), 0).rows[0][0]
+    assert plain["train_loss"] != rows[0]["train_loss"]
+
+
+def test_stacked_seeds_with_their_own_data_equal_their_separate_runs():
+    datas = [_data(seed=0), _data(seed=1)]
+    assert not torch.equal(datas[0].train.x, datas[1].train.x)
+    stacked = train(build_models(_small, [0, 1]), datas, _settings(epochs=2), [0, 1])
+    for k in range(2):
+        alone = train(build_models(_small, [k]), datas[k], _settings(epochs=2), k)
+        for a, b in zip(stacked.rows[k], alone.rows[0]):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+            assert a["test_acc"] == b["test_acc"]
+
+
+def test_the_loops_errors_say_what_is_wrong():
+    with pytest.raises(ValueError, match=r"^3 models for 2 seeds$"):
+        train(build_models(_small, [0, 1, 2]), _data(), _settings(), [0, 1])
+    with pytest.raises(ValueError, match=r"^stacked seeds need training splits of one size$"):
+        train(build_models(_small, [0, 1]), [_data(64), _data(32)], _settings(), [0, 1])
+    with pytest.raises(ValueError, match=r"^checkpoint of seeds \[1\] cannot resume seeds \[0\]$"):
+        train(build_models(_small, [0]), _data(), _settings(), 0, resume={"seeds": [1]})
+    with pytest.raises(loop.Diverged, match=r"^loss became nan in epoch 1$") as e:
+        train(build_models(_small, [0]), _data(), _settings(lr=1e30), 0)
+    assert e.value.epoch == 1 and e.value.loss != e.value.loss

@@ -1,0 +1,327 @@
+"""The runner's own logic, on runs small enough for mutation testing (each test a few seconds):
+what a directory records, which runs a second invocation trains, keeps or skips, and the
+plan it reuses. The end-to-end versions (subprocesses, kills, Ray) are in test_experiments,
+test_faults and test_stacking."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from sharpen import SharpenError
+from sharpen.experiments import load_experiment, run_experiment, runner
+from sharpen.experiments.config import RunConfig
+
+SMALL = """
+name = "small"
+runs = 2
+seed = 5
+dataset = "synthetic"
+train_size = 100
+val_size = 20
+test_size = 40
+model = "lenet5_dropout"
+epochs = 1
+batch_size = 50
+optimizer = "adam"
+lr = 0.003
+threads = 1
+stack_seeds = 1
+
+[arms.a]
+
+[arms.b]
+lr = 0.001
+"""
+
+
+@pytest.fixture
+def small(tmp_path) -> Path:
+    p = tmp_path / "small.toml"
+    p.write_text(SMALL)
+    return p
+
+
+@pytest.fixture(autouse=True)
+def no_curves(monkeypatch):
+    """The report's figures cost seconds per run; the report's tests draw them."""
+    from sharpen.reports import report
+
+    monkeypatch.setattr(report, "plot_curves", lambda *a, **k: None)
+
+
+def run(exp, out, **kw):
+    """In this process unless a test says otherwise (a pool costs seconds to start)."""
+    return run_experiment(exp, out, **{"workers": 1, **kw})
+
+
+def exp_of(path: Path, *overrides: str, **kw):
+    return load_experiment(str(path), overrides=list(overrides), **kw)
+
+
+def results_csv(out: Path) -> list[dict[str, str]]:
+    with open(out / "results.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_backend_is_checked_before_anything_is_written(small, tmp_path):
+    with pytest.raises(SharpenError, match=r"^backend must be 'local' or 'ray', got 'slurm'$"):
+        run_experiment(exp_of(small), tmp_path / "r", quiet=True, backend="slurm")
+    assert not (tmp_path / "r").exists()
+
+
+def test_results_csv_has_one_row_per_arm_and_seed_in_plan_order(small, tmp_path):
+    out, results = run(exp_of(small, "runs=3"), tmp_path / "r", quiet=True)
+    rows = results_csv(out)
+    with open(out / "results.csv") as f:
+        assert next(csv.reader(f)) == runner.RESULT_COLUMNS  # exactly these, in this order
+    assert [(r["arm"], int(r["seed"])) for r in rows] == [
+        (a, s) for a in ("a", "b") for s in (5, 6, 7)]
+    assert [(r["arm"], r["seed"]) for r in results] == [(r["arm"], int(r["seed"])) for r in rows]
+    for r in rows:  # each row is its run's result.json
+        res = json.loads((out / "runs" / r["arm"] / f"seed-{r['seed']}" / "result.json")
+                         .read_text())
+        assert float(r["test_acc"]) == pytest.approx(res["test_acc"], abs=1e-12)
+        assert r["status"] == res["status"] == "ok" and r["epochs_done"] == "1"
+
+
+def test_environment_names_the_versions_the_commit_and_the_hardware(small, tmp_path):
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    env = json.loads((out / "environment.json").read_text())
+    assert env["torch"] == torch.__version__ and env["cpu_count"] == os.cpu_count()
+    assert env["torch_threads"] == torch.get_num_threads()
+    assert env["cuda"] is None or env["cuda"] == torch.cuda.get_device_name(0)
+    root = Path(runner.__file__).resolve().parents[3]
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip() or None
+    assert env["git_commit"] == head
+    if head:
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True).stdout.strip()
+        assert env["git_dirty"] is bool(dirty)
+    with open("/proc/cpuinfo") as f:
+        names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+    assert env["cpu_model"] == (names[0] if names else None)
+
+
+def test_every_invocation_is_logged_once_with_its_jobs_and_wall_time(small, tmp_path):
+    # the default workers (a process pool) first, then one process
+    out, _ = run_experiment(exp_of(small), tmp_path / "r", quiet=True, command="sharpen run x")
+    run(exp_of(small, "runs=3"), out, quiet=True)
+    hist = json.loads((out / "history.json").read_text())
+    env = json.loads((out / "environment.json").read_text())
+    assert len(hist) == 2 and hist[0]["id"] != hist[1]["id"]  # one entry each, updated in place
+    for h in hist:
+        assert re.fullmatch(r"[0-9a-f]{12}", h["id"])
+        assert h["finished"] >= h["started"] and h["wall_s"] > 0
+        assert h["commit"] == env["git_commit"] and h["dirty"] == env["git_dirty"]
+        assert h["machine"] == (f"{env['cpu_model'] or env['processor']}, {env['cpu_count']} "
+                                "cores")
+        assert h["backend"] == "local"
+    # the plan's threads are 1, so the default workers are the cores
+    assert hist[0]["workers"] == os.cpu_count() and hist[1]["workers"] == 1
+    assert hist[0]["command"] == "sharpen run x" and hist[1]["command"] is None
+    assert (hist[0]["jobs"], hist[0]["runs"]) == (4, 4) and (hist[1]["jobs"], hist[1]["runs"]) == (
+        2, 2)
+
+
+def test_log_invocation_appends_new_ids_and_replaces_its_own(tmp_path):
+    runner._log_invocation(tmp_path, {"id": "x", "n": 1})
+    runner._log_invocation(tmp_path, {"id": "y", "n": 2})
+    runner._log_invocation(tmp_path, {"id": "x", "n": 3})
+    assert json.loads((tmp_path / "history.json").read_text()) == [{"id": "x", "n": 3},
+                                                                   {"id": "y", "n": 2}]
+
+
+def test_threads_override_changes_the_recorded_plan(small, tmp_path):
+    out, _ = run(exp_of(small), tmp_path / "one", quiet=True)
+    assert {a["threads"] for a in json.loads((out / "config.json").read_text())["plan"][
+        "arms"].values()} == {1}
+    out, _ = run(exp_of(small), tmp_path / "two", quiet=True, threads=2)
+    cfg = json.loads((out / "config.json").read_text())
+    assert {a["threads"] for a in cfg["plan"]["arms"].values()} == {2}
+    assert {a["threads"] for a in cfg["arms"].values()} == {2}
+    res = json.loads((out / "runs" / "a" / "seed-5" / "result.json").read_text())
+    assert res["plan"]["threads"] == 2
+
+
+def test_progress_lines_count_runs_and_say_what_was_skipped(small, tmp_path, capsys):
+    out, _ = run(exp_of(small), tmp_path / "r")
+    text = capsys.readouterr().out
+    assert "running 4 jobs in this process" in text
+    for k, (arm, seed) in enumerate([("a", 5), ("a", 6), ("b", 5), ("b", 6)], 1):
+        acc = json.loads((out / "runs" / arm / f"seed-{seed}" / "result.json").read_text())[
+            "test_acc"]
+        assert re.search(rf"^\[{k}/4\] {arm} seed {seed}: ok test_acc {acc:.4f} \(\d+\.\ds\)$",
+                         text, re.M), text
+    run(exp_of(small, "runs=3"), out)
+    text = capsys.readouterr().out
+    assert "[1/6] a seed 5: finished earlier, skipped" in text
+    assert "[5/6] b seed 6: finished earlier, skipped" in text
+    assert re.search(r"^\[6/6\] b seed 7: ok test_acc", text, re.M)
+    assert "running 2 jobs in this process" in text
+    run(exp_of(small, "runs=3"), out, quiet=True)
+    assert capsys.readouterr().out == ""
+
+
+def test_finished_runs_are_kept_failed_ones_trained_again(small, tmp_path):
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    res = {s: out / "runs" / "a" / f"seed-{s}" / "result.json" for s in (5, 6)}
+    ok = json.loads(res[5].read_text())
+    # seed 5 diverged earlier (kept as it is); seed 6 failed (trained again)
+    res[5].write_text(json.dumps({**ok, "status": "diverged", "test_acc": 0.125}))
+    res[6].write_text(json.dumps({**json.loads(res[6].read_text()), "status": "failed"}))
+    assert runner._finished(out, "a", 5)["test_acc"] == 0.125
+    assert runner._finished(out, "a", 6) is None and runner._finished(out, "a", 7) is None
+    _, results = run(exp_of(small), out, quiet=True)
+    by = {(r["arm"], r["seed"]): r for r in results}
+    assert by[("a", 5)]["status"] == "diverged" and by[("a", 5)]["test_acc"] == 0.125
+    assert json.loads(res[6].read_text())["status"] == "ok"
+    assert json.loads((out / "history.json").read_text())[-1]["runs"] == 1
+
+
+def test_files_left_half_written_by_a_killed_writer_are_removed(small, tmp_path):
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    stale = [out / ".results.csv.x.tmp", out / "runs" / "a" / "seed-5" / ".metrics.csv.y.tmp"]
+    for p in stale:
+        p.write_text("half")
+    keep = out / "runs" / "a" / "notes.tmp"  # not a writer's temporary file
+    keep.write_text("mine")
+    run(exp_of(small), out, quiet=True)
+    assert not any(p.exists() for p in stale) and keep.read_text() == "mine"
+
+
+def test_a_changed_configuration_is_refused_with_its_differences(small, tmp_path):
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    before = (out / "config.json").read_bytes()
+    with pytest.raises(SharpenError, match=re.escape(
+            f"{out} holds runs of a different configuration (arms.a.batch_size: 50 → 20; "
+            "arms.b.batch_size: 50 → 20); use another --out")):
+        run(exp_of(small, "batch_size=20"), out, quiet=True)
+    many = ["batch_size=20", "epochs=2", "optimizer='sgd'", "momentum=0.5", "train_size=80",
+            "val_size=10"]  # 12 differences over two arms: 8 shown
+    with pytest.raises(SharpenError, match=r"; … 4 more\); use another --out") as e:
+        run(exp_of(small, *many), out, quiet=True)
+    assert str(e.value).count("arms.") == 8
+    assert (out / "config.json").read_bytes() == before
+
+
+def test_config_diff_lists_changes_and_treats_new_keys_as_their_defaults():
+    base = json.loads(RunConfig().model_dump_json())
+    old = {"a": dict(base), "gone": dict(base)}
+    new = {"a": {**base, "epochs": 7}, "added": dict(base)}
+    assert runner.config_diff(old, new) == [
+        "arm 'added' is new", "arm 'gone' is missing", f"arms.a.epochs: {base['epochs']} → 7"]
+    assert runner.config_diff(old, new, common_only=True) == [
+        f"arms.a.epochs: {base['epochs']} → 7"]
+    without = {k: v for k, v in base.items() if k != "mixup_alpha"}
+    assert runner.config_diff({"a": without}, {"a": dict(base)}) == []
+    assert runner.config_diff({"a": without}, {"a": {**base, "mixup_alpha": 0.5}}) == [
+        "arms.a.mixup_alpha: null → 0.5"]
+    assert runner.config_diff({"a": {**base, "x": 1}}, {"a": dict(base)}) == [
+        "arms.a.x: 1 → null"]
+
+
+def test_a_resumed_directory_keeps_its_recorded_plan(small, tmp_path):
+    """Seeds 5 and 6 were recorded as two groups (another machine's plan); resuming with a
+    configuration that would stack them keeps the recorded groups, so the numbers match."""
+    out, _ = run(exp_of(small, "stack_seeds=2"), tmp_path / "r", quiet=True)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["plan"]["arms"]["a"]["groups"] == [[5, 6]]
+    cfg["plan"]["arms"]["a"]["groups"] = [[5], [6]]
+    cfg["plan"]["arms"]["a"]["stack"] = 1
+    (out / "config.json").write_text(json.dumps(cfg))
+    for s in (5, 6):
+        (out / "runs" / "a" / f"seed-{s}" / "result.json").unlink()
+    _, results = run(exp_of(small, "stack_seeds=2"), out, quiet=True)
+    assert [r["stacked_seeds"] for r in results if r["arm"] == "a"] == [1, 1]
+    assert json.loads((out / "config.json").read_text())["plan"]["arms"]["a"]["groups"] == [
+        [5], [6]]
+    # more seeds make a new plan for the arm (its recorded groups no longer cover them)
+    _, results = run(exp_of(small, "stack_seeds=2", "runs=4"), out, quiet=True)
+    plan = json.loads((out / "config.json").read_text())["plan"]["arms"]["a"]
+    assert plan["groups"] == [[5, 6], [7, 8]]
+
+
+def test_arms_not_named_again_stay_with_their_runs_and_do_not_train(small, tmp_path):
+    small.write_text(SMALL + "\n[grid]\nbatch_size = [50, 100]\n")
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    cfg = json.loads((out / "config.json").read_text())
+    cells = sorted(cfg["cells"])
+    assert len(cells) == 4
+    lost = out / "runs" / cells[-1] / "seed-6" / "result.json"
+    lost.unlink()
+    first = cells[0]
+    _, results = run(exp_of(small, f"select_arms='{first.split('__')[0]}'"), out,
+                                quiet=True)
+    assert not lost.exists()  # an arm this invocation does not name is not trained
+    after = json.loads((out / "config.json").read_text())
+    assert sorted(after["arms"]) == cells and after["cells"] == cfg["cells"]
+    assert after["plan"]["arms"] == cfg["plan"]["arms"]
+    assert len(results) == 7  # every finished run, the kept arms' too
+    rows = results_csv(out)
+    assert {r["base_arm"] for r in rows} == {"a", "b"}
+    assert {r["grid_batch_size"] for r in rows} == {"50", "100"}
+
+
+def test_the_experiment_file_is_copied_once(small, tmp_path):
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    assert (out / "experiment.toml").read_text() == SMALL
+    small.write_text(SMALL + "# edited later\n")
+    run(exp_of(small), out, quiet=True)
+    assert (out / "experiment.toml").read_text() == SMALL
+
+
+def test_a_group_with_a_checkpoint_resumes_whole_and_one_without_trains_the_missing(
+        small, tmp_path, monkeypatch):
+    """The driver dies after a stacked group wrote its first seed's result: the group's
+    checkpoint is still there, so the group resumes whole from it (the missing seed keeps
+    its stacked numbers); without the checkpoint only the missing seed trains, alone."""
+    from sharpen.experiments import job
+
+    ref, _ = run(exp_of(small, "stack_seeds=2", "epochs=2"), tmp_path / "ref",
+                            quiet=True)
+    real = job.record
+    calls = []
+
+    def dying(res, arm, cell, rdir):
+        calls.append(res["seed"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(res, arm, cell, rdir)
+
+    monkeypatch.setattr(job, "record", dying)
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        run(exp_of(small, "stack_seeds=2", "epochs=2", "select_arms='a'"), out,
+                       quiet=True)
+    monkeypatch.setattr(job, "record", real)
+    a = out / "runs" / "a"
+    assert (a / "seed-5" / "checkpoint.pt").exists() and not (a / "seed-6" / "result.json").exists()
+    kept = (a / "seed-5" / "result.json").read_bytes()
+    _, results = run(exp_of(small, "stack_seeds=2", "epochs=2", "select_arms='a'"),
+                                out, quiet=True)
+    assert (a / "seed-5" / "result.json").read_bytes() == kept
+    six = json.loads((a / "seed-6" / "result.json").read_text())
+    want = json.loads((ref / "runs" / "a" / "seed-6" / "result.json").read_text())
+    assert six["stacked_seeds"] == 2 and six["test_acc"] == want["test_acc"]
+    assert not (a / "seed-5" / "checkpoint.pt").exists()
+    # the same loss without a checkpoint: seed 6 trains on its own
+    (a / "seed-6" / "result.json").unlink()
+    _, results = run(exp_of(small, "stack_seeds=2", "epochs=2", "select_arms='a'"),
+                                out, quiet=True)
+    assert json.loads((a / "seed-6" / "result.json").read_text())["stacked_seeds"] == 1
+    assert (a / "seed-5" / "result.json").read_bytes() == kept
+
+
+def test_default_out_dir_and_run_dir_layout(small):
+    d = runner.default_out_dir(exp_of(small))
+    assert re.fullmatch(r"runs/small/\d{8}-\d{6}", d.as_posix())
+    assert runner.run_dir(Path("o"), "a", 7) == Path("o/runs/a/seed-7")
