@@ -4,6 +4,7 @@ the optimizer it builds, the per-seed gathers and streams, and what reaches the 
 
 from __future__ import annotations
 
+import io
 from types import SimpleNamespace
 
 import pytest
@@ -233,3 +234,100 @@ def test_the_loops_errors_say_what_is_wrong():
     with pytest.raises(loop.Diverged, match=r"^loss became nan in epoch 1$") as e:
         train(build_models(_small, [0]), _data(), _settings(lr=1e30), 0)
     assert e.value.epoch == 1 and e.value.loss != e.value.loss
+
+
+def test_num_classes_is_given_or_one_more_than_the_largest_label():
+    d = _data()
+    assert d.num_classes() == int(d.train.y.max()) + 1 == 10
+    d.classes = 12
+    assert d.num_classes() == 12
+
+
+class _Steps(Hook):
+    """Per optimizer step: batch size, the group's lr and weight decay, the epoch's batches."""
+
+    def __init__(self):
+        self.sizes, self.lrs, self.wds, self.batches, self.first_index = [], [], [], [], []
+
+    def on_batch(self, state, x, y):
+        self.sizes.append(x.shape[0])
+        if state.batch == 0:
+            self.first_index.append(state.batch_index.clone())
+        return x, y
+
+    def on_before_step(self, state):
+        g = state.optimizer.param_groups[0]
+        self.lrs.append(g["lr"])
+        self.wds.append(g["weight_decay"])
+        self.batches.append(state.batches)
+
+
+@pytest.mark.parametrize("n,drop_last,sizes", [(70, True, [32, 32]), (70, False, [32, 32, 6]),
+                                               (20, True, [20]), (64, True, [32, 32])])
+def test_drop_last_drops_only_a_short_final_batch(n, drop_last, sizes):
+    st = _Steps()
+    train(build_models(_small, [0]), _data(n), _settings(drop_last=drop_last), 0, [st])
+    assert st.sizes == sizes
+    assert st.batches == [len(sizes)] * len(sizes) and all(type(b) is int for b in st.batches)
+
+
+def test_warmup_ramps_over_its_rounded_steps_and_never_below_one():
+    st = _Steps()  # 0.5 epoch of 4 batches: 2 warm-up steps
+    train(build_models(_small, [0]), _data(128), _settings(lr=0.1, warmup=0.5), 0, [st])
+    assert st.lrs == pytest.approx([0.05, 0.1, 0.1, 0.1])
+    st = _Steps()  # 0.1 epoch rounds to 0 steps: one step, at the full lr
+    train(build_models(_small, [0]), _data(128), _settings(lr=0.1, warmup=0.1), 0, [st])
+    assert st.lrs == pytest.approx([0.1] * 4)
+
+
+def test_a_weight_decay_schedule_reaches_the_optimizer_per_epoch_or_per_step():
+    st = _Steps()
+    wd = {"kind": "linear", "start": 0.01, "end": 0.03}
+    train(build_models(_small, [0]), _data(64), _settings(epochs=3, weight_decay=wd), 0, [st])
+    assert st.wds == pytest.approx([0.01, 0.01, 0.02, 0.02, 0.03, 0.03])
+    st = _Steps()
+    per_step = {**wd, "per": "step"}
+    train(build_models(_small, [0]), _data(64), _settings(epochs=3, weight_decay=per_step), 0,
+          [st])
+    want = [as_schedule(per_step).value(e + b / 2, 3) for e in range(3) for b in range(2)]
+    assert st.wds == pytest.approx(want) and want[1] != want[0]
+
+
+def test_data_order_and_dropout_draw_from_each_seeds_named_streams():
+    """The stream names fix every published number: renaming one changes them all."""
+    st = _Steps()
+
+    class Streams(Hook):
+        def on_epoch_start(self, state):
+            if state.epoch == 0:  # nothing drawn yet
+                self.dropout = [g.get_state() for g in state.rng[("dropout", "cpu")]]
+
+    streams = Streams()
+    train(build_models(_small, [3, 4]), _data(64), _settings(), [3, 4], [streams, st])
+    for k, seed in enumerate([3, 4]):
+        perm = torch.randperm(64, generator=generator(seed, "data_order", CPU))
+        assert torch.equal(st.first_index[0][k], perm[:32])
+        assert torch.equal(streams.dropout[k], generator(seed, "dropout", CPU).get_state())
+
+
+def test_when_every_seed_diverges_training_stops_and_says_why_for_each():
+    out = train(build_models(_small, [0, 1]), _data(), _settings(epochs=3, lr=1e30), [0, 1])
+    assert out.diverged == ["loss became nan in epoch 1"] * 2 and out.rows == [[], []]
+
+
+def test_a_checkpoint_resumes_to_the_uninterrupted_numbers_even_without_its_seed_list():
+    s = _settings(epochs=3, lr={"kind": "linear", "start": 0.05, "end": 0.01})
+    full = train(build_models(_small, [0, 1]), _data(), s, [0, 1])
+    saved = []
+
+    def keep(state):  # as the job does: serialised at once (the dict holds live tensors)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        saved.append(buf.getvalue())
+
+    train(build_models(_small, [0, 1]), _data(), s, [0, 1], on_checkpoint=keep)
+    ckpt = torch.load(io.BytesIO(saved[0]), weights_only=True)  # after epoch 1
+    del ckpt["seeds"]  # a checkpoint written before seeds were recorded
+    resumed = train(build_models(_small, [0, 1]), _data(), s, [0, 1], resume=ckpt)
+    for a, b in zip(resumed.rows, full.rows):
+        assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
