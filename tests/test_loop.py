@@ -331,3 +331,74 @@ def test_a_checkpoint_resumes_to_the_uninterrupted_numbers_even_without_its_seed
     resumed = train(build_models(_small, [0, 1]), _data(), s, [0, 1], resume=ckpt)
     for a, b in zip(resumed.rows, full.rows):
         assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+
+
+class _Counted:
+    """Classification plus a made-up extra metric: per sample, how many of 'y is even' and
+    'y is a multiple of 3' hold, out of 2 (as a pair task counts its two digits)."""
+
+    def __init__(self):
+        from sharpen.training.tasks import ClassificationTask
+
+        self.base = ClassificationTask()
+        self.loss, self.correct = self.base.loss, self.base.correct
+
+    def extra(self, out, y):
+        return {"div": ((y % 2 == 0).long() + (y % 3 == 0).long(), 2)}
+
+
+class _Batches(Hook):
+    """Each batch's per-seed mean loss, correct count, labels and indices, as the hooks see them."""
+
+    def __init__(self):
+        self.loss, self.correct, self.y, self.index, self.batch = [], [], [], [], []
+
+    def on_loss(self, state, loss, out, y):
+        E = state.n_seeds
+        self.loss.append(loss.detach().double())
+        self.correct.append((out.argmax(1) == y).view(E, -1).sum(1))
+        self.y.append(y.clone())
+        self.index.append(state.batch_index.clone())
+        self.batch.append(state.batch)
+        return loss
+
+
+def test_epoch_metrics_are_the_size_weighted_sums_of_what_each_batch_saw():
+    datas = [_data(70, seed=0), _data(70, seed=1)]
+    see = _Batches()
+    s = _settings(epochs=2, task=_Counted())
+    out = train(build_models(_small, [0, 1]), datas, s, [0, 1], [see])
+    per_epoch = 3  # batches of 32, 32, 6
+    assert see.batch == [0, 1, 2] * 2 and all(type(b) is int for b in see.batch)
+    for e in range(2):
+        sl = slice(e * per_epoch, (e + 1) * per_epoch)
+        sizes = [ix.shape[1] for ix in see.index[sl]]
+        assert sizes == [32, 32, 6]
+        for k in range(2):
+            row = out.rows[k][e]
+            # the labels a hook receives are seed k's rows at seed k's drawn indices
+            for ix, y in zip(see.index[sl], see.y[sl]):
+                b = ix.shape[1]
+                assert torch.equal(y[k * b:(k + 1) * b], datas[k].train.y[ix[k]])
+            want_loss = sum(float(l[k]) * b for l, b in zip(see.loss[sl], sizes)) / 70
+            assert row["train_loss"] == pytest.approx(want_loss, rel=1e-6)
+            assert row["train_acc"] == sum(int(c[k]) for c in see.correct[sl]) / 70
+            y = datas[k].train.y  # every image once per epoch
+            assert row["train_div"] == (int((y % 2 == 0).sum()) + int((y % 3 == 0).sum())) / 140
+            # images/s counts the epoch's training images over its training time
+            assert 0 < row["seconds"] and row["images_per_s"] >= 70 * 2 / row["seconds"]
+
+
+class _NaNFrom(Hook):
+    """Makes seed 0's loss NaN from epoch 2 on (its gradient too)."""
+
+    def on_loss(self, state, loss, out, y):
+        if state.epoch >= 1:
+            loss = loss + torch.tensor([float("nan"), 0.0])
+        return loss
+
+
+def test_a_diverging_seed_stops_recording_while_the_next_goes_on():
+    out = train(build_models(_small, [0, 1]), _data(), _settings(epochs=3), [0, 1], [_NaNFrom()])
+    assert out.diverged == ["loss became nan in epoch 2", None]
+    assert [len(r) for r in out.rows] == [1, 3]
