@@ -40,8 +40,11 @@ def _settings(**kw) -> TrainSettings:
 def test_normalizer_uses_each_seeds_mean_and_std_on_the_0_255_scale(shape):
     x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     stats = [SimpleNamespace(mean=(0.1, 0.2), std=(0.3, 0.4)),
-             SimpleNamespace(mean=(0.5, 0.6), std=(0.7, 0.8))]
-    for datas in ([stats[0], stats[1]], [stats[1], stats[1]]):
+             SimpleNamespace(mean=(0.5, 0.6), std=(0.7, 0.8)),
+             SimpleNamespace(mean=(0.1, 0.2), std=(0.7, 0.8)),  # seed 0's mean, other std
+             SimpleNamespace(mean=(0.5, 0.6), std=(0.3, 0.4))]  # seed 0's std, other mean
+    for datas in ([stats[0], stats[1]], [stats[1], stats[1]], [stats[0], stats[2]],
+                  [stats[0], stats[3]]):
         got = loop.normalizer(datas, CPU)(x)
         assert got.dtype == torch.float32 and got.shape == x.shape
         want = torch.empty(shape, dtype=torch.float64)
@@ -402,3 +405,41 @@ def test_a_diverging_seed_stops_recording_while_the_next_goes_on():
     out = train(build_models(_small, [0, 1]), _data(), _settings(epochs=3), [0, 1], [_NaNFrom()])
     assert out.diverged == ["loss became nan in epoch 2", None]
     assert [len(r) for r in out.rows] == [1, 3]
+
+
+class _Extra(Hook):
+    """Reports a per-seed list, a number for every seed, and a designed loss."""
+
+    def __init__(self, losses: list[float] | None = None):
+        self.losses = losses
+
+    def on_epoch_start(self, state):
+        state.extra["per_seed"] = [10 + state.epoch, 20 + state.epoch]
+        state.extra["shared"] = 0.5
+
+    def on_loss(self, state, loss, out, y):
+        if self.losses is None:
+            return loss
+        return loss - loss.detach() + self.losses[state.epoch]  # value designed, gradient real
+
+
+def test_on_epoch_gets_each_seeds_row_with_its_extra_values_and_checkpoints_name_the_seeds():
+    seen, ckpts = [], []
+    out = train(build_models(_small, [0, 1]), _data(), _settings(epochs=2), [0, 1], [_Extra()],
+                on_epoch=lambda k, row: seen.append((k, row)),
+                on_checkpoint=lambda st: ckpts.append((st["seeds"], st["epoch"])))
+    assert [(k, r["epoch"]) for k, r in seen] == [(0, 1), (1, 1), (0, 2), (1, 2)]
+    assert [r for _, r in seen] == [out.rows[0][0], out.rows[1][0], out.rows[0][1],
+                                    out.rows[1][1]]
+    assert [(r["per_seed"], r["shared"]) for _, r in seen] == [(10, 0.5), (20, 0.5), (11, 0.5),
+                                                               (21, 0.5)]
+    assert ckpts == [([0, 1], 1), ([0, 1], 2)]
+
+
+def test_adaptive_lr_keeps_the_lr_at_exactly_the_threshold():
+    """"Less than 3 %" is strict: an improvement of exactly the threshold keeps the lr
+    (binary-exact values: 1 → 0.96875 is 3.125 %)."""
+    s = _settings(epochs=4, lr=0.1, lr_adaptive_threshold=0.03125)
+    out = train(build_models(_small, [0]), _data(), s, 0, [_Extra([1.0, 0.96875, 0.96, 0.5])])
+    assert [r["train_loss"] for r in out.rows[0]][:2] == [1.0, 0.96875]
+    assert [r["lr"] for r in out.rows[0]] == pytest.approx([0.1, 0.1, 0.1, 0.05])
