@@ -5,6 +5,7 @@ the optimizer it builds, the per-seed gathers and streams, and what reaches the 
 from __future__ import annotations
 
 import io
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -337,8 +338,8 @@ def test_a_checkpoint_resumes_to_the_uninterrupted_numbers_even_without_its_seed
 
 
 class _Counted:
-    """Classification plus a made-up extra metric: per sample, how many of 'y is even' and
-    'y is a multiple of 3' hold, out of 2 (as a pair task counts its two digits)."""
+    """Classification plus a made-up extra metric: per sample, how many of 'predicted
+    right' and 'y is even' hold, out of 2 (as a pair task counts its two digits)."""
 
     def __init__(self):
         from sharpen.training.tasks import ClassificationTask
@@ -347,7 +348,7 @@ class _Counted:
         self.loss, self.correct = self.base.loss, self.base.correct
 
     def extra(self, out, y):
-        return {"div": ((y % 2 == 0).long() + (y % 3 == 0).long(), 2)}
+        return {"div": ((out.argmax(1) == y).long() + (y % 2 == 0).long(), 2)}
 
 
 class _Batches(Hook):
@@ -370,7 +371,9 @@ def test_epoch_metrics_are_the_size_weighted_sums_of_what_each_batch_saw():
     datas = [_data(70, seed=0), _data(70, seed=1)]
     see = _Batches()
     s = _settings(epochs=2, task=_Counted())
+    t0 = time.perf_counter()
     out = train(build_models(_small, [0, 1]), datas, s, [0, 1], [see])
+    wall = time.perf_counter() - t0
     per_epoch = 3  # batches of 32, 32, 6
     assert see.batch == [0, 1, 2] * 2 and all(type(b) is int for b in see.batch)
     for e in range(2):
@@ -387,9 +390,10 @@ def test_epoch_metrics_are_the_size_weighted_sums_of_what_each_batch_saw():
             assert row["train_loss"] == pytest.approx(want_loss, rel=1e-6)
             assert row["train_acc"] == sum(int(c[k]) for c in see.correct[sl]) / 70
             y = datas[k].train.y  # every image once per epoch
-            assert row["train_div"] == (int((y % 2 == 0).sum()) + int((y % 3 == 0).sum())) / 140
+            right = sum(int(c[k]) for c in see.correct[sl])
+            assert row["train_div"] == (right + int((y % 2 == 0).sum())) / 140
             # images/s counts the epoch's training images over its training time
-            assert 0 < row["seconds"] and row["images_per_s"] >= 70 * 2 / row["seconds"]
+            assert 0 < row["seconds"] < wall and row["images_per_s"] >= 70 * 2 / row["seconds"]
 
 
 class _NaNFrom(Hook):
@@ -443,3 +447,12 @@ def test_adaptive_lr_keeps_the_lr_at_exactly_the_threshold():
     out = train(build_models(_small, [0]), _data(), s, 0, [_Extra([1.0, 0.96875, 0.96, 0.5])])
     assert [r["train_loss"] for r in out.rows[0]][:2] == [1.0, 0.96875]
     assert [r["lr"] for r in out.rows[0]] == pytest.approx([0.1, 0.1, 0.1, 0.05])
+
+
+def test_a_one_image_training_split_reports_that_images_loss_and_accuracy():
+    see = _Batches()
+    out = train(build_models(_small, [0]), _data(1), _settings(task=_Counted()), 0, [see])
+    row = out.rows[0][0]
+    assert row["train_loss"] == pytest.approx(float(see.loss[0][0]), rel=1e-6)
+    assert row["train_acc"] == int(see.correct[0][0])
+    assert row["train_div"] == (int(see.correct[0][0]) + int(see.y[0][0] % 2 == 0)) / 2
