@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import platform
 import re
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import sharpen
 from sharpen import SharpenError
 from sharpen.experiments import load_experiment, run_experiment, runner
 from sharpen.experiments.config import RunConfig
@@ -96,6 +98,9 @@ def test_environment_names_the_versions_the_commit_and_the_hardware(small, tmp_p
     out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
     env = json.loads((out / "environment.json").read_text())
     assert env["torch"] == torch.__version__ and env["cpu_count"] == os.cpu_count()
+    assert env["python"] == platform.python_version() and env["sharpen"] == sharpen.__version__
+    assert env["platform"] == platform.platform()
+    assert env["processor"] == (platform.processor() or platform.machine())
     assert env["torch_threads"] == torch.get_num_threads()
     assert env["cuda"] is None or env["cuda"] == torch.cuda.get_device_name(0)
     root = Path(runner.__file__).resolve().parents[3]
@@ -112,24 +117,27 @@ def test_environment_names_the_versions_the_commit_and_the_hardware(small, tmp_p
 
 
 def test_every_invocation_is_logged_once_with_its_jobs_and_wall_time(small, tmp_path):
-    # the default workers (a process pool) first, then one process
-    out, _ = run_experiment(exp_of(small), tmp_path / "r", quiet=True, command="sharpen run x")
+    # the default workers first (one job, so no process pool is started), then one process
+    out, _ = run_experiment(exp_of(small, "runs=1", "select_arms='a'"), tmp_path / "r",
+                            quiet=True, command="sharpen run x")
     run(exp_of(small, "runs=3"), out, quiet=True)
     hist = json.loads((out / "history.json").read_text())
     env = json.loads((out / "environment.json").read_text())
     assert len(hist) == 2 and hist[0]["id"] != hist[1]["id"]  # one entry each, updated in place
     for h in hist:
         assert re.fullmatch(r"[0-9a-f]{12}", h["id"])
-        assert h["finished"] >= h["started"] and h["wall_s"] > 0
+        assert h["finished"] >= h["started"] and h["wall_s"] >= 0
         assert h["commit"] == env["git_commit"] and h["dirty"] == env["git_dirty"]
         assert h["machine"] == (f"{env['cpu_model'] or env['processor']}, {env['cpu_count']} "
                                 "cores")
         assert h["backend"] == "local"
+    assert hist[1]["wall_s"] > 0  # five runs: measurably long (the first may round to 0.0)
     # the plan's threads are 1, so the default workers are the cores
     assert hist[0]["workers"] == os.cpu_count() and hist[1]["workers"] == 1
     assert hist[0]["command"] == "sharpen run x" and hist[1]["command"] is None
-    assert (hist[0]["jobs"], hist[0]["runs"]) == (4, 4) and (hist[1]["jobs"], hist[1]["runs"]) == (
-        2, 2)
+    # a: seed 5 first; then a's seeds 6 and 7 and b's 5, 6 and 7
+    assert (hist[0]["jobs"], hist[0]["runs"]) == (1, 1) and (hist[1]["jobs"], hist[1]["runs"]) == (
+        5, 5)
 
 
 def test_log_invocation_appends_new_ids_and_replaces_its_own(tmp_path):
