@@ -333,3 +333,33 @@ def test_default_out_dir_and_run_dir_layout(small):
     d = runner.default_out_dir(exp_of(small))
     assert re.fullmatch(r"runs/small/\d{8}-\d{6}", d.as_posix())
     assert runner.run_dir(Path("o"), "a", 7) == Path("o/runs/a/seed-7")
+
+
+def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch):
+    """The runner's side of --log (the trackers themselves: test_experiments): every run
+    that finished, this time or earlier, and only with a tracker named."""
+    from sharpen.reports import trackers
+
+    made = []
+
+    class Fake:
+        def __init__(self, names, out, cfg):
+            self.names, self.out, self.cfg, self.runs, self.closed = names, out, cfg, [], False
+            made.append(self)
+
+        def log_run(self, arm, seed):
+            self.runs.append((arm, seed))
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(trackers, "Trackers", Fake)
+    out, _ = run(exp_of(small, "select_arms='a'"), tmp_path / "r", quiet=True)
+    assert made == []  # no tracker named
+    small.write_text(SMALL.replace('threads = 1', 'threads = 1\nlog = ["tensorboard"]'))
+    run(exp_of(small), out, quiet=True, log=["mlflow"])
+    (t,) = made
+    assert t.names == ["tensorboard", "mlflow"] and t.out == out and t.closed
+    assert set(t.cfg["arms"]) == {"a", "b"}
+    # b's runs as they finish, then every run of the directory (the tracker logs each once)
+    assert t.runs == [("b", 5), ("b", 6), ("a", 5), ("a", 6), ("b", 5), ("b", 6)]

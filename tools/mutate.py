@@ -55,11 +55,10 @@ MODULES: dict[str, list[str]] = {
                             "test_corrupt_cifar_batch_and_wrong_layout"))],
     "data/pairs.py": ["tests/test_pairs.py"],
     "reports/stats.py": ["tests/test_stats.py"],
-    # the runner's own tests are small runs; the end-to-end ones (subprocesses, kills) in
-    # test_experiments and test_faults take minutes each mutant
-    "experiments/runner.py": [
-        "tests/test_runner.py",
-        "tests/test_experiments.py::test_tensorboard_and_mlflow_read_back_what_metrics_csv_holds"],
+    # the runner's own tests are small runs; the end-to-end ones (subprocesses, kills, Ray,
+    # MLflow) take minutes per mutant, and MLflow or a process pool inside mutmut's forked
+    # test process can deadlock on a lock held at the fork
+    "experiments/runner.py": ["tests/test_runner.py"],
 }
 COPY = ["src", "tests", "docs", "README.md", "benchmarks", "pyproject.toml"]
 STATUSES = ("killed", "survived", "timeout", "no tests", "suspicious", "skipped", "segfault",
