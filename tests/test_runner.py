@@ -12,6 +12,7 @@ import platform
 import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -239,6 +240,8 @@ def test_config_diff_lists_changes_and_treats_new_keys_as_their_defaults():
         "arms.a.mixup_alpha: null → 0.5"]
     assert runner.config_diff({"a": {**base, "x": 1}}, {"a": dict(base)}) == [
         "arms.a.x: 1 → null"]
+    # either side may lack the key: at its default it is no change
+    assert runner.config_diff({"a": dict(base)}, {"a": without}) == []
 
 
 def test_a_resumed_directory_keeps_its_recorded_plan(small, tmp_path):
@@ -367,3 +370,86 @@ def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch)
     assert set(t.cfg["arms"]) == {"a", "b"}
     # b's runs as they finish, then every run of the directory (the tracker logs each once)
     assert t.runs == [("b", 5), ("b", 6), ("a", 5), ("a", 6), ("b", 5), ("b", 6)]
+
+
+@pytest.mark.parametrize("backend,workers,jobs,want", [
+    ("ray", 1, 2, "ray"), ("ray", 4, 1, "ray"), ("ray", 1, 0, "serial"),
+    ("local", 2, 2, "processes"), ("local", 4, 3, "processes"), ("local", 1, 3, "serial"),
+    ("local", 2, 1, "serial"), ("local", 4, 0, "serial")])
+def test_dispatch_picks_ray_processes_or_this_process(monkeypatch, tmp_path, backend, workers,
+                                                     jobs, want):
+    from sharpen.reports import curriculum
+
+    calls = []
+    figures = []
+    monkeypatch.setattr(curriculum, "curriculum_figures", lambda e, o: figures.append((e, o)))
+    monkeypatch.setattr(runner, "run_ray", lambda *a: calls.append(("ray", a)))
+    monkeypatch.setattr(runner, "run_serial", lambda *a: calls.append(("serial", a)))
+
+    def processes(todo, n, report, while_running):
+        while_running()  # the figures are drawn while the pool trains
+        calls.append(("processes", (todo, n, report)))
+
+    monkeypatch.setattr(runner, "run_processes", processes)
+    todo, report, log, exp = [object() for _ in range(jobs)], object(), object(), object()
+    runner._dispatch(todo, backend, workers, report, log, exp, tmp_path, "ray://here")
+    (name, args), = calls
+    assert name == want
+    assert figures == [(exp, tmp_path)]
+    assert args == {"ray": (todo, report, "ray://here", tmp_path),
+                    "processes": (todo, min(workers, jobs), report),
+                    "serial": (todo, report, log)}[want]
+
+
+class _Git:
+    """Stands in for subprocess.run: what git prints, and the calls it got."""
+
+    def __init__(self, head: str, status: str):
+        self.head, self.status, self.calls = head, status, []
+
+    def __call__(self, cmd, **kw):
+        self.calls.append((cmd, kw))
+        out = self.head if "rev-parse" in cmd else self.status
+        return SimpleNamespace(stdout=out + "\n" if kw.get("text") else (out + "\n").encode())
+
+
+@pytest.mark.parametrize("head,status,commit,dirty", [
+    ("abc123", "", "abc123", False), ("abc123", " M src/sharpen/x.py", "abc123", True),
+    ("", " M src/x.py", None, False)])
+def test_environment_asks_git_for_the_commit_and_changes_under_src(monkeypatch, head, status,
+                                                                    commit, dirty):
+    git = _Git(head, status)
+    monkeypatch.setattr(runner.subprocess, "run", git)
+    env = runner.environment()
+    assert env["git_commit"] == commit and env["git_dirty"] is dirty
+    root = Path(runner.__file__).resolve().parents[3]
+    assert (root / "src" / "sharpen" / "experiments" / "runner.py").is_file()
+    assert [c for c, _ in git.calls][0] == ["git", "-C", str(root), "rev-parse", "HEAD"]
+    if commit:
+        assert [c for c, _ in git.calls][1] == ["git", "-C", str(root), "status", "--porcelain",
+                                                "--", "src"]
+    for _, kw in git.calls:  # text output, and a hung git cannot hang a run
+        assert kw["capture_output"] is True and kw["text"] is True and 0 < kw["timeout"] <= 10
+
+
+def test_environment_without_git_records_none(monkeypatch):
+    def no_git(*a, **k):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(runner.subprocess, "run", no_git)
+    env = runner.environment()
+    assert env["git_commit"] is None and env["git_dirty"] is None
+
+
+def test_cpu_model_is_the_first_model_name_line_whole(monkeypatch):
+    text = "processor\t: 0\nmodel name\t: Odd: CPU @ 2.0GHz\nmodel name\t: second\n"
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: text)
+    assert runner.cpu_model() == "Odd: CPU @ 2.0GHz"
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "processor\t: 0\n")
+    assert runner.cpu_model() is None
+
+    def unreadable(self, *a, **k):
+        raise PermissionError(str(self))
+
+    monkeypatch.setattr(Path, "read_text", unreadable)
+    assert runner.cpu_model() is None
