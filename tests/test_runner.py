@@ -162,13 +162,15 @@ def test_threads_override_changes_the_recorded_plan(small, tmp_path):
     assert {a["threads"] for a in cfg["plan"]["arms"].values()} == {1}
     assert {a["threads"] for a in cfg["arms"].values()} == {1}
     res = json.loads((out / "runs" / "a" / "seed-5" / "result.json").read_text())
-    assert res["plan"]["threads"] == 1
+    assert res["plan"] == {"threads": 1, "stack": 1, "group": [5]}
 
 
 def test_progress_lines_count_runs_and_say_what_was_skipped(small, tmp_path, capsys):
     out, _ = run(exp_of(small), tmp_path / "r")
     text = capsys.readouterr().out
     assert "running 4 jobs in this process" in text
+    # each job's own lines, indented under the runner's
+    assert re.search(r"^    seed 5 epoch 1/1 loss \d\.\d{4} test_acc \d\.\d{4}$", text, re.M), text
     for k, (arm, seed) in enumerate([("a", 5), ("a", 6), ("b", 5), ("b", 6)], 1):
         acc = json.loads((out / "runs" / arm / f"seed-{seed}" / "result.json").read_text())[
             "test_acc"]
@@ -180,7 +182,7 @@ def test_progress_lines_count_runs_and_say_what_was_skipped(small, tmp_path, cap
     assert "[5/6] b seed 6: finished earlier, skipped" in text
     assert re.search(r"^\[6/6\] b seed 7: ok test_acc", text, re.M)
     assert "running 2 jobs in this process" in text
-    run(exp_of(small, "runs=3"), out, quiet=True)
+    run(exp_of(small, "runs=4"), out, quiet=True)  # quiet: nothing, with jobs to run too
     assert capsys.readouterr().out == ""
 
 
@@ -223,6 +225,12 @@ def test_a_changed_configuration_is_refused_with_its_differences(small, tmp_path
     with pytest.raises(SharpenError, match=r"; … 4 more\); use another --out") as e:
         run(exp_of(small, *many), out, quiet=True)
     assert str(e.value).count("arms.") == 8
+    eight = many[:4]  # 4 keys × 2 arms: all shown, no "more"
+    with pytest.raises(SharpenError, match=r'"adam" → "sgd"\); use another --out') as e:
+        run(exp_of(small, *eight), out, quiet=True)
+    assert "more" not in str(e.value) and str(e.value).count("arms.") == 8
+    with pytest.raises(SharpenError, match=r"; … 1 more\); use another --out"):
+        run(exp_of(small, *eight, "lr=0.01"), out, quiet=True)  # b keeps its own lr: 9
     assert (out / "config.json").read_bytes() == before
 
 
@@ -324,6 +332,7 @@ def test_a_group_with_a_checkpoint_resumes_whole_and_one_without_trains_the_miss
     _, results = run(exp_of(small, "stack_seeds=2", "epochs=2", "select_arms='a'"),
                                 out, quiet=True)
     assert (a / "seed-5" / "result.json").read_bytes() == kept
+    assert [(r["arm"], r["seed"]) for r in results] == [("a", 5), ("a", 6)]
     six = json.loads((a / "seed-6" / "result.json").read_text())
     want = json.loads((ref / "runs" / "a" / "seed-6" / "result.json").read_text())
     assert six["stacked_seeds"] == 2 and six["test_acc"] == want["test_acc"]
@@ -370,6 +379,11 @@ def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch)
     assert set(t.cfg["arms"]) == {"a", "b"}
     # b's runs as they finish, then every run of the directory (the tracker logs each once)
     assert t.runs == [("b", 5), ("b", 6), ("a", 5), ("a", 6), ("b", 5), ("b", 6)]
+    run(exp_of(small), out, quiet=True)  # the file's log alone
+    assert len(made) == 2 and made[1].names == ["tensorboard"]
+    small.write_text(SMALL)
+    run(exp_of(small), out, quiet=True, log=["mlflow"])  # --log alone
+    assert len(made) == 3 and made[2].names == ["mlflow"]
 
 
 @pytest.mark.parametrize("backend,workers,jobs,want", [
@@ -453,3 +467,119 @@ def test_cpu_model_is_the_first_model_name_line_whole(monkeypatch):
 
     monkeypatch.setattr(Path, "read_text", unreadable)
     assert runner.cpu_model() is None
+
+
+def _serial_pool(todo, n, report, while_running=None):
+    """A stand-in for the process pool that runs the jobs here (pools cannot start inside
+    mutmut's forked test process)."""
+    if while_running:
+        while_running()
+    runner.run_serial(todo, report, None)
+
+
+def test_where_jobs_run_is_said_and_passed_on(small, tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake_ray(todo, report, address, out):
+        seen["ray"] = (len(todo), address, out)
+        runner.run_serial(todo, report, None)
+
+    monkeypatch.setattr(runner, "run_ray", fake_ray)
+    monkeypatch.setattr(runner, "run_processes", _serial_pool)
+    out, results = run_experiment(exp_of(small), tmp_path / "ray", backend="ray",
+                                  address="ray://head:10001")
+    assert "running 4 jobs in Ray tasks" in capsys.readouterr().out
+    assert seen["ray"] == (4, "ray://head:10001", out) and len(results) == 4
+    assert json.loads((out / "history.json").read_text())[0]["backend"] == "ray"
+    run_experiment(exp_of(small, "runs=1"), tmp_path / "pool", workers=3)
+    assert "running 2 jobs in 2 processes" in capsys.readouterr().out
+    run_experiment(exp_of(small), tmp_path / "two", workers=2)
+    assert "running 4 jobs in 2 processes" in capsys.readouterr().out
+
+
+def test_without_out_a_timestamped_directory_under_runs_is_made(small, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out, _ = run(exp_of(small, "runs=1", "select_arms='a'"), None, quiet=True)
+    assert re.fullmatch(r"runs/small/\d{8}-\d{6}", out.as_posix())
+    assert (tmp_path / out / "results.csv").is_file()
+
+
+def test_an_experiment_without_a_source_file_runs_and_copies_nothing(small, tmp_path):
+    exp = exp_of(small, "runs=1", "select_arms='a'")
+    exp.source = None
+    out, _ = run(exp, tmp_path / "r", quiet=True)
+    assert not list(out.glob("experiment.*")) and (out / "results.csv").is_file()
+
+
+def test_a_directory_from_before_plans_were_recorded_still_resumes(small, tmp_path):
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["plan"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    _, results = run(exp_of(small, "runs=3"), out, quiet=True)
+    assert len(results) == 6 and "plan" in json.loads((out / "config.json").read_text())
+
+
+def test_the_machine_line_names_the_cpu_or_processor_the_cores_and_a_gpu(small, tmp_path,
+                                                                         monkeypatch):
+    fake = {"python": "3", "torch": "t", "sharpen": "s", "platform": "p", "processor": "x86_64",
+            "cpu_model": None, "cpu_count": 7, "torch_threads": 1, "cuda": "H100",
+            "git_commit": None, "git_dirty": None}
+    monkeypatch.setattr(runner, "environment", lambda: dict(fake))
+    out, _ = run(exp_of(small, "runs=1", "select_arms='a'"), tmp_path / "r", quiet=True)
+    monkeypatch.setattr(runner, "environment", lambda: {**fake, "cpu_model": "EPYC", "cuda": None})
+    run(exp_of(small, "runs=1", "select_arms='a'"), out, quiet=True)
+    hist = json.loads((out / "history.json").read_text())
+    assert [h["machine"] for h in hist] == ["x86_64, 7 cores, H100", "EPYC, 7 cores"]
+
+
+@pytest.mark.parametrize("cores,want", [(1, 1), (None, 1), (5, 5)])
+def test_default_workers_are_the_cores_over_the_plans_threads(small, tmp_path, monkeypatch,
+                                                              cores, want):
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: cores)
+    run_experiment(exp_of(small), out, quiet=True)  # nothing left to run: no pool starts
+    got = json.loads((out / "history.json").read_text())[-1]["workers"]
+    assert got == want and type(got) is int
+
+
+def test_the_wall_time_is_the_invocations_own_to_a_tenth_of_a_second(small, tmp_path,
+                                                                      monkeypatch):
+    ticks = iter([100.0, 112.345])
+    monkeypatch.setattr(runner, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    out, _ = run(exp_of(small, "runs=1", "select_arms='a'"), tmp_path / "r", quiet=True)
+    assert json.loads((out / "history.json").read_text())[0]["wall_s"] == 12.3
+
+
+def test_progress_watches_each_groups_first_metrics_on_a_terminal_only(small, tmp_path,
+                                                                       monkeypatch):
+    from sharpen.experiments import progress
+
+    made = []
+
+    class Fake:
+        def __init__(self, jobs, enabled=None):
+            made.append((jobs, enabled))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(progress, "Progress", Fake)
+    out = tmp_path / "r"
+    run(exp_of(small, "stack_seeds=2", "epochs=2"), out, quiet=True)
+    run(exp_of(small, "stack_seeds=2", "epochs=2", "runs=3"), out)
+    (jobs, quiet_enabled), (more, enabled) = made
+    assert quiet_enabled is False and enabled is None  # None: only if stderr is a terminal
+    first = (out / "runs" / "a" / "seed-5").resolve()
+    assert jobs[0] == ("a 5+1", first / "metrics.csv", 2)
+    assert [j[0] for j in jobs] == ["a 5+1", "b 5+1"] and [j[0] for j in more] == ["a 7", "b 7"]
+
+
+def test_a_run_without_a_test_accuracy_prints_its_status_alone(small, tmp_path, capsys):
+    small.write_text(SMALL + '\n[arms.boom]\noptimizer = "sgd"\nlr = 1e30\n')
+    run(exp_of(small, "runs=1", "select_arms='boom'"), tmp_path / "r")
+    text = capsys.readouterr().out
+    assert re.search(r"^\[1/1\] boom seed 5: diverged \(\d+\.\ds\)$", text, re.M), text
