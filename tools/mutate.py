@@ -98,6 +98,16 @@ def _survivors(work: Path, env: dict[str, str]) -> list[str]:
             if ln.strip().endswith((": survived", ": no tests"))]
 
 
+def _mutmut_run(work: Path, env: dict[str, str], children: int, names: list[str]) -> None:
+    """``mutmut run``; if it fails (its clean test run failed, say) stop and show why, rather
+    than report the cached verdicts as if the mutants had been checked again."""
+    r = subprocess.run([str(MUTMUT), "run", "--max-children", str(children), *names], cwd=work,
+                       env=env, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        tail = "\n".join((r.stdout + r.stderr).replace("\r", "\n").splitlines()[-20:])
+        raise SystemExit(f"mutmut run failed in {work} (exit {r.returncode}):\n{tail}")
+
+
 def run_module(module: str, children: int, timeout_multiplier: float,
                recheck: bool = False) -> dict[str, int]:
     work = ROOT / ".mutate" / module.replace("/", "_").removesuffix(".py")
@@ -112,11 +122,9 @@ def run_module(module: str, children: int, timeout_multiplier: float,
            "MKL_NUM_THREADS": "1"}
     # mutmut keeps a cached verdict; survivors are tried again only when named (after new tests)
     again = _survivors(work, env) if recheck and (work / "mutants").exists() else []
-    subprocess.run([str(MUTMUT), "run", "--max-children", str(children), *again], cwd=work,
-                   env=env, stdout=subprocess.DEVNULL, check=False)
+    _mutmut_run(work, env, children, again)
     if again:  # then whatever the named run left unchecked
-        subprocess.run([str(MUTMUT), "run", "--max-children", str(children)], cwd=work, env=env,
-                       stdout=subprocess.DEVNULL, check=False)
+        _mutmut_run(work, env, children, [])
     out = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=work, env=env,
                          capture_output=True, text=True, check=False).stdout
     counts = dict.fromkeys(STATUSES, 0)
