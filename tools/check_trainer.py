@@ -1,0 +1,148 @@
+"""Does the current trainer still make the numbers in docs/results/?
+
+For each reproduction folder, re-run one arm (or one grid cell) with the code checked out
+now, into a scratch folder, and compare every run's result.json and metrics.csv with the
+stored ones, field by field. Timing fields (seconds, images_per_s) are expected to differ
+and are left out; everything else — each epoch's losses and accuracies, the best epoch,
+the plan — must be identical, bit for bit as printed. The arm chosen is the one the
+folder's headline claim leans on. Threads are fixed to 1, the plan every folder recorded.
+
+    python tools/check_trainer.py --data /tmp/data [--only NAME ...]
+
+--data is a folder holding mnist/ (the files the folders were made from), fashion-mnist/
+and cifar10/ (extracted CIFAR-10 python batches). The answer, with the commit it checked
+and the wall time of each re-run, goes to docs/results/trainer-check.json and a table on
+stdout; the exit status is 1 if any run differs.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+TIMING = {"seconds", "images_per_s"}
+
+# folder -> the `sharpen run` arguments that re-make one of its arms ({data} is --data)
+CHECKS: dict[str, list[str]] = {
+    "pairs-sublenet-full": ["pairs-sublenet", "--profile", "full", "--set",
+                            "data_dir={data}/mnist", "--arms", "sub_lenet5_ws_al"],
+    "pairs-sublenet-lr-grid": ["pairs-sublenet", "--profile", "lr-grid", "--set",
+                               "data_dir={data}/mnist", "--arms", "sub_lenet5_ws",
+                               "--axis", "lr=0.01"],
+    "pairs-sublenet-batch-grid": ["pairs-sublenet", "--profile", "batch-grid", "--set",
+                                  "data_dir={data}/mnist", "--arms", "sub_lenet5",
+                                  "--axis", "batch_size=1000"],
+    "pairs-sublenet-quick": ["pairs-sublenet", "--profile", "quick", "--arms",
+                             "sub_lenet5_ws_al_adaptive"],
+    "pairs-direct-shres-full": ["pairs-direct-shres", "--profile", "full", "--set",
+                                "data_dir={data}/mnist", "--arms", "shres_alws_asym"],
+    "pairs-direct-shres-quick": ["pairs-direct-shres", "--profile", "quick", "--arms",
+                                 "shres_alws_asym"],
+    "sharpening-mnist-10seeds": ["sharpening-mnist", "--profile", "full", "--runs", "10", "--set",
+                                 "data_dir={data}/mnist", "--set", "val_size=500",
+                                 "--arms", "sharpening"],
+    "techniques-cifar10-quick": ["techniques-cifar10", "--profile", "quick", "--set",
+                                 "data_dir={data}/cifar10", "--arms", "deblur"],
+    "vgg-cifar100-quick": ["vgg-cifar100", "--profile", "quick", "--runs", "3", "--set",
+                           "data_dir={data}/cifar10", "--arms", "vgg38"],
+    "vgg-cifar10-cpu": ["vgg-cifar100", "--profile", "cpu", "--set", "data_dir={data}/cifar10",
+                        "--arms", "vgg08"],
+}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+
+
+def compare_run(stored: Path, fresh: Path) -> list[str]:
+    """Every difference between two run folders, timing fields left out."""
+    diffs = []
+    a = json.loads((stored / "result.json").read_text())
+    b = json.loads((fresh / "result.json").read_text())
+    for k in sorted(set(a) | set(b)):
+        if k not in TIMING and a.get(k) != b.get(k):
+            diffs.append(f"result.json {k}: {a.get(k)!r} -> {b.get(k)!r}")
+    for name in ("metrics.csv", "gradflow.csv"):
+        if (stored / name).exists() or (fresh / name).exists():
+            if not (stored / name).exists() or not (fresh / name).exists():
+                diffs.append(f"{name}: only in one of the two")
+            elif _rows(stored / name) != _rows(fresh / name):
+                diffs.append(f"{name}: rows differ")
+    return diffs
+
+
+def check(name: str, args: list[str], data: str, scratch: Path) -> dict[str, object]:
+    out = scratch / name
+    # the same seeds train together as when the folder was made: `auto` would stack
+    # differently for one arm than for all of them, which changes float rounding
+    arm = args[args.index("--arms") + 1]
+    stored = next((RESULTS / name / "runs").glob(f"{arm}*/*/result.json"))
+    stack = json.loads(stored.read_text())["plan"]["stack"]
+    cmd = ["sharpen", "run", *[a.format(data=data) for a in args], "--set",
+           f"stack_seeds={stack}", "--no-verify", "--threads", "1", "--out", str(out), "--quiet"]
+    t0 = time.perf_counter()
+    exe = shutil.which("sharpen") or str(Path(sys.executable).with_name("sharpen"))
+    proc = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"folder": name, "command": " ".join(cmd[:-3]), "error": proc.stderr[-2000:],
+                "runs_compared": 0, "runs_identical": 0, "differences": {}}
+    fresh_runs = sorted(p.parent for p in (out / "runs").glob("*/*/result.json"))
+    diffs: dict[str, list[str]] = {}
+    for run in fresh_runs:
+        rel = run.relative_to(out)
+        d = compare_run(RESULTS / name / rel, run)
+        if d:
+            diffs[str(rel)] = d
+    made = sorted({i["commit"][:7] for i in json.loads((RESULTS / name / "history.json")
+                                                       .read_text())})
+    now = json.loads((out / "history.json").read_text())[-1]
+    return {"folder": name, "made_by": made, "checked_by": now["commit"][:7],
+            "dirty": now["dirty"], "machine": now["machine"], "command": " ".join(cmd[:-3]),
+            "runs_compared": len(fresh_runs), "runs_identical": len(fresh_runs) - len(diffs),
+            "differences": diffs, "wall_s": round(wall, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="folder with mnist/ and cifar10/")
+    ap.add_argument("--only", nargs="*", default=None, help="folders to check (default all)")
+    a = ap.parse_args()
+    names = a.only or list(CHECKS)
+    path = RESULTS / "trainer-check.json"
+    old = json.loads(path.read_text()) if path.exists() and a.only else {"checks": []}
+    scratch = Path(tempfile.mkdtemp(prefix="sharpen-check-"))
+    ok = True
+    try:
+        for name in names:
+            c = check(name, CHECKS[name], str(Path(a.data).resolve()), scratch)
+            shutil.rmtree(scratch / name, ignore_errors=True)
+            if "error" in c:
+                print(f"{name}: {c['command']} failed:\n{c['error']}", file=sys.stderr)
+            else:
+                print(f"{name:28s} made by {','.join(c['made_by']):17s} "  # type: ignore[arg-type]
+                      f"{c['runs_identical']}/{c['runs_compared']} runs identical "
+                      f"({c['wall_s']} s)", flush=True)
+            ok = ok and "error" not in c and not c["differences"]
+            # written after each folder, so that a stopped check keeps what it found
+            old["checks"] = sorted([x for x in old["checks"] if x["folder"] != name] + [c],
+                                   key=lambda x: x["folder"])
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(old, indent=2) + "\n")
+            tmp.replace(path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
