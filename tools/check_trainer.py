@@ -4,7 +4,9 @@ For each reproduction folder, re-run one arm (or one grid cell) with the code ch
 now, into a scratch folder, and compare every run's result.json and metrics.csv with the
 stored ones, field by field. Timing fields (seconds, images_per_s) are expected to differ
 and are left out; everything else — each epoch's losses and accuracies, the best epoch,
-the plan — must be identical, bit for bit as printed. The arm chosen is the one the
+the plan — must be identical, bit for bit as printed. A plan column that only one of the
+two has (a technique that now also reports its setting) is listed, not counted as a
+difference. The arm chosen is the one the
 folder's headline claim leans on. Threads are fixed to 1, the plan every folder recorded.
 
     python tools/check_trainer.py --data /tmp/data [--only NAME ...]
@@ -63,21 +65,33 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
 
 
-def compare_run(stored: Path, fresh: Path) -> list[str]:
-    """Every difference between two run folders, timing fields left out."""
-    diffs = []
+def compare_run(stored: Path, fresh: Path) -> tuple[list[str], list[str]]:
+    """(every difference in a number, every column only one of the two has) between two run
+    folders, timing fields left out: a plan column a newer technique reports is not a
+    different result, a changed loss is."""
+    diffs, columns = [], []
     a = json.loads((stored / "result.json").read_text())
     b = json.loads((fresh / "result.json").read_text())
     for k in sorted(set(a) | set(b)):
         if k not in TIMING and a.get(k) != b.get(k):
             diffs.append(f"result.json {k}: {a.get(k)!r} -> {b.get(k)!r}")
     for name in ("metrics.csv", "gradflow.csv"):
-        if (stored / name).exists() or (fresh / name).exists():
-            if not (stored / name).exists() or not (fresh / name).exists():
-                diffs.append(f"{name}: only in one of the two")
-            elif _rows(stored / name) != _rows(fresh / name):
-                diffs.append(f"{name}: rows differ")
-    return diffs
+        if not (stored / name).exists() and not (fresh / name).exists():
+            continue
+        if not (stored / name).exists() or not (fresh / name).exists():
+            diffs.append(f"{name}: only in one of the two")
+            continue
+        ra, rb = _rows(stored / name), _rows(fresh / name)
+        if len(ra) != len(rb):
+            diffs.append(f"{name}: {len(ra)} rows -> {len(rb)}")
+            continue
+        ka, kb = set(ra[0]) if ra else set(), set(rb[0]) if rb else set()
+        columns += [f"{name} {c}: {'new' if c in kb else 'gone'}" for c in sorted(ka ^ kb)]
+        for i, (x, y) in enumerate(zip(ra, rb)):
+            bad = [c for c in sorted(ka & kb) if x[c] != y[c]]
+            if bad:
+                diffs.append(f"{name} row {i + 1}: {', '.join(bad)} differ")
+    return diffs, columns
 
 
 def check(name: str, args: list[str], data: str, scratch: Path) -> dict[str, object]:
@@ -98,9 +112,11 @@ def check(name: str, args: list[str], data: str, scratch: Path) -> dict[str, obj
                 "runs_compared": 0, "runs_identical": 0, "differences": {}}
     fresh_runs = sorted(p.parent for p in (out / "runs").glob("*/*/result.json"))
     diffs: dict[str, list[str]] = {}
+    columns: set[str] = set()
     for run in fresh_runs:
         rel = run.relative_to(out)
-        d = compare_run(RESULTS / name / rel, run)
+        d, cols = compare_run(RESULTS / name / rel, run)
+        columns.update(cols)
         if d:
             diffs[str(rel)] = d
     made = sorted({i["commit"][:7] for i in json.loads((RESULTS / name / "history.json")
@@ -109,7 +125,7 @@ def check(name: str, args: list[str], data: str, scratch: Path) -> dict[str, obj
     return {"folder": name, "made_by": made, "checked_by": now["commit"][:7],
             "dirty": now["dirty"], "machine": now["machine"], "command": " ".join(cmd[:-3]),
             "runs_compared": len(fresh_runs), "runs_identical": len(fresh_runs) - len(diffs),
-            "differences": diffs, "wall_s": round(wall, 1)}
+            "differences": diffs, "columns": sorted(columns), "wall_s": round(wall, 1)}
 
 
 def main() -> int:
@@ -131,7 +147,7 @@ def main() -> int:
             else:
                 print(f"{name:28s} made by {','.join(c['made_by']):17s} "  # type: ignore[arg-type]
                       f"{c['runs_identical']}/{c['runs_compared']} runs identical "
-                      f"({c['wall_s']} s)", flush=True)
+                      f"({c['wall_s']} s)" + "".join(f"; {x}" for x in c["columns"]), flush=True)
             ok = ok and "error" not in c and not c["differences"]
             # written after each folder, so that a stopped check keeps what it found
             old["checks"] = sorted([x for x in old["checks"] if x["folder"] != name] + [c],
