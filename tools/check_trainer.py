@@ -1,13 +1,14 @@
 """Does the current trainer still make the numbers in docs/results/?
 
 For each reproduction folder, re-run one arm (or one grid cell) with the code checked out
-now, into a scratch folder, and compare every run's result.json and metrics.csv with the
-stored ones, field by field. Timing fields (seconds, images_per_s) are expected to differ
-and are left out; everything else — each epoch's losses and accuracies, the best epoch,
-the plan — must be identical, bit for bit as printed. A plan column that only one of the
-two has (a technique that now also reports its setting) is listed, not counted as a
-difference. The arm chosen is the one the
-folder's headline claim leans on. Threads are fixed to 1, the plan every folder recorded.
+now, into a scratch folder, and compare every run's result.json, metrics.csv and
+gradflow.csv with the stored ones, field by field. Timing fields (seconds, images_per_s)
+are expected to differ and are left out; everything else — each epoch's losses and
+accuracies, the best epoch, the plan — must be identical, bit for bit as printed. A plan
+column that only one of the two has (a technique that now also reports its setting) is
+listed, not counted as a difference. The arm chosen is the one the folder's headline claim
+leans on. Threads are fixed to 1 and the stack size to the recorded one: the plan every
+folder recorded.
 
     python tools/check_trainer.py --data /tmp/data [--only NAME ...]
 
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from sharpen.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -70,6 +73,8 @@ def compare_run(stored: Path, fresh: Path) -> tuple[list[str], list[str]]:
     folders, timing fields left out: a plan column a newer technique reports is not a
     different result, a changed loss is."""
     diffs, columns = [], []
+    if not (stored / "result.json").is_file():
+        return [f"{stored} has no result.json"], []
     a = json.loads((stored / "result.json").read_text())
     b = json.loads((fresh / "result.json").read_text())
     for k in sorted(set(a) | set(b)):
@@ -99,7 +104,9 @@ def check(name: str, args: list[str], data: str, scratch: Path) -> dict[str, obj
     # the same seeds train together as when the folder was made: `auto` would stack
     # differently for one arm than for all of them, which changes float rounding
     arm = args[args.index("--arms") + 1]
-    stored = next((RESULTS / name / "runs").glob(f"{arm}*/*/result.json"))
+    runs = RESULTS / name / "runs"
+    stored = next(p for pattern in (f"{arm}/*/result.json", f"{arm}__*/*/result.json")
+                  for p in sorted(runs.glob(pattern)))  # the arm, or one of its grid cells
     stack = json.loads(stored.read_text())["plan"]["stack"]
     cmd = ["sharpen", "run", *[a.format(data=data) for a in args], "--set",
            f"stack_seeds={stack}", "--no-verify", "--threads", "1", "--out", str(out), "--quiet"]
@@ -131,7 +138,8 @@ def check(name: str, args: list[str], data: str, scratch: Path) -> dict[str, obj
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder with mnist/ and cifar10/")
-    ap.add_argument("--only", nargs="*", default=None, help="folders to check (default all)")
+    ap.add_argument("--only", nargs="*", default=None, choices=sorted(CHECKS),
+                    help="folders to check (default all)")
     a = ap.parse_args()
     names = a.only or list(CHECKS)
     path = RESULTS / "trainer-check.json"
@@ -152,9 +160,7 @@ def main() -> int:
             # written after each folder, so that a stopped check keeps what it found
             old["checks"] = sorted([x for x in old["checks"] if x["folder"] != name] + [c],
                                    key=lambda x: x["folder"])
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(old, indent=2) + "\n")
-            tmp.replace(path)
+            atomic_write_json(path, old)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0 if ok else 1
