@@ -45,23 +45,23 @@ def test_paired_comparison_against_scipy_and_by_hand():
     d = [a - b for a, b in zip(A, B)]
     md = sum(d) / 5
     sdd = math.sqrt(sum((x - md) ** 2 for x in d) / 4)
-    assert c["paired"] and c["test"] == "paired t-test" and c["n"] == 5
-    assert c["diff"] == pytest.approx(md)
+    assert c.paired and c.test == "paired t-test" and c.n == 5
+    assert c.diff == pytest.approx(md)
     half = 2.7764451051977987 * sdd / math.sqrt(5)
-    assert (c["ci_low"], c["ci_high"]) == pytest.approx((md - half, md + half))
-    assert c["p"] == pytest.approx(stats.ttest_rel(A, B).pvalue)
+    assert (c.ci_low, c.ci_high) == pytest.approx((md - half, md + half))
+    assert c.p == pytest.approx(stats.ttest_rel(A, B).pvalue)
     t = md / (sdd / math.sqrt(5))
-    assert c["p"] == pytest.approx(2 * stats.t.sf(abs(t), 4))  # the p-value from t by hand
-    assert c["effect"] == pytest.approx(md / sdd) and c["effect_name"] == "d_z"
+    assert c.p == pytest.approx(2 * stats.t.sf(abs(t), 4))  # the p-value from t by hand
+    assert c.effect == pytest.approx(md / sdd) and c.effect_name == "d_z"
 
 
 def test_runs_without_common_seeds_fall_back_to_welch_and_say_so():
     c = compare({0: A[0], 1: A[1], 2: A[2]}, {7: B[0], 8: B[1], 9: B[2], 10: B[3]})
-    assert not c["paired"] and "Welch" in c["test"]
+    assert not c.paired and "Welch" in c.test
     ref = stats.ttest_ind(A[:3], B[:4], equal_var=False)
-    assert c["p"] == pytest.approx(ref.pvalue)
+    assert c.p == pytest.approx(ref.pvalue)
     ci = ref.confidence_interval(0.95)
-    assert (c["ci_low"], c["ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert (c.ci_low, c.ci_high) == pytest.approx((ci.low, ci.high))
 
 
 def test_verdicts():
@@ -178,7 +178,10 @@ def test_the_report_has_a_claims_table(tmp_path):
     assert "## Claims" in md
     row = next(line for line in md.splitlines() if line.startswith("| better beats base |"))
     # per-seed differences 3 ∓ 0.4 pp over 5 seeds: mean 3 − 0.4/5 = 2.92 pp
-    assert "**supported**" in row and "| 5 | paired t-test |" in row and "+2.92 pp" in row
+    assert "**supported**" in row and "| paired t-test |" in row and "+2.92 pp" in row
+    assert "| **supported** | 5 |" in row
+    # 5 differences all positive: the exact sign-flip p is 2/2⁵ = 0.0625, above 5 %
+    assert "rests on the normal model" in row and "p = 0.0625" in row
     assert "## Paired comparisons with `base`" in md
 
 
@@ -187,10 +190,13 @@ def test_compare_across_two_directories(tmp_path):
     d2 = _rundir(tmp_path / "two", {"a": {s: [(0.82 + s / 100, 0.8)] for s in range(3)}})
     rows = compare_table([d1, d2], "test_acc")
     assert [r["row"] for r in rows] == ["one/a", "two/a"]
-    assert rows[1]["vs"] == "one/a" and rows[1]["test"] == "paired t-test"
+    # the same 0.02 on every seed: no spread, so no t-test, no [x, x] and no infinite d_z
+    assert rows[1]["vs"] == "one/a" and rows[1]["test"] == "exact sign-flip (no spread)"
     assert rows[1]["diff"] == pytest.approx(0.02) and rows[1]["n"] == 3
+    assert rows[1]["p"] is None and rows[1]["p_exact"] == 0.25 and rows[1]["diff_ci_low"] is None
     text = compare_dirs([d1, d2], "test_acc", out=tmp_path / "cmp.md")
-    assert "| two/a | 3 |" in text and (tmp_path / "cmp.png").exists() and (tmp_path / "cmp.pdf").exists()
+    assert "| two/a | 3 |" in text and "none: 3 identical differences" in text
+    assert text.startswith("Metric: test accuracy (test_acc, final epoch).") and (tmp_path / "cmp.png").exists() and (tmp_path / "cmp.pdf").exists()
     out = compare_dirs([d1, d2], "test_acc", fmt="csv")
     parsed = list(csv.DictReader(io.StringIO(out)))
     assert float(parsed[1]["diff"]) == pytest.approx(0.02) and parsed[0]["vs"] == ""
@@ -201,6 +207,8 @@ def test_latex_output_is_a_well_formed_tabular(tmp_path):
                                    "arm_2": {s: [(0.9, 0.8)] for s in range(3)}})
     tex = compare_dirs([d], "test_acc", fmt="latex")
     lines = tex.strip().splitlines()
+    assert lines[0].startswith("% Metric: test accuracy (test_acc, final epoch)")
+    lines = lines[1:]
     m = re.fullmatch(r"\\begin\{tabular\}\{(l r*)\}".replace(" ", ""), lines[0])
     assert m and lines[-1] == r"\end{tabular}"
     ncols = len(m.group(1))
@@ -227,18 +235,31 @@ def test_grid_best_cell_is_chosen_on_validation(tmp_path):
     assert "**90.00" in line01 and "**" not in line1
 
 
-def test_against_published_is_welch_with_our_sd_on_both_sides():
+def test_against_published_is_an_equivalence_question_with_four_outcomes():
     from sharpen.reports.stats import against_published
     xs = [0.84, 0.86, 0.85, 0.83, 0.87]
-    a = against_published(xs, 0.80)
-    # the interval of a difference of two means of 5 runs with equal sd, by scipy
+    # the interval of a difference of two means of 5 runs with equal sd: Welch with equal
+    # variances and sizes has 2(n − 1) = 8 degrees of freedom (scipy on a mirrored sample)
     s = stats.tstd(xs)
-    half = stats.t.ppf(0.975, 4) * s * math.sqrt(2 / 5)
-    assert a["diff"] == pytest.approx(0.85 - 0.80) and a["half"] == pytest.approx(half)
-    assert a["verdict"] == ("ours higher" if 0.05 > half else "agrees")
-    assert against_published(xs, 0.85 + 0.99 * half)["verdict"] == "agrees"
-    assert against_published(xs, 0.85 + 1.01 * half)["verdict"] == "ours lower"
-    assert against_published([0.9], 0.9)["verdict"].startswith("untested")
+    half = stats.t.ppf(0.975, 8) * s * math.sqrt(2 / 5)
+    mirror = [x - 0.85 + 0.80 for x in xs]  # the published runs: our spread, their mean
+    ref = stats.ttest_ind(xs, mirror, equal_var=False).confidence_interval(0.95)
+    a = against_published(xs, 0.80, 0.01)
+    assert a["diff"] == pytest.approx(0.05) and a["half"] == pytest.approx(half)
+    assert (a["diff"] - a["half"], a["diff"] + a["half"]) == pytest.approx((ref.low, ref.high))
+    assert a["verdict"] == "better than published"
+    half90 = stats.t.ppf(0.95, 8) * s * math.sqrt(2 / 5)
+    assert a["half90"] == pytest.approx(half90)
+    # reproduced: the 90 % interval inside ± margin; just outside it, undecided
+    m = half90 + 0.001
+    assert against_published(xs, 0.85, m)["verdict"] == "reproduced"
+    assert against_published(xs, 0.85 + 0.002, m)["verdict"] == "undecided"
+    assert against_published(xs, 0.85 + 1.01 * half, 0.001)["verdict"] == "worse than published"
+    # for a lower-is-better metric, higher is worse
+    assert against_published(xs, 0.80, 0.01, higher_is_better=False)["verdict"] \
+        == "worse than published"
+    assert against_published([0.9], 0.9, 0.01)["verdict"].startswith("untested")
+    assert against_published([0.9, 0.9], 0.9, 0.01)["verdict"] == "undecidable at n = 2"
 
 
 def test_published_grid_is_set_beside_ours_cell_by_cell(tmp_path):
@@ -252,9 +273,10 @@ def test_published_grid_is_set_beside_ours_cell_by_cell(tmp_path):
     md = write_report(d).read_text()
     rows = [ln for ln in md.splitlines() if ln.startswith(("| 0.1 | m |", "| 0.01 | m |"))]
     assert rows[0].startswith("| 0.1 | m | 51.00 [") and "| 51.00 | +0.00 ± " in rows[0]
-    assert rows[0].endswith("| agrees |")
-    assert "| 70.00 | +21.00 ± " in rows[1] and rows[1].endswith("| ours higher |")
-    assert "Agreement: 1 of 2 cells." in md
+    # sd 1 pp at n = 3: the 90 % interval (± 2.27 · t₀.₉₅/t₀.₉₇₅) is wider than ± 1 pp
+    assert rows[0].endswith("| undecided |")
+    assert "| 70.00 | +21.00 ± " in rows[1] and rows[1].endswith("| better than published |")
+    assert "Of 2 cells: reproduced 0, better than published 1, undecided 1." in md
     assert "- m: our best lr 0.01 (mean on test), the seed's table's best 0.01." in md
 
 
@@ -337,17 +359,17 @@ def test_welch_every_field_against_scipy_and_the_textbook_formulas():
 
     xa, xb = A[:3], B[:4]
     w = welch(xa, xb)
-    assert w["paired"] is False and w["test"] == "Welch t-test (unpaired)"
-    assert (w["n"], w["n_a"], w["n_b"], w["effect_name"]) == (3, 3, 4, "g")
-    assert w["diff"] == pytest.approx(sum(xa) / 3 - sum(xb) / 4)
+    assert w.paired is False and w.test == "Welch t-test (unpaired)"
+    assert (w.n, w.n_a, w.n_b, w.effect_name) == (3, 3, 4, "g")
+    assert w.diff == pytest.approx(sum(xa) / 3 - sum(xb) / 4)
     ref = stats.ttest_ind(xa, xb, equal_var=False)
-    assert w["p"] == pytest.approx(ref.pvalue, rel=1e-12)
+    assert w.p == pytest.approx(ref.pvalue, rel=1e-12)
     ci = ref.confidence_interval(0.95)
-    assert (w["ci_low"], w["ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    assert (w.ci_low, w.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-12)
     # Hedges' g: the mean difference over the pooled sd, times J = 1 − 3 / (4(n_a + n_b) − 9)
     va, vb = stats.tvar(xa), stats.tvar(xb)
     pooled = math.sqrt((2 * va + 3 * vb) / 5)
-    assert w["effect"] == pytest.approx(w["diff"] / pooled * (1 - 3 / 19), rel=1e-12)
+    assert w.effect == pytest.approx(w.diff / pooled * (1 - 3 / 19), rel=1e-12)
 
 
 def test_welch_and_compare_in_their_degenerate_cases():
@@ -355,24 +377,24 @@ def test_welch_and_compare_in_their_degenerate_cases():
 
     for xa, xb in (([0.9], [0.8, 0.7]), ([0.9, 0.8], [0.7])):  # one side with a single run
         w = welch(xa, xb)
-        assert w["diff"] == pytest.approx(sum(xa) / len(xa) - sum(xb) / len(xb))
-        assert w["ci_low"] is w["ci_high"] is w["p"] is w["effect"] is None
-        assert (w["n_a"], w["n_b"], w["n"]) == (len(xa), len(xb), 1)
+        assert w.diff == pytest.approx(sum(xa) / len(xa) - sum(xb) / len(xb))
+        assert w.ci_low is w.ci_high is w.p is w.effect is None
+        assert (w.n_a, w.n_b, w.n) == (len(xa), len(xb), 1)
     w = welch([], [0.8, 0.7])
-    assert w["diff"] is None and w["n"] == 0
-    # two runs on each side with no spread: the interval is the difference itself
+    assert w.diff is None and w.n == 0
+    # two runs on each side with no spread: no interval and no test, said so
     w = welch([0.9, 0.9], [0.7, 0.7])
-    assert (w["diff"], w["ci_low"], w["ci_high"], w["p"]) == pytest.approx((0.2, 0.2, 0.2, 0.0))
-    assert welch([0.9, 0.9], [0.9, 0.9])["p"] == 1.0
-    # paired differences that are all equal: p 0 and an infinite d_z of the right sign
+    assert w.diff == pytest.approx(0.2) and w.ci_low is w.ci_high is w.p is None
+    assert not w.spread and w.test.startswith("none")
+    # paired differences that are all equal: no t-test, no interval, no infinite d_z; the
+    # exact sign-flip test decides (2 identical differences: p = 2/2² = 0.5)
     c = compare({0: 0.9, 1: 0.8}, {0: 0.7, 1: 0.6})
-    assert c["p"] == 0.0 and c["effect"] == math.inf and c["diff"] == pytest.approx(0.2)
-    c = compare({0: 0.6, 1: 0.5}, {0: 0.7, 1: 0.6})
-    assert c["effect"] == -math.inf
+    assert c.p is None and c.effect is None and c.ci_low is None and not c.spread
+    assert c.p_exact == 0.5 and c.decision_p == 0.5 and c.diff == pytest.approx(0.2)
     c = compare({0: 0.6, 1: 0.5}, {0: 0.6, 1: 0.5})
-    assert c["p"] == 1.0 and c["effect"] == 0.0
+    assert c.p is None and c.p_exact == 1.0
     # one common seed is not enough to pair
-    assert compare({0: 0.6, 1: 0.5}, {1: 0.7, 2: 0.6})["paired"] is False
+    assert compare({0: 0.6, 1: 0.5}, {1: 0.7, 2: 0.6}).paired is False
 
 
 @pytest.mark.parametrize("lo,hi,direction,tol,want", [
@@ -396,16 +418,16 @@ def test_verdict_refuses_an_unknown_direction():
 
 def test_summary_and_against_published_with_too_few_runs():
     assert summary([]) == {"n": 0, "mean": None, "sd": None, "ci_low": None, "ci_high": None,
-                           "best": None, "worst": None}
+                           "best": None, "worst": None, "spread": False}
     from sharpen.reports.stats import against_published
 
-    a = against_published([0.9], 0.8)
+    a = against_published([0.9], 0.8, 0.01)
     assert a["diff"] == pytest.approx(0.1) and a["half"] is None and a["published"] == 0.8
     assert a["verdict"].startswith("untested")
-    e = against_published([], 0.8)
+    e = against_published([], 0.8, 0.01)
     assert e["diff"] is None and e["verdict"].startswith("untested")
-    low = against_published([0.84, 0.86, 0.85], 0.95)
-    assert low["verdict"] == "ours lower" and low["n"] == 3
+    low = against_published([0.84, 0.86, 0.85], 0.95, 0.01)
+    assert low["verdict"] == "worse than published" and low["n"] == 3
 
 
 def test_verdict_on_no_difference_has_no_tolerance_unless_given():

@@ -22,7 +22,8 @@ def _cmd_grid(a: argparse.Namespace) -> int:
 
 def _cmd_run(a: argparse.Namespace) -> int:
     from sharpen.experiments import load_experiment, run_experiment
-    from sharpen.reports.report import markdown_table, table_rows
+    from sharpen.reports.claims import load_runs
+    from sharpen.reports.tables import markdown_table, table_rows
 
     sets = list(a.set or [])
     if a.no_verify:
@@ -37,14 +38,15 @@ def _cmd_run(a: argparse.Namespace) -> int:
     out, results = run_experiment(exp, out, quiet=a.quiet, workers=a.workers,
                                   threads=a.threads, backend=a.backend, address=a.address,
                                   command=_command_line(a), log=a.log)
+    runs = load_runs(out)
     if exp.cells:
-        from sharpen.reports.report import grid_table
+        from sharpen.reports.tables import grid_table
 
         cfg = exp.resolved()
-        print("\n" + grid_table(cfg, results)[0])
+        print("\n" + grid_table(cfg, results, runs)[0])
     keep_best = any(c.keep_best for c in exp.arms.values())
     print()
-    print(markdown_table(table_rows(results, list(exp.arms)), keep_best, exp.report_error))
+    print(markdown_table(table_rows(results, list(exp.arms), runs), keep_best, exp.report_error))
     print(f"\nrun directory: {out}\nreport: {out / 'report.md'}")
     failed = [r for r in results if r.get("status") == "failed"]
     if failed:
@@ -66,10 +68,10 @@ def _cmd_report(a: argparse.Namespace) -> int:
     from sharpen.reports import write_report
 
     if a.claims_from:
-        from sharpen.reports.report import adopt_claims
+        from sharpen.experiments.adopt import adopt_claims
 
         adopt_claims(Path(a.run_dir), a.claims_from)
-    path = write_report(Path(a.run_dir), a.baseline)
+    path = write_report(Path(a.run_dir), a.baseline, robust=a.stats == "robust")
     print(path.read_text())
     return 0
 
@@ -238,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--claims-from", metavar="EXPERIMENT",
                     help="record this experiment file's claims in the directory first (for "
                          "directories made before the file had claims)")
+    rp.add_argument("--stats", choices=["t", "robust"], default="t",
+                    help="robust: add rliable-style summaries (interquartile mean, P(A > B), "
+                         "bootstrap intervals) to the t intervals")
     rp.set_defaults(fn=_cmd_report)
 
     cp = sub.add_parser("compare", help="one table (n, mean, sd, 95 %% CI, best, worst, paired "

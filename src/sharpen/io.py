@@ -56,6 +56,24 @@ def atomic_write_csv(
     atomic_write_text(path, buf.getvalue())
 
 
+def atomic_write_npz(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> None:
+    """Numpy arrays as an uncompressed .npz (``numpy.load`` reads it) with fixed zip
+    timestamps, so the same arrays give the same bytes."""
+    import zipfile
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(arrays):
+            arr = io.BytesIO()
+            np.save(arr, np.asarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, arr.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def _fmt(v: Any) -> Any:
     if isinstance(v, float):
         return repr(v)  # round-trips exactly, so re-reading gives the same numbers

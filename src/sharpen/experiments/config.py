@@ -163,7 +163,7 @@ RunConfig: Any = _compose()
 
 EXPERIMENT_KEYS = {"name", "description", "seed_paper", "runs", "seed", "arms", "profiles",
                    "published", "notes", "select_arms", "grid", "report_error", "baseline",
-                   "claims", "published_grid", "log"}
+                   "claims", "published_grid", "log", "published_margin"}
 
 
 class Claim(BaseModel):
@@ -178,7 +178,10 @@ class Claim(BaseModel):
     than: str | list[str] | None = None  # another arm, or for best/worst the rivals
     value: float | None = None  # instead of `than`: a fixed number
     metric: str = "test_acc"
-    tolerance: float = Field(0.0, ge=0)  # for "~": equal within ± tolerance
+    # for "~": equal within ± tolerance; a number is in the metric's stored unit (0.01 is
+    # 1 pp of accuracy), a string carries its unit ("1 pp"); stored as the number
+    tolerance: float | str = 0.0
+    effect: float | str | None = None  # the effect the seed states (default: from published)
 RUN_KEYS = set(RunConfig.model_fields)
 
 
@@ -239,6 +242,8 @@ class Experiment(BaseModel):
     baseline: str | None = None  # the arm every other arm is compared with (default: the first)
     claims: list[Claim] = Field(default_factory=list)
     log: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)  # trackers
+    # ours against a published mean is "reproduced" within ± this margin (% metrics: "1 pp")
+    published_margin: float | str = "1 pp"
     # the seed's grid tables: axis -> {"values": [...], "<arm>": [mean per value], ...}
     published_grid: dict[str, dict[str, list[int | float]]] = Field(default_factory=dict)
     # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}
@@ -461,7 +466,13 @@ def _check_published_grid(pub: dict[str, dict[str, list[float]]], known: set[str
 
 
 def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:
-    from sharpen.reports.claims import METRICS
+    from sharpen.reports.metrics import METRICS, get_metric, parse_amount
+
+    try:
+        exp.published_margin = parse_amount(exp.published_margin, get_metric("test_acc"),
+                                            "published_margin")
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: field {exc}") from None
 
     if exp.baseline is not None and exp.baseline not in known:
         raise SharpenError(f"{path}: field baseline: {exp.baseline!r} is not an arm; arms: "
@@ -475,6 +486,16 @@ def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:
         if c.metric not in METRICS:
             raise SharpenError(f"{where}.metric: {c.metric!r} is not a metric; metrics: "
                                f"{', '.join(METRICS)}")
+        try:
+            c.tolerance = parse_amount(c.tolerance, get_metric(c.metric), f"{where}.tolerance")
+            if c.effect is not None:
+                c.effect = parse_amount(c.effect, get_metric(c.metric), f"{where}.effect",
+                                        signed=True)
+        except SharpenError as exc:
+            raise SharpenError(str(exc)) from None
+        if c.op == "~" and not c.tolerance:
+            raise SharpenError(f"{where}.tolerance: a '~' claim needs a margin > 0, e.g. "
+                               "tolerance = \"1 pp\"")
         if c.op in ("<", ">", "~") and (c.than is None) == (c.value is None):
             raise SharpenError(f"{where}: op {c.op!r} needs exactly one of than (an arm) or value")
         if c.op in ("<", ">", "~") and isinstance(c.than, list):

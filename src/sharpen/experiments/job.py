@@ -23,8 +23,15 @@ from sharpen import SharpenError
 from sharpen.data import get_spec
 from sharpen.data.prepare import build_group_data
 from sharpen.experiments import weights
-from sharpen.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from sharpen.io import (
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_npz,
+    atomic_write_text,
+)
 from sharpen.models import count_parameters, create_model
+from sharpen.rundir import PREDICTIONS
 from sharpen.techniques import techniques_for
 from sharpen.training import Diverged, TrainSettings, build_models, train
 from sharpen.training.stack import NotStackable
@@ -96,6 +103,18 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def write_predictions(rdir: Path, preds: dict[str, torch.Tensor], data: Any) -> None:
+    """The run's per-image record: predicted class and label of every image of each split
+    evaluated (int16: a few kB per split), for image-level statistics in the reports."""
+    arrays = {}
+    for split, pred in preds.items():
+        y = getattr(data, split).y
+        y = y[:, 0] if y.dim() == 2 else y  # pair targets: (label, digit₁, digit₂)
+        arrays[f"{split}_pred"] = pred.cpu().to(torch.int16).numpy()
+        arrays[f"{split}_label"] = y.cpu().to(torch.int16).numpy()
+    atomic_write_npz(rdir / PREDICTIONS, arrays)
+
+
 def record(res: dict[str, Any], arm: str, cell: dict[str, Any] | None, rdir: Path) -> None:
     """Label a run's result with its arm (and grid cell) and write its result.json."""
     res["arm"] = arm
@@ -154,6 +173,8 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
     best = weights.BestValWeights(E) if cfg.save_weights == "best_val" else None
     failure: str | None = None
     diverged: list[str | None] = [None] * E
+    predictions: list[dict[str, torch.Tensor]] = []
+    datas: list[Any] = []
     try:
         datas = build_group_data(cfg, device, seeds)
         # seconds count training and evaluation only: loading the data costs a process's
@@ -165,10 +186,11 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
             from sharpen.training.tasks import PairTask
 
             settings.task = PairTask(models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
-        diverged = train(models, datas, settings, seeds, hooks=techs + ([best] if best else []),
-                         device=device,
+        trained = train(models, datas, settings, seeds, hooks=techs + ([best] if best else []),
+                        device=device,
                         on_epoch=on_epoch, on_checkpoint=on_checkpoint if cfg.checkpoint else None,
-                        resume=resume).diverged
+                        resume=resume)
+        diverged, predictions = trained.diverged, trained.predictions
     except Diverged as exc:  # one seed: train raises
         diverged = [str(exc)]
     except NotStackable as exc:
@@ -202,6 +224,8 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
             weights.save(rdirs[k], models[k].state_dict(), arm, seed, "final", len(rows[k]))
         elif status == "ok" and best is not None and best.weights[k] is not None:
             weights.save(rdirs[k], best.weights[k], arm, seed, "best_val", best.epoch[k])
+        if status == "ok" and k < len(predictions) and predictions[k]:
+            write_predictions(rdirs[k], predictions[k], datas[k] if len(datas) > k else datas[0])
         if record_only is None or seed in record_only:
             record(res, arm, cell, rdirs[k])
         results.append(res)

@@ -1,18 +1,8 @@
 """Run arms × seeds into a self-describing run directory: plan, resume, write results.
 
-Layout of a run directory::
-
-    config.json        resolved experiment (every arm's full RunConfig) and its plan
-    experiment.toml    the source file as given (copied)
-    environment.json   python/torch/sharpen versions, git commit, hardware (latest invocation)
-    history.json       every invocation: start, end, wall seconds, commit, jobs run
-    runs/<arm>/seed-<s>/metrics.csv   one row per epoch (rewritten atomically each epoch)
-    runs/<arm>/seed-<s>/result.json   written once the run ends: marks it finished
-    results.csv        one row per (arm, seed); no timings, so it depends on the plan only
-    summary.json, table.csv, report.md, curves.png
-
-The plan (:mod:`sharpen.experiments.plan`) decides which seeds train together and with
-how many threads; backends (:mod:`sharpen.experiments.backends`) decide where; a job
+The directory's layout is :mod:`sharpen.rundir` (one place). The plan
+(:mod:`sharpen.experiments.plan`) decides which seeds train together and with how many
+threads; backends (:mod:`sharpen.experiments.backends`) decide where; a job
 (:mod:`sharpen.experiments.job`) trains one group and writes its seeds' files.
 """
 
@@ -23,6 +13,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime
@@ -37,6 +28,7 @@ from sharpen.experiments.backends import Job, run_processes, run_ray, run_serial
 from sharpen.experiments.config import Experiment
 from sharpen.experiments.plan import Group, groups_of, make_plan, same_seeds
 from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, check_writable
+from sharpen.rundir import FINISHED, RunDir
 
 # timings (seconds, images_per_s) stay in each result.json: results.csv holds only what the
 # configuration and its plan determine, byte for byte
@@ -96,13 +88,16 @@ def default_out_dir(exp: Experiment) -> Path:
 
 
 def run_dir(out: Path, arm: str, seed: int) -> Path:
-    return out / "runs" / arm / f"seed-{seed}"
+    return RunDir(out).seed_dir(arm, seed)
 
 
 def _finished(out: Path, arm: str, seed: int) -> dict[str, Any] | None:
-    done = run_dir(out, arm, seed) / "result.json"
-    prev = json.loads(done.read_text()) if done.exists() else None
-    return prev if prev is not None and prev.get("status") in ("ok", "diverged") else None
+    """A finished run's result; None for a run to (re)train — a corrupt one said so."""
+    r = RunDir(out).run(arm, seed)
+    if r is not None and r.status == "corrupt":
+        print(f"sharpen: {r.problem}; training {arm} seed {seed} again", file=sys.stderr,
+              flush=True)
+    return r.result if r is not None and r.status in FINISHED else None
 
 
 def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False,

@@ -1,4 +1,5 @@
-"""Per-run values of every metric, read from a run directory, and claims judged on them.
+"""Per-run values of every registered metric, read from a run directory, and the claims of a
+report judged on them as one family.
 
 A claim is a checkable statement written in an experiment file::
 
@@ -8,36 +9,46 @@ A claim is a checkable statement written in an experiment file::
     arm = "proposed"
     op = "<"                # ">", "<", "~" (equal within ± tolerance), "best", "worst"
     than = "progressive"    # another arm (paired by seed), or a list for best/worst
-    metric = "gap"          # any metric of run_values; default test_acc
+    metric = "gap"          # any metric of the registry (sharpen.reports.metrics)
     # value = 0.15          # instead of `than`: the arm's mean against a fixed number
+    # tolerance = "1 pp"    # for "~": the equivalence margin, with its unit
+    # effect = "1.4 pp"     # the effect the seed states (default: from [published])
 
-Verdicts come from the 95 % interval (:func:`sharpen.reports.stats.verdict`).
+How a family is judged (docs/methods/statistics.md, "Claims and verdicts"): every claim
+gets one p-value — the paired t-test's (two-sided, so each direction is tested at 2.5 %),
+the exact sign-flip test's when the differences have no spread, TOST's for ``~`` — and
+Holm's adjustment over the report's claims decides the verdicts at 5 %.
 """
 
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sharpen.io import read_csv
+from sharpen.reports.metrics import METRICS, PERCENT, get_metric, parse_amount
 from sharpen.reports.stats import (
+    ALPHA,
     CONTRADICTED,
     NOT_SUPPORTED,
     SUPPORTED,
     UNTESTED,
+    Comparison,
     compare,
-    summary,
-    verdict,
+    exact_decides_from,
+    holm,
+    min_detectable,
+    min_sign_flip_p,
+    one_sided_beyond,
+    paired_diff,
+    seeds_needed,
+    tost,
+    undecidable,
 )
+from sharpen.rundir import RunDir
 
-# metrics whose values are fractions shown in percent (differences in percentage points)
-PERCENT = {"test_acc", "val_acc", "train_acc", "gap", "digit_acc", "test_error",
-           "selected_test_acc", "best_test_acc", "selected_val_acc"}
-METRICS = ["test_acc", "val_acc", "selected_test_acc", "selected_val_acc", "best_test_acc",
-           "gap", "train_acc", "train_loss", "test_loss", "val_loss", "digit_acc", "test_error",
-           "seconds"]
+Values = dict[str, dict[int, dict[str, float]]]
 
 
 def as_number(v: Any) -> float | None:
@@ -49,135 +60,416 @@ def as_number(v: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def run_values(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
-    """{arm: {seed: {metric: value}}} for every finished ``ok`` run, from its files alone.
-
-    Final-epoch metrics come from metrics.csv; ``selected_test_acc`` is the test accuracy
-    at the epoch of best validation accuracy (earliest on ties), ``selected_val_acc`` that
-    validation accuracy; without a validation split both are absent. ``best_test_acc`` is
-    the best test epoch: selection on test, optimistic.
-    """
-    out: dict[str, dict[int, dict[str, float]]] = {}
-    for res_path in sorted(Path(run_dir).glob("runs/*/seed-*/result.json")):
-        res = json.loads(res_path.read_text())
-        if res.get("status") != "ok":
-            continue
-        mpath = res_path.parent / "metrics.csv"
-        rows = read_csv(mpath) if mpath.exists() else []
-        vals: dict[str, float] = {}
-        if rows:
-            last = rows[-1]
-            for k in ("test_acc", "val_acc", "gap", "train_acc", "train_loss", "test_loss",
-                      "val_loss", "test_digit_acc"):
-                v = as_number(last.get(k))
-                if v is not None:
-                    vals["digit_acc" if k == "test_digit_acc" else k] = v
-            tests = [as_number(r.get("test_acc")) for r in rows]
-            if all(t is not None for t in tests):
-                vals["best_test_acc"] = max(tests)  # type: ignore[type-var]
+def values_of_run(rows: list[dict[str, str]], res: dict[str, Any]) -> dict[str, float]:
+    """Every registered metric one run has, from its epoch rows (else its result.json)."""
+    vals: dict[str, float] = {}
+    for m in (get_metric(n) for n in METRICS):
+        v: float | None = None
+        if m.source == "final":
+            v = as_number(rows[-1].get(m.column)) if rows else as_number(res.get(m.name))
+        elif m.source == "best_test":
+            if rows:
+                xs = [as_number(r.get(m.column)) for r in rows]
+                v = max(xs) if xs and all(x is not None for x in xs) else None  # type: ignore[type-var]
+            else:
+                v = as_number(res.get(m.name))
+        elif m.source == "at_best_val" and rows:
             vs = [as_number(r.get("val_acc")) for r in rows]
-            if rows and all(v is not None for v in vs):
+            if all(x is not None for x in vs):
                 best = max(range(len(rows)), key=lambda i: (vs[i], -i))
-                vals["selected_val_acc"] = vs[best]  # type: ignore[assignment]
-                if tests[best] is not None:
-                    vals["selected_test_acc"] = tests[best]  # type: ignore[assignment]
-        else:  # no per-epoch file: what result.json says
-            for k in ("test_acc", "val_acc", "gap", "train_acc", "train_loss", "test_loss",
-                      "digit_acc", "best_test_acc"):
-                v = as_number(res.get(k))
-                if v is not None:
-                    vals[k] = v
-        if "test_acc" in vals:
-            vals["test_error"] = 1 - vals["test_acc"]
-        sec = as_number(res.get("seconds"))
-        if sec is not None:
-            vals["seconds"] = sec
-        out.setdefault(res_path.parent.parent.name, {})[int(res["seed"])] = vals
+                v = as_number(rows[best].get(m.column))
+        elif m.source == "result":
+            v = as_number(res.get(m.column))
+        if v is not None:
+            vals[m.name] = v
+    for m in (get_metric(n) for n in METRICS):  # derived after their sources
+        if m.source == "one_minus" and m.column in vals:
+            vals[m.name] = 1 - vals[m.column]
+    return vals
+
+
+@dataclass
+class Runs:
+    """What a report needs of a run directory: per arm, per seed, the values of every
+    metric (ok runs), every run's status, and each arm's protocol fingerprint."""
+
+    values: Values = field(default_factory=dict)
+    status: dict[str, dict[int, str]] = field(default_factory=dict)
+    protocol: dict[str, str | None] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # corrupt runs: file and reason
+
+    def counts(self, arm: str) -> dict[str, int]:
+        st = list(self.status.get(arm, {}).values())
+        return {k: st.count(k) for k in ("ok", "diverged", "failed", "corrupt")}
+
+    def lost(self, arm: str) -> list[int]:
+        """Seeds of ``arm`` that ran but gave no value: diverged, failed or corrupt."""
+        return sorted(s for s, st in self.status.get(arm, {}).items() if st != "ok")
+
+    def comparable(self, a: str, b: str) -> bool:
+        pa, pb = self.protocol.get(a), self.protocol.get(b)
+        return pa is None or pb is None or pa == pb
+
+
+def load_runs(run_dir: str | Path) -> Runs:
+    """Every run of a directory through :class:`sharpen.rundir.RunDir`."""
+    rd = RunDir(run_dir)
+    out = Runs()
+    try:
+        arms_cfg = rd.config().get("arms", {})
+    except Exception:  # noqa: BLE001 - a directory without config.json still has runs
+        arms_cfg = {}
+    for r in rd.runs():
+        out.status.setdefault(r.arm, {})[r.seed] = r.status
+        if r.status == "corrupt":
+            out.problems.append(r.problem)
+            continue
+        if r.status != "ok":
+            continue
+        out.values.setdefault(r.arm, {})[r.seed] = values_of_run(rd.metrics(r.arm, r.seed), r.result)
+    from sharpen.rundir import fingerprint
+
+    for arm in set(out.status) | set(arms_cfg):
+        out.protocol[arm] = fingerprint(arms_cfg[arm]) if arm in arms_cfg else None
     return out
 
 
-def metric_of(values: dict[str, dict[int, dict[str, float]]], arm: str, metric: str
-              ) -> dict[int, float]:
+def run_values(run_dir: Path) -> Values:
+    """{arm: {seed: {metric: value}}} for every finished ``ok`` run, from its files alone."""
+    return load_runs(run_dir).values
+
+
+def metric_of(values: Values, arm: str, metric: str) -> dict[int, float]:
     return {s: v[metric] for s, v in values.get(arm, {}).items() if metric in v}
 
 
 def fmt_value(metric: str, v: float | None, diff: bool = False) -> str:
-    if v is None:
-        return "–"
-    if metric in PERCENT:
-        return f"{100 * v:+.2f} pp" if diff else f"{100 * v:.2f} %"
-    return f"{v:+.4g}" if diff else f"{v:.4g}"
+    return get_metric(metric).fmt(v, diff)
 
 
-def judge(claim: dict[str, Any], values: dict[str, dict[int, dict[str, float]]]) -> dict[str, Any]:
-    """The claim's estimate, interval, verdict and the n it rests on."""
+# --- judging a family of claims ----------------------------------------------------------------
+
+@dataclass
+class ClaimResult:
+    """One claim of a report, judged: what a claims table row shows."""
+
+    claim: str
+    seed_says: str
+    metric: str
+    arm: str
+    op: str
+    n: int = 0
+    estimate: str = "–"
+    interval: str = ""  # which interval the estimate shows
+    test: str = ""  # the test whose p decides
+    p: float | None = None
+    p_adj: float | None = None  # Holm over the report's claims
+    p_exact: float | None = None
+    p_exact_adj: float | None = None
+    verdict: str = UNTESTED
+    notes: list[str] = field(default_factory=list)
+    mde: float | None = None  # minimum detectable effect at n, 80 % power, α/m
+    effect: float | None = None  # the effect the seed states
+    n_needed: int | None = None  # n to detect ``effect`` with 80 % power at α/m
+    lost: str = ""  # runs that ran but gave no value, e.g. "1 diverged"
+    sd: float | None = None
+    direction: int = 0  # +1: the estimate lies on the claimed side, −1: the other side
+    spread: bool = True
+    decidable: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _stated_effect(claim: dict[str, Any], published: dict[str, Any], metric: str) -> float | None:
+    """The seed's effect: the claim's ``effect`` key, else published[arm] − published[than]."""
+    m = get_metric(metric)
+    if claim.get("effect") is not None:
+        return parse_amount(claim["effect"], m, "effect", signed=True)
+    than = claim.get("than")
+    if not isinstance(than, str):
+        return None
+    a, b = published.get(claim["arm"], {}), published.get(than, {})
+    if isinstance(a, dict) and isinstance(b, dict) and metric in a and metric in b:
+        try:
+            return float(a[metric]) - float(b[metric])
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _fill_lost(runs: Runs, metric: str) -> Runs:
+    """The same runs with every diverged, failed or corrupt run counted as its arm's worst
+    value of ``metric`` (the lowest for a higher-is-better metric)."""
+    m = get_metric(metric)
+    values: Values = {a: {s: dict(v) for s, v in seeds.items()} for a, seeds in runs.values.items()}
+    for arm in runs.status:
+        xs = list(metric_of(runs.values, arm, metric).values())
+        if not xs:
+            continue
+        worst = min(xs) if m.higher_is_better is not False else max(xs)
+        for s in runs.lost(arm):
+            values.setdefault(arm, {})[s] = {**values.get(arm, {}).get(s, {}), metric: worst}
+    return replace(runs, values=values)
+
+
+def _prejudge(claim: dict[str, Any], runs: Runs) -> tuple[ClaimResult, Any]:
+    """The claim's estimate and its single p-value, before the family is adjusted."""
     metric = claim.get("metric", "test_acc")
+    m = get_metric(metric)
     arm, op = claim["arm"], claim["op"]
-    mine = metric_of(values, arm, metric)
-    base = {"claim": claim["claim"], "seed_says": claim.get("seed_says", ""), "metric": metric}
+    r = ClaimResult(claim=claim["claim"], seed_says=claim.get("seed_says", ""), metric=metric,
+                    arm=arm, op=op)
+    mine = metric_of(runs.values, arm, metric)
     if not mine:
-        return {**base, "estimate": "–", "verdict": f"untested (no {metric} for {arm})", "n": 0,
-                "test": ""}
+        r.verdict = f"untested (no {metric} for {arm})"
+        return r, None
+    tol = parse_amount(claim.get("tolerance") or 0.0, m) if op == "~" else 0.0
     if claim.get("value") is not None:
-        sm = summary(list(mine.values()))
         v0 = float(claim["value"])
-        lo = None if sm["ci_low"] is None else sm["ci_low"] - v0
-        hi = None if sm["ci_high"] is None else sm["ci_high"] - v0
-        est = (f"{arm}: {fmt_value(metric, sm['mean'])} "
-               f"[{fmt_value(metric, sm['ci_low'])}, {fmt_value(metric, sm['ci_high'])}] "
-               f"vs {fmt_value(metric, v0)}")
-        return {**base, "estimate": est, "n": sm["n"], "test": "t interval of the mean",
-                "verdict": verdict(lo, hi, op if op in "<>~" else ">", claim.get("tolerance", 0.0))}
+        d = [x - v0 for x in mine.values()]
+        label = f"{arm} − {m.fmt(v0)}"
+        return _directional(r, m, op, d, label, tol, paired_diff(d), "one-sample t-test")
     if op in ("best", "worst"):
-        others = claim.get("than") or [a for a in values if a != arm]
-        others = [others] if isinstance(others, str) else list(others)
-        direction = ">" if op == "best" else "<"
-        missing = [o for o in others if not metric_of(values, o, metric)]
-        if missing:  # a rival that was not run cannot be beaten or lost to
-            return {**base, "estimate": "–", "n": 0, "test": "",
-                    "verdict": f"untested (no {metric} for {missing[0]})"}
-        results = []
-        for o in others:
-            c = compare(mine, metric_of(values, o, metric))
-            results.append((o, c, verdict(c["ci_low"], c["ci_high"], direction)))
-        if not results:
-            return {**base, "estimate": "–", "verdict": UNTESTED, "n": 0, "test": ""}
-        vs = [r[2] for r in results]
-        final = (CONTRADICTED if CONTRADICTED in vs else SUPPORTED if all(v == SUPPORTED for v in vs)
-                 else UNTESTED if all(v == UNTESTED for v in vs) else NOT_SUPPORTED)
-        # shown: a rival that contradicts the claim, else the closest rival (the comparison
-        # whose interval comes nearest to no difference)
-        against = [r for r in results if r[2] == CONTRADICTED]
-        o, c, _ = against[0] if against else min(
-            results, key=lambda r: (r[1]["ci_low"] if direction == ">" else -r[1]["ci_high"])
-            if r[1]["ci_low"] is not None else float("-inf"))
-        who = "contradicting rival" if against else "closest rival"
-        est = (f"{arm} − {o} ({who}): {fmt_value(metric, c['diff'], True)} "
-               f"[{fmt_value(metric, c['ci_low'], True)}, {fmt_value(metric, c['ci_high'], True)}]")
-        return {**base, "estimate": est, "verdict": final, "n": min(r[1]["n"] for r in results),
-                "test": c["test"]}
+        return _best(r, m, claim, runs, mine)
     other = claim["than"]
-    if not metric_of(values, other, metric):
-        return {**base, "estimate": "–", "verdict": f"untested (no {metric} for {other})", "n": 0,
-                "test": ""}
-    c = compare(mine, metric_of(values, other, metric))
-    est = (f"{arm} − {other}: {fmt_value(metric, c['diff'], True)} "
-           f"[{fmt_value(metric, c['ci_low'], True)}, {fmt_value(metric, c['ci_high'], True)}]")
-    if c["p"] is not None:
-        est += f", p = {c['p']:.2g}"
-    return {**base, "estimate": est, "n": c["n"], "test": c["test"],
-            "verdict": verdict(c["ci_low"], c["ci_high"], op, claim.get("tolerance", 0.0))}
+    theirs = metric_of(runs.values, other, metric)
+    if not theirs:
+        r.verdict = f"untested (no {metric} for {other})"
+        return r, None
+    ok = runs.comparable(arm, other)
+    c = compare(mine, theirs, paired=ok, why_unpaired="" if ok else "different protocols")
+    return _directional(r, m, op, c.diffs, f"{arm} − {other}", tol, c, c.test)
 
 
-def claims_table(claims: list[dict[str, Any]], values: dict[str, dict[int, dict[str, float]]]
-                 ) -> tuple[str, list[dict[str, Any]]]:
-    rows = [judge(c, values) for c in claims]
-    lines = ["| claim | the seed says | ours (95 % CI) | verdict | n | test |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['claim']} | {r['seed_says'] or '–'} | {r['estimate']} | **{r['verdict']}** | "
-              f"{r['n']} | {r['test'] or '–'} |" for r in rows]
+def _fmt_ci(m: Any, lo: float | None, hi: float | None) -> str:
+    return f"[{m.fmt(lo, True)}, {m.fmt(hi, True)}]"
+
+
+def _directional(r: ClaimResult, m: Any, op: str, d: list[float], label: str, tol: float,
+                 c: Comparison, test: str) -> tuple[ClaimResult, Any]:
+    r.n, r.sd, r.spread = c.n, c.sd, c.spread
+    r.p_exact = c.p_exact
+    if c.left_out:
+        r.notes.append(f"seeds {', '.join(map(str, c.left_out))} left out (in one arm only)")
+    if not c.paired:
+        r.notes.append(f"unpaired ({c.why_unpaired})" if c.why_unpaired else "unpaired")
+    if r.n < 2 or c.diff is None:
+        r.verdict = UNTESTED
+        return r, None
+    if op == "~":
+        e = tost(d, tol) if c.paired else None
+        if e is None:  # unpaired: judge with Welch's interval only
+            r.estimate = f"{label}: {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
+            r.interval, r.test, r.p = "95 %", c.test, c.p
+            r.direction = 1 if abs(c.diff) <= tol else -1
+            return r, c
+        r.interval = f"90 % (TOST, ± {m.fmt(tol, True).lstrip('+')})"
+        r.p_exact = e.p_exact
+        if not e.spread:
+            r.estimate = (f"{label}: {m.fmt(e.diff, True)} (no spread: n = {e.n} identical "
+                          f"differences; exact p = {e.p_exact:.3g})")
+        else:
+            r.estimate = f"{label}: {m.fmt(e.diff, True)} {_fmt_ci(m, e.ci_low, e.ci_high)}"
+        inside = abs(e.diff) <= tol  # type: ignore[arg-type]
+        r.direction = 1 if inside else -1
+        if inside:
+            r.test = "TOST (paired t)" if e.spread else "exact sign-flip TOST (no spread)"
+            r.p = e.p if e.spread else e.p_exact
+        else:
+            r.test = "one-sided t beyond the margin"
+            r.p = one_sided_beyond(d, tol)
+            r.p_exact = None
+        return r, c
+    want = 1 if op == ">" else -1
+    r.direction = 1 if c.diff * want > 0 else -1 if c.diff else 0  # +1: the claimed side
+    r.test = test if c.spread else "exact sign-flip (no spread)"
+    r.p = c.decision_p
+    if not c.spread and c.paired:
+        r.estimate = (f"{label}: {m.fmt(c.diff, True)} (no spread: n = {c.n} identical "
+                      f"differences; exact p = {c.p_exact:.3g})")
+    elif c.ci_low is None:
+        r.estimate = f"{label}: {m.fmt(c.diff, True)} (no interval: {c.test})"
+    else:
+        r.estimate = f"{label}: {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
+        r.interval = "95 %, unadjusted"
+    return r, c
+
+
+def _best(r: ClaimResult, m: Any, claim: dict[str, Any], runs: Runs, mine: dict[int, float]
+          ) -> tuple[ClaimResult, Any]:
+    """A beats every rival: each rival compared; the claim's p is the largest rival p when
+    every estimate lies on the claimed side (intersection–union), else the smallest p on the
+    other side times the number of rivals (Bonferroni within the claim)."""
+    arm, metric = claim["arm"], r.metric
+    others = claim.get("than") or [a for a in runs.values if a != arm]
+    others = [others] if isinstance(others, str) else list(others)
+    missing = [o for o in others if not metric_of(runs.values, o, metric)]
+    if missing:  # a rival that was not run cannot be beaten or lost to
+        r.verdict = f"untested (no {metric} for {missing[0]})"
+        return r, None
+    if not others:
+        return r, None
+    want = 1 if claim["op"] == "best" else -1
+    comps = []
+    for o in others:
+        ok = runs.comparable(arm, o)
+        comps.append((o, compare(mine, metric_of(runs.values, o, metric), paired=ok,
+                                 why_unpaired="" if ok else "different protocols")))
+    if any(c.diff is None or c.n < 2 for _, c in comps):
+        r.n = min(c.n for _, c in comps)
+        return r, None
+    against = [(o, c) for o, c in comps if c.diff * want < 0]
+    if against:
+        o, c = min(against, key=lambda t: t[1].decision_p if t[1].decision_p is not None else 1.0)
+        ps = [c.decision_p for _, c in against]
+        r.p = None if None in ps else min(1.0, len(comps) * min(ps))  # type: ignore[type-var]
+        r.direction, who = -1, "contradicting rival"
+    else:
+        o, c = max(comps, key=lambda t: t[1].decision_p if t[1].decision_p is not None else 2.0)
+        ps = [c.decision_p for _, c in comps]
+        r.p = None if None in ps else max(ps)  # type: ignore[type-var]
+        r.direction, who = 1, "closest rival"
+        exact = [c.p_exact for _, c in comps]
+        r.p_exact = None if None in exact else max(exact)  # type: ignore[type-var]
+    r.n, r.sd, r.spread = min(c.n for _, c in comps), c.sd, all(c.spread for _, c in comps)
+    r.test = c.test
+    for _, cc in comps:
+        if cc.left_out:
+            r.notes.append(f"seeds {', '.join(map(str, cc.left_out))} left out (in one arm only)")
+            break
+    if not c.paired:
+        r.notes.append("unpaired (different protocols)")
+    if not c.spread:
+        r.estimate = (f"{arm} − {o} ({who}): {m.fmt(c.diff, True)} (no spread: n = {c.n} "
+                      f"identical differences; exact p = {c.p_exact:.3g})")
+    else:
+        r.estimate = f"{arm} − {o} ({who}): {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
+        r.interval = "95 %, unadjusted"
+    return r, c
+
+
+def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, Any] | None = None,
+                 alpha: float = ALPHA, sensitivity: bool = True) -> list[ClaimResult]:
+    """Every claim of one report judged as one family (Holm at ``alpha``)."""
+    pre = [_prejudge(c, runs) for c in claims]
+    results = [r for r, _ in pre]
+    m_family = sum(r.p is not None for r in results) or 1
+    for i, r, adj, adj_x in zip(range(len(results)), results, holm([r.p for r in results], alpha),
+                                holm([r.p_exact for r in results], alpha)):
+        r.p_adj, r.p_exact_adj = adj, adj_x
+        if r.verdict.startswith("untested (no"):
+            continue
+        if r.n < 2:
+            r.verdict = UNTESTED
+            continue
+        level = alpha / m_family  # the strictest Holm step: the level power is planned at
+        r.mde = min_detectable(r.n, r.sd, level)
+        r.effect = _stated_effect(claims[i], published or {}, r.metric)
+        r.n_needed = seeds_needed(r.effect, r.sd, level) if r.effect else None
+        if r.p is None:
+            r.verdict = undecidable(r.n)
+            r.decidable = False
+            continue
+        if adj is not None and adj < alpha:
+            r.verdict = SUPPORTED if r.direction > 0 else CONTRADICTED
+            if r.spread and r.p_exact is not None and (adj_x is None or adj_x >= alpha):
+                k = exact_decides_from(level)
+                r.notes.append(f"rests on the normal model: the exact sign-flip test gives "
+                               f"p = {r.p_exact:.3g} (Holm {adj_x:.3g}); it could decide from "
+                               f"n = {k}")
+            elif not r.spread:
+                r.notes.append("decided by the exact sign-flip test")
+        else:
+            # could any outcome at this n decide? Without spread only the exact test speaks
+            attainable = min_sign_flip_p(r.n) if not r.spread else 0.0
+            if not r.spread and attainable * m_family >= alpha and r.test.startswith("exact"):
+                r.verdict = undecidable(r.n)
+                r.decidable = False
+                r.notes.append(f"no spread, and the exact test cannot go below p = "
+                               f"{attainable:.3g} at n = {r.n}; it could decide from n = "
+                               f"{exact_decides_from(level)}")
+            else:
+                r.verdict = NOT_SUPPORTED
+    if sensitivity:
+        _sensitivity(claims, runs, published, alpha, results)
+    return results
+
+
+def _sensitivity(claims: list[dict[str, Any]], runs: Runs, published: dict[str, Any] | None,
+                 alpha: float, results: list[ClaimResult]) -> None:
+    """Count lost runs beside each claim; say when counting them as the arm's worst run
+    would change the verdict."""
+    for i, (c, r) in enumerate(zip(claims, results)):
+        arms = [c["arm"]] + ([c["than"]] if isinstance(c.get("than"), str) else
+                             list(c.get("than") or []))
+        lost = {a: runs.lost(a) for a in arms if runs.lost(a)}
+        if not lost:
+            continue
+        st = {a: runs.status[a] for a in lost}
+        parts = []
+        for a, seeds in lost.items():
+            kinds = [st[a][s] for s in seeds]
+            parts.append(f"{a}: " + ", ".join(f"{kinds.count(k)} {k}" for k in
+                                              ("diverged", "failed", "corrupt") if k in kinds))
+        r.lost = "; ".join(parts)
+        filled = judge_family(claims, _fill_lost(runs, r.metric), published, alpha,
+                              sensitivity=False)[i]
+        if filled.verdict != r.verdict:
+            r.notes.append(f"would be {filled.verdict} if the lost runs counted as their "
+                           "arm's worst run")
+
+
+def judge(claim: dict[str, Any], values: Values) -> dict[str, Any]:
+    """One claim judged alone (a family of one) on per-run values, as a dict."""
+    return judge_family([claim], Runs(values=values))[0].as_dict()
+
+
+def _p(p: float | None) -> str:
+    return "–" if p is None else f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
+                 published: dict[str, Any] | None = None) -> tuple[str, list[ClaimResult]]:
+    """The claims section's table and the judged claims."""
+    runs = runs if isinstance(runs, Runs) else Runs(values=runs)
+    rows = judge_family(claims, runs, published)
+    lines = ["| claim | the seed says | ours | verdict | n | p (t / exact) | Holm p | test | "
+             "detectable at n (80 %) | n for the seed's effect | notes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m = get_metric(r.metric)
+        n = f"{r.n}" + (f" ({r.lost} not counted)" if r.lost else "")
+        mde = "–" if r.mde is None else m.fmt(r.mde, True).lstrip("+")
+        need = "–" if r.effect is None else (
+            f"{r.n_needed} for {m.fmt(r.effect, True)}" if r.n_needed else
+            f"– for {m.fmt(r.effect, True)}")
+        est = r.estimate + (f" ({r.interval})" if r.interval and r.estimate != "–" else "")
+        lines.append(f"| {r.claim} | {r.seed_says or '–'} | {est} | **{r.verdict}** | {n} | "
+                     f"{_p(r.p)} / {_p(r.p_exact)} | {_p(r.p_adj)} | {r.test or '–'} | {mde} | "
+                     f"{need} | {'; '.join(r.notes) or '–'} |")
     return "\n".join(lines), rows
 
 
-__all__ = ["run_values", "judge", "claims_table", "metric_of", "fmt_value", "METRICS", "PERCENT",
-           "SUPPORTED", "NOT_SUPPORTED", "CONTRADICTED", "UNTESTED"]
+FAMILY_TEXT = (
+    "The {m} claim(s) of this report are one family. Each claim gets one p-value: the paired "
+    "t-test's, two-sided (a directional claim is judged on the side the seed claims, so each "
+    "direction is tested at 2.5 %); the exact sign-flip test's when the per-seed differences "
+    "have no spread; for `~` claims two one-sided tests (TOST) at the stated margin, with "
+    "their 90 % interval. Holm's step-down adjustment (statsmodels `multipletests`) over the "
+    "family decides the verdicts at 5 %: **supported** (significant on the claimed side), "
+    "**contradicted** (significant on the other side), **not supported** (not significant: "
+    "our n cannot tell), **undecidable at n = N** (no outcome at this n could be "
+    "significant). Intervals are 95 % per claim, *unadjusted*. Beside the t-test every "
+    "paired claim carries the exact sign-flip p (all 2ⁿ sign patterns); a verdict the "
+    "t-test reaches but the exact test cannot is marked *rests on the normal model*. "
+    "\"Detectable at n\" is the smallest true difference a paired t-test at α/m = {lvl} "
+    "finds with 80 % power given our sd of the differences; \"n for the seed's effect\" the "
+    "seeds that would take (statsmodels `TTestPower`).")
+
+
+__all__ = ["run_values", "load_runs", "Runs", "judge", "judge_family", "claims_table",
+           "ClaimResult", "metric_of", "fmt_value", "METRICS", "PERCENT", "values_of_run",
+           "FAMILY_TEXT", "SUPPORTED", "NOT_SUPPORTED", "CONTRADICTED", "UNTESTED"]

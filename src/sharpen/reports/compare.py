@@ -12,27 +12,28 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 from sharpen import SharpenError
-from sharpen.io import atomic_write_text, read_csv
-from sharpen.reports.claims import METRICS, PERCENT, fmt_value, metric_of, run_values
+from sharpen.io import atomic_write_text
+from sharpen.reports.claims import PERCENT, fmt_value, load_runs, metric_of
+from sharpen.reports.metrics import get_metric
 from sharpen.reports.stats import compare, summary
+from sharpen.rundir import RunDir
 
-PER_EPOCH = {"test_acc", "val_acc", "train_acc", "gap", "train_loss", "test_loss", "val_loss"}
 
-
-def _rows_of(dirs: list[Path]) -> tuple[dict[str, dict[int, float]], dict[str, list], list[str]]:
-    values: dict[str, dict[int, float]] = {}
+def _rows_of(dirs: list[Path]) -> tuple[dict[str, dict[int, dict[str, float]]], dict[str, list],
+                                        list[str], dict[str, str | None]]:
+    values: dict[str, dict[int, dict[str, float]]] = {}
     curves: dict[str, list] = {}
     order: list[str] = []
+    protocols: dict[str, str | None] = {}
     for d in dirs:
-        if not (d / "config.json").exists():
-            raise SharpenError(f"{d} is not a run directory (no config.json)")
-        cfg = json.loads((d / "config.json").read_text())
-        vals = run_values(d)
+        rd = RunDir(d)
+        cfg = rd.config()  # a clear error for a folder that is not a run directory
+        runs = load_runs(d)
+        vals = runs.values
         for arm in list(cfg.get("arms", {})) + [a for a in vals if a not in cfg.get("arms", {})]:
             if arm not in vals:
                 continue
@@ -40,17 +41,19 @@ def _rows_of(dirs: list[Path]) -> tuple[dict[str, dict[int, float]], dict[str, l
             if label in values:
                 raise SharpenError(f"two directories named {d.name} hold arm {arm}; rename one")
             order.append(label)
-            values[label] = {s: v for s, v in vals[arm].items()}  # type: ignore[misc]
-            curves[label] = [read_csv(p) for p in sorted((d / "runs" / arm).glob("seed-*/metrics.csv"))]
-    return values, curves, order
+            values[label] = {s: v for s, v in vals[arm].items()}
+            protocols[label] = runs.protocol.get(arm)
+            curves[label] = [rd.metrics(arm, s) for a, s, _ in rd.seed_dirs()
+                             if a == arm and (rd.seed_dir(arm, s) / "metrics.csv").exists()]
+    return values, curves, order, protocols
 
 
 def compare_table(dirs: list[Path], metric: str = "test_acc", baseline: str | None = None
                   ) -> list[dict[str, Any]]:
-    """One row per (directory, arm): summary of ``metric`` and the comparison with baseline."""
-    if metric not in METRICS:
-        raise SharpenError(f"--metric {metric!r}: not a metric; metrics: {', '.join(METRICS)}")
-    values, _, order = _rows_of([Path(d) for d in dirs])
+    """One row per (directory, arm): summary of ``metric`` and the comparison with baseline,
+    paired by seed only when both rows ran the same protocol (else Welch, labelled)."""
+    get_metric(metric)  # a clear error for an unknown metric
+    values, _, order, protocols = _rows_of([Path(d) for d in dirs])
     if not order:
         raise SharpenError("no finished runs in " + ", ".join(map(str, dirs)))
     base = baseline or order[0]
@@ -63,9 +66,15 @@ def compare_table(dirs: list[Path], metric: str = "test_acc", baseline: str | No
         sm = summary(list(mine.values()))
         row: dict[str, Any] = {"row": label, "metric": metric, **sm}
         if label != base:
-            c = compare(mine, base_vals)
-            row.update(vs=base, diff=c["diff"], diff_ci_low=c["ci_low"], diff_ci_high=c["ci_high"],
-                       p=c["p"], test=c["test"], effect=c["effect"], effect_name=c["effect_name"])
+            pa, pb = protocols.get(label), protocols.get(base)
+            same = pa is None or pb is None or pa == pb
+            c = compare(mine, base_vals, paired=same,
+                        why_unpaired="" if same else "different protocols")
+            test = c.test + (f" ({c.why_unpaired})" if c.why_unpaired else "")
+            row.update(vs=base, diff=c.diff, diff_ci_low=c.ci_low, diff_ci_high=c.ci_high,
+                       p=c.p, p_exact=c.p_exact, test=test, effect=c.effect,
+                       effect_name=c.effect_name, n_used=c.n, left_out=c.left_out,
+                       no_spread=not c.spread)
         rows.append(row)
     return rows
 
@@ -74,45 +83,64 @@ def _cell(metric: str, v: float | None, diff: bool = False) -> str:
     return fmt_value(metric, v, diff) if v is not None else "n/a"
 
 
+def heading(metric: str) -> str:
+    """What the table compares: the metric, how it was selected, and a warning when on test."""
+    m = get_metric(metric)
+    text = f"Metric: {m.describe()}."
+    if m.optimistic:
+        text += (" It is chosen on the test set it is reported on, so every number below is "
+                 "optimistic; prefer selected_test_acc (chosen on validation).")
+    return text
+
+
 def render(rows: list[dict[str, Any]], fmt: str = "md") -> str:
     metric = rows[0]["metric"]
     head = ["row", "n", "mean", "sd", "95 % CI", "best", "worst",
             f"− {next((r['vs'] for r in rows if 'vs' in r), rows[0]['row'])}", "diff 95 % CI",
-            "p", "test", "effect size"]
+            "pairs used (seeds left out)", "p (t)", "p (exact sign-flip)", "test", "effect size"]
     body = []
     for r in rows:
         ci = (f"[{_cell(metric, r['ci_low'])}, {_cell(metric, r['ci_high'])}]"
-              if r["ci_low"] is not None else "n/a")
+              if r["ci_low"] is not None else
+              f"none: {r['n']} identical" if r.get("spread") is False else "n/a")
         if "vs" in r:
             dci = (f"[{_cell(metric, r['diff_ci_low'], True)}, {_cell(metric, r['diff_ci_high'], True)}]"
-                   if r["diff_ci_low"] is not None else "n/a")
-            cmp_ = [_cell(metric, r["diff"], True), dci,
-                    "n/a" if r["p"] is None else f"{r['p']:.3g}", r["test"],
+                   if r["diff_ci_low"] is not None else
+                   f"none: {r['n_used']} identical differences" if r.get("no_spread") else "n/a")
+            used = str(r["n_used"]) + (f" ({', '.join(map(str, r['left_out']))})"
+                                       if r.get("left_out") else "")
+            cmp_ = [_cell(metric, r["diff"], True), dci, used,
+                    "n/a" if r["p"] is None else f"{r['p']:.3g}",
+                    "n/a" if r.get("p_exact") is None else f"{r['p_exact']:.3g}", r["test"],
                     "n/a" if r["effect"] is None else f"{r['effect_name']} = {r['effect']:.2f}"]
         else:
-            cmp_ = ["baseline", "", "", "", ""]
+            cmp_ = ["baseline", "", "", "", "", "", ""]
         body.append([r["row"], str(r["n"]), _cell(metric, r["mean"]),
                      "n/a" if r["sd"] is None else _cell(metric, r["sd"]).replace("+", ""), ci,
                      _cell(metric, r["best"]), _cell(metric, r["worst"]), *cmp_])
     if fmt == "md":
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines = [heading(metric), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(b) + " |" for b in body]
         return "\n".join(lines) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["row", "n", "mean", "sd", "ci_low", "ci_high", "best", "worst", "vs", "diff",
-                    "diff_ci_low", "diff_ci_high", "p", "test", "effect", "effect_name"])
+        w.writerow(["metric", "row", "n", "mean", "sd", "ci_low", "ci_high", "best", "worst", "vs",
+                    "diff", "diff_ci_low", "diff_ci_high", "n_used", "left_out", "p", "p_exact",
+                    "test", "effect", "effect_name", "optimistic"])
+        opt = get_metric(metric).optimistic
         for r in rows:
-            w.writerow([r["row"], r["n"], *(("" if r.get(k) is None else repr(r[k])) for k in (
+            w.writerow([metric, r["row"], r["n"], *(("" if r.get(k) is None else repr(r[k])) for k in (
                 "mean", "sd", "ci_low", "ci_high", "best", "worst")),
                 r.get("vs", ""), *(("" if r.get(k) is None else repr(r[k])) for k in (
-                    "diff", "diff_ci_low", "diff_ci_high", "p")),
+                    "diff", "diff_ci_low", "diff_ci_high", "n_used")),
+                " ".join(map(str, r.get("left_out") or [])),
+                *(("" if r.get(k) is None else repr(r[k])) for k in ("p", "p_exact")),
                 r.get("test", ""), "" if r.get("effect") is None else repr(r["effect"]),
-                r.get("effect_name", "")])
+                r.get("effect_name", ""), int(opt)])
         return buf.getvalue()
     if fmt == "latex":
-        lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\hline",
+        lines = ["% " + heading(metric), r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\hline",
                  " & ".join(_tex(h) for h in head) + r" \\", r"\hline"]
         lines += [" & ".join(_tex(c) for c in b) + r" \\" for b in body]
         lines += [r"\hline", r"\end{tabular}"]
@@ -137,10 +165,10 @@ def compare_dirs(dirs: list[str | Path], metric: str = "test_acc", baseline: str
     if out is not None:
         out = Path(out)
         atomic_write_text(out, text)
-        if metric in PER_EPOCH:
+        if get_metric(metric).per_epoch:
             from sharpen.reports.report import plot_curves
 
-            _, curves, order = _rows_of(paths)
+            _, curves, order, _ = _rows_of(paths)
             plot_curves(paths[0], order, keys=(metric,), per_arm=curves,
                         title=f"{metric.replace('_', ' ')}: " + ", ".join(p.name for p in paths),
                         path=out.with_suffix(".png"))

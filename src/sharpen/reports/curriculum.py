@@ -47,18 +47,21 @@ def stage_jumps(run_dir: Path, base: str) -> tuple[str, list[dict[str, Any]]]:
     test accuracy from the epoch before, minus the baseline arm's change over the same
     epochs, per seed (paired), with its 95 % interval and verdict ('climbs' when the whole
     interval is above zero)."""
-    from sharpen.io import read_csv
     from sharpen.reports.stats import compare, verdict
+    from sharpen.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    dirs: dict[str, list[int]] = {}
+    for a, s, d in rd.seed_dirs():
+        if (d / "metrics.csv").exists():
+            dirs.setdefault(a, []).append(s)
 
     def curves(arm: str) -> dict[int, list[dict[str, str]]]:
-        out = {}
-        for p in sorted((Path(run_dir) / "runs" / arm).glob("seed-*/metrics.csv")):
-            out[int(p.parent.name[5:])] = read_csv(p)
-        return out
+        return {s: rd.metrics(arm, s) for s in dirs.get(arm, [])}
 
     ref = curves(base)
     rows: list[dict[str, Any]] = []
-    arms = sorted(p.name for p in (Path(run_dir) / "runs").iterdir() if p.is_dir())
+    arms = sorted(dirs)
     for arm in arms:
         if arm == base:
             continue
@@ -80,10 +83,10 @@ def stage_jumps(run_dir: Path, base: str) -> tuple[str, list[dict[str, Any]]]:
             mine, theirs = jump(cur), jump(ref)
             c = compare(mine, theirs)
             rows.append({"arm": arm, "epoch": e + 1, col: first[e][col],
-                         "from": first[e - 1][col], "diff": c["diff"], "ci_low": c["ci_low"],
-                         "ci_high": c["ci_high"], "n": c["n"],
+                         "from": first[e - 1][col], "diff": c.diff, "ci_low": c.ci_low,
+                         "ci_high": c.ci_high, "n": c.n,
                          "verdict": {"supported": "climbs", "contradicted": "drops"}.get(
-                             verdict(c["ci_low"], c["ci_high"], ">"), "no clear change")})
+                             verdict(c.ci_low, c.ci_high, ">"), "no clear change")})
     lines = ["| arm | epoch | stage | Δ test acc vs the baseline's Δ (pp) | 95 % CI | n | "
              "verdict |", "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -1,108 +1,339 @@
-"""The statistics behind every table: summaries with confidence intervals, paired
-comparisons across seeds, and claim verdicts. scipy.stats does the distributions.
+"""The statistics behind every table and verdict (docs/methods/statistics.md).
 
-* ``summary``: n, mean, sample standard deviation (None for n = 1), a 95 % confidence
-  interval of the mean by Student's t (mean ± t₀.₉₇₅,ₙ₋₁ · s/√n), best and worst.
-* ``compare``: arm A against arm B. Runs of the arms of one experiment share their seeds
-  (same initialisation stream, data order and split), so they are compared per seed: the
-  mean of the per-seed differences, its t interval, the paired t-test's p-value
-  (``scipy.stats.ttest_rel``) and Cohen's d_z (mean difference / sd of the differences).
-  With fewer than two common seeds the comparison falls back to Welch's unpaired t-test
-  (``scipy.stats.ttest_ind(equal_var=False)``), Welch–Satterthwaite interval and Hedges' g,
-  and says so.
-* ``verdict``: a claim's direction against the interval: supported when the whole interval
-  lies on the claimed side, contradicted when it lies wholly on the other side, not
-  supported when it includes no difference.
+Distributions come from scipy.stats, multiple testing, equivalence and power from
+statsmodels; the sign-flip test is an exact enumeration (checked against
+``scipy.stats.permutation_test`` in the tests).
+
+* :func:`summary`: n, mean, sample sd, 95 % Student-t interval of the mean, best, worst.
+  Zero spread gives no interval (``spread`` False), never ``[x, x]``.
+* :func:`compare`: arm A − arm B, paired by seed when the caller says the runs are
+  comparable (same protocol), else Welch; with the paired t-test, the exact sign-flip test.
+* :func:`sign_flip`: exact permutation p-value of a mean difference (all 2ⁿ sign patterns
+  up to n = 20, a fixed-seed Monte Carlo of 200,000 patterns above).
+* :func:`holm`: Holm's step-down adjustment (statsmodels ``multipletests``).
+* :func:`tost`: two one-sided tests of |difference| < tolerance (statsmodels ``ttost_paired``).
+* :func:`min_detectable` / :func:`seeds_needed`: paired-t power (statsmodels ``TTestPower``).
+* :func:`against_published`: our mean against a published mean, as an equivalence question
+  with margin ε: reproduced, better, worse or undecided.
+* :func:`two_level_bootstrap`: an interval that covers seeds *and* test images.
+* :func:`mcnemar`: paired arms image by image, per seed and pooled.
+* :func:`iqm`, :func:`prob_improvement`, :func:`bootstrap_ci`: rliable-style summaries.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 CONFIDENCE = 0.95
+ALPHA = 1 - CONFIDENCE  # two-sided: each direction at 2.5 %
+EXACT_MAX_N = 20  # all 2ⁿ sign patterns up to here; a Monte Carlo above
+MONTE_CARLO = 200_000
+POWER = 0.8
 
 
-def _t(df: float) -> float:
+def _t(df: float, confidence: float = CONFIDENCE) -> float:
     from scipy import stats
 
-    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+    return float(stats.t.ppf(0.5 + confidence / 2, df))
 
 
 def summary(xs: Sequence[float]) -> dict[str, Any]:
-    """n, mean, sd (sample), ci_low/ci_high (95 % Student t), best, worst; None where undefined."""
+    """n, mean, sd (sample), ci_low/ci_high (95 % Student t), best, worst; None where
+    undefined. ``spread`` is False when all n ≥ 2 values are identical: then there is no
+    interval to show (a t interval of zero width is not certainty)."""
     xs = [float(x) for x in xs]
     n = len(xs)
     out: dict[str, Any] = {"n": n, "mean": None, "sd": None, "ci_low": None, "ci_high": None,
-                           "best": None, "worst": None}
+                           "best": None, "worst": None, "spread": n > 1}
     if not n:
         return out
     m = statistics.fmean(xs)
     out.update(mean=m, best=max(xs), worst=min(xs))
     if n > 1:
         sd = statistics.stdev(xs)
-        half = _t(n - 1) * sd / math.sqrt(n)
-        out.update(sd=sd, ci_low=m - half, ci_high=m + half)
+        out["sd"] = sd
+        if sd > 0:
+            half = _t(n - 1) * sd / math.sqrt(n)
+            out.update(ci_low=m - half, ci_high=m + half)
+        else:
+            out["spread"] = False
     return out
 
 
-def compare(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, Any]:
-    """Arm ``a`` − arm ``b`` from per-seed values {seed: value}: paired when they share seeds."""
+# --- exact sign-flip test ---------------------------------------------------------------------
+
+def sign_flip(d: Sequence[float], alternative: str = "two-sided") -> float:
+    """Exact p-value of the sign-flip (paired permutation) test of mean(d) = 0.
+
+    Under the null each difference is as likely to have either sign; the p-value is the
+    share of the 2ⁿ sign patterns whose mean is at least as extreme as the observed one
+    (``alternative``: "two-sided", "greater", "less"). Differences of exactly 0 add
+    nothing. Exact up to n = 20; above, a Monte Carlo of 200,000 patterns (fixed seed)
+    that counts the observed pattern, so p is never 0.
+    """
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative must be two-sided, greater or less, got {alternative!r}")
+    x = np.asarray([float(v) for v in d], dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return 1.0
+    obs = x.sum()
+    tol = 1e-12 * max(1.0, float(np.abs(x).sum()))  # equal sums up to rounding count as ties
+    if n <= EXACT_MAX_N:
+        count, total = 0, 1 << n
+        bits = np.arange(n, dtype=np.int64)
+        for start in range(0, total, 1 << 16):
+            codes = np.arange(start, min(total, start + (1 << 16)), dtype=np.int64)
+            signs = 1 - 2 * ((codes[:, None] >> bits) & 1)
+            sums = signs @ x
+            count += int(_extreme(sums, obs, tol, alternative).sum())
+        return count / total
+    rng = np.random.default_rng(0)
+    count, done = 1, 1  # the observed pattern is one of the patterns
+    while done < MONTE_CARLO + 1:
+        k = min(1 << 15, MONTE_CARLO + 1 - done)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(k, n))
+        count += int(_extreme(signs @ x, obs, tol, alternative).sum())
+        done += k
+    return count / done
+
+
+def _extreme(sums: np.ndarray, obs: float, tol: float, alternative: str) -> np.ndarray:
+    if alternative == "greater":
+        return sums >= obs - tol
+    if alternative == "less":
+        return sums <= obs + tol
+    return np.abs(sums) >= abs(obs) - tol
+
+
+def min_sign_flip_p(n: int, alternative: str = "two-sided") -> float:
+    """The smallest p-value the sign-flip test can give with n non-zero differences."""
+    if n <= 0:
+        return 1.0
+    return min(1.0, (2.0 if alternative == "two-sided" else 1.0) / 2 ** n)
+
+
+def exact_decides_from(alpha: float, alternative: str = "two-sided") -> int:
+    """The smallest n at which the sign-flip test can reach p ≤ ``alpha``."""
+    n = 1
+    while min_sign_flip_p(n, alternative) > alpha:
+        n += 1
+    return n
+
+
+# --- comparisons --------------------------------------------------------------------------------
+
+@dataclass
+class Comparison:
+    """Arm A − arm B on one metric: the estimate, its interval and the tests that judge it."""
+
+    paired: bool
+    test: str  # the test whose p-value is shown
+    n: int  # pairs used (paired) or the smaller arm's size (Welch)
+    diff: float | None = None
+    ci_low: float | None = None  # 95 %, unadjusted
+    ci_high: float | None = None
+    p: float | None = None  # two-sided p of ``test``
+    p_exact: float | None = None  # two-sided exact sign-flip p (paired only)
+    effect: float | None = None
+    effect_name: str = ""
+    sd: float | None = None  # sd of the per-seed differences (paired) or pooled sd (Welch)
+    spread: bool = True  # False: every difference identical (no interval, no t-test)
+    n_a: int = 0
+    n_b: int = 0
+    left_out: list[int] = field(default_factory=list)  # seeds of one arm missing in the other
+    diffs: list[float] = field(default_factory=list)  # the per-seed differences (paired)
+    why_unpaired: str = ""
+
+    @property
+    def decision_p(self) -> float | None:
+        """The p-value a verdict rests on: the t-test's, or the exact test's without spread."""
+        return self.p if self.p is not None else (self.p_exact if not self.spread else None)
+
+
+def compare(a: Mapping[int, float], b: Mapping[int, float], paired: bool = True,
+            why_unpaired: str = "") -> Comparison:
+    """Arm ``a`` − arm ``b`` from per-seed values {seed: value}.
+
+    ``paired`` (the runs share their protocol): the seeds both arms have are paired — mean
+    per-seed difference, its t interval, the paired t-test (``scipy.stats.ttest_rel``), the
+    exact sign-flip test and Cohen's d_z; the seeds only one arm has are listed in
+    ``left_out``. With fewer than two shared seeds, or unpaired: Welch.
+    """
     common = sorted(set(a) & set(b))
-    if len(common) >= 2:
-        from scipy import stats
-
+    if paired and len(common) >= 2:
         d = [a[s] - b[s] for s in common]
-        sm = summary(d)
-        sd = sm["sd"]
-        if sd == 0:  # identical differences: no spread, the test is degenerate
-            p = 0.0 if sm["mean"] != 0 else 1.0
-            dz = math.copysign(math.inf, sm["mean"]) if sm["mean"] else 0.0
-        else:
-            p = float(stats.ttest_rel([a[s] for s in common], [b[s] for s in common]).pvalue)
-            dz = sm["mean"] / sd
-        return {"paired": True, "test": "paired t-test", "n": len(common), "diff": sm["mean"],
-                "ci_low": sm["ci_low"], "ci_high": sm["ci_high"], "p": p,
-                "effect": dz, "effect_name": "d_z"}
-    return welch(list(a.values()), list(b.values()))
+        left = sorted(set(a) ^ set(b))
+        return paired_diff(d, left_out=left, n_a=len(a), n_b=len(b))
+    why = why_unpaired or ("" if paired is False else
+                           f"{len(common)} shared seed{'s' if len(common) != 1 else ''}")
+    c = welch(list(a.values()), list(b.values()))
+    c.why_unpaired = why
+    return c
 
 
-def welch(xa: Sequence[float], xb: Sequence[float]) -> dict[str, Any]:
-    """Unpaired: Welch's t-test, its interval of the difference of means, Hedges' g."""
-    na, nb = len(xa), len(xb)
-    out: dict[str, Any] = {"paired": False, "test": "Welch t-test (unpaired)", "n": min(na, nb),
-                           "n_a": na, "n_b": nb, "diff": None, "ci_low": None, "ci_high": None,
-                           "p": None, "effect": None, "effect_name": "g"}
-    if na < 2 or nb < 2:
-        if na and nb:
-            out["diff"] = statistics.fmean(xa) - statistics.fmean(xb)
-        return out
+def paired_diff(d: Sequence[float], left_out: Sequence[int] = (), n_a: int = 0,
+                n_b: int = 0) -> Comparison:
+    """The paired comparison of per-seed differences ``d`` (also: a value claim's x − v)."""
     from scipy import stats
 
-    ma, mb = statistics.fmean(xa), statistics.fmean(xb)
+    d = [float(x) for x in d]
+    sm = summary(d)
+    c = Comparison(paired=True, test="paired t-test", n=len(d), diff=sm["mean"], sd=sm["sd"],
+                   n_a=n_a or len(d), n_b=n_b or len(d), left_out=list(left_out), diffs=d,
+                   effect_name="d_z")
+    if len(d) < 2:
+        return c
+    c.p_exact = sign_flip(d)
+    if not sm["spread"]:
+        c.spread, c.test = False, "exact sign-flip (no spread)"
+        return c
+    c.ci_low, c.ci_high = sm["ci_low"], sm["ci_high"]
+    c.p = float(stats.ttest_1samp(d, 0.0).pvalue)
+    c.effect = sm["mean"] / sm["sd"]
+    return c
+
+
+def welch(xa: Sequence[float], xb: Sequence[float]) -> Comparison:
+    """Unpaired: Welch's t-test, its interval of the difference of means, Hedges' g."""
+    xa, xb = [float(x) for x in xa], [float(x) for x in xb]
+    na, nb = len(xa), len(xb)
+    c = Comparison(paired=False, test="Welch t-test (unpaired)", n=min(na, nb), n_a=na, n_b=nb,
+                   effect_name="g")
+    if na and nb:
+        c.diff = statistics.fmean(xa) - statistics.fmean(xb)
+    if na < 2 or nb < 2:
+        c.test = "none (fewer than 2 runs in an arm)"
+        return c
+    from scipy import stats
+
     va, vb = statistics.variance(xa), statistics.variance(xb)
     se2 = va / na + vb / nb
-    diff = ma - mb
     if se2 == 0:
-        out.update(diff=diff, ci_low=diff, ci_high=diff, p=0.0 if diff else 1.0)
-        return out
+        c.spread, c.test = False, "none (no spread in either arm)"
+        return c
     df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
     half = _t(df) * math.sqrt(se2)
-    p = float(stats.ttest_ind(xa, xb, equal_var=False).pvalue)
     pooled = math.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2))
-    g = diff / pooled * (1 - 3 / (4 * (na + nb) - 9)) if pooled else math.inf
-    out.update(diff=diff, ci_low=diff - half, ci_high=diff + half, p=p, effect=g)
+    c.ci_low, c.ci_high = c.diff - half, c.diff + half  # type: ignore[operator]
+    c.p = float(stats.ttest_ind(xa, xb, equal_var=False).pvalue)
+    c.sd = pooled
+    c.effect = c.diff / pooled * (1 - 3 / (4 * (na + nb) - 9))  # type: ignore[operator]
+    return c
+
+
+# --- families, equivalence, power ---------------------------------------------------------------
+
+def holm(pvals: Sequence[float | None], alpha: float = ALPHA) -> list[float | None]:
+    """Holm-adjusted p-values (statsmodels ``multipletests(method="holm")``); None stays
+    None and does not count towards the family's size."""
+    from statsmodels.stats.multitest import multipletests
+
+    idx = [i for i, p in enumerate(pvals) if p is not None]
+    out: list[float | None] = [None] * len(pvals)
+    if idx:
+        adj = multipletests([float(pvals[i]) for i in idx], alpha=alpha, method="holm")[1]  # type: ignore[arg-type]
+        for i, p in zip(idx, adj):
+            out[i] = float(p)
     return out
 
+
+@dataclass
+class Equivalence:
+    """Two one-sided tests of −tol < mean(d) < tol, and the 90 % interval they imply."""
+
+    n: int
+    diff: float | None
+    ci_low: float | None  # 90 % (1 − 2α for α = 5 %)
+    ci_high: float | None
+    p: float | None  # TOST p: the larger of the two one-sided p-values
+    p_exact: float | None  # the same with exact one-sided sign-flip tests
+    spread: bool = True
+
+
+def tost(d: Sequence[float], tol: float, alpha: float = ALPHA) -> Equivalence:
+    """Equivalence of per-seed differences ``d`` to 0 within ± ``tol`` (statsmodels
+    ``ttost_paired``); exact counterpart: one-sided sign-flip tests of d + tol and d − tol."""
+    d = [float(x) for x in d]
+    sm = summary(d)
+    e = Equivalence(n=len(d), diff=sm["mean"], ci_low=None, ci_high=None, p=None, p_exact=None)
+    if len(d) < 2:
+        return e
+    e.p_exact = max(sign_flip([x + tol for x in d], "greater"),
+                    sign_flip([x - tol for x in d], "less"))
+    if not sm["spread"]:
+        e.spread = False
+        return e
+    from statsmodels.stats.weightstats import ttost_paired
+
+    e.p = float(ttost_paired(np.asarray(d), np.zeros(len(d)), -tol, tol)[0])
+    half = _t(len(d) - 1, 1 - 2 * alpha) * sm["sd"] / math.sqrt(len(d))
+    e.ci_low, e.ci_high = sm["mean"] - half, sm["mean"] + half
+    return e
+
+
+def one_sided_beyond(d: Sequence[float], tol: float) -> float | None:
+    """p of |mean(d)| > tol on the side the estimate lies (a `~` claim contradicted)."""
+    from scipy import stats
+
+    d = [float(x) for x in d]
+    if len(d) < 2 or statistics.stdev(d) == 0:
+        return None
+    m = statistics.fmean(d)
+    if m >= 0:
+        return float(stats.ttest_1samp([x - tol for x in d], 0.0, alternative="greater").pvalue)
+    return float(stats.ttest_1samp([x + tol for x in d], 0.0, alternative="less").pvalue)
+
+
+def min_detectable(n: int, sd: float | None, alpha: float = ALPHA, power: float = POWER
+                   ) -> float | None:
+    """The smallest true paired difference a two-sided paired t-test at ``alpha`` detects
+    with ``power`` at n pairs, given the sd of the differences (statsmodels TTestPower)."""
+    if n < 2 or not sd or not math.isfinite(sd):
+        return None
+    from statsmodels.stats.power import TTestPower
+
+    dz = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power,
+                                  alternative="two-sided")
+    return float(dz) * sd
+
+
+def seeds_needed(effect: float, sd: float | None, alpha: float = ALPHA, power: float = POWER
+                 ) -> int | None:
+    """The smallest n of pairs at which a paired t-test at ``alpha`` detects ``effect``
+    with ``power`` (sd of the per-seed differences ``sd``); None if either is unknown."""
+    if not sd or not effect or not math.isfinite(sd):
+        return None
+    from statsmodels.stats.power import TTestPower
+
+    dz = abs(effect) / sd
+    n = 2
+    tp = TTestPower()
+    while tp.power(effect_size=dz, nobs=n, alpha=alpha, alternative="two-sided") < power:
+        n += 1
+        if n > 100_000:
+            return None
+    return n
+
+
+# --- verdicts ------------------------------------------------------------------------------------
 
 SUPPORTED, NOT_SUPPORTED, CONTRADICTED, UNTESTED = (
     "supported", "not supported", "contradicted", "untested (n < 2)")
 
 
+def undecidable(n: int) -> str:
+    return f"undecidable at n = {n}"
+
+
 def verdict(lo: float | None, hi: float | None, direction: str, tolerance: float = 0.0) -> str:
-    """A claim about a difference (or a value minus its threshold) from its interval.
+    """A claim about a difference from an interval alone (the stage-jump table).
 
     ``direction``: ">" (positive), "<" (negative) or "~" (within ± ``tolerance``).
     """
@@ -119,22 +350,151 @@ def verdict(lo: float | None, hi: float | None, direction: str, tolerance: float
     raise ValueError(f"direction must be '>', '<' or '~', got {direction!r}")
 
 
-def against_published(xs: Sequence[float], published: float) -> dict[str, Any]:
+# --- ours against a published number -------------------------------------------------------------
+
+REPRODUCED, BETTER, WORSE, UNDECIDED = (
+    "reproduced", "better than published", "worse than published", "undecided")
+
+
+def against_published(xs: Sequence[float], published: float, margin: float,
+                      higher_is_better: bool = True, alpha: float = ALPHA) -> dict[str, Any]:
     """Our runs against a published mean of as many runs whose spread was not published.
 
     Assuming the published runs had our sd and our n, the difference of the two means has
-    standard error s·√(2/n); they agree when the difference lies within t₀.₉₇₅,ₙ₋₁ of it
-    (Welch's interval with equal variances and sizes).
+    standard error s·√(2/n) with 2(n − 1) degrees of freedom (Welch with equal variances
+    and sizes). Four outcomes: **reproduced** when the 90 % interval lies within ± margin
+    (two one-sided tests at 5 %), else **better** / **worse than published** when the 95 %
+    interval excludes 0 on that side, else **undecided**.
     """
     sm = summary(xs)
-    out = {**sm, "published": float(published), "diff": None, "half": None, "verdict": UNTESTED}
+    out = {**sm, "published": float(published), "margin": margin, "diff": None, "half": None,
+           "half90": None, "verdict": UNTESTED}
     if sm["mean"] is None:
         return out
-    out["diff"] = sm["mean"] - published
+    out["diff"] = diff = sm["mean"] - published
     if sm["sd"] is None:
         return out
-    half = _t(sm["n"] - 1) * sm["sd"] * math.sqrt(2 / sm["n"])
-    out["half"] = half
-    out["verdict"] = ("agrees" if abs(out["diff"]) <= half else
-                      "ours higher" if out["diff"] > 0 else "ours lower")
+    n, df = sm["n"], 2 * (sm["n"] - 1)
+    se = sm["sd"] * math.sqrt(2 / n)
+    if se == 0:
+        out["verdict"] = undecidable(n)
+        return out
+    out["half"] = half = _t(df) * se
+    out["half90"] = half90 = _t(df, 1 - 2 * alpha) * se
+    if -margin < diff - half90 and diff + half90 < margin:
+        out["verdict"] = REPRODUCED
+    elif diff - half > 0 or diff + half < 0:
+        up = diff > 0
+        out["verdict"] = BETTER if up == higher_is_better else WORSE
+    else:
+        out["verdict"] = UNDECIDED
+    return out
+
+
+# --- evaluation-set uncertainty -----------------------------------------------------------------
+
+def two_level_bootstrap(correct: np.ndarray, other: np.ndarray | None = None,
+                        n_boot: int = 2000, confidence: float = CONFIDENCE,
+                        seed: int = 0) -> tuple[float, float, float]:
+    """Mean accuracy (or, with ``other``, the paired difference) with an interval that
+    covers seeds *and* test images. The two levels add their variances:
+
+    * seeds: s²/n of the per-seed accuracies (what the t interval over seeds uses);
+    * images: a bootstrap of the test images, drawn with replacement once per replicate and
+      shared by all seeds (they are tested on the same images), of the seed-mean accuracy.
+
+    The interval is estimate ± t·√(V_seeds + V_images), with Welch–Satterthwaite degrees of
+    freedom (n − 1 for the seed part, images − 1 for the image part), and never narrower
+    than the t interval over seeds alone.
+    ``correct``: seeds × images of 0/1; ``other``: the other arm's, same seeds and images.
+    Returns (estimate, low, high); with one seed, the image level alone.
+    """
+    c = np.asarray(correct, dtype=np.float64)
+    if other is not None:
+        c = c - np.asarray(other, dtype=np.float64)
+    n, m = c.shape
+    est = float(c.mean())
+    per_seed = c.mean(1)
+    v_seed = float(per_seed.var(ddof=1)) / n if n > 1 else 0.0
+    rng = np.random.default_rng(seed)
+    col = c.mean(0)  # each image's mean over seeds
+    reps = np.empty(n_boot)
+    for start in range(0, n_boot, 500):
+        k = min(500, n_boot - start)
+        w = rng.multinomial(m, np.full(m, 1 / m), size=k).astype(np.float64) / m
+        reps[start:start + k] = w @ col
+    v_img = float(reps.var(ddof=1))
+    v = v_seed + v_img
+    if v == 0:
+        return est, est, est
+    terms = (v_seed**2 / (n - 1) if n > 1 else 0.0) + v_img**2 / max(m - 1, 1)
+    df = v**2 / terms if terms > 0 else math.inf
+    half = _t(df, confidence) * math.sqrt(v)
+    if n > 1:  # never narrower than the interval over seeds alone
+        half = max(half, _t(n - 1, confidence) * math.sqrt(v_seed))
+    return est, est - half, est + half
+
+
+def mcnemar(a_right: np.ndarray, b_right: np.ndarray) -> dict[str, Any]:
+    """Arm A against arm B image by image: per seed the discordant counts (A right and B
+    wrong: ``b``; A wrong and B right: ``c``) and the exact McNemar p (statsmodels); pooled
+    over seeds, the Mantel–Haenszel (matched-pairs) test on the summed counts."""
+    from scipy import stats
+    from statsmodels.stats.contingency_tables import mcnemar as _mcnemar
+
+    a, b = np.asarray(a_right, bool), np.asarray(b_right, bool)
+    per = []
+    for k in range(a.shape[0]):
+        n10 = int((a[k] & ~b[k]).sum())
+        n01 = int((~a[k] & b[k]).sum())
+        p = float(_mcnemar([[0, n10], [n01, 0]], exact=True).pvalue)
+        per.append({"b": n10, "c": n01, "p": p})
+    sb, sc = sum(r["b"] for r in per), sum(r["c"] for r in per)
+    chi2 = (sb - sc) ** 2 / (sb + sc) if sb + sc else 0.0
+    return {"per_seed": per, "b": sb, "c": sc, "chi2": chi2,
+            "p": float(stats.chi2.sf(chi2, 1)) if sb + sc else 1.0}
+
+
+# --- rliable-style summaries ---------------------------------------------------------------------
+
+def iqm(xs: Sequence[float]) -> float:
+    """Interquartile mean: the mean of the middle 50 % (scipy ``trim_mean(x, 0.25)``)."""
+    from scipy import stats
+
+    return float(stats.trim_mean(np.asarray(xs, dtype=np.float64), 0.25))
+
+
+def prob_improvement(xa: Sequence[float], xb: Sequence[float]) -> float:
+    """P(A > B): the chance that a random run of A beats a random run of B (ties count
+    half) — the Mann–Whitney U statistic over n_a · n_b."""
+    a, b = np.asarray(xa, dtype=np.float64), np.asarray(xb, dtype=np.float64)
+    gt = (a[:, None] > b[None, :]).sum() + 0.5 * (a[:, None] == b[None, :]).sum()
+    return float(gt / (len(a) * len(b)))
+
+
+def bootstrap_ci(stat: Callable[..., float], samples: Sequence[Sequence[float]],
+                 n_boot: int = 2000, confidence: float = CONFIDENCE, seed: int = 0
+                 ) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of ``stat`` over independent samples, each resampled
+    within itself (a stratified bootstrap: scipy ``bootstrap``, method "percentile")."""
+    from scipy import stats
+
+    if any(len(s) < 2 for s in samples):
+        return None, None
+    if all(len(set(s)) == 1 for s in samples):
+        return None, None
+    res = stats.bootstrap([np.asarray(s, dtype=np.float64) for s in samples],
+                          lambda *xs, axis=-1: _vstat(stat, xs, axis),
+                          n_resamples=n_boot, confidence_level=confidence, method="percentile",
+                          vectorized=True, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _vstat(stat: Callable[..., float], xs: tuple[np.ndarray, ...], axis: int) -> np.ndarray:
+    """``stat`` applied along ``axis`` of resampled batches (scipy passes batches)."""
+    xs = tuple(np.moveaxis(x, axis, -1) for x in xs)
+    shape = xs[0].shape[:-1]
+    out = np.empty(shape)
+    for idx in np.ndindex(*shape):
+        out[idx] = stat(*(x[idx] for x in xs))
     return out

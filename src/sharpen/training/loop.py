@@ -260,8 +260,12 @@ def normalizer(datas: Sequence[TrainData], device: torch.device
 
 @torch.no_grad()
 def evaluate(model: nn.Module, splits: Sequence[Split], norm: Callable, task: Any,
-             batch_size: int, transform: Callable | None = None) -> list[dict[str, float]]:
+             batch_size: int, transform: Callable | None = None,
+             predictions: list[torch.Tensor] | None = None) -> list[dict[str, float]]:
     """Per seed, {"loss", "acc", and the task's extra metrics} over its split, in eval mode.
+
+    ``predictions``: an empty list that receives, per seed, the predicted class of every
+    image of its split (int16, on the CPU): the per-image record behind the accuracy.
 
     Seeds that share a split see the same images (repeated across the stacked batch);
     sums are exact counts and double-precision losses, so a seed's numbers do not depend
@@ -276,6 +280,7 @@ def evaluate(model: nn.Module, splits: Sequence[Split], norm: Callable, task: An
     tot_loss = torch.zeros(E, dtype=torch.float64)
     correct = torch.zeros(E, dtype=torch.long)
     extra: dict[str, list[Any]] = {}
+    preds: list[torch.Tensor] = []
     for i in range(0, n, chunk):
         if shared:
             xb, yb = splits[0].x[i:i + chunk], splits[0].y[i:i + chunk]
@@ -290,11 +295,16 @@ def evaluate(model: nn.Module, splits: Sequence[Split], norm: Callable, task: An
         out = model(x)
         tot_loss += task.loss(out, y).view(E, -1).double().sum(1).cpu()
         correct += task.correct(out, y).view(E, -1).sum(1).cpu()
+        if predictions is not None:
+            preds.append(task.predict(out).view(E, -1).to(torch.int16).cpu())
         for k, (c, per) in task.extra(out, y).items():
             e = extra.setdefault(k, [torch.zeros(E, dtype=torch.long), 0])
             e[0] += c.view(E, -1).sum(1).cpu()
             e[1] += per * (len(y) // E)
     model.train(was)
+    if predictions is not None:
+        predictions.extend([t.clone() for t in torch.cat(preds, 1).unbind(0)] if preds else
+                           [torch.zeros(0, dtype=torch.int16)] * E)
     res = []
     for k in range(E):
         r = {"loss": float(tot_loss[k]) / max(n, 1), "acc": int(correct[k]) / max(n, 1)}
@@ -310,6 +320,8 @@ class Trained:
     model: nn.Module  # the stacked model; the models passed in hold each seed's final weights
     rows: list[list[dict[str, Any]]]
     diverged: list[str | None]
+    # per seed, {split: predicted class of every image} at the last epoch evaluated
+    predictions: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
 
 def _set_lr(opt: torch.optim.Optimizer, lr: float, wd: float | None) -> None:
@@ -374,6 +386,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
     prev_loss: list[float | None] = [None] * E
     rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
     diverged: list[str | None] = [None] * E
+    predictions: list[dict[str, torch.Tensor]] = []
     first = 0
     if resume is not None:
         if resume.get("seeds", seeds) != seeds:
@@ -390,6 +403,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
         rows = [list(r) for r in resume["rows"]]
         diverged = list(resume["diverged"])
         first = resume["epoch"]
+        predictions = list(resume.get("predictions") or [])
     n = len(datas[0].train)
     bs = s.batch_size
     shared_y = all(d.train.y is datas[0].train.y for d in datas)
@@ -474,8 +488,11 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
         train_time = time.perf_counter() - t0
         splits = [("val", [d.val for d in datas])] if datas[0].val is not None and len(datas[0].val) \
             else []
-        evals = {name: evaluate(model, sp, norm, task, s.eval_batch_size, eval_transform)
+        preds: dict[str, list[torch.Tensor]] = {}
+        evals = {name: evaluate(model, sp, norm, task, s.eval_batch_size, eval_transform,
+                                predictions=preds.setdefault(name, []))
                  for name, sp in splits + [("test", [d.test for d in datas])]}
+        predictions = [{name: p[k] for name, p in preds.items()} for k in range(E)]
         losses = loss_sum.double().cpu() / max(seen, 1)
         corrects = correct.cpu()
         for k in range(E):
@@ -518,9 +535,9 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
                 "rng": {key: [g.get_state() for g in gs] for key, gs in state.rng.items()},
                 "torch_rng": torch.get_rng_state(), "hooks": [h.state_dict() for h in hooks],
                 "lr_mult": lr_mult, "prev_loss": prev_loss, "step": state.step, "rows": rows,
-                "diverged": diverged,
+                "diverged": diverged, "predictions": predictions,
             })
     with torch.no_grad():  # each seed's model ends holding its trained weights
         for e, m in enumerate(models):
             m.to(device).load_state_dict(seed_state_dict(model, e))
-    return Trained(model, rows, diverged)
+    return Trained(model, rows, diverged, predictions)

@@ -29,8 +29,11 @@ class ClassificationTask:
         # y: labels N, or soft targets N×K (mixup, cutmix: cross-entropy against them)
         return self.fn(out.float(), y, reduction="none")
 
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        return out.argmax(1)
+
     def correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return out.argmax(1) == (y.argmax(1) if y.dim() == 2 else y)
+        return self.predict(out) == (y.argmax(1) if y.dim() == 2 else y)
 
     def extra(self, out: Any, y: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
         return {}

@@ -1,0 +1,22 @@
+"""Adopt an experiment file's claims into a run directory made before the file had them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sharpen.io import atomic_write_json
+from sharpen.rundir import CONFIG, RunDir
+
+
+def adopt_claims(run_dir: Path, experiment: str) -> None:
+    """Record an experiment file's claims (baseline, published margin) in ``run_dir``'s
+    config.json; the report is then rebuilt from the directory alone, as always."""
+    from sharpen.experiments import load_experiment
+
+    exp = load_experiment(experiment)
+    cfg = RunDir(run_dir).config()
+    cfg["claims"] = [c.model_dump() for c in exp.claims]
+    cfg["published_margin"] = exp.published_margin
+    if exp.baseline is not None:
+        cfg["baseline"] = exp.baseline
+    atomic_write_json(Path(run_dir) / CONFIG, cfg)

@@ -1,0 +1,127 @@
+"""Evaluation-set uncertainty and robust summaries: the report sections built on per-image
+predictions (``predictions.npz``) and on the per-seed values.
+
+Every seed is tested on the same images, so the t interval over seeds covers training
+randomness only; :func:`image_level_section` adds the interval over seeds *and* test
+images (:func:`sharpen.reports.stats.two_level_bootstrap`) and compares paired arms
+image by image (McNemar). :func:`robust_section` gives rliable-style summaries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sharpen.reports.claims import Runs, metric_of
+from sharpen.reports.stats import (
+    bootstrap_ci,
+    iqm,
+    mcnemar,
+    prob_improvement,
+    summary,
+    two_level_bootstrap,
+)
+from sharpen.reports.tables import ci, pct
+from sharpen.rundir import RunDir
+
+
+def correctness(run_dir: Path, arm: str, seeds: list[int], split: str = "test"
+                ) -> tuple[np.ndarray | None, list[int]]:
+    """seeds × images of 0/1 for the seeds that stored predictions, and the seeds without."""
+    rd = RunDir(run_dir)
+    rows, missing = [], []
+    for s in seeds:
+        p = rd.predictions(arm, s)
+        if p is None or f"{split}_pred" not in p:
+            missing.append(s)
+            continue
+        rows.append(p[f"{split}_pred"] == p[f"{split}_label"])
+    if not rows or len({len(r) for r in rows}) != 1:
+        return None, missing if rows else seeds
+    return np.stack(rows), missing
+
+
+def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: str | None
+                        ) -> str:
+    """Per arm: the seed interval beside the seeds-and-images interval of test accuracy;
+    per arm paired with the baseline: McNemar per seed and pooled. Says what is missing."""
+    lines = ["| arm | n | test acc % | 95 % CI over seeds | 95 % CI over seeds and test images | "
+             "images |", "|---|---|---|---|---|---|"]
+    have: dict[str, tuple[np.ndarray, list[int]]] = {}
+    absent = []
+    for arm in arms:
+        vals = metric_of(runs.values, arm, "test_acc")
+        if not vals:
+            continue
+        seeds = sorted(vals)
+        c, missing = correctness(run_dir, arm, seeds)
+        if c is None or missing:
+            absent.append(f"{arm} ({len(missing)} of {len(seeds)} runs without predictions.npz)")
+            continue
+        have[arm] = (c, seeds)
+        sm = summary([vals[s] for s in seeds])
+        est, lo, hi = two_level_bootstrap(c)
+        lines.append(f"| {arm} | {len(seeds)} | {pct(est)} | "
+                     f"{ci(sm['ci_low'], sm['ci_high'], sm['n'], sm['sd'])} | "
+                     f"[{pct(lo)}, {pct(hi)}] | {c.shape[1]} |")
+    out = []
+    if have:
+        out += ["Every seed is tested on the same images, so the interval over seeds covers "
+                "training randomness only. The second interval adds the test images' sampling "
+                "variance (a bootstrap of the images, shared by all seeds, added to the seeds' "
+                "s²/n; Welch–Satterthwaite degrees of freedom): it is what a new test set of "
+                "the same size would see.", "", "\n".join(lines), ""]
+    if have and baseline in have:
+        b, bseeds = have[baseline]
+        mc = ["| arm − " + baseline + " | seeds | right only in arm (per seed) | right only in "
+              f"{baseline} (per seed) | seeds with McNemar p < 0.05 | pooled (Mantel–Haenszel) p |",
+              "|---|---|---|---|---|---|"]
+        for arm, (a, seeds) in have.items():
+            if arm == baseline or not runs.comparable(arm, baseline):
+                continue
+            common = [s for s in seeds if s in bseeds]
+            if not common:
+                continue
+            ai = np.stack([a[seeds.index(s)] for s in common])
+            bi = np.stack([b[bseeds.index(s)] for s in common])
+            r = mcnemar(ai, bi)
+            sig = sum(x["p"] < 0.05 for x in r["per_seed"])
+            mc.append(f"| {arm} | {len(common)} | {', '.join(str(x['b']) for x in r['per_seed'])} | "
+                      f"{', '.join(str(x['c']) for x in r['per_seed'])} | {sig} of {len(common)} | "
+                      f"{r['p']:.3g} |")
+        if len(mc) > 2:
+            out += ["Image by image, paired by seed: the images one arm gets right and the other "
+                    "wrong (McNemar's exact test per seed; pooled over seeds, the Mantel–Haenszel "
+                    "matched-pairs test, which treats seeds as independent strata: the images "
+                    "repeat, so read it as a test about these test images).", "", "\n".join(mc), ""]
+    if absent:
+        out += [f"No image-level interval for {'; '.join(absent)}: runs made before sharpen "
+                "stored per-image predictions; re-run them to get one.", ""]
+    return "\n".join(out)
+
+
+def robust_section(runs: Runs, arms: list[str], baseline: str, metric: str = "test_acc") -> str:
+    """rliable-style: interquartile mean with a bootstrap CI, and P(arm > baseline) with its
+    bootstrap CI, per arm (percentile bootstrap over seeds, each arm resampled within itself)."""
+    from sharpen.reports.metrics import get_metric
+
+    m = get_metric(metric)
+    lines = [f"| arm | n | IQM {m.label} [95 % bootstrap CI] | P(arm > {baseline}) [95 % bootstrap CI] |",
+             "|---|---|---|---|"]
+    base = list(metric_of(runs.values, baseline, metric).values())
+    for arm in arms:
+        xs = list(metric_of(runs.values, arm, metric).values())
+        if not xs:
+            continue
+        lo, hi = bootstrap_ci(iqm, [xs])
+        row = f"| {arm} | {len(xs)} | {m.fmt(iqm(xs))} " + (
+            f"[{m.fmt(lo)}, {m.fmt(hi)}]" if lo is not None else "(no interval)") + " |"
+        if arm != baseline and base:
+            p = prob_improvement(xs, base)
+            plo, phi = bootstrap_ci(prob_improvement, [xs, base])
+            row += f" {p:.2f} " + (f"[{plo:.2f}, {phi:.2f}]" if plo is not None else "(no interval)") + " |"
+        else:
+            row += " – |"
+        lines.append(row)
+    return "\n".join(lines)

@@ -1,0 +1,225 @@
+"""A run directory: its layout, read back in one place.
+
+The runner writes a run directory and every report, claim, figure, tracker and
+``sharpen compare`` reads it through :class:`RunDir`::
+
+    config.json        resolved experiment (every arm's full RunConfig) and its plan
+    experiment.toml    the source file as given (copied)
+    environment.json   python/torch/sharpen versions, git commit, hardware (latest invocation)
+    history.json       every invocation: start, end, wall seconds, commit, jobs run
+    runs/<arm>/seed-<s>/metrics.csv      one row per epoch (rewritten atomically each epoch)
+    runs/<arm>/seed-<s>/result.json      written once the run ends: marks it finished
+    runs/<arm>/seed-<s>/predictions.npz  per split, the predicted class of every image
+                                         (int16) and its label, at the last epoch
+    results.csv        one row per (arm, seed); no timings, so it depends on the plan only
+    summary.json, table.csv, report.md, curves.png
+
+A run whose ``result.json`` or ``metrics.csv`` cannot be read (a disk error, an interrupted
+copy) is a run to redo: :meth:`RunDir.runs` returns it with status ``corrupt`` and the
+file and reason in ``problem``; the runner trains it again.
+
+The *protocol* of an arm is what makes the runs of two arms comparable seed by seed: with
+the same seed, two arms of the same protocol see the same split, data order and
+initialisation stream. Runs are paired only within one protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sharpen import SharpenError
+
+CONFIG, HISTORY, ENVIRONMENT = "config.json", "history.json", "environment.json"
+RESULT, METRICS, PREDICTIONS, WEIGHTS = "result.json", "metrics.csv", "predictions.npz", "weights.pt"
+# the keys that fix which images a seed trains and is tested on, in which order, for how long
+PROTOCOL_KEYS = ("dataset", "train_size", "val_size", "test_size", "split_seed", "data_resize",
+                 "pairs", "pairs_test", "epochs")
+FINISHED = ("ok", "diverged")  # a failed or corrupt run is trained again on resume
+
+
+@dataclass
+class SeedRun:
+    """One (arm, seed) of a run directory as read from its files."""
+
+    arm: str
+    seed: int
+    path: Path
+    status: str  # ok | diverged | failed | corrupt
+    result: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""  # for a corrupt run: which file and why
+
+
+def protocol_of(arm_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The protocol keys of one arm's resolved RunConfig (absent keys as None)."""
+    return {k: arm_cfg.get(k) for k in PROTOCOL_KEYS}
+
+
+def fingerprint(arm_cfg: dict[str, Any]) -> str:
+    """A short hash of an arm's protocol: equal fingerprints, comparable seeds."""
+    blob = json.dumps(protocol_of(arm_cfg), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SharpenError(f"{path}: cannot be read ({exc})") from None
+    if not isinstance(obj, dict):
+        raise SharpenError(f"{path}: not a JSON object")
+    return obj
+
+
+class RunDir:
+    """Paths and readers of one run directory (see the module docstring for the layout)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # paths -----------------------------------------------------------------------------
+    def seed_dir(self, arm: str, seed: int) -> Path:
+        return self.root / "runs" / arm / f"seed-{seed}"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
+
+    # whole-directory files ---------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        path = self.root / CONFIG
+        if not path.is_file():
+            raise SharpenError(f"{self.root} is not a run directory (no {CONFIG})")
+        return _read_json(path)
+
+    def environment(self) -> dict[str, Any]:
+        path = self.root / ENVIRONMENT
+        return _read_json(path) if path.is_file() else {}
+
+    def history(self) -> list[dict[str, Any]]:
+        path = self.root / HISTORY
+        if not path.is_file():
+            return []
+        try:
+            hist = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SharpenError(f"{path}: cannot be read ({exc})") from None
+        return hist if isinstance(hist, list) else []
+
+    def arms(self) -> list[str]:
+        """The configured arms in file order, then any arm with runs but no entry."""
+        cfg = self.config()
+        order = list(cfg.get("arms", {}))
+        found = sorted(p.name for p in (self.root / "runs").iterdir() if p.is_dir()) \
+            if (self.root / "runs").is_dir() else []
+        return order + [a for a in found if a not in order]
+
+    def protocol(self, arm: str) -> dict[str, Any] | None:
+        a = self.config().get("arms", {}).get(arm)
+        return None if a is None else protocol_of(a)
+
+    def fingerprint(self, arm: str) -> str | None:
+        a = self.config().get("arms", {}).get(arm)
+        return None if a is None else fingerprint(a)
+
+    # per-run files -------------------------------------------------------------------------
+    def seed_dirs(self) -> Iterator[tuple[str, int, Path]]:
+        """(arm, seed, folder) of every seed folder, arms and seeds in sorted order."""
+        base = self.root / "runs"
+        if not base.is_dir():
+            return
+        for arm_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            seeds = []
+            for d in arm_dir.glob("seed-*"):
+                try:
+                    seeds.append((int(d.name[5:]), d))
+                except ValueError:
+                    continue
+            for seed, d in sorted(seeds):
+                yield arm_dir.name, seed, d
+
+    def run(self, arm: str, seed: int) -> SeedRun | None:
+        """The run's record from result.json; None while it has none (not finished)."""
+        d = self.seed_dir(arm, seed)
+        path = d / RESULT
+        if not path.exists():
+            return None
+        try:
+            res = _read_json(path)
+            status = str(res["status"])
+        except (SharpenError, KeyError) as exc:
+            why = str(exc) if isinstance(exc, SharpenError) else f"{path}: has no status"
+            return SeedRun(arm, seed, d, "corrupt", {}, why)
+        if status == "ok" and (d / METRICS).exists():
+            bad = self._metrics_problem(d / METRICS, res)
+            if bad:
+                return SeedRun(arm, seed, d, "corrupt", res, bad)
+        return SeedRun(arm, seed, d, status, res)
+
+    def runs(self) -> list[SeedRun]:
+        """Every run with a result.json (corrupt ones included), sorted by arm and seed."""
+        out = []
+        for arm, seed, _ in self.seed_dirs():
+            r = self.run(arm, seed)
+            if r is not None:
+                out.append(r)
+        return out
+
+    def finished(self, arm: str, seed: int) -> dict[str, Any] | None:
+        """The result of a finished (ok or diverged) run, else None: it is to (re)train."""
+        r = self.run(arm, seed)
+        return r.result if r is not None and r.status in FINISHED else None
+
+    def metrics(self, arm: str, seed: int) -> list[dict[str, str]]:
+        from sharpen.io import read_csv
+
+        path = self.seed_dir(arm, seed) / METRICS
+        return read_csv(path) if path.exists() else []
+
+    def predictions(self, arm: str, seed: int) -> dict[str, Any] | None:
+        """{"test_pred", "test_label", ("val_pred", "val_label")} as numpy arrays, or None
+        for a run made before sharpen stored them (or one whose file is unreadable)."""
+        import numpy as np
+
+        path = self.seed_dir(arm, seed) / PREDICTIONS
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @staticmethod
+    def _metrics_problem(path: Path, res: dict[str, Any]) -> str:
+        """Why a finished run's metrics.csv cannot be trusted, or '' when it can."""
+        import math
+
+        from sharpen.io import read_csv
+
+        try:
+            rows = read_csv(path)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return f"{path}: cannot be read ({exc})"
+        want = res.get("epochs_done")
+        if isinstance(want, int) and len(rows) != want:
+            return f"{path}: {len(rows)} epoch rows where result.json says {want}"
+        for i, row in enumerate(rows, 1):
+            if None in row or any(v is None for v in row.values()):
+                return f"{path}: row {i} is cut short"
+            try:
+                if int(float(row.get("epoch", i))) != i:
+                    return f"{path}: row {i} is epoch {row.get('epoch')}"
+                acc = float(row.get("test_acc", "nan"))
+            except ValueError:
+                return f"{path}: row {i} holds text where numbers belong"
+            if math.isfinite(acc) and not 0 <= acc <= 1:
+                return f"{path}: row {i} has test_acc {acc}, outside [0, 1]"
+        return ""
+
+
+__all__ = ["RunDir", "SeedRun", "fingerprint", "protocol_of", "PROTOCOL_KEYS", "FINISHED",
+           "CONFIG", "HISTORY", "ENVIRONMENT", "RESULT", "METRICS", "PREDICTIONS", "WEIGHTS"]
