@@ -76,6 +76,22 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan_seeds(a: argparse.Namespace) -> int:
+    from sharpen.reports.metrics import get_metric, parse_amount
+    from sharpen.reports.power import plan_from_dir, plan_table
+
+    if a.run_dir:
+        print(plan_from_dir(Path(a.run_dir), a.effect, a.power))
+        return 0
+    if a.effect is None or a.sd is None:
+        raise SharpenError("plan-seeds: give --effect and --sd (e.g. --effect '0.5 pp' --sd "
+                           "'0.4 pp'), or a pilot run directory")
+    m = get_metric(a.metric)
+    print(plan_table(parse_amount(a.effect, m, "--effect", signed=True),
+                     parse_amount(a.sd, m, "--sd"), a.metric, a.claims, a.power))
+    return 0
+
+
 def _cmd_compare(a: argparse.Namespace) -> int:
     from sharpen.reports.compare import compare_dirs
 
@@ -257,6 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--out", help="also write the table here and the metric's curves beside it "
                                   "(.png and .pdf)")
     cp.set_defaults(fn=_cmd_compare)
+
+    ps = sub.add_parser("plan-seeds", help="how many seeds would detect an effect (paired t-test "
+                                            "power at the family's level)")
+    ps.add_argument("run_dir", nargs="?", help="a pilot run directory: plan every claim in it "
+                                               "from its sd of the per-seed differences")
+    ps.add_argument("--effect", help="the difference to detect, with its unit: '0.5 pp'")
+    ps.add_argument("--sd", help="the sd of the per-seed differences, with its unit: '0.4 pp'")
+    ps.add_argument("--metric", default="test_acc", help="the metric (sets the unit)")
+    ps.add_argument("--claims", type=int, default=1, help="claims in the family (Holm: α/m)")
+    ps.add_argument("--power", type=float, default=0.8, help="the power wanted (default 0.8)")
+    ps.set_defaults(fn=_cmd_plan_seeds)
 
     ls = sub.add_parser("list", help="list models, datasets or bundled experiments")
     ls.add_argument("what", nargs="?", choices=["models", "datasets", "experiments"],

@@ -458,7 +458,7 @@ FAMILY_TEXT = (
     "t-test's, two-sided (a directional claim is judged on the side the seed claims, so each "
     "direction is tested at 2.5 %); the exact sign-flip test's when the per-seed differences "
     "have no spread; for `~` claims two one-sided tests (TOST) at the stated margin, with "
-    "their 90 % interval. Holm's step-down adjustment (statsmodels `multipletests`) over the "
+    "their 90 % interval. Holm's step-down adjustment (the numbers of statsmodels `multipletests`) over the "
     "family decides the verdicts at 5 %: **supported** (significant on the claimed side), "
     "**contradicted** (significant on the other side), **not supported** (not significant: "
     "our n cannot tell), **undecidable at n = N** (no outcome at this n could be "
