@@ -196,7 +196,8 @@ def test_compare_across_two_directories(tmp_path):
     assert rows[1]["p"] is None and rows[1]["p_exact"] == 0.25 and rows[1]["diff_ci_low"] is None
     text = compare_dirs([d1, d2], "test_acc", out=tmp_path / "cmp.md")
     assert "| two/a | 3 |" in text and "none: 3 identical differences" in text
-    assert text.startswith("Metric: test accuracy (test_acc, final epoch).") and (tmp_path / "cmp.png").exists() and (tmp_path / "cmp.pdf").exists()
+    assert text.startswith("Metric: test accuracy (test_acc, final epoch).")
+    assert (tmp_path / "cmp.png").exists() and (tmp_path / "cmp.pdf").exists()
     out = compare_dirs([d1, d2], "test_acc", fmt="csv")
     parsed = list(csv.DictReader(io.StringIO(out)))
     assert float(parsed[1]["diff"]) == pytest.approx(0.02) and parsed[0]["vs"] == ""

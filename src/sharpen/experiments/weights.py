@@ -20,10 +20,9 @@ from torch import nn
 
 from sharpen import SharpenError
 from sharpen.io import atomic_write_bytes
+from sharpen.rundir import CONFIG, WEIGHTS
 from sharpen.training.loop import Hook, TrainState
 from sharpen.training.stack import seed_state_dict
-
-WEIGHTS = "weights.pt"
 
 
 class BestValWeights(Hook):
@@ -67,7 +66,7 @@ def load_model(seed_dir: str | Path, device: str | torch.device = "cpu") -> nn.M
     if not path.is_file():
         raise SharpenError(f"{path}: no saved weights; run with save_weights = \"final\" or "
                            "\"best_val\"")
-    cfg_path = seed_dir.parent.parent.parent / "config.json"
+    cfg_path = seed_dir.parent.parent.parent / CONFIG
     if not cfg_path.is_file():
         raise SharpenError(f"{cfg_path}: not found; give a run's folder "
                            "<run dir>/runs/<arm>/seed-<s>")

@@ -55,7 +55,7 @@ def plan_from_dir(run_dir: Path, effect: float | str | None = None, power: float
              f"{power:.0%}; the sd of the per-seed differences from this directory's runs.", "",
              "| claim | n now | sd of differences | detectable at n now | effect | seeds needed |",
              "|---|---|---|---|---|---|"]
-    for c, r in zip(claims, results):
+    for r in results:
         m = get_metric(r.metric)
         eff: Any = parse_amount(effect, m, "--effect", signed=True) if effect is not None \
             else r.effect

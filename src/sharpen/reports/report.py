@@ -168,8 +168,8 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
                       "change over the same epochs, per seed: the seed's \"curve climbs when "
                       "each sharper stage begins\", judged from the 95 % interval.", "", md, ""]
     if cfg.get("claims") and not cfg.get("cells"):  # a grid's arms are cells, not the claims'
-        md, _ = claims_table(cfg["claims"], runs, cfg.get("published"))
-        m = len(cfg["claims"])
+        md, judged = claims_table(cfg["claims"], runs, cfg.get("published"))
+        m = sum(r.p is not None for r in judged) or 1  # untested claims do not count
         parts += ["## Claims", "", "Each claim of the seed as a checkable statement. "
                   + FAMILY_TEXT.format(m=m, lvl=f"{0.05 / m:.3g}"), "", md, ""]
     if cfg.get("cells"):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sharpen import SharpenError
-from sharpen.io import read_csv
+from sharpen.rundir import RunDir
 
 TRACKERS = ("tensorboard", "mlflow")
 SKIP = {"epoch"}
@@ -88,16 +88,17 @@ class Trackers:
         """Log one finished run (arm, seed) from its metrics.csv, once."""
         if (arm, seed) in self.logged:
             return
-        rdir = self.out / "runs" / arm / f"seed-{seed}"
-        if not (rdir / "metrics.csv").is_file():
+        rd = RunDir(self.out)
+        rdir = rd.seed_dir(arm, seed)
+        rows = rd.metrics(arm, seed)
+        if not rows:
             return
-        rows = read_csv(rdir / "metrics.csv")
         arm_cfg = self.cfg.get("arms", {}).get(arm, {})
         cell = (self.cfg.get("cells") or {}).get(arm)
         if "tensorboard" in self.names:
             from torch.utils.tensorboard import SummaryWriter
 
-            w = SummaryWriter(log_dir=str(self.out / "tensorboard" / arm / f"seed-{seed}"))
+            w = SummaryWriter(log_dir=str(self.out / "tensorboard" / rdir.relative_to(rd.root / "runs")))
             w.add_text("config", "```\n" + json.dumps(arm_cfg, indent=2) + "\n```")
             for r in rows:
                 step = int(float(r["epoch"]))
