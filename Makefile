@@ -7,16 +7,22 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint clean mutate
 
+# the runtime alone for the demo; the test tools (ray, mlflow, tensorboard, mutmut, pytest,
+# ruff: minutes to install) only for `make test` and `make mutate`
 $(BIN)/sharpen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(BIN)/sharpen
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
 demo: $(BIN)/sharpen
 	$(BIN)/sharpen run quickstart --profile quick --out runs/quickstart-demo
 
-test: $(BIN)/sharpen
+test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -24,5 +30,5 @@ clean:
 	rm -rf $(VENV) runs
 
 # Mutation testing of the core modules (not in CI: slow). Score and survivors: docs/mutation.md
-mutate: $(BIN)/sharpen
+mutate: $(VENV)/.dev
 	$(BIN)/python tools/mutate.py

@@ -31,6 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
 
+_NO_TRAINING = [f"--deselect=tests/test_verdicts.py::{t}" for t in (
+    "test_a_rerun_trains_a_corrupt_run_again",
+    "test_predictions_are_stored_and_reproduce_the_recorded_accuracy")] + [
+    "--deselect=tests/test_stats.py::test_every_folder_in_docs_results_rebuilds_byte_for_byte"]
+
 # module (under src/sharpen) -> the test files that exercise it directly
 MODULES: dict[str, list[str]] = {
     "curricula/ops.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
@@ -54,7 +59,9 @@ MODULES: dict[str, list[str]] = {
                             "test_tar_extraction_refuses_links",
                             "test_corrupt_cifar_batch_and_wrong_layout"))],
     "data/pairs.py": ["tests/test_pairs.py"],
-    "reports/stats.py": ["tests/test_stats.py"],
+    # the statistics: every test of a statistic; not the ones that train (minutes per mutant)
+    "reports/stats.py": ["tests/test_verdicts.py", "tests/test_stats.py", *_NO_TRAINING],
+    "reports/claims.py": ["tests/test_verdicts.py", "tests/test_stats.py", *_NO_TRAINING],
     # the runner's own tests are small runs; the end-to-end ones (subprocesses, kills, Ray,
     # MLflow) take minutes per mutant, and MLflow or a process pool inside mutmut's forked
     # test process can deadlock on a lock held at the fork

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -18,5 +18,14 @@ def load_model(seed_dir: str, device: str = "cpu") -> torch.nn.Module:
     """The trained model of one run folder (``<run dir>/runs/<arm>/seed-<s>``), saved with
     ``save_weights``; see :mod:`sharpen.experiments.weights`."""
     from sharpen.experiments.weights import load_model as _load
+
+    return _load(seed_dir, device)
+
+
+def load_predictor(seed_dir: str, device: str = "cpu") -> Any:
+    """A trained run as one call from uint8 images to predicted classes, with the run's own
+    preprocessing: ``sharpen.load_predictor(dir)(x_uint8)``; see
+    :class:`sharpen.experiments.weights.Predictor`."""
+    from sharpen.experiments.weights import load_predictor as _load
 
     return _load(seed_dir, device)

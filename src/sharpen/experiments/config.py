@@ -88,7 +88,7 @@ class _RunBase(BaseModel):
 
     save_weights: Literal["none", "final", "best_val"] = Field(
         "none", description="keep each seed's weights.pt: after the last epoch, or at its best "
-        "validation epoch (load: sharpen.load_model(seed_dir))")
+        "validation epoch (load: sharpen.load_predictor(seed_dir))")
     hooks: list[HookSpec] = Field(default_factory=list, description="your own techniques: "
                                   "[{ target = \"package.module:MyHook\", args = {...} }]; "
                                   "a sharpen.training.Hook subclass")

@@ -220,12 +220,15 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
         if plan is not None:
             res["plan"] = {**plan, "group": list(seeds)}
         res.update(summary(rows[k]))
+        data_k = datas[k] if len(datas) > k else (datas[0] if datas else None)
+        norm = {"mean": data_k.mean, "std": data_k.std} if data_k is not None else {}
         if status == "ok" and cfg.save_weights == "final":
-            weights.save(rdirs[k], models[k].state_dict(), arm, seed, "final", len(rows[k]))
+            weights.save(rdirs[k], models[k].state_dict(), arm, seed, "final", len(rows[k]),
+                         **norm)
         elif status == "ok" and best is not None and best.weights[k] is not None:
-            weights.save(rdirs[k], best.weights[k], arm, seed, "best_val", best.epoch[k])
+            weights.save(rdirs[k], best.weights[k], arm, seed, "best_val", best.epoch[k], **norm)
         if status == "ok" and k < len(predictions) and predictions[k]:
-            write_predictions(rdirs[k], predictions[k], datas[k] if len(datas) > k else datas[0])
+            write_predictions(rdirs[k], predictions[k], data_k)
         if record_only is None or seed in record_only:
             record(res, arm, cell, rdirs[k])
         results.append(res)

@@ -49,11 +49,99 @@ class BestValWeights(Hook):
 
 
 def save(rdir: Path, state_dict: dict[str, torch.Tensor], arm: str, seed: int, which: str,
-         epoch: int) -> None:
+         epoch: int, mean: Any = None, std: Any = None) -> None:
+    """The weights with what it takes to feed them: the training split's per-channel mean
+    and std (fractions of 255) that every input was normalised with."""
     buf = io.BytesIO()
     torch.save({"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-                "arm": arm, "seed": seed, "which": which, "epoch": epoch}, buf)
+                "arm": arm, "seed": seed, "which": which, "epoch": epoch,
+                "mean": None if mean is None else [float(v) for v in mean],
+                "std": None if std is None else [float(v) for v in std]}, buf)
     atomic_write_bytes(rdir / WEIGHTS, buf.getvalue())
+
+
+def _seed_dir(path: Path) -> Path:
+    """``path`` itself when it holds weights; a run directory names its seed folders."""
+    if (path / WEIGHTS).is_file():
+        return path
+    if (path / CONFIG).is_file():
+        found = sorted(str(p.parent.relative_to(path)) for p in path.glob(f"runs/*/seed-*/{WEIGHTS}"))
+        if found:
+            raise SharpenError(f"{path} is a run directory; give one of its seed folders: "
+                               + ", ".join(str(path / f) for f in found[:10])
+                               + (f" (… {len(found) - 10} more)" if len(found) > 10 else ""))
+        raise SharpenError(f"{path} is a run directory without saved weights; run it with "
+                           "save_weights = \"final\" or \"best_val\"")
+    return path
+
+
+class Predictor:
+    """A trained run as a function from uint8 images to predicted classes.
+
+    ``predictor(x)``: x is uint8 (or any number in 0..255) N×C×H×W, or N×H×W for one
+    channel; returns the N predicted classes. ``predictor.logits(x)`` gives the raw outputs.
+    Inputs are resized as the run's data was (``data_resize``) and normalised with the
+    training split's mean and std stored beside the weights.
+    """
+
+    def __init__(self, model: nn.Module, mean: Any, std: Any, resize: int | None = None,
+                 task: Any = None, device: str | torch.device = "cpu"):
+        self.model, self.resize, self.task = model, resize, task
+        self.device = torch.device(device)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device) * 255.0
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device) * 255.0
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor, batch_size: int = 1000) -> Any:
+        x = torch.as_tensor(x)
+        if x.dim() == 3 and self.mean.numel() == 1:
+            x = x.unsqueeze(1)
+        if x.dim() < 3 or x.shape[1] != self.mean.numel():
+            raise SharpenError(f"images of shape {tuple(x.shape)}: expected N×{self.mean.numel()}"
+                               "×H×W uint8 (0..255)")
+        if x.is_floating_point() and float(x.max()) <= 1.0 and float(x.min()) >= 0.0 and x.numel():
+            raise SharpenError("images look like floats in 0..1; give uint8 images (0..255) — "
+                               "the predictor normalises them itself")
+        outs = []
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(self.device)
+            if self.resize is not None:
+                from sharpen.data.prepare import resize_u8
+
+                xb = resize_u8(xb.to(torch.uint8), self.resize)
+            tail = (1,) * (xb.dim() - 2)
+            xb = (xb.float() - self.mean.view(1, -1, *tail)) / self.std.view(1, -1, *tail)
+            outs.append(self.model(xb))
+        if isinstance(outs[0], dict):
+            return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+        return torch.cat(outs)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.logits(x)
+        return self.task.predict(out) if self.task is not None else out.argmax(1)
+
+
+def load_predictor(seed_dir: str | Path, device: str | torch.device = "cpu") -> Predictor:
+    """The trained run of ``seed_dir`` as a :class:`Predictor` (uint8 images → classes)."""
+    from sharpen.experiments.config import RunConfig
+
+    seed_dir = _seed_dir(Path(seed_dir))
+    model = load_model(seed_dir, device)
+    saved = torch.load(seed_dir / WEIGHTS, map_location="cpu", weights_only=True)
+    cfg = RunConfig.model_validate(
+        json.loads((seed_dir.parent.parent.parent / CONFIG).read_text())["arms"][saved["arm"]])
+    mean, std = saved.get("mean"), saved.get("std")
+    if mean is None or std is None:  # weights saved before the preprocessing was
+        from sharpen.data.prepare import build_data
+
+        data = build_data(cfg, torch.device("cpu"), saved["seed"])
+        mean, std = data.mean, data.std
+    task = None
+    if cfg.pairs is not None:
+        from sharpen.training.tasks import PairTask
+
+        task = PairTask(model.pair_outputs, cfg.aux_weight, cfg.asym_weight)
+    return Predictor(model, mean, std, cfg.data_resize, task, device)
 
 
 def load_model(seed_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -61,7 +149,7 @@ def load_model(seed_dir: str | Path, device: str | torch.device = "cpu") -> nn.M
     from sharpen.experiments.config import RunConfig
     from sharpen.experiments.job import model_factory
 
-    seed_dir = Path(seed_dir)
+    seed_dir = _seed_dir(Path(seed_dir))
     path = seed_dir / WEIGHTS
     if not path.is_file():
         raise SharpenError(f"{path}: no saved weights; run with save_weights = \"final\" or "

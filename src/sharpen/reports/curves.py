@@ -9,6 +9,7 @@ from typing import Any
 from sharpen.io import read_csv
 from sharpen.reports.claims import as_number as _num
 from sharpen.reports.figures import arm_colors, integer_epochs, pyplot, save_figure
+from sharpen.reports.metrics import REGISTRY, get_metric
 from sharpen.rundir import RunDir
 
 
@@ -39,17 +40,39 @@ def curve_bands(runs: list[list[dict[str, str]]], key: str) -> tuple[Any, Any, A
     return np.arange(1, n + 1), m, m - half, m + half
 
 
-CURVE_LABELS = {"test_acc": "test accuracy", "val_acc": "validation accuracy",
-                "train_acc": "training accuracy", "gap": "generalization gap",
-                "train_loss": "training loss", "test_loss": "test loss", "val_loss": "validation loss"}
+SMALL_N = 5  # below this many seeds a 95 % band is wide: drawn lighter, the mean leads
+
+
+def _limits(key: str, lines: list[Any]) -> tuple[float, float] | None:
+    """The y range of a panel from its mean lines (not its bands), padded; a % metric
+    stays inside 0–100 (the gap may go below 0), a loss above 0."""
+    import numpy as np
+
+    if not lines:
+        return None
+    lo = float(min(np.min(m) for m in lines))
+    hi = float(max(np.max(m) for m in lines))
+    if key.endswith("loss"):
+        lo, hi = max(lo, 1e-12), max(hi, 1e-12)
+        f = max((hi / lo) ** 0.12, 1.05)  # pad a tenth of the span, in log space
+        return lo / f, hi * f
+    pad = max(0.15 * (hi - lo), 0.5)
+    lo, hi = lo - pad, hi + pad
+    if key != "gap" and get_metric(key).percent:
+        lo, hi = max(lo, 0.0), min(hi, 100.0)
+    return lo, hi
 
 
 def plot_curves(run_dir: Path, arm_order: list[str], keys: tuple[str, ...] | None = None,
                 title: str = "", per_arm: dict[str, list[list[dict[str, str]]]] | None = None,
                 path: Path | None = None) -> Path | None:
     """One panel per metric, one line per arm with its 95 % CI band (Student t over seeds);
-    PNG and PDF. Default metrics: validation accuracy (test accuracy without a validation
-    split), the generalization gap and the training loss."""
+    PNG and PDF. Default panels: test accuracy, validation accuracy (when there is a
+    validation split), the generalization gap and the training loss. Accuracies are in %,
+    as in the tables; the y range follows the means and bands are clipped to it (and to the
+    metric's range), drawn lighter below 5 seeds; one legend, outside the panels."""
+    import numpy as np
+
     plt = pyplot()
     per_arm = per_arm if per_arm is not None else _metrics(run_dir)
     if not per_arm:
@@ -57,23 +80,48 @@ def plot_curves(run_dir: Path, arm_order: list[str], keys: tuple[str, ...] | Non
     arms = [a for a in arm_order if a in per_arm] + [a for a in per_arm if a not in arm_order]
     has_val = any(runs and runs[0] and _num(runs[0][0].get("val_acc")) is not None
                   for runs in per_arm.values())
-    keys = keys or ((("val_acc",) if has_val else ("test_acc",)) + ("gap", "train_loss"))
+    keys = keys or (("test_acc",) + (("val_acc",) if has_val else ()) + ("gap", "train_loss"))
     colors = arm_colors(arms)
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
+    handles: dict[str, Any] = {}
     for ax, key in zip(axes[0], keys):
+        m_ = get_metric(key) if key in REGISTRY else None
+        scale = 100.0 if m_ is not None and m_.percent else 1.0
+        means = []
         for arm in arms:
             band = curve_bands(per_arm[arm], key)
             if band is None:
                 continue
-            ep, m, lo, hi = band
-            ax.plot(ep, m, color=colors[arm], label=f"{arm} (n={len(per_arm[arm])})")
-            ax.fill_between(ep, lo, hi, color=colors[arm], alpha=0.18, linewidth=0)
-        ax.set(xlabel="epoch", ylabel=CURVE_LABELS.get(key, key),
-               title=f"{CURVE_LABELS.get(key, key)} (mean, 95 % CI)")
+            ep, m, lo, hi = (band[0], *(scale * np.asarray(x) for x in band[1:]))
+            n = len(per_arm[arm])
+            if key.endswith("loss"):
+                lo = np.maximum(lo, np.min(m) / 10)  # a band below 0 has no place on a log axis
+            elif scale == 100.0 and key != "gap":
+                lo, hi = np.clip(lo, 0, 100), np.clip(hi, 0, 100)
+            (line,) = ax.plot(ep, m, color=colors[arm], linewidth=1.6,
+                              marker="o" if len(ep) <= 3 else None, markersize=3)
+            if n > 1:
+                ax.fill_between(ep, lo, hi, color=colors[arm],
+                                alpha=0.2 if n >= SMALL_N else 0.08, linewidth=0)
+            handles.setdefault(arm, (line, n))
+            means.append(m)
+        label = m_.label if m_ is not None else key
+        unit = " (%)" if scale == 100.0 else ""
+        ax.set(xlabel="epoch", ylabel=label + unit, title=f"{label} (mean, 95 % CI)")
         if key.endswith("loss"):
             ax.set_yscale("log")
+        lim = _limits(key, means)
+        if lim is not None and lim[0] < lim[1]:
+            ax.set_ylim(*lim)
         integer_epochs(ax)
-        ax.legend(fontsize=7)
+        ax.grid(alpha=0.25, linewidth=0.5)
+    if handles:
+        ns = {n for _, n in handles.values()}
+        labels = [f"{a} (n={n})" if len(ns) > 1 else a for a, (_, n) in handles.items()]
+        head = f"n = {ns.pop()} seeds per arm" if len(ns) == 1 else "seeds per arm"
+        fig.legend([h for h, _ in handles.values()], labels, loc="center left",
+                   bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False, title=head,
+                   title_fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -25,7 +25,7 @@ def pyplot():  # noqa: ANN201 - matplotlib's pyplot module, headless
 def save_png(fig: Any, path: Path, dpi: int = 100) -> Path:
     """Render ``fig`` to PNG and write it atomically; close the figure."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")  # a legend outside the axes
     pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return path
@@ -34,7 +34,8 @@ def save_png(fig: Any, path: Path, dpi: int = 100) -> Path:
 def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
     """PNG at ``path`` and a vector PDF beside it (no timestamps: rebuilds are byte-identical)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+    fig.savefig(buf, format="pdf", metadata={"CreationDate": None, "ModDate": None},
+                bbox_inches="tight")
     atomic_write_bytes(Path(path).with_suffix(".pdf"), buf.getvalue())
     return save_png(fig, path, dpi)
 

@@ -1,0 +1,62 @@
+"""``sharpen.load_predictor``: a trained run as one call from uint8 images to classes, with
+the run's own preprocessing saved beside its weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import sharpen
+from sharpen import SharpenError
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from sharpen.experiments import load_experiment, run_experiment
+
+    # the bundled real MNIST sample: its mean and std are far from 0.5, so a predictor that
+    # skipped or guessed the normalisation would lose accuracy
+    exp = load_experiment("quickstart", "smoke", ["save_weights=final", "epochs=2"], 1)
+    out, results = run_experiment(exp, tmp_path_factory.mktemp("p") / "r", quiet=True)
+    return out, results
+
+
+def _test_split(out, arm):
+    from sharpen.data.prepare import build_data
+    from sharpen.experiments.config import RunConfig
+
+    cfg = RunConfig.model_validate(json.loads((out / "config.json").read_text())["arms"][arm])
+    return build_data(cfg, torch.device("cpu"), 0).test
+
+
+def test_the_predictor_reproduces_the_recorded_test_accuracy_from_uint8_images(run):
+    out, results = run
+    for r in results:
+        test = _test_split(out, r["arm"])
+        assert test.x.dtype == torch.uint8
+        pred = sharpen.load_predictor(out / "runs" / r["arm"] / "seed-0")
+        acc = int((pred(test.x) == test.y).sum()) / len(test.y)
+        assert acc == pytest.approx(r["test_acc"], abs=1e-9)
+        # one channel may come without its axis
+        assert torch.equal(pred(test.x[:, 0][:50]), pred(test.x[:50]))
+        # the stored preprocessing is the training split's, not /255
+        saved = torch.load(out / "runs" / r["arm"] / "seed-0" / "weights.pt", weights_only=True)
+        assert saved["mean"][0] == pytest.approx(0.13, abs=0.02)
+
+
+def test_floats_in_0_1_and_wrong_shapes_are_refused(run):
+    out, results = run
+    pred = sharpen.load_predictor(out / "runs" / results[0]["arm"] / "seed-0")
+    with pytest.raises(SharpenError, match="floats in 0..1"):
+        pred(torch.rand(4, 1, 28, 28))
+    with pytest.raises(SharpenError, match=r"expected N×1×H×W"):
+        pred(torch.zeros(4, 3, 28, 28, dtype=torch.uint8))
+
+
+def test_a_run_directory_lists_its_seed_folders(run):
+    out, _ = run
+    with pytest.raises(SharpenError, match=r"is a run directory; give one of its seed folders: "
+                                           r".*runs/lenet5/seed-0"):
+        sharpen.load_predictor(out)
