@@ -17,7 +17,7 @@ from sharpen import SharpenError
 from sharpen.experiments.config import RunConfig
 from sharpen.experiments.job import run_group
 from sharpen.experiments.plan import Group
-from sharpen.io import atomic_write_json
+from sharpen.io import atomic_write_json, atomic_write_text
 
 # a job: (group, its config as plain JSON, run dirs, grid cell, plan entry, seeds to record)
 Job = tuple[Group, dict[str, Any], list[str], dict[str, Any] | None, dict[str, Any], list[int]]
@@ -148,11 +148,48 @@ def run_processes(jobs: list[Job], workers: int, report: Report,
             suspects.pop(0)
 
 
+def with_data_dirs(jobs: list[Job]) -> list[Job]:
+    """Jobs whose dataset folder is resolved here, on the driver: a Ray worker does not
+    share the driver's environment ($SHARPEN_DATA) or home directory, so each job carries
+    the absolute folder the driver found (not written into config.json: where the files
+    lie does not change a number)."""
+    from sharpen.data import get_spec, locate
+
+    found: dict[str, str | None] = {}
+    out = []
+    for job in jobs:
+        cfg = job[1]
+        name = cfg.get("dataset")
+        if cfg.get("data_dir") is None and isinstance(name, str):
+            if name not in found:
+                try:
+                    found[name] = str(locate(get_spec(name), "train", None, download_ok=False)
+                                      .resolve())
+                except Exception:  # noqa: BLE001 - not here: the worker looks for itself
+                    found[name] = None
+            if found[name] is not None:
+                job = (job[0], {**cfg, "data_dir": found[name]}, *job[2:])
+        out.append(job)
+    return out
+
+
+def one_line(exc: BaseException) -> str:
+    """A Ray task's error as the same one line a local run prints: the cause's type and
+    message, without Ray's wrapper, traceback or colour codes."""
+    import re
+
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    msg = re.sub(r"\x1b\[[0-9;]*m", "", text[-1] if text else "")
+    return msg if isinstance(cause, SharpenError) else f"{type(cause).__name__}: {msg}"
+
+
 def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> None:
     try:
         import ray
     except ImportError:
         raise SharpenError("--backend ray needs Ray: pip install 'sharpen[ray]'") from None
+    jobs = with_data_dirs(jobs)
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None,
                  include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -165,6 +202,16 @@ def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> 
         group = job[0]
         try:
             results = ray.get(done[0])
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(getattr(exc, "cause", None), SharpenError):
+                # a configuration or data error: it stops the run, as it does locally
+                raise SharpenError(one_line(exc)) from None
+            import re
+
+            full = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+            for rdir in job[2]:  # the whole traceback in the job's log, one line on screen
+                atomic_write_text(Path(rdir) / "traceback.txt", full + "\n")
+            results = lost_job(job, one_line(exc))
         except ray.exceptions.RayError as exc:  # a lost worker: record, let the rest go on
-            results = lost_job(job, f"{type(exc).__name__}: {exc}")
+            results = lost_job(job, one_line(exc))
         report(group, results)

@@ -23,6 +23,7 @@ from sharpen import SharpenError
 from sharpen.data import get_spec
 from sharpen.data.prepare import build_group_data
 from sharpen.experiments import weights
+from sharpen.experiments.progress import PROGRESS, ProgressFile
 from sharpen.io import (
     atomic_write_bytes,
     atomic_write_csv,
@@ -156,10 +157,8 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
             log(f"resuming after epoch {resume['epoch']} from {ckpt_path}")
 
     def on_epoch(k: int, row: dict[str, Any]) -> None:
+        # the display (sharpen.experiments.progress) reports epochs from this file
         append_metrics(rdirs[k], rows[k], columns[k], row)
-        if log:
-            log(f"seed {seeds[k]} epoch {row['epoch']}/{cfg.epochs} loss {row['train_loss']:.4f} "
-                f"test_acc {row['test_acc']:.4f}")
 
     t0 = time.perf_counter()
 
@@ -186,7 +185,8 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
             from sharpen.training.tasks import PairTask
 
             settings.task = PairTask(models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
-        trained = train(models, datas, settings, seeds, hooks=techs + ([best] if best else []),
+        trained = train(models, datas, settings, seeds,
+                        hooks=techs + ([best] if best else []) + [ProgressFile(rdirs[0] / PROGRESS)],
                         device=device,
                         on_epoch=on_epoch, on_checkpoint=on_checkpoint if cfg.checkpoint else None,
                         resume=resume)
@@ -233,4 +233,5 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
             record(res, arm, cell, rdirs[k])
         results.append(res)
     ckpt_path.unlink(missing_ok=True)  # finished: the results are what count
+    (rdirs[0] / PROGRESS).unlink(missing_ok=True)
     return results

@@ -1,31 +1,103 @@
-"""A live progress line with per-job and overall ETA, for a terminal only.
+"""Progress of a run, read from the run directory: a live bar on a terminal, one line per
+finished epoch per job anywhere else (a pipe, a log file, CI).
 
-It watches the run directory rather than the workers: every job rewrites its first seed's
-metrics.csv after each epoch, whatever the backend (this process, worker processes, Ray
-on a shared filesystem), so the driver counts finished epochs there. Quiet when stderr is
-not a terminal (logs, CI, pipes) or under ``--quiet``.
+It watches files rather than workers: each job rewrites its first seed's metrics.csv after
+every epoch and, while an epoch runs, a small ``progress.txt`` (epochs done as a fraction,
+written at most twice a second by :class:`ProgressFile`), whatever the backend (this
+process, worker processes, Ray on a shared filesystem). Nothing is shown under ``--quiet``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+from sharpen.training.loop import Hook, TrainState
+
+PROGRESS = "progress.txt"
 
 
-def _job_state(path: Path) -> tuple[int, float | None]:
-    """(epochs finished, mean seconds per epoch) from a job's metrics.csv."""
+class ProgressFile(Hook):
+    """Writes the job's fractional epochs done to ``progress.txt`` (not more than every
+    ``every`` seconds; no fsync: it is a display, not a result)."""
+
+    stacks = True
+
+    def __init__(self, path: Path, every: float = 0.5):
+        self.path, self.every, self._last = Path(path), every, 0.0
+
+    def on_step(self, state: TrainState) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every or not state.batches:
+            return
+        self._last = now
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(f"{state.step / state.batches:.4f}\n")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass
+class Watch:
+    """One job as the display sees it."""
+
+    arm: str
+    seeds: tuple[int, ...]
+    folder: Path  # the first seed's folder
+    epochs: int
+
+    @property
+    def label(self) -> str:
+        s = self.seeds
+        if len(s) == 1:
+            who = f"seed {s[0]}"
+        elif list(s) == list(range(s[0], s[0] + len(s))):
+            who = f"seeds {s[0]}–{s[-1]}"
+        else:
+            who = "seeds " + ",".join(map(str, s))
+        return f"{self.arm} · {who}"
+
+
+@dataclass
+class JobState:
+    rows: list[dict[str, str]]
+    done: float  # epochs, with the running epoch's fraction
+    pace: float | None  # seconds per epoch so far
+
+
+def _read(w: Watch) -> JobState:
     import csv
 
     try:
-        with open(path) as f:
+        with open(w.folder / "metrics.csv") as f:
             rows = list(csv.DictReader(f))
     except (OSError, csv.Error):
-        return 0, None
-    secs = [float(r["seconds"]) for r in rows if r.get("seconds")]
-    return len(rows), (sum(secs) / len(secs) if secs else None)
+        rows = []
+    secs = []
+    for r in rows:
+        try:
+            secs.append(float(r.get("seconds") or "nan"))
+        except ValueError:
+            continue
+    secs = [s for s in secs if s == s]
+    done = float(min(len(rows), w.epochs))
+    try:
+        frac = float((w.folder / PROGRESS).read_text())
+        if len(rows) <= frac < len(rows) + 1:
+            done = min(frac, float(w.epochs))
+    except (OSError, ValueError):
+        pass
+    return JobState(rows, done, sum(secs) / len(secs) if secs else None)
 
 
 def eta(elapsed: float, done: float, total: float) -> float | None:
@@ -43,50 +115,98 @@ def _fmt(s: float | None) -> str:
 
 
 class Progress:
-    """``with Progress(jobs): ...`` shows ``epochs done/total, ETA`` and the running jobs."""
+    """``with Progress(jobs, workers=W): ...`` shows what the jobs have done.
 
-    def __init__(self, jobs: list[tuple[str, Path, int]], enabled: bool | None = None,
-                 interval: float = 1.0):
-        # jobs: (label, the first seed's metrics.csv, epochs)
+    ``mode``: "bar" (a tqdm bar on stderr that follows the terminal's width), "lines" (one
+    line per finished epoch per job, on stdout), "off"; default: a bar when stderr is a
+    terminal, else lines. ``enabled = False`` is "off".
+    """
+
+    def __init__(self, jobs: list[Watch], enabled: bool | None = None, interval: float = 1.0,
+                 workers: int = 1, mode: str | None = None, stream: TextIO | None = None):
         self.jobs = jobs
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        if enabled is False:
+            mode = "off"
+        self.mode = mode or ("bar" if sys.stderr.isatty() else "lines")
         self.interval = interval
+        self.workers = max(1, workers)
+        self.stream = stream
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._seen = [len(_read(w).rows) for w in jobs]  # epochs finished before this call
 
     def snapshot(self, elapsed: float) -> dict[str, Any]:
-        states = [_job_state(p) for _, p, _ in self.jobs]
-        done = [min(d, n) for (d, _), (_, _, n) in zip(states, self.jobs)]
-        total = sum(n for _, _, n in self.jobs)
-        running = [(label, d, n, None if pace is None else (n - d) * pace)
-                   for (label, _, n), d, (_, pace) in zip(self.jobs, done, states) if 0 < d < n]
-        return {"done": sum(done), "total": total, "eta": eta(elapsed, sum(done), total),
-                "running": running}
+        states = [_read(w) for w in self.jobs]
+        total = sum(w.epochs for w in self.jobs)
+        done = sum(s.done for s in states)
+        paces = [s.pace for s in states if s.pace is not None]
+        mean_pace = sum(paces) / len(paces) if paces else None
+        left, running = [], []
+        for w, s in zip(self.jobs, states):
+            if s.done >= w.epochs:
+                continue
+            pace = s.pace if s.pace is not None else mean_pace
+            secs = None if pace is None else (w.epochs - s.done) * pace
+            left.append(secs)
+            if s.done > 0 or s.rows:
+                running.append((w, s.done, secs))
+        if left and all(x is not None for x in left):
+            # the jobs left share the workers; none finishes before its own time left
+            spread = sum(left) / min(self.workers, len(left))  # type: ignore[arg-type]
+            overall: float | None = max(spread, max(x for _, _, x in running if x is not None)
+                                        if any(x is not None for _, _, x in running) else 0.0)
+        else:
+            overall = eta(elapsed, done, total)
+        return {"done": done, "total": total, "eta": overall if left else 0.0,
+                "running": running, "states": states}
 
-    def _loop(self) -> None:
+    def _new_lines(self, s: dict[str, Any]) -> list[str]:
+        out = []
+        for k, (w, st) in enumerate(zip(self.jobs, s["states"])):
+            for row in st.rows[self._seen[k]:]:
+                acc = row.get("test_acc")
+                try:
+                    acc_s = f" · test acc {100 * float(acc):.2f} %" if acc else ""
+                    sec_s = f" · {float(row.get('seconds') or 'nan'):.1f} s"
+                except ValueError:
+                    acc_s = sec_s = ""
+                out.append(f"{w.label} · epoch {row.get('epoch')}/{w.epochs}{acc_s}{sec_s} · "
+                           f"all jobs {s['done']:.0f}/{s['total']} epochs, ETA {_fmt(s['eta'])}")
+            self._seen[k] = len(st.rows)
+        return out
+
+    def _lines_loop(self) -> None:
+        t0 = time.perf_counter()
+        stream = self.stream or sys.stdout
+        while True:
+            stopping = self._stop.wait(self.interval)
+            for line in self._new_lines(self.snapshot(time.perf_counter() - t0)):
+                print(line, file=stream, flush=True)
+            if stopping:
+                return
+
+    def _bar_loop(self) -> None:
         from tqdm import tqdm
 
         t0 = time.perf_counter()
-        total = sum(n for _, _, n in self.jobs)
-        import shutil
-
-        # the terminal's width (80 where it reports none, as a detached pseudo-terminal does)
-        width = shutil.get_terminal_size((80, 24)).columns
-        bar = tqdm(total=total, unit="epoch", file=sys.stderr, leave=False, ncols=width,
-                   bar_format="{l_bar}{bar}| {n}/{total} epochs {postfix}")
+        total = sum(w.epochs for w in self.jobs)
+        bar = tqdm(total=total, file=self.stream or sys.stderr, leave=False, dynamic_ncols=True,
+                   bar_format="{percentage:3.0f}%|{bar}| {n:.1f}/{total} epochs · {postfix}")
         while not self._stop.wait(self.interval):
             s = self.snapshot(time.perf_counter() - t0)
-            bar.n = s["done"]
-            jobs = ", ".join(f"{label} {d}/{n} ETA {_fmt(left)}"
-                             for label, d, n, left in s["running"][:3])
-            bar.set_postfix_str(f"ETA {_fmt(s['eta'])}" + (f" · {jobs}" if jobs else "")
-                                + (" …" if len(s["running"]) > 3 else ""), refresh=False)
+            bar.n = round(s["done"], 1)
+            jobs = " | ".join(f"{w.label} · epoch {min(int(d) + 1, w.epochs)}/{w.epochs}"
+                              for w, d, _ in s["running"][:2])
+            more = f" | +{len(s['running']) - 2} running" if len(s["running"]) > 2 else ""
+            bar.set_postfix_str(f"ETA {_fmt(s['eta'])}" + (f" · {jobs}{more}" if jobs else ""),
+                                refresh=False)
             bar.refresh()
         bar.close()
 
     def __enter__(self) -> Progress:
-        if self.enabled and self.jobs:
-            self._thread = threading.Thread(target=self._loop, daemon=True)
+        if self.mode != "off" and self.jobs:
+            loop = self._bar_loop if self.mode == "bar" else self._lines_loop
+            self._thread = threading.Thread(target=loop, daemon=True)
             self._thread.start()
         return self
 

@@ -224,12 +224,13 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
             where = ("Ray tasks" if backend == "ray" else
                      f"{min(workers, len(todo))} processes" if workers > 1 else "this process")
             print(f"running {len(todo)} jobs in {where}", flush=True)
-        from sharpen.experiments.progress import Progress
+        from sharpen.experiments.progress import Progress, Watch
 
-        watch = [(f"{g.arm} {g.seeds[0]}" + (f"+{len(g.seeds) - 1}" if len(g.seeds) > 1 else ""),
-                  Path(dirs[0]) / "metrics.csv", exp.arms[g.arm].epochs)
+        watch = [Watch(g.arm, tuple(g.seeds), Path(dirs[0]), exp.arms[g.arm].epochs)
                  for g, _, dirs, *_ in todo]
-        with Progress(watch, enabled=None if not quiet else False):  # a terminal only
+        # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
+        with Progress(watch, enabled=None if not quiet else False,
+                      workers=len(todo) if backend == "ray" else workers):
             _dispatch(todo, backend, workers, report, log, exp, out, address)
         results = [by_job[j] for j in jobs_all if j in by_job]
         invocation["finished"] = datetime.now().isoformat(timespec="seconds")
