@@ -191,17 +191,36 @@ class Progress:
         t0 = time.perf_counter()
         total = sum(w.epochs for w in self.jobs)
         bar = tqdm(total=total, file=self.stream or sys.stderr, leave=False, dynamic_ncols=True,
-                   bar_format="{percentage:3.0f}%|{bar}| {n:.1f}/{total} epochs · {postfix}")
+                   bar_format="{percentage:3.0f}%|{bar}| {n:.1f}/{total} epochs{postfix}")
+        self._bar = bar
+        import math
+        import shutil
+
+        cols = shutil.get_terminal_size((80, 24)).columns
         while not self._stop.wait(self.interval):
+            now = shutil.get_terminal_size((80, 24)).columns
+            if now < cols:  # the terminal narrowed: the old bar wrapped onto several rows
+                rows = math.ceil(cols / max(now, 1))
+                bar.fp.write("\r" + "\x1b[A" * (rows - 1) + "\x1b[J")
+            cols = now
             s = self.snapshot(time.perf_counter() - t0)
             bar.n = round(s["done"], 1)
             jobs = " | ".join(f"{w.label} · epoch {min(int(d) + 1, w.epochs)}/{w.epochs}"
-                              for w, d, _ in s["running"][:2])
-            more = f" | +{len(s['running']) - 2} running" if len(s["running"]) > 2 else ""
+                              for w, d, _ in s["running"][:1])
+            more = f" | +{len(s['running']) - 1} running" if len(s["running"]) > 1 else ""
             bar.set_postfix_str(f"ETA {_fmt(s['eta'])}" + (f" · {jobs}{more}" if jobs else ""),
                                 refresh=False)
             bar.refresh()
+        self._bar = None
         bar.close()
+
+    def write(self, line: str) -> None:
+        """Print a line above the bar (or plainly without one), never through it."""
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
 
     def __enter__(self) -> Progress:
         if self.mode != "off" and self.jobs:

@@ -210,10 +210,14 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                     trackers.log_run(*key)
                 if not quiet:
                     acc = res.get("test_acc")
-                    print(f"[{number[key]}/{len(jobs_all)}] {group.arm} seed {res['seed']}: "
-                          f"{res['status']}" + (f" test_acc {acc:.4f}" if acc is not None else "")
-                          + f" ({res['seconds']:.1f}s)", flush=True)
+                    shown.write(f"[{number[key]}/{len(jobs_all)}] {group.arm} seed {res['seed']}: "
+                                f"{res['status']}" + (f" test_acc {acc:.4f}" if acc is not None
+                                                      else "") + f" ({res['seconds']:.1f}s)")
 
+        from sharpen.experiments.progress import Progress, Watch
+
+        watch = [Watch(g.arm, tuple(g.seeds), Path(dirs[0]), exp.arms[g.arm].epochs)
+                 for g, _, dirs, *_ in todo]
         if workers is None:
             most = max(a["threads"] for a in plan["arms"].values())
             workers = max(1, (os.cpu_count() or 1) // most)
@@ -224,13 +228,10 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
             where = ("Ray tasks" if backend == "ray" else
                      f"{min(workers, len(todo))} processes" if workers > 1 else "this process")
             print(f"running {len(todo)} jobs in {where}", flush=True)
-        from sharpen.experiments.progress import Progress, Watch
-
-        watch = [Watch(g.arm, tuple(g.seeds), Path(dirs[0]), exp.arms[g.arm].epochs)
-                 for g, _, dirs, *_ in todo]
         # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
-        with Progress(watch, enabled=None if not quiet else False,
-                      workers=len(todo) if backend == "ray" else workers):
+        shown = Progress(watch, enabled=None if not quiet else False,
+                         workers=len(todo) if backend == "ray" else workers)
+        with shown:
             _dispatch(todo, backend, workers, report, log, exp, out, address)
         results = [by_job[j] for j in jobs_all if j in by_job]
         invocation["finished"] = datetime.now().isoformat(timespec="seconds")
