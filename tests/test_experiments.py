@@ -358,18 +358,28 @@ def test_saved_weights_load_with_one_call_and_give_the_recorded_accuracy(tiny, t
 
 
 def test_progress_counts_epochs_from_the_run_directory_and_estimates_time_left(tmp_path):
-    from sharpen.experiments.progress import Progress, eta
+    from sharpen.experiments.progress import PROGRESS, Progress, Watch, eta
     from sharpen.io import atomic_write_csv
 
-    a, b = tmp_path / "a" / "metrics.csv", tmp_path / "b" / "metrics.csv"
-    atomic_write_csv(a, [{"epoch": e, "seconds": 2.0} for e in (1, 2, 3)], ["epoch", "seconds"])
-    p = Progress([("a 0+2", a, 10), ("b 0", b, 5)], enabled=False)  # b has not started
-    s = p.snapshot(elapsed=6.0)
-    assert (s["done"], s["total"]) == (3, 15)
-    assert s["eta"] == pytest.approx(6.0 * 12 / 3)  # the pace so far, over what is left
-    assert s["running"] == [("a 0+2", 3, 10, 14.0)]  # 7 epochs left at 2 s each
+    a, b = tmp_path / "a", tmp_path / "b"
+    atomic_write_csv(a / "metrics.csv", [{"epoch": e, "seconds": 2.0} for e in (1, 2, 3)],
+                     ["epoch", "seconds"])
+    (a / PROGRESS).write_text("3.5\n")  # half of epoch 4 done
+    jobs = [Watch("a", (0, 1), a, 10), Watch("b", (0,), b, 5)]  # b has not started
+    s = Progress(jobs, enabled=False, workers=1).snapshot(elapsed=7.0)
+    assert (s["done"], s["total"]) == (3.5, 15)
+    # a: 6.5 epochs left at 2 s; b: 5 at the pace seen so far (2 s): one worker does both
+    assert s["eta"] == pytest.approx(6.5 * 2 + 5 * 2)
+    assert [(w.label, d, left) for w, d, left in s["running"]] == [("a · seeds 0–1", 3.5, 13.0)]
+    # two workers share them: a's own 13 s bound the ETA
+    assert Progress(jobs, enabled=False, workers=2).snapshot(7.0)["eta"] == pytest.approx(13.0)
+    (a / PROGRESS).write_text("9.9\n")  # a stale file from an earlier epoch count is ignored
+    assert Progress(jobs, enabled=False).snapshot(7.0)["done"] == 3
     assert eta(5.0, 0, 10) is None
-    with p:  # disabled (not a terminal): nothing starts, nothing is printed
+    assert Watch("x", (5,), a, 1).label == "x · seed 5"
+    assert Watch("x", (0, 2), a, 1).label == "x · seeds 0,2"
+    p = Progress(jobs, enabled=False)
+    with p:  # off: nothing starts, nothing is printed
         assert p._thread is None
 
 

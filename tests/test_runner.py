@@ -551,14 +551,13 @@ def test_the_wall_time_is_the_invocations_own_to_a_tenth_of_a_second(small, tmp_
     assert json.loads((out / "history.json").read_text())[0]["wall_s"] == 12.3
 
 
-def test_progress_watches_each_groups_first_metrics_on_a_terminal_only(small, tmp_path,
-                                                                       monkeypatch):
+def test_progress_watches_each_groups_first_folder(small, tmp_path, monkeypatch):
     from sharpen.experiments import progress
 
     made = []
 
     class Fake:
-        def __init__(self, jobs, enabled=None):
+        def __init__(self, jobs, enabled=None, workers=1):
             made.append((jobs, enabled))
 
         def __enter__(self):
@@ -567,15 +566,19 @@ def test_progress_watches_each_groups_first_metrics_on_a_terminal_only(small, tm
         def __exit__(self, *exc):
             return False
 
+        def write(self, line):
+            print(line)
+
     monkeypatch.setattr(progress, "Progress", Fake)
     out = tmp_path / "r"
     run(exp_of(small, "stack_seeds=2", "epochs=2"), out, quiet=True)
     run(exp_of(small, "stack_seeds=2", "epochs=2", "runs=3"), out)
     (jobs, quiet_enabled), (more, enabled) = made
-    assert quiet_enabled is False and enabled is None  # None: only if stderr is a terminal
+    assert quiet_enabled is False and enabled is None  # None: a bar on a terminal, else lines
     first = (out / "runs" / "a" / "seed-5").resolve()
-    assert jobs[0] == ("a 5+1", first / "metrics.csv", 2)
-    assert [j[0] for j in jobs] == ["a 5+1", "b 5+1"] and [j[0] for j in more] == ["a 7", "b 7"]
+    assert (jobs[0].folder, jobs[0].epochs, jobs[0].seeds) == (first, 2, (5, 6))
+    assert [j.label for j in jobs] == ["a · seeds 5–6", "b · seeds 5–6"]
+    assert [j.label for j in more] == ["a · seed 7", "b · seed 7"]
 
 
 def test_a_run_without_a_test_accuracy_prints_its_status_alone(small, tmp_path, capsys):

@@ -186,29 +186,53 @@ class Progress:
                 return
 
     def _bar_loop(self) -> None:
+        import math
+        import shutil
+
         from tqdm import tqdm
 
         t0 = time.perf_counter()
         total = sum(w.epochs for w in self.jobs)
-        bar = tqdm(total=total, file=self.stream or sys.stderr, leave=False, dynamic_ncols=True,
-                   bar_format="{percentage:3.0f}%|{bar}| {n:.1f}/{total} epochs{postfix}")
-        self._bar = bar
-        import math
-        import shutil
+        fp = self.stream or sys.stderr
 
-        cols = shutil.get_terminal_size((80, 24)).columns
+        def width() -> int:
+            # the terminal itself, not $COLUMNS (a shell's copy that a resize leaves stale)
+            try:
+                return os.get_terminal_size(fp.fileno()).columns
+            except (OSError, AttributeError, ValueError):
+                return shutil.get_terminal_size((80, 24)).columns
+
+        def new_bar(cols: int, n: float = 0.0) -> Any:
+            # one column short of the width: a full-width line leaves the cursor waiting to
+            # wrap, and the next redraw can land on a new row
+            return tqdm(total=total, initial=n, file=fp, leave=False, ncols=max(cols - 1, 10),
+                        bar_format="{percentage:3.0f}%|{bar}| {n:.1f}/{total} epochs{postfix}")
+
+        cols = width()
+        bar = self._bar = new_bar(cols)
         while not self._stop.wait(self.interval):
-            now = shutil.get_terminal_size((80, 24)).columns
-            if now < cols:  # the terminal narrowed: the old bar wrapped onto several rows
-                rows = math.ceil(cols / max(now, 1))
-                bar.fp.write("\r" + "\x1b[A" * (rows - 1) + "\x1b[J")
+            now = width()
+            if now != cols:
+                # resized: a narrower terminal rewrapped the old bar onto several rows (tmux
+                # and most terminals reflow), and tqdm would pad its next line to the old
+                # width; clear those rows and start a fresh bar at the new width
+                bar.disable = True
+                type(bar)._decr_instances(bar)  # else the new bar takes the next row
+                rows = math.ceil((cols - 1) / max(now, 1))
+                fp.write("\r" + "\x1b[A" * (rows - 1) + "\x1b[J")
+                fp.flush()
+                bar = self._bar = new_bar(now, bar.n)
             cols = now
             s = self.snapshot(time.perf_counter() - t0)
             bar.n = round(s["done"], 1)
             jobs = " | ".join(f"{w.label} · epoch {min(int(d) + 1, w.epochs)}/{w.epochs}"
                               for w, d, _ in s["running"][:1])
             more = f" | +{len(s['running']) - 1} running" if len(s["running"]) > 1 else ""
-            bar.set_postfix_str(f"ETA {_fmt(s['eta'])}" + (f" · {jobs}{more}" if jobs else ""),
+            room = max(cols - 1 - 34, 8)  # "100%|" + a 10-column bar + "| 12.0/12 epochs, "
+            post = f"ETA {_fmt(s['eta'])}" + (f" · {jobs}{more}" if jobs else "")
+            if len(post) > room:
+                post = f"ETA {_fmt(s['eta'])}" + (f" · {jobs}" if jobs else "")
+            bar.set_postfix_str(post if len(post) <= room else post[:room - 1] + "…",
                                 refresh=False)
             bar.refresh()
         self._bar = None
