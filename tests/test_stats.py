@@ -182,6 +182,7 @@ def test_the_report_has_a_claims_table(tmp_path):
     assert "| **supported** | 5 |" in row
     # 5 differences all positive: the exact sign-flip p is 2/2⁵ = 0.0625, above 5 %
     assert "rests on the normal model" in row and "p = 0.0625" in row
+    assert "at n = 5 it cannot reach the family's level; it could from n = 6" in row
     assert "## Paired comparisons with `base`" in md
 
 

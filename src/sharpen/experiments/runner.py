@@ -127,6 +127,10 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
             stale.unlink(missing_ok=True)
         resolved = exp.resolved()
         plan = make_plan(exp)
+        from sharpen.techniques import idle_warnings
+
+        for line in idle_warnings(exp.arms):  # once per arm and technique
+            print(f"sharpen: warning: {line}", file=sys.stderr, flush=True)
         cfg_path = out / "config.json"
         kept: list[str] = []  # arms of the directory this invocation does not name
         if cfg_path.exists():

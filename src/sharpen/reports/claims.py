@@ -377,9 +377,11 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
             r.verdict = SUPPORTED if r.direction > 0 else CONTRADICTED
             if r.spread and r.p_exact is not None and (adj_x is None or adj_x >= alpha):
                 k = exact_decides_from(level)
+                why = (f"at n = {r.n} it cannot reach the family's level; it could from n = {k}"
+                       if k > r.n else "it does not reach the family's level with these "
+                       "differences")
                 r.notes.append(f"rests on the normal model: the exact sign-flip test gives "
-                               f"p = {r.p_exact:.3g} (Holm {adj_x:.3g}); it could decide from "
-                               f"n = {k}")
+                               f"p = {r.p_exact:.3g} (Holm {adj_x:.3g}); {why}")
             elif not r.spread:
                 r.notes.append("decided by the exact sign-flip test")
         else:

@@ -82,6 +82,21 @@ def techniques_for(cfg: Any) -> list[Technique]:
     return [t for cls in TECHNIQUES if (t := cls.from_config(cfg)) is not None] + user_hooks(cfg)
 
 
+def idle_warnings(arms: dict[str, Any]) -> list[str]:
+    """One line per (arm, technique) whose plan leaves every epoch unchanged: a technique
+    the file asks for that does nothing in this run (a curriculum squeezed into too few
+    epochs, a probability scheduled to 0)."""
+    out = []
+    for arm, cfg in arms.items():
+        for t in techniques_for(cfg):
+            if isinstance(t, Technique) and (keys := t.idle(cfg.epochs)):
+                where = ", ".join(f"{k} = {t.idle_at[k]!r}" for k in keys)
+                out.append(f"arm {arm!r}: {t.name or type(t).__name__} does nothing in this run: "
+                           f"its plan has {where} in every one of its {cfg.epochs} epoch(s) "
+                           f"(see `sharpen schedule ... --arm {arm}`)")
+    return out
+
+
 def plan_columns() -> list[str]:
     cols = ["epoch"]
     for cls in TECHNIQUES:
@@ -111,7 +126,8 @@ def schedule_rows(cfg: Any) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["TECHNIQUES", "user_hooks", "Technique", "techniques_for", "schedule_rows", "plan_columns",
+__all__ = ["TECHNIQUES", "user_hooks", "idle_warnings", "Technique", "techniques_for",
+           "schedule_rows", "plan_columns",
            "ScheduledDropout", "ProgressiveSharpening", "ProgressiveResize", "RandomizedDeblur",
            "RandomErasing", "GradientFlow", "random_erasing", "gradient_flow", "weight_layers",
            "blurred_copy", "BlurPool", "add_blurpool", "blur_downsample", "RandomCrop",

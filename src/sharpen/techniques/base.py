@@ -25,6 +25,8 @@ class Technique(Hook):
     stacks: ClassVar[bool] = True
     # columns of the per-epoch plan, in the order `sharpen schedule` prints them
     plan_columns: ClassVar[tuple[str, ...]] = ()
+    # plan column → the value at which an epoch is left unchanged (blur_n 1, a probability 0)
+    idle_at: ClassVar[dict[str, Any]] = {}
 
     class Config(BaseModel):
         """The experiment-file keys this technique owns."""
@@ -45,6 +47,17 @@ class Technique(Hook):
     def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
         """The values this technique applies in ``epoch`` (0-based), by plan column."""
         return {}
+
+    def idle(self, epochs: int) -> list[str]:
+        """The plan columns that leave *every* epoch of the run unchanged (e.g. a blur_n
+        5 → 1 schedule over a 1-epoch run is 1 from the start); empty when it acts."""
+        if not self.idle_at or epochs < 1:
+            return []
+        plans = [self.plan(e, epochs) for e in range(epochs)]
+        if not all(any(p.get(k) == v for k, v in self.idle_at.items()) for p in plans):
+            return []
+        return [k for k, v in self.idle_at.items() if all(p.get(k) == v for p in plans)] or \
+            list(self.idle_at)
 
     def on_epoch_start(self, state: Any) -> None:
         """Record this epoch's plan in the metrics rows (per-step schedules: its start)."""

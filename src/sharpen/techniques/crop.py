@@ -52,6 +52,7 @@ class RandomCrop(Technique):
 
     name = "crop"
     plan_columns = ("crop_p",)
+    idle_at = {"crop_p": 0.0}
 
     class Config(BaseModel):
         crop_pad: int = Field(0, ge=0, description="random crop: pad by this many pixels, "

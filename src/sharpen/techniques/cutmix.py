@@ -42,6 +42,7 @@ class CutMix(BatchMixing):
     name = "cutmix"
     alpha_key, p_key = "cutmix_alpha", "cutmix_p"
     plan_columns = ("cutmix_alpha", "cutmix_p")
+    idle_at = {"cutmix_alpha": 0.0, "cutmix_p": 0.0}
 
     class Config(BaseModel):
         cutmix_alpha: ScheduleLike = Field(0.0, description="cutmix: λ ~ Beta(α, α) sets the "

@@ -43,6 +43,7 @@ class Cutout(Technique):
 
     name = "cutout"
     plan_columns = ("cutout_p",)
+    idle_at = {"cutout_p": 0.0}
 
     class Config(BaseModel):
         cutout_size: int = Field(0, ge=0, description="cutout: side of the zeroed square "

@@ -21,6 +21,7 @@ class RandomizedDeblur(Technique):
 
     name = "deblur"
     plan_columns = ("sigma", "blur_p")
+    idle_at = {"sigma": 0.0, "blur_p": 0.0}
 
     class Config(BaseModel):
         # seed 001: Gaussian σ per epoch

@@ -22,6 +22,7 @@ class HorizontalFlip(Technique):
 
     name = "flip"
     plan_columns = ("flip_p",)
+    idle_at = {"flip_p": 0.0}
 
     class Config(BaseModel):
         flip_p: ScheduleLike = Field(0.0, description="horizontal flip: probability per "

@@ -101,6 +101,7 @@ class Mixup(BatchMixing):
     name = "mixup"
     alpha_key, p_key = "mixup_alpha", "mixup_p"
     plan_columns = ("mixup_alpha", "mixup_p")
+    idle_at = {"mixup_alpha": 0.0, "mixup_p": 0.0}
 
     class Config(BaseModel):
         mixup_alpha: ScheduleLike = Field(0.0, description="mixup: λ ~ Beta(α, α) (0 = off; "

@@ -38,6 +38,7 @@ class ProgressiveSharpening(Technique):
 
     name = "sharpening"
     plan_columns = ("blur_n", "blur_mix")
+    idle_at = {"blur_n": 1, "blur_mix": 0.0}  # mixed mode: a share of 0 blurs nothing
 
     class Config(BaseModel):
         # seed 000: box-blur kernel size per epoch (1 = sharp)

@@ -30,6 +30,7 @@ class LabelSmoothing(Technique):
 
     name = "label_smoothing"
     plan_columns = ("label_smoothing",)
+    idle_at = {"label_smoothing": 0.0}
 
     class Config(BaseModel):
         label_smoothing: ScheduleLike = Field(0.0, description="label smoothing ε of the "
