@@ -367,7 +367,8 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
             continue
         level = alpha / m_family  # the strictest Holm step: the level power is planned at
         r.mde = min_detectable(r.n, r.sd, level)
-        r.effect = _stated_effect(claims[i], published or {}, r.metric)
+        # a difference to detect; an equivalence claim asks the opposite question
+        r.effect = None if r.op == "~" else _stated_effect(claims[i], published or {}, r.metric)
         r.n_needed = seeds_needed(r.effect, r.sd, level) if r.effect else None
         if r.p is None:
             r.verdict = undecidable(r.n)
