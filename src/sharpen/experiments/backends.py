@@ -204,7 +204,16 @@ def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> 
             results = ray.get(done[0])
         except ray.exceptions.RayTaskError as exc:
             if isinstance(getattr(exc, "cause", None), SharpenError):
-                # a configuration or data error: it stops the run, as it does locally
+                # a configuration or data error: it stops the run, as it does locally; the
+                # other tasks are cancelled and their errors collected, so Ray does not print
+                # them as unhandled
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                for ref in pending:
+                    try:
+                        ray.get(ref, timeout=30)
+                    except Exception:  # noqa: BLE001 - cancelled or failed alike: not ours to show
+                        pass
                 raise SharpenError(one_line(exc)) from None
             import re
 
