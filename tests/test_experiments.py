@@ -396,7 +396,7 @@ def test_tensorboard_and_mlflow_read_back_what_metrics_csv_holds(tiny, tmp_path,
     for (arm, seed), rows in csvs.items():  # TensorBoard's own reader
         acc = EventAccumulator(str(out / "tensorboard" / arm / f"seed-{seed}"))
         acc.Reload()
-        for tag, col in (("train/loss", "train_loss"), ("test/acc", "test_acc"), ("lr", "lr")):
+        for tag, col in (("train_loss", "train_loss"), ("test_acc", "test_acc"), ("lr", "lr")):
             got = [(e.step, e.value) for e in acc.Scalars(tag)]
             assert got == [(int(r["epoch"]), pytest.approx(float(r[col]), rel=1e-6))
                            for r in rows], (arm, seed, tag)

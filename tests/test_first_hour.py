@@ -36,3 +36,38 @@ def test_other_techniques_scheduled_to_nothing_are_named(key, value):
         assert lines and all("does nothing in this run" in ln for ln in lines), lines
     else:  # label_smoothing = 0 is off: nothing to warn about
         assert lines == []
+
+
+def test_trackers_log_each_epoch_while_the_run_goes_and_print_the_viewer(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "r"
+    sharpen = Path(sys.executable).with_name("sharpen")
+    proc = subprocess.Popen([str(sharpen), "run", "quickstart", "--profile", "quick", "--set",
+                             "epochs=8", "--workers", "1", "--log", "tensorboard", "--out",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen_live = 0
+    t0 = time.time()
+    while proc.poll() is None and time.time() - t0 < 300:
+        tb = out / "tensorboard" / "lenet5" / "seed-0"
+        done = (out / "runs" / "lenet5" / "seed-0" / "result.json").exists()
+        if tb.is_dir() and not done:
+            acc = EventAccumulator(str(tb))
+            acc.Reload()
+            if "test_acc" in acc.Tags().get("scalars", []):
+                seen_live = max(seen_live, len(acc.Scalars("test_acc")))
+        time.sleep(0.3)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-2000:]
+    # epochs reached TensorBoard before the run's result existed: logged live
+    assert 1 <= seen_live < 8
+    assert f"tracking: tensorboard --logdir {out / 'tensorboard'}" in stdout
+    final = EventAccumulator(str(out / "tensorboard" / "lenet5" / "seed-0"))
+    final.Reload()
+    assert [e.step for e in final.Scalars("test_acc")] == list(range(1, 9))  # each epoch once

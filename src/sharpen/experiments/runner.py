@@ -203,6 +203,9 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
 
         trackers = Trackers([*exp.log, *(log or [])], out, resolved) if (exp.log or log) \
             else None
+        if trackers is not None and not quiet:
+            for cmd in trackers.viewers():
+                print(f"tracking: {cmd}", flush=True)
 
         def report(group: Group, results: list[dict[str, Any]]) -> None:
             for res in results:
@@ -235,7 +238,11 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
         shown = Progress(watch, enabled=None if not quiet else False,
                          workers=len(todo) if backend == "ray" else workers)
-        with shown:
+        import contextlib
+
+        live = trackers.watch([(t[0].arm, s) for t in todo for s in t[0].seeds]) \
+            if trackers is not None else contextlib.nullcontext()
+        with shown, live:
             _dispatch(todo, backend, workers, report, log, exp, out, address)
         results = [by_job[j] for j in jobs_all if j in by_job]
         invocation["finished"] = datetime.now().isoformat(timespec="seconds")
