@@ -51,10 +51,11 @@ def tiny(tmp_path) -> Path:
 @pytest.mark.parametrize("text,match", [
     ("epohcs = 3", r"unknown key 'epohcs' \(did you mean 'epochs'\?\)"),
     ("epochs = -1", r"field epochs: Input should be greater than or equal to 1"),
-    ("epochs = 'ten'", r"field epochs: Input should be a valid integer.*'ten'"),
+    ("epochs = 'ten'", r"field epochs: expected a number, got the text 'ten'$"),
+    ("batch_size = '64'", r"field batch_size: expected a number, got the text '64' \(drop the quotes\)"),
     ("lr = 0", r"field 'lr': value 0 at epoch 1 is outside"),
     ("model = 'lenet'", r"field model: unknown model 'lenet'.*valid names"),
-    ("dataset = 'mnsit'", r"field dataset: unknown dataset 'mnsit'; valid names"),
+    ("dataset = 'mnsit'", r"field dataset: unknown dataset 'mnsit' \(did you mean 'mnist'\?\); valid names"),
     ("optimizer = 'rmsprop'", r"field optimizer: Input should be 'sgd', 'adam' or 'adamw'"),
     ("[arms.x]\nlrr = 1", r"unknown key arms.x.'lrr' \(did you mean 'lr'\?\)"),
     ("lr = { kind = 'linear', start = 0.1, end = 0.01, length = 50 }",

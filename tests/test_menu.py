@@ -347,9 +347,11 @@ def test_sharpen_keys_lists_every_key_with_a_meaning_and_docs_keys_md_is_current
     from pathlib import Path
 
     from sharpen.cli import main
-    from sharpen.experiments.config import RUN_KEYS, key_table
+    import re
+
+    from sharpen.experiments.config import EXPERIMENT_KEYS, RUN_KEYS, key_table
     rows = key_table()
-    assert {r["key"] for r in rows} == RUN_KEYS
+    assert {r["key"] for r in rows} == RUN_KEYS | EXPERIMENT_KEYS  # name, runs, claims, ... too
     assert all(r["meaning"] for r in rows), [r["key"] for r in rows if not r["meaning"]]
     by = {r["key"]: r for r in rows}
     for k in ("crop_pad", "flip_p", "cutout_size", "mixup_alpha", "cutmix_alpha",
@@ -359,5 +361,10 @@ def test_sharpen_keys_lists_every_key_with_a_meaning_and_docs_keys_md_is_current
     assert by["lr"]["type"] == "number or schedule" and by["mixup_alpha"]["owner"] == "mixup"
     assert main(["keys", "--markdown"]) == 0
     table = capsys.readouterr().out
+    for line in table.splitlines():  # a | inside a type or default must not split its cell
+        assert len(re.split(r"(?<!\\)\|", line)) == 7, line
+    assert main(["keys"]) == 0
+    text = capsys.readouterr().out
+    assert "list[Claim]" in text and "dict[str, dict[str, list[int | float]]]" in text  # whole
     doc = (Path(__file__).parents[1] / "docs" / "keys.md").read_text()
     assert table in doc, "docs/keys.md is stale: regenerate it with sharpen keys --markdown"

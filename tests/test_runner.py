@@ -169,8 +169,9 @@ def test_progress_lines_count_runs_and_say_what_was_skipped(small, tmp_path, cap
     out, _ = run(exp_of(small), tmp_path / "r")
     text = capsys.readouterr().out
     assert "running 4 jobs in this process" in text
-    # each job's own lines, indented under the runner's
-    assert re.search(r"^    seed 5 epoch 1/1 loss \d\.\d{4} test_acc \d\.\d{4}$", text, re.M), text
+    # each job's epochs, one line each (not a terminal: no bar)
+    assert re.search(r"^a · seed 5 · epoch 1/1 · test acc \d+\.\d\d % · \d+\.\d s · all jobs "
+                     r"\d/4 epochs, ETA \d+:\d\d$", text, re.M), text
     for k, (arm, seed) in enumerate([("a", 5), ("a", 6), ("b", 5), ("b", 6)], 1):
         acc = json.loads((out / "runs" / arm / f"seed-{seed}" / "result.json").read_text())[
             "test_acc"]
@@ -369,6 +370,15 @@ def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch)
         def close(self):
             self.closed = True
 
+        def viewers(self):
+            return []
+
+        def watch(self, pairs):
+            import contextlib
+
+            self.watched = list(pairs)
+            return contextlib.nullcontext()
+
     monkeypatch.setattr(trackers, "Trackers", Fake)
     out, _ = run(exp_of(small, "select_arms='a'"), tmp_path / "r", quiet=True)
     assert made == []  # no tracker named
@@ -379,6 +389,7 @@ def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch)
     assert set(t.cfg["arms"]) == {"a", "b"}
     # b's runs as they finish, then every run of the directory (the tracker logs each once)
     assert t.runs == [("b", 5), ("b", 6), ("a", 5), ("a", 6), ("b", 5), ("b", 6)]
+    assert t.watched == [("b", 5), ("b", 6)]  # the runs that train are logged live too
     run(exp_of(small), out, quiet=True)  # the file's log alone
     assert len(made) == 2 and made[1].names == ["tensorboard"]
     small.write_text(SMALL)

@@ -139,11 +139,13 @@ def _cmd_keys(a: argparse.Namespace) -> int:
     if a.markdown:
         print("| key | type | default | owner | meaning |\n|---|---|---|---|---|")
         for r in rows:
-            meaning = r["meaning"].replace("|", "\\|")
-            print(f"| `{r['key']}` | {r['type']} | `{r['default']}` | {r['owner']} | {meaning} |")
+            cell = {k: str(v).replace("|", "\\|") for k, v in r.items()}  # a | splits a cell
+            print(f"| `{cell['key']}` | {cell['type']} | `{cell['default']}` | {cell['owner']} | "
+                  f"{cell['meaning']} |")
         return 0
-    for r in rows:
-        print(f"{r['key']:24s} {r['type']:28.28s} default {r['default']:10s} {r['meaning']}")
+    kw, tw = max(len(r["key"]) for r in rows), max(len(r["type"]) for r in rows)
+    for r in rows:  # whole types, however long
+        print(f"{r['key']:{kw}s}  {r['type']:{tw}s}  default {r['default']:10s} {r['meaning']}")
     return 0
 
 

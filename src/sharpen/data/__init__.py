@@ -50,7 +50,12 @@ def get_spec(name: str) -> DatasetSpec:
     if is_user(name):  # npz:<path> or imagefolder:<path>, a user's own data
         return user_spec(name)
     if name not in CATALOG:
-        raise SharpenError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}, "
+        import difflib
+
+        close = difflib.get_close_matches(name, list_datasets(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SharpenError(f"unknown dataset {name!r}{hint}; valid names: "
+                           f"{', '.join(list_datasets())}, "
                            "or a table { path = \"...\", format = \"npz\" | \"imagefolder\" }")
     return CATALOG[name]
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import tomllib
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sharpen import SharpenError
 from sharpen.training.schedules import ScheduleLike, check_schedule
@@ -141,6 +141,39 @@ class _RunBase(BaseModel):
             raise ValueError("must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_numbers_as_text(cls, data: Any) -> Any:
+        """``batch_size = "64"``: a number written as text is refused, as for every number
+        key, rather than converted silently (a quoted value is usually a mistake)."""
+        import typing
+
+        if not isinstance(data, dict):
+            return data
+        for k, v in data.items():
+            f = cls.model_fields.get(k)
+            if f is None or not isinstance(v, str):
+                continue
+            ann = f.annotation
+            if typing.get_origin(ann) is typing.Annotated:  # a number-or-schedule key
+                ann = typing.get_args(ann)[0]
+            kinds = set(typing.get_args(ann)) or {ann}
+            if not kinds & {int, float} or str in kinds or any(
+                    typing.get_origin(a) is typing.Literal for a in kinds):
+                continue
+            try:
+                float(v)
+                hint = " (drop the quotes)"
+            except ValueError:
+                hint = ""
+            if kinds <= {int, float, type(None)}:
+                raise ValueError(f"{k}: expected a number, got the text {v!r}{hint}")
+            raise ValueError(f"{k}: expected a valid number or a schedule table such as "
+                             "{ kind = \"linear\", start = 0.1, end = 0.01 } (kinds: constant, "
+                             f"linear, step, cosine, piecewise, onecycle), got the text {v!r}"
+                             f"{hint}")
+        return data
+
     @field_validator("stack_seeds", "threads")
     @classmethod
     def _positive(cls, v: int | str) -> int | str:
@@ -207,6 +240,27 @@ def _type_name(ann: Any) -> str:
     return getattr(ann, "__name__", str(ann))
 
 
+EXPERIMENT_MEANINGS = {
+    "name": "the experiment's name (run directories default to runs/<name>/<time>)",
+    "description": "what the experiment is for (printed at the top of its report)",
+    "seed_paper": "the report it reproduces",
+    "notes": "free text added to the report",
+    "runs": "seeds per arm: seed, seed + 1, ... (--runs overrides)",
+    "seed": "the first random seed",
+    "arms": "[arms.NAME] tables: each arm's run keys, over the shared top-level ones",
+    "profiles": "[profiles.NAME] tables of overrides, chosen with --profile NAME",
+    "select_arms": "run only these arms (a profile or --arms may narrow the list)",
+    "baseline": "the arm every other arm is compared with (default: the first)",
+    "claims": "[[claims]]: checkable statements judged in every report as one family",
+    "published": "[published.ARM] the source's numbers, set beside ours",
+    "published_grid": "[published_grid.AXIS] the source's grid, cell by cell",
+    "published_margin": "ours against a published mean is reproduced within ± this ('1 pp')",
+    "grid": "{ key = [values] }: run every arm at every combination",
+    "report_error": "tables in test error (1 − accuracy) instead of accuracy",
+    "log": "trackers fed while the run goes: tensorboard, mlflow",
+}
+
+
 def key_table() -> list[dict[str, str]]:
     """Every run key of an experiment file: name, type, default and meaning, from the
     config model itself (``sharpen keys``); the technique that owns it, if any."""
@@ -214,6 +268,15 @@ def key_table() -> list[dict[str, str]]:
 
     owner = {k: t.name for t in TECHNIQUES for k in t.Config.model_fields}
     rows = []
+    for k, meaning in EXPERIMENT_MEANINGS.items():  # the experiment's own keys first
+        f = Experiment.model_fields.get(k)
+        default = "" if f is None else (f.default_factory() if f.default_factory is not None
+                                        else f.default)
+        rows.append({"key": k, "type": "table" if k in ("arms", "profiles") else
+                     (_type_name(f.annotation) if f is not None else "str | list[str]"),
+                     "default": "(required)" if f is not None and f.is_required() else
+                     json.dumps(default) if not isinstance(default, str) else f'"{default}"',
+                     "owner": "experiment", "meaning": meaning})
     fields = sorted(RunConfig.model_fields.items(), key=lambda kv: kv[0] in owner)  # trainer first
     for k, f in fields:
         default = f.default_factory() if f.default_factory is not None else f.default
@@ -352,7 +415,17 @@ def load_experiment(name_or_path: str, profile: str | None = None,
         k = k.strip()
         top = k.split(".")[0]
         if top not in EXPERIMENT_KEYS | RUN_KEYS:
-            raise SharpenError(f"--set: unknown key {top!r}{_suggest(top, EXPERIMENT_KEYS | RUN_KEYS)}")
+            raise SharpenError(f"--set {k}: unknown key '{top}'"
+                               f"{_suggest(top, EXPERIMENT_KEYS | RUN_KEYS)}")
+        parts = k.split(".")
+        if top == "arms" and len(parts) == 3:  # --set arms.NAME.key=value: name both here
+            arms = raw.get("arms") or {}
+            if parts[1] not in arms:
+                raise SharpenError(f"--set {k}: no arm '{parts[1]}'{_suggest(parts[1], set(arms))}"
+                                   f"; arms: {', '.join(arms)}")
+            if parts[2] not in RUN_KEYS:
+                raise SharpenError(f"--set {k}: unknown run key '{parts[2]}'"
+                                   f"{_suggest(parts[2], RUN_KEYS)}")
         set_dotted(raw, k, parse_value(v.strip()))
     if runs is not None:
         raw["runs"] = runs
@@ -526,8 +599,14 @@ def _validate(model: type[BaseModel], data: dict[str, Any], path: Path, where: s
         for loc, errs in by_loc.items():
             got = errs[0][1]
             got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-            if len(errs) == 1:
+            if not loc:  # a whole-table check: its message names the key itself
+                msgs.extend(f"field {where}{_plain_msg(m)}" for m, _ in errs)
+            elif len(errs) == 1:
                 msgs.append(f"field {where}{loc}: {_plain_msg(errs[0][0])}{got_s}")
+            elif any("found using 'kind'" in m for m, _ in errs):  # a schedule, kind misspelt
+                m = next(m for m, _ in errs if "found using 'kind'" in m)
+                msgs.append(f"field {where}{loc}: a number, or a schedule whose "
+                            f"{_plain_msg(m).removeprefix('schedule ')}")
             else:  # a union (a number or a schedule, an integer or "auto"): say what is allowed
                 allowed = " or ".join(dict.fromkeys(_plain_msg(m).removeprefix("Input should be ")
                                                     for m, _ in errs))
@@ -536,7 +615,15 @@ def _validate(model: type[BaseModel], data: dict[str, Any], path: Path, where: s
 
 
 def _plain_msg(msg: str) -> str:
+    import re
+
     msg = msg.removeprefix("Value error, ").replace(", unable to parse string as a number", "")
+    bad = re.search(r"Input tag '([^']*)' found using 'kind' does not match any of the expected "
+                    r"tags: (.*)", msg)
+    if bad:  # a schedule with a misspelt kind
+        kinds = [k.strip(" '") for k in bad.group(2).split(",")]
+        return (f"schedule kind {bad.group(1)!r} is not one of {', '.join(kinds)}"
+                f"{_suggest(bad.group(1), set(kinds))}")
     # a number-or-schedule key: say what a schedule looks like, not how pydantic parses it
     return msg.replace("a valid dictionary or object to extract fields from",
                        "a schedule table such as { kind = \"linear\", start = 0.1, end = 0.01 } "

@@ -115,13 +115,26 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     """
     if backend not in ("local", "ray"):
         raise SharpenError(f"backend must be 'local' or 'ray', got {backend!r}")
-    from sharpen.reports import write_report
 
     if threads is not None:
         for cfg in exp.arms.values():
             cfg.threads = threads
     out = Path(out) if out is not None else default_out_dir(exp)
     check_writable(out)
+    made = not out.exists() or not any(out.iterdir())
+    try:
+        return _run_locked(exp, out, quiet, workers, backend, address, command, log)
+    except SharpenError:
+        if made and out.is_dir() and {p.name for p in out.iterdir()} <= {".lock"}:
+            shutil.rmtree(out, ignore_errors=True)  # nothing of this invocation is left
+        raise
+
+
+def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, backend: str,
+                address: str | None, command: str | None, log: list[str] | None
+                ) -> tuple[Path, list[dict[str, Any]]]:
+    from sharpen.reports import write_report
+
     with DirLock(out):
         for stale in out.rglob(".*.tmp"):  # left by a writer that was killed mid-write
             stale.unlink(missing_ok=True)
@@ -132,6 +145,7 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         for line in idle_warnings(exp.arms):  # once per arm and technique
             print(f"sharpen: warning: {line}", file=sys.stderr, flush=True)
         cfg_path = out / "config.json"
+        fresh = not cfg_path.exists()  # this invocation makes the directory
         kept: list[str] = []  # arms of the directory this invocation does not name
         if cfg_path.exists():
             old = json.loads(cfg_path.read_text())
@@ -155,109 +169,150 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                     plan["arms"][arm] = old_plan["arms"][arm]
                     if arm in (old.get("cells") or {}):
                         resolved.setdefault("cells", {})[arm] = old["cells"][arm]
-        atomic_write_json(cfg_path, {**resolved, "plan": plan})
-        if exp.source and Path(exp.source).is_file():
-            dst = out / ("experiment" + Path(exp.source).suffix)
-            if not dst.exists():
-                shutil.copyfile(exp.source, dst)
-        env = environment()
-        atomic_write_json(out / "environment.json", env)
-        t0 = time.perf_counter()
-        invocation: dict[str, Any] = {
-            "id": uuid.uuid4().hex[:12], "started": datetime.now().isoformat(timespec="seconds"),
-            "commit": env["git_commit"], "dirty": env["git_dirty"],
-            "machine": f"{env['cpu_model'] or env['processor']}, {env['cpu_count']} cores"
-                       + (f", {env['cuda']}" if env["cuda"] else ""),
-            "backend": backend, "command": command}
-        jobs_all = [(arm, seed) for arm, a in plan["arms"].items()
-                    for seed in sorted(s for g in a["groups"] for s in g)]
-        number = {j: k for k, j in enumerate(jobs_all, 1)}
-        by_job: dict[tuple[str, int], dict[str, Any]] = {}
-        todo: list[Job] = []
-        for group in groups_of(plan):
-            missing = []
-            for s in group.seeds:
-                prev = _finished(out, group.arm, s)
-                if prev is None:
-                    missing.append(s)
+        invocation: dict[str, Any] = {}
+        try:
+            atomic_write_json(cfg_path, {**resolved, "plan": plan})
+            if exp.source and Path(exp.source).is_file():
+                dst = out / ("experiment" + Path(exp.source).suffix)
+                if not dst.exists():
+                    shutil.copyfile(exp.source, dst)
+            env = environment()
+            atomic_write_json(out / "environment.json", env)
+            t0 = time.perf_counter()
+            invocation = {
+                "id": uuid.uuid4().hex[:12], "started": datetime.now().isoformat(timespec="seconds"),
+                "commit": env["git_commit"], "dirty": env["git_dirty"],
+                "machine": f"{env['cpu_model'] or env['processor']}, {env['cpu_count']} cores"
+                           + (f", {env['cuda']}" if env["cuda"] else ""),
+                "backend": backend, "command": command}
+            jobs_all = [(arm, seed) for arm, a in plan["arms"].items()
+                        for seed in sorted(s for g in a["groups"] for s in g)]
+            number = {j: k for k, j in enumerate(jobs_all, 1)}
+            by_job: dict[tuple[str, int], dict[str, Any]] = {}
+            todo: list[Job] = []
+            for group in groups_of(plan):
+                missing = []
+                for s in group.seeds:
+                    prev = _finished(out, group.arm, s)
+                    if prev is None:
+                        missing.append(s)
+                        continue
+                    by_job[(group.arm, s)] = prev
+                    if not quiet:
+                        print(f"[{number[(group.arm, s)]}/{len(jobs_all)}] {group.arm} seed {s}: "
+                              "finished earlier, skipped")
+                if not missing or group.arm in kept:
                     continue
-                by_job[(group.arm, s)] = prev
-                if not quiet:
-                    print(f"[{number[(group.arm, s)]}/{len(jobs_all)}] {group.arm} seed {s}: "
-                          "finished earlier, skipped")
-            if not missing or group.arm in kept:
-                continue
-            # a group resumes whole from its checkpoint; without one, only its missing seeds
-            # train (a group's results are written together, so that is a grown seed list)
-            first = run_dir(out, group.arm, group.seeds[0]) / "checkpoint.pt"
-            seeds = group.seeds if first.exists() or len(missing) == len(group.seeds) \
-                else tuple(missing)
-            g = Group(group.arm, seeds)
-            entry = {"threads": plan["arms"][group.arm]["threads"],
-                     "stack": plan["arms"][group.arm]["stack"]}
-            todo.append((g, exp.arms[group.arm].model_dump(mode="json"),
-                         [str(run_dir(out, g.arm, s).resolve()) for s in seeds],
-                         exp.cells.get(g.arm), entry, missing))
+                # a group resumes whole from its checkpoint; without one, only its missing seeds
+                # train (a group's results are written together, so that is a grown seed list)
+                first = run_dir(out, group.arm, group.seeds[0]) / "checkpoint.pt"
+                seeds = group.seeds if first.exists() or len(missing) == len(group.seeds) \
+                    else tuple(missing)
+                g = Group(group.arm, seeds)
+                entry = {"threads": plan["arms"][group.arm]["threads"],
+                         "stack": plan["arms"][group.arm]["stack"]}
+                todo.append((g, exp.arms[group.arm].model_dump(mode="json"),
+                             [str(run_dir(out, g.arm, s).resolve()) for s in seeds],
+                             exp.cells.get(g.arm), entry, missing))
 
-        from sharpen.reports.trackers import Trackers
+            from sharpen.reports.trackers import Trackers
 
-        trackers = Trackers([*exp.log, *(log or [])], out, resolved) if (exp.log or log) \
-            else None
-        if trackers is not None and not quiet:
-            for cmd in trackers.viewers():
-                print(f"tracking: {cmd}", flush=True)
+            trackers = Trackers([*exp.log, *(log or [])], out, resolved) if (exp.log or log) \
+                else None
+            if trackers is not None and not quiet:
+                for cmd in trackers.viewers():
+                    print(f"tracking: {cmd}", flush=True)
 
-        def report(group: Group, results: list[dict[str, Any]]) -> None:
-            for res in results:
-                key = (group.arm, res["seed"])
-                if key in by_job:
-                    continue
-                by_job[key] = res
-                if trackers is not None:
-                    trackers.log_run(*key)
-                if not quiet:
-                    acc = res.get("test_acc")
-                    shown.write(f"[{number[key]}/{len(jobs_all)}] {group.arm} seed {res['seed']}: "
-                                f"{res['status']}" + (f" test_acc {acc:.4f}" if acc is not None
-                                                      else "") + f" ({res['seconds']:.1f}s)")
+            def report(group: Group, results: list[dict[str, Any]]) -> None:
+                for res in results:
+                    key = (group.arm, res["seed"])
+                    if key in by_job:
+                        continue
+                    by_job[key] = res
+                    if trackers is not None:
+                        trackers.log_run(*key)
+                    if not quiet:
+                        acc = res.get("test_acc")
+                        shown.write(f"[{number[key]}/{len(jobs_all)}] {group.arm} seed {res['seed']}: "
+                                    f"{res['status']}" + (f" test_acc {acc:.4f}" if acc is not None
+                                                          else "") + f" ({res['seconds']:.1f}s)")
 
-        from sharpen.experiments.progress import Progress, Watch
+            from sharpen.experiments.progress import Progress, Watch
 
-        watch = [Watch(g.arm, tuple(g.seeds), Path(dirs[0]), exp.arms[g.arm].epochs)
-                 for g, _, dirs, *_ in todo]
-        if workers is None:
-            most = max(a["threads"] for a in plan["arms"].values())
-            workers = max(1, (os.cpu_count() or 1) // most)
-        invocation.update(workers=workers, jobs=len(todo), runs=sum(len(t[5]) for t in todo))
-        _log_invocation(out, invocation)
-        log = None if quiet else (lambda m: print("    " + m, flush=True))
-        if not quiet and todo:
-            where = ("Ray tasks" if backend == "ray" else
-                     f"{min(workers, len(todo))} processes" if workers > 1 else "this process")
-            print(f"running {len(todo)} jobs in {where}", flush=True)
-        # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
-        shown = Progress(watch, enabled=None if not quiet else False,
-                         workers=len(todo) if backend == "ray" else workers)
-        import contextlib
+            watch = [Watch(g.arm, tuple(g.seeds), Path(dirs[0]), exp.arms[g.arm].epochs)
+                     for g, _, dirs, *_ in todo]
+            if workers is None:
+                most = max(a["threads"] for a in plan["arms"].values())
+                workers = max(1, (os.cpu_count() or 1) // most)
+            invocation.update(workers=workers, jobs=len(todo), runs=sum(len(t[5]) for t in todo))
+            _log_invocation(out, invocation)
+            log = None if quiet else (lambda m: print("    " + m, flush=True))
+            if not quiet and todo:
+                where = ("Ray tasks" if backend == "ray" else
+                         f"{min(workers, len(todo))} processes" if workers > 1 else "this process")
+                print(f"running {len(todo)} jobs in {where}", flush=True)
+            # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
+            shown = Progress(watch, enabled=None if not quiet else False,
+                             workers=len(todo) if backend == "ray" else workers)
+            import contextlib
 
-        live = trackers.watch([(t[0].arm, s) for t in todo for s in t[0].seeds]) \
-            if trackers is not None else contextlib.nullcontext()
-        with shown, live:
-            _dispatch(todo, backend, workers, report, log, exp, out, address)
-        results = [by_job[j] for j in jobs_all if j in by_job]
-        invocation["finished"] = datetime.now().isoformat(timespec="seconds")
-        invocation["wall_s"] = round(time.perf_counter() - t0, 1)
-        _log_invocation(out, invocation)
-        axes = [f"grid_{k}" for k in exp.grid]
-        atomic_write_csv(out / "results.csv", results,
-                         RESULT_COLUMNS + (["base_arm", *axes] if axes else []))
-        write_report(out)
-        if trackers is not None:
-            for arm, seed in jobs_all:  # runs finished earlier, too (logged once each)
-                if (arm, seed) in by_job:
-                    trackers.log_run(arm, seed)
-            trackers.close()
+            live = trackers.watch([(t[0].arm, s) for t in todo for s in t[0].seeds]) \
+                if trackers is not None else contextlib.nullcontext()
+            with shown, live:
+                _dispatch(todo, backend, workers, report, log, exp, out, address)
+            results = [by_job[j] for j in jobs_all if j in by_job]
+            invocation["finished"] = datetime.now().isoformat(timespec="seconds")
+            invocation["wall_s"] = round(time.perf_counter() - t0, 1)
+            _log_invocation(out, invocation)
+            axes = [f"grid_{k}" for k in exp.grid]
+            atomic_write_csv(out / "results.csv", results,
+                             RESULT_COLUMNS + (["base_arm", *axes] if axes else []))
+            write_report(out)
+            if trackers is not None:
+                for arm, seed in jobs_all:  # runs finished earlier, too (logged once each)
+                    if (arm, seed) in by_job:
+                        trackers.log_run(arm, seed)
+                trackers.close()
+        except BaseException as exc:
+            _stopped(out, invocation, exc, fresh)
+            raise
+
     return out, results
+
+
+def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException, fresh: bool) -> None:
+    """An invocation that did not finish: its history entry says when and why it stopped;
+    a directory this invocation made and that holds no finished run is removed again (a
+    failed data load must not leave a half-made run directory behind)."""
+    if invocation.get("id") and (out / "history.json").exists():
+        invocation["ended"] = datetime.now().isoformat(timespec="seconds")
+        invocation["stopped"] = ("interrupted" if isinstance(exc, KeyboardInterrupt) else
+                                 f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        try:
+            _log_invocation(out, invocation)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+    if not fresh or not isinstance(exc, SharpenError):
+        return
+    if any((out / "runs").glob("*/seed-*/result.json")) or any((out / "runs").glob(
+            "*/seed-*/checkpoint.pt")):
+        return
+    for name in ("config.json", "environment.json", "history.json", "experiment.toml",
+                 "experiment.yaml", "experiment.yml", "schedule.png", "blur_strip.png",
+                 "sigma_strip.png"):
+        (out / name).unlink(missing_ok=True)
+    runs = out / "runs"
+    if runs.is_dir():
+        for d in sorted(runs.rglob("*"), reverse=True):  # empty seed folders, then arms
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+            elif d.is_file() and d.name in ("metrics.csv", "progress.txt", "traceback.txt"):
+                d.unlink()
+        for d in sorted(runs.rglob("*"), reverse=True):
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+        if not any(runs.iterdir()):
+            runs.rmdir()
 
 
 def _dispatch(todo: list[Job], backend: str, workers: int, report: Any, log: Any, exp: Any,
