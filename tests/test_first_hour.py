@@ -71,3 +71,34 @@ def test_trackers_log_each_epoch_while_the_run_goes_and_print_the_viewer(tmp_pat
     final = EventAccumulator(str(out / "tensorboard" / "lenet5" / "seed-0"))
     final.Reload()
     assert [e.step for e in final.Scalars("test_acc")] == list(range(1, 9))  # each epoch once
+
+
+def test_a_failed_data_load_leaves_no_half_made_run_directory(tmp_path):
+    from sharpen import SharpenError
+
+    exp = load_experiment("quickstart", "smoke", ["dataset=fashion-mnist",
+                                                  f"data_dir={tmp_path / 'nothing'}"])
+    out = tmp_path / "r"
+    with pytest.raises(SharpenError, match="not found"):
+        run_experiment(exp, out, quiet=True)
+    assert not out.exists()
+
+
+def test_an_interrupted_invocation_is_marked_in_history(tmp_path, monkeypatch):
+    import json
+
+    from sharpen.experiments import runner
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    exp = load_experiment("quickstart", "smoke", ["dataset=synthetic"])
+    monkeypatch.setattr(runner, "_dispatch", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(exp, tmp_path / "r", quiet=True)
+    (entry,) = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert entry["stopped"] == "interrupted" and entry["ended"] and "wall_s" not in entry
+    monkeypatch.undo()
+    run_experiment(exp, tmp_path / "r", quiet=True)  # it resumes; the new entry finishes
+    first, second = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert first["stopped"] == "interrupted" and "stopped" not in second and second["wall_s"] >= 0
