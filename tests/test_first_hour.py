@@ -102,3 +102,40 @@ def test_an_interrupted_invocation_is_marked_in_history(tmp_path, monkeypatch):
     run_experiment(exp, tmp_path / "r", quiet=True)  # it resumes; the new entry finishes
     first, second = json.loads((tmp_path / "r" / "history.json").read_text())
     assert first["stopped"] == "interrupted" and "stopped" not in second and second["wall_s"] >= 0
+
+
+def test_bench_train_checks_its_targets_file_before_measuring(tmp_path, monkeypatch, capsys):
+    from sharpen.bench import train as bench
+    from sharpen.cli import main
+
+    measured = []
+    monkeypatch.setattr(bench, "load", lambda *a, **k: measured.append(a) or (_ for _ in ()).throw(
+        AssertionError("measuring started")))
+    assert main(["bench", "train", "--targets", str(tmp_path / "none.toml"), "--out",
+                 str(tmp_path / "b")]) == 2
+    assert "--targets" in capsys.readouterr().err and measured == []
+    bad = tmp_path / "t.toml"
+    bad.write_text("ten_seed_wall = { at_most = 0.4 }\n")
+    assert main(["bench", "train", "--targets", str(bad), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "target 'ten_seed_wall' names no measured value" in err and measured == []
+    bad.write_text("single_run_ratio = 2.0\n")
+    assert main(["bench", "train", "--targets", str(bad), "--out", str(tmp_path / "b")]) == 2
+    assert "must be { at_least = number }" in capsys.readouterr().err
+    # the repository's own file is valid
+    from pathlib import Path
+
+    assert bench.read_targets(Path(__file__).parents[1] / "benchmarks" / "train-targets.toml")
+
+
+def test_an_interrupted_benchmark_does_not_promise_to_resume(monkeypatch, capsys):
+    import sharpen.bench
+    from sharpen.cli import main
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM from `timeout` (sharpen.console)
+
+    monkeypatch.setattr(sharpen.bench, "run_train_bench", stop)
+    assert main(["bench", "train"]) == 130
+    err = capsys.readouterr().err
+    assert "does not resume" in err and "to resume" not in err

@@ -346,8 +346,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sharpen: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("sharpen: interrupted; finished runs are kept, re-run the same command to resume",
-              file=sys.stderr)
+        if getattr(a, "command", None) == "bench":
+            print("sharpen: interrupted; a benchmark does not resume (it measures from a fresh "
+                  "start): run it again", file=sys.stderr)
+        else:
+            print("sharpen: interrupted; finished runs are kept, re-run the same command to "
+                  "resume", file=sys.stderr)
         return 130
 
 

@@ -68,6 +68,11 @@ def train_markdown(res: dict[str, Any]) -> str:
           f"{res['seconds']:.0f} s)", "",
           f"{m['processor']}, {m['cpus']} cores, {m['device']}, torch {res['versions']['torch']}, "
           f"Python {res['versions']['python']}", "",
+          *(["**Quick profile: a smoke check of the benchmark itself.** Its runs are a few "
+             "seconds long, so start-up costs (data loading, process and model set-up) weigh "
+             "as much as training and its ratios are not those of the full profile (the "
+             "10-seed wall ratio reads about 2.6 here and 0.5 in the full profile); quote "
+             "only `--profile full`.", ""] if res.get("profile") == "quick" else []),
           "| case | epochs × images | ours img/s | canonical img/s | ratio (median of reps) |",
           "|---|---|---|---|---|"]
     md += [f"| {r['case']} | {r['epochs']} × {r['images']} | {r['ours_img_s']:.0f} | "

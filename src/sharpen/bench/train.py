@@ -28,6 +28,7 @@ import contextlib
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -207,7 +208,7 @@ def flops_fraction(name: str, shape: tuple[int, ...], bs: int, peak_gflops: floa
     # (BatchNorm, ReLU, pooling, dropout, optimizer: memory-bound, nearly no FLOPs)
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(reps):
             step()
     total = compute = 0.0
@@ -371,12 +372,28 @@ def pairs_protocol(out: Path, seeds: int, epochs: int, pairs: int, device: str,
             "ratio": walls[0]["seeds_per_s"] / walls[1]["seeds_per_s"]}
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Any:
+    """Silence the profiler's own C-level lines (``USDT: ... profiler_start``) on fd 2."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_train_bench(out: Path | None = None, quick: bool = True, device: str = "cpu",
                     targets: Path | None = None, log: Callable[[str], None] = print) -> Path:
     """Measure everything listed in the module docstring in one run; write benchmark.json
     and report.md into ``out``. Each ours/canonical pair is measured ``reps`` times,
     alternating, and the median ratio is reported, so a slow spell of a shared machine does
     not favour either side."""
+    if targets is not None:
+        read_targets(targets)  # a bad file fails now, not after minutes of measuring
     prof = PROFILES["quick" if quick else "full"]
     dev = torch.device(device)
     out = Path(out) if out else Path("runs") / "bench-train" / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -471,14 +488,41 @@ def run_train_bench(out: Path | None = None, quick: bool = True, device: str = "
     return out
 
 
+# the measured values a targets file may name
+TARGET_KEYS = ("single_run_ratio", "ten_seed_default_wall_ratio", "pairs_seeds_per_s_ratio",
+               "flops_fraction_lenet5_stacked", "flops_fraction_cifar_net", "matmul_gflops")
+
+
+def read_targets(path: Path) -> dict[str, dict[str, float]]:
+    """A targets file, checked before anything is measured (a bad one must not fail after
+    minutes): every key a measured value, every target ``{ at_least = v }`` or
+    ``{ at_most = v }``."""
+    from sharpen import SharpenError
+
+    path = Path(path)
+    try:
+        spec = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SharpenError(f"--targets {path}: no such file") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SharpenError(f"--targets {path}: cannot be read ({exc})") from None
+    for key, t in spec.items():
+        if key not in TARGET_KEYS:
+            raise SharpenError(f"{path}: target {key!r} names no measured value; values: "
+                               f"{', '.join(TARGET_KEYS)}")
+        if not isinstance(t, dict) or len(t) != 1 or not ({"at_least", "at_most"} & set(t)) \
+                or not isinstance(next(iter(t.values())), (int, float)):
+            raise SharpenError(f"{path}: target {key!r} must be {{ at_least = number }} or "
+                               f"{{ at_most = number }}, got {t!r}")
+    return spec
+
+
 def compare_targets(res: dict[str, Any], path: Path) -> list[dict[str, Any]]:
     """Each target of a TOML file (``key = { at_least = v }`` or ``{ at_most = v }``) against
     the measured value, with how far it is missed (as a fraction of the target)."""
-    spec = tomllib.loads(Path(path).read_text())
+    spec = read_targets(path)
     rows = []
     for key, t in spec.items():
-        if key not in res:
-            raise KeyError(f"{path}: target {key!r} names no measured key")
         v = float(res[key])
         if "at_least" in t:
             goal, ok = float(t["at_least"]), v >= float(t["at_least"])
