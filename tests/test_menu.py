@@ -344,11 +344,10 @@ def test_mixing_refuses_pair_tasks(tmp_path):
 
 
 def test_sharpen_keys_lists_every_key_with_a_meaning_and_docs_keys_md_is_current(capsys):
+    import re
     from pathlib import Path
 
     from sharpen.cli import main
-    import re
-
     from sharpen.experiments.config import EXPERIMENT_KEYS, RUN_KEYS, key_table
     rows = key_table()
     assert {r["key"] for r in rows} == RUN_KEYS | EXPERIMENT_KEYS  # name, runs, claims, ... too

@@ -487,3 +487,153 @@ def test_older_directories_without_predictions_still_report_and_say_so(tmp_path)
                                 "b": {s: 0.91 + s / 90 for s in range(3)}}, claim)
     md = write_report(d).read_text()
     assert "a (3 of 3 runs without predictions.npz)" in md and "re-run them" in md
+
+
+# --- each statistic at its edges (the cases mutation testing found unchecked) ----------------
+
+
+def test_two_level_bootstrap_is_its_formula():
+    rng = np.random.default_rng(21)
+    c = rng.random((4, 300)) < rng.uniform(0.6, 0.9, (4, 1))
+    est, lo, hi = two_level_bootstrap(c, n_boot=20000, seed=3)
+    cf = c.astype(float)
+    v_seed = cf.mean(1).var(ddof=1) / 4
+    v_img = cf.mean(0).var(ddof=0) / 300  # the bootstrap variance of a mean of 300 images
+    v = v_seed + v_img
+    df = v**2 / (v_seed**2 / 3 + v_img**2 / 299)
+    half = max(stats.t.ppf(0.975, df) * math.sqrt(v), stats.t.ppf(0.975, 3) * math.sqrt(v_seed))
+    assert est == pytest.approx(cf.mean())
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.03) and (lo + hi) / 2 == pytest.approx(est)
+    # the paired difference: the same computation on A − B per image
+    other = rng.random((4, 300)) < 0.7
+    d_est, d_lo, d_hi = two_level_bootstrap(c, other, n_boot=20000, seed=3)
+    dd = cf - other
+    v2 = dd.mean(1).var(ddof=1) / 4 + dd.mean(0).var(ddof=0) / 300
+    assert d_est == pytest.approx(dd.mean()) and d_hi - d_lo > 2 * 1.9 * math.sqrt(v2) * 0.97
+    # one seed: the image level alone (a binomial interval); a 90 % interval is narrower
+    e1, l1, h1 = two_level_bootstrap(c[:1], n_boot=20000)
+    p1 = cf[0].mean()
+    assert (h1 - l1) / 2 == pytest.approx(1.96 * math.sqrt(p1 * (1 - p1) / 300), rel=0.05)
+    assert two_level_bootstrap(c, n_boot=4000, confidence=0.9)[2] < hi
+    # all right: no variance at all
+    assert two_level_bootstrap(np.ones((3, 50), bool)) == (1.0, 1.0, 1.0)
+
+
+def test_mcnemar_counts_0_1_integers_and_has_no_discordance_edge():
+    a = np.array([[1, 1, 0, 0, 1, 0, 1, 1], [1, 0, 0, 1, 1, 1, 1, 0]])  # ints, not bools
+    b = np.array([[1, 0, 0, 1, 0, 0, 0, 1], [1, 0, 1, 1, 1, 1, 1, 1]])
+    r = mcnemar(a, b)
+    assert [(x["b"], x["c"]) for x in r["per_seed"]] == [(3, 1), (0, 2)]
+    assert r["per_seed"][0]["p"] == pytest.approx(stats.binomtest(3, 4).pvalue)
+    assert (r["b"], r["c"]) == (3, 3) and r["chi2"] == 0.0 and r["p"] == pytest.approx(1.0)
+    same = mcnemar(a, a)
+    assert same["chi2"] == 0.0 and same["p"] == 1.0 and same["per_seed"][0]["p"] == 1.0
+
+
+def test_one_sided_beyond_the_margin_against_scipy():
+    from sharpen.reports.stats import one_sided_beyond
+
+    up = [0.03, 0.025, 0.035, 0.028]
+    assert one_sided_beyond(up, 0.01) == pytest.approx(
+        stats.ttest_1samp([x - 0.01 for x in up], 0, alternative="greater").pvalue)
+    down = [-x for x in up]
+    assert one_sided_beyond(down, 0.01) == pytest.approx(
+        stats.ttest_1samp([x + 0.01 for x in down], 0, alternative="less").pvalue)
+    assert one_sided_beyond([0.02], 0.01) is None and one_sided_beyond([0.02, 0.02], 0.01) is None
+    # a `~` claim whose difference lies far outside the margin is contradicted
+    d = {s: 0.9 + s / 100 for s in range(5)}
+    far = {s: d[s] + 0.03 + (0.002 if s % 2 else -0.002) for s in range(5)}
+    res = judge_family([{"claim": "same", "arm": "b", "op": "~", "than": "a", "tolerance": 0.01}],
+                       Runs(values={"a": {s: {"test_acc": v} for s, v in d.items()},
+                                    "b": {s: {"test_acc": v} for s, v in far.items()}}))[0]
+    assert res.verdict == "contradicted" and res.test == "one-sided t beyond the margin"
+    assert res.p == pytest.approx(one_sided_beyond([far[s] - d[s] for s in range(5)], 0.01))
+
+
+def test_tost_with_two_runs_and_without_spread():
+    two = tost([0.001, -0.002], 0.01)
+    assert two.n == 2 and two.p is not None and two.spread
+    one = tost([0.001], 0.01)
+    assert one.n == 1 and one.p is None and one.p_exact is None
+    flat = tost([0.002] * 6, 0.01)
+    assert flat.n == 6 and flat.p is None and flat.spread is False
+    assert flat.p_exact == pytest.approx(1 / 64)  # each one-sided exact test: 1 of 2⁶ patterns
+
+
+def test_sign_flip_edges():
+    with pytest.raises(ValueError, match="alternative must be two-sided, greater or less"):
+        sign_flip([0.1], "bigger")
+    assert sign_flip([]) == 1.0 and sign_flip([0.3]) == 1.0 and sign_flip([0.3], "less") == 1.0
+    assert sign_flip([0.3], "greater") == 0.5
+    # n = 20 is still exact: equal |d| make the p a binomial tail, to the last digit
+    d = [1.0] * 15 + [-1.0] * 5
+    assert sign_flip(d) == stats.binom.cdf(5, 20, 0.5) + stats.binom.sf(14, 20, 0.5)
+    # above 20, the Monte Carlo counts the observed pattern: never 0, never above 3/200001
+    p = sign_flip([1.0] * 24)
+    assert 0 < p <= 3 / 200_001
+    assert min_sign_flip_p(0) == 1.0 and min_sign_flip_p(1) == 1.0
+    assert min_sign_flip_p(1, "less") == 0.5 and min_sign_flip_p(2) == 0.5
+    assert exact_decides_from(0.0625) == 5 and exact_decides_from(0.0625, "greater") == 4
+    assert exact_decides_from(1.0) == 1
+
+
+def test_comparison_records_what_each_side_had():
+    from sharpen.reports.stats import compare
+
+    c = compare({s: 0.9 + s / 100 for s in range(6)}, {s: 0.88 + s / 90 for s in range(2, 5)})
+    assert (c.n, c.n_a, c.n_b, c.left_out) == (3, 6, 3, [0, 1, 5])
+    from sharpen.reports.stats import paired_diff, welch
+
+    p = paired_diff([0.01, 0.02, 0.015])
+    assert (p.n_a, p.n_b) == (3, 3)
+    one = compare({0: 0.9, 1: 0.8}, {1: 0.7, 2: 0.6})
+    assert one.why_unpaired == "1 shared seed" and not one.paired
+    none = compare({0: 0.9, 1: 0.8}, {2: 0.7, 3: 0.6})
+    assert none.why_unpaired == "0 shared seeds"
+    assert compare({0: 0.9, 1: 0.8}, {0: 0.7, 1: 0.65}, paired=False).why_unpaired == ""
+    w = welch([0.9], [0.8, 0.7])
+    assert w.test == "none (fewer than 2 runs in an arm)"
+    w = welch([0.9, 0.85, 0.8], [0.8, 0.7, 0.75, 0.72])
+    pooled = math.sqrt((2 * np.var([0.9, 0.85, 0.8], ddof=1) + 3 * np.var([0.8, 0.7, 0.75, 0.72],
+                                                                           ddof=1)) / 5)
+    assert w.sd == pytest.approx(pooled)
+    assert w.p == pytest.approx(stats.ttest_ind([0.9, 0.85, 0.8], [0.8, 0.7, 0.75, 0.72],
+                                                equal_var=False).pvalue)
+
+
+def test_power_and_bootstrap_edges():
+    from sharpen.reports.stats import iqm
+
+    assert min_detectable(2, 0.01) is not None and min_detectable(1, 0.01) is None
+    assert min_detectable(5, 0.0) is None and min_detectable(5, math.inf) is None
+    assert seeds_needed(0.0, 0.01) is None and seeds_needed(0.01, math.inf) is None
+    # a huge effect needs the smallest n a t-test can use
+    assert seeds_needed(1.0, 0.001) == 2
+    assert holm([0.3, 0.4, 0.5, 0.6]) == [1.0, 1.0, 1.0, 1.0]  # (m − k)·p capped at 1
+    xs = [0.1, 0.5, 0.3, 0.9, 0.7]
+    lo, hi = bootstrap_ci(iqm, [xs])  # the default 2,000 resamples, as scipy with the same seed
+    ref = stats.bootstrap((np.array(xs),), lambda x, axis=-1: stats.trim_mean(x, 0.25, axis=axis),
+                          n_resamples=2000, method="percentile", rng=np.random.default_rng(0))
+    assert (lo, hi) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
+    assert bootstrap_ci(prob_improvement, [[0.1, 0.2], [0.15, 0.3]]) != (None, None)  # n = 2 works
+    assert bootstrap_ci(iqm, [[0.5]]) == (None, None)
+    assert prob_improvement([1, 2], [1, 2]) == 0.5 and iqm([1, 2, 3, 4]) == 2.5
+
+
+def test_against_published_records_its_margin_and_both_intervals():
+    from sharpen.reports.stats import against_published
+
+    a = against_published([0.80, 0.82, 0.81], 0.9, 0.02)
+    assert a["margin"] == 0.02 and a["half90"] < a["half"] and a["verdict"] == "worse than published"
+
+
+def test_power_where_the_noncentral_t_fails_matches_a_simulation():
+    from sharpen.reports.stats import paired_power
+
+    # n = 2 and d_z ≈ 10: statsmodels (and scipy's noncentral t) return NaN here
+    rng = np.random.default_rng(5)
+    d = rng.normal(9.84, 1.0, (200_000, 2))
+    t = d.mean(1) / (d.std(1, ddof=1) / math.sqrt(2))
+    rate = float((np.abs(t) > stats.t.ppf(1 - 0.025 / 2, 1)).mean())
+    assert paired_power(9.84, 2, 0.025) == pytest.approx(rate, abs=0.005)
+    assert seeds_needed(0.0984, 0.01, 0.025) == 3  # power 0.42 at n = 2, 0.999 at n = 3
