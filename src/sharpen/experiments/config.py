@@ -307,6 +307,16 @@ class Experiment(BaseModel):
     log: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)  # trackers
     # ours against a published mean is "reproduced" within ± this margin (% metrics: "1 pp")
     published_margin: float | str = "1 pp"
+
+    @field_validator("published_margin")
+    @classmethod
+    def _margin(cls, v: float | str) -> float:
+        from sharpen.reports.metrics import get_metric, parse_amount
+
+        try:  # stored as the fraction, however it was written
+            return parse_amount(v, get_metric("test_acc"), "published_margin")
+        except SharpenError as exc:
+            raise ValueError(str(exc).removeprefix("published_margin: ")) from None
     # the seed's grid tables: axis -> {"values": [...], "<arm>": [mean per value], ...}
     published_grid: dict[str, dict[str, list[int | float]]] = Field(default_factory=dict)
     # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}

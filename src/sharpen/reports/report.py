@@ -88,7 +88,10 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     arms = list(cfg.get("arms", {}))
     keep_best = any(a.get("keep_best") for a in cfg.get("arms", {}).values())
     values = runs.values
-    margin = float(cfg.get("published_margin") or DEFAULT_MARGIN)
+    from sharpen.reports.metrics import get_metric, parse_amount
+
+    margin = parse_amount(cfg.get("published_margin") or DEFAULT_MARGIN, get_metric("test_acc"),
+                          "published_margin")
     title = f"{cfg.get('name')}" + (f" (profile {cfg['profile']})" if cfg.get("profile") else "")
     png = plot_curves(run_dir, arms, title=title)
     parts = [f"# {cfg.get('name')}" + (f" (profile `{cfg['profile']}`)" if cfg.get("profile") else ""),
