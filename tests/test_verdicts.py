@@ -637,3 +637,52 @@ def test_power_where_the_noncentral_t_fails_matches_a_simulation():
     rate = float((np.abs(t) > stats.t.ppf(1 - 0.025 / 2, 1)).mean())
     assert paired_power(9.84, 2, 0.025) == pytest.approx(rate, abs=0.005)
     assert seeds_needed(0.0984, 0.01, 0.025) == 3  # power 0.42 at n = 2, 0.999 at n = 3
+
+
+def test_values_of_a_run_follow_the_metric_registry():
+    from sharpen.reports.claims import values_of_run
+
+    rows = [{"epoch": "1", "test_acc": "0.5", "val_acc": "0.7", "gap": "0.1", "train_loss": "1"},
+            {"epoch": "2", "test_acc": "0.8", "val_acc": "0.7", "gap": "0.2", "train_loss": "0.5"},
+            {"epoch": "3", "test_acc": "0.6", "val_acc": "0.6", "gap": "0.3", "train_loss": "nan"}]
+    v = values_of_run(rows, {"seconds": 12.5})
+    assert v["test_acc"] == 0.6 and v["best_test_acc"] == 0.8 and v["gap"] == 0.3
+    # validation ties at epochs 1 and 2: the earliest is chosen, and its test accuracy reported
+    assert v["selected_val_acc"] == 0.7 and v["selected_test_acc"] == 0.5
+    assert v["test_error"] == pytest.approx(0.4) and v["seconds"] == 12.5
+    assert "train_loss" not in v  # NaN is no value
+    rows[1]["test_acc"] = ""
+    assert "best_test_acc" not in values_of_run(rows, {})  # an epoch without a value: no best
+    only = values_of_run([], {"test_acc": 0.9, "best_test_acc": 0.95, "gap": 0.02})
+    assert only == {"test_acc": 0.9, "best_test_acc": 0.95, "gap": 0.02,
+                    "test_error": pytest.approx(0.1)}
+
+
+def test_a_best_claim_with_a_rival_clearly_ahead_is_contradicted_at_k_times_its_p():
+    from sharpen.reports.stats import compare
+
+    base = {s: 0.80 + s / 100 for s in range(6)}
+    rival = {s: base[s] + 0.05 + (0.004 if s % 2 else -0.004) for s in range(6)}
+    other = {s: base[s] - 0.02 + (0.003 if s % 2 else -0.003) for s in range(6)}
+    runs = Runs(values={a: {s: {"test_acc": v} for s, v in d.items()}
+                        for a, d in (("me", base), ("rival", rival), ("other", other))})
+    r = judge_family([{"claim": "me best", "arm": "me", "op": "best"}], runs)[0]
+    assert r.verdict == "contradicted" and "contradicting rival" in r.estimate
+    assert r.p == pytest.approx(2 * compare(base, rival).p)
+    w = judge_family([{"claim": "other worst", "arm": "other", "op": "worst"}], runs)[0]
+    assert w.verdict == "supported"
+    assert w.p == pytest.approx(max(compare(other, base).p, compare(other, rival).p))
+
+
+def test_lost_runs_count_as_the_worst_value_of_their_metric():
+    from sharpen.reports.claims import _fill_lost
+
+    runs = Runs(values={"a": {0: {"gap": 0.1, "test_acc": 0.9}, 1: {"gap": 0.3, "test_acc": 0.7}}},
+                status={"a": {0: "ok", 1: "ok", 2: "diverged", 3: "failed"}})
+    assert runs.counts("a") == {"ok": 2, "diverged": 1, "failed": 1, "corrupt": 0}
+    assert runs.lost("a") == [2, 3]
+    gap = _fill_lost(runs, "gap").values["a"]  # lower is better: the worst is the largest
+    assert gap[2]["gap"] == 0.3 and gap[3]["gap"] == 0.3
+    acc = _fill_lost(runs, "test_acc").values["a"]
+    assert acc[2]["test_acc"] == 0.7
+    assert runs.values["a"].keys() == {0, 1}  # the original is left alone
