@@ -58,6 +58,9 @@ class Trackers:
                                f"{', '.join(TRACKERS)}")
         self.names, self.out, self.cfg = list(dict.fromkeys(names)), Path(out), cfg
         self.logged: set[tuple[str, int]] = set()
+        import threading
+
+        self._lock = threading.RLock()  # the live watcher and the runner log the same runs
         self._rows: dict[tuple[str, int], int] = {}  # epochs logged so far per (arm, seed)
         self._writers: dict[tuple[str, int], Any] = {}
         self._runs: dict[tuple[str, int], str] = {}
@@ -93,6 +96,10 @@ class Trackers:
 
     def log_epochs(self, arm: str, seed: int) -> None:
         """Log the epochs of (arm, seed) that metrics.csv holds and were not logged yet."""
+        with self._lock:
+            self._log_epochs(arm, seed)
+
+    def _log_epochs(self, arm: str, seed: int) -> None:
         if (arm, seed) in self.logged:
             return
         rd = RunDir(self.out)
@@ -145,9 +152,13 @@ class Trackers:
     def log_run(self, arm: str, seed: int) -> None:
         """A finished run: its last epochs, then its TensorBoard file closed and its MLflow
         run marked finished (once)."""
+        with self._lock:
+            self._log_run(arm, seed)
+
+    def _log_run(self, arm: str, seed: int) -> None:
         if (arm, seed) in self.logged:
             return
-        self.log_epochs(arm, seed)
+        self._log_epochs(arm, seed)
         w = self._writers.pop((arm, seed), None)
         if w is not None:
             w.close()

@@ -295,16 +295,15 @@ def evaluate(model: nn.Module, splits: Sequence[Split], norm: Callable, task: An
         out = model(x)
         tot_loss += task.loss(out, y).view(E, -1).double().sum(1).cpu()
         correct += task.correct(out, y).view(E, -1).sum(1).cpu()
-        if predictions is not None:
+        if predictions is not None and hasattr(task, "predict"):  # a task may not classify
             preds.append(task.predict(out).view(E, -1).to(torch.int16).cpu())
         for k, (c, per) in task.extra(out, y).items():
             e = extra.setdefault(k, [torch.zeros(E, dtype=torch.long), 0])
             e[0] += c.view(E, -1).sum(1).cpu()
             e[1] += per * (len(y) // E)
     model.train(was)
-    if predictions is not None:
-        predictions.extend([t.clone() for t in torch.cat(preds, 1).unbind(0)] if preds else
-                           [torch.zeros(0, dtype=torch.int16)] * E)
+    if predictions is not None and preds:
+        predictions.extend(t.clone() for t in torch.cat(preds, 1).unbind(0))
     res = []
     for k in range(E):
         r = {"loss": float(tot_loss[k]) / max(n, 1), "acc": int(correct[k]) / max(n, 1)}
@@ -492,7 +491,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
         evals = {name: evaluate(model, sp, norm, task, s.eval_batch_size, eval_transform,
                                 predictions=preds.setdefault(name, []))
                  for name, sp in splits + [("test", [d.test for d in datas])]}
-        predictions = [{name: p[k] for name, p in preds.items()} for k in range(E)]
+        predictions = [{name: p[k] for name, p in preds.items() if p} for k in range(E)]
         losses = loss_sum.double().cpu() / max(seen, 1)
         corrects = correct.cpu()
         for k in range(E):

@@ -2,7 +2,8 @@
 
 Every method works per sample (the trainer reduces per seed over a stacked batch):
 ``loss`` returns N losses, ``correct`` N 0/1 values, ``extra`` per metric N counts and how
-many items each sample holds. ``ClassificationTask`` is the default (logits N×K, labels N).
+many items each sample holds; ``predict`` (optional) the N predicted classes, which each
+run stores per image (predictions.npz). ``ClassificationTask`` is the default (logits N×K, labels N).
 ``PairTask`` is the digit-pair comparison of seeds 002/004: targets N×3 = (1 if digit₁ ≤
 digit₂, digit₁, digit₂) and a pair model's output dict with any of ``compare`` (N×2
 logits or N×1 logit), ``digits`` (N×2×10 logits or log-probabilities) and
