@@ -139,3 +139,42 @@ def test_an_interrupted_benchmark_does_not_promise_to_resume(monkeypatch, capsys
     assert main(["bench", "train"]) == 130
     err = capsys.readouterr().err
     assert "does not resume" in err and "to resume" not in err
+
+
+def test_curves_show_test_accuracy_in_percent_with_clipped_light_bands_and_an_outside_legend(
+        tmp_path, monkeypatch):
+    from sharpen.io import atomic_write_csv
+    from sharpen.reports import curves
+
+    figs = []
+    monkeypatch.setattr(curves, "save_figure", lambda fig, path: figs.append(fig) or path)
+
+    def rundir(n_seeds: int) -> dict:
+        per_arm = {}
+        for arm, base in (("a", 0.95), ("b", 0.97)):
+            runs = []
+            for s in range(n_seeds):  # accuracies near 1 with seed noise: a t band would pass 100 %
+                rows = [{"epoch": e, "test_acc": min(1.0, base + 0.01 * e / 5 + 0.02 * (s % 2)),
+                         "val_acc": base, "gap": 0.01 * s, "train_loss": 0.5 / e} for e in (1, 2, 3)]
+                atomic_write_csv(tmp_path / arm / f"{s}.csv", rows, list(rows[0]))
+                runs.append([{k: str(v) for k, v in r.items()} for r in rows])
+            per_arm[arm] = runs
+        return per_arm
+
+    curves.plot_curves(tmp_path, ["a", "b"], per_arm=rundir(2))
+    fig = figs[-1]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("test accuracy") and any(t.startswith("validation") for t in titles)
+    acc = fig.axes[0]
+    assert acc.get_ylabel() == "test accuracy (%)"
+    lo, hi = acc.get_ylim()
+    assert 0 <= lo and hi <= 100  # percent, and not stretched past 100 by the bands
+    line_max = max(max(line.get_ydata()) for line in acc.get_lines())
+    assert 90 < line_max <= 100  # in %, not fractions
+    for coll in acc.collections:  # bands: light at n = 2 and inside 0–100
+        assert coll.get_alpha() <= 0.1
+        ys = [v[1] for path in coll.get_paths() for v in path.vertices]
+        assert max(ys) <= 100 and min(ys) >= 0
+    assert not any(ax.get_legend() for ax in fig.axes) and fig.legends  # one legend, outside
+    curves.plot_curves(tmp_path, ["a", "b"], per_arm=rundir(6))
+    assert all(c.get_alpha() >= 0.2 for c in figs[-1].axes[0].collections)  # n ≥ 5: full bands
