@@ -52,6 +52,7 @@ class SeedRun:
     status: str  # ok | diverged | failed | corrupt
     result: dict[str, Any] = field(default_factory=dict)
     problem: str = ""  # for a corrupt run: which file and why
+    rows: list[dict[str, str]] = field(default_factory=list)  # its metrics.csv, when read
 
 
 def protocol_of(arm_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -85,9 +86,6 @@ class RunDir:
     def seed_dir(self, arm: str, seed: int) -> Path:
         return self.root / "runs" / arm / f"seed-{seed}"
 
-    def __truediv__(self, name: str) -> Path:
-        return self.root / name
-
     # whole-directory files ---------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         path = self.root / CONFIG
@@ -108,22 +106,6 @@ class RunDir:
         except (OSError, json.JSONDecodeError) as exc:
             raise SharpenError(f"{path}: cannot be read ({exc})") from None
         return hist if isinstance(hist, list) else []
-
-    def arms(self) -> list[str]:
-        """The configured arms in file order, then any arm with runs but no entry."""
-        cfg = self.config()
-        order = list(cfg.get("arms", {}))
-        found = sorted(p.name for p in (self.root / "runs").iterdir() if p.is_dir()) \
-            if (self.root / "runs").is_dir() else []
-        return order + [a for a in found if a not in order]
-
-    def protocol(self, arm: str) -> dict[str, Any] | None:
-        a = self.config().get("arms", {}).get(arm)
-        return None if a is None else protocol_of(a)
-
-    def fingerprint(self, arm: str) -> str | None:
-        a = self.config().get("arms", {}).get(arm)
-        return None if a is None else fingerprint(a)
 
     # per-run files -------------------------------------------------------------------------
     def seed_dirs(self) -> Iterator[tuple[str, int, Path]]:
@@ -153,11 +135,12 @@ class RunDir:
         except (SharpenError, KeyError) as exc:
             why = str(exc) if isinstance(exc, SharpenError) else f"{path}: has no status"
             return SeedRun(arm, seed, d, "corrupt", {}, why)
+        rows: list[dict[str, str]] = []
         if status == "ok" and (d / METRICS).exists():
-            bad = self._metrics_problem(d / METRICS, res)
+            bad, rows = self._metrics_problem(d / METRICS, res)
             if bad:
                 return SeedRun(arm, seed, d, "corrupt", res, bad)
-        return SeedRun(arm, seed, d, status, res)
+        return SeedRun(arm, seed, d, status, res, rows=rows)
 
     def runs(self) -> list[SeedRun]:
         """Every run with a result.json (corrupt ones included), sorted by arm and seed."""
@@ -167,11 +150,6 @@ class RunDir:
             if r is not None:
                 out.append(r)
         return out
-
-    def finished(self, arm: str, seed: int) -> dict[str, Any] | None:
-        """The result of a finished (ok or diverged) run, else None: it is to (re)train."""
-        r = self.run(arm, seed)
-        return r.result if r is not None and r.status in FINISHED else None
 
     def metrics(self, arm: str, seed: int) -> list[dict[str, str]]:
         from sharpen.io import read_csv
@@ -194,8 +172,8 @@ class RunDir:
             return None
 
     @staticmethod
-    def _metrics_problem(path: Path, res: dict[str, Any]) -> str:
-        """Why a finished run's metrics.csv cannot be trusted, or '' when it can."""
+    def _metrics_problem(path: Path, res: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
+        """Why a finished run's metrics.csv cannot be trusted ('' when it can), and its rows."""
         import math
 
         from sharpen.io import read_csv
@@ -203,22 +181,22 @@ class RunDir:
         try:
             rows = read_csv(path)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            return f"{path}: cannot be read ({exc})"
+            return f"{path}: cannot be read ({exc})", []
         want = res.get("epochs_done")
         if isinstance(want, int) and len(rows) != want:
-            return f"{path}: {len(rows)} epoch rows where result.json says {want}"
+            return f"{path}: {len(rows)} epoch rows where result.json says {want}", rows
         for i, row in enumerate(rows, 1):
             if None in row or any(v is None for v in row.values()):
-                return f"{path}: row {i} is cut short"
+                return f"{path}: row {i} is cut short", rows
             try:
                 if int(float(row.get("epoch", i))) != i:
-                    return f"{path}: row {i} is epoch {row.get('epoch')}"
-                acc = float(row.get("test_acc", "nan"))
+                    return f"{path}: row {i} is epoch {row.get('epoch')}", rows
+                acc = float(row.get("test_acc") or "nan")
             except ValueError:
-                return f"{path}: row {i} holds text where numbers belong"
+                return f"{path}: row {i} holds text where numbers belong", rows
             if math.isfinite(acc) and not 0 <= acc <= 1:
-                return f"{path}: row {i} has test_acc {acc}, outside [0, 1]"
-        return ""
+                return f"{path}: row {i} has test_acc {acc}, outside [0, 1]", rows
+        return "", rows
 
 
 __all__ = ["RunDir", "SeedRun", "fingerprint", "protocol_of", "PROTOCOL_KEYS", "FINISHED",

@@ -98,10 +98,6 @@ class Runs:
     protocol: dict[str, str | None] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # corrupt runs: file and reason
 
-    def counts(self, arm: str) -> dict[str, int]:
-        st = list(self.status.get(arm, {}).values())
-        return {k: st.count(k) for k in ("ok", "diverged", "failed", "corrupt")}
-
     def lost(self, arm: str) -> list[int]:
         """Seeds of ``arm`` that ran but gave no value: diverged, failed or corrupt."""
         return sorted(s for s, st in self.status.get(arm, {}).items() if st != "ok")
@@ -126,7 +122,7 @@ def load_runs(run_dir: str | Path) -> Runs:
             continue
         if r.status != "ok":
             continue
-        out.values.setdefault(r.arm, {})[r.seed] = values_of_run(rd.metrics(r.arm, r.seed), r.result)
+        out.values.setdefault(r.arm, {})[r.seed] = values_of_run(r.rows, r.result)
     from sharpen.rundir import fingerprint
 
     for arm in set(out.status) | set(arms_cfg):
@@ -175,7 +171,6 @@ class ClaimResult:
     sd: float | None = None
     direction: int = 0  # +1: the estimate lies on the claimed side, −1: the other side
     spread: bool = True
-    decidable: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -372,7 +367,6 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
         r.n_needed = seeds_needed(r.effect, r.sd, level) if r.effect else None
         if r.p is None:
             r.verdict = undecidable(r.n)
-            r.decidable = False
             continue
         if adj is not None and adj < alpha:
             r.verdict = SUPPORTED if r.direction > 0 else CONTRADICTED
@@ -390,7 +384,6 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
             attainable = min_sign_flip_p(r.n) if not r.spread else 0.0
             if not r.spread and attainable * m_family >= alpha and r.test.startswith("exact"):
                 r.verdict = undecidable(r.n)
-                r.decidable = False
                 r.notes.append(f"no spread, and the exact test cannot go below p = "
                                f"{attainable:.3g} at n = {r.n}; it could decide from n = "
                                f"{exact_decides_from(level)}")

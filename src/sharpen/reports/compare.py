@@ -43,8 +43,7 @@ def _rows_of(dirs: list[Path]) -> tuple[dict[str, dict[int, dict[str, float]]], 
             order.append(label)
             values[label] = {s: v for s, v in vals[arm].items()}
             protocols[label] = runs.protocol.get(arm)
-            curves[label] = [rd.metrics(arm, s) for a, s, _ in rd.seed_dirs()
-                             if a == arm and (rd.seed_dir(arm, s) / "metrics.csv").exists()]
+            curves[label] = [rows for s in sorted(vals[arm]) if (rows := rd.metrics(arm, s))]
     return values, curves, order, protocols
 
 
