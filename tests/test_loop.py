@@ -335,6 +335,17 @@ def test_a_checkpoint_resumes_to_the_uninterrupted_numbers_even_without_its_seed
     resumed = train(build_models(_small, [0, 1]), _data(), s, [0, 1], resume=ckpt)
     for a, b in zip(resumed.rows, full.rows):
         assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+    # the per-image predictions of the last epoch: equal, and the test accuracy they imply
+    for k in range(2):
+        assert torch.equal(resumed.predictions[k]["test"], full.predictions[k]["test"])
+        y = _data().test.y
+        assert (full.predictions[k]["test"] == y).float().mean().item() == pytest.approx(
+            full.rows[k][-1]["test_acc"])
+    # killed after the last epoch's checkpoint, before the results: nothing left to train,
+    # the predictions come back from the checkpoint
+    last = torch.load(io.BytesIO(saved[-1]), weights_only=True)
+    done = train(build_models(_small, [0, 1]), _data(), s, [0, 1], resume=last)
+    assert torch.equal(done.predictions[1]["test"], full.predictions[1]["test"])
 
 
 class _Counted:
