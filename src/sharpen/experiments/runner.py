@@ -125,8 +125,11 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     try:
         return _run_locked(exp, out, quiet, workers, backend, address, command, log)
     except SharpenError:
-        if made and out.is_dir() and {p.name for p in out.iterdir()} <= {".lock"}:
-            shutil.rmtree(out, ignore_errors=True)  # nothing of this invocation is left
+        # a directory this invocation made that holds no finished or resumable run (a
+        # failed data load, say) is removed, not left half-made
+        if made and out.is_dir() and not any(out.glob("runs/*/seed-*/result.json")) \
+                and not any(out.glob("runs/*/seed-*/checkpoint.pt")):
+            shutil.rmtree(out, ignore_errors=True)
         raise
 
 
@@ -145,7 +148,6 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
         for line in idle_warnings(exp.arms):  # once per arm and technique
             print(f"sharpen: warning: {line}", file=sys.stderr, flush=True)
         cfg_path = out / "config.json"
-        fresh = not cfg_path.exists()  # this invocation makes the directory
         kept: list[str] = []  # arms of the directory this invocation does not name
         if cfg_path.exists():
             old = json.loads(cfg_path.read_text())
@@ -274,16 +276,14 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                         trackers.log_run(arm, seed)
                 trackers.close()
         except BaseException as exc:
-            _stopped(out, invocation, exc, fresh)
+            _stopped(out, invocation, exc)
             raise
 
     return out, results
 
 
-def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException, fresh: bool) -> None:
-    """An invocation that did not finish: its history entry says when and why it stopped;
-    a directory this invocation made and that holds no finished run is removed again (a
-    failed data load must not leave a half-made run directory behind)."""
+def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException) -> None:
+    """An invocation that did not finish: its history entry says when and why it stopped."""
     if invocation.get("id") and (out / "history.json").exists():
         invocation["ended"] = datetime.now().isoformat(timespec="seconds")
         invocation["stopped"] = ("interrupted" if isinstance(exc, KeyboardInterrupt) else
@@ -292,27 +292,6 @@ def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException, fresh: b
             _log_invocation(out, invocation)
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
-    if not fresh or not isinstance(exc, SharpenError):
-        return
-    if any((out / "runs").glob("*/seed-*/result.json")) or any((out / "runs").glob(
-            "*/seed-*/checkpoint.pt")):
-        return
-    for name in ("config.json", "environment.json", "history.json", "experiment.toml",
-                 "experiment.yaml", "experiment.yml", "schedule.png", "blur_strip.png",
-                 "sigma_strip.png"):
-        (out / name).unlink(missing_ok=True)
-    runs = out / "runs"
-    if runs.is_dir():
-        for d in sorted(runs.rglob("*"), reverse=True):  # empty seed folders, then arms
-            if d.is_dir() and not any(d.iterdir()):
-                d.rmdir()
-            elif d.is_file() and d.name in ("metrics.csv", "progress.txt", "traceback.txt"):
-                d.unlink()
-        for d in sorted(runs.rglob("*"), reverse=True):
-            if d.is_dir() and not any(d.iterdir()):
-                d.rmdir()
-        if not any(runs.iterdir()):
-            runs.rmdir()
 
 
 def _dispatch(todo: list[Job], backend: str, workers: int, report: Any, log: Any, exp: Any,
