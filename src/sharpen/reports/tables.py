@@ -156,10 +156,39 @@ def paired_table(runs: Runs, arms: list[str], baseline: str, metric: str = "test
     return "\n".join(lines)
 
 
-# published keys that are not registry metrics: an arm's best / worst / sd of test error
-_PUBLISHED_EXTRA = {"test_error_best": ("test_acc", "test_acc_best"),
-                    "test_error_worst": ("test_acc", "test_acc_worst"),
-                    "test_error_std": ("test_acc", "test_acc_std")}
+# published keys that are not registry metrics: an arm's best / worst / sd of test error,
+# shown beside the table row's column (1 − accuracy for best and worst)
+_PUBLISHED_EXTRA = {"test_error_best": "test_acc_best", "test_error_worst": "test_acc_worst",
+                    "test_error_std": "test_acc_std"}
+
+
+def _published_row(arm: str, key: str, val: Any, runs: Runs, row: dict[str, Any],
+                   margin: float) -> str:
+    """One published number beside ours; a verdict only for % metrics of the registry."""
+    pub = float(val) if isinstance(val, (int, float)) else None
+    shown = str(val) if pub is None else pct(pub)
+    if key not in REGISTRY:
+        mine = row.get(_PUBLISHED_EXTRA.get(key, ""))
+        if mine is not None and key != "test_error_std":
+            mine = 1 - mine
+        return f"| {arm} | {key} | {shown} | {pct(mine)} | – | – |"
+    m = get_metric(key)
+    xs = list(metric_of(runs.values, arm, key).values())
+    if not xs:
+        return f"| {arm} | {key} | {shown} | – | – | not run |"
+    mean = summary(xs)["mean"]
+    if m.unit == "s":  # seconds: the hardware differs, so no verdict
+        ours_s = f"{mean:.1f}"
+        diff = "–" if pub is None else f"{mean - pub:+.1f}"
+        return (f"| {arm} | {key} | {val if pub is None else f'{pub:.1f}'} | {ours_s} | {diff} | "
+                "– (different hardware) |")
+    if pub is None or not m.percent:
+        return f"| {arm} | {key} | {val} | {m.fmt(mean)} | – | – |"
+    a = against_published(xs, pub, margin, bool(m.higher_is_better))
+    half = "" if a["half"] is None else f" ± {100 * a['half']:.2f}"
+    return (f"| {arm} | {key} | {shown} | {pct(a['mean'])} "
+            f"{ci(a['ci_low'], a['ci_high'], a['n'], a['sd'])} | "
+            f"{100 * a['diff']:+.2f}{half} | {a['verdict']} |")
 
 
 def published_table(published: dict[str, Any], rows: list[dict[str, Any]], runs: Runs,
@@ -171,37 +200,9 @@ def published_table(published: dict[str, Any], rows: list[dict[str, Any]], runs:
     lines = ["| arm | metric | published | ours [95 % CI] | ours − published (95 %) | verdict |",
              "|---|---|---|---|---|---|"]
     for arm, vals in published.items():
-        if not isinstance(vals, dict):
-            continue
-        for key, val in vals.items():
-            pub = val if isinstance(val, (int, float)) else None
-            if key in REGISTRY:
-                m = get_metric(key)
-                xs = list(metric_of(runs.values, arm, key).values())
-                fmt = (lambda v: "–" if v is None else f"{v:.1f}") if m.unit == "s" else pct  # noqa: E731
-                if pub is None or not xs:
-                    lines.append(f"| {arm} | {key} | {val} | {fmt(summary(xs)['mean'])} | – | "
-                                 f"{'not run' if not xs else '–'} |")
-                    continue
-                if not m.percent:
-                    sm = summary(xs)
-                    lines.append(f"| {arm} | {key} | {fmt(pub)} | {fmt(sm['mean'])} | "
-                                 f"{sm['mean'] - pub:+.1f} | – (different hardware) |"
-                                 if m.unit == "s" else
-                                 f"| {arm} | {key} | {pub:.4g} | {sm['mean']:.4g} | – | – |")
-                    continue
-                a = against_published(xs, float(pub), margin, bool(m.higher_is_better))
-                half = "" if a["half"] is None else f" ± {100 * a['half']:.2f}"
-                lines.append(f"| {arm} | {key} | {pct(pub)} | {pct(a['mean'])} "
-                             f"{ci(a['ci_low'], a['ci_high'], a['n'], a['sd'])} | "
-                             f"{100 * a['diff']:+.2f}{half} | {a['verdict']} |")
-                continue
-            col = _PUBLISHED_EXTRA.get(key)
-            mine = ours.get(arm, {}).get(col[1]) if col else None
-            if mine is not None and key != "test_error_std":
-                mine = 1 - mine
-            p = pct(pub) if pub is not None else str(val)
-            lines.append(f"| {arm} | {key} | {p} | {pct(mine)} | – | – |")
+        if isinstance(vals, dict):
+            lines += [_published_row(arm, key, val, runs, ours.get(arm, {}), margin)
+                      for key, val in vals.items()]
     return "\n".join(lines)
 
 
