@@ -11,13 +11,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy import signal
 from torch import nn
 
 from sharpen.experiments import RunConfig
 from sharpen.techniques import (
-    add_blurpool,
-    blur_downsample,
     clip_grad_norm_per_seed,
     cutmix,
     cutout,
@@ -200,30 +197,6 @@ def test_gradient_clipping_per_seed_equals_clip_grad_norm_on_each_model():
         for name, p in m.named_parameters():
             sp = dict(stacked.named_parameters())[name]
             assert torch.allclose(sp.grad[k], p.grad, rtol=1e-5, atol=1e-7), name
-
-
-def test_blurpool_filter_is_the_binomial_convolution():
-    x = _x(n=2, c=3, h=8, w=8)
-    got = blur_downsample(x, 2)
-    k = np.outer([1, 2, 1], [1, 2, 1]) / 16
-    for n in range(2):
-        for c in range(3):
-            a = np.pad(x[n, c].double().numpy(), 1, mode="reflect")
-            want = signal.correlate2d(a, k, mode="valid")[::2, ::2]
-            assert np.allclose(got[n, c].numpy(), want, atol=1e-5)
-
-
-@pytest.mark.parametrize("name,shape", [("nin_cifar", (3, 32, 32)), ("vgg08", (3, 32, 32)),
-                                        ("lenet5", (1, 28, 28))])
-def test_blurpool_keeps_parameters_and_output_shapes(name, shape):
-    from sharpen.models import count_parameters, create_model
-    plain = create_model(name, num_classes=10, in_channels=shape[0])
-    blurred = add_blurpool(create_model(name, num_classes=10, in_channels=shape[0]))
-    assert count_parameters(plain) == count_parameters(blurred)
-    x = torch.randn(2, *shape)
-    assert plain.eval()(x).shape == blurred.eval()(x).shape
-    if name == "nin_cifar":
-        assert sum(type(m).__name__ == "BlurPool2d" for m in blurred.modules()) >= 2
 
 
 # ------------------------------------------------------------------ optimizers and schedules

@@ -182,7 +182,8 @@ def test_make_pairs_refuses_other_images_and_too_few_with_the_numbers():
     assert px.shape == (5, 2, 14, 14) and sorted(classes.view(-1).tolist()) == list(range(10))
     with pytest.raises(SharpenError, match=r"^6 pairs need 12 images, the split has only 10$"):
         make_pairs(x, y, 6, _gen(0))
-    with pytest.raises(SharpenError, match=r"need 1×28×28 images, got \(3, 32, 32\)$"):
+    with pytest.raises(SharpenError, match=r"need a 1×28×28 dataset \(mnist, fashion-mnist, "
+                                           r"mnist-sample\), not 3×32×32$"):
         make_pairs(torch.zeros(10, 3, 32, 32), y, 2)
-    with pytest.raises(SharpenError, match=r"need 1×28×28 images, got \(28, 28\)$"):
+    with pytest.raises(SharpenError, match=r"need N×1×28×28 images, got \(10, 28, 28\)$"):
         make_pairs(torch.zeros(10, 28, 28), y, 2)  # a missing channel axis

@@ -104,13 +104,14 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 def _cmd_list(a: argparse.Namespace) -> int:
     from sharpen.data import get_spec, list_datasets
     from sharpen.experiments import list_bundled
-    from sharpen.models import count_parameters, create_model, list_models, model_seed
+    from sharpen.models import count_parameters, create_model, list_models, model_source
 
     what = a.what
     if what in (None, "models"):
         print("models:")
         for m in list_models():
-            print(f"  {m:28s} seed {model_seed(m) or '-':4s} {count_parameters(create_model(m)):>9,} params")
+            n = count_parameters(create_model(m))
+            print(f"  {m:28s} source {model_source(m) or '-':4s} {n:>9,} params")
     if what in (None, "datasets"):
         print("datasets:")
         for d in list_datasets():

@@ -13,20 +13,35 @@ import torch.nn.functional as F
 
 from sharpen import SharpenError
 
+# the pairs are built from 1×28×28 digits, average-pooled by 2: each pair is 2×14×14
+IMAGE_SHAPE = (1, 28, 28)
+POOL = 2
+
+
+def pair_input_shape(image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The model input of one pair made from images of ``image_shape`` (2×14×14 from
+    MNIST-shaped digits); a SharpenError for any other image shape."""
+    if tuple(image_shape) != IMAGE_SHAPE:
+        raise SharpenError("digit pairs need a 1×28×28 dataset (mnist, fashion-mnist, "
+                           f"mnist-sample), not {'×'.join(map(str, image_shape))}")
+    side = IMAGE_SHAPE[1] // POOL
+    return (2, side, side)
+
 
 def make_pairs(images: torch.Tensor, labels: torch.Tensor, n: int,
                generator: torch.Generator | None = None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(input float N×2×14×14 on the 0..255 scale, target int64 N, classes int64 N×2)``."""
-    if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        raise SharpenError(f"digit pairs need 1×28×28 images, got {tuple(images.shape[1:])}")
+    if images.dim() != 4:
+        raise SharpenError(f"digit pairs need N×1×28×28 images, got {tuple(images.shape)}")
+    shape = pair_input_shape(tuple(images.shape[1:]))
     if 2 * n > len(images):
         raise SharpenError(f"{n} pairs need {2 * n} images, the split has only {len(images)}")
     pick = torch.randperm(len(images), generator=generator)[: 2 * n]
-    small = F.avg_pool2d(images[pick].float(), 2)  # 2N×1×14×14
+    small = F.avg_pool2d(images[pick].float(), POOL)  # 2N×1×14×14
     classes = labels[pick].view(n, 2).long()
     target = (classes[:, 0] <= classes[:, 1]).long()
-    return small.view(n, 2, 14, 14), target, classes
+    return small.view(n, *shape), target, classes
 
 
 def pair_targets(target: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

@@ -648,65 +648,27 @@ def _clean_loc(loc: tuple) -> str:
     return ".".join(keep)
 
 
-def _check_user_model(c: Any, spec: Any, path: Path, where: str) -> None:
-    """A user's model builds, and maps a batch of two images to 2 × classes logits."""
-    import torch
-
-    from sharpen.models import create_model
-
-    try:
-        model = create_model(c.model, num_classes=spec.num_classes, in_channels=spec.shape[0],
-                             **c.model_args)
-    except SharpenError as exc:
-        raise SharpenError(f"{path}: field {where}model: {exc}") from None
-    if c.pairs is not None:
-        return
-    side = c.data_resize or spec.shape[-1]
-    x = torch.zeros(2, spec.shape[0], *([side] * (len(spec.shape) - 1)))
-    try:
-        with torch.no_grad():
-            out = model.eval()(x)
-    except Exception as exc:  # noqa: BLE001
-        raise SharpenError(f"{path}: field {where}model: {c.model!r} fails on a batch of shape "
-                           f"{tuple(x.shape)}: {type(exc).__name__}: {exc}") from None
-    want = (2, spec.num_classes)
-    if not torch.is_tensor(out) or tuple(out.shape) != want:
-        got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
-        raise SharpenError(f"{path}: field {where}model: {c.model!r} gives output {got} for a "
-                           f"batch of shape {tuple(x.shape)}; expected logits of shape {want}")
-
-
 def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
     from sharpen.data import get_spec
+    from sharpen.data.pairs import pair_input_shape
+    from sharpen.experiments.build import build_model
     from sharpen.models import list_models
+    from sharpen.plugins import is_target
 
     try:
         spec = get_spec(c.dataset)
     except SharpenError as exc:
         raise SharpenError(f"{path}: field {where}dataset: {exc}") from None
-    from sharpen.plugins import is_target
-
-    if is_target(c.model):
-        _check_user_model(c, spec, path, where)
-    elif c.model not in list_models():
+    if not is_target(c.model) and c.model not in list_models():
         close = difflib.get_close_matches(c.model, list_models(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise SharpenError(f"{path}: field {where}model: unknown model {c.model!r}{hint}; "
                            f"valid names: {', '.join(list_models())}")
-    from sharpen.models import create_model
-
-    kw = ({"num_classes": spec.num_classes, "in_channels": spec.shape[0], **c.model_args}
-          if is_target(c.model) else {})
-    is_pair_model = hasattr(create_model(c.model, **kw), "pair_outputs")
-    if c.pairs is not None and spec.shape != (1, 28, 28):
-        raise SharpenError(f"{path}: field {where}pairs: digit pairs need a 1×28×28 dataset "
-                           f"(mnist, fashion-mnist, mnist-sample), not {c.dataset}")
-    if is_pair_model != (c.pairs is not None):
-        raise SharpenError(
-            f"{path}: field {where}model: {c.model!r} " + (
-                "is a pair model; set pairs = N (e.g. 1000)" if is_pair_model
-                else "is not a pair model; pair models: " + ", ".join(
-                    m for m in list_models() if m.startswith(("direct", "shres", "sub_")))))
+    if c.pairs is not None:
+        try:
+            pair_input_shape(spec.shape)
+        except SharpenError as exc:
+            raise SharpenError(f"{path}: field {where}pairs: {exc}") from None
     side = c.data_resize or spec.shape[-1]
     if c.data_resize is not None and len(spec.shape) != 3:
         raise SharpenError(f"{path}: field {where}data_resize applies to images only, "
@@ -714,6 +676,17 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
     from sharpen.experiments.plan import stack_blockers
     from sharpen.techniques import TECHNIQUES
 
+    try:
+        check_schedule(c.lr, f"{where}lr", c.epochs, lo=0.0, lo_open=True)
+        check_schedule(c.weight_decay, f"{where}weight_decay", c.epochs, lo=0.0)
+        for tech in TECHNIQUES:
+            tech.check(c, where, side)
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: {exc}") from None
+    try:  # the model as it will train: a lazy layer, a technique's change, the output shape
+        build_model(c)
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: " + str(exc).replace("field ", f"field {where}", 1)) from None
     if isinstance(c.stack_seeds, int) and c.stack_seeds > 1:
         why = stack_blockers(c)
         if why:
@@ -730,10 +703,3 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
     if c.save_weights == "best_val" and not c.val_size:
         raise SharpenError(f"{path}: field {where}save_weights: 'best_val' needs a validation "
                            "split (val_size > 0); or use 'final'")
-    try:
-        check_schedule(c.lr, f"{where}lr", c.epochs, lo=0.0, lo_open=True)
-        check_schedule(c.weight_decay, f"{where}weight_decay", c.epochs, lo=0.0)
-        for tech in TECHNIQUES:
-            tech.check(c, where, side)
-    except SharpenError as exc:
-        raise SharpenError(f"{path}: {exc}") from None

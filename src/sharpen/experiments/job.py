@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from sharpen import SharpenError
-from sharpen.data import get_spec
 from sharpen.data.prepare import build_group_data
 from sharpen.experiments import weights
+from sharpen.experiments.build import model_factory
 from sharpen.experiments.progress import PROGRESS, ProgressFile
 from sharpen.io import (
     atomic_write_bytes,
@@ -31,7 +31,7 @@ from sharpen.io import (
     atomic_write_npz,
     atomic_write_text,
 )
-from sharpen.models import count_parameters, create_model
+from sharpen.models import count_parameters
 from sharpen.rundir import PREDICTIONS
 from sharpen.techniques import techniques_for
 from sharpen.training import Diverged, TrainSettings, build_models, train
@@ -57,21 +57,6 @@ def settings_of(cfg: Any) -> TrainSettings:
         lr_adaptive_factor=cfg.lr_adaptive_factor, loss=cfg.loss,
         eval_batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last, amp=cfg.amp,
         compile=cfg.compile, fused_optimizer=cfg.fused_optimizer)
-
-
-def model_factory(cfg: Any) -> Callable[[], torch.nn.Module]:
-    spec = get_spec(cfg.dataset)
-    kw = {"num_classes": spec.num_classes, "in_channels": spec.shape[0], **cfg.model_args}
-    techs = techniques_for(cfg)
-
-    def build() -> torch.nn.Module:
-        model = create_model(cfg.model, **kw)
-        for t in techs:
-            if hasattr(t, "prepare_model"):
-                model = t.prepare_model(model)
-        return model
-
-    return build
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

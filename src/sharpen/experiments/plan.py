@@ -15,8 +15,6 @@ stackable layer, a forward that treats samples independently) and by each techni
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -34,42 +32,22 @@ class Group:
     seeds: tuple[int, ...]
 
 
-@functools.lru_cache(maxsize=64)
-def _model_problem(model: str, args_json: str, shape: tuple[int, ...], classes: int,
-                   blurpool: bool = False) -> str | None:
-    from sharpen.models import create_model
-    from sharpen.techniques.blurpool import add_blurpool
-    from sharpen.training.stack import stack_problem
-
-    kw = {"num_classes": classes, "in_channels": shape[0], **json.loads(args_json)}
-    return stack_problem(lambda: (add_blurpool if blurpool else (lambda m: m))(
-        create_model(model, **kw)), shape)
-
-
-def input_shape(cfg: Any) -> tuple[int, ...]:
-    from sharpen.data import get_spec
-
-    spec = get_spec(cfg.dataset)
-    if cfg.pairs is not None:
-        return (2, 14, 14)
-    shape = tuple(spec.shape)
-    if cfg.data_resize is not None:
-        shape = (shape[0], cfg.data_resize, cfg.data_resize)
-    return shape
+_PROBED: dict[str, str | None] = {}  # build.model_key → the stacking probe's answer
 
 
 def stack_blockers(cfg: Any) -> list[str]:
-    """Why the seeds of ``cfg`` cannot train stacked, one reason per field; [] = they can."""
-    from sharpen.data import get_spec
+    """Why the seeds of ``cfg`` cannot train stacked, one reason per field; [] = they can.
+    The model is probed as it will train (built by ``build_model``), once per model key."""
+    from sharpen.experiments.build import input_shape, model_factory, model_key
     from sharpen.techniques import techniques_for
+    from sharpen.training.stack import stack_problem
 
     why = [f"{t.name} (its hook does not stack)" for t in techniques_for(cfg) if not t.stacks]
-    spec = get_spec(cfg.dataset)
-    classes = 2 if cfg.pairs is not None else spec.num_classes
-    problem = _model_problem(cfg.model, json.dumps(cfg.model_args, sort_keys=True),
-                             input_shape(cfg), classes, bool(getattr(cfg, "blurpool", False)))
-    if problem:
-        why.append(f"model {cfg.model!r}: {problem}")
+    key = model_key(cfg)
+    if key not in _PROBED:
+        _PROBED[key] = stack_problem(model_factory(cfg), input_shape(cfg))
+    if _PROBED[key]:
+        why.append(f"model {cfg.model!r}: {_PROBED[key]}")
     return why
 
 

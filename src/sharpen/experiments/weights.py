@@ -146,8 +146,8 @@ def load_predictor(seed_dir: str | Path, device: str | torch.device = "cpu") -> 
 
 def load_model(seed_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The trained model of one run: ``<run dir>/runs/<arm>/seed-<s>`` (in eval mode)."""
+    from sharpen.experiments.build import build_model
     from sharpen.experiments.config import RunConfig
-    from sharpen.experiments.job import model_factory
 
     seed_dir = _seed_dir(Path(seed_dir))
     path = seed_dir / WEIGHTS
@@ -162,6 +162,6 @@ def load_model(seed_dir: str | Path, device: str | torch.device = "cpu") -> nn.M
     arms = json.loads(cfg_path.read_text())["arms"]
     if saved["arm"] not in arms:
         raise SharpenError(f"{path}: arm {saved['arm']!r} is not in {cfg_path}")
-    model = model_factory(RunConfig.model_validate(arms[saved["arm"]]))()
+    model = build_model(RunConfig.model_validate(arms[saved["arm"]]))
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval()

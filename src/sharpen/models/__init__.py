@@ -5,8 +5,8 @@ from sharpen.models._registry import (
     count_parameters,
     create_model,
     list_models,
-    model_seed,
+    model_source,
     register_model,
 )
 
-__all__ = ["create_model", "list_models", "register_model", "count_parameters", "model_seed"]
+__all__ = ["create_model", "list_models", "register_model", "count_parameters", "model_source"]

@@ -11,18 +11,23 @@ from torch import nn
 from sharpen import SharpenError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
-_SEEDS: dict[str, str] = {}
+_SOURCES: dict[str, str] = {}  # name → the source report ("000" … "004") it comes from
+_TASKS: dict[str, str] = {}  # name → "classify" (logits) or "pairs" (a digit-pair model)
+TASKS = ("classify", "pairs")
 
 
-def register_model(name: str | None = None, seed: str = "") -> Callable:
-    """Decorator: register a model factory under ``name`` (default: the function name)."""
+def register_model(name: str | None = None, source: str = "", task: str = "classify") -> Callable:
+    """Decorator: register a model factory under ``name`` (default: the function name);
+    ``source``: the source report it is built from; ``task``: what its output means."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         if key in _MODELS:
             raise ValueError(f"model {key!r} registered twice")
         _MODELS[key] = fn
-        _SEEDS[key] = seed
+        _SOURCES[key], _TASKS[key] = source, task
         return fn
 
     return deco
@@ -35,15 +40,16 @@ def _plugin_models() -> None:
         _MODELS.setdefault(name, fn)
 
 
-def list_models() -> list[str]:
-    """Registered names (built in, and installed packages' ``sharpen.models`` entry points);
-    ``"package.module:factory"`` targets are accepted besides."""
+def list_models(task: str | None = None) -> list[str]:
+    """Registered names (built in, and installed packages' ``sharpen.models`` entry points),
+    of one ``task`` if given; ``"package.module:factory"`` targets are accepted besides."""
     _plugin_models()
-    return sorted(_MODELS)
+    return sorted(k for k in _MODELS if task is None or _TASKS.get(k, "classify") == task)
 
 
-def model_seed(name: str) -> str:
-    return _SEEDS.get(name, "")
+def model_source(name: str) -> str:
+    """The source report a registered model is built from ("" for none)."""
+    return _SOURCES.get(name, "")
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

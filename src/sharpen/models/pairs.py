@@ -141,26 +141,26 @@ def _register_002(name: str, branch: type[nn.Module], ws: bool, aux: bool, asym:
     factory.__doc__ = (f"Seed 002 {branch.__name__[:-6]} pair model: "
                        f"{'shared' if ws else 'two'} branch(es), aux loss {'on' if aux else 'off'}, "
                        f"asymmetry loss {'on' if asym else 'off'}.")
-    register_model(name, seed="002")(factory)
+    register_model(name, source="002", task="pairs")(factory)
 
 
 for _n, (_b, _ws, _al, _asym) in _SPECS.items():
     _register_002(_n, _b, _ws, _al, _asym)
 
 
-@register_model(seed="004")
+@register_model(source="004", task="pairs")
 def sub_lenet5(num_classes: int = 2, in_channels: int = 2) -> nn.Module:
     """Seed 004 Sub_LeNet5: two LeNet-5 branches + MLP 20→100→100→1, BCE (131,401 params)."""
     return PairNet(SubLeNet5Branch, False, [20, 100, 100, 1], "bce", False, False)
 
 
-@register_model(seed="004")
+@register_model(source="004", task="pairs")
 def sub_lenet5_ws(num_classes: int = 2, in_channels: int = 2) -> nn.Module:
     """Seed 004 Sub_LeNet5_WS: one shared branch + the MLP, BCE (71,851 params)."""
     return PairNet(SubLeNet5Branch, True, [20, 100, 100, 1], "bce", False, False)
 
 
-@register_model(seed="004")
+@register_model(source="004", task="pairs")
 def sub_lenet5_ws_al(num_classes: int = 2, in_channels: int = 2) -> nn.Module:
     """Seed 004 Sub_LeNet5_WS_AL: the shared branch trained on digits with NLL; the
     comparison is argmax digit₁ ≤ argmax digit₂ (59,550 params)."""

@@ -271,7 +271,10 @@ def stack_problem(factory: Any, input_shape: tuple[int, ...], seeds: int = 2) ->
     models = []
     for k in range(seeds):
         torch.manual_seed(1000 + k)
-        models.append(factory().eval())
+        try:
+            models.append(factory().eval())
+        except Exception as exc:  # noqa: BLE001 - the reason, in one line
+            return f"it cannot be built ({type(exc).__name__}: {exc})"
     try:
         stacked = stack_models(models).eval()
     except NotStackable as exc:
