@@ -22,7 +22,7 @@ from sharpen.curricula import box_blur, gaussian_blur
 from sharpen.data import synthetic
 from sharpen.data.formats import safe_unpickle
 from sharpen.models import create_model
-from sharpen.techniques import RandomErasing, RandomizedDeblur, random_erasing
+from sharpen.techniques import LrAdaptive, RandomErasing, RandomizedDeblur, random_erasing
 from sharpen.training import Hook, Split, TrainData, TrainSettings, build_models, train
 from sharpen.training.streams import generator
 
@@ -88,9 +88,9 @@ def test_adaptive_lr_halves_only_when_the_loss_improved_by_less_than_3_percent()
     # seed 1: improves 50 %, 20 %, 3.5 % (all keep), then 2.9 % (halve), 0 % (halve)
     losses = [[1.0, 0.9, 0.891, 0.5, 0.49, 0.5], [1.0, 0.5, 0.4, 0.386, 0.3748, 0.3748]]
     mult = [[1, 1, 1, 0.5, 0.5, 0.25], [1, 1, 1, 1, 1, 0.5]]
-    s = TrainSettings(epochs=6, batch_size=64, lr=0.1, lr_adaptive_threshold=0.03)
+    s = TrainSettings(epochs=6, batch_size=64, lr=0.1)
     models = build_models(lambda: create_model("lenet5_dropout", dropout=0.0), [0, 1])
-    out = train(models, _data(64), s, [0, 1], [_Loss(losses)])
+    out = train(models, _data(64), s, [0, 1], [_Loss(losses), LrAdaptive(0.03)])
     for k in range(2):
         assert [r["train_loss"] for r in out.rows[k]] == pytest.approx(losses[k])
         assert [r["lr"] for r in out.rows[k]] == pytest.approx([0.1 * m for m in mult[k]])
@@ -120,9 +120,9 @@ def test_per_seed_lr_multipliers_scale_each_seeds_update():
     """Two stacked seeds whose lr differ (one halved by the adaptive rule) each take the step
     of their own lr: their weights equal their separate runs' (where one lr is the group's)."""
     losses = [[1.0, 0.99, 0.98], [1.0, 0.5, 0.25]]  # seed 0 halves after epoch 2, seed 1 not
-    s = TrainSettings(epochs=3, batch_size=32, lr=0.1, momentum=0.9, lr_adaptive_threshold=0.03)
+    s = TrainSettings(epochs=3, batch_size=32, lr=0.1, momentum=0.9)
     models = build_models(lambda: create_model("lenet5"), [0, 1])
-    stacked = train(models, _data(64), s, [0, 1], [_Loss(losses)])
+    stacked = train(models, _data(64), s, [0, 1], [_Loss(losses), LrAdaptive(0.03)])
     assert [r["lr"] for r in stacked.rows[0]] == pytest.approx([0.1, 0.1, 0.05])
     assert [r["lr"] for r in stacked.rows[1]] == pytest.approx([0.1, 0.1, 0.1])
     start = build_models(lambda: create_model("lenet5"), [0, 1])
@@ -131,7 +131,7 @@ def test_per_seed_lr_multipliers_scale_each_seeds_update():
                                                      start[k].parameters())]
         assert min(moved) > 1e-3  # the weights did train (a zero gradient once hid this)
         (alone,) = build_models(lambda: create_model("lenet5"), [seed])
-        train(alone, _data(64), s, seed, [_Loss([losses[k]])])
+        train(alone, _data(64), s, seed, [_Loss([losses[k]]), LrAdaptive(0.03)])
         for (name, a), b in zip(models[k].state_dict().items(), alone.state_dict().values()):
             assert torch.allclose(a, b, atol=1e-5), (seed, name)
 

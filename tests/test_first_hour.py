@@ -86,14 +86,15 @@ def test_a_failed_data_load_leaves_no_half_made_run_directory(tmp_path):
 
 def test_an_interrupted_invocation_is_marked_in_history(tmp_path, monkeypatch):
     import json
+    from dataclasses import replace
 
-    from sharpen.experiments import runner
+    from sharpen.experiments import backends
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
     exp = load_experiment("quickstart", "smoke", ["dataset=synthetic"])
-    monkeypatch.setattr(runner, "_dispatch", stop)
+    monkeypatch.setitem(backends.BACKENDS, "local", replace(backends.BACKENDS["local"], run=stop))
     with pytest.raises(KeyboardInterrupt):
         run_experiment(exp, tmp_path / "r", quiet=True)
     (entry,) = json.loads((tmp_path / "r" / "history.json").read_text())

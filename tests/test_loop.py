@@ -454,8 +454,11 @@ def test_on_epoch_gets_each_seeds_row_with_its_extra_values_and_checkpoints_name
 def test_adaptive_lr_keeps_the_lr_at_exactly_the_threshold():
     """"Less than 3 %" is strict: an improvement of exactly the threshold keeps the lr
     (binary-exact values: 1 → 0.96875 is 3.125 %)."""
-    s = _settings(epochs=4, lr=0.1, lr_adaptive_threshold=0.03125)
-    out = train(build_models(_small, [0]), _data(), s, 0, [_Extra([1.0, 0.96875, 0.96, 0.5])])
+    from sharpen.techniques import LrAdaptive
+
+    s = _settings(epochs=4, lr=0.1)
+    out = train(build_models(_small, [0]), _data(), s, 0,
+                [_Extra([1.0, 0.96875, 0.96, 0.5]), LrAdaptive(0.03125)])
     assert [r["train_loss"] for r in out.rows[0]][:2] == [1.0, 0.96875]
     assert [r["lr"] for r in out.rows[0]] == pytest.approx([0.1, 0.1, 0.1, 0.05])
 

@@ -75,7 +75,8 @@ def results_csv(out: Path) -> list[dict[str, str]]:
 
 
 def test_backend_is_checked_before_anything_is_written(small, tmp_path):
-    with pytest.raises(SharpenError, match=r"^backend must be 'local' or 'ray', got 'slurm'$"):
+    with pytest.raises(SharpenError, match=r"^backend must be one of local, serial, processes, "
+                                           r"ray, got 'slurm'$"):
         run_experiment(exp_of(small), tmp_path / "r", quiet=True, backend="slurm")
     assert not (tmp_path / "r").exists()
 
@@ -400,30 +401,37 @@ def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch)
 @pytest.mark.parametrize("backend,workers,jobs,want", [
     ("ray", 1, 2, "ray"), ("ray", 4, 1, "ray"), ("ray", 1, 0, "serial"),
     ("local", 2, 2, "processes"), ("local", 4, 3, "processes"), ("local", 1, 3, "serial"),
-    ("local", 2, 1, "serial"), ("local", 4, 0, "serial")])
-def test_dispatch_picks_ray_processes_or_this_process(monkeypatch, tmp_path, backend, workers,
-                                                     jobs, want):
-    from sharpen.reports import curriculum
+    ("local", 2, 1, "serial"), ("local", 4, 0, "serial"),
+    ("serial", 4, 3, "serial"), ("processes", 1, 3, "processes"), ("processes", 4, 1, "processes")])
+def test_each_backend_of_the_registry_places_jobs_where_it_says(monkeypatch, backend, workers,
+                                                                jobs, want):
+    from sharpen.experiments import backends
 
-    calls = []
-    figures = []
-    monkeypatch.setattr(curriculum, "curriculum_figures", lambda e, o: figures.append((e, o)))
-    monkeypatch.setattr(runner, "run_ray", lambda *a: calls.append(("ray", a)))
-    monkeypatch.setattr(runner, "run_serial", lambda *a: calls.append(("serial", a)))
+    calls, ready = [], []
+    monkeypatch.setattr(backends, "run_ray", lambda *a: calls.append(("ray", a)))
+    monkeypatch.setattr(backends, "run_serial", lambda *a: calls.append(("serial", a)))
 
     def processes(todo, n, report, while_running):
         while_running()  # the figures are drawn while the pool trains
         calls.append(("processes", (todo, n, report)))
 
-    monkeypatch.setattr(runner, "run_processes", processes)
-    todo, report, log, exp = [object() for _ in range(jobs)], object(), object(), object()
-    runner._dispatch(todo, backend, workers, report, log, exp, tmp_path, "ray://here")
+    monkeypatch.setattr(backends, "run_processes", processes)
+    todo = [backends.Job(backends.Group("a", (k,)), {}, (f"/r/{k}",), None, {"threads": 1},
+                         (k,)) for k in range(jobs)]
+    report, log = object(), object()
+    place = backends.Placement(workers, "ray://here", log)
+    backends.get_backend(backend).run(todo, report, place, lambda: ready.append(1))
     (name, args), = calls
-    assert name == want
-    assert figures == [(exp, tmp_path)]
-    assert args == {"ray": (todo, report, "ray://here", tmp_path),
-                    "processes": (todo, min(workers, jobs), report),
+    assert name == want and ready == [1]  # the figures once, whatever the backend
+    assert args == {"ray": (todo, report, "ray://here"),
+                    "processes": (todo, max(1, min(workers, jobs)), report),
                     "serial": (todo, report, log)}[want]
+    # the CLI offers exactly the registry's backends
+    from sharpen.cli import build_parser
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    (opt,) = [a for a in run._actions if "--backend" in a.option_strings]
+    assert opt.choices == list(backends.BACKENDS) == ["local", "serial", "processes", "ray"]
 
 
 class _Git:
@@ -483,24 +491,28 @@ def test_cpu_model_is_the_first_model_name_line_whole(monkeypatch):
 def _serial_pool(todo, n, report, while_running=None):
     """A stand-in for the process pool that runs the jobs here (pools cannot start inside
     mutmut's forked test process)."""
+    from sharpen.experiments import backends
+
     if while_running:
         while_running()
-    runner.run_serial(todo, report, None)
+    backends.run_serial(todo, report, None)
 
 
 def test_where_jobs_run_is_said_and_passed_on(small, tmp_path, monkeypatch, capsys):
+    from sharpen.experiments import backends
+
     seen = {}
 
-    def fake_ray(todo, report, address, out):
-        seen["ray"] = (len(todo), address, out)
-        runner.run_serial(todo, report, None)
+    def fake_ray(todo, report, address):
+        seen["ray"] = (len(todo), address)
+        backends.run_serial(todo, report, None)
 
-    monkeypatch.setattr(runner, "run_ray", fake_ray)
-    monkeypatch.setattr(runner, "run_processes", _serial_pool)
+    monkeypatch.setattr(backends, "run_ray", fake_ray)
+    monkeypatch.setattr(backends, "run_processes", _serial_pool)
     out, results = run_experiment(exp_of(small), tmp_path / "ray", backend="ray",
                                   address="ray://head:10001")
     assert "running 4 jobs in Ray tasks" in capsys.readouterr().out
-    assert seen["ray"] == (4, "ray://head:10001", out) and len(results) == 4
+    assert seen["ray"] == (4, "ray://head:10001") and len(results) == 4
     assert json.loads((out / "history.json").read_text())[0]["backend"] == "ray"
     run_experiment(exp_of(small, "runs=1"), tmp_path / "pool", workers=3)
     assert "running 2 jobs in 2 processes" in capsys.readouterr().out

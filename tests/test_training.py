@@ -5,6 +5,7 @@ import torch
 
 from sharpen.data import synthetic
 from sharpen.models import create_model
+from sharpen.techniques import LrAdaptive
 from sharpen.training import Diverged, Hook, Split, TrainData, TrainSettings, train
 
 TIMING = {"seconds", "images_per_s"}
@@ -83,8 +84,8 @@ def test_hooks_fire_in_order_and_can_add_columns():
 
 
 def test_adaptive_halving_follows_seed_004_rule():
-    s = TrainSettings(epochs=6, batch_size=32, lr=0.02, lr_adaptive_threshold=0.03)
-    _, rows = _run(1, s)
+    s = TrainSettings(epochs=6, batch_size=32, lr=0.02)
+    _, rows = _run(1, s, [LrAdaptive(0.03)])
     lr, prev = 0.02, None
     for r in rows:  # independent recomputation of the rule from the logged losses
         assert r["lr"] == pytest.approx(lr)
@@ -113,9 +114,9 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_numbers():
 
     def hooks():
         return [ScheduledDropout({"kind": "linear", "start": 0.1, "end": 0.4}),
-                RandomizedDeblur(1.0, 0.5), RandomErasing(0.5)]
+                RandomizedDeblur(1.0, 0.5), RandomErasing(0.5), LrAdaptive(0.5)]
 
-    s = TrainSettings(epochs=4, batch_size=64, lr=0.05, lr_adaptive_threshold=0.5)
+    s = TrainSettings(epochs=4, batch_size=64, lr=0.05)
     saved = {}
 
     def keep(state):

@@ -233,8 +233,11 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
                    help="torch threads per job, overriding the plan's (config key threads; "
                         "default: cores ÷ jobs); part of the plan: it changes float rounding, "
                         "so it is recorded in config.json")
-    r.add_argument("--backend", default="local", choices=["local", "ray"],
-                   help="local processes, or one Ray task per run")
+    from sharpen.experiments.backends import BACKENDS  # the registry the runner dispatches on
+
+    r.add_argument("--backend", default="local", choices=list(BACKENDS),
+                   help="where jobs run: " + "; ".join(f"{b.name}: {b.help}"
+                                                       for b in BACKENDS.values()))
     r.add_argument("--address", help="Ray cluster address (default $RAY_ADDRESS, else local)")
     r.add_argument("--log", action="append", choices=["tensorboard", "mlflow"],
                    help="also log every run to a tracker (repeatable; config key log): "

@@ -1,44 +1,65 @@
 """Where groups run: in this process, in worker processes, or as Ray tasks.
 
 A backend only places jobs. Each job sets the torch thread count the plan gives it, so a
-group's numbers are the same wherever it runs.
+group's numbers are the same wherever it runs. ``BACKENDS`` is the one registry: the CLI's
+``--backend`` choices and help, and the runner's dispatch, both read it. Adding a backend
+is one :class:`Backend` entry there.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sharpen import SharpenError
-from sharpen.experiments.config import RunConfig
-from sharpen.experiments.job import run_group
 from sharpen.experiments.plan import Group
 from sharpen.io import atomic_write_json, atomic_write_text
 
-# a job: (group, its config as plain JSON, run dirs, grid cell, plan entry, seeds to record)
-Job = tuple[Group, dict[str, Any], list[str], dict[str, Any] | None, dict[str, Any], list[int]]
+
+@dataclass(frozen=True)
+class Job:
+    """One group of seeds to train, as plain values (it travels to worker processes and Ray
+    tasks by pickling)."""
+
+    group: Group
+    config: dict[str, Any]  # the arm's RunConfig as JSON
+    run_dirs: tuple[str, ...]  # absolute, one per seed of the group
+    cell: dict[str, Any] | None  # the grid cell of the arm, if any
+    plan: dict[str, Any]  # the plan's entry: {"threads": T, "stack": K}
+    record_only: tuple[int, ...]  # seeds whose result.json this job writes
+
+    @property
+    def threads(self) -> int:
+        return int(self.plan["threads"])
+
+
 Report = Callable[[Group, list[dict[str, Any]]], None]
+Log = Callable[[str], None] | None
 
 
-def run_job(job: Job, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def run_job(job: Job, log: Log = None) -> list[dict[str, Any]]:
     """Run one job here with the plan's thread count (restored afterwards)."""
-    group, cfg, rdirs, cell, plan, record_only = job
+    import torch
+
+    from sharpen.experiments.config import RunConfig
+    from sharpen.experiments.job import run_group
+
     before = torch.get_num_threads()
-    torch.set_num_threads(plan["threads"])
+    torch.set_num_threads(job.threads)
     try:
-        return run_group(RunConfig.model_validate(cfg), group.arm, list(group.seeds),
-                         [Path(r) for r in rdirs], cell, plan, set(record_only), log)
+        return run_group(RunConfig.model_validate(job.config), job.group.arm,
+                         list(job.group.seeds), [Path(r) for r in job.run_dirs], job.cell,
+                         job.plan, set(job.record_only), log)
     finally:
         torch.set_num_threads(before)
 
 
-def run_serial(jobs: list[Job], report: Report, log: Callable[[str], None] | None) -> None:
+def run_serial(jobs: list[Job], report: Report, log: Log = None) -> None:
     for job in jobs:
-        report(job[0], run_job(job, log))
+        report(job.group, run_job(job, log))
 
 
 _STARTED: Any = None  # in a worker: the queue it announces each job on
@@ -69,12 +90,11 @@ def _announced_job(i: int, job: Job) -> list[dict[str, Any]]:
 
 def lost_job(job: Job, why: str) -> list[dict[str, Any]]:
     """Results for a job whose process was lost: each seed ``failed``, with the reason."""
-    group, _, rdirs, *_, record_only = job
     results = []
-    for seed, rdir in zip(group.seeds, rdirs):
+    for seed, rdir in zip(job.group.seeds, job.run_dirs):
         res = {"seed": seed, "status": "failed", "error": why, "seconds": 0.0,
-               "epochs_done": 0, "arm": group.arm}
-        if seed in record_only:
+               "epochs_done": 0, "arm": job.group.arm}
+        if seed in job.record_only:
             atomic_write_json(Path(rdir) / "result.json", res)
         results.append(res)
     return results
@@ -120,13 +140,13 @@ def run_processes(jobs: list[Job], workers: int, report: Report,
                 while_running = None
             for f in as_completed(futures):
                 i = futures[f]
-                report(todo[i][0], f.result())
+                report(todo[i].group, f.result())
                 del todo[i]
                 drain()
         except BrokenProcessPool:
             pool.shutdown(wait=True, cancel_futures=True)
             if alone:
-                report(todo[alone[0]][0], lost_job(todo[alone[0]], WORKER_DIED))
+                report(todo[alone[0]].group, lost_job(todo[alone[0]], WORKER_DIED))
                 del todo[alone[0]]
                 suspects.pop(0)
                 continue
@@ -158,7 +178,7 @@ def with_data_dirs(jobs: list[Job]) -> list[Job]:
     found: dict[str, str | None] = {}
     out = []
     for job in jobs:
-        cfg = job[1]
+        cfg = job.config
         name = cfg.get("dataset")
         if cfg.get("data_dir") is None and isinstance(name, str):
             if name not in found:
@@ -168,7 +188,7 @@ def with_data_dirs(jobs: list[Job]) -> list[Job]:
                 except Exception:  # noqa: BLE001 - not here: the worker looks for itself
                     found[name] = None
             if found[name] is not None:
-                job = (job[0], {**cfg, "data_dir": found[name]}, *job[2:])
+                job = replace(job, config={**cfg, "data_dir": found[name]})
         out.append(job)
     return out
 
@@ -184,7 +204,7 @@ def one_line(exc: BaseException) -> str:
     return msg if isinstance(cause, SharpenError) else f"{type(cause).__name__}: {msg}"
 
 
-def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> None:
+def run_ray(jobs: list[Job], report: Report, address: str | None) -> None:
     try:
         import ray
     except ImportError:
@@ -194,12 +214,12 @@ def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> 
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None,
                  include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     remote = ray.remote(max_retries=0)(run_job)  # one remote function; each job asks its threads
-    refs = {remote.options(num_cpus=job[4]["threads"]).remote(job): job for job in jobs}
+    refs = {remote.options(num_cpus=job.threads).remote(job): job for job in jobs}
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         job = refs[done[0]]
-        group = job[0]
+        group = job.group
         try:
             results = ray.get(done[0])
         except ray.exceptions.RayTaskError as exc:
@@ -218,9 +238,85 @@ def run_ray(jobs: list[Job], report: Report, address: str | None, out: Path) -> 
             import re
 
             full = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-            for rdir in job[2]:  # the whole traceback in the job's log, one line on screen
+            for rdir in job.run_dirs:  # the whole traceback in the job's log, one line on screen
                 atomic_write_text(Path(rdir) / "traceback.txt", full + "\n")
             results = lost_job(job, one_line(exc))
         except ray.exceptions.RayError as exc:  # a lost worker: record, let the rest go on
             results = lost_job(job, one_line(exc))
         report(group, results)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How an invocation asked its jobs to be placed (``sharpen run`` flags)."""
+
+    workers: int | None = None  # processes side by side (None: cores ÷ threads per job)
+    address: str | None = None  # a Ray cluster
+    log: Log = None  # per-job messages (resuming from a checkpoint), serial only
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way to place jobs: ``run(jobs, report, placement, ready)`` calls ``report`` with
+    each job's results as it finishes and ``ready()`` once the jobs are under way."""
+
+    name: str
+    help: str
+    run: Callable[[list[Job], Report, Placement, Callable[[], Any]], None]
+    # processes that train at once, for the display: (jobs, workers) → slots
+    slots: Callable[[int, int], int]
+    where: Callable[[int, int], str]  # (jobs, workers) → "in 2 processes", for one line
+
+
+def default_workers(jobs: list[Job]) -> int:
+    """Processes that fill this machine's cores: cores ÷ the most threads a job asks."""
+    most = max((j.threads for j in jobs), default=1)
+    return max(1, (os.cpu_count() or 1) // most)
+
+
+def _serial(jobs: list[Job], report: Report, p: Placement, ready: Callable[[], Any]) -> None:
+    ready()
+    run_serial(jobs, report, p.log)
+
+
+def _processes(jobs: list[Job], report: Report, p: Placement, ready: Callable[[], Any]) -> None:
+    if not jobs:
+        return ready()
+    run_processes(jobs, max(1, min(p.workers or default_workers(jobs), len(jobs))), report, ready)
+
+
+def _local(jobs: list[Job], report: Report, p: Placement, ready: Callable[[], Any]) -> None:
+    """Processes when two or more can work side by side, else this process (no spawn cost)."""
+    if (p.workers or default_workers(jobs)) > 1 and len(jobs) > 1:
+        return _processes(jobs, report, p, ready)
+    _serial(jobs, report, p, ready)
+
+
+def _ray(jobs: list[Job], report: Report, p: Placement, ready: Callable[[], Any]) -> None:
+    if not jobs:  # everything finished earlier: no cluster to start
+        return _serial(jobs, report, p, ready)
+    ready()
+    run_ray(jobs, report, p.address)
+
+
+def _local_where(n: int, w: int) -> str:
+    return f"{min(w, n)} processes" if w > 1 and n > 1 else "this process"
+
+
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    Backend("local", "worker processes when two or more jobs can run side by side, else this "
+            "process (default)", _local,
+            lambda n, w: w, _local_where),
+    Backend("serial", "one job after another in this process", _serial,
+            lambda n, w: 1, lambda n, w: "this process"),
+    Backend("processes", "always spawned worker processes (--workers, default cores ÷ threads)",
+            _processes, lambda n, w: w, lambda n, w: f"{max(1, min(w, n))} processes"),
+    Backend("ray", "one Ray task per job (--address, else $RAY_ADDRESS, else a local Ray)",
+            _ray, lambda n, w: n, lambda n, w: "Ray tasks"),
+)}
+
+
+def get_backend(name: str) -> Backend:
+    if name not in BACKENDS:
+        raise SharpenError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    return BACKENDS[name]

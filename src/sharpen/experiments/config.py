@@ -73,12 +73,6 @@ class _RunBase(BaseModel):
     lr: ScheduleLike = Field(0.01,
         description="learning rate: a number or a schedule (per epoch, or per step with per = 'step')")
     warmup: float = Field(0.0, ge=0, description="epochs of linear lr warm-up, per step")
-    lr_adaptive: bool = Field(False,
-        description="seed 004: halve the lr when the epoch loss improved by < threshold")
-    lr_adaptive_threshold: float = Field(0.03, gt=0, lt=1,
-        description="lr_adaptive: relative loss improvement below which the lr drops")
-    lr_adaptive_factor: float = Field(0.5, gt=0, lt=1,
-        description="lr_adaptive: factor applied to the lr when it drops")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     nesterov: bool = Field(False, description="SGD with Nesterov momentum")
     weight_decay: ScheduleLike = Field(0.0,

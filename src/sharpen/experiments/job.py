@@ -48,17 +48,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def settings_of(cfg: Any) -> TrainSettings:
-    return TrainSettings(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
-        warmup=cfg.warmup,
-        momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov,
-        lr_adaptive_threshold=cfg.lr_adaptive_threshold if cfg.lr_adaptive else None,
-        lr_adaptive_factor=cfg.lr_adaptive_factor, loss=cfg.loss,
-        eval_batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last, amp=cfg.amp,
-        compile=cfg.compile, fused_optimizer=cfg.fused_optimizer)
-
-
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if not rows:
         return {}
@@ -165,11 +154,12 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
         # first job alone (it is cached after), which would make s/run depend on the plan
         t0 = time.perf_counter()
         models = build_models(factory, seeds)
-        settings = settings_of(cfg)
+        task = None
         if cfg.pairs is not None:
             from sharpen.training.tasks import PairTask
 
-            settings.task = PairTask(models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
+            task = PairTask(models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
+        settings = TrainSettings.from_config(cfg, task=task)
         trained = train(models, datas, settings, seeds,
                         hooks=techs + ([best] if best else []) + [ProgressFile(rdirs[0] / PROGRESS)],
                         device=device,

@@ -24,7 +24,7 @@ import torch
 
 import sharpen
 from sharpen import SharpenError
-from sharpen.experiments.backends import Job, run_processes, run_ray, run_serial
+from sharpen.experiments.backends import Job, Placement, default_workers, get_backend
 from sharpen.experiments.config import Experiment
 from sharpen.experiments.plan import Group, groups_of, make_plan, same_seeds
 from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, check_writable
@@ -113,8 +113,7 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     fixes groups and threads per job.
     ``threads`` overrides the plan's threads per job (a different plan, recorded).
     """
-    if backend not in ("local", "ray"):
-        raise SharpenError(f"backend must be 'local' or 'ray', got {backend!r}")
+    get_backend(backend)  # an unknown name is refused before anything is made
 
     if threads is not None:
         for cfg in exp.arms.values():
@@ -213,9 +212,9 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                 g = Group(group.arm, seeds)
                 entry = {"threads": plan["arms"][group.arm]["threads"],
                          "stack": plan["arms"][group.arm]["stack"]}
-                todo.append((g, exp.arms[group.arm].model_dump(mode="json"),
-                             [str(run_dir(out, g.arm, s).resolve()) for s in seeds],
-                             exp.cells.get(g.arm), entry, missing))
+                todo.append(Job(g, exp.arms[group.arm].model_dump(mode="json"),
+                                tuple(str(run_dir(out, g.arm, s).resolve()) for s in seeds),
+                                exp.cells.get(g.arm), entry, tuple(missing)))
 
             from sharpen.reports.trackers import Trackers
 
@@ -241,27 +240,29 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
 
             from sharpen.experiments.progress import Progress, Watch
 
-            watch = [Watch(g.arm, tuple(g.seeds), Path(dirs[0]), exp.arms[g.arm].epochs)
-                     for g, _, dirs, *_ in todo]
-            if workers is None:
-                most = max(a["threads"] for a in plan["arms"].values())
-                workers = max(1, (os.cpu_count() or 1) // most)
-            invocation.update(workers=workers, jobs=len(todo), runs=sum(len(t[5]) for t in todo))
+            watch = [Watch(t.group.arm, tuple(t.group.seeds), Path(t.run_dirs[0]),
+                           exp.arms[t.group.arm].epochs) for t in todo]
+            placed = get_backend(backend)
+            workers = workers or default_workers(todo)
+            invocation.update(workers=workers, jobs=len(todo),
+                              runs=sum(len(t.record_only) for t in todo))
             _log_invocation(out, invocation)
             log = None if quiet else (lambda m: print("    " + m, flush=True))
             if not quiet and todo:
-                where = ("Ray tasks" if backend == "ray" else
-                         f"{min(workers, len(todo))} processes" if workers > 1 else "this process")
-                print(f"running {len(todo)} jobs in {where}", flush=True)
+                print(f"running {len(todo)} jobs in {placed.where(len(todo), workers)}",
+                      flush=True)
             # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
             shown = Progress(watch, enabled=None if not quiet else False,
-                             workers=len(todo) if backend == "ray" else workers)
+                             workers=placed.slots(len(todo), workers))
             import contextlib
 
-            live = trackers.watch([(t[0].arm, s) for t in todo for s in t[0].seeds]) \
+            from sharpen.reports.curriculum import curriculum_figures
+
+            live = trackers.watch([(t.group.arm, s) for t in todo for s in t.group.seeds]) \
                 if trackers is not None else contextlib.nullcontext()
             with shown, live:
-                _dispatch(todo, backend, workers, report, log, exp, out, address)
+                placed.run(todo, report, Placement(workers, address, log),
+                           lambda: curriculum_figures(exp, out))
             results = [by_job[j] for j in jobs_all if j in by_job]
             invocation["finished"] = datetime.now().isoformat(timespec="seconds")
             invocation["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -292,20 +293,6 @@ def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException) -> None:
             _log_invocation(out, invocation)
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
-
-
-def _dispatch(todo: list[Job], backend: str, workers: int, report: Any, log: Any, exp: Any,
-              out: Path, address: str | None) -> None:
-    from sharpen.reports.curriculum import curriculum_figures
-
-    if backend == "ray" and todo:
-        curriculum_figures(exp, out)
-        run_ray(todo, report, address, out)
-    elif workers > 1 and len(todo) > 1:
-        run_processes(todo, min(workers, len(todo)), report, lambda: curriculum_figures(exp, out))
-    else:
-        curriculum_figures(exp, out)
-        run_serial(todo, report, log)
 
 
 def config_diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],

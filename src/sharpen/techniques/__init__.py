@@ -22,6 +22,7 @@ from sharpen.techniques.erasing import RandomErasing, random_erasing
 from sharpen.techniques.flip import HorizontalFlip, hflip
 from sharpen.techniques.gradclip import GradClip, clip_grad_norm_per_seed
 from sharpen.techniques.gradflow import GradientFlow, gradient_flow, weight_layers
+from sharpen.techniques.lr_adaptive import LrAdaptive
 from sharpen.techniques.mixup import Mixup, mixup
 from sharpen.techniques.resizing import ProgressiveResize
 from sharpen.techniques.sharpening import ProgressiveSharpening, blurred_copy
@@ -29,11 +30,11 @@ from sharpen.techniques.smoothing import LabelSmoothing, smooth_loss
 from sharpen.training.schedules import as_schedule
 
 # the registry, in the order hooks run: model changes, dropout, curricula, per-image
-# augmentations, batch mixing, loss terms, gradient and weight handling, diagnostics
+# augmentations, batch mixing, loss terms, gradient and weight handling, the lr, diagnostics
 TECHNIQUES: tuple[type[Technique], ...] = (
     BlurPool, ScheduledDropout, ProgressiveSharpening, ProgressiveResize, RandomizedDeblur,
     RandomCrop, HorizontalFlip, RandomErasing, Cutout, Mixup, CutMix, LabelSmoothing,
-    GradClip, EMA, GradientFlow,
+    GradClip, EMA, LrAdaptive, GradientFlow,
 )
 
 
@@ -129,7 +130,7 @@ def schedule_rows(cfg: Any) -> list[dict[str, Any]]:
 __all__ = ["TECHNIQUES", "user_hooks", "idle_warnings", "Technique", "techniques_for",
            "schedule_rows", "plan_columns",
            "ScheduledDropout", "ProgressiveSharpening", "ProgressiveResize", "RandomizedDeblur",
-           "RandomErasing", "GradientFlow", "random_erasing", "gradient_flow", "weight_layers",
+           "RandomErasing", "GradientFlow", "LrAdaptive", "random_erasing", "gradient_flow", "weight_layers",
            "blurred_copy", "BlurPool", "add_blurpool", "blur_downsample", "RandomCrop",
            "random_crop", "CutMix", "cutmix", "Cutout", "cutout", "EMA", "HorizontalFlip", "hflip",
            "GradClip", "clip_grad_norm_per_seed", "Mixup", "mixup", "LabelSmoothing",

@@ -72,12 +72,9 @@ class EMA(Technique):
             for t, a in zip(live, self.avg or saved):
                 t.copy_(a)
         try:
-            d = state.data
-            splits = ([("val", [x.val for x in d])] if d[0].val is not None and len(d[0].val)
-                      else []) + [("test", [x.test for x in d])]
             return {name: evaluate(state.model, sp, state.norm, state.task,
                                    state.settings.eval_batch_size, state.eval_transform)
-                    for name, sp in splits}
+                    for name, sp in state.eval_splits()}
         finally:
             with torch.no_grad():
                 for t, s in zip(live, saved):

@@ -6,8 +6,8 @@ its own initialisation (the caller builds one model per seed, see :func:`build_m
 data (pairs are drawn per seed), data order, dropout masks and every other random draw
 (named streams, :mod:`sharpen.training.streams`), its own loss (the stacked loss is the
 sum of the seeds' mean losses, so each seed's gradient is its own), metrics, learning-rate
-multiplier (``lr_adaptive`` decides per seed) and divergence: a seed whose loss becomes
-NaN stops recording and the others go on.
+multiplier (``state.lr_scale``: the lr_adaptive technique sets it per seed) and divergence:
+a seed whose loss becomes NaN stops recording and the others go on.
 
 Techniques act only through six hooks (Composer-style events):
   on_epoch_start(state)              - change data, dropout, image size for this epoch
@@ -27,7 +27,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -70,6 +70,9 @@ class TrainData:
 
 @dataclass
 class TrainSettings:
+    """The trainer's own settings. Each field has the name of its experiment-file key, so
+    :meth:`from_config` reads them by name (nothing is copied by hand)."""
+
     epochs: int
     batch_size: int
     optimizer: str = "sgd"  # sgd, adam, adamw (decoupled weight decay)
@@ -78,8 +81,6 @@ class TrainSettings:
     momentum: float = 0.9
     weight_decay: Any = 0.0  # number or schedule
     nesterov: bool = False
-    lr_adaptive_threshold: float | None = None  # seed 004: halve if loss improved < 3 %
-    lr_adaptive_factor: float = 0.5
     loss: str = "cross_entropy"
     eval_batch_size: int = 1000
     drop_last: bool = False
@@ -90,6 +91,12 @@ class TrainSettings:
     amp: str = "off"  # "bf16": autocast forward and loss to bfloat16 (weights stay fp32)
     compile: bool = False  # torch.compile the model (CPU: needs a C++ compiler)
     fused_optimizer: bool = True  # one fused kernel per step for SGD/Adam
+
+    @classmethod
+    def from_config(cls, cfg: Any, **extra: Any) -> TrainSettings:
+        """The settings a run configuration gives: every field of the same name."""
+        names = [f.name for f in fields(cls) if hasattr(cfg, f.name)]
+        return cls(**{n: getattr(cfg, n) for n in names}, **extra)
 
 
 @dataclass
@@ -118,6 +125,15 @@ class TrainState:
     extra: dict[str, Any] = field(default_factory=dict)
     rng: dict[tuple[str, str], list[torch.Generator]] = field(default_factory=dict)
     norm: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # per seed, a multiplier of the scheduled lr (a technique may change a seed's: lr_adaptive)
+    lr_scale: list[float] = field(default_factory=list)
+
+    def eval_splits(self) -> list[tuple[str, list[Split]]]:
+        """The splits every epoch is evaluated on, per seed: validation (when held out),
+        then test. The loop and any technique that evaluates (EMA) ask here."""
+        d = self.data
+        val = [("val", [x.val for x in d])] if d[0].val is not None and len(d[0].val) else []
+        return val + [("test", [x.test for x in d])]
 
     @property
     def epochs(self) -> int:
@@ -381,8 +397,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
     state = TrainState(model, opt, datas, s, device, seeds, norm=norm, task=task,
                        eval_transform=eval_transform)
     bind_dropout(model, state.generators("dropout", device))
-    lr_mult = [1.0] * E
-    prev_loss: list[float | None] = [None] * E
+    state.lr_scale = [1.0] * E
     rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
     diverged: list[str | None] = [None] * E
     predictions: list[dict[str, torch.Tensor]] = []
@@ -398,7 +413,8 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
         torch.set_rng_state(resume["torch_rng"])
         for h, hs in zip(hooks, resume["hooks"]):
             h.load_state_dict(hs)
-        lr_mult, prev_loss, state.step = list(resume["lr_mult"]), list(resume["prev_loss"]), resume["step"]
+        state.lr_scale = list(resume.get("lr_scale") or resume["lr_mult"])  # (older name)
+        state.step = resume["step"]
         rows = [list(r) for r in resume["rows"]]
         diverged = list(resume["diverged"])
         first = resume["epoch"]
@@ -430,7 +446,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
         state.train_x = [d.train.x for d in datas]
         state.extra = {}
         state.batch = 0
-        scale = set_lr(lr_mult)
+        scale = set_lr(state.lr_scale)
         epoch_lr = state.lr  # reported: the lr of the epoch's first step
         t0 = time.perf_counter()  # images/s counts a curriculum's per-epoch data preparation
         for h in hooks:
@@ -444,7 +460,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
         for i in range(0, stop, bs):
             state.batch = i // bs
             if per_step and i:
-                scale = set_lr(lr_mult)
+                scale = set_lr(state.lr_scale)
             idx = perm[:, i:i + bs]
             b = idx.shape[1]
             state.batch_index = idx
@@ -485,12 +501,10 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
                     e[1] += per * b
             seen += b
         train_time = time.perf_counter() - t0
-        splits = [("val", [d.val for d in datas])] if datas[0].val is not None and len(datas[0].val) \
-            else []
         preds: dict[str, list[torch.Tensor]] = {}
         evals = {name: evaluate(model, sp, norm, task, s.eval_batch_size, eval_transform,
                                 predictions=preds.setdefault(name, []))
-                 for name, sp in splits + [("test", [d.test for d in datas])]}
+                 for name, sp in state.eval_splits()}
         predictions = [{name: p[k] for name, p in preds.items() if p} for k in range(E)]
         losses = loss_sum.double().cpu() / max(seen, 1)
         corrects = correct.cpu()
@@ -511,19 +525,13 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
                 row[f"{name}_loss"], row[f"{name}_acc"] = r.pop("loss"), r.pop("acc")
                 row.update({f"{name}_{m}": v for m, v in r.items()})
             row["gap"] = row["train_acc"] - row.get("val_acc", row["test_acc"])
-            row["lr"] = epoch_lr * lr_mult[k]
+            row["lr"] = epoch_lr * state.lr_scale[k]
             row["seconds"] = time.perf_counter() - t0
             row["images_per_s"] = seen * E / train_time if train_time > 0 else float("nan")
             row.update({name: _seed_value(v, k) for name, v in state.extra.items()})
             state.seed_index = k
             for h in hooks:
                 h.on_epoch_end(state, row)
-            if s.lr_adaptive_threshold is not None:
-                # seed 004: halve when the epoch loss improved by less than 3 % of the previous
-                p = prev_loss[k]
-                if p is not None and (p - train_loss) < s.lr_adaptive_threshold * p:
-                    lr_mult[k] *= s.lr_adaptive_factor
-                prev_loss[k] = train_loss
             rows[k].append(row)
             if on_epoch is not None:
                 on_epoch(k, row)
@@ -533,7 +541,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
                 "optimizer": opt.state_dict(),
                 "rng": {key: [g.get_state() for g in gs] for key, gs in state.rng.items()},
                 "torch_rng": torch.get_rng_state(), "hooks": [h.state_dict() for h in hooks],
-                "lr_mult": lr_mult, "prev_loss": prev_loss, "step": state.step, "rows": rows,
+                "lr_scale": state.lr_scale, "step": state.step, "rows": rows,
                 "diverged": diverged, "predictions": predictions,
             })
     with torch.no_grad():  # each seed's model ends holding its trained weights
