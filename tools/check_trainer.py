@@ -12,6 +12,12 @@ folder recorded.
 
     python tools/check_trainer.py --data /tmp/data [--only NAME ...]
 
+Float results depend on the CPU's kernels, so a folder made on another CPU model cannot be
+matched bit for bit here. For those, make a reference on this machine with the code before
+a change (``--keep DIR``, run with that code on PYTHONPATH), then check the code after the
+change against it (``--reference DIR``): the same question — does the change move a
+number? — asked on one machine.
+
 --data is a folder holding mnist/ (the files the folders were made from), fashion-mnist/
 and cifar10/ (extracted CIFAR-10 python batches). The answer, with the commit it checked
 and the wall time of each re-run, goes to docs/results/trainer-check.json and a table on
@@ -99,8 +105,10 @@ def compare_run(stored: Path, fresh: Path) -> tuple[list[str], list[str]]:
     return diffs, columns
 
 
-def check(name: str, args: list[str], data: str, scratch: Path) -> dict[str, object]:
+def check(name: str, args: list[str], data: str, scratch: Path,
+          reference: Path | None = None) -> dict[str, object]:
     out = scratch / name
+    ref = (reference or RESULTS) / name
     # the same seeds train together as when the folder was made: `auto` would stack
     # differently for one arm than for all of them, which changes float rounding
     arm = args[args.index("--arms") + 1]
@@ -122,14 +130,18 @@ def check(name: str, args: list[str], data: str, scratch: Path) -> dict[str, obj
     columns: set[str] = set()
     for run in fresh_runs:
         rel = run.relative_to(out)
-        d, cols = compare_run(RESULTS / name / rel, run)
+        d, cols = compare_run(ref / rel, run)
         columns.update(cols)
         if d:
             diffs[str(rel)] = d
     made = sorted({i["commit"][:7] for i in json.loads((RESULTS / name / "history.json")
                                                        .read_text())})
     now = json.loads((out / "history.json").read_text())[-1]
+    if reference is not None:  # made by the reference run, on this machine
+        made = sorted({i["commit"][:7] for i in json.loads((ref / "history.json").read_text())})
     return {"folder": name, "made_by": made, "checked_by": now["commit"][:7],
+            "reference": "stored folder" if reference is None else "the same command at "
+            f"{','.join(made)} on this machine",
             "dirty": now["dirty"], "machine": now["machine"], "command": " ".join(cmd[:-3]),
             "runs_compared": len(fresh_runs), "runs_identical": len(fresh_runs) - len(diffs),
             "differences": diffs, "columns": sorted(columns), "wall_s": round(wall, 1)}
@@ -140,15 +152,24 @@ def main() -> int:
     ap.add_argument("--data", required=True, help="folder with mnist/ and cifar10/")
     ap.add_argument("--only", nargs="*", default=None, choices=sorted(CHECKS),
                     help="folders to check (default all)")
+    ap.add_argument("--keep", type=Path, help="keep the fresh folders here (a reference)")
+    ap.add_argument("--reference", type=Path,
+                    help="compare with the folders --keep wrote, not with docs/results")
+    ap.add_argument("--record", type=Path, default=None,
+                    help="the JSON to write (default docs/results/trainer-check.json)")
     a = ap.parse_args()
     names = a.only or list(CHECKS)
-    path = RESULTS / "trainer-check.json"
+    path = a.record or RESULTS / "trainer-check.json"
     old = json.loads(path.read_text()) if path.exists() and a.only else {"checks": []}
     scratch = Path(tempfile.mkdtemp(prefix="sharpen-check-"))
     ok = True
     try:
         for name in names:
-            c = check(name, CHECKS[name], str(Path(a.data).resolve()), scratch)
+            c = check(name, CHECKS[name], str(Path(a.data).resolve()), scratch, a.reference)
+            if a.keep:
+                a.keep.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(a.keep / name, ignore_errors=True)
+                shutil.move(str(scratch / name), a.keep / name)
             shutil.rmtree(scratch / name, ignore_errors=True)
             if "error" in c:
                 print(f"{name}: {c['command']} failed:\n{c['error']}", file=sys.stderr)

@@ -104,14 +104,14 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 def _cmd_list(a: argparse.Namespace) -> int:
     from sharpen.data import get_spec, list_datasets
     from sharpen.experiments import list_bundled
-    from sharpen.models import count_parameters, create_model, list_models, model_source
+    from sharpen.models import count_parameters, create_model, list_models, model_paper
 
     what = a.what
     if what in (None, "models"):
         print("models:")
         for m in list_models():
             n = count_parameters(create_model(m))
-            print(f"  {m:28s} source {model_source(m) or '-':4s} {n:>9,} params")
+            print(f"  {m:28s} paper {model_paper(m) or '-':4s} {n:>9,} params")
     if what in (None, "datasets"):
         print("datasets:")
         for d in list_datasets():
@@ -128,7 +128,7 @@ def _cmd_list(a: argparse.Namespace) -> int:
             raw = read_file(BUNDLED_DIR / f"{e}.toml")
             profiles = ", ".join(raw.get("profiles") or {}) or "-"
             first = " ".join((raw.get("description") or "").split())
-            print(f"  {e}  (seed {raw.get('seed_paper', '-').split(' ')[0]}; profiles: {profiles})")
+            print(f"  {e}  (paper {raw.get('paper', '-').split(' ')[0]}; profiles: {profiles})")
             print(f"      {first[:300]}{'…' if len(first) > 300 else ''}")
     return 0
 
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", action="store_true", help="CSV instead of a table")
     s.set_defaults(fn=_cmd_schedule)
 
-    b = sub.add_parser("bench", help="benchmarks: conv (NumPy conv implementations, seed 003 §2), "
+    b = sub.add_parser("bench", help="benchmarks: conv (NumPy conv implementations, paper 003 §2), "
                                      "train (our trainer vs a canonical DataLoader loop)")
     b.add_argument("what", choices=["conv", "train"], help="which benchmark")
     b.add_argument("--profile", default="quick", choices=["quick", "full"],

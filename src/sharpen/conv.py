@@ -1,4 +1,4 @@
-"""A convolutional layer from first principles (seed 003 §2), in NumPy only.
+"""A convolutional layer from first principles (paper 003 §2), in NumPy only.
 
 One interface, three implementations of the forward and backward pass for 4-D input
 ``x`` (batch, F_in, H, W) and 4-D kernels ``w`` (F_out, F_in, H_k, W_k), with bias,
@@ -6,14 +6,14 @@ stride, zero padding and dilation (each an int or an (h, w) pair):
 
 ``loops``
     explicit loops over batch, F_out and every output position, each a dot product of
-    the receptive field with the kernel: simple to code, slow (the seed's first approach).
+    the receptive field with the kernel: simple to code, slow (the paper's first approach).
 ``im2col``
     serialisation: copy every receptive field into a column of a matrix, then one matrix
     product; fast, but the column matrix holds each input value up to H_k·W_k times.
     ``im2col_chunked`` is the memory-frugal variant: the same, one image at a time, so the
     column matrix is ``batch`` times smaller.
 ``correlate``
-    the seed's own method: three loops over (batch, F_out, F_in) around a 2-D
+    the paper's own method: three loops over (batch, F_out, F_in) around a 2-D
     cross-correlation function; T = batch × F_out × F_in × T_function.
 
 Like deep-learning frameworks, "convolution" here is cross-correlation (no kernel flip).

@@ -88,10 +88,13 @@ class RunDir:
 
     # whole-directory files ---------------------------------------------------------------
     def config(self) -> dict[str, Any]:
+        """The resolved experiment, renamed keys read under their new names."""
+        from sharpen.experiments.config.renamed import upgrade_keys
+
         path = self.root / CONFIG
         if not path.is_file():
             raise SharpenError(f"{self.root} is not a run directory (no {CONFIG})")
-        return _read_json(path)
+        return upgrade_keys(_read_json(path), str(path))
 
     def environment(self) -> dict[str, Any]:
         path = self.root / ENVIRONMENT

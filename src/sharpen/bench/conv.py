@@ -3,7 +3,7 @@
 One variable (batch, channels, image size, kernel size) grows while the others stay at a
 base point; for each implementation the forward and backward pass are timed (best of
 ``repeats``) and their peak NumPy memory is traced. Log-log slopes (fitted exponents) are
-printed beside the exponents that seed 003's formulas predict:
+printed beside the exponents that paper 003's formulas predict:
     T = batch × F_out × F_in × T_function,   T_function ∝ H_out·W_out·H_k·W_k
     S_forward = batch × F_out × H_out × W_out,   S_backward = batch × F_in × H_in × W_in
 PyTorch's conv2d (time only; its allocator is not traced) is the anchor.
@@ -29,7 +29,7 @@ SWEEPS = {
     "full": {"batch": [2, 4, 8, 16, 32, 64], "channels": [2, 4, 8, 16, 32, 64],
              "image": [8, 16, 32, 64, 96], "kernel": [1, 3, 5, 7, 9]},
 }
-# exponents predicted by the seed's formulas (channels = F_in = F_out grow together;
+# exponents predicted by the paper's formulas (channels = F_in = F_out grow together;
 # image = side H = W with padding k//2 so H_out = H; kernel = side k)
 PREDICTED = {
     "time": {"batch": 1, "channels": 2, "image": 2, "kernel": 2},

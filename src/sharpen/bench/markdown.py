@@ -34,7 +34,7 @@ def conv_markdown(profile: str, fits: list[dict[str, Any]], base_rows: dict[str,
             a, b = base_rows[num], base_rows[den]
             ratios.append(f"- {den} vs {num}: {_speed(a['t_fwd'] / b['t_fwd'])} forward, "
                           f"{_speed(a['t_bwd'] / b['t_bwd'])} backward")
-    lines += ratios + ["", "## Fitted exponents (log-log slope) vs the seed's formulas", "",
+    lines += ratios + ["", "## Fitted exponents (log-log slope) vs the paper's formulas", "",
                        "| variable | impl | time fwd | time bwd | seed T | mem fwd | seed S_fwd | "
                        "mem bwd | seed S_bwd |", "|---|---|---|---|---|---|---|---|---|"]
     for f in fits:
@@ -98,7 +98,7 @@ def train_markdown(res: dict[str, Any]) -> str:
            "included): " + ", ".join(f"{w['setup']} {w['seconds']:.1f} s" for w in ts["setups"])
            + f"; canonical loop ×10 {ts['canonical_s']:.1f} s; wall-time ratio, default plan: "
            f"{ts['ratio']:.2f} (one job per seed: {ts['ratio_one_job_per_seed']:.2f})", "",
-           f"Seed 004's protocol ({pp['dataset']}, {pp['pairs']} pairs, {pp['seeds']} seeds × 3 "
+           f"Paper 004's protocol ({pp['dataset']}, {pp['pairs']} pairs, {pp['seeds']} seeds × 3 "
            f"models, {pp['epochs']} epochs): " + ", ".join(
                f"{w['setup']} {w['seconds']:.1f} s ({w['seeds_per_s']:.2f} seeds/s)"
                for w in pp["setups"]) + f"; seeds/s ratio {pp['ratio']:.2f}"]

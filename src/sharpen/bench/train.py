@@ -9,7 +9,7 @@ What it measures (on ``--device``, CPU by default):
   ``run_experiment`` exactly as ``sharpen run`` does with no flags (the plan decides
   stacking and threads), evaluation and files included, against the canonical loop run
   ten times in a row.
-* ``pairs_seeds_per_s_ratio``: seed 004's protocol (Sub_LeNet5 / _WS / _WS_AL, new pairs
+* ``pairs_seeds_per_s_ratio``: paper 004's protocol (Sub_LeNet5 / _WS / _WS_AL, new pairs
   per seed) through the runner with its default plan against the same runs one at a time
   (``stack_seeds = 1``), seeds per second.
 * ``flops_fraction_lenet5_stacked`` / ``flops_fraction_cifar_net``: FLOP/s of a training
@@ -49,7 +49,7 @@ from sharpen.training.loop import make_optimizer
 from sharpen.training.schedules import as_schedule
 from sharpen.training.stack import StackedConv, stack_models
 
-# The bundled experiments' own settings: sharpening-mnist (seed 000) and deblur-cifar10 (seed 001)
+# The bundled experiments' own settings: sharpening-mnist (paper 000) and deblur-cifar10 (paper 001)
 LENET_SETTINGS = {"batch_size": 128, "optimizer": "adam", "lr": 1e-3}
 SHARPENING = {"kind": "step", "start": 5, "delta": -1, "every": 2, "min": 1}
 NIN_SETTINGS = {"batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9,
@@ -344,7 +344,7 @@ def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, 
 
 def pairs_protocol(out: Path, seeds: int, epochs: int, pairs: int, device: str,
                    log: Callable[[str], None]) -> dict[str, Any]:
-    """Seed 004's three models, ``seeds`` seeds each, default plan vs one run at a time."""
+    """Paper 004's three models, ``seeds`` seeds each, default plan vs one run at a time."""
     from sharpen.experiments.config import Experiment, RunConfig
     from sharpen.experiments.runner import run_experiment
 
@@ -366,7 +366,7 @@ def pairs_protocol(out: Path, seeds: int, epochs: int, pairs: int, device: str,
         run_experiment(exp, d, quiet=True, workers=None if label == "default" else 1)
         walls.append({"setup": label, "seconds": time.perf_counter() - t0,
                       "seeds_per_s": 3 * seeds / (time.perf_counter() - t0)})
-    log(f"  seed 004 protocol ({dataset}, {pairs} pairs, {seeds} seeds × 3 models, {epochs} "
+    log(f"  paper 004 protocol ({dataset}, {pairs} pairs, {seeds} seeds × 3 models, {epochs} "
         "epochs): " + ", ".join(f"{w['setup']} {w['seconds']:.1f} s" for w in walls))
     return {"dataset": dataset, "pairs": pairs, "seeds": seeds, "epochs": epochs, "setups": walls,
             "ratio": walls[0]["seeds_per_s"] / walls[1]["seeds_per_s"]}
@@ -450,7 +450,7 @@ def run_train_bench(out: Path | None = None, quick: bool = True, device: str = "
     coin = torch.Generator().manual_seed(1)
 
     def blur_some(t: torch.Tensor) -> torch.Tensor:
-        # per sample, σ=2 with probability 0.4: the per-sample version of seed 001's batch coin
+        # per sample, σ=2 with probability 0.4: the per-sample version of paper 001's batch coin
         return gaussian_blur(t, 2.0) if torch.rand((), generator=coin) < 0.4 else t
 
     pair("nin_cifar, randomized deblur σ=2 α=0.4", "nin_cifar", cdata,

@@ -43,7 +43,7 @@ def _pad(x: torch.Tensor, lo: int, hi: int, padding: str) -> torch.Tensor:
 
 
 def box_blur(x: torch.Tensor, n: int, padding: str = "reflect") -> torch.Tensor:
-    """Convolve each channel with kernel_n = J_n / n² (seed 000); ``n = 1`` is the identity.
+    """Convolve each channel with kernel_n = J_n / n² (paper 000); ``n = 1`` is the identity.
 
     Odd n is centred. Even n has no centre: the window covers offsets −n/2 … n/2−1, i.e.
     it sits half a pixel up-left of the output pixel (OpenCV's anchor convention).

@@ -1,4 +1,4 @@
-"""Digit pairs (seeds 002 and 004; the public EPFL deep-learning course protocol).
+"""Digit pairs (papers 002 and 004; the public EPFL deep-learning course protocol).
 
 Average-pool the 28×28 digits by 2 to 14×14; draw a random permutation; the first 2N
 images make N pairs (images 2i and 2i+1). Input N×2×14×14, classes N×2, target 1 if

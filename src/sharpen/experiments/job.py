@@ -33,13 +33,12 @@ from sharpen.io import (
 )
 from sharpen.models import count_parameters
 from sharpen.rundir import PREDICTIONS
-from sharpen.techniques import techniques_for
+from sharpen.techniques import Technique, techniques_for
 from sharpen.training import Diverged, TrainSettings, build_models, train
 from sharpen.training.stack import NotStackable
 
 METRIC_BASE = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
                "gap", "lr", "seconds", "images_per_s"]
-GRADFLOW_COLUMNS = ["epoch", "layer", "name", "mean_abs_grad", "update_ratio"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -179,12 +178,10 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
         failure = f"{type(exc).__name__}: {exc}"
     wall = earlier + time.perf_counter() - t0
     params = count_parameters(factory())
-    for tech in techs:
-        recs = getattr(tech, "records", None)
-        if recs:
+    for tech in techs:  # each technique's own files (gradient flow's gradflow.csv)
+        if isinstance(tech, Technique):
             for k, r in enumerate(rdirs):
-                if recs[k]:
-                    atomic_write_csv(r / "gradflow.csv", recs[k], GRADFLOW_COLUMNS)
+                tech.write_run_files(k, r)
     results = []
     for k, seed in enumerate(seeds):
         status = "failed" if failure else ("diverged" if diverged[k] else "ok")

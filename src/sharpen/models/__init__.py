@@ -5,8 +5,8 @@ from sharpen.models._registry import (
     count_parameters,
     create_model,
     list_models,
-    model_source,
+    model_paper,
     register_model,
 )
 
-__all__ = ["create_model", "list_models", "register_model", "count_parameters", "model_source"]
+__all__ = ["create_model", "list_models", "register_model", "count_parameters", "model_paper"]

@@ -11,14 +11,14 @@ from torch import nn
 from sharpen import SharpenError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
-_SOURCES: dict[str, str] = {}  # name → the source report ("000" … "004") it comes from
+_PAPERS: dict[str, str] = {}  # name → the paper ("000" … "004") it is built from
 _TASKS: dict[str, str] = {}  # name → "classify" (logits) or "pairs" (a digit-pair model)
 TASKS = ("classify", "pairs")
 
 
-def register_model(name: str | None = None, source: str = "", task: str = "classify") -> Callable:
+def register_model(name: str | None = None, paper: str = "", task: str = "classify") -> Callable:
     """Decorator: register a model factory under ``name`` (default: the function name);
-    ``source``: the source report it is built from; ``task``: what its output means."""
+    ``paper``: the paper (source report) it is built from; ``task``: what its output means."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
@@ -27,7 +27,7 @@ def register_model(name: str | None = None, source: str = "", task: str = "class
         if key in _MODELS:
             raise ValueError(f"model {key!r} registered twice")
         _MODELS[key] = fn
-        _SOURCES[key], _TASKS[key] = source, task
+        _PAPERS[key], _TASKS[key] = paper, task
         return fn
 
     return deco
@@ -47,9 +47,9 @@ def list_models(task: str | None = None) -> list[str]:
     return sorted(k for k in _MODELS if task is None or _TASKS.get(k, "classify") == task)
 
 
-def model_source(name: str) -> str:
-    """The source report a registered model is built from ("" for none)."""
-    return _SOURCES.get(name, "")
+def model_paper(name: str) -> str:
+    """The paper a registered model is built from ("" for none)."""
+    return _PAPERS.get(name, "")
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

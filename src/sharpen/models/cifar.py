@@ -1,4 +1,4 @@
-"""Seed 001's CIFAR-10 network (its Figure 5), and a small 1-D conv net for signals."""
+"""Paper 001's CIFAR-10 network (its Figure 5), and a small 1-D conv net for signals."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class NinCifar(nn.Module):
     """conv3×3 16 · maxpool · conv3×3 32 · conv1×1 16 · conv3×3 32 · maxpool · conv3×3 64 ·
     conv1×1 32 · conv3×3 64 · conv1×1 10 · dropout · global avgpool (· softmax in the loss).
 
-    Fully convolutional, so it takes any input size ≥ 4 (progressive resizing). As the seed
+    Fully convolutional, so it takes any input size ≥ 4 (progressive resizing). As the paper
     says, the 1×1 convs, the last one included, are followed by ReLU only.
     """
 
@@ -41,10 +41,10 @@ class NinCifar(nn.Module):
         return self.net(x)
 
 
-@register_model(source="001")
+@register_model(paper="001")
 def nin_cifar(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.4,
               final_relu: bool = True) -> nn.Module:
-    """Seed 001's Figure 5 network (50,186 parameters for 10 classes)."""
+    """Paper 001's Figure 5 network (50,186 parameters for 10 classes)."""
     return NinCifar(num_classes, in_channels, dropout, final_relu)
 
 
@@ -66,8 +66,8 @@ class Conv1dNet(nn.Module):
         return self.net(x)
 
 
-@register_model(source="000")
+@register_model(paper="000")
 def conv1d_small(num_classes: int = 6, in_channels: int = 1, width: int = 16,
                  dropout: float = 0.2) -> nn.Module:
-    """1-D conv classifier for the sharpening curriculum on time series (seed 000's future scope)."""
+    """1-D conv classifier for the sharpening curriculum on time series (paper 000's future scope)."""
     return Conv1dNet(num_classes, in_channels, width, dropout)

@@ -1,14 +1,14 @@
-"""LeNet-5 family (seed 000).
+"""LeNet-5 family (paper 000).
 
-``lenet5_dropout`` is the seed's Keras summary exactly: conv 5×5 1→6 (156), avgpool,
+``lenet5_dropout`` is the paper's Keras summary exactly: conv 5×5 1→6 (156), avgpool,
 conv 5×5 6→16 (2,416), avgpool, flatten 256, dense 120 (30,840), dropout, dense 84
 (10,164), dropout, dense 10 (850) = 44,426 parameters on 28×28 input. Keras' default
-activation for Conv2D/Dense in such summaries is stated nowhere in the seed; we use ReLU on
+activation for Conv2D/Dense in such summaries is stated nowhere in the paper; we use ReLU on
 the hidden layers (tanh via ``activation="tanh"``).
 
 ``lenet5`` is the classic LeCun et al. (1998) network as usually re-implemented on 28×28
 MNIST: conv 5×5 pad 2 1→6, avgpool, conv 5×5 6→16, avgpool, 400→120→84→10, tanh,
-61,706 parameters; it is the seed's baseline.
+61,706 parameters; it is the paper's baseline.
 """
 
 from __future__ import annotations
@@ -46,14 +46,14 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model(source="000")
+@register_model(paper="000")
 def lenet5_dropout(num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                    dropout: float = 0.5, activation: str = "relu") -> nn.Module:
-    """Seed 000's LeNet-5 + dropout (44,426 parameters on 1×28×28)."""
+    """Paper 000's LeNet-5 + dropout (44,426 parameters on 1×28×28)."""
     return LeNet5(num_classes, in_channels, input_size, dropout, False, activation)
 
 
-@register_model(source="000")
+@register_model(paper="000")
 def lenet5(num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
            activation: str = "tanh") -> nn.Module:
     """Classic LeNet-5 baseline (LeCun et al. 1998), no dropout (61,706 parameters)."""

@@ -1,4 +1,4 @@
-"""Seed 003's VGG family: a healthy VGG-08 and a broken VGG-38, with the fixes.
+"""Paper 003's VGG family: a healthy VGG-08 and a broken VGG-38, with the fixes.
 
 entry conv → 3 stages, each of B conv blocks (conv, LeakyReLU, conv, LeakyReLU) and a
 dimension-reduction block (conv, LeakyReLU, avgpool ÷2, conv, LeakyReLU) → global average
@@ -6,7 +6,7 @@ pool → linear. 32 channels, 3×3 kernels, stride 1, padding 1. Convolutions: 1
 so B = 0 gives VGG-08 (7 conv + 1 FC) and B = 5 gives VGG-38 (37 conv + 1 FC).
 
 Options: ``batch_norm`` puts BatchNorm before every activation (entry block included, as
-the seed describes), ``residual`` wraps each conv block in an identity shortcut
+the paper describes), ``residual`` wraps each conv block in an identity shortcut
 (x + F(x)), ``dropout`` is applied to the features before the final linear layer.
 """
 
@@ -80,9 +80,9 @@ def _make(name: str, blocks: int, bn: bool, res: bool) -> None:
         return VGG(blocks, num_classes, in_channels, width, 3, bn, res, dropout)
 
     factory.__name__ = name
-    factory.__doc__ = (f"Seed 003 VGG, {blocks} conv blocks per stage"
+    factory.__doc__ = (f"Paper 003 VGG, {blocks} conv blocks per stage"
                        f"{', BatchNorm' if bn else ''}{', residual' if res else ''}.")
-    register_model(name, source="003")(factory)
+    register_model(name, paper="003")(factory)
 
 
 for _name, (_b, _bn, _res) in _VARIANTS.items():

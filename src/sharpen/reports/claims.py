@@ -5,14 +5,14 @@ A claim is a checkable statement written in an experiment file::
 
     [[claims]]
     claim = "proposed has a smaller generalization gap than progressive"
-    seed_says = "gap 4.37 % vs 5.82 %"
+    paper_says = "gap 4.37 % vs 5.82 %"
     arm = "proposed"
     op = "<"                # ">", "<", "~" (equal within ± tolerance), "best", "worst"
     than = "progressive"    # another arm (paired by seed), or a list for best/worst
     metric = "gap"          # any metric of the registry (sharpen.reports.metrics)
     # value = 0.15          # instead of `than`: the arm's mean against a fixed number
     # tolerance = "1 pp"    # for "~": the equivalence margin, with its unit
-    # effect = "1.4 pp"     # the effect the seed states (default: from [published])
+    # effect = "1.4 pp"     # the effect the paper states (default: from [published])
 
 How a family is judged (docs/methods/statistics.md, "Claims and verdicts"): every claim
 gets one p-value — the paired t-test's (two-sided, so each direction is tested at 2.5 %),
@@ -150,7 +150,7 @@ class ClaimResult:
     """One claim of a report, judged: what a claims table row shows."""
 
     claim: str
-    seed_says: str
+    paper_says: str
     metric: str
     arm: str
     op: str
@@ -165,7 +165,7 @@ class ClaimResult:
     verdict: str = UNTESTED
     notes: list[str] = field(default_factory=list)
     mde: float | None = None  # minimum detectable effect at n, 80 % power, α/m
-    effect: float | None = None  # the effect the seed states
+    effect: float | None = None  # the effect the paper states
     n_needed: int | None = None  # n to detect ``effect`` with 80 % power at α/m
     lost: str = ""  # runs that ran but gave no value, e.g. "1 diverged"
     sd: float | None = None
@@ -179,7 +179,7 @@ class ClaimResult:
 
 
 def _stated_effect(claim: dict[str, Any], published: dict[str, Any], metric: str) -> float | None:
-    """The seed's effect: the claim's ``effect`` key, else published[arm] − published[than]."""
+    """The paper's effect: the claim's ``effect`` key, else published[arm] − published[than]."""
     m = get_metric(metric)
     if claim.get("effect") is not None:
         return parse_amount(claim["effect"], m, "effect", signed=True)
@@ -215,7 +215,7 @@ def _prejudge(claim: dict[str, Any], runs: Runs) -> tuple[ClaimResult, Any]:
     metric = claim.get("metric", "test_acc")
     m = get_metric(metric)
     arm, op = claim["arm"], claim["op"]
-    r = ClaimResult(claim=claim["claim"], seed_says=claim.get("seed_says", ""), metric=metric,
+    r = ClaimResult(claim=claim["claim"], paper_says=claim.get("paper_says", ""), metric=metric,
                     arm=arm, op=op)
     mine = metric_of(runs.values, arm, metric)
     if not mine:
@@ -432,8 +432,8 @@ def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
     """The claims section's table and the judged claims."""
     runs = runs if isinstance(runs, Runs) else Runs(values=runs)
     rows = judge_family(claims, runs, published)
-    lines = ["| claim | the seed says | ours | verdict | n | p (t / exact) | Holm p | test | "
-             "detectable at n (80 %) | n for the seed's effect | notes |",
+    lines = ["| claim | the paper says | ours | verdict | n | p (t / exact) | Holm p | test | "
+             "detectable at n (80 %) | n for the paper's effect | notes |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = get_metric(r.metric)
@@ -443,7 +443,7 @@ def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
             f"{r.n_needed} for {m.fmt(r.effect, True)}" if r.n_needed else
             f"– for {m.fmt(r.effect, True)}")
         est = r.estimate + (f" ({r.interval})" if r.interval and r.estimate != "–" else "")
-        lines.append(f"| {r.claim} | {r.seed_says or '–'} | {est} | **{r.verdict}** | {n} | "
+        lines.append(f"| {r.claim} | {r.paper_says or '–'} | {est} | **{r.verdict}** | {n} | "
                      f"{_p(r.p)} / {_p(r.p_exact)} | {_p(r.p_adj)} | {r.test or '–'} | {mde} | "
                      f"{need} | {'; '.join(r.notes) or '–'} |")
     return "\n".join(lines), rows
@@ -462,7 +462,7 @@ FAMILY_TEXT = (
     "paired claim carries the exact sign-flip p (all 2ⁿ sign patterns); a verdict the "
     "t-test reaches but the exact test cannot is marked *rests on the normal model*. "
     "\"Detectable at n\" is the smallest true difference a paired t-test at α/m = {lvl} "
-    "finds with 80 % power given our sd of the differences; \"n for the seed's effect\" the "
+    "finds with 80 % power given our sd of the differences; \"n for the paper's effect\" the "
     "seeds that would take (statsmodels `TTestPower`).")
 
 

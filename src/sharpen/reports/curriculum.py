@@ -13,11 +13,11 @@ def curriculum_figures(exp: Any, out: Path) -> list[Path]:
     """The blurred-copies strip, the σ strip and the schedule plot, for curriculum arms."""
     from sharpen.data.prepare import load_cached
     from sharpen.reports.figures import blur_strip, schedule_plot, sigma_strip
-    from sharpen.techniques import schedule_rows
+    from sharpen.techniques import schedule_rows, techniques_for
 
     plans = {arm: schedule_rows(c) for arm, c in exp.arms.items()}
     cur = [c for c in exp.arms.values()
-           if c.blur_n is not None or c.blur_sigma is not None or c.image_size is not None]
+           if any(getattr(t, "stage_columns", ()) for t in techniques_for(c))]
     if not cur:
         return []
     made = [schedule_plot(plans, out / "schedule.png")]
@@ -38,7 +38,13 @@ def curriculum_figures(exp: Any, out: Path) -> list[Path]:
     return made
 
 
-STAGE_COLUMNS = ("blur_n", "sigma", "image_size")
+def stage_columns() -> tuple[str, ...]:
+    """The plan columns that mark curriculum stages, from the techniques that declare them
+    (``Technique.stage_columns``), the lowest ``stage_rank`` first."""
+    from sharpen.techniques import TECHNIQUES
+
+    ranked = sorted(TECHNIQUES, key=lambda t: t.stage_rank)  # stable: registry order within
+    return tuple(c for t in ranked for c in t.stage_columns)
 
 
 def stage_jumps(run_dir: Path, base: str) -> tuple[str, list[dict[str, Any]]]:
@@ -69,7 +75,7 @@ def stage_jumps(run_dir: Path, base: str) -> tuple[str, list[dict[str, Any]]]:
         if not cur:
             continue
         first = next(iter(cur.values()))
-        col = next((c for c in STAGE_COLUMNS if first and c in first[0]), None)
+        col = next((c for c in stage_columns() if first and c in first[0]), None)
         if col is None:
             continue
         for e in range(1, len(first)):
@@ -90,7 +96,7 @@ def stage_jumps(run_dir: Path, base: str) -> tuple[str, list[dict[str, Any]]]:
     lines = ["| arm | epoch | stage | Δ test acc vs the baseline's Δ (pp) | 95 % CI | n | "
              "verdict |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        col = next(c for c in STAGE_COLUMNS if c in r)
+        col = next(c for c in stage_columns() if c in r)
         fmt = (lambda v: "–" if v is None else f"{100 * v:+.2f}")  # noqa: E731
         lines.append(f"| {r['arm']} | {r['epoch']} | {col} {r['from']} → {r[col]} | "
                      f"{fmt(r['diff'])} | [{fmt(r['ci_low'])}, {fmt(r['ci_high'])}] | {r['n']} | "

@@ -1,12 +1,11 @@
 """Figures of a run directory's curves: one panel per metric, one line per arm with its
-95 % band over seeds, and the gradient-flow panels. PNG and PDF."""
+95 % band over seeds. PNG and PDF."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sharpen.io import read_csv
 from sharpen.reports.claims import as_number as _num
 from sharpen.reports.figures import arm_colors, integer_epochs, pyplot, save_figure
 from sharpen.reports.metrics import REGISTRY, get_metric
@@ -126,31 +125,3 @@ def plot_curves(run_dir: Path, arm_order: list[str], keys: tuple[str, ...] | Non
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path or run_dir / "curves.png")
-
-
-def plot_gradflow(run_dir: Path, arm_order: list[str]) -> Path | None:
-    """Per-layer mean |grad| against layer index, one panel per arm, one line per epoch."""
-    files: dict[str, Path] = {}
-    for arm, _, d in RunDir(run_dir).seed_dirs():
-        if arm not in files and (d / "gradflow.csv").exists():
-            files[arm] = d / "gradflow.csv"  # the first seed of each arm
-    arms = [a for a in arm_order if a in files]
-    if not arms:
-        return None
-    plt = pyplot()
-
-    fig, axes = plt.subplots(1, len(arms), figsize=(3.6 * len(arms), 3.2), squeeze=False,
-                             sharey=True)
-    for ax, arm in zip(axes[0], arms):
-        rows = read_csv(files[arm])
-        for ep in sorted({int(r["epoch"]) for r in rows}):
-            rs = [r for r in rows if int(r["epoch"]) == ep]
-            ax.semilogy([int(r["layer"]) for r in rs], [float(r["mean_abs_grad"]) for r in rs],
-                        label=f"epoch {ep}")
-        ax.set(title=arm, xlabel="layer (input → output)")
-    axes[0][0].set_ylabel("mean |grad|")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return save_figure(fig, run_dir / "gradflow.png")
-
-

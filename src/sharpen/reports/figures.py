@@ -1,4 +1,4 @@
-"""Figures of curricula: the blurred-copies strip (seed 000), the σ strip (seed 001) and the
+"""Figures of curricula: the blurred-copies strip (paper 000), the σ strip (paper 001) and the
 schedule plot. Written as PNG, atomically."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _show(ax: Any, img: torch.Tensor) -> None:
 
 def blur_strip(images: torch.Tensor, kernel_sizes: Sequence[int], path: Path,
                padding: str = "reflect") -> Path:
-    """Seed 000's figure: each row an image, columns the original then kernel_n for each n."""
+    """Paper 000's figure: each row an image, columns the original then kernel_n for each n."""
     from sharpen.curricula.ops import box_blur
 
     plt = pyplot()
@@ -87,7 +87,7 @@ def blur_strip(images: torch.Tensor, kernel_sizes: Sequence[int], path: Path,
 
 def sigma_strip(images: torch.Tensor, sigmas: Sequence[float], path: Path,
                 padding: str = "reflect") -> Path:
-    """Seed 001's figure: images Gaussian-blurred at each σ of the schedule."""
+    """Paper 001's figure: images Gaussian-blurred at each σ of the schedule."""
     from sharpen.curricula.ops import gaussian_blur
 
     plt = pyplot()

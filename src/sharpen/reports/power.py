@@ -39,7 +39,7 @@ def plan_table(effect: float, sd: float, metric: str = "test_acc", claims: int =
 def plan_from_dir(run_dir: Path, effect: float | str | None = None, power: float = POWER
                   ) -> str:
     """For every claim of a pilot directory: its n, sd of the differences, the detectable
-    effect at that n, and the n for the seed's effect (or ``effect``)."""
+    effect at that n, and the n for the paper's effect (or ``effect``)."""
     from sharpen.reports.claims import judge_family, load_runs
     from sharpen.rundir import RunDir
 

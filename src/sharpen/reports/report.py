@@ -11,7 +11,7 @@ from typing import Any
 from sharpen import SharpenError
 from sharpen.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_csv
 from sharpen.reports.claims import FAMILY_TEXT, Runs, claims_table, load_runs
-from sharpen.reports.curves import plot_curves, plot_gradflow
+from sharpen.reports.curves import plot_curves
 from sharpen.reports.evaluation import image_level_section, robust_section
 from sharpen.reports.tables import (
     TABLE_COLUMNS,
@@ -96,8 +96,8 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     png = plot_curves(run_dir, arms, title=title)
     parts = [f"# {cfg.get('name')}" + (f" (profile `{cfg['profile']}`)" if cfg.get("profile") else ""),
              "", cfg.get("description", "").strip(), ""]
-    if cfg.get("seed_paper"):
-        parts += [f"Reproduces: {cfg['seed_paper']}", ""]
+    if cfg.get("paper"):
+        parts += [f"Reproduces: {cfg['paper']}", ""]
     arms_cfg = list(cfg.get("arms", {}).values())
     data = sorted({f"{a['dataset']}" + (f" from {a['data_dir']}" if a.get("data_dir") else "")
                    + (f", {a['pairs']} pairs" if a.get("pairs") else "")
@@ -168,7 +168,7 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
             parts += [f"## The curve at each stage start (paired with `{base}`)", "",
                       "Where a curriculum arm's stage changes (its plan column in metrics.csv), "
                       "the change of test accuracy from the epoch before, minus the baseline's "
-                      "change over the same epochs, per seed: the seed's \"curve climbs when "
+                      "change over the same epochs, per seed: the paper's \"curve climbs when "
                       "each sharper stage begins\", judged from the 95 % interval.", "", md, ""]
     if cfg.get("claims") and not cfg.get("cells"):  # a grid's arms are cells, not the claims'
         md, judged = claims_table(cfg["claims"], runs, cfg.get("published"))
@@ -189,8 +189,8 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
              f"interval excludes 0; else **undecided** (docs/methods/statistics.md, \"Ours "
              f"beside a published number\").")
     for axis, md in published_grid_tables(cfg, runs, margin):
-        parts += [f"## Ours beside the seed's {axis} grid, cell by cell", "",
-                  f"Our mean test accuracy % with its 95 % CI beside the seed's mean. {agree}",
+        parts += [f"## Ours beside the paper's {axis} grid, cell by cell", "",
+                  f"Our mean test accuracy % with its 95 % CI beside the paper's mean. {agree}",
                   "", md, ""]
     if cfg.get("published") and not cfg.get("cells"):
         parts += ["## Ours beside the published numbers", "", agree, "",
@@ -199,12 +199,12 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
         parts += ["## Notes", "", cfg["notes"].strip(), ""]
     if png:
         parts += ["## Curves", "", f"![curves]({png.name})", ""]
-    gf = plot_gradflow(run_dir, arms)
-    if gf:
-        parts += ["## Gradient flow (mean |∂loss/∂W| per layer, first seed of each arm)", "",
-                  f"![gradient flow]({gf.name})", ""]
-    for f, title in (("schedule.png", "Schedules"), ("blur_strip.png", "Blurred copies (seed 000)"),
-                     ("sigma_strip.png", "Gaussian blur at each σ of the schedule (seed 001)")):
+    from sharpen.techniques import TECHNIQUES
+
+    for tech in TECHNIQUES:  # each technique's own section (gradient flow's panels)
+        parts += tech.report_section(run_dir, arms)
+    for f, title in (("schedule.png", "Schedules"), ("blur_strip.png", "Blurred copies (paper 000)"),
+                     ("sigma_strip.png", "Gaussian blur at each σ of the schedule (paper 001)")):
         if (run_dir / f).exists():
             parts += [f"## {title}", "", f"![{f}]({f})", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(parts))

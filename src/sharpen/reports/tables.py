@@ -193,7 +193,7 @@ def _published_row(arm: str, key: str, val: Any, runs: Runs, row: dict[str, Any]
 
 def published_table(published: dict[str, Any], rows: list[dict[str, Any]], runs: Runs,
                     margin: float) -> str:
-    """Ours beside the seed's numbers: for every registry metric the seed gives, our mean
+    """Ours beside the paper's numbers: for every registry metric the paper gives, our mean
     with its 95 % CI and the four-outcome verdict of :func:`against_published` at ± margin
     (% metrics; seconds are compared without a verdict: the hardware differs)."""
     ours = {r["arm"]: r for r in rows}
@@ -208,7 +208,7 @@ def published_table(published: dict[str, Any], rows: list[dict[str, Any]], runs:
 
 def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]], runs: Runs | None = None
                ) -> tuple[str, list[dict[str, Any]]]:
-    """Seed 004's layout: one row per grid cell, one column per base arm, mean test accuracy
+    """Paper 004's layout: one row per grid cell, one column per base arm, mean test accuracy
     with its 95 % CI; the best cell of each arm chosen on mean validation accuracy (on test
     only when there is no validation split)."""
     runs = runs or Runs()
@@ -260,7 +260,7 @@ def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]], runs: Runs | 
 def published_grid_tables(cfg: dict[str, Any], runs: Runs, margin: float
                           ) -> list[tuple[str, str]]:
     """For each grid axis the seed published (``[published_grid.<axis>]``): our cell means
-    beside the seed's, cell by cell, with the four-outcome verdict at ± margin."""
+    beside the paper's, cell by cell, with the four-outcome verdict at ± margin."""
     from sharpen.reports.stats import BETTER, REPRODUCED, UNDECIDED, WORSE
 
     out = []
@@ -302,6 +302,6 @@ def published_grid_tables(cfg: dict[str, Any], runs: Runs, margin: float
             if arm in best_ours:
                 pv = table["values"][max(range(len(table[arm])), key=table[arm].__getitem__)]
                 lines.append(f"- {arm}: our best {axis} {best_ours[arm][1]} (mean on test), "
-                             f"the seed's table's best {pv}.")
+                             f"the paper's table's best {pv}.")
         out.append((axis, "\n".join(lines)))
     return out

@@ -8,16 +8,30 @@ model as it is built (BlurPool); ``plan(epoch, epochs)`` gives the
 values it applies in an epoch — the hook applies exactly that plan, writes it into the
 epoch's metrics row, and ``sharpen schedule`` prints it, so the three cannot drift apart.
 ``stacks`` says whether it serves several seeds trained as one stacked model.
+
+A technique also owns what it leaves behind: ``run_files`` it writes into each run's folder
+(:meth:`write_run_files`), the section it adds to a report (:meth:`report_section`), and
+``stage_columns``, the plan columns whose change starts a new curriculum stage (the
+report's stage-jump table and the curriculum figures read them).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from torch import nn
 
 from sharpen.training.loop import Hook
+
+
+class BlurPadding(BaseModel):
+    """The key the blur curricula share (sharpening's box blur, deblur's Gaussian): one
+    field, declared once, that both techniques' configs include."""
+
+    padding: Literal["reflect", "replicate", "zeros", "circular"] = Field("reflect",
+        description="padding of the blur filters: reflect, replicate, zeros or circular")
 
 
 class Technique(Hook):
@@ -27,6 +41,12 @@ class Technique(Hook):
     plan_columns: ClassVar[tuple[str, ...]] = ()
     # plan column → the value at which an epoch is left unchanged (blur_n 1, a probability 0)
     idle_at: ClassVar[dict[str, Any]] = {}
+    # plan columns whose change starts a new stage of a curriculum (blur_n 5 → 3); when an
+    # arm runs several curricula, the lowest stage_rank names its stages
+    stage_columns: ClassVar[tuple[str, ...]] = ()
+    stage_rank: ClassVar[int] = 0
+    # files it writes into each run's folder (runs/<arm>/seed-<s>/)
+    run_files: ClassVar[tuple[str, ...]] = ()
 
     class Config(BaseModel):
         """The experiment-file keys this technique owns."""
@@ -47,6 +67,15 @@ class Technique(Hook):
     def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
         """The values this technique applies in ``epoch`` (0-based), by plan column."""
         return {}
+
+    def write_run_files(self, seed_index: int, run_dir: Path) -> None:
+        """After training: write this technique's ``run_files`` for one seed of the group."""
+
+    @classmethod
+    def report_section(cls, run_dir: Path, arms: list[str]) -> list[str]:
+        """Markdown lines (and the figures they show, drawn into ``run_dir``) this technique
+        adds to a run directory's report; [] when the directory holds nothing of it."""
+        return []
 
     def idle(self, epochs: int) -> list[str]:
         """The plan columns that leave *every* epoch of the run unchanged (e.g. a blur_n

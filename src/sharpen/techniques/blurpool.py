@@ -1,6 +1,6 @@
 """BlurPool (Zhang 2019, "Making convolutional networks shift-invariant again"):
 low-pass filter before every downsampling inside the network, as the ``antialiased-cnns``
-package builds it. Seed 000 blurs the data; BlurPool blurs the feature maps, a natural
+package builds it. Paper 000 blurs the data; BlurPool blurs the feature maps, a natural
 pair to compare."""
 
 from __future__ import annotations

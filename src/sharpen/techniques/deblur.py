@@ -1,4 +1,4 @@
-"""Seed 001, Algorithm 1: randomized deblurring — each batch Gaussian-blurred with σ_e
+"""Paper 001, Algorithm 1: randomized deblurring — each batch Gaussian-blurred with σ_e
 with probability α_e."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from sharpen.curricula.ops import gaussian_blur
-from sharpen.techniques.base import Technique
+from sharpen.techniques.base import BlurPadding, Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.schedules import ScheduleLike, as_schedule, check_schedule
 
@@ -21,15 +21,16 @@ class RandomizedDeblur(Technique):
 
     name = "deblur"
     plan_columns = ("sigma", "blur_p")
+    stage_columns = ("sigma",)
     idle_at = {"sigma": 0.0, "blur_p": 0.0}
 
-    class Config(BaseModel):
-        # seed 001: Gaussian σ per epoch
+    class Config(BlurPadding):
+        # paper 001: Gaussian σ per epoch
         blur_sigma: ScheduleLike | None = Field(None,
-            description="seed 001: Gaussian blur σ of training batches per epoch (0 = sharp)")
-        # seed 001: probability α that a batch is blurred
+            description="paper 001: Gaussian blur σ of training batches per epoch (0 = sharp)")
+        # paper 001: probability α that a batch is blurred
         blur_p: ScheduleLike = Field(1.0,
-            description="seed 001: probability α that a training batch is blurred")
+            description="paper 001: probability α that a training batch is blurred")
 
     def __init__(self, sigma: ScheduleLike, p: ScheduleLike = 1.0, padding: str = "reflect"):
         self.sigma, self.p, self.padding = as_schedule(sigma), as_schedule(p), padding

@@ -1,4 +1,4 @@
-"""Random erasing (Zhong et al. 2017; seed 003): one noise-filled box per image."""
+"""Random erasing (Zhong et al. 2017; paper 003): one noise-filled box per image."""
 
 from __future__ import annotations
 
@@ -63,9 +63,9 @@ class RandomErasing(Technique):
     name = "erasing"
 
     class Config(BaseModel):
-        # seed 003: p 0.5, area 0.02-0.33, aspect 0.3-3.3, noise fill
+        # paper 003: p 0.5, area 0.02-0.33, aspect 0.3-3.3, noise fill
         random_erasing: bool = Field(False,
-            description="seed 003's random erasing: one noise-filled box per training image")
+            description="paper 003's random erasing: one noise-filled box per training image")
         erase_p: float = Field(0.5, ge=0, le=1, description="random erasing: probability per image")
         erase_area: tuple[float, float] = Field((0.02, 0.33),
             description="random erasing: (min, max) share of the image area")

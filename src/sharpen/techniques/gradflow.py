@@ -1,8 +1,9 @@
-"""Diagnostics: per-layer gradient flow (seed 003's vanishing-gradient figure), per seed."""
+"""Diagnostics: per-layer gradient flow (paper 003's vanishing-gradient figure), per seed."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +42,8 @@ class GradientFlow(Technique):
     every epoch). ``records[e]`` holds seed e's rows."""
 
     name = "gradflow"
+    run_files = ("gradflow.csv",)
+    COLUMNS = ("epoch", "layer", "name", "mean_abs_grad", "update_ratio")
 
     class Config(BaseModel):
         # record per-layer gradient flow ([] = every epoch)
@@ -68,6 +71,46 @@ class GradientFlow(Technique):
 
     def state_dict(self) -> dict[str, Any]:
         return {"records": self.records}
+
+    def write_run_files(self, seed_index: int, run_dir: Path) -> None:
+        """Seed ``seed_index``'s rows as ``gradflow.csv`` (nothing when it recorded none)."""
+        from sharpen.io import atomic_write_csv
+
+        if seed_index < len(self.records) and self.records[seed_index]:
+            atomic_write_csv(run_dir / "gradflow.csv", self.records[seed_index],
+                             list(self.COLUMNS))
+
+    @classmethod
+    def report_section(cls, run_dir: Path, arms: list[str]) -> list[str]:
+        """Per-layer mean |grad| against layer index, one panel per arm (its first seed),
+        one line per recorded epoch."""
+        from sharpen.io import read_csv
+        from sharpen.reports.figures import pyplot, save_figure
+        from sharpen.rundir import RunDir
+
+        files: dict[str, Path] = {}
+        for arm, _, d in RunDir(run_dir).seed_dirs():
+            if arm not in files and (d / "gradflow.csv").exists():
+                files[arm] = d / "gradflow.csv"  # the first seed of each arm
+        shown = [a for a in arms if a in files]
+        if not shown:
+            return []
+        plt = pyplot()
+        fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.2), squeeze=False,
+                                 sharey=True)
+        for ax, arm in zip(axes[0], shown):
+            rows = read_csv(files[arm])
+            for ep in sorted({int(r["epoch"]) for r in rows}):
+                rs = [r for r in rows if int(r["epoch"]) == ep]
+                ax.semilogy([int(r["layer"]) for r in rs],
+                            [float(r["mean_abs_grad"]) for r in rs], label=f"epoch {ep}")
+            ax.set(title=arm, xlabel="layer (input → output)")
+        axes[0][0].set_ylabel("mean |grad|")
+        axes[0][0].legend(fontsize=7)
+        fig.tight_layout()
+        png = save_figure(fig, run_dir / "gradflow.png")
+        return ["## Gradient flow (mean |∂loss/∂W| per layer, first seed of each arm)", "",
+                f"![gradient flow]({png.name})", ""]
 
     def _on(self, state: TrainState) -> bool:
         return not self.epochs or (state.epoch + 1) in self.epochs

@@ -1,4 +1,4 @@
-"""Seed 004's adaptive learning rate: after an epoch whose training loss fell by less than
+"""Paper 004's adaptive learning rate: after an epoch whose training loss fell by less than
 ``lr_adaptive_threshold`` (3 %) of the epoch before's, that seed's learning rate is
 multiplied by ``lr_adaptive_factor`` (halved). It acts per seed through the state's lr
 scale, so stacked seeds each follow their own losses, as separate runs would."""
@@ -32,7 +32,7 @@ class LrAdaptive(Technique):
 
     class Config(BaseModel):
         lr_adaptive: bool = Field(False,
-            description="seed 004: halve the lr when the epoch loss improved by < threshold")
+            description="paper 004: halve the lr when the epoch loss improved by < threshold")
         lr_adaptive_threshold: float = Field(0.03, gt=0, lt=1,
             description="lr_adaptive: relative loss improvement below which the lr drops")
         lr_adaptive_factor: float = Field(0.5, gt=0, lt=1,

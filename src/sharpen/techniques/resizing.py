@@ -1,4 +1,4 @@
-"""Seed 001: progressive resizing — train on images resized to ``image_size`` per epoch."""
+"""Paper 001: progressive resizing — train on images resized to ``image_size`` per epoch."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ class ProgressiveResize(Technique):
 
     name = "resizing"
     plan_columns = ("image_size",)
+    stage_columns = ("image_size",)
+    stage_rank = 1  # beside a blur curriculum (paper 001), the blur's σ names the stages
 
     class Config(BaseModel):
-        # seed 001: training image side per epoch
+        # paper 001: training image side per epoch
         image_size: ScheduleLike | None = Field(None,
-            description="seed 001: side of the training images per epoch (progressive resizing)")
+            description="paper 001: side of the training images per epoch (progressive resizing)")
 
     def __init__(self, size: ScheduleLike):
         self.size = as_schedule(size)

@@ -1,14 +1,14 @@
-"""Seed 000: progressive sharpening — train on box-blurred copies, most blurred first."""
+"""Paper 000: progressive sharpening — train on box-blurred copies, most blurred first."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from sharpen.curricula.ops import box_blur
-from sharpen.techniques.base import Technique
+from sharpen.techniques.base import BlurPadding, Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.schedules import ScheduleLike, as_schedule, check_schedule
 
@@ -31,26 +31,25 @@ def blurred_copy(x: torch.Tensor, n: int, padding: str = "reflect", chunk: int =
 class ProgressiveSharpening(Technique):
     """``blur_n`` is the kernel size per epoch (e.g. a step schedule 5 → 1). ``staged``
     swaps the whole training set for its blurred copy, computed once per stage on the
-    device and shared by every seed that shares the data. ``mixed`` (the seed's future
+    device and shared by every seed that shares the data. ``mixed`` (the paper's future
     scope) takes a fraction ``blur_mix`` of each batch from the blurred copy; which samples,
     each seed draws from its own ``sharpen_mix`` stream.
     """
 
     name = "sharpening"
     plan_columns = ("blur_n", "blur_mix")
+    stage_columns = ("blur_n",)
     idle_at = {"blur_n": 1, "blur_mix": 0.0}  # mixed mode: a share of 0 blurs nothing
 
-    class Config(BaseModel):
-        # seed 000: box-blur kernel size per epoch (1 = sharp)
+    class Config(BlurPadding):
+        # paper 000: box-blur kernel size per epoch (1 = sharp)
         blur_n: ScheduleLike | None = Field(None,
-            description="seed 000: box-blur kernel size of the training data per epoch (1 = sharp)")
+            description="paper 000: box-blur kernel size of the training data per epoch (1 = sharp)")
         blur_mode: Literal["staged", "mixed"] = Field("staged",
-            description="seed 000: staged (whole epoch blurred) or mixed (part of every batch)")
+            description="paper 000: staged (whole epoch blurred) or mixed (part of every batch)")
         # mixed mode: fraction of each batch from the blurred copy
         blur_mix: ScheduleLike = Field(0.5,
-            description="seed 000 mixed mode: share of each batch taken from the blurred copy")
-        padding: Literal["reflect", "replicate", "zeros", "circular"] = Field("reflect",
-            description="padding of the blur filters: reflect, replicate, zeros or circular")
+            description="paper 000 mixed mode: share of each batch taken from the blurred copy")
 
     def __init__(self, blur_n: ScheduleLike, mode: str = "staged", mix: ScheduleLike = 0.5,
                  padding: str = "reflect", chunk: int = 1024):

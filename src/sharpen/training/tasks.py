@@ -4,7 +4,7 @@ Every method works per sample (the trainer reduces per seed over a stacked batch
 ``loss`` returns N losses, ``correct`` N 0/1 values, ``extra`` per metric N counts and how
 many items each sample holds; ``predict`` (optional) the N predicted classes, which each
 run stores per image (predictions.npz). ``ClassificationTask`` is the default (logits N×K, labels N).
-``PairTask`` is the digit-pair comparison of seeds 002/004: targets N×3 = (1 if digit₁ ≤
+``PairTask`` is the digit-pair comparison of papers 002/004: targets N×3 = (1 if digit₁ ≤
 digit₂, digit₁, digit₂) and a pair model's output dict with any of ``compare`` (N×2
 logits or N×1 logit), ``digits`` (N×2×10 logits or log-probabilities) and
 ``compare_swapped`` (the model run on the swapped pair, for the asymmetry loss).
@@ -46,7 +46,7 @@ class PairTask:
     The model says what it produces through ``model.pair_outputs``: ``compare_loss`` in
     {"ce", "bce", None}, ``aux`` (digit losses on), ``asym`` (swapped-pair loss on),
     ``digit_loss`` in {"ce", "nll"} and ``decide_from_digits`` (the comparison is argmax
-    digit₁ ≤ argmax digit₂, as in seed 004's Sub_LeNet5_WS_AL).
+    digit₁ ≤ argmax digit₂, as in paper 004's Sub_LeNet5_WS_AL).
     """
 
     metrics = ("digit_acc",)

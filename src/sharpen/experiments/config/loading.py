@@ -1,0 +1,231 @@
+"""Experiment files (TOML or YAML) and run directories in, a validated Experiment out.
+
+Layout of a file (flat, nanoGPT style): experiment keys (``name``, ``runs``, ``seed`` ...)
+and run keys (``dataset``, ``model``, ``lr`` ...) at the top; ``[arms.NAME]`` tables
+override run keys per arm; ``[profiles.NAME]`` tables override anything (including
+``arms.X.key``) when ``--profile NAME`` is chosen; ``[published]`` holds the paper's
+numbers for the report. ``--set key=value`` overrides last. Keys renamed since a file or
+a run directory was written are read under their new names (:mod:`.renamed`).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import tomllib
+import yaml
+
+from sharpen import SharpenError
+from sharpen.experiments.config.messages import _check_keys, _suggest, _validate
+from sharpen.experiments.config.renamed import upgrade_keys
+from sharpen.experiments.config.schema import (
+    EXPERIMENT_KEYS,
+    RUN_KEYS,
+    Experiment,
+    RunConfig,
+)
+from sharpen.experiments.config.validation import (
+    _check_claims,
+    _check_grid,
+    _check_published_grid,
+    _semantic_checks,
+)
+
+BUNDLED_DIR = Path(__file__).parents[1] / "bundled"
+
+
+def list_bundled() -> list[str]:
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.toml"))
+
+
+def find_experiment(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    b = BUNDLED_DIR / f"{name_or_path}.toml"
+    if b.is_file():
+        return b
+    close = difflib.get_close_matches(name_or_path, list_bundled(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise SharpenError(
+        f"no experiment file or bundled experiment named {name_or_path!r}{hint}; "
+        f"bundled: {', '.join(list_bundled())}"
+    )
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        if "line" not in msg:  # tomllib says only "end of document" there
+            msg += f" (at line {text.count(chr(10)) + 1})"
+        raise SharpenError(f"{path}: TOML syntax error: {msg}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SharpenError(f"{path}: YAML syntax error{where}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise SharpenError(f"{path}: the top level must be a table of keys, got {type(data).__name__}")
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values: TOML scalars/arrays/inline tables, else a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    for p in parts[:-1]:
+        nxt = d.setdefault(p, {})
+        if not isinstance(nxt, dict):
+            raise SharpenError(f"--set {key}: {p!r} is not a table")
+        d = nxt
+    d[parts[-1]] = value
+
+
+def load_experiment(name_or_path: str, profile: str | None = None,
+                    overrides: list[str] | None = None, runs: int | None = None,
+                    axes: list[str] | None = None) -> Experiment:
+    """An experiment from a bundled name, a .toml/.yaml file, or a run directory (its
+    config.json: the resolved experiment, every override applied)."""
+    given = Path(name_or_path)
+    if given.name == "config.json" or (given.is_dir() and (given / "config.json").is_file()):
+        return load_run_dir(given, profile, overrides, runs, axes)
+    path = find_experiment(name_or_path)
+    raw = upgrade_keys(read_file(path), str(path))
+    _check_keys(raw, EXPERIMENT_KEYS | RUN_KEYS, "", path)
+    profiles = raw.pop("profiles", {}) or {}
+    if profile:
+        if profile not in profiles:
+            raise SharpenError(
+                f"{path}: no profile {profile!r}; available: {', '.join(sorted(profiles)) or '(none)'}"
+            )
+        for k, v in profiles[profile].items():
+            set_dotted(raw, k, copy.deepcopy(v)) if "." in k else _merge(raw, k, v)
+    for item in overrides or []:
+        if "=" not in item:
+            raise SharpenError(f"--set {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        top = k.split(".")[0]
+        if top not in EXPERIMENT_KEYS | RUN_KEYS:
+            raise SharpenError(f"--set {k}: unknown key '{top}'"
+                               f"{_suggest(top, EXPERIMENT_KEYS | RUN_KEYS)}")
+        parts = k.split(".")
+        if top == "arms" and len(parts) == 3:  # --set arms.NAME.key=value: name both here
+            arms = raw.get("arms") or {}
+            if parts[1] not in arms:
+                raise SharpenError(f"--set {k}: no arm '{parts[1]}'{_suggest(parts[1], set(arms))}"
+                                   f"; arms: {', '.join(arms)}")
+            if parts[2] not in RUN_KEYS:
+                raise SharpenError(f"--set {k}: unknown run key '{parts[2]}'"
+                                   f"{_suggest(parts[2], RUN_KEYS)}")
+        set_dotted(raw, k, parse_value(v.strip()))
+    if runs is not None:
+        raw["runs"] = runs
+    for item in axes or []:  # --axis lr=0.1,0.01
+        if "=" not in item:
+            raise SharpenError(f"--axis {item!r}: expected key=v1,v2,...")
+        k, vs = item.split("=", 1)
+        values = [parse_value(v.strip()) for v in vs.split(",") if v.strip()]
+        raw.setdefault("grid", {})[k.strip()] = values
+    return build_experiment(raw, path, profile or "")
+
+
+def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | None = None,
+                 runs: int | None = None, axes: list[str] | None = None) -> Experiment:
+    """The experiment a run directory holds, exactly as it ran; ``--runs`` may grow it and
+    ``--set key=value`` changes a run key in every arm (a different experiment: give it
+    another --out)."""
+    cfg_path = path if path.name == "config.json" else path / "config.json"
+    if not cfg_path.is_file():
+        raise SharpenError(f"{cfg_path}: no such file; a run directory holds config.json")
+    if profile or axes:
+        raise SharpenError(f"{cfg_path.parent}: a run directory is already resolved; "
+                           "--profile and --axis apply to experiment files only")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SharpenError(f"{cfg_path}: not valid JSON ({exc})") from None
+    cfg.pop("plan", None)
+    upgrade_keys(cfg, str(cfg_path))
+    for item in overrides or []:
+        k, sep, v = item.partition("=")
+        k = k.strip()
+        if not sep or k not in RUN_KEYS:
+            raise SharpenError(f"--set {item!r}: on a run directory give a run key=value"
+                               f"{_suggest(k, RUN_KEYS)}")
+        for arm in cfg.get("arms", {}).values():
+            arm[k] = parse_value(v.strip())
+    if runs is not None:
+        cfg["runs"] = runs
+    exp = _validate(Experiment, cfg, cfg_path, "")
+    for name, arm in exp.arms.items():
+        _semantic_checks(arm, cfg_path, f"arms.{name}.")
+    return exp
+
+
+def _merge(raw: dict[str, Any], k: str, v: Any) -> None:
+    if isinstance(v, dict) and isinstance(raw.get(k), dict) and k == "arms":
+        for arm, ov in v.items():
+            raw["arms"].setdefault(arm, {}).update(ov)
+    else:
+        raw[k] = copy.deepcopy(v)
+
+
+def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Experiment:
+    base = {k: v for k, v in raw.items() if k in RUN_KEYS}
+    arms_raw = raw.get("arms") or {"default": {}}
+    if not isinstance(arms_raw, dict):
+        raise SharpenError(f"{path}: 'arms' must be a table of named arms")
+    select = raw.get("select_arms")
+    if select is not None:  # run only these arms (a profile or --arms may narrow the list)
+        if isinstance(select, str):
+            select = [s.strip() for s in select.split(",") if s.strip()]
+        unknown = [a for a in select if a not in arms_raw]
+        if unknown or not select:
+            raise SharpenError(f"{path}: select_arms {unknown or select!r}: not arms of this "
+                               f"experiment; arms: {', '.join(arms_raw)}")
+        arms_raw = {a: arms_raw[a] for a in select}
+    grid = _check_grid(raw.get("grid") or {}, path)
+    _validate(RunConfig, base, path, "")  # top-level keys first: errors name the key as written
+    arms: dict[str, RunConfig] = {}
+    cells: dict[str, dict[str, Any]] = {}
+    for arm, ov in arms_raw.items():
+        if not isinstance(ov, dict):
+            raise SharpenError(f"{path}: arms.{arm} must be a table of run keys")
+        _check_keys(ov, RUN_KEYS, f"arms.{arm}.", path)
+        for cell in itertools.product(*grid.values()) if grid else [()]:
+            point = dict(zip(grid, cell))
+            merged = {**copy.deepcopy(base), **copy.deepcopy(ov), **copy.deepcopy(point)}
+            if "model_args" in ov and "model_args" in base:
+                merged["model_args"] = {**base["model_args"], **ov["model_args"]}
+            name = arm + "".join(f"__{k}-{v}" for k, v in point.items())
+            where = (f"arms.{arm}." if raw.get("arms") else "") + (
+                f"(grid {point}) " if point else "")
+            arms[name] = _validate(RunConfig, merged, path, where)
+            _semantic_checks(arms[name], path, where)
+            if point:
+                cells[name] = {"arm": arm, **point}
+    meta = {k: v for k, v in raw.items()
+            if k in EXPERIMENT_KEYS - {"arms", "profiles", "select_arms", "grid"}}
+    meta.setdefault("name", path.stem)
+    exp = _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile,
+                                 "grid": grid, "cells": cells}, path, "")
+    _check_claims(exp, set(raw.get("arms") or {"default": {}}) | set(arms), path)
+    _check_published_grid(exp.published_grid, set(raw.get("arms") or {"default": {}}), path)
+    return exp

@@ -1,0 +1,137 @@
+"""Checks that need more than one key: the model as it will train (``build_model``: the
+only model built here), datasets, claims and published tables, grids, stacking, hooks,
+schedules and each technique's own ``check``; each error names the file and the field."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from sharpen import SharpenError
+from sharpen.experiments.config.messages import _suggest
+from sharpen.experiments.config.schema import RUN_KEYS, Experiment, RunConfig
+from sharpen.training.schedules import check_schedule
+
+
+def _check_published_grid(pub: dict[str, dict[str, list[float]]], known: set[str],
+                          path: Path) -> None:
+    for axis, table in pub.items():
+        where = f"{path}: field published_grid.{axis}"
+        if axis not in RUN_KEYS:
+            raise SharpenError(f"{where}: {axis!r} is not a run key{_suggest(axis, RUN_KEYS)}")
+        if "values" not in table:
+            raise SharpenError(f"{where}: needs values = [the axis values, in table order]")
+        for arm, col in table.items():
+            if arm != "values" and arm not in known:
+                raise SharpenError(f"{where}.{arm}: not an arm; arms: {', '.join(sorted(known))}")
+            if len(col) != len(table["values"]):
+                raise SharpenError(f"{where}.{arm}: {len(col)} numbers for "
+                                   f"{len(table['values'])} values")
+
+
+def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:
+    from sharpen.reports.metrics import METRICS, get_metric, parse_amount
+
+    try:
+        exp.published_margin = parse_amount(exp.published_margin, get_metric("test_acc"),
+                                            "published_margin")
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: field {exc}") from None
+
+    if exp.baseline is not None and exp.baseline not in known:
+        raise SharpenError(f"{path}: field baseline: {exp.baseline!r} is not an arm; arms: "
+                           f"{', '.join(sorted(known))}")
+    for i, c in enumerate(exp.claims):
+        where = f"{path}: field claims[{i}]"
+        names = [c.arm] + ([c.than] if isinstance(c.than, str) else list(c.than or []))
+        bad = [a for a in names if a not in known]
+        if bad:
+            raise SharpenError(f"{where}: {bad[0]!r} is not an arm; arms: {', '.join(sorted(known))}")
+        if c.metric not in METRICS:
+            raise SharpenError(f"{where}.metric: {c.metric!r} is not a metric; metrics: "
+                               f"{', '.join(METRICS)}")
+        try:
+            c.tolerance = parse_amount(c.tolerance, get_metric(c.metric), f"{where}.tolerance")
+            if c.effect is not None:
+                c.effect = parse_amount(c.effect, get_metric(c.metric), f"{where}.effect",
+                                        signed=True)
+        except SharpenError as exc:
+            raise SharpenError(str(exc)) from None
+        if c.op == "~" and not c.tolerance:
+            raise SharpenError(f"{where}.tolerance: a '~' claim needs a margin > 0, e.g. "
+                               "tolerance = \"1 pp\"")
+        if c.op in ("<", ">", "~") and (c.than is None) == (c.value is None):
+            raise SharpenError(f"{where}: op {c.op!r} needs exactly one of than (an arm) or value")
+        if c.op in ("<", ">", "~") and isinstance(c.than, list):
+            raise SharpenError(f"{where}.than: op {c.op!r} compares with one arm, not a list")
+
+
+def _check_grid(grid: Any, path: Path) -> dict[str, list[Any]]:
+    if not isinstance(grid, dict):
+        raise SharpenError(f"{path}: 'grid' must be a table of axis = [values]")
+    for k, v in grid.items():
+        if k not in RUN_KEYS:
+            raise SharpenError(f"{path}: unknown grid axis {k!r}{_suggest(k, RUN_KEYS)}")
+        if not isinstance(v, list):
+            raise SharpenError(f"{path}: grid axis {k!r} must be a list of values, got {v!r}")
+        if not v:
+            raise SharpenError(f"{path}: grid axis {k!r} is empty; give at least one value")
+    return dict(grid)
+
+
+def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
+    from sharpen.data import get_spec
+    from sharpen.data.pairs import pair_input_shape
+    from sharpen.experiments.build import build_model
+    from sharpen.models import list_models
+    from sharpen.plugins import is_target
+
+    try:
+        spec = get_spec(c.dataset)
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: field {where}dataset: {exc}") from None
+    if not is_target(c.model) and c.model not in list_models():
+        close = difflib.get_close_matches(c.model, list_models(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SharpenError(f"{path}: field {where}model: unknown model {c.model!r}{hint}; "
+                           f"valid names: {', '.join(list_models())}")
+    if c.pairs is not None:
+        try:
+            pair_input_shape(spec.shape)
+        except SharpenError as exc:
+            raise SharpenError(f"{path}: field {where}pairs: {exc}") from None
+    side = c.data_resize or spec.shape[-1]
+    if c.data_resize is not None and len(spec.shape) != 3:
+        raise SharpenError(f"{path}: field {where}data_resize applies to images only, "
+                           f"not to {c.dataset}")
+    from sharpen.experiments.plan import stack_blockers
+    from sharpen.techniques import TECHNIQUES
+
+    try:
+        check_schedule(c.lr, f"{where}lr", c.epochs, lo=0.0, lo_open=True)
+        check_schedule(c.weight_decay, f"{where}weight_decay", c.epochs, lo=0.0)
+        for tech in TECHNIQUES:
+            tech.check(c, where, side)
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: {exc}") from None
+    try:  # the model as it will train: a lazy layer, a technique's change, the output shape
+        build_model(c)
+    except SharpenError as exc:
+        raise SharpenError(f"{path}: " + str(exc).replace("field ", f"field {where}", 1)) from None
+    if isinstance(c.stack_seeds, int) and c.stack_seeds > 1:
+        why = stack_blockers(c)
+        if why:
+            raise SharpenError(f"{path}: field {where}stack_seeds: these seeds cannot be stacked: "
+                               f"{'; '.join(why)}; set stack_seeds = 1 (or \"auto\")")
+    if c.hooks:
+        from sharpen.techniques import user_hooks
+
+        try:
+            user_hooks(c)
+        except SharpenError as exc:
+            raise SharpenError(f"{path}: " + str(exc).replace("field hooks", f"field {where}hooks", 1)
+                               ) from None
+    if c.save_weights == "best_val" and not c.val_size:
+        raise SharpenError(f"{path}: field {where}save_weights: 'best_val' needs a validation "
+                           "split (val_size > 0); or use 'final'")
