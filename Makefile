@@ -26,6 +26,11 @@ test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# ruff, and no import circles inside the package (tests/test_imports.py runs the same check)
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/python tools/import_cycles.py
+
 clean:
 	rm -rf $(VENV) runs
 

@@ -52,3 +52,23 @@ def test_bench_code_holds_no_targets_or_issue_numbers():
     for mod in (tr, md):
         src = inspect.getsource(mod)
         assert "issue" not in src.lower() and "TARGETS" not in src
+
+
+def test_the_training_benchmark_trains_what_the_bundled_experiments_ship():
+    """bench/train.py reads its settings from the bundled files (issue 24), not a copy."""
+    from sharpen.bench import train as bt
+    from sharpen.experiments import load_experiment
+    from sharpen.training.schedules import as_schedule
+
+    lenet = load_experiment("sharpening-mnist").arms["sharpening"]
+    nin = load_experiment("deblur-cifar10").arms["normal"]
+    assert bt.LENET_SETTINGS == {"batch_size": lenet.batch_size, "optimizer": lenet.optimizer,
+                                 "lr": lenet.lr}
+    assert [as_schedule(bt.SHARPENING).value(e, 10) for e in range(10)] == \
+        [lenet.blur_n.value(e, 10) for e in range(10)] == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]
+    assert bt.NIN_SETTINGS == {"batch_size": nin.batch_size, "optimizer": "sgd", "lr": 0.01,
+                               "momentum": nin.momentum, "weight_decay": nin.weight_decay}
+    import inspect
+
+    src = inspect.getsource(bt)
+    assert '"lr": 1e-3' not in src and '"weight_decay": 1e-3' not in src  # no copied table

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+from sharpen.errors import SharpenError
+
 __version__ = "0.1.0"
-
-
-class SharpenError(Exception):
-    """A user-facing error: the message says what was wrong, where, and what is allowed."""
+__all__ = ["SharpenError", "__version__", "load_model", "load_predictor"]
 
 
 def load_model(seed_dir: str, device: str = "cpu") -> torch.nn.Module:

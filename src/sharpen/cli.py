@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from sharpen import SharpenError, __version__
+from sharpen import __version__
+from sharpen.errors import SharpenError
 
 
 def _cmd_grid(a: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

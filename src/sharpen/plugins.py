@@ -15,7 +15,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 
 def is_target(name: Any) -> bool:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 CONFIG, HISTORY, ENVIRONMENT = "config.json", "history.json", "environment.json"
 RESULT, METRICS, PREDICTIONS, WEIGHTS = "result.json", "metrics.csv", "predictions.npz", "weights.pt"

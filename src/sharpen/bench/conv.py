@@ -144,7 +144,8 @@ def run_conv_bench(profile: str = "quick", out: Path | None = None, repeats: int
     base_rows = {impl: measure(impl, x, w, b, pad, 1 if impl == "loops" else reps) for impl in IMPLS}
     from sharpen.bench.markdown import conv_markdown
 
-    md = conv_markdown(profile, fits, base_rows, rows, time.perf_counter() - t_start)
+    md = conv_markdown(profile, fits, base_rows, rows, time.perf_counter() - t_start, BASE,
+                       PREDICTED)
     atomic_write_text(out / "report.md", md)
     atomic_write_json(out / "summary.json", {"profile": profile, "base": BASE, "fits": fits,
                                              "base_point": base_rows})

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sharpen import SharpenError
 from sharpen.data.catalog import CATALOG, DatasetSpec
 from sharpen.data.formats import read_cifar_batch, read_idx, safe_extract
 from sharpen.data.pairs import make_pairs
 from sharpen.data.sources import cache_dir, candidate_dirs, download, find_files, md5_file
+from sharpen.errors import SharpenError
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 SPLITS = ("train", "test")

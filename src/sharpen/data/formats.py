@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 # IDX type codes -> numpy dtypes (big-endian as the format requires)
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 # the pairs are built from 1×28×28 digits, average-pooled by 2: each pair is 2×14×14
 IMAGE_SHAPE = (1, 28, 28)

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from sharpen import SharpenError
 from sharpen.data import get_spec, load, split_indices
+from sharpen.errors import SharpenError
 from sharpen.training.loop import Split, TrainData
 from sharpen.training.streams import generator
 

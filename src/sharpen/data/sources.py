@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 ENV_VAR = "SHARPEN_DATA"
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sharpen import SharpenError
 from sharpen.data.catalog import DatasetSpec
+from sharpen.errors import SharpenError
 
 FORMATS = ("npz", "imagefolder")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.experiments.plan import Group
 from sharpen.io import atomic_write_json, atomic_write_text
 

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from sharpen import SharpenError
 from sharpen.data import get_spec
 from sharpen.data.pairs import pair_input_shape
+from sharpen.errors import SharpenError
 from sharpen.models import create_model, list_models
 from sharpen.techniques import Technique, techniques_for
 

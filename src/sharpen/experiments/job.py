@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from sharpen import SharpenError
 from sharpen.data.prepare import build_group_data
+from sharpen.errors import SharpenError
 from sharpen.experiments import weights
 from sharpen.experiments.build import model_factory
 from sharpen.experiments.progress import PROGRESS, ProgressFile

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 import sharpen
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.experiments.backends import Job, Placement, default_workers, get_backend
 from sharpen.experiments.config import Experiment
 from sharpen.experiments.plan import Group, groups_of, make_plan, same_seeds

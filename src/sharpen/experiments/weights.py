@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_bytes
 from sharpen.rundir import CONFIG, WEIGHTS
 from sharpen.training.loop import Hook, TrainState

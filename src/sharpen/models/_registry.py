@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _PAPERS: dict[str, str] = {}  # name → the paper ("000" … "004") it is built from

@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_text
 from sharpen.reports.claims import PERCENT, fmt_value, load_runs, metric_of
 from sharpen.reports.metrics import get_metric

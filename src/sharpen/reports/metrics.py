@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.reports.metrics import get_metric, parse_amount
 from sharpen.reports.stats import ALPHA, POWER, min_detectable, seeds_needed
 

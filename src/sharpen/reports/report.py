@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_csv
 from sharpen.reports.claims import FAMILY_TEXT, Runs, claims_table, load_runs
 from sharpen.reports.curves import plot_curves

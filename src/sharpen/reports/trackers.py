@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.rundir import RunDir
 
 TRACKERS = ("tensorboard", "mlflow")

@@ -40,7 +40,7 @@ TECHNIQUES: tuple[type[Technique], ...] = (
 
 def _plugin_techniques() -> tuple[type[Technique], ...]:
     """Techniques installed packages register under the ``sharpen.techniques`` entry point."""
-    from sharpen import SharpenError
+    from sharpen.errors import SharpenError
     from sharpen.plugins import plugins
 
     out = []
@@ -57,7 +57,7 @@ TECHNIQUES = TECHNIQUES + _plugin_techniques()
 
 def user_hooks(cfg: Any) -> list[Any]:
     """The ``hooks = [{ target = "pkg.mod:MyHook", args = {...} }]`` of a run, built."""
-    from sharpen import SharpenError
+    from sharpen.errors import SharpenError
     from sharpen.plugins import load_target
     from sharpen.training.loop import Hook
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, Field
 from torch import nn
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.techniques.base import Technique
 
 # A filter of n taps is row n − 1 of Pascal's triangle, as in antialiased-cnns ("Tri-3" is

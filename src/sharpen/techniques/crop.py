@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.techniques.base import Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.schedules import ScheduleLike, as_schedule, check_schedule

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.techniques.base import Technique
 from sharpen.training.loop import TrainState
 

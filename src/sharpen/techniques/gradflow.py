@@ -10,7 +10,7 @@ import torch
 from pydantic import BaseModel, Field
 from torch import nn
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.techniques.base import Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.stack import StackedConv, StackedLinear

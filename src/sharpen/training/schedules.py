@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 Unit = Literal["epoch", "progress"]
 

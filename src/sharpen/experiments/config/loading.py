@@ -20,7 +20,7 @@ from typing import Any
 import tomllib
 import yaml
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.experiments.config.messages import _check_keys, _suggest, _validate
 from sharpen.experiments.config.renamed import upgrade_keys
 from sharpen.experiments.config.schema import (

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 
 
 def _suggest(key: str, valid: set[str]) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.training.schedules import ScheduleLike
 
 

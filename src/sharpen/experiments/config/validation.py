@@ -8,7 +8,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from sharpen import SharpenError
+from sharpen.errors import SharpenError
 from sharpen.experiments.config.messages import _suggest
 from sharpen.experiments.config.schema import RUN_KEYS, Experiment, RunConfig
 from sharpen.training.schedules import check_schedule
