@@ -19,10 +19,10 @@ from scipy import stats
 
 from sharpen import SharpenError
 from sharpen.io import atomic_write_csv, atomic_write_json
+from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports import write_report
 from sharpen.reports.claims import Runs, claims_table, judge_family, load_runs
 from sharpen.reports.compare import compare_dirs
-from sharpen.reports.metrics import get_metric, parse_amount
 from sharpen.reports.stats import (
     bootstrap_ci,
     exact_decides_from,

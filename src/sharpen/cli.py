@@ -78,7 +78,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_plan_seeds(a: argparse.Namespace) -> int:
-    from sharpen.reports.metrics import get_metric, parse_amount
+    from sharpen.metrics import get_metric, parse_amount
     from sharpen.reports.power import plan_from_dir, plan_table
 
     if a.run_dir:

@@ -9,7 +9,7 @@ A claim is a checkable statement written in an experiment file::
     arm = "proposed"
     op = "<"                # ">", "<", "~" (equal within ± tolerance), "best", "worst"
     than = "progressive"    # another arm (paired by seed), or a list for best/worst
-    metric = "gap"          # any metric of the registry (sharpen.reports.metrics)
+    metric = "gap"          # any metric of the registry (sharpen.metrics)
     # value = 0.15          # instead of `than`: the arm's mean against a fixed number
     # tolerance = "1 pp"    # for "~": the equivalence margin, with its unit
     # effect = "1.4 pp"     # the effect the paper states (default: from [published])
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sharpen.reports.metrics import METRICS, PERCENT, get_metric, parse_amount
+from sharpen.metrics import METRICS, PERCENT, get_metric, parse_amount
 from sharpen.reports.stats import (
     ALPHA,
     CONTRADICTED,

@@ -17,8 +17,8 @@ from typing import Any
 
 from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_text
+from sharpen.metrics import get_metric
 from sharpen.reports.claims import PERCENT, fmt_value, load_runs, metric_of
-from sharpen.reports.metrics import get_metric
 from sharpen.reports.stats import compare, summary
 from sharpen.rundir import RunDir
 

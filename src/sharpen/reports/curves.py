@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sharpen.metrics import REGISTRY, get_metric
 from sharpen.reports.claims import as_number as _num
 from sharpen.reports.figures import arm_colors, integer_epochs, pyplot, save_figure
-from sharpen.reports.metrics import REGISTRY, get_metric
 from sharpen.rundir import RunDir
 
 

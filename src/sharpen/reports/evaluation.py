@@ -104,7 +104,7 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
 def robust_section(runs: Runs, arms: list[str], baseline: str, metric: str = "test_acc") -> str:
     """rliable-style: interquartile mean with a bootstrap CI, and P(arm > baseline) with its
     bootstrap CI, per arm (percentile bootstrap over seeds, each arm resampled within itself)."""
-    from sharpen.reports.metrics import get_metric
+    from sharpen.metrics import get_metric
 
     m = get_metric(metric)
     lines = [f"| arm | n | IQM {m.label} [95 % bootstrap CI] | P(arm > {baseline}) [95 % bootstrap CI] |",

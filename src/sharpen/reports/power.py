@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sharpen.errors import SharpenError
-from sharpen.reports.metrics import get_metric, parse_amount
+from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports.stats import ALPHA, POWER, min_detectable, seeds_needed
 
 

@@ -88,7 +88,7 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     arms = list(cfg.get("arms", {}))
     keep_best = any(a.get("keep_best") for a in cfg.get("arms", {}).values())
     values = runs.values
-    from sharpen.reports.metrics import get_metric, parse_amount
+    from sharpen.metrics import get_metric, parse_amount
 
     margin = parse_amount(cfg.get("published_margin") or DEFAULT_MARGIN, get_metric("test_acc"),
                           "published_margin")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sharpen.metrics import REGISTRY, get_metric
 from sharpen.reports.claims import Runs, metric_of
-from sharpen.reports.metrics import REGISTRY, get_metric
 from sharpen.reports.stats import against_published, compare, summary
 
 TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_n", "test_acc_mean",

@@ -4,6 +4,7 @@ in the file, say what is allowed, and suggest the key they probably meant."""
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,6 @@ def _validate(model: type[BaseModel], data: dict[str, Any], path: Path, where: s
 
 
 def _plain_msg(msg: str) -> str:
-    import re
 
     msg = msg.removeprefix("Value error, ").replace(", unable to parse string as a number", "")
     bad = re.search(r"Input tag '([^']*)' found using 'kind' does not match any of the expected "

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import types
+import typing
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sharpen.data.user import source_name
 from sharpen.errors import SharpenError
+from sharpen.metrics import get_metric, parse_amount
+from sharpen.techniques import TECHNIQUES
 from sharpen.training.schedules import ScheduleLike
 
 
@@ -104,7 +109,6 @@ class _RunBase(BaseModel):
     @field_validator("dataset", mode="before")
     @classmethod
     def _dataset(cls, v: Any) -> Any:
-        from sharpen.data.user import source_name
 
         return source_name(v)  # a {path, format} table becomes its canonical name
 
@@ -127,7 +131,6 @@ class _RunBase(BaseModel):
     def _no_numbers_as_text(cls, data: Any) -> Any:
         """``batch_size = "64"``: a number written as text is refused, as for every number
         key, rather than converted silently (a quoted value is usually a mistake)."""
-        import typing
 
         if not isinstance(data, dict):
             return data
@@ -164,7 +167,6 @@ class _RunBase(BaseModel):
 
 
 def _compose() -> type[BaseModel]:
-    from sharpen.techniques import TECHNIQUES
 
     bases = (_RunBase, *[t.Config for t in TECHNIQUES])
     return type("RunConfig", bases, {
@@ -200,8 +202,6 @@ RUN_KEYS = set(RunConfig.model_fields)
 
 
 def _type_name(ann: Any) -> str:
-    import types
-    import typing
 
     origin, args = typing.get_origin(ann), typing.get_args(ann)
     if origin is typing.Annotated:  # a schedule: the union of its kinds
@@ -245,7 +245,6 @@ EXPERIMENT_MEANINGS = {
 def key_table() -> list[dict[str, str]]:
     """Every run key of an experiment file: name, type, default and meaning, from the
     config model itself (``sharpen keys``); the technique that owns it, if any."""
-    from sharpen.techniques import TECHNIQUES
 
     owner: dict[str, str] = {}  # a shared key (blur padding) names every technique it serves
     for t in TECHNIQUES:
@@ -295,7 +294,6 @@ class Experiment(BaseModel):
     @field_validator("published_margin")
     @classmethod
     def _margin(cls, v: float | str) -> float:
-        from sharpen.reports.metrics import get_metric, parse_amount
 
         try:  # stored as the fraction, however it was written
             return parse_amount(v, get_metric("test_acc"), "published_margin")

@@ -8,9 +8,17 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+from sharpen.data import get_spec
+from sharpen.data.pairs import pair_input_shape
 from sharpen.errors import SharpenError
+from sharpen.experiments.build import build_model
 from sharpen.experiments.config.messages import _suggest
 from sharpen.experiments.config.schema import RUN_KEYS, Experiment, RunConfig
+from sharpen.experiments.plan import stack_blockers
+from sharpen.metrics import METRICS, get_metric, parse_amount
+from sharpen.models import list_models
+from sharpen.plugins import is_target
+from sharpen.techniques import TECHNIQUES, user_hooks
 from sharpen.training.schedules import check_schedule
 
 
@@ -31,7 +39,6 @@ def _check_published_grid(pub: dict[str, dict[str, list[float]]], known: set[str
 
 
 def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:
-    from sharpen.reports.metrics import METRICS, get_metric, parse_amount
 
     try:
         exp.published_margin = parse_amount(exp.published_margin, get_metric("test_acc"),
@@ -81,11 +88,6 @@ def _check_grid(grid: Any, path: Path) -> dict[str, list[Any]]:
 
 
 def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
-    from sharpen.data import get_spec
-    from sharpen.data.pairs import pair_input_shape
-    from sharpen.experiments.build import build_model
-    from sharpen.models import list_models
-    from sharpen.plugins import is_target
 
     try:
         spec = get_spec(c.dataset)
@@ -105,8 +107,6 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
     if c.data_resize is not None and len(spec.shape) != 3:
         raise SharpenError(f"{path}: field {where}data_resize applies to images only, "
                            f"not to {c.dataset}")
-    from sharpen.experiments.plan import stack_blockers
-    from sharpen.techniques import TECHNIQUES
 
     try:
         check_schedule(c.lr, f"{where}lr", c.epochs, lo=0.0, lo_open=True)
@@ -125,7 +125,6 @@ def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
             raise SharpenError(f"{path}: field {where}stack_seeds: these seeds cannot be stacked: "
                                f"{'; '.join(why)}; set stack_seeds = 1 (or \"auto\")")
     if c.hooks:
-        from sharpen.techniques import user_hooks
 
         try:
             user_hooks(c)
