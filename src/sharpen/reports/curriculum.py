@@ -1,5 +1,6 @@
-"""Curriculum figures of an experiment: the schedule plot, the blurred-copies strip and the
-σ strip, drawn from the techniques' own plans."""
+"""Curriculum figures of an experiment (the schedule plot and each technique's own figure of
+its data: blurred copies, the σ strip) and the stage-jump table; every column and figure
+comes from the techniques' declarations (``stage_columns``, ``data_figure``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from sharpen.data import get_spec
 
 
 def curriculum_figures(exp: Any, out: Path) -> list[Path]:
-    """The blurred-copies strip, the σ strip and the schedule plot, for curriculum arms."""
+    """For an experiment with a curriculum arm: the schedule plot, then each technique's
+    figure of example images under the plans (``Technique.data_figure``: the blurred
+    copies, the σ strip)."""
     from sharpen.data.prepare import load_cached
-    from sharpen.reports.figures import blur_strip, schedule_plot, sigma_strip
-    from sharpen.techniques import schedule_rows, techniques_for
+    from sharpen.reports.figures import schedule_plot
+    from sharpen.techniques import TECHNIQUES, schedule_rows, techniques_for
 
     plans = {arm: schedule_rows(c) for arm, c in exp.arms.items()}
     cur = [c for c in exp.arms.values()
@@ -26,16 +29,20 @@ def curriculum_figures(exp: Any, out: Path) -> list[Path]:
         return made
     x, y = load_cached(c0, "train")
     pick = [int((y == k).nonzero()[0]) for k in range(min(4, int(y.max()) + 1)) if (y == k).any()]
-    imgs = x[pick]
-    ns = sorted({r["blur_n"] for rows in plans.values() for r in rows if "blur_n" in r} - {1},
-                reverse=True)
-    if ns:
-        made.append(blur_strip(imgs, [1, *sorted(ns)], out / "blur_strip.png", c0.padding))
-    sig = {r["sigma"] for rows in plans.values() for r in rows if "sigma" in r}
-    if sig:
-        sig = sorted(sig | {0.0}, reverse=True)  # the unblurred image as the last column
-        made.append(sigma_strip(imgs, sig, out / "sigma_strip.png", c0.padding))
+    for tech in TECHNIQUES:
+        if tech.data_figure is not None:
+            png = tech.draw_data_figure(x[pick], plans, out / tech.data_figure[0], c0)
+            if png is not None:
+                made.append(png)
     return made
+
+
+def figure_sections() -> list[tuple[str, str]]:
+    """(file, heading) of the figures curriculum_figures may draw, in report order."""
+    from sharpen.techniques import TECHNIQUES
+
+    return [("schedule.png", "Schedules")] + [t.data_figure for t in TECHNIQUES
+                                              if t.data_figure is not None]
 
 
 def stage_columns() -> tuple[str, ...]:

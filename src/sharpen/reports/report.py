@@ -203,8 +203,9 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
 
     for tech in TECHNIQUES:  # each technique's own section (gradient flow's panels)
         parts += tech.report_section(run_dir, arms)
-    for f, title in (("schedule.png", "Schedules"), ("blur_strip.png", "Blurred copies (paper 000)"),
-                     ("sigma_strip.png", "Gaussian blur at each σ of the schedule (paper 001)")):
+    from sharpen.reports.curriculum import figure_sections
+
+    for f, title in figure_sections():
         if (run_dir / f).exists():
             parts += [f"## {title}", "", f"![{f}]({f})", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(parts))

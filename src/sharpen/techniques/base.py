@@ -47,6 +47,9 @@ class Technique(Hook):
     stage_rank: ClassVar[int] = 0
     # files it writes into each run's folder (runs/<arm>/seed-<s>/)
     run_files: ClassVar[tuple[str, ...]] = ()
+    # a figure of example training images under the experiment's plans, drawn into the run
+    # directory when it starts: (file name, the report's heading for it)
+    data_figure: ClassVar[tuple[str, str] | None] = None
 
     class Config(BaseModel):
         """The experiment-file keys this technique owns."""
@@ -70,6 +73,13 @@ class Technique(Hook):
 
     def write_run_files(self, seed_index: int, run_dir: Path) -> None:
         """After training: write this technique's ``run_files`` for one seed of the group."""
+
+    @classmethod
+    def draw_data_figure(cls, images: Any, plans: dict[str, list[dict[str, Any]]], path: Path,
+                         cfg: Any) -> Path | None:
+        """Draw ``data_figure`` for ``images`` (uint8 N×C×H×W, one per class) under every
+        arm's per-epoch plan (``sharpen schedule``'s rows); None when no plan uses it."""
+        return None
 
     @classmethod
     def report_section(cls, run_dir: Path, arms: list[str]) -> list[str]:

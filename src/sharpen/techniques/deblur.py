@@ -3,6 +3,7 @@ with probability α_e."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ class RandomizedDeblur(Technique):
     name = "deblur"
     plan_columns = ("sigma", "blur_p")
     stage_columns = ("sigma",)
+    data_figure = ("sigma_strip.png", "Gaussian blur at each σ of the schedule (paper 001)")
     idle_at = {"sigma": 0.0, "blur_p": 0.0}
 
     class Config(BlurPadding):
@@ -36,6 +38,16 @@ class RandomizedDeblur(Technique):
         self.sigma, self.p, self.padding = as_schedule(sigma), as_schedule(p), padding
         self._sigma = self._p = 0.0
         self.blurred_batches: list[int] = []
+
+    @classmethod
+    def draw_data_figure(cls, images: Any, plans: dict[str, list[dict[str, Any]]], path: Path,
+                         cfg: Any) -> Path | None:
+        """One column per σ any arm's plan uses, largest first, the sharp image last."""
+        from sharpen.reports.figures import sigma_strip
+
+        sig = {r["sigma"] for rows in plans.values() for r in rows if "sigma" in r}
+        return sigma_strip(images, sorted(sig | {0.0}, reverse=True), path, cfg.padding) \
+            if sig else None
 
     @classmethod
     def from_config(cls, cfg: Any) -> RandomizedDeblur | None:

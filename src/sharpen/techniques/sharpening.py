@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -39,6 +40,7 @@ class ProgressiveSharpening(Technique):
     name = "sharpening"
     plan_columns = ("blur_n", "blur_mix")
     stage_columns = ("blur_n",)
+    data_figure = ("blur_strip.png", "Blurred copies (paper 000)")
     idle_at = {"blur_n": 1, "blur_mix": 0.0}  # mixed mode: a share of 0 blurs nothing
 
     class Config(BlurPadding):
@@ -60,6 +62,15 @@ class ProgressiveSharpening(Technique):
         self._n: int | None = None
         self._copies: list[torch.Tensor] | None = None
         self._p = 0.0
+
+    @classmethod
+    def draw_data_figure(cls, images: Any, plans: dict[str, list[dict[str, Any]]], path: Path,
+                         cfg: Any) -> Path | None:
+        """One column per kernel size any arm's plan uses (the sharp image first)."""
+        from sharpen.reports.figures import blur_strip
+
+        ns = {r["blur_n"] for rows in plans.values() for r in rows if "blur_n" in r} - {1}
+        return blur_strip(images, [1, *sorted(ns)], path, cfg.padding) if ns else None
 
     @classmethod
     def from_config(cls, cfg: Any) -> ProgressiveSharpening | None:
