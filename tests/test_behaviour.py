@@ -453,7 +453,7 @@ def _erasing_by_hand(x, p, area, aspect, seed, attempts=10):
 
 
 @pytest.mark.parametrize("shape,p,area,aspect", [
-    ((40, 3, 12, 20), 0.5, (0.02, 0.33), (0.3, 3.3)),  # the seed's defaults, not square
+    ((40, 3, 12, 20), 0.5, (0.02, 0.33), (0.3, 3.3)),  # the paper's defaults, not square
     ((40, 1, 3, 4), 0.9, (0.3, 0.9), (0.5, 2.0)),  # tiny images: many boxes never fit
     ((10, 2, 8, 8), 1.0, (0.25, 0.25), (1.0, 1.0)),  # a fixed 4×4 box: equal bounds allowed
     ((40, 1, 12, 20), 1.0, (0.05, 0.1), (0.05, 0.1)),  # flat boxes: one row high

@@ -114,7 +114,7 @@ def test_1d_blur_along_time():
 def test_seed_001_stepped_schedule_matches_the_text():
     exp = load_experiment("deblur-cifar10")
     rows = schedule_rows(exp.arms["proposed"])
-    # seed 001: 24×24 epochs 1-2 γ 0.2; 26 e3-4 γ .25; 28 e5-6 γ .3; 30 e7-8 γ .35; 32 e9-15 γ .4
+    # paper 001: 24×24 epochs 1-2 γ 0.2; 26 e3-4 γ .25; 28 e5-6 γ .3; 30 e7-8 γ .35; 32 e9-15 γ .4
     sizes = [24, 24, 26, 26, 28, 28, 30, 30] + [32] * 7
     drops = [0.2, 0.2, 0.25, 0.25, 0.3, 0.3, 0.35, 0.35] + [0.4] * 7
     sig = [2, 2, 1.5, 1.5, 1, 1, 0.5, 0.5] + [0] * 7

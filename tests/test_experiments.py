@@ -327,8 +327,8 @@ def test_grid_differs_from_run_and_list_v_shows_profiles(capsys):
     assert "no grid to run; give --axis KEY=V1,V2,..." in capsys.readouterr().err
     assert main(["list", "experiments", "-v"]) == 0
     out = capsys.readouterr().out
-    assert "pairs-sublenet  (seed 004; profiles: full, lr-grid, batch-grid, quick, smoke)" in out
-    assert "vgg-cifar100  (seed 003; profiles: full, cpu, quick, smoke)" in out
+    assert "pairs-sublenet  (paper 004; profiles: full, lr-grid, batch-grid, quick, smoke)" in out
+    assert "vgg-cifar100  (paper 003; profiles: full, cpu, quick, smoke)" in out
 
 
 @pytest.mark.parametrize("which", ["final", "best_val"])

@@ -26,7 +26,7 @@ def test_lenet5_dropout_matches_seed_000_table():
     assert pairs == [156, 2416, 30840, 10164, 850]
     x = torch.zeros(2, 1, 28, 28)
     feats = m.features(x)
-    assert feats.shape == (2, 16, 4, 4)  # flatten 256 as in the seed
+    assert feats.shape == (2, 16, 4, 4)  # flatten 256 as in the paper
 
 
 def test_classic_lenet5_count():

@@ -39,11 +39,11 @@ def test_parameter_counts(name):
 
 def test_counts_against_the_seeds_where_they_agree():
     m = create_model("sub_lenet5")
-    assert count_parameters(m.head) == 12_301  # seed 004's comparison MLP, exactly
-    assert count_parameters(m.branch1) == 59_550  # one branch (the seed says 59,288)
-    for name, seed_002 in (("direct_al", 85_468), ("direct_alws", 42_910)):  # seed 002's table
+    assert count_parameters(m.head) == 12_301  # paper 004's comparison MLP, exactly
+    assert count_parameters(m.branch1) == 59_550  # one branch (the paper says 59,288)
+    for name, paper_002 in (("direct_al", 85_468), ("direct_alws", 42_910)):  # paper 002's table
         w = sum(p.numel() for n, p in create_model(name).named_parameters() if n.endswith("weight"))
-        assert w == seed_002
+        assert w == paper_002
 
 
 def _gen(s):
@@ -151,7 +151,7 @@ def test_training_on_real_mnist_pairs_learns_both_metrics():
     m = create_model("direct_alws")
     rows = train(m, data, TrainSettings(epochs=15, batch_size=100, optimizer="adam", lr=1e-3,
                                         task=PairTask(m.pair_outputs)), 0).rows[0]
-    # seed 002 reports 82 % for directALWS; 15 epochs of 1,000 pairs give about 79 %
+    # paper 002 reports 82 % for directALWS; 15 epochs of 1,000 pairs give about 79 %
     assert rows[-1]["test_acc"] > 0.75 and rows[-1]["test_digit_acc"] > 0.85
     assert rows[-1]["train_digit_acc"] > 0.85
 

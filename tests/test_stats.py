@@ -171,7 +171,7 @@ def test_each_verdict_on_a_constructed_run_directory(tmp_path, claim, want):
 def test_the_report_has_a_claims_table(tmp_path):
     d = _claims_dir(tmp_path)
     cfg = json.loads((d / "config.json").read_text())
-    cfg["claims"] = [{"claim": "better beats base", "seed_says": "+3 pp", "arm": "better",
+    cfg["claims"] = [{"claim": "better beats base", "paper_says": "+3 pp", "arm": "better",
                       "op": ">", "than": "base"}]
     atomic_write_json(d / "config.json", cfg)
     md = write_report(d).read_text()
@@ -279,7 +279,7 @@ def test_published_grid_is_set_beside_ours_cell_by_cell(tmp_path):
     assert rows[0].endswith("| undecided |")
     assert "| 70.00 | +21.00 ± " in rows[1] and rows[1].endswith("| better than published |")
     assert "Of 2 cells: reproduced 0, better than published 1, undecided 1." in md
-    assert "- m: our best lr 0.01 (mean on test), the seed's table's best 0.01." in md
+    assert "- m: our best lr 0.01 (mean on test), the paper's table's best 0.01." in md
 
 
 @pytest.mark.parametrize("table,match", [

@@ -36,9 +36,15 @@ def _cmd_run(a: argparse.Namespace) -> int:
     given = Path(a.experiment)
     if out is None and given.is_dir() and (given / "config.json").is_file():
         out = given  # `sharpen run DIR`: continue it (finished runs are kept)
-    out, results = run_experiment(exp, out, quiet=a.quiet, workers=a.workers,
-                                  threads=a.threads, backend=a.backend, address=a.address,
-                                  command=_command_line(a), log=a.log)
+    placement = dict(workers=a.workers, threads=a.threads, backend=a.backend,
+                     address=a.address, command=_command_line(a), log=a.log)
+    if getattr(a, "until_decided", False):
+        from sharpen.experiments.sequential import run_until_decided
+
+        out, results, _ = run_until_decided(exp, out, a.max_runs, a.step, quiet=a.quiet,
+                                            **placement)
+    else:
+        out, results = run_experiment(exp, out, quiet=a.quiet, **placement)
     runs = load_runs(out)
     if exp.cells:
         from sharpen.reports.tables import grid_table
@@ -227,6 +233,16 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     r.add_argument("--no-verify", action="store_true", help="skip dataset md5 checks")
     r.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
     r.add_argument("--quiet", action="store_true", help="print only the final table")
+    if cmd == "run":
+        r.add_argument("--until-decided", action="store_true",
+                       help="add one stacked group of seeds per look until every claim is "
+                            "decided (group-sequential, alpha spending) or --max-runs is spent")
+        r.add_argument("--max-runs", type=int,
+                       help="--until-decided: seeds per arm at most (default: the file's "
+                            "max_runs, else 4 looks)")
+        r.add_argument("--step", type=int,
+                       help="--until-decided: seeds per look (default: stack_seeds if the "
+                            "file fixes it, else 5)")
     r.add_argument("--workers", type=int,
                    help="processes that run jobs side by side (default: cores ÷ the plan's "
                         "threads per job); only decides where jobs run, never a number")

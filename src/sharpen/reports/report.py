@@ -199,8 +199,10 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
         parts += ["## Notes", "", cfg["notes"].strip(), ""]
     if png:
         parts += ["## Curves", "", f"![curves]({png.name})", ""]
+    from sharpen.reports.sequential import report_section
     from sharpen.techniques import TECHNIQUES
 
+    parts += report_section(run_dir)
     for tech in TECHNIQUES:  # each technique's own section (gradient flow's panels)
         parts += tech.report_section(run_dir, arms)
     from sharpen.reports.curriculum import figure_sections

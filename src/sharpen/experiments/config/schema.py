@@ -179,7 +179,7 @@ RunConfig: Any = _compose()
 
 EXPERIMENT_KEYS = {"name", "description", "paper", "runs", "seed", "arms", "profiles",
                    "published", "notes", "select_arms", "grid", "report_error", "baseline",
-                   "claims", "published_grid", "log", "published_margin"}
+                   "claims", "published_grid", "log", "published_margin", "max_runs"}
 
 
 class Claim(BaseModel):
@@ -237,6 +237,7 @@ EXPERIMENT_MEANINGS = {
     "published_grid": "[published_grid.AXIS] the source's grid, cell by cell",
     "published_margin": "ours against a published mean is reproduced within ± this ('1 pp')",
     "grid": "{ key = [values] }: run every arm at every combination",
+    "max_runs": "--until-decided: the budget of seeds per arm (default 4 looks)",
     "report_error": "tables in test error (1 − accuracy) instead of accuracy",
     "log": "trackers fed while the run goes: tensorboard, mlflow",
 }
@@ -290,6 +291,7 @@ class Experiment(BaseModel):
     log: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)  # trackers
     # ours against a published mean is "reproduced" within ± this margin (% metrics: "1 pp")
     published_margin: float | str = "1 pp"
+    max_runs: int | None = Field(None, ge=2)  # --until-decided: the budget of seeds per arm
 
     @field_validator("published_margin")
     @classmethod

@@ -1,0 +1,114 @@
+"""``sharpen run EXP --until-decided``: grow a run directory one stacked group of seeds per
+look until every claim is decided or the budget is spent (the rule:
+:mod:`sharpen.reports.sequential`).
+
+Each look is an ordinary ``run_experiment`` with ``runs`` grown by one group, so finished
+runs are kept and a killed look resumes; every arm that may stack trains each look's seeds
+as one group of ``step`` (the same groups whatever the looks before), which keeps every
+number equal to an uninterrupted run's. The design and every look are written to
+``sequential.json`` in the run directory before and after each look, so a resumed run
+continues the same plan and the report rebuilds from files alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sharpen.errors import SharpenError
+from sharpen.io import atomic_write_json
+from sharpen.reports.sequential import SEQUENTIAL, SequentialPlan, decide, read_record
+
+DEFAULT_STEP = 5  # seeds per look when the file does not fix stack_seeds
+
+
+def _step(exp: Any, step: int | None) -> int:
+    if step is not None:
+        return step
+    fixed = {c.stack_seeds for c in exp.arms.values() if isinstance(c.stack_seeds, int)}
+    return max(fixed) if fixed and max(fixed) > 1 else DEFAULT_STEP
+
+
+def looks_of(step: int, max_runs: int) -> list[int]:
+    """The seeds after each look: step, 2·step, … up to max_runs (a whole number of steps)."""
+    if step < 2:
+        raise SharpenError(f"--step {step}: a look needs at least 2 new seeds (a t statistic "
+                           "needs 2)")
+    if max_runs < step:
+        raise SharpenError(f"--max-runs {max_runs} is less than one step of {step} seeds")
+    return list(range(step, max_runs - max_runs % step + 1, step))
+
+
+def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
+                      step: int | None = None, quiet: bool = False, **run_kw: Any
+                      ) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
+    """Looks until every claim is decided or ``max_runs`` seeds per arm have run; returns
+    the run directory, the last look's results and the sequential record."""
+    from sharpen.experiments.plan import stack_blockers
+    from sharpen.experiments.runner import default_out_dir, run_experiment
+    from sharpen.reports.claims import _prejudge, load_runs
+
+    claims = [c.model_dump() for c in exp.claims]
+    if not claims:
+        raise SharpenError(f"{exp.source or exp.name}: --until-decided judges claims, and this "
+                           "experiment has none ([[claims]] in the file)")
+    if exp.cells:
+        raise SharpenError("--until-decided runs one experiment; for a grid, run each cell "
+                           "(claim maps judge a grid's cells)")
+    out = Path(out) if out is not None else default_out_dir(exp)
+    g = _step(exp, step)
+    budget = max_runs or exp.max_runs or 4 * g
+    looks = looks_of(g, budget)
+    record = read_record(out)
+    if record is None:
+        plan = SequentialPlan.make(looks, 0.05, len(claims))
+        record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
+                  "ops": [c["op"] for c in claims], "looks": [],
+                  "decisions": {}, "finished": False}
+    else:
+        plan = SequentialPlan.from_dict(record["plan"])
+        if plan.looks != looks or record["claims"] != [c["claim"] for c in claims]:
+            raise SharpenError(f"{out / SEQUENTIAL}: this directory's sequential plan has looks "
+                               f"{plan.looks} over claims {record['claims']}; this command asks "
+                               f"for looks {looks} over {[c['claim'] for c in claims]} "
+                               "(give another --out, or the same --max-runs and --step)")
+    for cfg in exp.arms.values():  # each look's new seeds train as one group of g
+        if cfg.stack_seeds == "auto":
+            cfg.stack_seeds = g if not stack_blockers(cfg) else 1
+    results: list[dict[str, Any]] = []
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / SEQUENTIAL, record)
+    for k, n in enumerate(plan.looks):
+        if record["finished"]:
+            break
+        if k < len(record["looks"]):  # judged before this run was stopped: its seeds ran
+            continue
+        exp.runs = n
+        out, results = run_experiment(exp, out, quiet=quiet, **run_kw)
+        runs = load_runs(out)
+        thr = plan.nominal[k]
+        look = {"n": n, "threshold": thr, "claims": []}
+        for i, c in enumerate(claims):
+            r, _ = _prejudge(c, runs)
+            dec = record["decisions"].get(str(i))
+            new = None if dec else decide(r.p, r.direction, c["op"], thr)
+            look["claims"].append({"claim": c["claim"], "p": r.p, "direction": r.direction,
+                                   "n": r.n, "decision": new})
+            if new:
+                record["decisions"][str(i)] = {"verdict": new, "n": n, "p": r.p,
+                                               "threshold": thr}
+        record["looks"].append(look)
+        record["finished"] = len(record["decisions"]) == len(claims) or n == plan.looks[-1]
+        atomic_write_json(out / SEQUENTIAL, record)
+        if not quiet:
+            done = len(record["decisions"])
+            print(f"look {k + 1}/{len(plan.looks)} at n = {n}: {done}/{len(claims)} claims "
+                  f"decided (nominal p ≤ {thr:.3g} each)", flush=True)
+    if not results:  # every look was judged earlier: the runs as they stand
+        exp.runs = record["looks"][-1]["n"] if record["looks"] else plan.looks[0]
+        out, results = run_experiment(exp, out, quiet=True, **run_kw)
+    else:
+        from sharpen.reports import write_report
+
+        write_report(out)  # again, now with this look's sequential record
+    return out, results, record

@@ -1,0 +1,157 @@
+"""Deciding with the fewest seeds (issue 25, item 1): the group-sequential rule by
+simulation, its boundaries against the spending function, and --until-decided end to end
+(killed mid-way, resumed: the same looks and verdicts as an uninterrupted run)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from sharpen.reports.sequential import (
+    SequentialPlan,
+    decide,
+    obf_spent,
+    simulate_error,
+    t_boundaries,
+)
+
+LOOKS = [5, 10, 15, 20]
+
+
+def test_obf_spending_is_the_lan_demets_formula():
+    for a in (0.05, 0.01):
+        assert obf_spent(1.0, a) == pytest.approx(a)
+        for t in (0.1, 0.25, 0.5, 0.8):
+            want = 2 * (1 - st.norm.cdf(st.norm.ppf(1 - a / 2) / math.sqrt(t)))
+            assert obf_spent(t, a) == pytest.approx(want)
+    spent = [obf_spent(n / 20, 0.05) for n in LOOKS]
+    assert spent == sorted(spent) and spent[0] < 0.001  # almost nothing at the first look
+
+
+def test_each_boundary_spends_its_share_of_alpha_on_fresh_simulations():
+    """Independent paths (another generator seed): the share first crossing at look k is
+    α(t_k) − α(t_{k−1}), and the last boundary is above the fixed-n t quantile."""
+    b = t_boundaries(LOOKS, 0.05)
+    rng = np.random.default_rng(99)
+    z = rng.standard_normal((100_000, LOOKS[-1]))
+    alive = np.ones(len(z), bool)
+    spent_before = 0.0
+    for n, c in zip(LOOKS, b):
+        x = z[:, :n]
+        t = np.abs(x.mean(1)) / (x.std(1, ddof=1) / math.sqrt(n))
+        crossed = alive & (t >= c)
+        share = crossed.mean()
+        want = obf_spent(n / LOOKS[-1], 0.05) - spent_before
+        spent_before += want
+        assert share == pytest.approx(want, abs=0.0025), n
+        alive &= ~crossed
+    assert b[-1] > st.t.ppf(0.975, LOOKS[-1] - 1)  # the price of looking early
+    assert b == sorted(b, reverse=True)
+
+
+def test_type_one_error_is_at_most_the_level_over_2000_null_experiments():
+    res = simulate_error(LOOKS, 0.05, effect=0.0, reps=2000, seed=7)
+    # at most the level: a one-sided binomial test cannot reject rate <= 0.05
+    k = round(res["rejected"] * 2000)
+    assert st.binomtest(k, 2000, 0.05, alternative="greater").pvalue > 0.05, res
+    assert res["rejected"] <= 0.055
+    # looking at the fixed-n level at every look inflates it: the guard matters
+    naive = simulate_error(LOOKS, 0.05, effect=0.0, reps=2000, seed=7, naive=True)
+    assert naive["rejected"] > 0.08
+
+
+def test_a_true_effect_stops_earlier_than_the_fixed_maximum():
+    res = simulate_error(LOOKS, 0.05, effect=1.0, reps=2000, seed=8)
+    assert res["rejected"] > 0.95 and res["right_side"] == res["rejected"]
+    assert res["mean_n"] < 0.75 * LOOKS[-1]  # 20 seeds at most; most stop by 10 or 15
+
+
+def test_decisions_follow_the_look_threshold():
+    assert decide(0.001, 1, ">", 0.01) == "supported"
+    assert decide(0.001, -1, ">", 0.01) == "contradicted"
+    assert decide(0.02, 1, ">", 0.01) is None and decide(None, 1, ">", 0.01) is None
+    assert decide(0.004, 1, "~", 0.01) == "supported" and decide(0.006, 1, "~", 0.01) is None
+    plan = SequentialPlan.make([3, 6], 0.05, 2)
+    assert SequentialPlan.from_dict(json.loads(json.dumps(plan.as_dict()))) == plan
+    assert plan.threshold(6) == pytest.approx(2 * st.t.sf(plan.boundaries[1], 5))
+
+
+TINY = """
+name = "tiny-seq"
+dataset = "synthetic"
+train_size = 80
+test_size = 60
+epochs = 1
+batch_size = 40
+optimizer = "adam"
+threads = 1
+model = "lenet5_dropout"
+
+[arms.slow]
+lr = 0.0001
+
+[arms.fast]
+lr = 0.005
+
+[[claims]]
+claim = "fast beats slow"
+arm = "fast"
+op = ">"
+than = "slow"
+
+[[claims]]
+claim = "slow beats fast"
+arm = "slow"
+op = ">"
+than = "fast"
+"""
+
+
+def _run(p, out, env, wait_for_look=None):
+    cmd = [sys.executable, "-m", "sharpen.cli", "run", str(p), "--until-decided", "--step", "2",
+           "--max-runs", "6", "--out", str(out), "--quiet", "--workers", "1"]
+    if wait_for_look is None:
+        subprocess.run(cmd, check=True, env=env, capture_output=True)
+        return
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        f = out / "sequential.json"
+        try:
+            if f.exists() and len(json.loads(f.read_text())["looks"]) >= wait_for_look:
+                break
+        except json.JSONDecodeError:
+            pass
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-way: the next look is training
+    proc.wait()
+
+
+def test_until_decided_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    _run(p, tmp_path / "whole", env)
+    whole = json.loads((tmp_path / "whole" / "sequential.json").read_text())
+    _run(p, tmp_path / "cut", env, wait_for_look=1)
+    cut = json.loads((tmp_path / "cut" / "sequential.json").read_text())
+    assert len(cut["looks"]) >= 1 and not cut["finished"]  # stopped between looks
+    _run(p, tmp_path / "cut", env)  # resume: the same plan continues
+    resumed = json.loads((tmp_path / "cut" / "sequential.json").read_text())
+    assert resumed == whole
+    assert [lk["n"] for lk in whole["looks"]][0] == 2 and whole["finished"]
+    # both claims are about one difference: at most one is supported
+    verdicts = {d["verdict"] for d in whole["decisions"].values()}
+    assert verdicts <= {"supported", "contradicted"}
+    report = (tmp_path / "cut" / "report.md").read_text()
+    assert "## Decided with the fewest seeds (sequential design)" in report
