@@ -451,7 +451,7 @@ def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
 
 FAMILY_TEXT = (
     "The {m} claim(s) of this report are one family. Each claim gets one p-value: the paired "
-    "t-test's, two-sided (a directional claim is judged on the side the seed claims, so each "
+    "t-test's, two-sided (a directional claim is judged on the side the paper claims, so each "
     "direction is tested at 2.5 %); the exact sign-flip test's when the per-seed differences "
     "have no spread; for `~` claims two one-sided tests (TOST) at the stated margin, with "
     "their 90 % interval. Holm's step-down adjustment (the numbers of statsmodels `multipletests`) over the "

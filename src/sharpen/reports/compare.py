@@ -161,6 +161,8 @@ def compare_dirs(dirs: list[str | Path], metric: str = "test_acc", baseline: str
     """The table as text; with ``out``, also ``out`` (the table) and ``out``.png/.pdf curves."""
     paths = [Path(d) for d in dirs]
     text = render(compare_table(paths, metric, baseline), fmt)
+    if fmt == "md":  # a grid directory with claims: where in the grid each claim holds
+        text += "".join(_claim_maps_text(p) for p in paths)
     if out is not None:
         out = Path(out)
         atomic_write_text(out, text)
@@ -172,6 +174,20 @@ def compare_dirs(dirs: list[str | Path], metric: str = "test_acc", baseline: str
                         title=f"{metric.replace('_', ' ')}: " + ", ".join(p.name for p in paths),
                         path=out.with_suffix(".png"))
     return text
+
+
+def _claim_maps_text(run_dir: Path) -> str:
+    from sharpen.reports.claim_map import claim_maps, map_table
+    from sharpen.reports.claims import load_runs
+    from sharpen.rundir import RunDir
+
+    cfg = RunDir(run_dir).config()
+    if not (cfg.get("cells") and cfg.get("claims")):
+        return ""
+    parts = [f"\n## Claim maps of {run_dir} (cells one Holm family per claim)\n"]
+    for cm in claim_maps(cfg, load_runs(run_dir)):
+        parts += [f"\n### {cm.claim['claim']}\n\n", map_table(cm), "\n"]
+    return "".join(parts)
 
 
 __all__ = ["compare_dirs", "compare_table", "render", "PERCENT"]

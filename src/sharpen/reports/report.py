@@ -173,7 +173,7 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     if cfg.get("claims") and not cfg.get("cells"):  # a grid's arms are cells, not the claims'
         md, judged = claims_table(cfg["claims"], runs, cfg.get("published"))
         m = sum(r.p is not None for r in judged) or 1  # untested claims do not count
-        parts += ["## Claims", "", "Each claim of the seed as a checkable statement. "
+        parts += ["## Claims", "", "Each claim of the paper as a checkable statement. "
                   + FAMILY_TEXT.format(m=m, lvl=f"{0.05 / m:.3g}"), "", md, ""]
     if cfg.get("cells"):
         grid_md, grid_rows = grid_table(cfg, load_results(run_dir), runs)
@@ -181,7 +181,10 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
         chosen = "validation" if has_val else "test (no validation split: optimistic)"
         parts += [f"## Grid: mean test accuracy % per cell (95 % CI over seeds; the cell chosen on "
                   f"{chosen} per arm in bold)", "", grid_md, ""]
-    agree = (f"The seed gives no spread, so its runs are taken to have our sd s and our n: "
+        from sharpen.reports.claim_map import map_section
+
+        parts += map_section(run_dir, cfg, runs)
+    agree = (f"The paper gives no spread, so its runs are taken to have our sd s and our n: "
              f"the difference of the two means has standard error s·√(2/n) with 2(n − 1) degrees "
              f"of freedom. **reproduced**: the 90 % interval of the difference lies within ± "
              f"{100 * margin:g} pp (two one-sided tests at 5 %; the margin is the experiment's "

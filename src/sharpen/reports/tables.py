@@ -259,7 +259,7 @@ def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]], runs: Runs | 
 
 def published_grid_tables(cfg: dict[str, Any], runs: Runs, margin: float
                           ) -> list[tuple[str, str]]:
-    """For each grid axis the seed published (``[published_grid.<axis>]``): our cell means
+    """For each grid axis the paper published (``[published_grid.<axis>]``): our cell means
     beside the paper's, cell by cell, with the four-outcome verdict at ± margin."""
     from sharpen.reports.stats import BETTER, REPRODUCED, UNDECIDED, WORSE
 
