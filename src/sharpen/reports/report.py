@@ -181,9 +181,11 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
         chosen = "validation" if has_val else "test (no validation split: optimistic)"
         parts += [f"## Grid: mean test accuracy % per cell (95 % CI over seeds; the cell chosen on "
                   f"{chosen} per arm in bold)", "", grid_md, ""]
+        from sharpen.reports.budget import budget_section
         from sharpen.reports.claim_map import map_section
 
         parts += map_section(run_dir, cfg, runs)
+        parts += budget_section(run_dir, cfg, runs)
     agree = (f"The paper gives no spread, so its runs are taken to have our sd s and our n: "
              f"the difference of the two means has standard error s·√(2/n) with 2(n − 1) degrees "
              f"of freedom. **reproduced**: the 90 % interval of the difference lies within ± "

@@ -1,0 +1,112 @@
+"""Budget curves for grids ("Show your work", Dodge et al. 2019): the expected best
+validation accuracy a researcher would report after trying n cells of the grid, for
+n = 1 … N, with its spread, per arm.
+
+Each cell is one hyper-parameter setting, scored by its mean validation accuracy over
+seeds (selection on validation; on test only when there is none, marked optimistic). With
+the N scores sorted, v₍₁₎ ≤ … ≤ v₍N₎:
+
+* Dodge et al. draw the n settings *with* replacement: P(max = v₍ᵢ₎) = (i/N)ⁿ − ((i−1)/N)ⁿ.
+* Tang et al. (2020) point out that drawing n *distinct* settings of the N tried is what a
+  grid search does, and that the with-replacement estimator is biased low for n near N;
+  the unbiased one is P(max = v₍ᵢ₎) = C(i−1, n−1) / C(N, n). The two differ most at n = N,
+  where Tang's is exactly the best cell.
+
+The spread is the standard deviation of the maximum under the same law.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def max_law(values: Sequence[float], n: int, replace: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted values and P(the best of n draws is each one)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    N = len(v)
+    if not 1 <= n <= (N if not replace else n):
+        raise ValueError(f"n = {n} draws from {N} values{'' if replace else ' without replacement'}")
+    i = np.arange(1, N + 1)
+    if replace:
+        p = (i / N) ** n - ((i - 1) / N) ** n
+    else:
+        p = np.array([math.comb(k - 1, n - 1) for k in i], dtype=float) / math.comb(N, n)
+    return v, p
+
+
+def expected_max(values: Sequence[float], n: int, replace: bool = False) -> tuple[float, float]:
+    """(expected best, its standard deviation) of n settings drawn from ``values``."""
+    v, p = max_law(values, n, replace)
+    e = float((p * v).sum())
+    return e, float(math.sqrt(max((p * (v - e) ** 2).sum(), 0.0)))
+
+
+@dataclass
+class BudgetCurve:
+    arm: str
+    metric: str  # val_acc, or test_acc when the runs have no validation split (optimistic)
+    cells: int
+    points: list[dict[str, float]]  # n, expected and sd (Tang), expected and sd (Dodge)
+
+
+def budget_curves(cfg: dict[str, Any], runs: Any) -> list[BudgetCurve]:
+    """One curve per base arm of a grid directory, over its cells' mean validation accuracy."""
+    from sharpen.reports.claims import metric_of
+
+    out = []
+    arms = list(dict.fromkeys(c["arm"] for c in cfg.get("cells", {}).values()))
+    for arm in arms:
+        cells = [d for d, c in cfg["cells"].items() if c["arm"] == arm]
+        metric = "val_acc" if any(metric_of(runs.values, d, "val_acc") for d in cells) \
+            else "test_acc"
+        scores = [float(np.mean(list(v.values()))) for d in cells
+                  if (v := metric_of(runs.values, d, metric))]
+        if not scores:
+            continue
+        pts = []
+        for n in range(1, len(scores) + 1):
+            e, s = expected_max(scores, n, replace=False)
+            ed, sd = expected_max(scores, n, replace=True)
+            pts.append({"n": n, "expected": e, "sd": s, "dodge": ed, "dodge_sd": sd})
+        out.append(BudgetCurve(arm, metric, len(scores), pts))
+    return out
+
+
+def budget_section(run_dir: Path, cfg: dict[str, Any], runs: Any) -> list[str]:
+    """The report's budget-curve section for a grid directory (figure drawn into it)."""
+    from sharpen.reports.figures import pyplot, save_figure
+
+    curves = budget_curves(cfg, runs)
+    if not curves or max(c.cells for c in curves) < 2:
+        return []
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for c in curves:
+        n = [p["n"] for p in c.points]
+        e = np.array([p["expected"] for p in c.points]) * 100
+        s = np.array([p["sd"] for p in c.points]) * 100
+        (line,) = ax.plot(n, e, marker="o", label=c.arm)
+        ax.fill_between(n, e - s, e + s, color=line.get_color(), alpha=0.15)
+    metric = curves[0].metric
+    ax.set(xlabel="grid cells tried (n)", ylabel=f"expected best {metric} %")
+    ax.legend(fontsize=7)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    png = save_figure(fig, run_dir / "budget.png")
+    opt = "" if metric == "val_acc" else " (no validation split: scored on test, optimistic)"
+    lines = ["## Budget curves: the expected best cell after trying n of them", "",
+             f"Each cell scored by its mean {metric} over seeds{opt}; the expected best of n "
+             "distinct cells drawn at random (Tang et al. 2020, unbiased), ± its standard "
+             "deviation; Dodge et al. (2019) draw with replacement, which runs low near n = N "
+             "(docs/methods/statistics.md).", "",
+             "| arm | n | expected best % | sd | Dodge et al. % |", "|---|---|---|---|---|"]
+    for c in curves:
+        for p in c.points:
+            lines.append(f"| {c.arm} | {p['n']} | {100 * p['expected']:.2f} | "
+                         f"{100 * p['sd']:.2f} | {100 * p['dodge']:.2f} |")
+    return lines + ["", f"![budget curves]({png.name})", ""]
