@@ -128,7 +128,8 @@ def _run(p, out, env, wait_for_look=None):
     while time.time() < deadline:
         f = out / "sequential.json"
         try:
-            if f.exists() and len(json.loads(f.read_text())["looks"]) >= wait_for_look:
+            units = json.loads(f.read_text())["units"] if f.exists() else {}
+            if units and len(next(iter(units.values()))["looks"]) >= wait_for_look:
                 break
         except json.JSONDecodeError:
             pass
@@ -145,13 +146,40 @@ def test_until_decided_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path)
     whole = json.loads((tmp_path / "whole" / "sequential.json").read_text())
     _run(p, tmp_path / "cut", env, wait_for_look=1)
     cut = json.loads((tmp_path / "cut" / "sequential.json").read_text())
-    assert len(cut["looks"]) >= 1 and not cut["finished"]  # stopped between looks
+    (u,) = cut["units"].values()
+    assert len(u["looks"]) >= 1 and not u["finished"]  # stopped between looks
     _run(p, tmp_path / "cut", env)  # resume: the same plan continues
     resumed = json.loads((tmp_path / "cut" / "sequential.json").read_text())
     assert resumed == whole
-    assert [lk["n"] for lk in whole["looks"]][0] == 2 and whole["finished"]
+    (unit,) = whole["units"].values()
+    assert [lk["n"] for lk in unit["looks"]][0] == 2 and unit["finished"]
     # both claims are about one difference: at most one is supported
-    verdicts = {d["verdict"] for d in whole["decisions"].values()}
+    verdicts = {d["verdict"] for d in unit["decisions"].values()}
     assert verdicts <= {"supported", "contradicted"}
     report = (tmp_path / "cut" / "report.md").read_text()
     assert "## Decided with the fewest seeds (sequential design)" in report
+
+
+def test_until_decided_on_a_grid_runs_each_cell_its_own_design(tmp_path):
+    from sharpen.experiments import load_experiment
+    from sharpen.experiments.sequential import run_until_decided
+
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY + '\n[profiles.map]\ngrid = { train_size = [60, 80] }\n')
+    exp = load_experiment(str(p), profile="map")
+    out, _, rec = run_until_decided(exp, tmp_path / "g", max_runs=4, step=2, quiet=True,
+                                    workers=1)
+    assert set(rec["units"]) == {"train_size=60", "train_size=80"}
+    for u in rec["units"].values():
+        assert [lk["n"] for lk in u["looks"]][0] == 2 and u["finished"]
+        assert all(len(lk["claims"]) == 2 for lk in u["looks"])
+    # each cell's arms ran as many seeds as its looks needed, no more
+    for key, u in rec["units"].items():
+        size = key.split("=")[1]
+        n = u["looks"][-1]["n"]
+        for arm in ("slow", "fast"):
+            seeds = sorted((out / "runs").glob(f"{arm}__train_size-{size}/seed-*"))
+            assert len(seeds) == n
+    report = (out / "report.md").read_text()
+    assert "| cell | claim | decided | at n | p | threshold |" in report
+    assert "## Claim maps: where each claim holds in the grid" in report

@@ -39,11 +39,36 @@ def looks_of(step: int, max_runs: int) -> list[int]:
     return list(range(step, max_runs - max_runs % step + 1, step))
 
 
+def _units(exp: Any, claims: list[dict[str, Any]]) -> list[tuple[str, Any, list[dict]]]:
+    """What runs its own looks: the experiment, or for a grid each cell (its arms, and the
+    claims about base arms renamed to the cell's arms)."""
+    if not exp.cells:
+        return [("", exp, claims)]
+    axes = list(exp.grid)
+    by: dict[tuple, dict[str, str]] = {}
+    for derived, c in exp.cells.items():
+        by.setdefault(tuple(c[k] for k in axes), {})[c["arm"]] = derived
+    out = []
+    for point, arms in by.items():
+        key = ", ".join(f"{k}={v}" for k, v in zip(axes, point))
+        sub = exp.model_copy(update={"arms": {a: exp.arms[a] for a in arms.values()},
+                                     "cells": {a: exp.cells[a] for a in arms.values()}})
+        mapped = []
+        for c in claims:
+            than = c.get("than")
+            mapped.append({**c, "arm": arms.get(c["arm"], c["arm"]),
+                           "than": arms.get(than, than) if isinstance(than, str) else
+                           [arms.get(t, t) for t in than] if than else than})
+        out.append((key, sub, mapped))
+    return out
+
+
 def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                       step: int | None = None, quiet: bool = False, **run_kw: Any
                       ) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
-    """Looks until every claim is decided or ``max_runs`` seeds per arm have run; returns
-    the run directory, the last look's results and the sequential record."""
+    """Looks until every claim is decided or ``max_runs`` seeds per arm have run (for a
+    grid: in every cell, each cell its own design); returns the run directory, the last
+    look's results and the sequential record."""
     from sharpen.experiments.plan import stack_blockers
     from sharpen.experiments.runner import default_out_dir, run_experiment
     from sharpen.reports.claims import _prejudge, load_runs
@@ -52,9 +77,6 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     if not claims:
         raise SharpenError(f"{exp.source or exp.name}: --until-decided judges claims, and this "
                            "experiment has none ([[claims]] in the file)")
-    if exp.cells:
-        raise SharpenError("--until-decided runs one experiment; for a grid, run each cell "
-                           "(claim maps judge a grid's cells)")
     out = Path(out) if out is not None else default_out_dir(exp)
     g = _step(exp, step)
     budget = max_runs or exp.max_runs or 4 * g
@@ -63,8 +85,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     if record is None:
         plan = SequentialPlan.make(looks, 0.05, len(claims))
         record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
-                  "ops": [c["op"] for c in claims], "looks": [],
-                  "decisions": {}, "finished": False}
+                  "ops": [c["op"] for c in claims], "units": {}}
     else:
         plan = SequentialPlan.from_dict(record["plan"])
         if plan.looks != looks or record["claims"] != [c["claim"] for c in claims]:
@@ -78,37 +99,43 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     results: list[dict[str, Any]] = []
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / SEQUENTIAL, record)
-    for k, n in enumerate(plan.looks):
-        if record["finished"]:
-            break
-        if k < len(record["looks"]):  # judged before this run was stopped: its seeds ran
-            continue
-        exp.runs = n
-        out, results = run_experiment(exp, out, quiet=quiet, **run_kw)
-        runs = load_runs(out)
-        thr = plan.nominal[k]
-        look = {"n": n, "threshold": thr, "claims": []}
-        for i, c in enumerate(claims):
-            r, _ = _prejudge(c, runs)
-            dec = record["decisions"].get(str(i))
-            new = None if dec else decide(r.p, r.direction, c["op"], thr)
-            look["claims"].append({"claim": c["claim"], "p": r.p, "direction": r.direction,
-                                   "n": r.n, "decision": new})
-            if new:
-                record["decisions"][str(i)] = {"verdict": new, "n": n, "p": r.p,
-                                               "threshold": thr}
-        record["looks"].append(look)
-        record["finished"] = len(record["decisions"]) == len(claims) or n == plan.looks[-1]
-        atomic_write_json(out / SEQUENTIAL, record)
-        if not quiet:
-            done = len(record["decisions"])
-            print(f"look {k + 1}/{len(plan.looks)} at n = {n}: {done}/{len(claims)} claims "
-                  f"decided (nominal p ≤ {thr:.3g} each)", flush=True)
-    if not results:  # every look was judged earlier: the runs as they stand
-        exp.runs = record["looks"][-1]["n"] if record["looks"] else plan.looks[0]
+    ran = False
+    for key, sub, mapped in _units(exp, claims):
+        rec = record["units"].setdefault(key, {"looks": [], "decisions": {}, "finished": False})
+        for k, n in enumerate(plan.looks):
+            if rec["finished"]:
+                break
+            if k < len(rec["looks"]):  # judged before this run was stopped: its seeds ran
+                continue
+            sub.runs = n
+            out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
+            ran = True
+            runs = load_runs(out)
+            thr = plan.nominal[k]
+            look: dict[str, Any] = {"n": n, "threshold": thr, "claims": []}
+            for i, c in enumerate(mapped):
+                r, _ = _prejudge(c, runs)
+                new = None if str(i) in rec["decisions"] else decide(r.p, r.direction,
+                                                                      c["op"], thr)
+                look["claims"].append({"p": r.p, "direction": r.direction, "n": r.n,
+                                       "decision": new})
+                if new:
+                    rec["decisions"][str(i)] = {"verdict": new, "n": n, "p": r.p,
+                                                "threshold": thr}
+            rec["looks"].append(look)
+            rec["finished"] = len(rec["decisions"]) == len(claims) or n == plan.looks[-1]
+            atomic_write_json(out / SEQUENTIAL, record)
+            if not quiet:
+                where = f"{key}: " if key else ""
+                print(f"{where}look {k + 1}/{len(plan.looks)} at n = {n}: "
+                      f"{len(rec['decisions'])}/{len(claims)} claims decided (nominal p ≤ "
+                      f"{thr:.3g} each)", flush=True)
+    if not ran:  # every look was judged earlier: the runs as they stand
+        exp.runs = max((u["looks"][-1]["n"] for u in record["units"].values() if u["looks"]),
+                       default=plan.looks[0])
         out, results = run_experiment(exp, out, quiet=True, **run_kw)
     else:
         from sharpen.reports import write_report
 
-        write_report(out)  # again, now with this look's sequential record
+        write_report(out)  # again, now with the last look's sequential record
     return out, results, record

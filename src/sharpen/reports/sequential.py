@@ -203,35 +203,43 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
 
 
 def report_section(run_dir: Path) -> list[str]:
-    """The report's "Decided with the fewest seeds" section, from sequential.json alone."""
+    """The report's "Decided with the fewest seeds" section, from sequential.json alone:
+    per claim (and per grid cell), where it was decided, or why it stayed open."""
     rec = read_record(run_dir)
     if rec is None:
         return []
     plan = SequentialPlan.from_dict(rec["plan"])
-    lines = ["## Decided with the fewest seeds (sequential design)", "",
-             f"Looks after n = {', '.join(map(str, plan.looks))} seeds per arm; each of the "
-             f"{plan.claims} claims tested at α = {plan.alpha:g}/{plan.claims} (Bonferroni) with "
-             f"{plan.spending} alpha spending; a claim is decided at the first look whose p "
-             "reaches that look's threshold (docs/methods/statistics.md). Nominal two-sided p "
-             "per look: " + ", ".join(f"n = {n}: {p:.3g}" for n, p in zip(plan.looks,
-                                                                           plan.nominal)) + ".",
-             "", "| claim | decided | at n | p | threshold |", "|---|---|---|---|---|"]
-    last = rec["looks"][-1] if rec["looks"] else None
     ops = rec.get("ops") or [""] * len(rec["claims"])
-    for i, claim in enumerate(rec["claims"]):
-        d = rec["decisions"].get(str(i))
-        if d:
-            thr = d["threshold"] / 2 if ops[i] == "~" else d["threshold"]
-            lines.append(f"| {claim} | **{d['verdict']}** | {d['n']} | {d['p']:.3g} | "
-                         f"{thr:.3g} |")
-            continue
-        if last is None:
-            lines.append(f"| {claim} | not yet looked at | – | – | – |")
-            continue
-        c = last["claims"][i]
-        why = ("undecided: the budget of {} seeds is spent".format(last["n"])
-               if rec["finished"] else "open")
-        p = "–" if c["p"] is None else f"{c['p']:.3g}"
-        thr = last["threshold"] / 2 if ops[i] == "~" else last["threshold"]  # one-sided TOST
-        lines.append(f"| {claim} | {why} | {last['n']} | {p} | {thr:.3g} |")
+    units = rec.get("units") or {}
+    grid = any(units) and "" not in units
+    lines = ["## Decided with the fewest seeds (sequential design)", "",
+             f"Looks after n = {', '.join(map(str, plan.looks))} seeds per arm"
+             + (" in each grid cell (each cell its own design)" if grid else "") + "; each of "
+             f"the {plan.claims} claims tested at α = {plan.alpha:g}/{plan.claims} (Bonferroni) "
+             f"with {plan.spending} alpha spending; a claim is decided at the first look whose "
+             "p reaches that look's threshold (docs/methods/statistics.md). Nominal two-sided "
+             "p per look: " + ", ".join(f"n = {n}: {p:.3g}" for n, p in zip(plan.looks,
+                                                                           plan.nominal)) + ".",
+             "", ("| cell " if grid else "") + "| claim | decided | at n | p | threshold |",
+             "|---" * (6 if grid else 5) + "|"]
+    spent = 0
+    for key, u in units.items():
+        last = u["looks"][-1] if u["looks"] else None
+        spent = max(spent, last["n"] if last else 0)
+        for i, claim in enumerate(rec["claims"]):
+            cell = f"| {key} " if grid else ""
+            half = 2 if ops[i] == "~" else 1  # TOST: each one-sided test at half
+            d = u["decisions"].get(str(i))
+            if d:
+                lines.append(f"{cell}| {claim} | **{d['verdict']}** | {d['n']} | {d['p']:.3g} | "
+                             f"{d['threshold'] / half:.3g} |")
+            elif last is None:
+                lines.append(f"{cell}| {claim} | not yet looked at | – | – | – |")
+            else:
+                c = last["claims"][i]
+                why = (f"undecided: the budget of {last['n']} seeds is spent" if u["finished"]
+                       else "open")
+                p = "–" if c["p"] is None else f"{c['p']:.3g}"
+                lines.append(f"{cell}| {claim} | {why} | {last['n']} | {p} | "
+                             f"{last['threshold'] / half:.3g} |")
     return lines + [""]

@@ -9,6 +9,7 @@ import torch
 from pydantic import Field
 
 from sharpen.curricula.ops import box_blur
+from sharpen.errors import SharpenError
 from sharpen.techniques.base import BlurPadding, Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.schedules import ScheduleLike, as_schedule, check_schedule
@@ -45,8 +46,14 @@ class ProgressiveSharpening(Technique):
 
     class Config(BlurPadding):
         # paper 000: box-blur kernel size per epoch (1 = sharp)
-        blur_n: ScheduleLike | None = Field(None,
-            description="paper 000: box-blur kernel size of the training data per epoch (1 = sharp)")
+        blur_n: ScheduleLike | Literal["stages"] | None = Field(None,
+            description="paper 000: box-blur kernel size of the training data per epoch (1 = "
+            "sharp), or 'stages': blur_stages stages of stage_epochs epochs each")
+        # blur_n = "stages": K stages, kernel 2K+1, 2K−1, …, 3, each stage_epochs long, then sharp
+        blur_stages: int = Field(3, ge=1, description="blur_n = 'stages': blurred stages K "
+                                 "(kernels 2K+1, 2K−1, …, 3), then sharp")
+        stage_epochs: int = Field(1, ge=1,
+            description="blur_n = 'stages': epochs of each blurred stage")
         blur_mode: Literal["staged", "mixed"] = Field("staged",
             description="paper 000: staged (whole epoch blurred) or mixed (part of every batch)")
         # mixed mode: fraction of each batch from the blurred copy
@@ -72,16 +79,30 @@ class ProgressiveSharpening(Technique):
         ns = {r["blur_n"] for rows in plans.values() for r in rows if "blur_n" in r} - {1}
         return blur_strip(images, [1, *sorted(ns)], path, cfg.padding) if ns else None
 
+    @staticmethod
+    def schedule_of(cfg: Any) -> Any:
+        """The run's kernel-size schedule: ``blur_n`` itself, or for ``blur_n = "stages"``
+        the step schedule 2K+1 → 3 in K stages of ``stage_epochs`` epochs, then 1."""
+        if cfg.blur_n != "stages":
+            return cfg.blur_n
+        return {"kind": "step", "start": 2 * cfg.blur_stages + 1, "delta": -2,
+                "every": cfg.stage_epochs, "min": 1}
+
     @classmethod
     def from_config(cls, cfg: Any) -> ProgressiveSharpening | None:
         if cfg.blur_n is None:
             return None
-        return cls(cfg.blur_n, cfg.blur_mode, cfg.blur_mix, cfg.padding)
+        return cls(cls.schedule_of(cfg), cfg.blur_mode, cfg.blur_mix, cfg.padding)
 
     @classmethod
     def check(cls, cfg: Any, where: str, side: int) -> None:
+        if cfg.blur_n == "stages" and cfg.blur_stages * cfg.stage_epochs >= cfg.epochs:
+            raise SharpenError(f"field {where}blur_stages: {cfg.blur_stages} stages of "
+                               f"{cfg.stage_epochs} epoch(s) leave no sharp epoch in "
+                               f"epochs = {cfg.epochs}; give more epochs or fewer stages")
         if cfg.blur_n is not None:
-            check_schedule(cfg.blur_n, f"{where}blur_n", cfg.epochs, lo=1, hi=side, integer=True)
+            check_schedule(as_schedule(cls.schedule_of(cfg)), f"{where}blur_n", cfg.epochs,
+                           lo=1, hi=side, integer=True)
             if cfg.blur_mode == "mixed":
                 check_schedule(cfg.blur_mix, f"{where}blur_mix", cfg.epochs, lo=0.0, hi=1.0)
 
