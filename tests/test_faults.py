@@ -36,6 +36,7 @@ from sharpen.data.formats import safe_extract, safe_unpickle, write_idx
 from sharpen.data.sources import download
 from sharpen.experiments import load_experiment, run_experiment
 from sharpen.io import DirLock, atomic_write_text
+from sharpen.training import Hook
 from tests.test_data import _write_mnist_like
 from tests.test_experiments import TINY
 
@@ -307,7 +308,15 @@ def test_corrupt_cifar_batch_and_wrong_layout(tmp_path):
 
 
 # ================================================================ training
-FAILING_ARM = '\n[arms.broken]\nmodel_args = { input_size = 32 }\n'  # shape mismatch at run time
+class Boom(Hook):
+    """Fails on the first training batch: an error only training can meet (a model that
+    fails on a batch is now refused before training, by the dry pass of build_model)."""
+
+    def on_batch(self, state, x, y):
+        raise RuntimeError("boom: the first batch")
+
+
+FAILING_ARM = '\n[arms.broken]\nhooks = [{ target = "tests.test_faults:Boom" }]\n'
 
 
 def test_exception_in_one_run_is_recorded_others_continue_exit_nonzero(tiny, tmp_path, capsys):

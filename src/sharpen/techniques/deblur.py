@@ -4,7 +4,7 @@ with probability α_e."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -28,8 +28,12 @@ class RandomizedDeblur(Technique):
 
     class Config(BlurPadding):
         # paper 001: Gaussian σ per epoch
-        blur_sigma: ScheduleLike | None = Field(None,
-            description="paper 001: Gaussian blur σ of training batches per epoch (0 = sharp)")
+        blur_sigma: ScheduleLike | Literal["decay"] | None = Field(None,
+            description="paper 001: Gaussian blur σ of training batches per epoch (0 = sharp), "
+            "or 'decay': blur_sigma0, then −0.5 every 2 epochs down to 0 (the paper's)")
+        # blur_sigma = "decay": the paper's schedule from this start (a grid can vary it)
+        blur_sigma0: float = Field(2.0, gt=0, description="blur_sigma = 'decay': the first "
+                                   "σ (the paper's 2.0), then −0.5 every 2 epochs down to 0")
         # paper 001: probability α that a batch is blurred
         blur_p: ScheduleLike = Field(1.0,
             description="paper 001: probability α that a training batch is blurred")
@@ -49,16 +53,25 @@ class RandomizedDeblur(Technique):
         return sigma_strip(images, sorted(sig | {0.0}, reverse=True), path, cfg.padding) \
             if sig else None
 
+    @staticmethod
+    def schedule_of(cfg: Any) -> Any:
+        """The run's σ schedule: ``blur_sigma`` itself, or for ``"decay"`` the paper's step
+        schedule from ``blur_sigma0`` (−0.5 every 2 epochs, down to 0)."""
+        if cfg.blur_sigma != "decay":
+            return cfg.blur_sigma
+        return {"kind": "step", "start": cfg.blur_sigma0, "delta": -0.5, "every": 2, "min": 0.0}
+
     @classmethod
     def from_config(cls, cfg: Any) -> RandomizedDeblur | None:
         if cfg.blur_sigma is None:
             return None
-        return cls(cfg.blur_sigma, cfg.blur_p, cfg.padding)
+        return cls(cls.schedule_of(cfg), cfg.blur_p, cfg.padding)
 
     @classmethod
     def check(cls, cfg: Any, where: str, side: int) -> None:
         if cfg.blur_sigma is not None:
-            check_schedule(cfg.blur_sigma, f"{where}blur_sigma", cfg.epochs, lo=0.0)
+            check_schedule(as_schedule(cls.schedule_of(cfg)), f"{where}blur_sigma", cfg.epochs,
+                           lo=0.0)
             check_schedule(cfg.blur_p, f"{where}blur_p", cfg.epochs, lo=0.0, hi=1.0)
 
     def plan(self, epoch: int, epochs: int) -> dict[str, Any]:
