@@ -53,3 +53,26 @@ def test_lr_adaptive_is_a_technique_of_the_registry_built_from_its_keys():
     (t,) = techniques_for(RunConfig(lr_adaptive=True, lr_adaptive_threshold=0.1,
                                     lr_adaptive_factor=0.25))
     assert isinstance(t, LrAdaptive) and (t.threshold, t.factor) == (0.1, 0.25) and t.stacks
+
+
+def test_blur_stages_and_sigma_decay_are_the_schedules_they_name(tmp_path):
+    from sharpen.errors import SharpenError
+    from sharpen.experiments import load_experiment
+    from sharpen.techniques import ProgressiveSharpening, RandomizedDeblur, schedule_rows
+    from sharpen.training.schedules import as_schedule
+
+    c = RunConfig(blur_n="stages", blur_stages=3, stage_epochs=2, epochs=8)
+    assert [r["blur_n"] for r in schedule_rows(c)] == [7, 7, 5, 5, 3, 3, 1, 1]
+    # the same as writing the step schedule out by hand, and what the hook applies
+    hand = as_schedule({"kind": "step", "start": 7, "delta": -2, "every": 2, "min": 1})
+    tech = ProgressiveSharpening.from_config(c)
+    assert [tech.plan(e, 8)["blur_n"] for e in range(8)] == [hand.value(e, 8) for e in range(8)]
+    d = RunConfig(blur_sigma="decay", blur_sigma0=1.0, epochs=6)
+    assert [r["sigma"] for r in schedule_rows(d)] == [1.0, 1.0, 0.5, 0.5, 0.0, 0.0]
+    assert RandomizedDeblur.from_config(RunConfig(blur_sigma="decay")).plan(0, 4)["sigma"] == 2.0
+    p = tmp_path / "e.toml"
+    p.write_text('name = "e"\ndataset = "synthetic"\nepochs = 6\nblur_n = "stages"\n'
+                 'blur_stages = 3\nstage_epochs = 2\n')
+    with pytest.raises(SharpenError, match=r"field blur_stages: 3 stages of 2 epoch\(s\) leave "
+                                           r"no sharp epoch in epochs = 6"):
+        load_experiment(str(p))
