@@ -147,8 +147,9 @@ def decide(p: float | None, direction: int, op: str, threshold: float) -> str | 
     """A claim's decision at one look, or None while it stays open: ``p`` its two-sided
     decision p (for "~", the TOST p), ``direction`` +1 when the estimate lies on the
     claimed side. "~" is decided equivalent when TOST reaches half the two-sided threshold
-    (each one-sided test at the look's one-sided level) and not-equivalent when the
-    estimate lies outside the margin and its one-sided p reaches it."""
+    (each one-sided test at half the look's two-sided level: conservative, TOST itself
+    would allow the whole) and not-equivalent when the estimate lies outside the margin and
+    its one-sided p reaches the same."""
     if p is None:
         return None
     if op == "~":
