@@ -34,7 +34,13 @@ import torch
 from torch import nn
 
 from sharpen.training.schedules import as_schedule
-from sharpen.training.stack import StackedConv, bind_dropout, seed_state_dict, stack_models
+from sharpen.training.stack import (
+    StackedConv,
+    bind_dropout,
+    resolve_strategy,
+    seed_state_dict,
+    stack_models,
+)
 from sharpen.training.streams import generator, stream_seed
 
 
@@ -91,6 +97,7 @@ class TrainSettings:
     amp: str = "off"  # "bf16": autocast forward and loss to bfloat16 (weights stay fp32)
     compile: bool = False  # torch.compile the model (CPU: needs a C++ compiler)
     fused_optimizer: bool = True  # one fused kernel per step for SGD/Adam
+    stack_conv: str = "auto"  # stacked convs/BatchNorm: loop, grouped, or auto (by device)
 
     @classmethod
     def from_config(cls, cfg: Any, **extra: Any) -> TrainSettings:
@@ -379,7 +386,7 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
     device = torch.device(device)
     if s.amp not in ("off", "bf16"):
         raise ValueError(f"amp must be 'off' or 'bf16', got {s.amp!r}")
-    model = stack_models(models).to(device).train()
+    model = stack_models(models, resolve_strategy(s.stack_conv, device)).to(device).train()
     fmt = torch.channels_last if s.channels_last else torch.contiguous_format
     if s.channels_last:
         for m in model.modules():

@@ -9,9 +9,13 @@ forward — activations, pooling, residual additions, slicing a pair into its tw
 That is why BatchNorm, residual and pair models stack (BatchNorm keeps per-seed statistics)
 and why a plain run is E = 1 of the same code.
 
-Convolutions run one call per seed on a contiguous slice: on the CPU this measured faster
-than one grouped convolution over E·C channels (oneDNN's grouped kernels are slow for small
-channel counts). Linear layers run as one batched matrix product.
+Convolutions and BatchNorm have two strategies (``stack_conv``): ``"loop"`` runs one call
+per seed on a contiguous slice, ``"grouped"`` moves the seeds onto the channel axis and runs
+one grouped convolution (groups × E) and one BatchNorm over E·C channels: the same
+arithmetic, no Python loop over seeds, one kernel launch instead of E (what a GPU needs).
+``"auto"`` picks grouped on CUDA and the loop on the CPU, where the loop measured faster
+(oneDNN's grouped kernels are slow for small channel counts; ``sharpen bench train``).
+Linear layers run as one batched matrix product.
 
 A model stacks when every weight sits in a supported leaf module and its forward treats
 samples independently; :func:`stack_problem` checks both with a probe and says why not.
@@ -74,12 +78,40 @@ class StackedLinear(Stacked):
         return out.reshape(*lead, self.out_features)
 
 
-class StackedConv(Stacked):
-    """Conv1d / Conv2d / ConvTranspose2d with E weights; one call per seed."""
+STRATEGIES = ("auto", "loop", "grouped")
 
-    def __init__(self, layers: Sequence[nn.Module]):
+
+def resolve_strategy(strategy: str, device: torch.device | str) -> str:
+    """``auto`` → grouped on CUDA, the per-seed loop elsewhere."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"stack_conv must be one of {STRATEGIES}, got {strategy!r}")
+    if strategy != "auto":
+        return strategy
+    return "grouped" if torch.device(device).type == "cuda" else "loop"
+
+
+def _to_channels(x: torch.Tensor, seeds: int) -> torch.Tensor:
+    """Seed-major E·B×C×… → B×(E·C)×… (seed e's channels at e·C … (e+1)·C − 1)."""
+    xe = x.unflatten(0, (seeds, -1))
+    return xe.transpose(0, 1).reshape(xe.shape[1], seeds * xe.shape[2], *xe.shape[3:])
+
+
+def _from_channels(y: torch.Tensor, seeds: int) -> torch.Tensor:
+    """B×(E·C)×… → seed-major E·B×C×…"""
+    ye = y.unflatten(1, (seeds, -1))
+    return ye.transpose(0, 1).reshape(seeds * y.shape[0], ye.shape[2], *y.shape[2:])
+
+
+class StackedConv(Stacked):
+    """Conv1d / Conv2d / ConvTranspose2d with E weights: one call per seed, or one grouped
+    call (``grouped``; Conv1d/Conv2d with zero padding)."""
+
+    def __init__(self, layers: Sequence[nn.Module], grouped: bool = False):
         super().__init__()
         self.seeds = len(layers)
+        t = layers[0]
+        self.grouped = grouped and isinstance(t, (nn.Conv1d, nn.Conv2d)) \
+            and t.padding_mode == "zeros" and not isinstance(t.padding, str)
         # hyper-parameters only (kept out of the module tree: no parameters, no state_dict)
         object.__setattr__(self, "template", copy.deepcopy(layers[0]).to("meta"))
         self.weight = nn.Parameter(_stack([m.weight for m in layers]))
@@ -106,18 +138,34 @@ class StackedConv(Stacked):
                                       t.dilation)
         return t._conv_forward(x, w, b)
 
+    def _all(self, x: torch.Tensor) -> torch.Tensor:
+        """Every seed in one grouped convolution: seeds on the channel axis."""
+        t, E = self.template, self.seeds
+        w = self.weight.reshape(E * self.weight.shape[1], *self.weight.shape[2:])
+        b = self.bias.reshape(-1) if self.bias is not None else None
+        conv = F.conv2d if isinstance(t, nn.Conv2d) else F.conv1d
+        y = conv(_to_channels(x, E), w, b, t.stride, t.padding, t.dilation, t.groups * E)
+        return _from_channels(y, E)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.seeds == 1:
             return self._one(x, 0)
+        if self.grouped:
+            if x.shape[0] % self.seeds:
+                raise RuntimeError(f"a stacked batch of {x.shape[0]} rows does not split into "
+                                   f"{self.seeds} seeds")
+            return self._all(x)
         return torch.cat([self._one(xe, e) for e, xe in enumerate(self._split(x))])
 
 
 class StackedBatchNorm(Stacked):
-    """BatchNorm1d/2d with per-seed weights and per-seed batch and running statistics."""
+    """BatchNorm1d/2d with per-seed weights and per-seed batch and running statistics: one
+    call per seed, or one call over E·C channels (``grouped``)."""
 
-    def __init__(self, layers: Sequence[nn.modules.batchnorm._BatchNorm]):
+    def __init__(self, layers: Sequence[nn.modules.batchnorm._BatchNorm], grouped: bool = False):
         super().__init__()
         m = layers[0]
+        self.grouped = grouped
         self.seeds = len(layers)
         self.eps, self.momentum, self.track = m.eps, m.momentum, m.track_running_stats
         w, b = _stack([x.weight for x in layers]), _stack([x.bias for x in layers])
@@ -137,6 +185,19 @@ class StackedBatchNorm(Stacked):
             if self.momentum is None:  # cumulative moving average, as nn.BatchNorm
                 factor = 1.0 / float(self.num_batches_tracked)
         use_batch = self.training or not self.track
+        if self.grouped and self.seeds > 1:
+            if x.shape[0] % self.seeds:
+                raise RuntimeError(f"a stacked batch of {x.shape[0]} rows does not split into "
+                                   f"{self.seeds} seeds")
+            # views of the E×C buffers: batch_norm updates the running statistics in place
+            y = F.batch_norm(
+                _to_channels(x, self.seeds),
+                self.running_mean.view(-1) if self.track else None,
+                self.running_var.view(-1) if self.track else None,
+                self.weight.reshape(-1) if self.weight is not None else None,
+                self.bias.reshape(-1) if self.bias is not None else None,
+                use_batch, factor, self.eps)
+            return _from_channels(y, self.seeds)
         parts = []
         for e, xe in enumerate(self._split(x) if self.seeds > 1 else (x,)):
             rm = self.running_mean[e] if self.track else None
@@ -180,16 +241,16 @@ class SeededDropout(Stacked):
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d)
 
 
-def _stacked_leaf(name: str, group: list[nn.Module]) -> nn.Module | None:
+def _stacked_leaf(name: str, group: list[nn.Module], grouped: bool = False) -> nn.Module | None:
     m = group[0]
     if isinstance(m, _DROPOUT):
         return SeededDropout(m.p, not isinstance(m, nn.Dropout), len(group))
     if isinstance(m, nn.Linear):
         return StackedLinear(group)
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
-        return StackedConv(group)
+        return StackedConv(group, grouped)
     if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return StackedBatchNorm(group)
+        return StackedBatchNorm(group, grouped)
     if next(m.parameters(recurse=False), None) is None and next(m.buffers(recurse=False), None) is None:
         return None  # activations, pools, flatten: act on each sample, kept as they are
     raise NotStackable(f"layer {name or '(model)'} ({type(m).__name__}) holds weights of a kind "
@@ -197,8 +258,9 @@ def _stacked_leaf(name: str, group: list[nn.Module]) -> nn.Module | None:
                        "ConvTranspose2d, BatchNorm1d/2d)")
 
 
-def stack_models(models: Sequence[nn.Module]) -> nn.Module:
-    """E models of one architecture → one module over a seed-major batch of E·B samples.
+def stack_models(models: Sequence[nn.Module], strategy: str = "loop") -> nn.Module:
+    """E models of one architecture → one module over a seed-major batch of E·B samples;
+    ``strategy`` "loop" or "grouped" for convolutions and BatchNorm (module docstring).
 
     Shared submodules (weight sharing) stay shared. Raises :class:`NotStackable` naming
     the layer when a model holds weights outside the supported leaf modules.
@@ -215,7 +277,7 @@ def stack_models(models: Sequence[nn.Module]) -> nn.Module:
         if id(mod) in done:
             continue
         group = [m.get_submodule(name) for m in models]
-        new = _stacked_leaf(name, group)
+        new = _stacked_leaf(name, group, strategy == "grouped")
         done[id(mod)] = new if new is not None else mod
         if new is None:
             continue

@@ -101,6 +101,12 @@ class _RunBase(BaseModel):
     # plan.MAX_STACK when the model and every technique stack, else 1
     stack_seeds: int | Literal["auto"] = Field("auto",
         description="seeds of an arm trained at once as one stacked model ('auto': up to 10)")
+    # how stacked seeds run their convolutions and BatchNorm: one call per seed ("loop") or
+    # seeds on the channel axis in one grouped call ("grouped"); "auto": grouped on CUDA, the
+    # loop on the CPU (faster there when measured). Float rounding differs: part of the plan
+    stack_conv: Literal["auto", "loop", "grouped"] = Field("auto",
+        description="stacked seeds' convs and BatchNorm: 'loop' (a call per seed), 'grouped' "
+        "(one grouped call) or 'auto' (grouped on CUDA, loop on the CPU)")
     # torch threads per job: "auto" = this machine's cores ÷ the plan's jobs (at least 1),
     # fixed when the run directory's plan is made
     threads: int | Literal["auto"] = Field("auto",
