@@ -84,7 +84,11 @@ def compare_run(stored: Path, fresh: Path) -> tuple[list[str], list[str]]:
     a = json.loads((stored / "result.json").read_text())
     b = json.loads((fresh / "result.json").read_text())
     for k in sorted(set(a) | set(b)):
-        if k not in TIMING and a.get(k) != b.get(k):
+        if k in TIMING:
+            continue
+        if k not in a:  # a field the run now also records (deterministic mode): not a number
+            columns.append(f"result.json {k}: new")
+        elif a.get(k) != b.get(k):
             diffs.append(f"result.json {k}: {a.get(k)!r} -> {b.get(k)!r}")
     for name in ("metrics.csv", "gradflow.csv"):
         if not (stored / name).exists() and not (fresh / name).exists():

@@ -34,7 +34,7 @@ from sharpen.io import (
 from sharpen.models import count_parameters
 from sharpen.rundir import PREDICTIONS
 from sharpen.techniques import Technique, techniques_for
-from sharpen.training import Diverged, TrainSettings, build_models, train
+from sharpen.training import Diverged, TrainSettings, build_models, determinism, train
 from sharpen.training.stack import NotStackable
 
 METRIC_BASE = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
@@ -111,6 +111,7 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
     for r in rdirs:
         r.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
+    det = determinism.resolve(cfg.deterministic, device)
     E = len(seeds)
     rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
     columns = [list(METRIC_BASE) for _ in seeds]
@@ -159,11 +160,13 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
 
             task = PairTask(models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
         settings = TrainSettings.from_config(cfg, task=task)
-        trained = train(models, datas, settings, seeds,
-                        hooks=techs + ([best] if best else []) + [ProgressFile(rdirs[0] / PROGRESS)],
-                        device=device,
-                        on_epoch=on_epoch, on_checkpoint=on_checkpoint if cfg.checkpoint else None,
-                        resume=resume)
+        with determinism.deterministic(det):
+            trained = train(models, datas, settings, seeds,
+                            hooks=techs + ([best] if best else [])
+                            + [ProgressFile(rdirs[0] / PROGRESS)], device=device,
+                            on_epoch=on_epoch,
+                            on_checkpoint=on_checkpoint if cfg.checkpoint else None,
+                            resume=resume)
         diverged, predictions = trained.diverged, trained.predictions
     except Diverged as exc:  # one seed: train raises
         diverged = [str(exc)]
@@ -188,7 +191,8 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
         res: dict[str, Any] = {"seed": seed, "status": status,
                                "error": failure or diverged[k] or "",
                                "seconds": wall / E, "params": params,
-                               "epochs_done": len(rows[k]), "stacked_seeds": E}
+                               "epochs_done": len(rows[k]), "stacked_seeds": E,
+                               "deterministic": det}
         if plan is not None:
             res["plan"] = {**plan, "group": list(seeds)}
         res.update(summary(rows[k]))

@@ -108,9 +108,12 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     epochs = sorted({a["epochs"] for a in arms_cfg})
     has_val = any(a.get("val_size") for a in arms_cfg)
     parts += [f"Data: {'; '.join(data)} · epochs: {', '.join(map(str, epochs))}", ""]
+    modes = {r.get("deterministic") for r in load_results(run_dir)} - {None}
+    det = ("" if not modes else " · deterministic kernels: " + (
+        "on" if modes == {True} else "off" if modes == {False} else "on for some runs"))
     parts += [f"Seeds: {summary['seeds']} · results: {summary['n_results']} runs · "
               f"torch {env.get('torch', '?')} on {env.get('cuda') or env.get('processor', '?')} "
-              f"({env.get('cpu_count', '?')} cores)", ""]
+              f"({env.get('cpu_count', '?')} cores){det}", ""]
     if prov["invocations"]:
         parts += [f"Wall time: {prov['wall_s'] / 60:.1f} min over {prov['invocations']} "
                   f"invocation(s)" + (f" ({prov['unfinished']} stopped before the end, not "

@@ -84,6 +84,12 @@ class _RunBase(BaseModel):
     checkpoint: bool = Field(True,
         description="save every epoch so that a killed run resumes from its last epoch")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    # deterministic kernels: torch.use_deterministic_algorithms, cuBLAS workspace, cuDNN
+    # without autotuning; "auto" = on for CUDA (where kernels may otherwise race), off on
+    # the CPU (whose kernels are deterministic for a fixed thread count)
+    deterministic: bool | Literal["auto"] = Field("auto",
+        description="deterministic kernels ('auto': on for CUDA, off on the CPU); the report "
+        "says which mode ran")
     # NHWC layout: faster convs on CPU (oneDNN) and GPU (cuDNN)
     channels_last: bool = Field(True, description="NHWC memory layout (faster convs on CPU and GPU)")
     # bf16 autocast of forward and loss
