@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,31 @@ def test_the_training_benchmark_trains_what_the_bundled_experiments_ship():
 
     src = inspect.getsource(bt)
     assert '"lr": 1e-3' not in src and '"weight_decay": 1e-3' not in src  # no copied table
+
+
+def test_bench_gpu_runs_its_measurements_on_the_cpu_at_quick_size(tmp_path, monkeypatch):
+    """The GPU benchmark's code path, checked where CI can (its numbers mean nothing here);
+    without CUDA and without --device it refuses in one line."""
+
+    import torch
+
+    from sharpen.bench.gpu import run_gpu_bench
+    from sharpen.errors import SharpenError
+
+    targets = Path(__file__).parents[1] / "benchmarks" / "gpu-targets.toml"
+    out = run_gpu_bench(tmp_path / "b", "quick", "cpu", targets, log=lambda m: None)
+    res = json.loads((out / "benchmark.json").read_text())
+    for k in ("paper001_run_s", "paper001_stacked_s", "lenet_stacked_speedup",
+              "fraction_of_matmul", "matmul_gflops"):
+        assert res[k] > 0, k
+    assert set(res["options"]["ratios_vs_default"]) == {"default", "loop", "grouped", "bf16",
+                                                        "deterministic"}
+    assert res["lenet_stacked_speedup"] == pytest.approx(
+        res["lenet_one_at_a_time_s"] / res["lenet_stacked_s"])
+    assert [t["key"] for t in res["targets"]] == ["paper001_run_s", "paper001_stacked_s",
+                                                  "lenet_stacked_speedup"]
+    md = (out / "report.md").read_text()
+    assert "| paper 001 `normal` run, alone |" in md and "| grouped |" in md
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SharpenError, match="no CUDA device here"):
+        run_gpu_bench(tmp_path / "c", "quick", None)

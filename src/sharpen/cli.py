@@ -199,10 +199,17 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
+    if a.what == "gpu":
+        from sharpen.bench.gpu import run_gpu_bench
+
+        out = run_gpu_bench(a.out, a.profile, a.device,
+                            Path(a.targets) if a.targets else None)
+        print(f"benchmark directory: {out}")
+        return 0
     if a.what == "train":
         from sharpen.bench import run_train_bench
 
-        out = run_train_bench(a.out, quick=a.profile == "quick", device=a.device,
+        out = run_train_bench(a.out, quick=a.profile == "quick", device=a.device or "cpu",
                               targets=Path(a.targets) if a.targets else None)
         print(f"benchmark directory: {out}")
         return 0
@@ -329,16 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_schedule)
 
     b = sub.add_parser("bench", help="benchmarks: conv (NumPy conv implementations, paper 003 §2), "
-                                     "train (our trainer vs a canonical DataLoader loop)")
-    b.add_argument("what", choices=["conv", "train"], help="which benchmark")
+                                     "train (our trainer vs a canonical DataLoader loop), gpu "
+                                     "(paper 001's run, stacking, options on a GPU)")
+    b.add_argument("what", choices=["conv", "train", "gpu"], help="which benchmark")
     b.add_argument("--profile", default="quick", choices=["quick", "full"],
                    help="quick (seconds, for CI) or full (the measurements in docs/results)")
     b.add_argument("--out", help="benchmark directory (default runs/bench-<what>/<timestamp>)")
     b.add_argument("--repeats", type=int, help="conv: repetitions per measurement")
-    b.add_argument("--device", default="cpu",
-                   help="train: where both loops run, e.g. cpu or cuda (default cpu)")
-    b.add_argument("--targets", help="train: a TOML file of targets to compare with, e.g. "
-                                     "benchmarks/train-targets.toml")
+    b.add_argument("--device",
+                   help="train: where both loops run, e.g. cpu or cuda (default cpu); gpu: "
+                        "default cuda (--device cpu --profile quick checks the code path)")
+    b.add_argument("--targets", help="train or gpu: a TOML file of targets to compare with, "
+                                     "e.g. benchmarks/train-targets.toml, "
+                                     "benchmarks/gpu-targets.toml")
     b.set_defaults(fn=_cmd_bench)
 
     d = sub.add_parser("data", help="fetch or verify a dataset's files")

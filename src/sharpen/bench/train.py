@@ -505,7 +505,7 @@ TARGET_KEYS = ("single_run_ratio", "ten_seed_default_wall_ratio", "pairs_seeds_p
                "flops_fraction_lenet5_stacked", "flops_fraction_cifar_net", "matmul_gflops")
 
 
-def read_targets(path: Path) -> dict[str, dict[str, float]]:
+def read_targets(path: Path, keys: tuple[str, ...] = TARGET_KEYS) -> dict[str, dict[str, float]]:
     """A targets file, checked before anything is measured (a bad one must not fail after
     minutes): every key a measured value, every target ``{ at_least = v }`` or
     ``{ at_most = v }``."""
@@ -519,9 +519,9 @@ def read_targets(path: Path) -> dict[str, dict[str, float]]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SharpenError(f"--targets {path}: cannot be read ({exc})") from None
     for key, t in spec.items():
-        if key not in TARGET_KEYS:
+        if key not in keys:
             raise SharpenError(f"{path}: target {key!r} names no measured value; values: "
-                               f"{', '.join(TARGET_KEYS)}")
+                               f"{', '.join(keys)}")
         if not isinstance(t, dict) or len(t) != 1 or not ({"at_least", "at_most"} & set(t)) \
                 or not isinstance(next(iter(t.values())), (int, float)):
             raise SharpenError(f"{path}: target {key!r} must be {{ at_least = number }} or "
@@ -529,10 +529,11 @@ def read_targets(path: Path) -> dict[str, dict[str, float]]:
     return spec
 
 
-def compare_targets(res: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+def compare_targets(res: dict[str, Any], path: Path,
+                    keys: tuple[str, ...] = TARGET_KEYS) -> list[dict[str, Any]]:
     """Each target of a TOML file (``key = { at_least = v }`` or ``{ at_most = v }``) against
     the measured value, with how far it is missed (as a fraction of the target)."""
-    spec = read_targets(path)
+    spec = read_targets(path, keys)
     rows = []
     for key, t in spec.items():
         v = float(res[key])
