@@ -183,15 +183,32 @@ def test_amp_autocasts_the_forward_to_bf16_only_when_asked(amp, dtype):
 def test_compile_wraps_the_stacked_model_only_when_asked(monkeypatch):
     seen = []
 
-    def fake_compile(model):
+    modes = []
+
+    def fake_compile(model, mode=None):
         seen.append(model)
+        modes.append(mode)
         return model
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     out = train(build_models(_small, [0]), _data(), _settings(compile=False), 0)
     assert seen == []
     out = train(build_models(_small, [0]), _data(), _settings(compile=True), 0)
-    assert len(seen) == 1 and seen[0] is out.model
+    assert len(seen) == 1 and seen[0] is out.model and modes == [None]
+    train(build_models(_small, [0]), _data(), _settings(compile="reduce-overhead"), 0)
+    assert modes == [None, "reduce-overhead"]
+
+
+def test_a_compiled_step_gives_the_eager_numbers_on_the_cpu():
+    """torch.compile in reduce-overhead mode (CUDA graphs on a GPU; inductor's C++ on the
+    CPU): the same losses as eager, to float tolerance."""
+    rows = {}
+    for mode in (False, "reduce-overhead"):
+        out = train(build_models(_small, [0]), _data(), _settings(epochs=2, compile=mode), 0)
+        rows[mode] = out.rows[0]
+    for a, b in zip(rows[False], rows["reduce-overhead"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-4)
 
 
 def test_eval_transform_is_in_the_state_and_applied_to_evaluation_only():

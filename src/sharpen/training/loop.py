@@ -95,7 +95,9 @@ class TrainSettings:
     # (sharpen bench train measures it against NCHW: docs/methods/speed-and-scale.md)
     channels_last: bool = True
     amp: str = "off"  # "bf16": autocast forward and loss to bfloat16 (weights stay fp32)
-    compile: bool = False  # torch.compile the model (CPU: needs a C++ compiler)
+    # torch.compile the model (CPU: needs a C++ compiler); a mode string is compile's mode:
+    # "reduce-overhead" captures the step with CUDA graphs where shapes are static
+    compile: bool | str = False
     fused_optimizer: bool = True  # one fused kernel per step for SGD/Adam
     stack_conv: str = "auto"  # stacked convs/BatchNorm: loop, grouped, or auto (by device)
 
@@ -395,7 +397,11 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if s.amp == "bf16" \
         else contextlib.nullcontext
     opt = make_optimizer(model, s)
-    fmodel = torch.compile(model) if s.compile else model
+    if s.compile:
+        fmodel = torch.compile(model, mode=s.compile) if isinstance(s.compile, str) \
+            else torch.compile(model)
+    else:
+        fmodel = model
     lr_s, wd_s = as_schedule(s.lr), as_schedule(s.weight_decay)
     norm = normalizer(datas, device)
     from sharpen.training.tasks import ClassificationTask

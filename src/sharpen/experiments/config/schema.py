@@ -96,7 +96,11 @@ class _RunBase(BaseModel):
     amp: Literal["off", "bf16"] = Field("off",
         description="off, or bf16 autocast of forward and loss (weights stay fp32)")
     # torch.compile the model
-    compile: bool = Field(False, description="torch.compile the model")
+    # launch overhead: "reduce-overhead" captures the step with CUDA graphs (static shapes);
+    # off by default until `sharpen bench gpu` has measured it
+    compile: bool | Literal["default", "reduce-overhead", "max-autotune"] = Field(False,
+        description="torch.compile the model: true, or a mode ('reduce-overhead': CUDA graphs "
+        "where shapes are static)")
     # SGD/Adam update as one fused kernel
     fused_optimizer: bool = Field(True, description="SGD/Adam/AdamW update as one fused kernel")
     eval_batch_size: int = Field(1000, ge=1, description="batch size of evaluation")
