@@ -253,7 +253,8 @@ def test_stacked_rerun_finishes_only_the_missing_seeds(tiny, tmp_path):
 
 
 BUNDLED = ["quickstart", "sharpening-mnist", "sharpening-signals", "pairs-direct-shres",
-           "pairs-sublenet", "deblur-cifar10", "vgg-cifar100", "techniques-cifar10"]
+           "pairs-sublenet", "deblur-cifar10", "vgg-cifar100", "techniques-cifar10",
+           "sharpening-map", "deblur-map"]
 
 
 def test_the_smoke_test_list_covers_every_bundled_experiment():
