@@ -54,6 +54,23 @@ def step_time(name, shape, seeds, bs, kw, strategy, rounds=7, reps=5):
     return one_round
 
 
+def batchnorm_time(strategy: str, seeds: int = 5, shape=(100, 32, 32, 32), rounds: int = 7):
+    """BatchNorm alone (training mode, forward + backward) over a VGG-sized activation."""
+    from sharpen.training.stack import StackedBatchNorm
+
+    bn = StackedBatchNorm([torch.nn.BatchNorm2d(shape[1]) for _ in range(seeds)],
+                          grouped=strategy == "grouped").train()
+    x = torch.randn(seeds * shape[0], *shape[1:], requires_grad=True)
+
+    def one_round():
+        t0 = time.perf_counter()
+        for _ in range(5):
+            bn(x).sum().backward()
+        return (time.perf_counter() - t0) / 5
+
+    return one_round
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("docs/results/bench-stack-strategies"))
@@ -73,6 +90,17 @@ def main() -> None:
                      "rounds": a.rounds})
         print(f"{name}: loop {1e3 * med['loop']:.1f} ms, grouped {1e3 * med['grouped']:.1f} ms "
               f"({med['loop'] / med['grouped']:.2f}×)", flush=True)
+    fns = {s: batchnorm_time(s) for s in ("loop", "grouped")}
+    times = {s: [] for s in fns}
+    for _ in range(a.rounds):
+        for s, fn in fns.items():
+            times[s].append(fn())
+    med = {s: statistics.median(t) for s, t in times.items()}
+    rows.append({"model": "BatchNorm2d alone (32 ch, 32×32)", "seeds": 5, "batch_per_seed": 100,
+                 "loop_ms": 1e3 * med["loop"], "grouped_ms": 1e3 * med["grouped"],
+                 "grouped_speedup": med["loop"] / med["grouped"], "rounds": a.rounds})
+    print(f"BatchNorm alone: loop {1e3 * med['loop']:.1f} ms, grouped "
+          f"{1e3 * med['grouped']:.1f} ms ({med['loop'] / med['grouped']:.2f}×)", flush=True)
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(),
            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
     try:

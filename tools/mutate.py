@@ -61,7 +61,8 @@ MODULES: dict[str, list[str]] = {
     "data/pairs.py": ["tests/test_pairs.py"],
     # the statistics: every test of a statistic; not the ones that train (minutes per mutant)
     "reports/stats.py": ["tests/test_verdicts.py", "tests/test_stats.py", *_NO_TRAINING],
-    "reports/claims.py": ["tests/test_verdicts.py", "tests/test_stats.py", *_NO_TRAINING],
+    "reports/claims.py": ["tests/test_verdicts.py", "tests/test_stats.py",
+                          "tests/test_claims_units.py", *_NO_TRAINING],
     # the runner's own tests are small runs; the end-to-end ones (subprocesses, kills, Ray,
     # MLflow) take minutes per mutant, and MLflow or a process pool inside mutmut's forked
     # test process can deadlock on a lock held at the fork
