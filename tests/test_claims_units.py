@@ -179,3 +179,108 @@ def test_formatting_of_p_and_values():
     assert fmt_value("test_acc", 0.91234) == M.fmt(0.91234)
     assert fmt_value("test_acc", 0.01, diff=True) == "+1.00 pp"
     assert fmt_value("test_acc", None) == M.fmt(None)
+
+
+HEADER = ("| claim | the paper says | ours | verdict | n | p (t / exact) | Holm p | test | "
+          "detectable at n (80 %) | n for the paper's effect | notes |")
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def test_the_whole_table_layout_and_its_empty_cells():
+    runs = _runs({"a": 0.95, "b": 0.90})
+    claims = [{"claim": "a beats b", "arm": "a", "op": ">", "than": "b"},  # no paper_says
+              {"claim": "zz beats a", "arm": "zz", "op": ">", "than": "a"}]  # untested
+    md, (r, u) = claims_table(claims, runs)
+    head, rule, row, row2 = md.splitlines()
+    assert head == HEADER
+    c = _cells(row)
+    assert c[1] == "–" and c[9] == "–"  # no paper_says, no stated effect
+    assert c[10] == "; ".join(r.notes) and len(r.notes) == 1
+    c2 = _cells(row2)
+    assert c2[2] == "–" and c2[3] == "**untested (no test_acc for zz)**"
+    assert c2[5] == "– / –" and c2[6] == "–" and c2[7] == "–" and c2[8] == "–" and c2[10] == "–"
+    # a plain dict of values is a Runs
+    md2, _ = claims_table(claims, runs.values)
+    assert md2.splitlines()[2] == row
+
+
+def test_several_notes_are_joined_and_an_effect_out_of_reach_says_so():
+    runs = _runs({"a": 0.95, "b": 0.90}, drop={"b": [4]}, status={"b": {4: "corrupt"}})
+    claims = [{"claim": "a beats b", "arm": "a", "op": ">", "than": "b", "effect": "0.0001 pp"}]
+    md, (r,) = claims_table(claims, runs)
+    c = _cells(md.splitlines()[2])
+    assert len(r.notes) >= 2 and c[10] == "; ".join(r.notes)
+    assert r.lost == "b: 1 corrupt" and c[4] == "4 (b: 1 corrupt not counted)"
+    assert r.effect == pytest.approx(1e-6) and r.n_needed is None  # beyond 2^20 seeds
+    assert c[9] == "– for +0.00 pp"
+
+
+def test_the_stated_effect_comes_from_the_claim_or_the_published_numbers():
+    from sharpen.reports.claims import _stated_effect
+
+    pub = {"a": {"test_acc": 0.95}, "b": {"test_acc": 0.90}, "c": {"val_acc": 0.5},
+           "d": {"test_acc": "n/a"}}
+    assert _stated_effect({"arm": "a", "than": "b"}, pub, "test_acc") == pytest.approx(0.05)
+    assert _stated_effect({"arm": "b", "than": "a"}, pub, "test_acc") == pytest.approx(-0.05)
+    assert _stated_effect({"arm": "a", "than": "b", "effect": "-2 pp"}, pub, "test_acc") == \
+        pytest.approx(-0.02)
+    assert _stated_effect({"arm": "a", "than": "b", "effect": 0.03}, pub, "test_acc") == \
+        pytest.approx(0.03)
+    assert _stated_effect({"arm": "a", "than": "c"}, pub, "test_acc") is None  # no such metric
+    assert _stated_effect({"arm": "a", "than": "d"}, pub, "test_acc") is None  # not a number
+    assert _stated_effect({"arm": "a", "than": ["b"]}, pub, "test_acc") is None  # a rival list
+    assert _stated_effect({"arm": "a", "than": "zz"}, pub, "test_acc") is None
+    assert _stated_effect({"arm": "zz", "than": "b"}, pub, "test_acc") is None
+    from sharpen.errors import SharpenError
+
+    with pytest.raises(SharpenError, match=r"^effect: "):
+        _stated_effect({"arm": "a", "than": "b", "effect": "2 kg"}, pub, "test_acc")
+
+
+def test_lost_runs_of_both_arms_and_of_a_rival_list_are_each_counted():
+    runs = _runs({"a": 0.95, "b": 0.90, "c": 0.92}, drop={"a": [4], "b": [3], "c": [2]},
+                 status={"a": {4: "diverged"}, "b": {3: "failed"}, "c": {2: "corrupt"}})
+    (r,) = judge_family([{"claim": "a beats b", "arm": "a", "op": ">", "than": "b"}], runs)
+    assert r.lost == "a: 1 diverged; b: 1 failed"
+    (r,) = judge_family([{"claim": "a best", "arm": "a", "op": "best", "than": ["b", "c"]}], runs)
+    assert r.lost == "a: 1 diverged; b: 1 failed; c: 1 corrupt"
+    filled = _fill_lost(runs, "test_acc")
+    for arm, s in (("a", 4), ("b", 3), ("c", 2)):
+        assert filled.values[arm][s]["test_acc"] == min(_vals(runs, arm))
+        assert set(filled.values[arm]) == set(SEEDS)
+    # a lower-is-better metric: the lost run counts as the arm's largest value
+    err = Runs(values={"a": {0: {"test_error": 0.1}, 1: {"test_error": 0.3}}},
+               status={"a": {0: "ok", 1: "ok", 2: "failed"}})
+    assert _fill_lost(err, "test_error").values["a"][2]["test_error"] == 0.3
+
+
+def test_load_runs_fingerprints_only_the_arms_the_config_describes(tmp_path):
+    import json
+
+    from sharpen.io import atomic_write_csv, atomic_write_json
+    from sharpen.reports.claims import load_runs
+    from sharpen.rundir import fingerprint
+
+    arm_cfg = {"dataset": "synthetic", "epochs": 1, "val_size": 0}
+    atomic_write_json(tmp_path / "config.json", {"name": "x", "arms": {"a": arm_cfg}})
+    for arm in ("a", "extra"):
+        d = tmp_path / "runs" / arm / "seed-0"
+        atomic_write_csv(d / "metrics.csv", [{"epoch": 1, "train_loss": 0.1, "train_acc": 0.9,
+                                              "test_acc": 0.8, "test_loss": 0.2, "gap": 0.1}],
+                         ["epoch", "train_loss", "train_acc", "test_acc", "test_loss", "gap"])
+        atomic_write_json(d / "result.json", {"arm": arm, "seed": 0, "status": "ok",
+                                              "test_acc": 0.8, "epochs_done": 1})
+    r = load_runs(tmp_path)
+    assert r.protocol == {"a": fingerprint(arm_cfg), "extra": None}
+    assert r.values["a"][0]["test_acc"] == 0.8 and r.values["extra"][0]["test_acc"] == 0.8
+    (tmp_path / "config.json").write_text(json.dumps({"name": "x"}))  # no arms at all
+    assert load_runs(tmp_path).protocol == {"a": None, "extra": None}
+
+
+def test_best_is_judged_from_two_seeds_on():
+    runs = _runs({"a": 0.95, "b": 0.90, "c": 0.92}, drop={a: [2, 3, 4] for a in "abc"})
+    r = _judge_best({"claim": "a best", "arm": "a", "op": "best"}, runs)
+    assert r.n == 2 and r.p == pytest.approx(max(_paired_p(runs, "a", o) for o in "bc"))

@@ -311,8 +311,7 @@ def _best(r: ClaimResult, m: Any, claim: dict[str, Any], runs: Runs, mine: dict[
     comps = []
     for o in others:
         ok = runs.comparable(arm, o)
-        comps.append((o, compare(mine, metric_of(runs.values, o, metric), paired=ok,
-                                 why_unpaired="" if ok else "different protocols")))
+        comps.append((o, compare(mine, metric_of(runs.values, o, metric), paired=ok)))
     if any(c.diff is None or c.n < 2 for _, c in comps):
         r.n = min(c.n for _, c in comps)
         return r, None
