@@ -284,3 +284,46 @@ def test_best_is_judged_from_two_seeds_on():
     runs = _runs({"a": 0.95, "b": 0.90, "c": 0.92}, drop={a: [2, 3, 4] for a in "abc"})
     r = _judge_best({"claim": "a best", "arm": "a", "op": "best"}, runs)
     assert r.n == 2 and r.p == pytest.approx(max(_paired_p(runs, "a", o) for o in "bc"))
+
+
+def _one(claim: dict, runs: Runs) -> ClaimResult:
+    (r,) = judge_family([claim], runs, sensitivity=False)
+    return r
+
+
+def test_directional_rows_say_what_was_computed():
+    runs = _runs({"a": 0.95, "b": 0.90}, drop={"b": [4]})
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, runs)
+    assert r.notes[0] == "seeds 4 left out (in one arm only)" and r.n == 4
+    assert r.interval == "95 %, unadjusted" and r.test == "paired t-test" and r.direction == 1
+    assert r.estimate.startswith("a − b: +")
+    r = _one({"claim": "x", "arm": "b", "op": ">", "than": "a"}, runs)
+    assert r.direction == -1 and r.verdict == "contradicted"
+    # different protocols: unpaired, said so, judged by Welch
+    runs = _runs({"a": 0.95, "b": 0.90}, protocol={"a": "p1", "b": "p2"})
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, runs)
+    assert r.notes == ["unpaired (different protocols)"] and r.test == "Welch t-test (unpaired)"
+    # a fixed value: a one-sample t-test on the arm
+    r = _one({"claim": "x", "arm": "a", "op": "<", "value": 0.99}, _runs({"a": 0.95}))
+    assert r.test == "one-sample t-test" and r.estimate.startswith("a − 99.00 %: -")
+    assert r.verdict == "supported"
+
+
+def test_equivalence_rows_inside_and_outside_the_margin():
+    runs = _runs({"a": 0.950, "b": 0.949})
+    r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.02}, runs)
+    assert r.interval == "90 % (TOST, ± 2.00 pp)" and r.test == "TOST (paired t)"
+    assert r.direction == 1 and r.verdict == "supported"
+    runs = _runs({"a": 0.95, "b": 0.90})
+    r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.01}, runs)
+    assert r.test == "one-sided t beyond the margin" and r.direction == -1
+    assert r.p_exact is None and r.verdict == "contradicted"
+    flat = Runs(values={"a": {s: {"test_acc": 0.95} for s in SEEDS},
+                        "b": {s: {"test_acc": 0.949} for s in SEEDS}})
+    r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.01}, flat)
+    assert r.test == "exact sign-flip TOST (no spread)"
+    assert r.estimate == ("a − b: +0.10 pp (no spread: n = 5 identical differences; exact p = "
+                          "0.0312)")
+    unpaired = _runs({"a": 0.950, "b": 0.949}, protocol={"a": "p1", "b": "p2"})
+    r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.02}, unpaired)
+    assert r.interval == "95 %" and r.test == "Welch t-test (unpaired)" and r.direction == 1
