@@ -5,6 +5,7 @@ and formatting (the functions `make mutate` found under-tested in reports/claims
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -327,3 +328,303 @@ def test_equivalence_rows_inside_and_outside_the_margin():
     unpaired = _runs({"a": 0.950, "b": 0.949}, protocol={"a": "p1", "b": "p2"})
     r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.02}, unpaired)
     assert r.interval == "95 %" and r.test == "Welch t-test (unpaired)" and r.direction == 1
+
+
+# --- rows checked number by number against scipy / statsmodels / a hand enumeration ---------
+
+def _pp(x: float) -> str:
+    return f"{100 * x:+.2f} pp"
+
+
+def _t_interval(d, confidence: float = 0.95) -> tuple[float, float, float]:
+    d = np.asarray(d, dtype=float)
+    half = st.t.ppf(0.5 + confidence / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+def _sign_flip_by_hand(d, side: str = "two-sided") -> float:
+    """Every one of the 2ⁿ sign patterns, counted."""
+    import itertools
+
+    d = np.asarray(d, dtype=float)
+    sums = np.array(list(itertools.product([-1.0, 1.0], repeat=len(d)))) @ d
+    obs = d.sum()
+    hit = {"two-sided": np.abs(sums) >= abs(obs) - 1e-12, "greater": sums >= obs - 1e-12,
+           "less": sums <= obs + 1e-12}[side]
+    return float(hit.mean())
+
+
+def test_a_family_of_two_is_computed_as_scipy_and_statsmodels_compute_it():
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.power import TTestPower
+
+    runs = _runs({"a": 0.95, "b": 0.90, "c": 0.905})
+    claims = [{"claim": "a beats b", "arm": "a", "op": ">", "than": "b"},
+              {"claim": "c below b", "arm": "c", "op": "<", "than": "b", "effect": "-1 pp"}]
+    published = {"a": {"test_acc": 0.945}, "b": {"test_acc": 0.94}}
+    rows = judge_family(claims, runs, published)
+    pairs = [("a", "b"), ("c", "b")]
+    diffs = [np.subtract(_vals(runs, x), _vals(runs, y)) for x, y in pairs]
+    ps = [float(st.ttest_rel(_vals(runs, x), _vals(runs, y)).pvalue) for x, y in pairs]
+    exact = [_sign_flip_by_hand(d) for d in diffs]
+    level = 0.05 / 2  # the strictest Holm step of a family of two
+    for r, (x, y), d, p, p_adj, px, px_adj, effect in zip(
+            rows, pairs, diffs, ps, multipletests(ps, method="holm")[1], exact,
+            multipletests(exact, method="holm")[1], [0.005, -0.01]):
+        mean, lo, hi = _t_interval(d)
+        assert r.arm == x and r.op == claims[pairs.index((x, y))]["op"] and r.paper_says == ""
+        assert r.estimate == f"{x} − {y}: {_pp(mean)} [{_pp(lo)}, {_pp(hi)}]"
+        assert r.interval == "95 %, unadjusted" and r.test == "paired t-test" and r.n == 5
+        assert r.p == pytest.approx(p) and r.p_adj == pytest.approx(p_adj)
+        assert r.p_exact == pytest.approx(px) and r.p_exact_adj == pytest.approx(px_adj)
+        sd = float(d.std(ddof=1))
+        assert r.sd == pytest.approx(sd)
+        power = TTestPower()
+        assert r.mde == pytest.approx(power.solve_power(nobs=5, alpha=level, power=0.8) * sd,
+                                      rel=1e-6)
+        assert r.effect == pytest.approx(effect)
+        need = next(n for n in range(2, 10_000)
+                    if power.power(abs(effect) / sd, n, level) >= 0.8)
+        assert r.n_needed == need
+        claimed = (mean > 0) == (r.op == ">")
+        assert r.direction == (1 if claimed else -1)
+        assert r.verdict == ("not supported" if p_adj >= 0.05 else
+                             "supported" if claimed else "contradicted")
+
+
+def test_a_stated_effect_needs_both_published_numbers_and_must_be_an_amount():
+    from sharpen.errors import SharpenError
+
+    runs = _runs({"a": 0.95, "b": 0.90})
+    claim = {"claim": "x", "arm": "a", "op": ">", "than": "b"}
+    only_b = {"b": {"test_acc": 0.94}}
+    only_a = {"a": {"test_acc": 0.94}}
+    assert _one(claim, runs).effect is None
+    for published in (only_a, only_b, {"a": {"test_acc": 0.9}, "b": {"val_acc": 0.8}}):
+        (r,) = judge_family([claim], runs, published, sensitivity=False)
+        assert r.effect is None and r.n_needed is None
+    with pytest.raises(SharpenError, match=r"^effect: '80 pp' for test_acc is 80 pp"):
+        _one({**claim, "effect": "80 pp"}, runs)
+    # an equivalence claim asks the opposite question: no effect to detect
+    (r,) = judge_family([{**claim, "op": "~", "tolerance": "1 pp"}], runs,
+                        {"a": {"test_acc": 0.96}, "b": {"test_acc": 0.94}}, sensitivity=False)
+    assert r.effect is None and r.n_needed is None and r.mde is not None
+
+
+def test_claims_on_another_metric_and_a_one_sample_equivalence():
+    runs = Runs(values={a: {s: {"test_acc": 0.5, "val_acc": mu + NOISE[a][s]} for s in SEEDS}
+                        for a, mu in (("a", 0.95), ("b", 0.90))})
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b", "metric": "val_acc"}, runs)
+    d = [runs.values["a"][s]["val_acc"] - runs.values["b"][s]["val_acc"] for s in SEEDS]
+    assert r.metric == "val_acc" and r.p == pytest.approx(st.ttest_1samp(d, 0).pvalue)
+    # one sample, ">" and "~": the arm against a fixed value
+    xs = [runs.values["a"][s]["val_acc"] for s in SEEDS]
+    r = _one({"claim": "x", "arm": "a", "op": ">", "value": 0.9, "metric": "val_acc"}, runs)
+    assert r.direction == 1 and r.verdict == "supported"
+    assert r.p == pytest.approx(st.ttest_1samp(xs, 0.9).pvalue)
+    r = _one({"claim": "x", "arm": "a", "op": "~", "value": 0.95, "tolerance": "2 pp",
+              "metric": "val_acc"}, runs)
+    d = np.subtract(xs, 0.95)
+    mean, lo, hi = _t_interval(d, 0.90)
+    assert r.estimate == f"a − 95.00 %: {_pp(mean)} [{_pp(lo)}, {_pp(hi)}]"
+    tost_p = max(st.ttest_1samp(d + 0.02, 0, alternative="greater").pvalue,
+                 st.ttest_1samp(d - 0.02, 0, alternative="less").pvalue)
+    assert r.p == pytest.approx(tost_p) and r.verdict == "supported"
+    # a `~` claim without a tolerance: equivalence within 0, which no data can show
+    r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "metric": "val_acc"}, runs)
+    assert r.interval == "90 % (TOST, ± 0.00 pp)" and r.direction == -1
+
+
+def test_paired_tost_with_spread_against_scipy_and_the_exact_one_sided_tests():
+    runs = _runs({"a": 0.950, "b": 0.948})
+    r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": "1.5 pp"}, runs)
+    d = np.subtract(_vals(runs, "a"), _vals(runs, "b"))
+    mean, lo, hi = _t_interval(d, 0.90)
+    assert r.estimate == f"a − b: {_pp(mean)} [{_pp(lo)}, {_pp(hi)}]"
+    tost_p = max(st.ttest_1samp(d + 0.015, 0, alternative="greater").pvalue,
+                 st.ttest_1samp(d - 0.015, 0, alternative="less").pvalue)
+    assert r.p == pytest.approx(tost_p)
+    assert r.p_exact == pytest.approx(max(_sign_flip_by_hand(d + 0.015, "greater"),
+                                          _sign_flip_by_hand(d - 0.015, "less")))
+
+
+def test_the_equivalence_margin_is_inclusive_paired_and_unpaired():
+    # dyadic numbers: every difference and mean is exactly 0.25, the margin
+    a = [0.5, 0.625, 0.75, 0.5, 0.625]
+    b = [x - 0.25 for x in a]
+    flat = Runs(values={"a": {s: {"test_acc": a[s]} for s in SEEDS},
+                        "b": {s: {"test_acc": b[s]} for s in SEEDS}})
+    claim = {"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.25}
+    r = _one(claim, flat)
+    assert r.direction == 1 and r.test == "exact sign-flip TOST (no spread)"
+    unpaired = replace(flat, protocol={"a": "p1", "b": "p2"})
+    r = _one(claim, unpaired)
+    assert r.direction == 1 and r.interval == "95 %"
+    r = _one({**claim, "tolerance": 0.2}, unpaired)
+    assert r.direction == -1
+
+
+def test_unpaired_equivalence_is_judged_by_welchs_interval():
+    runs = _runs({"a": 0.950, "b": 0.946}, protocol={"a": "p1", "b": "p2"})
+    r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": "2 pp"}, runs)
+    xa, xb = np.array(_vals(runs, "a")), np.array(_vals(runs, "b"))
+    va, vb = xa.var(ddof=1) / 5, xb.var(ddof=1) / 5
+    df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 4)
+    diff = xa.mean() - xb.mean()
+    half = st.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert r.estimate == f"a − b: {_pp(diff)} [{_pp(diff - half)}, {_pp(diff + half)}]"
+    assert r.p == pytest.approx(st.ttest_ind(xa, xb, equal_var=False).pvalue)
+    assert r.test == "Welch t-test (unpaired)" and r.notes == ["unpaired (different protocols)"]
+
+
+def test_rows_without_spread_say_which_test_spoke():
+    flat = Runs(values={"a": {s: {"test_acc": 0.95} for s in range(6)},
+                        "b": {s: {"test_acc": 0.90} for s in range(6)}})
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, flat)
+    assert r.test == "exact sign-flip (no spread)" and r.p == pytest.approx(2 / 64)
+    assert r.estimate == ("a − b: +5.00 pp (no spread: n = 6 identical differences; exact p = "
+                          "0.0312)")
+    assert r.verdict == "supported" and r.notes == ["decided by the exact sign-flip test"]
+    # unpaired and flat: no test at all, so nothing can be decided
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"},
+             replace(flat, protocol={"a": "p1", "b": "p2"}))
+    assert r.test == "none (no spread in either arm)" and r.p is None
+    assert r.estimate == "a − b: +5.00 pp (no interval: none (no spread in either arm))"
+    assert r.verdict == "undecidable at n = 6"
+
+
+def test_no_spread_in_a_family_of_two_is_undecidable_and_zero_differences_are_not():
+    flat = Runs(values={"a": {s: {"test_acc": 0.95} for s in range(6)},
+                        "b": {s: {"test_acc": 0.90} for s in range(6)},
+                        "c": {s: {"test_acc": 0.90 + NOISE["c"][s % 5]} for s in range(6)}})
+    claims = [{"claim": "x", "arm": "a", "op": ">", "than": "b"},
+              {"claim": "y", "arm": "c", "op": ">", "than": "b"}]
+    r, other = judge_family(claims, flat, sensitivity=False)
+    assert other.p > 0.05  # so the flat claim's Holm p is 2 × 2/64 = 0.0625
+    assert r.p_adj == pytest.approx(0.0625) and r.verdict == "undecidable at n = 6"
+    assert r.notes == ["no spread, and the exact test cannot go below p = 0.0312 at n = 6; it "
+                       "could decide from n = 7"]
+    # ten identical zero differences: the exact test could decide at n = 10, it just does not
+    zero = Runs(values={a: {s: {"test_acc": 0.9} for s in range(10)} for a in "ab"})
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, zero)
+    assert r.direction == 0 and r.p == 1.0 and r.verdict == "not supported" and r.notes == []
+
+
+def test_a_t_verdict_the_exact_test_does_not_share_says_so():
+    d = [0.010, 0.012, 0.011, 0.013, 0.009, -0.001]
+    runs = Runs(values={"a": {s: {"test_acc": 0.9 + x} for s, x in enumerate(d)},
+                        "b": {s: {"test_acc": 0.9} for s in range(6)}})
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, runs)
+    assert r.p < 0.05 and r.verdict == "supported"
+    assert _sign_flip_by_hand(d) == pytest.approx(4 / 64) == r.p_exact
+    assert r.notes == ["rests on the normal model: the exact sign-flip test gives p = 0.0625 "
+                       "(Holm 0.0625); it does not reach the family's level with these "
+                       "differences"]
+    # ten seeds of a clear effect: both tests decide, no note
+    big = Runs(values={"a": {s: {"test_acc": 0.95 + NOISE["a"][s % 5] / (1 + s)} for s in
+                             range(10)}, "b": {s: {"test_acc": 0.90} for s in range(10)}})
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, big)
+    assert r.verdict == "supported" and r.p_exact == pytest.approx(2 / 1024) and r.notes == []
+
+
+def test_an_untested_or_undecidable_claim_does_not_stop_the_family():
+    runs = _runs({"a": 0.95, "b": 0.90})
+    flat = Runs(values={"a": {s: {"test_acc": 0.95} for s in SEEDS},
+                        "b": {s: {"test_acc": 0.90} for s in SEEDS}},
+                protocol={"a": "p1", "b": "p2"})
+    both = Runs(values={**runs.values, "f": flat.values["a"], "g": flat.values["b"]},
+                protocol={"f": "p1", "g": "p2"})
+    claims = [{"claim": "none", "arm": "zz", "op": ">", "than": "b"},
+              {"claim": "one seed", "arm": "a", "op": ">", "than": "b"},
+              {"claim": "flat", "arm": "f", "op": ">", "than": "g"},
+              {"claim": "real", "arm": "a", "op": ">", "than": "b"}]
+    one = Runs(values={**both.values, "a": {0: both.values["a"][0]}}, protocol=both.protocol)
+    rows = judge_family(claims, both, sensitivity=False)
+    assert [r.verdict for r in rows[::2]] == ["untested (no test_acc for zz)",
+                                              "undecidable at n = 5"]
+    assert rows[3].verdict == "supported"
+    rows = judge_family(claims, one, sensitivity=False)
+    assert rows[1].verdict == "untested (n < 2)" and rows[1].estimate == "–"
+
+
+def test_pairing_follows_the_protocols_and_the_shared_seeds():
+    runs = _runs({"a": 0.95, "b": 0.90}, protocol={"a": "p1"})  # one arm without a record
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, runs)
+    assert r.test == "paired t-test" and not any("unpaired" in n for n in r.notes)
+    assert Runs(protocol={"a": "p1", "b": "p1"}).comparable("a", "b")
+    assert not Runs(protocol={"a": "p1", "b": "p2"}).comparable("a", "b")
+    one_shared = _runs({"a": 0.95, "b": 0.90}, drop={"a": [0, 1, 2], "b": [3]})
+    r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, one_shared)
+    assert r.notes == ["unpaired (1 shared seed)"] and r.test == "Welch t-test (unpaired)"
+
+
+def test_best_picks_the_closest_rival_and_caps_its_bonferroni_p():
+    runs = Runs(values={n: {s: {"test_acc": mu + NOISE[k][s]} for s in SEEDS}
+                        for n, mu, k in (("ours", 0.95, "a"), ("near", 0.945, "b"),
+                                         ("far", 0.90, "c"))})
+    r = _judge_best({"claim": "x", "arm": "ours", "op": "best", "than": ["near", "far"]}, runs)
+    p_near = float(st.ttest_rel(_vals(runs, "ours"), _vals(runs, "near")).pvalue)
+    assert r.estimate.startswith("ours − near (closest rival): ") and r.p == pytest.approx(p_near)
+    # a rival level with ours: a tie is no evidence against the claim
+    tie = Runs(values={**runs.values, "twin": runs.values["ours"]})
+    r = _judge_best({"claim": "x", "arm": "ours", "op": "best", "than": ["twin", "far"]}, tie)
+    assert r.direction == 1 and r.p == 1.0
+    # a rival a hair better, within the noise: 2 × its p, capped at 1
+    bump = [0.003, -0.0028, 0.002, -0.0019, 0.0001]
+    worse = Runs(values={**runs.values, "up": {s: {"test_acc": v["test_acc"] + bump[s]}
+                                               for s, v in runs.values["ours"].items()}})
+    r = _judge_best({"claim": "x", "arm": "ours", "op": "best", "than": ["up", "far"]}, worse)
+    p_up = float(st.ttest_1samp(bump, 0).pvalue)
+    assert r.direction == -1 and p_up > 0.5 and r.p == 1.0
+
+
+def test_best_with_a_rival_that_has_no_test_has_no_p():
+    ours = {s: {"test_acc": 0.95} for s in SEEDS}  # flat, as is the unpaired rival
+    for level, noisy_mu, direction in ((0.80, 0.90, 1), (0.99, 0.97, -1)):
+        runs = Runs(values={"ours": ours, "flat": {s: {"test_acc": level} for s in SEEDS},
+                            "noisy": {s: {"test_acc": noisy_mu + NOISE["c"][s]} for s in SEEDS}},
+                    protocol={"ours": "p1", "flat": "p2", "noisy": "p1"})
+        r = _judge_best({"claim": "x", "arm": "ours", "op": "best"}, runs)
+        assert r.direction == direction and r.p is None and r.p_exact is None
+        if direction == 1:  # the rival without a p is the closest: nothing rules it out
+            assert r.estimate == ("ours − flat (closest rival): +15.00 pp (no interval: none "
+                                  "(no spread in either arm))")
+        (row,) = judge_family([{"claim": "x", "arm": "ours", "op": "best"}], runs,
+                              sensitivity=False)
+        assert row.verdict == "undecidable at n = 5"
+
+
+def test_best_lists_every_left_out_seed():
+    runs = Runs(values={"ours": {s: {"test_acc": 0.95 + NOISE["a"][s]} for s in SEEDS},
+                        "other": {s: {"test_acc": 0.90 + NOISE["b"][s]} for s in (0, 1, 2)}})
+    r = _judge_best({"claim": "x", "arm": "ours", "op": "best", "than": "other"}, runs)
+    assert r.notes == ["seeds 3, 4 left out (in one arm only)"] and r.n == 3
+
+
+def test_filling_lost_runs_keeps_their_other_metrics_and_every_arm():
+    runs = Runs(values={"b": {0: {"test_acc": 0.5}, 1: {"test_acc": 0.7}, 2: {"val_acc": 0.6}}},
+                status={"a": {0: "failed"}, "b": {0: "ok", 1: "ok", 2: "diverged"}})
+    filled = _fill_lost(runs, "test_acc").values
+    assert filled["b"][2] == {"val_acc": 0.6, "test_acc": 0.5} and "a" not in filled
+
+
+def test_sensitivity_names_each_arm_and_kind_of_lost_run():
+    runs = Runs(values={"ours": {s: {"test_acc": 0.95 + NOISE["a"][s]} for s in SEEDS},
+                        "base": {s: {"test_acc": 0.90 + NOISE["b"][s]} for s in (0, 1, 2)}},
+                status={"ours": {**{s: "ok" for s in SEEDS}, 5: "corrupt"},
+                        "base": {0: "ok", 1: "ok", 2: "ok", 3: "failed", 4: "corrupt"}})
+    claims = [{"claim": "clean", "arm": "ours", "op": "~", "value": 0.95, "tolerance": "2 pp"},
+              {"claim": "x", "arm": "ours", "op": ">", "than": "base"},
+              {"claim": "y", "arm": "ours", "op": "best", "than": ["base"]}]
+    rows = judge_family(claims, runs)
+    assert rows[1].lost == "ours: 1 corrupt; base: 1 failed, 1 corrupt" == rows[2].lost
+
+
+def test_a_claims_table_from_plain_values():
+    values = {a: {s: {"test_acc": mu + NOISE[a][s]} for s in SEEDS}
+              for a, mu in (("a", 0.95), ("b", 0.90))}
+    text, rows = claims_table([{"claim": "x", "arm": "a", "op": ">", "than": "b"}], values,
+                              {"a": {"test_acc": 0.95}, "b": {"test_acc": 0.93}})
+    assert rows[0].verdict == "supported" and rows[0].effect == pytest.approx(0.02)
+    assert "| detectable at n (80 %) | n for the paper's effect | notes |" in text
+    assert "| Holm p |" in text and f"for {_pp(0.02)} |" in text

@@ -186,7 +186,7 @@ def _stated_effect(claim: dict[str, Any], published: dict[str, Any], metric: str
     than = claim.get("than")
     if not isinstance(than, str):
         return None
-    a, b = published.get(claim["arm"], {}), published.get(than, {})
+    a, b = published.get(claim["arm"]), published.get(than)
     if isinstance(a, dict) and isinstance(b, dict) and metric in a and metric in b:
         try:
             return float(a[metric]) - float(b[metric])
@@ -205,8 +205,8 @@ def _fill_lost(runs: Runs, metric: str) -> Runs:
         if not xs:
             continue
         worst = min(xs) if m.higher_is_better is not False else max(xs)
-        for s in runs.lost(arm):
-            values.setdefault(arm, {})[s] = {**values.get(arm, {}).get(s, {}), metric: worst}
+        for s in runs.lost(arm):  # a lost run may still carry other metrics: keep them
+            values[arm][s] = {**values[arm].get(s, {}), metric: worst}
     return replace(runs, values=values)
 
 
@@ -221,7 +221,7 @@ def _prejudge(claim: dict[str, Any], runs: Runs) -> tuple[ClaimResult, Any]:
     if not mine:
         r.verdict = f"untested (no {metric} for {arm})"
         return r, None
-    tol = parse_amount(claim.get("tolerance") or 0.0, m) if op == "~" else 0.0
+    tol = parse_amount(claim.get("tolerance") or 0.0, m)  # only `~` claims use it
     if claim.get("value") is not None:
         v0 = float(claim["value"])
         d = [x - v0 for x in mine.values()]
@@ -250,7 +250,7 @@ def _directional(r: ClaimResult, m: Any, op: str, d: list[float], label: str, to
     if c.left_out:
         r.notes.append(f"seeds {', '.join(map(str, c.left_out))} left out (in one arm only)")
     if not c.paired:
-        r.notes.append(f"unpaired ({c.why_unpaired})" if c.why_unpaired else "unpaired")
+        r.notes.append(f"unpaired ({c.why_unpaired})")  # compare() always says why
     if r.n < 2 or c.diff is None:
         r.verdict = UNTESTED
         return r, None
@@ -280,7 +280,7 @@ def _directional(r: ClaimResult, m: Any, op: str, d: list[float], label: str, to
         return r, c
     want = 1 if op == ">" else -1
     r.direction = 1 if c.diff * want > 0 else -1 if c.diff else 0  # +1: the claimed side
-    r.test = test if c.spread else "exact sign-flip (no spread)"
+    r.test = test if c.spread else c.test  # without spread: the exact test, or none
     r.p = c.decision_p
     if not c.spread and c.paired:
         r.estimate = (f"{label}: {m.fmt(c.diff, True)} (no spread: n = {c.n} identical "
@@ -336,9 +336,11 @@ def _best(r: ClaimResult, m: Any, claim: dict[str, Any], runs: Runs, mine: dict[
             break
     if not c.paired:
         r.notes.append("unpaired (different protocols)")
-    if not c.spread:
+    if not c.spread and c.paired:
         r.estimate = (f"{arm} − {o} ({who}): {m.fmt(c.diff, True)} (no spread: n = {c.n} "
                       f"identical differences; exact p = {c.p_exact:.3g})")
+    elif c.ci_low is None:  # unpaired, and neither arm varies: Welch has nothing to say
+        r.estimate = f"{arm} − {o} ({who}): {m.fmt(c.diff, True)} (no interval: {c.test})"
     else:
         r.estimate = f"{arm} − {o} ({who}): {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
         r.interval = "95 %, unadjusted"
@@ -351,8 +353,8 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
     pre = [_prejudge(c, runs) for c in claims]
     results = [r for r, _ in pre]
     m_family = sum(r.p is not None for r in results) or 1
-    for i, r, adj, adj_x in zip(range(len(results)), results, holm([r.p for r in results], alpha),
-                                holm([r.p_exact for r in results], alpha)):
+    for i, r, adj, adj_x in zip(range(len(results)), results, holm([r.p for r in results]),
+                                holm([r.p_exact for r in results])):
         r.p_adj, r.p_exact_adj = adj, adj_x
         if r.verdict.startswith("untested (no"):
             continue
@@ -363,7 +365,7 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
         r.mde = min_detectable(r.n, r.sd, level)
         # a difference to detect; an equivalence claim asks the opposite question
         r.effect = None if r.op == "~" else _stated_effect(claims[i], published or {}, r.metric)
-        r.n_needed = seeds_needed(r.effect, r.sd, level) if r.effect else None
+        r.n_needed = seeds_needed(r.effect, r.sd, level)
         if r.p is None:
             r.verdict = undecidable(r.n)
             continue
@@ -380,12 +382,12 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
                 r.notes.append("decided by the exact sign-flip test")
         else:
             # could any outcome at this n decide? Without spread only the exact test speaks
-            attainable = min_sign_flip_p(r.n) if not r.spread else 0.0
-            if not r.spread and attainable * m_family >= alpha and r.test.startswith("exact"):
+            if (not r.spread and r.test.startswith("exact")
+                    and min_sign_flip_p(r.n) * m_family >= alpha):
                 r.verdict = undecidable(r.n)
                 r.notes.append(f"no spread, and the exact test cannot go below p = "
-                               f"{attainable:.3g} at n = {r.n}; it could decide from n = "
-                               f"{exact_decides_from(level)}")
+                               f"{min_sign_flip_p(r.n):.3g} at n = {r.n}; it could decide "
+                               f"from n = {exact_decides_from(level)}")
             else:
                 r.verdict = NOT_SUPPORTED
     if sensitivity:

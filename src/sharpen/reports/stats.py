@@ -232,7 +232,7 @@ def welch(xa: Sequence[float], xb: Sequence[float]) -> Comparison:
 
 # --- families, equivalence, power ---------------------------------------------------------------
 
-def holm(pvals: Sequence[float | None], alpha: float = ALPHA) -> list[float | None]:
+def holm(pvals: Sequence[float | None]) -> list[float | None]:
     """Holm-adjusted p-values: sorted ascending, the k-th (from 0) times m − k, made
     non-decreasing, capped at 1. None stays None and does not count towards the family.
 
@@ -339,8 +339,8 @@ def paired_power(dz: float, n: int, alpha: float = ALPHA) -> float:
     return float(integrate.quad(inner, 0, math.inf, limit=200)[0])
 
 
-def seeds_needed(effect: float, sd: float | None, alpha: float = ALPHA, power: float = POWER
-                 ) -> int | None:
+def seeds_needed(effect: float | None, sd: float | None, alpha: float = ALPHA,
+                 power: float = POWER) -> int | None:
     """The smallest n of pairs at which a paired t-test at ``alpha`` detects ``effect``
     with ``power`` (sd of the per-seed differences ``sd``); None if either is unknown."""
     if not sd or not effect or not math.isfinite(sd):
