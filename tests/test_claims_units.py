@@ -279,6 +279,9 @@ def test_load_runs_fingerprints_only_the_arms_the_config_describes(tmp_path):
     assert r.values["a"][0]["test_acc"] == 0.8 and r.values["extra"][0]["test_acc"] == 0.8
     (tmp_path / "config.json").write_text(json.dumps({"name": "x"}))  # no arms at all
     assert load_runs(tmp_path).protocol == {"a": None, "extra": None}
+    (tmp_path / "config.json").unlink()  # no config at all: the runs still count
+    r = load_runs(tmp_path)
+    assert r.protocol == {"a": None, "extra": None} and r.values["a"][0]["test_acc"] == 0.8
 
 
 def test_best_is_judged_from_two_seeds_on():
@@ -322,7 +325,8 @@ def test_equivalence_rows_inside_and_outside_the_margin():
     flat = Runs(values={"a": {s: {"test_acc": 0.95} for s in SEEDS},
                         "b": {s: {"test_acc": 0.949} for s in SEEDS}})
     r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.01}, flat)
-    assert r.test == "exact sign-flip TOST (no spread)"
+    assert r.test == "exact sign-flip TOST (no spread)" and r.p == pytest.approx(1 / 32)
+    assert r.verdict == "supported"
     assert r.estimate == ("a − b: +0.10 pp (no spread: n = 5 identical differences; exact p = "
                           "0.0312)")
     unpaired = _runs({"a": 0.950, "b": 0.949}, protocol={"a": "p1", "b": "p2"})
@@ -491,6 +495,12 @@ def test_rows_without_spread_say_which_test_spoke():
     assert r.test == "none (no spread in either arm)" and r.p is None
     assert r.estimate == "a − b: +5.00 pp (no interval: none (no spread in either arm))"
     assert r.verdict == "undecidable at n = 6"
+    text, _ = claims_table([{"claim": "x", "arm": "a", "op": ">", "than": "b"}],
+                           replace(flat, protocol={"a": "p1", "b": "p2"}))
+    assert "(no interval: none (no spread in either arm)) |" in text
+    # one sample without spread: the exact test, named as such
+    r = _one({"claim": "x", "arm": "a", "op": ">", "value": 0.9}, flat)
+    assert r.test == "exact sign-flip (no spread)" and r.p == pytest.approx(2 / 64)
 
 
 def test_no_spread_in_a_family_of_two_is_undecidable_and_zero_differences_are_not():
@@ -545,6 +555,7 @@ def test_an_untested_or_undecidable_claim_does_not_stop_the_family():
     assert rows[3].verdict == "supported"
     rows = judge_family(claims, one, sensitivity=False)
     assert rows[1].verdict == "untested (n < 2)" and rows[1].estimate == "–"
+    assert rows[2].verdict == "undecidable at n = 5"
 
 
 def test_pairing_follows_the_protocols_and_the_shared_seeds():
@@ -599,6 +610,10 @@ def test_best_lists_every_left_out_seed():
                         "other": {s: {"test_acc": 0.90 + NOISE["b"][s]} for s in (0, 1, 2)}})
     r = _judge_best({"claim": "x", "arm": "ours", "op": "best", "than": "other"}, runs)
     assert r.notes == ["seeds 3, 4 left out (in one arm only)"] and r.n == 3
+    one = Runs(values={**runs.values, "other": {0: runs.values["other"][0]}},
+               protocol={"ours": "p1", "other": "p2"})
+    r = _judge_best({"claim": "x", "arm": "ours", "op": "best", "than": "other"}, one)
+    assert r.n == 1 and r.estimate == "–" and r.p is None
 
 
 def test_filling_lost_runs_keeps_their_other_metrics_and_every_arm():
@@ -613,11 +628,13 @@ def test_sensitivity_names_each_arm_and_kind_of_lost_run():
                         "base": {s: {"test_acc": 0.90 + NOISE["b"][s]} for s in (0, 1, 2)}},
                 status={"ours": {**{s: "ok" for s in SEEDS}, 5: "corrupt"},
                         "base": {0: "ok", 1: "ok", 2: "ok", 3: "failed", 4: "corrupt"}})
-    claims = [{"claim": "clean", "arm": "ours", "op": "~", "value": 0.95, "tolerance": "2 pp"},
+    runs.values["tidy"] = runs.values["ours"]
+    claims = [{"claim": "clean", "arm": "tidy", "op": "~", "value": 0.95, "tolerance": "2 pp"},
               {"claim": "x", "arm": "ours", "op": ">", "than": "base"},
               {"claim": "y", "arm": "ours", "op": "best", "than": ["base"]}]
     rows = judge_family(claims, runs)
     assert rows[1].lost == "ours: 1 corrupt; base: 1 failed, 1 corrupt" == rows[2].lost
+    assert rows[0].lost == ""
 
 
 def test_a_claims_table_from_plain_values():
