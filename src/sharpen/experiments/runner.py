@@ -8,6 +8,7 @@ threads; backends (:mod:`sharpen.experiments.backends`) decide where; a job
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ from sharpen.errors import SharpenError
 from sharpen.experiments.backends import Job, Placement, default_workers, get_backend
 from sharpen.experiments.config import Experiment
 from sharpen.experiments.plan import Group, groups_of, make_plan, same_seeds
+from sharpen.experiments.twins import copy_run, find_twin, trained_group, twin_key
 from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, check_writable
 from sharpen.rundir import FINISHED, RunDir
 
@@ -191,6 +193,10 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             number = {j: k for k, j in enumerate(jobs_all, 1)}
             by_job: dict[tuple[str, int], dict[str, Any]] = {}
             todo: list[Job] = []
+            rd = RunDir(out)
+            key_of = _twin_keys(exp, resolved, plan)
+            queued: dict[str, str] = {}  # twin key → the arm that trains it in this invocation
+            after: list[tuple[Group, str]] = []  # groups copied once their twin has trained
             for group in groups_of(plan):
                 missing = []
                 for s in group.seeds:
@@ -210,6 +216,22 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                 seeds = group.seeds if first.exists() or len(missing) == len(group.seeds) \
                     else tuple(missing)
                 g = Group(group.arm, seeds)
+                if not first.exists() and len(missing) == len(group.seeds) \
+                        and group.arm in key_of:  # a twin arm trained (or trains) this group
+                    key = key_of[group.arm](group.seeds)
+                    twin = find_twin(rd, key, group.arm, group.seeds, key_of)
+                    if twin is not None:
+                        for s in group.seeds:
+                            by_job[(group.arm, s)] = copy_run(rd, twin, group.arm, s,
+                                                              exp.cells.get(group.arm))
+                            if not quiet:
+                                print(f"[{number[(group.arm, s)]}/{len(jobs_all)}] {group.arm} "
+                                      f"seed {s}: the same run as {twin}'s, copied")
+                        continue
+                    if key in queued:
+                        after.append((group, queued[key]))
+                        continue
+                    queued[key] = group.arm
                 entry = {"threads": plan["arms"][group.arm]["threads"],
                          "stack": plan["arms"][group.arm]["stack"]}
                 todo.append(Job(g, exp.arms[group.arm].model_dump(mode="json"),
@@ -263,6 +285,11 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             with shown, live:
                 placed.run(todo, report, Placement(workers, address, log),
                            lambda: curriculum_figures(exp, out))
+            for group, twin in after:  # its twin trained this invocation
+                if trained_group(rd, twin, group.seeds):
+                    for s in group.seeds:
+                        by_job[(group.arm, s)] = copy_run(rd, twin, group.arm, s,
+                                                          exp.cells.get(group.arm))
             results = [by_job[j] for j in jobs_all if j in by_job]
             invocation["finished"] = datetime.now().isoformat(timespec="seconds")
             invocation["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -281,6 +308,23 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             raise
 
     return out, results
+
+
+def _twin_keys(exp: Experiment, resolved: dict[str, Any], plan: dict[str, Any]
+               ) -> dict[str, Any]:
+    """arm → (seeds → its twin key), for every arm of the plan (kept ones from their record)."""
+    from sharpen.experiments.config.schema import RunConfig
+
+    out: dict[str, Any] = {}
+    for arm, entry in plan["arms"].items():
+        cfg = exp.arms.get(arm)
+        if cfg is None:
+            try:
+                cfg = RunConfig.model_validate(resolved["arms"][arm])
+            except Exception:  # noqa: BLE001 - an old record this version cannot read: no twin
+                continue
+        out[arm] = functools.partial(twin_key, cfg, entry)
+    return out
 
 
 def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException) -> None:

@@ -1,0 +1,88 @@
+"""Twin runs: a group of seeds another arm of the same directory already trained as is.
+
+A grid often holds an arm its keys do not touch: the baseline in every cell of a blur grid
+carries the cell's ``blur_stages`` but has blurring off, so each cell would train the same
+runs again and get the same numbers. Two arms are *twins* when their configurations agree
+on every key except keys owned only by techniques that are off in both. A group of seeds
+is reused when its twin trained the very same group (same seeds, stacked the same way, with
+the same threads): the plan fixes every choice that changes float rounding
+(:mod:`sharpen.experiments.plan`), so training it again would repeat its numbers. The
+twin's files are copied and its ``result.json`` relabelled with this arm and cell, plus
+``twin_of`` naming the arm that trained it (tests/test_twins.py checks a copy against a
+training, number for number).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+from sharpen.rundir import FINISHED, RunDir
+
+KEEP_OUT = ("result.json", "checkpoint.pt")  # written last / a training's own state
+
+
+def inert_keys(cfg: Any) -> set[str]:
+    """Keys of ``cfg`` that change nothing: owned by techniques that are off, and not also
+    owned by one that is on."""
+    from sharpen.techniques import TECHNIQUES, techniques_for
+
+    on = {type(t) for t in techniques_for(cfg)}
+    used = {k for cls in on if cls in TECHNIQUES for k in cls.Config.model_fields}
+    return {k for cls in TECHNIQUES if cls not in on for k in cls.Config.model_fields} - used
+
+
+def twin_key(cfg: Any, plan_entry: dict[str, Any], seeds: tuple[int, ...]) -> str:
+    """Equal keys, equal runs: the configuration without its inert keys, the group's seeds
+    and how the plan trains them."""
+    data = cfg.model_dump(mode="json")
+    for k in inert_keys(cfg):
+        data.pop(k, None)
+    return json.dumps({"config": data, "seeds": list(seeds), "stack": plan_entry["stack"],
+                       "threads": plan_entry["threads"]}, sort_keys=True)
+
+
+def trained_group(rd: RunDir, arm: str, seeds: tuple[int, ...]) -> bool:
+    """Every seed of the group finished in ``arm``, and trained as this very group."""
+    for s in seeds:
+        r = rd.run(arm, s)
+        if r is None or r.status not in FINISHED or "twin_of" in r.result:
+            return False
+        if list((r.result.get("plan") or {}).get("group") or []) != list(seeds):
+            return False
+    return True
+
+
+def copy_run(rd: RunDir, src_arm: str, arm: str, seed: int, cell: dict[str, Any] | None
+             ) -> dict[str, Any]:
+    """The twin's run of ``seed`` as ``arm``'s: its files, then its result relabelled."""
+    from sharpen.experiments.job import record
+
+    src, dst = rd.seed_dir(src_arm, seed), rd.seed_dir(arm, seed)
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "checkpoint.pt").unlink(missing_ok=True)
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.name not in KEEP_OUT:
+            tmp = dst / f".{f.name}.tmp"
+            shutil.copyfile(f, tmp)
+            tmp.replace(dst / f.name)
+    res = json.loads((src / "result.json").read_text())
+    for k in [k for k in res if k == "base_arm" or k.startswith("grid_")]:
+        del res[k]  # the twin's cell; this arm's is written by record()
+    res["twin_of"] = src_arm
+    record(res, arm, cell, dst)  # result.json last: its presence marks the run finished
+    return res
+
+
+def find_twin(rd: RunDir, key: str, arm: str, seeds: tuple[int, ...],
+              keys: dict[str, Any]) -> str | None:
+    """An arm other than ``arm`` whose twin key for this group is ``key`` and that trained it.
+    ``keys``: arm → a function of the seeds giving that arm's twin key."""
+    for other, key_of in keys.items():
+        if other != arm and key_of(seeds) == key and trained_group(rd, other, seeds):
+            return other
+    return None
+
+
+__all__ = ["inert_keys", "twin_key", "trained_group", "copy_run", "find_twin"]
