@@ -77,6 +77,8 @@ def test_a_twin_is_copied_and_equals_its_own_training(tmp_path, how):
     assert copied["twin_of"] == "baseline__blur_stages-1"
     assert copied["arm"] == "baseline__blur_stages-2" and copied["grid_blur_stages"] == 2
     assert copied["base_arm"] == "baseline"
+    assert "Twin runs: 2 of the results are copies of runs a twin arm trained" in \
+        (out / "report.md").read_text()
     # the arm the grid changes trained in both cells, and differs between them
     for k in (1, 2):
         res = json.loads((out / "runs" / f"sharpening__blur_stages-{k}" / "seed-0" /

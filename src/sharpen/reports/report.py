@@ -108,12 +108,19 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     epochs = sorted({a["epochs"] for a in arms_cfg})
     has_val = any(a.get("val_size") for a in arms_cfg)
     parts += [f"Data: {'; '.join(data)} · epochs: {', '.join(map(str, epochs))}", ""]
-    modes = {r.get("deterministic") for r in load_results(run_dir)} - {None}
+    results_all = load_results(run_dir)
+    modes = {r.get("deterministic") for r in results_all} - {None}
+    twins = sum(1 for r in results_all if r.get("twin_of"))
     det = ("" if not modes else " · deterministic kernels: " + (
         "on" if modes == {True} else "off" if modes == {False} else "on for some runs"))
     parts += [f"Seeds: {summary['seeds']} · results: {summary['n_results']} runs · "
               f"torch {env.get('torch', '?')} on {env.get('cuda') or env.get('processor', '?')} "
               f"({env.get('cpu_count', '?')} cores){det}", ""]
+    if twins:
+        parts += [f"Twin runs: {twins} of the results are copies of runs a twin arm trained "
+                  "(the same configuration apart from keys of techniques that are off, the "
+                  "same seeds, stacking and threads, hence the same numbers); their "
+                  "`result.json` names the arm in `twin_of`.", ""]
     if prov["invocations"]:
         parts += [f"Wall time: {prov['wall_s'] / 60:.1f} min over {prov['invocations']} "
                   f"invocation(s)" + (f" ({prov['unfinished']} stopped before the end, not "
