@@ -89,6 +89,7 @@ def test_the_heat_map_axes_are_the_grid_keys_and_the_report_shows_it(tmp_path):
     assert len(colours) == 3  # supported, contradicted, not supported
     texts = [t.get_text() for t in ax.texts]
     assert len(texts) == 6 and any(t.startswith("+2.95 pp\n[") for t in texts)
+    assert all(t.endswith(f"\nn = {c.result.n}") for t, c in zip(texts, cm.cells))
     write_report(d)
     report = (d / "report.md").read_text()
     assert "## Claim maps: where each claim holds in the grid" in report

@@ -132,6 +132,7 @@ def map_figure(cm: ClaimMap) -> Any:
             text = "–" if c.diff is None else m.fmt(c.diff, True)
             if c.ci_low is not None:
                 text += f"\n[{m.fmt(c.ci_low, True)}, {m.fmt(c.ci_high, True)}]"
+            text += f"\nn = {c.result.n}"  # the seeds this cell's verdict rests on
             ax.text(i, j, text, ha="center", va="center", fontsize=7)
         ax.set_xlim(-0.5, len(xs) - 0.5)
         ax.set_ylim(-0.5, len(ys) - 0.5)
