@@ -99,3 +99,41 @@ def test_the_heat_map_axes_are_the_grid_keys_and_the_report_shows_it(tmp_path):
     from sharpen.reports.compare import compare_dirs
 
     assert "| 1 | 5 |" in compare_dirs([d]) and "**contradicted**" in compare_dirs([d])
+
+
+def test_a_sequential_directory_maps_the_designs_verdicts(tmp_path):
+    """Grown by --until-decided: each cell's verdict is its sequential decision (or not
+    supported when it stayed open), the Holm p only a fixed-n reference."""
+    from sharpen.reports.claim_map import map_table
+    from sharpen.reports.sequential import SequentialPlan
+
+    d, _ = _grid_dir(tmp_path / "g")
+    cfg = json.loads((d / "config.json").read_text())
+    plan = SequentialPlan.make([3, 6], 0.05, 6)
+    look = {"n": 6, "threshold": plan.nominal[1], "claims": [{"p": 0.5, "direction": 1,
+                                                              "n": 6, "decision": None}]}
+    units = {f"epochs_per_stage={e}, stages={k}": {"looks": [look], "decisions": {},
+                                                   "finished": True}
+             for k, e in itertools.product(STAGES, EPOCHS)}
+    units["epochs_per_stage=2, stages=5"]["decisions"]["0"] = {
+        "verdict": "supported", "n": 3, "p": 1e-4, "threshold": plan.nominal[0]}
+    rec = {"plan": plan.as_dict(), "claims": [cfg["claims"][0]["claim"]], "ops": [">"],
+           "cells": 6, "units": units}
+    (cm,) = claim_maps(cfg, load_runs(d), sequential=rec)
+    verdicts = {(c.point["stages"], c.point["epochs_per_stage"]): c.result.verdict
+                for c in cm.cells}
+    assert verdicts.pop((5, 2)) == "supported"
+    # the fixed-n Holm map would support (3, 2) and contradict (5, 1); the design did not
+    assert set(verdicts.values()) == {"not supported"}
+    table = map_table(cm)
+    assert "| Holm p (fixed n) | sequential design | verdict |" in table
+    assert "| decided at n = 3 | **supported** |" in table and "| undecided |" in table
+    fig = map_figure(cm)
+    assert "sequential design, each cell at α/m" in fig._suptitle.get_text()
+    atomic_write_json(d / "sequential.json", rec)
+    write_report(d)
+    report = (d / "report.md").read_text()
+    assert "the verdicts are the sequential design's" in report
+    assert "Supported in epochs_per_stage = 2, stages = 5." in report
+    assert "each claim in each of the 6 cells tested at α = 0.05/6 (Bonferroni over the " \
+           "family of 6: 1 claim(s) × 6 cells)" in report

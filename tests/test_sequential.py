@@ -170,6 +170,8 @@ def test_until_decided_on_a_grid_runs_each_cell_its_own_design(tmp_path):
     out, _, rec = run_until_decided(exp, tmp_path / "g", max_runs=4, step=2, quiet=True,
                                     workers=1)
     assert set(rec["units"]) == {"train_size=60", "train_size=80"}
+    # the family is every claim in every cell: 2 claims × 2 cells
+    assert rec["plan"]["claims"] == 4 and rec["cells"] == 2
     for u in rec["units"].values():
         assert [lk["n"] for lk in u["looks"]][0] == 2 and u["finished"]
         assert all(len(lk["claims"]) == 2 for lk in u["looks"])

@@ -81,18 +81,25 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     g = _step(exp, step)
     budget = max_runs or exp.max_runs or 4 * g
     looks = looks_of(g, budget)
+    units = _units(exp, claims)
+    # the family: every claim in every cell (a map of 9 cells is 9 questions), Bonferroni
+    m = len(claims) * len(units)
     record = read_record(out)
     if record is None:
-        plan = SequentialPlan.make(looks, 0.05, len(claims))
+        plan = SequentialPlan.make(looks, 0.05, m)
         record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
-                  "ops": [c["op"] for c in claims], "units": {}}
+                  "ops": [c["op"] for c in claims], "cells": len(units) if exp.cells else 0,
+                  "units": {}}
     else:
         plan = SequentialPlan.from_dict(record["plan"])
-        if plan.looks != looks or record["claims"] != [c["claim"] for c in claims]:
+        if plan.looks != looks or record["claims"] != [c["claim"] for c in claims] \
+                or plan.claims != m:
             raise SharpenError(f"{out / SEQUENTIAL}: this directory's sequential plan has looks "
-                               f"{plan.looks} over claims {record['claims']}; this command asks "
-                               f"for looks {looks} over {[c['claim'] for c in claims]} "
-                               "(give another --out, or the same --max-runs and --step)")
+                               f"{plan.looks} over claims {record['claims']} (a family of "
+                               f"{plan.claims}); this command asks for looks {looks} over "
+                               f"{[c['claim'] for c in claims]} in {len(units)} cell(s) (a "
+                               f"family of {m}) (give another --out, or the same --max-runs, "
+                               "--step and grid)")
     for cfg in exp.arms.values():  # each look's new seeds train as one group of g
         if cfg.stack_seeds == "auto":
             cfg.stack_seeds = g if not stack_blockers(cfg) else 1
@@ -100,7 +107,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / SEQUENTIAL, record)
     ran = False
-    for key, sub, mapped in _units(exp, claims):
+    for key, sub, mapped in units:
         rec = record["units"].setdefault(key, {"looks": [], "decisions": {}, "finished": False})
         for k, n in enumerate(plan.looks):
             if rec["finished"]:

@@ -6,6 +6,12 @@ the claim in every cell — paired within the cell, by the same code as a report
 with the cells as one Holm family per claim (a map of 9 cells is 9 looks at one question),
 and draws the verdicts as a heat map: one square per cell, coloured by verdict, labelled
 with the cell's effect and interval, its axes the grid's keys.
+
+A directory grown by ``--until-decided`` (a ``sequential.json``) gets the sequential
+design's verdicts instead: there the seeds of a cell depended on its earlier looks, so a
+fixed-n test at the last look is no longer valid, while the design's own decisions are
+(each claim in each cell at α/m with alpha spending). The Holm p stays beside them, marked
+as the fixed-n number it is.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ class MapCell:
     diff: float | None = None  # the effect (arm − than) in the metric's unit
     ci_low: float | None = None
     ci_high: float | None = None
+    sequential: bool = False  # the verdict is the sequential design's
+    decided_at: int | None = None  # the look (seeds per arm) that decided it, if one did
 
 
 @dataclass
@@ -57,15 +65,23 @@ def _cell_arms(cfg: dict[str, Any]) -> tuple[list[str], dict[tuple, dict[str, st
     return axes, by
 
 
-def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05) -> list[ClaimMap]:
+def _unit_point(key: str) -> dict[str, str]:
+    """A sequential unit's key ("blur_stages=1, stage_epochs=2") as axis → value text."""
+    return dict(part.split("=", 1) for part in key.split(", ") if "=" in part)
+
+
+def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
+               sequential: dict[str, Any] | None = None) -> list[ClaimMap]:
     """Every claim of a grid experiment judged in every cell; the cells of one claim are
-    one Holm family. A cell without a run of the claim's arms is left out of the family."""
+    one Holm family. A cell without a run of the claim's arms is left out of the family.
+    ``sequential``: the directory's sequential record, whose decisions become the verdicts."""
     axes, by = _cell_arms(cfg)
     if not axes:
         return []
     points = [p for p in itertools.product(*cfg["grid"].values()) if tuple(p) in by]
+    units = [(_unit_point(k), u) for k, u in ((sequential or {}).get("units") or {}).items()]
     maps = []
-    for claim in cfg.get("claims") or []:
+    for i, claim in enumerate(cfg.get("claims") or []):
         names = [claim["arm"]] + ([claim["than"]] if isinstance(claim.get("than"), str)
                                   else list(claim.get("than") or []))
         per, where = [], []
@@ -82,8 +98,15 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05) -> list[Cla
         cells = []
         for c, point, r in zip(per, where, results):
             _, comp = _prejudge(c, runs)
-            cells.append(MapCell(point, r, getattr(comp, "diff", None),
-                                 getattr(comp, "ci_low", None), getattr(comp, "ci_high", None)))
+            cell = MapCell(point, r, getattr(comp, "diff", None), getattr(comp, "ci_low", None),
+                           getattr(comp, "ci_high", None))
+            unit = next((u for up, u in units
+                         if up == {a: str(v) for a, v in point.items()}), None)
+            if unit is not None:
+                d = unit["decisions"].get(str(i))
+                cell.sequential, cell.decided_at = True, d["n"] if d else None
+                r.verdict = d["verdict"] if d else NOT_SUPPORTED
+            cells.append(cell)
         maps.append(ClaimMap(claim, axes, cells))
     return maps
 
@@ -91,8 +114,10 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05) -> list[Cla
 def map_table(cm: ClaimMap) -> str:
     """One row per cell: the axis values, the effect with its interval, p, Holm p, verdict."""
     m = get_metric(cm.claim.get("metric", "test_acc"))
-    head = "| " + " | ".join(cm.axes) + " | effect [95 % CI] | n | p | Holm p | verdict |"
-    lines = [head, "|" + "---|" * (len(cm.axes) + 5)]
+    seq = any(c.sequential for c in cm.cells)
+    head = "| " + " | ".join(cm.axes) + " | effect [95 % CI] | n | p | " + (
+        "Holm p (fixed n) | sequential design | verdict |" if seq else "Holm p | verdict |")
+    lines = [head, "|" + "---|" * (len(cm.axes) + 5 + seq)]
     for c in cm.cells:
         r = c.result
         eff = "–" if c.diff is None else (
@@ -100,8 +125,10 @@ def map_table(cm: ClaimMap) -> str:
                                         f" [{m.fmt(c.ci_low, True)}, {m.fmt(c.ci_high, True)}]"))
         p = "–" if r.p is None else f"{r.p:.3g}"
         pa = "–" if r.p_adj is None else f"{r.p_adj:.3g}"
+        how = "" if not seq else (f" decided at n = {c.decided_at} |" if c.decided_at else
+                                  " undecided |" if c.sequential else " – |")
         lines.append("| " + " | ".join(str(c.point[a]) for a in cm.axes) +
-                     f" | {eff} | {r.n} | {p} | {pa} | **{r.verdict}** |")
+                     f" | {eff} | {r.n} | {p} | {pa} |{how} **{r.verdict}** |")
     return "\n".join(lines)
 
 
@@ -148,21 +175,30 @@ def map_figure(cm: ClaimMap) -> Any:
     handles = [Patch(facecolor=v, label=k) for k, v in COLOURS.items()]
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False,
                bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle(cm.claim["claim"] + f" ({m.label}, cells one Holm family)", fontsize=9,
-                 y=1.08)
+    how = ("sequential design, each cell at α/m" if any(c.sequential for c in cm.cells) else
+           "cells one Holm family")
+    fig.suptitle(cm.claim["claim"] + f" ({m.label}, {how})", fontsize=9, y=1.08)
     return fig
 
 
 def map_section(run_dir: Path, cfg: dict[str, Any], runs: Runs) -> list[str]:
     """The report's claim-map section for a grid directory (figures drawn into it)."""
     from sharpen.reports.figures import save_figure
+    from sharpen.reports.sequential import read_record
 
-    maps = claim_maps(cfg, runs)
+    record = read_record(run_dir)
+    maps = claim_maps(cfg, runs, sequential=record)
     if not maps:
         return []
+    how = ("the cells of one claim are one Holm family at 5 % (docs/methods/statistics.md)."
+           if record is None else
+           "the verdicts are the sequential design's (each claim in each cell tested at α/m "
+           "with alpha spending, valid under optional stopping: see \"Decided with the fewest "
+           "seeds\" below); a cell it left undecided is not supported. The Holm p over the "
+           "cells at their last look is shown for reference only: once the seeds of a cell "
+           "depended on its earlier looks, a fixed-n test is no longer valid.")
     parts = ["## Claim maps: where each claim holds in the grid", "",
-             "Each claim judged in every cell of the grid, paired within the cell; the cells "
-             "of one claim are one Holm family at 5 % (docs/methods/statistics.md).", ""]
+             "Each claim judged in every cell of the grid, paired within the cell; " + how, ""]
     for k, cm in enumerate(maps, 1):
         png = save_figure(map_figure(cm), run_dir / f"claim_map_{k}.png")
         held = [c for c in cm.cells if c.result.verdict == SUPPORTED]

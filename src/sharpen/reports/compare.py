@@ -184,8 +184,13 @@ def _claim_maps_text(run_dir: Path) -> str:
     cfg = RunDir(run_dir).config()
     if not (cfg.get("cells") and cfg.get("claims")):
         return ""
-    parts = [f"\n## Claim maps of {run_dir} (cells one Holm family per claim)\n"]
-    for cm in claim_maps(cfg, load_runs(run_dir)):
+    from sharpen.reports.sequential import read_record
+
+    record = read_record(run_dir)
+    how = "cells one Holm family per claim" if record is None else \
+        "the sequential design's verdicts, each claim in each cell at α/m"
+    parts = [f"\n## Claim maps of {run_dir} ({how})\n"]
+    for cm in claim_maps(cfg, load_runs(run_dir), sequential=record):
         parts += [f"\n### {cm.claim['claim']}\n\n", map_table(cm), "\n"]
     return "".join(parts)
 

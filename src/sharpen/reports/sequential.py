@@ -18,7 +18,8 @@ has its own, stricter threshold:
   probability α(t_k) − α(t_{k−1}). Each boundary is then written as the nominal two-sided
   p-value a look must reach, p*_k = 2·(1 − F_t(c_k; n_k − 1)), and applied to each claim's
   own decision p (paired t, one-sample t, the intersection–union p of "best", TOST).
-* **The family.** Every claim gets α/m (Bonferroni over the m claims): valid under optional
+* **The family.** Every claim gets α/m (Bonferroni over the m claims; in a grid, over every
+  claim in every cell, so a claim map of 9 cells is a family of 9): valid under optional
   stopping whatever the dependence between claims. A claim's decision is final at the look
   it is made; later seeds do not reopen it.
 
@@ -215,8 +216,11 @@ def report_section(run_dir: Path) -> list[str]:
     grid = any(units) and "" not in units
     lines = ["## Decided with the fewest seeds (sequential design)", "",
              f"Looks after n = {', '.join(map(str, plan.looks))} seeds per arm"
-             + (" in each grid cell (each cell its own design)" if grid else "") + "; each of "
-             f"the {plan.claims} claims tested at α = {plan.alpha:g}/{plan.claims} (Bonferroni) "
+             + (" in each grid cell (each cell its own design)" if grid else "") + "; each "
+             + (f"claim in each of the {len(units)} cells" if grid else "of the claims")
+             + f" tested at α = {plan.alpha:g}/{plan.claims} (Bonferroni over the family of "
+             f"{plan.claims}: {len(rec['claims'])} claim(s)"
+             + (f" × {len(units)} cells" if grid else "") + ") "
              f"with {plan.spending} alpha spending; a claim is decided at the first look whose "
              "p reaches that look's threshold (docs/methods/statistics.md). Nominal two-sided "
              "p per look: " + ", ".join(f"n = {n}: {p:.3g}" for n, p in zip(plan.looks,
