@@ -160,6 +160,27 @@ def test_until_decided_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path)
     assert "## Decided with the fewest seeds (sequential design)" in report
 
 
+def test_a_grown_directory_is_judged_look_by_look_on_its_first_seeds(tmp_path):
+    """Re-deciding a directory that already holds more seeds (a new plan over old runs)
+    judges each look on its own first n seeds, as the uninterrupted run did."""
+    import shutil
+
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    _run(p, tmp_path / "whole", env)
+    whole = json.loads((tmp_path / "whole" / "sequential.json").read_text())
+    (unit,) = whole["units"].values()
+    assert len(unit["looks"]) >= 2  # else there is nothing to tell apart
+    shutil.copytree(tmp_path / "whole", tmp_path / "again")
+    (tmp_path / "again" / "sequential.json").unlink()
+    _run(p, tmp_path / "again", env)
+    again = json.loads((tmp_path / "again" / "sequential.json").read_text())
+    assert again == whole
+    ps = {lk["n"]: lk["claims"][0]["p"] for lk in unit["looks"]}
+    assert len(set(ps.values())) == len(ps)  # each look its own seeds, its own p
+
+
 def test_until_decided_on_a_grid_runs_each_cell_its_own_design(tmp_path):
     from sharpen.experiments import load_experiment
     from sharpen.experiments.sequential import run_until_decided

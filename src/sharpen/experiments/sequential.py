@@ -117,7 +117,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
             sub.runs = n
             out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
             ran = True
-            runs = load_runs(out)
+            runs = load_runs(out).only(set(sub.seeds))  # this look's seeds, no later ones
             thr = plan.nominal[k]
             look: dict[str, Any] = {"n": n, "threshold": thr, "claims": []}
             for i, c in enumerate(mapped):

@@ -102,6 +102,14 @@ class Runs:
         """Seeds of ``arm`` that ran but gave no value: diverged, failed or corrupt."""
         return sorted(s for s, st in self.status.get(arm, {}).items() if st != "ok")
 
+    def only(self, seeds: set[int]) -> Runs:
+        """The same runs restricted to ``seeds`` (a sequential look sees its first n seeds,
+        even in a directory that holds more)."""
+        return replace(self, values={a: {s: v for s, v in d.items() if s in seeds}
+                                     for a, d in self.values.items()},
+                       status={a: {s: v for s, v in d.items() if s in seeds}
+                               for a, d in self.status.items()})
+
     def comparable(self, a: str, b: str) -> bool:
         pa, pb = self.protocol.get(a), self.protocol.get(b)
         return pa is None or pb is None or pa == pb
