@@ -158,6 +158,31 @@ def test_until_decided_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path)
     assert verdicts <= {"supported", "contradicted"}
     report = (tmp_path / "cut" / "report.md").read_text()
     assert "## Decided with the fewest seeds (sequential design)" in report
+    # the header names the seeds that ran, not the file's `runs` (which a grid's cells,
+    # each at its own n, cannot all match): make them differ and rebuild
+    from sharpen.reports import write_report
+
+    n = unit["looks"][-1]["n"]
+    cfg_path = tmp_path / "cut" / "config.json"
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "runs": 1}))
+    write_report(tmp_path / "cut")
+    report = (tmp_path / "cut" / "report.md").read_text()
+    summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert summary["seeds"] == list(range(n))
+    assert f"Seeds: {list(range(n))} ·" in report
+
+
+def test_a_look_that_can_decide_nothing_says_so(tmp_path):
+    from sharpen.reports.sequential import SEQUENTIAL, SequentialPlan, report_section
+
+    # α = 0.05/9 over looks 5..20: O'Brien–Fleming spends ~3e-8 at n = 5, which 200,000
+    # Monte Carlo paths cannot resolve, so that look's boundary is infinite
+    plan = SequentialPlan.make([5, 10, 15, 20], 0.05, 9)
+    assert plan.nominal[0] == 0 and plan.nominal[1] > 0
+    (tmp_path / SEQUENTIAL).write_text(json.dumps(
+        {"plan": plan.as_dict(), "claims": ["a beats b"], "units": {}}))
+    text = "\n".join(report_section(tmp_path))
+    assert "n = 5: 0 (no decision possible at this look), n = 10: " in text
 
 
 def test_a_grown_directory_is_judged_look_by_look_on_its_first_seeds(tmp_path):

@@ -44,7 +44,9 @@ def summarize(run_dir: Path, runs: Runs | None = None) -> dict[str, Any]:
     runs = runs or load_runs(rd.root)
     out: dict[str, Any] = {
         "experiment": cfg.get("name"), "profile": cfg.get("profile"),
-        "seeds": [cfg.get("seed", 0) + i for i in range(cfg.get("runs", 1))],
+        # the seeds that ran, not the file's `runs`: --runs N and --until-decided grow a folder
+        "seeds": sorted({int(r["seed"]) for r in results if r.get("seed") is not None})
+        or [cfg.get("seed", 0) + i for i in range(cfg.get("runs", 1))],
         "arms": table_rows(results, arms, runs), "n_results": len(results),
         "confidence_interval": "95 %, Student t over seeds",
         "protocols": {a: runs.protocol.get(a) for a in arms}}

@@ -204,6 +204,12 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
                            "so it cannot be guessed: remove it to start the looks again") from None
 
 
+def _threshold(p: float) -> str:
+    """A look's nominal p; 0 where the look spends less α than the boundary's Monte Carlo
+    resolves (O'Brien–Fleming's first looks), so no claim can be decided there."""
+    return f"{p:.3g}" if p > 0 else "0 (no decision possible at this look)"
+
+
 def report_section(run_dir: Path) -> list[str]:
     """The report's "Decided with the fewest seeds" section, from sequential.json alone:
     per claim (and per grid cell), where it was decided, or why it stayed open."""
@@ -223,8 +229,9 @@ def report_section(run_dir: Path) -> list[str]:
              + (f" × {len(units)} cells" if grid else "") + ") "
              f"with {plan.spending} alpha spending; a claim is decided at the first look whose "
              "p reaches that look's threshold (docs/methods/statistics.md). Nominal two-sided "
-             "p per look: " + ", ".join(f"n = {n}: {p:.3g}" for n, p in zip(plan.looks,
-                                                                           plan.nominal)) + ".",
+             "p per look: " + ", ".join(f"n = {n}: {_threshold(p)}" for n, p in zip(plan.looks,
+                                                                                  plan.nominal))
+             + ".",
              "", ("| cell " if grid else "") + "| claim | decided | at n | p | threshold |",
              "|---" * (6 if grid else 5) + "|"]
     spent = 0
