@@ -118,3 +118,108 @@ def test_a_copied_run_is_never_the_source_of_another_copy_and_resume_keeps_it(tm
     before = (out / "results.csv").read_text()
     run_experiment(exp, out, quiet=True, workers=1)  # a resume: everything finished
     assert (out / "results.csv").read_text() == before
+
+
+# ---- the twin rules one by one, on run folders written by hand (no training) ------------
+
+def _fake(root, arm: str, seed: int, group, status: str = "ok", **extra) -> None:
+    d = root / "runs" / arm / f"seed-{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    res = {"status": status, "arm": arm, "seed": seed, "test_acc": 0.5 + seed / 100,
+           **({"plan": {"group": list(group), "stack": len(group), "threads": 1}}
+              if group is not None else {}), **extra}
+    (d / "result.json").write_text(json.dumps(res))
+
+
+def test_trained_group_needs_every_seed_finished_by_a_training_of_that_very_group(tmp_path):
+    from sharpen.experiments.twins import trained_group
+    from sharpen.rundir import RunDir
+
+    rd = RunDir(tmp_path)
+    for s in (0, 1):
+        _fake(tmp_path, "a", s, (0, 1))
+    assert trained_group(rd, "a", (0, 1))
+    assert not trained_group(rd, "a", (0, 1, 2))  # seed 2 never ran
+    assert not trained_group(rd, "b", (0, 1))  # nor did the arm
+    _fake(tmp_path, "c", 0, (0, 1))
+    _fake(tmp_path, "c", 1, (0, 1), status="diverged")  # diverged is finished: its numbers
+    assert trained_group(rd, "c", (0, 1))
+    _fake(tmp_path, "d", 0, (0, 1))
+    _fake(tmp_path, "d", 1, (0, 1), status="failed")  # trained again on resume
+    assert not trained_group(rd, "d", (0, 1))
+    for s in (0, 1):  # stacked otherwise: other rounding, other numbers
+        _fake(tmp_path, "e", s, (s,))
+        _fake(tmp_path, "f", s, None)  # a record from before plans were written
+        _fake(tmp_path, "g", s, (0, 1), twin_of="a")  # a copy is never a source
+    assert not trained_group(rd, "e", (0, 1)) and trained_group(rd, "e", (0,))
+    assert not trained_group(rd, "f", (0, 1))
+    assert not trained_group(rd, "g", (0, 1))
+
+
+def test_twin_key_ignores_only_the_inert_keys_and_names_the_group_and_its_training(tmp_path):
+    from sharpen.experiments.twins import twin_key
+
+    p = tmp_path / "g.toml"
+    p.write_text(GRID)
+    exp = load_experiment(str(p))
+    b1, b2 = exp.arms["baseline__blur_stages-1"], exp.arms["baseline__blur_stages-2"]
+    s1, s2 = exp.arms["sharpening__blur_stages-1"], exp.arms["sharpening__blur_stages-2"]
+    entry = {"stack": 2, "threads": 1}
+    assert twin_key(b1, entry, (0, 1)) == twin_key(b2, entry, (0, 1))
+    assert twin_key(s1, entry, (0, 1)) != twin_key(s2, entry, (0, 1))
+    assert twin_key(b1, entry, (0, 1)) != twin_key(s1, entry, (0, 1))
+    assert twin_key(b1, entry, (0, 1)) != twin_key(b1, entry, (0, 2))
+    assert twin_key(b1, entry, (0, 1)) != twin_key(b1, {"stack": 1, "threads": 1}, (0, 1))
+    assert twin_key(b1, entry, (0, 1)) != twin_key(b1, {"stack": 2, "threads": 2}, (0, 1))
+    assert twin_key(b1, entry, (0, 1)) != \
+        twin_key(b1.model_copy(update={"lr": 0.004}), entry, (0, 1))
+    key = json.loads(twin_key(b1, entry, (0, 1)))
+    assert (key["seeds"], key["stack"], key["threads"]) == ([0, 1], 2, 1)
+    assert "blur_stages" not in key["config"] and key["config"]["lr"] == 0.003
+
+
+def test_copy_run_copies_the_files_and_relabels_the_result(tmp_path):
+    from sharpen.experiments.twins import copy_run
+    from sharpen.rundir import RunDir
+
+    rd = RunDir(tmp_path)
+    _fake(tmp_path, "base__k-1", 3, (3,), base_arm="base", grid_k=1, test_acc=0.75)
+    src = rd.seed_dir("base__k-1", 3)
+    (src / "metrics.csv").write_text("epoch,test_acc\n1,0.75\n")
+    (src / "predictions.npz").write_bytes(b"\x00\x01binary")
+    (src / "checkpoint.pt").write_bytes(b"a training's own state")
+    dst = rd.seed_dir("base__k-2", 3)
+    dst.mkdir(parents=True)
+    (dst / "checkpoint.pt").write_bytes(b"a stale checkpoint of an unfinished training")
+    res = copy_run(rd, "base__k-1", "base__k-2", 3, {"arm": "base", "k": 2})
+    assert sorted(f.name for f in dst.iterdir()) == ["metrics.csv", "predictions.npz",
+                                                    "result.json"]
+    for f in ("metrics.csv", "predictions.npz"):
+        assert (dst / f).read_bytes() == (src / f).read_bytes()
+    on_disk = json.loads((dst / "result.json").read_text())
+    assert on_disk == res
+    assert res == {"status": "ok", "arm": "base__k-2", "seed": 3, "test_acc": 0.75,
+                   "plan": {"group": [3], "stack": 1, "threads": 1}, "base_arm": "base",
+                   "grid_k": 2, "twin_of": "base__k-1"}
+    assert json.loads((src / "result.json").read_text())["arm"] == "base__k-1"  # untouched
+    # outside a grid no cell labels are left behind
+    res = copy_run(rd, "base__k-1", "plain", 3, None)
+    assert "base_arm" not in res and "grid_k" not in res and res["arm"] == "plain"
+
+
+def test_find_twin_returns_another_arm_with_the_key_that_trained_the_group(tmp_path):
+    from sharpen.experiments.twins import find_twin
+    from sharpen.rundir import RunDir
+
+    rd = RunDir(tmp_path)
+    for s in (0, 1):
+        _fake(tmp_path, "a", s, (0, 1))
+        _fake(tmp_path, "b", s, (0, 1))
+    keys = {"a": lambda seeds: f"K{seeds}", "b": lambda seeds: f"K{seeds}",
+            "c": lambda seeds: f"K{seeds}", "x": lambda seeds: f"X{seeds}"}
+    assert find_twin(rd, "K(0, 1)", "c", (0, 1), keys) == "a"  # the first in order
+    assert find_twin(rd, "K(0, 1)", "a", (0, 1), keys) == "b"  # never itself
+    assert find_twin(rd, "K(0, 1)", "a", (0, 1), {"a": keys["a"]}) is None
+    assert find_twin(rd, "X(0, 1)", "c", (0, 1), keys) is None  # x has that key, never ran
+    assert find_twin(rd, "K(0, 2)", "c", (0, 2), keys) is None  # a and b ran (0, 1) only
+    assert find_twin(rd, "K(0, 1)", "c", (0, 1), {"x": keys["x"], "b": keys["b"]}) == "b"

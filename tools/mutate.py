@@ -67,6 +67,8 @@ MODULES: dict[str, list[str]] = {
     # MLflow) take minutes per mutant, and MLflow or a process pool inside mutmut's forked
     # test process can deadlock on a lock held at the fork
     "experiments/runner.py": ["tests/test_runner.py"],
+    # twin runs: the rules on hand-written folders, and a copy against a real training
+    "experiments/twins.py": ["tests/test_twins.py"],
 }
 COPY = ["src", "tests", "docs", "README.md", "benchmarks", "pyproject.toml"]
 STATUSES = ("killed", "survived", "timeout", "no tests", "suspicious", "skipped", "segfault",
