@@ -56,6 +56,9 @@ def test_inert_keys_are_those_of_techniques_that_are_off(tmp_path):
     assert {"blur_n", "blur_stages", "stage_epochs"} <= inert_keys(base)
     assert not {"blur_n", "blur_stages", "stage_epochs"} & inert_keys(sharp)
     assert not {"lr", "epochs", "model", "batch_size"} & inert_keys(base)
+    # a key two techniques own (sharpening's and deblurring's `padding`) is inert only when
+    # both are off: sharpening uses it although deblurring, which also owns it, is off
+    assert "padding" in inert_keys(base) and "padding" not in inert_keys(sharp)
 
 
 @pytest.mark.parametrize("how", ["one invocation", "cell by cell"])
