@@ -609,3 +609,171 @@ def test_a_run_without_a_test_accuracy_prints_its_status_alone(small, tmp_path, 
     run(exp_of(small, "runs=1", "select_arms='boom'"), tmp_path / "r")
     text = capsys.readouterr().out
     assert re.search(r"^\[1/1\] boom seed 5: diverged \(\d+\.\ds\)$", text, re.M), text
+
+
+# ---- twin runs through the runner (tests/test_twins.py compares a copy with a training) --
+
+GRID = SMALL.replace("epochs = 1", "epochs = 3").replace('[arms.a]\n\n[arms.b]\nlr = 0.001\n',
+                                                     '''grid = { blur_stages = [1, 2] }
+
+[arms.base]
+
+[arms.sharp]
+blur_n = "stages"
+stage_epochs = 1
+''')
+
+
+def _res(out: Path, arm: str, seed: int) -> dict:
+    return json.loads((out / "runs" / arm / f"seed-{seed}" / "result.json").read_text())
+
+
+def _check_copies(out: Path, results: list[dict]) -> None:
+    for s in (5, 6):
+        copy, src = _res(out, "base__blur_stages-2", s), _res(out, "base__blur_stages-1", s)
+        assert copy["twin_of"] == "base__blur_stages-1" and "twin_of" not in src
+        assert (copy["arm"], copy["base_arm"], copy["grid_blur_stages"]) == \
+            ("base__blur_stages-2", "base", 2)
+        assert copy["test_acc"] == src["test_acc"] and copy["seed"] == s
+        for arm in ("sharp__blur_stages-1", "sharp__blur_stages-2"):  # the keys change these
+            assert "twin_of" not in _res(out, arm, s)
+    assert sorted((r["arm"], r["seed"]) for r in results) == sorted(
+        (f"{a}__blur_stages-{k}", s) for a in ("base", "sharp") for k in (1, 2) for s in (5, 6))
+    rows = {(r["arm"], r["seed"]): r for r in results_csv(out)}
+    assert rows[("base__blur_stages-2", "5")]["grid_blur_stages"] == "2"
+    assert rows[("base__blur_stages-2", "5")]["test_acc"] == \
+        rows[("base__blur_stages-1", "5")]["test_acc"]
+
+
+def test_one_invocation_trains_a_twin_group_once_and_copies_it_after(tmp_path):
+    p = tmp_path / "grid.toml"
+    p.write_text(GRID)
+    out, results = run(exp_of(p), tmp_path / "g", quiet=True)
+    _check_copies(out, results)
+    (entry,) = json.loads((out / "history.json").read_text())
+    assert (entry["jobs"], entry["runs"]) == (6, 6)  # base once, sharp in each cell
+
+
+def test_cell_by_cell_a_twin_on_disk_is_copied_and_said(tmp_path, capsys):
+    p = tmp_path / "grid.toml"
+    p.write_text(GRID)
+    exp = exp_of(p)
+    out = tmp_path / "g"
+    for k in (1, 2):  # the --until-decided way: the first cell's arms kept from the record
+        arms = {a: c for a, c in exp.arms.items() if a.endswith(f"-{k}")}
+        _, results = run(exp.model_copy(update={
+            "arms": arms, "cells": {a: exp.cells[a] for a in arms}}), out)
+    text = capsys.readouterr().out
+    for n, s in ((1, 5), (2, 6)):
+        assert f"[{n}/8] base__blur_stages-2 seed {s}: the same run as " \
+               "base__blur_stages-1's, copied\n" in text
+    _check_copies(out, results)  # the kept cell's runs among them, read from disk
+    entry = json.loads((out / "history.json").read_text())[-1]
+    assert (entry["jobs"], entry["runs"]) == (2, 2)  # only the second cell's sharp arm
+
+
+# ---- what an invocation that stops leaves behind --------------------------------------
+
+def test_a_corrupt_result_is_said_on_stderr_and_trained_again(small, tmp_path, capsys):
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    (out / "runs" / "a" / "seed-6" / "result.json").write_text("{half")
+    capsys.readouterr()
+    run(exp_of(small), out, quiet=True)
+    err = capsys.readouterr()
+    lines = [ln for ln in err.err.splitlines() if "again" in ln]
+    assert len(lines) == 1 and "again" not in err.out
+    assert lines[0].startswith("sharpen: ") and "seed-6/result.json: cannot be read" in lines[0]
+    assert lines[0].endswith("; training a seed 6 again")
+    assert _res(out, "a", 6)["status"] == "ok"
+
+
+@pytest.mark.parametrize("exc, said", [(RuntimeError("boom\nmore detail"), "RuntimeError: boom"),
+                                       (KeyboardInterrupt(), "interrupted"),
+                                       (SharpenError("x" * 400), "SharpenError: " + "x" * 286)])
+def test_a_stopped_invocation_says_when_and_why_in_the_history(small, tmp_path, monkeypatch,
+                                                               exc, said):
+    import sharpen.reports
+
+    def fail(out):
+        raise exc
+
+    monkeypatch.setattr(sharpen.reports, "write_report", fail)
+    with pytest.raises(type(exc)):
+        run(exp_of(small), tmp_path / "r", quiet=True)
+    (entry,) = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert entry["stopped"] == said and entry["ended"] >= entry["started"]
+    assert (tmp_path / "r" / "runs" / "a" / "seed-5" / "result.json").exists()  # kept
+
+
+def test_a_directory_this_invocation_made_is_removed_when_nothing_finished(small, tmp_path,
+                                                                          monkeypatch):
+    from sharpen.experiments import job
+
+    real = job.run_group
+
+    def no_data(*a, **k):
+        raise SharpenError("data_dir: no such folder")
+
+    monkeypatch.setattr(job, "run_group", no_data)
+    with pytest.raises(SharpenError, match="no such folder"):
+        run(exp_of(small), tmp_path / "new", quiet=True)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()  # an empty folder holds nothing to lose either
+    with pytest.raises(SharpenError):
+        run(exp_of(small), tmp_path / "empty", quiet=True)
+    assert not (tmp_path / "empty").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("the user's")
+    with pytest.raises(SharpenError):
+        run(exp_of(small), tmp_path / "mine", quiet=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "the user's"
+    # one it made that already holds a finished run, or a checkpoint to resume, is kept
+    calls = []
+
+    def second_fails(cfg, arm, seeds, rdirs, *a, **k):
+        calls.append(arm)
+        if len(calls) == 1:
+            return real(cfg, arm, seeds, rdirs, *a, **k)
+        raise SharpenError("data_dir: gone")
+
+    def checkpoint_then_fail(cfg, arm, seeds, rdirs, *a, **k):
+        Path(rdirs[0]).mkdir(parents=True, exist_ok=True)
+        (Path(rdirs[0]) / "checkpoint.pt").write_bytes(b"a training's state")
+        raise SharpenError("data_dir: gone")
+
+    monkeypatch.setattr(job, "run_group", second_fails)
+    with pytest.raises(SharpenError, match="gone"):
+        run(exp_of(small), tmp_path / "half", quiet=True)
+    assert (tmp_path / "half" / "runs" / "a" / "seed-5" / "result.json").exists()
+    monkeypatch.setattr(job, "run_group", checkpoint_then_fail)
+    with pytest.raises(SharpenError, match="gone"):
+        run(exp_of(small), tmp_path / "ck", quiet=True)
+    assert (tmp_path / "ck" / "runs" / "a" / "seed-5" / "checkpoint.pt").exists()
+
+
+def test_warnings_go_to_stderr_and_a_resume_is_said_indented(small, tmp_path, capsys,
+                                                             monkeypatch):
+    """An idle technique is warned about once on stderr; a group resuming from its
+    checkpoint says so on stdout, indented under its job."""
+    from sharpen.experiments import job
+
+    small.write_text(SMALL.replace("[arms.b]\nlr = 0.001\n",
+                                   '[arms.b]\nlr = 0.001\n'
+                                   'flip_p = {kind = "step", start = 0.0, delta = 0.5, every = 3}\n'))
+    sets = ("runs=1", "epochs=2", "select_arms='a'")
+    real = job.record
+
+    def dying(res, arm, cell, rdir):  # the driver dies after the last epoch's checkpoint
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(job, "record", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run(exp_of(small, *sets), tmp_path / "r", quiet=True)
+    monkeypatch.setattr(job, "record", real)
+    capsys.readouterr()
+    run(exp_of(small, *sets), tmp_path / "r")
+    out = capsys.readouterr().out
+    assert re.search(r"^    resuming after epoch \d from .*checkpoint\.pt$", out, re.M), out
+    run(exp_of(small, "runs=1", "epochs=2", "select_arms='b'"), tmp_path / "w", quiet=True)
+    cap = capsys.readouterr()
+    assert cap.err.count("sharpen: warning: arm 'b': ") == 1 and "warning" not in cap.out
