@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -353,7 +354,7 @@ def test_default_out_dir_and_run_dir_layout(small):
     assert runner.run_dir(Path("o"), "a", 7) == Path("o/runs/a/seed-7")
 
 
-def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch):
+def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch, capsys):
     """The runner's side of --log (the trackers themselves: test_experiments): every run
     that finished, this time or earlier, and only with a tracker named."""
     from sharpen.reports import trackers
@@ -372,7 +373,7 @@ def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch)
             self.closed = True
 
         def viewers(self):
-            return []
+            return [f"view {' '.join(self.names)}"]
 
         def watch(self, pairs):
             import contextlib
@@ -396,6 +397,9 @@ def test_trackers_get_each_finished_run_then_close(small, tmp_path, monkeypatch)
     small.write_text(SMALL)
     run(exp_of(small), out, quiet=True, log=["mlflow"])  # --log alone
     assert len(made) == 3 and made[2].names == ["mlflow"]
+    assert "tracking:" not in capsys.readouterr().out  # quiet: nothing said
+    run(exp_of(small), out, log=["mlflow"])
+    assert "tracking: view mlflow\n" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("backend,workers,jobs,want", [
@@ -650,6 +654,7 @@ def test_one_invocation_trains_a_twin_group_once_and_copies_it_after(tmp_path):
     p.write_text(GRID)
     out, results = run(exp_of(p), tmp_path / "g", quiet=True)
     _check_copies(out, results)
+    assert (out / "schedule.png").stat().st_size > 0  # drawn while the jobs ran
     (entry,) = json.loads((out / "history.json").read_text())
     assert (entry["jobs"], entry["runs"]) == (6, 6)  # base once, sharp in each cell
 
@@ -770,10 +775,27 @@ def test_warnings_go_to_stderr_and_a_resume_is_said_indented(small, tmp_path, ca
     with pytest.raises(KeyboardInterrupt):
         run(exp_of(small, *sets), tmp_path / "r", quiet=True)
     monkeypatch.setattr(job, "record", real)
+    shutil.copytree(tmp_path / "r", tmp_path / "q")
     capsys.readouterr()
+    run(exp_of(small, *sets), tmp_path / "q", quiet=True)
+    assert capsys.readouterr().out == ""  # quiet: not even the resume
     run(exp_of(small, *sets), tmp_path / "r")
     out = capsys.readouterr().out
     assert re.search(r"^    resuming after epoch \d from .*checkpoint\.pt$", out, re.M), out
     run(exp_of(small, "runs=1", "epochs=2", "select_arms='b'"), tmp_path / "w", quiet=True)
     cap = capsys.readouterr()
     assert cap.err.count("sharpen: warning: arm 'b': ") == 1 and "warning" not in cap.out
+
+
+def test_a_failure_before_the_invocation_starts_leaves_the_history_as_it_was(small, tmp_path,
+                                                                            monkeypatch):
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    before = (out / "history.json").read_text()
+
+    def broken():
+        raise SharpenError("no git, no platform")
+
+    monkeypatch.setattr(runner, "environment", broken)
+    with pytest.raises(SharpenError, match="no git, no platform"):  # the error itself
+        run(exp_of(small), out, quiet=True)
+    assert (out / "history.json").read_text() == before
