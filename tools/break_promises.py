@@ -1,0 +1,227 @@
+"""Break each promise of docs/invariants.md on purpose and check that its test fails.
+
+Every promise a module docstring or ``docs/`` makes about behaviour is listed in
+``docs/invariants.md`` with the test that checks it. A test is only trusted once it has been
+seen to fail with the promise broken, so each promise here carries one planted break: an
+exact piece of source and what replaces it. For each promise this script copies the
+repository (source and tests, not ``.git`` or ``.venv``) into a scratch folder, plants the
+break there, runs the promise's tests against that copy (``PYTHONPATH`` puts the copy's
+``src`` first, for subprocesses too) and expects them to fail; then it runs them once on the
+unbroken copy and expects them to pass.
+
+    python tools/break_promises.py              # every promise
+    python tools/break_promises.py P03 P07      # some
+    python tools/break_promises.py --list       # the table, nothing run
+
+Writes ``docs/results/invariants-check.json``: per promise, the break, the tests, and whether
+they failed broken and passed whole. Exit status 1 when any break went unnoticed, an anchor
+is no longer in the source (the promise's entry must be updated), or a test fails unbroken.
+Not part of CI (minutes); ``tests/test_invariants.py`` checks that every promise of the
+document has an entry here and that every anchor is still in the source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "results" / "invariants-check.json"
+
+
+@dataclass(frozen=True)
+class Break:
+    """One promise, the source change that breaks it, and the tests that must notice."""
+
+    promise: str
+    file: str  # under src/sharpen
+    old: str  # exact text, found exactly once
+    new: str
+    tests: tuple[str, ...]
+
+
+PROMISES: dict[str, Break] = {}
+
+
+def promise(pid: str, text: str, file: str, old: str, new: str, *tests: str) -> None:
+    if pid in PROMISES:
+        raise ValueError(f"promise {pid} listed twice")
+    PROMISES[pid] = Break(text, file, old, new, tuple(tests))
+
+
+# --- random streams ------------------------------------------------------------------------------
+promise("P01", "Random streams are independent of each other: each name draws its own numbers",
+        "training/streams.py", 'f"{int(seed)}/{name}"', 'f"{int(seed)}"',
+        "tests/test_invariants.py::test_every_stream_of_a_seed_draws_its_own_numbers_from_the"
+        "_documented_hash")
+promise("P02", "A seed draws the same numbers alone or stacked (its streams follow its seed, "
+        "not its place in the stack)",
+        "training/loop.py", "[generator(s, name, dev) for s in self.seeds]",
+        "[generator(i, name, dev) for i, _ in enumerate(self.seeds)]",
+        "tests/test_stacking.py::test_each_stacked_seed_equals_its_separate_run")
+
+# --- files ---------------------------------------------------------------------------------------
+promise("P03", "Every file is either its old complete version or its new one (a failed write "
+        "keeps the old file)",
+        "io.py", "        os.replace(tmp, path)\n",
+        "        os.replace(tmp, path)\n        path.write_bytes(data[: len(data) // 2])\n",
+        "tests/test_faults.py::test_read_only_or_full_filesystem_gives_clear_error_and_keeps_old_file",
+        "tests/test_faults.py::test_sigkill_at_random_moments_leaves_only_complete_files")
+promise("P04", "A run whose result.json or metrics.csv cannot be read is a run to redo",
+        "rundir.py", 'return SeedRun(arm, seed, d, "corrupt", {}, why)',
+        'return SeedRun(arm, seed, d, "ok", {}, why)',
+        "tests/test_runner.py::test_a_corrupt_result_is_said_on_stderr_and_trained_again")
+
+# --- training ------------------------------------------------------------------------------------
+promise("P05", "Each stacked seed gets its own gradient: the stacked loss is the sum of the "
+        "seeds' mean losses",
+        "training/loop.py", "loss.sum().backward()", "loss.mean().backward()",
+        "tests/test_stacking.py::test_each_stacked_seed_equals_its_separate_run")
+promise("P06", "A resumed run continues with the same numbers as an uninterrupted one",
+        "training/loop.py", '        opt.load_state_dict(resume["optimizer"])\n', "",
+        "tests/test_training.py::test_resume_from_a_checkpoint_gives_the_uninterrupted_numbers",
+        "tests/test_loop.py::test_a_checkpoint_resumes_to_the_uninterrupted_numbers_even_without"
+        "_its_seed_list")
+promise("P07", "A seed whose loss becomes NaN stops recording and the seeds stacked with it go "
+        "on", "training/loop.py", "                if E == 1:\n",
+        "                if True:\n",
+        "tests/test_loop.py::test_a_diverging_seed_stops_recording_while_the_next_goes_on",
+        "tests/test_stacking.py::test_one_diverging_seed_does_not_stop_the_others")
+
+# --- plan, backends, twins -----------------------------------------------------------------------
+promise("P08", "--workers and --backend decide only where groups run: each job sets the "
+        "plan's thread count, so results.csv is byte-identical serially, in processes and on "
+        "Ray", "experiments/backends.py", "    torch.set_num_threads(job.threads)\n",
+        "    torch.set_num_threads(job.threads + (__import__('multiprocessing')"
+        ".parent_process() is not None))\n",
+        "tests/test_stacking.py::test_results_csv_is_byte_identical_serially_in_processes_and_on"
+        "_ray")
+promise("P09", "A twin copy equals a training: a group is copied only from a twin that "
+        "trained the very same seeds", "experiments/twins.py",
+        '"seeds": list(seeds), ', "",
+        "tests/test_twins.py::test_twin_key_ignores_only_the_inert_keys_and_names_the_group_and"
+        "_its_training")
+promise("P10", "A second sharpen process on the same run directory is refused",
+        "io.py", "            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n",
+        "            pass\n",
+        "tests/test_faults.py::test_second_process_on_the_same_run_directory_is_refused")
+promise("P11", "A changed configuration is refused on resume, naming each difference",
+        "experiments/runner.py",
+        "            if old[a].get(k, defaults.get(k)) != new[a].get(k, defaults.get(k)):\n",
+        "            if False:\n",
+        "tests/test_runner.py::test_a_changed_configuration_is_refused_with_its_differences")
+
+# --- reports -------------------------------------------------------------------------------------
+promise("P12", "Runs are paired by seed only within one protocol",
+        "reports/claims.py", "return pa is None or pb is None or pa == pb", "return True",
+        "tests/test_claims_units.py::test_pairing_follows_the_protocols_and_the_shared_seeds",
+        "tests/test_claims_units.py::test_directional_rows_say_what_was_computed")
+promise("P16", "`sharpen compare` pairs rows by seed only when both ran the same protocol",
+        "reports/compare.py", "same = pa is None or pb is None or pa == pb", "same = True",
+        "tests/test_verdicts.py::test_two_folders_of_different_protocol_are_not_paired")
+promise("P13", "The claims of a report are one family: Holm's adjustment keeps its "
+        "family-wise error at 5 %", "reports/stats.py",
+        "min(1.0, (m - k) * float(pvals[i]))", "min(1.0, float(pvals[i]))",
+        "tests/test_verdicts.py::test_a_report_of_8_true_null_claims_keeps_its_family_wise_error_at"
+        "_5_percent")
+
+# --- techniques ----------------------------------------------------------------------------------
+promise("P14", "A technique's hook applies exactly the plan it records and `sharpen schedule` "
+        "prints (randomized deblurring: the planned σ)", "techniques/deblur.py",
+        'self._sigma, self._p = values["sigma"], values["blur_p"]',
+        'self._sigma, self._p = values["sigma"] * 1.5, values["blur_p"]',
+        "tests/test_behaviour.py::test_randomized_deblur_blurs_exactly_the_drawn_batches_with_that"
+        "_epochs_sigma")
+promise("P15", "A technique's hook applies exactly the plan it records (progressive "
+        "sharpening: the planned blur width)", "techniques/sharpening.py",
+        '        n = values["blur_n"]\n', '        n = values["blur_n"] + 2\n',
+        "tests/test_curricula.py::test_staged_sharpening_trains_on_the_blurred_copy_then_the"
+        "_original")
+
+
+def _copy_tree(dst: Path) -> None:
+    skip = {".git", ".venv", "runs", ".mutate", "__pycache__", ".pytest_cache", ".ruff_cache"}
+    for item in ROOT.iterdir():
+        if item.name in skip:
+            continue
+        if item.is_dir():
+            shutil.copytree(item, dst / item.name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(item, dst / item.name)
+
+
+def _pytest(copy: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
+    env = dict(os.environ, PYTHONPATH=str(copy / "src"))
+    env.setdefault("SHARPEN_TEST_DATA", str(ROOT.parent / "shared" / "data"))
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                        *tests], cwd=copy, env=env, capture_output=True, text=True)
+    tail = (p.stdout + p.stderr).strip().splitlines()[-1:] or [""]
+    return p.returncode == 0, tail[0]
+
+
+def anchor_problem(b: Break, root: Path = ROOT) -> str | None:
+    """Why the break cannot be planted (its anchor is missing or ambiguous), else None."""
+    path = root / "src" / "sharpen" / b.file
+    if not path.is_file():
+        return f"{b.file} does not exist"
+    n = path.read_text().count(b.old)
+    return None if n == 1 else f"{b.file}: the anchor occurs {n} times (must be exactly once)"
+
+
+def check(pid: str, b: Break) -> dict:
+    out = {"id": pid, **asdict(b), "anchor": anchor_problem(b)}
+    if out["anchor"]:
+        return out
+    with tempfile.TemporaryDirectory(prefix=f"promise-{pid}-") as tmp:
+        copy = Path(tmp)
+        _copy_tree(copy)
+        t0 = time.perf_counter()
+        out["passes_whole"], out["whole_tail"] = _pytest(copy, b.tests)
+        path = copy / "src" / "sharpen" / b.file
+        path.write_text(path.read_text().replace(b.old, b.new))
+        passed, out["broken_tail"] = _pytest(copy, b.tests)
+        out["fails_broken"] = not passed
+        out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("ids", nargs="*", help="promise ids (default: all)")
+    ap.add_argument("--list", action="store_true", help="print the promises and stop")
+    args = ap.parse_args(argv)
+    unknown = [i for i in args.ids if i not in PROMISES]
+    if unknown:
+        ap.error(f"unknown promise id(s) {unknown}; known: {', '.join(PROMISES)}")
+    ids = args.ids or list(PROMISES)
+    if args.list:
+        for pid in ids:
+            print(f"{pid}  {PROMISES[pid].promise}")
+        return 0
+    previous = {r["id"]: r for r in json.loads(OUT.read_text())["promises"]} if OUT.exists() \
+        else {}
+    bad = 0
+    for pid in ids:
+        r = check(pid, PROMISES[pid])
+        ok = not r["anchor"] and r.get("passes_whole") and r.get("fails_broken")
+        bad += not ok
+        print(f"{pid} {'ok ' if ok else 'BAD'} {r.get('seconds', '-')} s  "
+              f"{r['anchor'] or ('whole: ' + r['whole_tail'] + ' | broken: ' + r['broken_tail'])}",
+              flush=True)
+        previous[pid] = r
+    OUT.write_text(json.dumps({"promises": [previous[k] for k in PROMISES if k in previous]},
+                              indent=2) + "\n")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
