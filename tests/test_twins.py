@@ -226,3 +226,84 @@ def test_find_twin_returns_another_arm_with_the_key_that_trained_the_group(tmp_p
     assert find_twin(rd, "X(0, 1)", "c", (0, 1), keys) is None  # x has that key, never ran
     assert find_twin(rd, "K(0, 2)", "c", (0, 2), keys) is None  # a and b ran (0, 1) only
     assert find_twin(rd, "K(0, 1)", "c", (0, 1), {"x": keys["x"], "b": keys["b"]}) == "b"
+
+
+# ---- a trainer key is never inert, even one a plugin technique's Config re-declares ---------
+
+PLUGIN = '''
+from pydantic import BaseModel, Field
+from sharpen.techniques import Technique
+
+class Brighten(Technique):
+    name = "brighten"
+    plan_columns = ("brighten",)
+
+    class Config(BaseModel):
+        brighten: float = Field(0.0, description="add this to every training pixel")
+        batch_size: int = Field(64, description="re-declared: the trainer's key")
+
+    def __init__(self, amount):
+        self.amount = amount
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(cfg.brighten) if cfg.brighten else None
+
+    def plan(self, epoch, epochs):
+        return {"brighten": self.amount}
+
+    def on_batch(self, state, x, y):
+        return x + self.amount, y
+'''
+
+BATCHES = """
+name = "batches"
+dataset = "synthetic"
+train_size = 100
+test_size = 40
+epochs = 2
+optimizer = "adam"
+lr = 0.003
+threads = 1
+stack_seeds = 1
+runs = 1
+model = "lenet5_dropout"
+brighten = 0.0  # the plugin's own key, off: the file is refused if the plugin is not loaded
+
+[arms.b50]
+batch_size = 50
+
+[arms.b100]
+batch_size = 100
+"""
+
+
+def test_arms_of_different_batch_sizes_are_never_twins_whatever_a_plugin_declares(tmp_path):
+    """A plugin technique (registered by entry point, off in both arms) whose Config
+    re-declares ``batch_size``: the arms still differ in a key the trainer reads, so b100
+    trains; it is not b50's numbers copied (issue 32)."""
+    import os
+    import subprocess
+    import sys
+
+    pkg = tmp_path / "pkg"
+    (pkg / "userpkg_plugin-0.1.dist-info").mkdir(parents=True)
+    (pkg / "userpkg_tech.py").write_text(PLUGIN)
+    (pkg / "userpkg_plugin-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: userpkg-plugin\nVersion: 0.1\n")
+    (pkg / "userpkg_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[sharpen.techniques]\nbrighten = userpkg_tech:Brighten\n")
+    p, out = tmp_path / "b.toml", tmp_path / "r"
+    p.write_text(BATCHES)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(pkg), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    r = subprocess.run([sys.executable, "-m", "sharpen.cli", "run", str(p), "--out", str(out),
+                        "--quiet"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "the same run as" not in r.stdout
+    res = {a: json.loads((out / "runs" / a / "seed-0" / "result.json").read_text())
+           for a in ("b50", "b100")}
+    assert "twin_of" not in res["b100"] and "twin_of" not in res["b50"]
+    assert "Twin runs" not in (out / "report.md").read_text()
+    # trained: b100 takes one step per epoch where b50 takes two, so their losses differ
+    assert res["b100"]["train_loss"] != res["b50"]["train_loss"]

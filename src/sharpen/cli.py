@@ -297,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--metric", default="test_acc",
                     help="test_acc (default), val_acc, selected_test_acc (at the best-val epoch), "
                          "gap, train_loss, test_loss, test_error, seconds, ...")
-    cp.add_argument("--baseline", help="the row compared with (arm, or dir/arm; default the first)")
+    cp.add_argument("--baseline", help="the row compared with (arm, or dir/arm; default: the first "
+                                        "directory's baseline arm, else its first arm)")
     cp.add_argument("--format", default="md", choices=["md", "csv", "latex"],
                     help="Markdown (default), CSV or a LaTeX tabular")
     cp.add_argument("--out", help="also write the table here and the metric's curves beside it "

@@ -21,6 +21,14 @@ file and reason in ``problem``; the runner trains it again.
 The *protocol* of an arm is what makes the runs of two arms comparable seed by seed: with
 the same seed, two arms of the same protocol see the same split, data order and
 initialisation stream. Runs are paired only within one protocol.
+
+Arms keep the experiment file's order everywhere (tables, claims, figures, the default
+baseline: the file's first arm). config.json is written with sorted keys, so the order is
+recorded beside the arms as ``arm_order`` (the file's arm names; a grid's cells follow their
+base arm, then the grid's values). :meth:`RunDir.config` returns the arms in that order. A
+directory made before sharpen recorded it takes the order of the ``experiment.toml`` copied
+into it; failing that its arms are alphabetical, and :func:`arm_order` says so (the report
+prints it).
 """
 
 from __future__ import annotations
@@ -66,6 +74,73 @@ def fingerprint(arm_cfg: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+ARM_ORDER_RECORDED, ARM_ORDER_FILE, ARM_ORDER_ALPHABETICAL = (
+    "recorded", "the experiment file in the directory", "alphabetical")
+
+
+def ordered_arms(names: list[str], order: list[str], cells: dict[str, Any] | None = None,
+                 grid: dict[str, list[Any]] | None = None) -> list[str]:
+    """``names`` in the file's order: by the place of each arm (a grid cell: of its base arm)
+    in ``order``, a grid's cells then by the place of their values on each axis; names
+    ``order`` lacks come last, in the order given."""
+    pos = {a: i for i, a in enumerate(order)}
+    cells, grid = cells or {}, grid or {}
+
+    def where(values: list[Any], v: Any) -> int:
+        return values.index(v) if v in values else len(values)
+
+    def key(name: str) -> tuple[int, tuple[int, ...]]:
+        cell = cells.get(name) or {}
+        return (pos.get(cell.get("arm", name), len(pos)),
+                tuple(where(list(vs), cell.get(axis)) for axis, vs in grid.items()))
+
+    return sorted(names, key=key)  # stable: ties keep the order given
+
+
+def arm_order(cfg: dict[str, Any], root: Path | None = None) -> tuple[list[str], str]:
+    """The arms of a resolved experiment (a config.json) in the file's order, and where that
+    order comes from: ``arm_order`` as recorded; for a directory made before sharpen recorded
+    it, the ``experiment.toml`` (or .yaml) copied into ``root`` when it names every arm and
+    the same experiment; else alphabetical (said by the report: the file's order is lost)."""
+    arms = list(cfg.get("arms") or {})
+    cells, grid = cfg.get("cells") or {}, cfg.get("grid") or {}
+    if cfg.get("arm_order"):
+        return ordered_arms(arms, list(cfg["arm_order"]), cells, grid), ARM_ORDER_RECORDED
+    bases = {(cells.get(a) or {}).get("arm", a) for a in arms}
+    for path in ([] if root is None else
+                 [root / f"experiment{x}" for x in (".toml", ".yaml", ".yml")]):
+        if not path.is_file():
+            continue
+        try:
+            from sharpen.experiments.config.loading import read_file
+
+            raw = read_file(path)
+        except (SharpenError, OSError, UnicodeDecodeError):
+            continue
+        arms_raw = raw.get("arms") or {"default": {}}
+        file_arms = list(arms_raw) if isinstance(arms_raw, dict) else []
+        profile = (raw.get("profiles") or {}).get(cfg.get("profile") or "") or {}
+        for k, v in profile.items() if isinstance(profile, dict) else ():  # arms it adds
+            added = [k.split(".")[1]] if k.startswith("arms.") and k.count(".") >= 2 else \
+                list(v) if k == "arms" and isinstance(v, dict) else []
+            file_arms += [a for a in added if a not in file_arms]
+        if raw.get("name", cfg.get("name")) == cfg.get("name") and bases <= set(file_arms):
+            return ordered_arms(sorted(arms), file_arms, cells, grid), ARM_ORDER_FILE
+    return ordered_arms(sorted(arms), sorted(bases), cells, grid), ARM_ORDER_ALPHABETICAL
+
+
+def in_file_order(cfg: dict[str, Any], root: Path | None = None) -> str:
+    """Put a config.json's arms (and a grid's cells) in the file's order, in place; returns
+    where the order comes from (:func:`arm_order`)."""
+    if not isinstance(cfg.get("arms"), dict):
+        return ARM_ORDER_ALPHABETICAL
+    order, how = arm_order(cfg, root)
+    cfg["arms"] = {a: cfg["arms"][a] for a in order}
+    if isinstance(cfg.get("cells"), dict):
+        cfg["cells"] = {a: cfg["cells"][a] for a in ordered_arms(list(cfg["cells"]), order)}
+    return how
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         obj = json.loads(path.read_text())
@@ -88,13 +163,20 @@ class RunDir:
 
     # whole-directory files ---------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        """The resolved experiment, renamed keys read under their new names."""
+        """The resolved experiment, renamed keys read under their new names, its arms (and
+        a grid's cells) in the experiment file's order (:func:`arm_order`)."""
         from sharpen.experiments.config.renamed import upgrade_keys
 
         path = self.root / CONFIG
         if not path.is_file():
             raise SharpenError(f"{self.root} is not a run directory (no {CONFIG})")
-        return upgrade_keys(_read_json(path), str(path))
+        cfg = upgrade_keys(_read_json(path), str(path))
+        in_file_order(cfg, self.root)
+        return cfg
+
+    def arm_order(self) -> tuple[list[str], str]:
+        """The directory's arms in the file's order and where that order comes from."""
+        return arm_order(self.config(), self.root)
 
     def environment(self) -> dict[str, Any]:
         path = self.root / ENVIRONMENT
@@ -112,11 +194,18 @@ class RunDir:
 
     # per-run files -------------------------------------------------------------------------
     def seed_dirs(self) -> Iterator[tuple[str, int, Path]]:
-        """(arm, seed, folder) of every seed folder, arms and seeds in sorted order."""
+        """(arm, seed, folder) of every seed folder: arms in the file's order (folders of
+        arms config.json lacks after them, sorted), seeds in sorted order."""
         base = self.root / "runs"
         if not base.is_dir():
             return
-        for arm_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        try:
+            order = list(self.config().get("arms") or {})
+        except SharpenError:  # no readable config.json: the runs are still read
+            order = []
+        folders = {p.name: p for p in base.iterdir() if p.is_dir()}
+        for arm in ordered_arms(sorted(folders), order):
+            arm_dir = folders[arm]
             seeds = []
             for d in arm_dir.glob("seed-*"):
                 try:
@@ -203,4 +292,5 @@ class RunDir:
 
 
 __all__ = ["RunDir", "SeedRun", "fingerprint", "protocol_of", "PROTOCOL_KEYS", "FINISHED",
+           "arm_order", "ordered_arms", "in_file_order",
            "CONFIG", "HISTORY", "ENVIRONMENT", "RESULT", "METRICS", "PREDICTIONS", "WEIGHTS"]

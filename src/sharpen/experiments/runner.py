@@ -30,7 +30,7 @@ from sharpen.experiments.config import Experiment
 from sharpen.experiments.plan import Group, groups_of, make_plan, same_seeds
 from sharpen.experiments.twins import copy_run, find_twin, trained_group, twin_key
 from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, check_writable
-from sharpen.rundir import FINISHED, RunDir
+from sharpen.rundir import ARM_ORDER_ALPHABETICAL, FINISHED, RunDir, in_file_order
 
 # timings (seconds, images_per_s) stay in each result.json: results.csv holds only what the
 # configuration and its plan determine, byte for byte
@@ -142,6 +142,9 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
     with DirLock(out):
         for stale in out.rglob(".*.tmp"):  # left by a writer that was killed mid-write
             stale.unlink(missing_ok=True)
+        from sharpen.experiments.sequential import check_bound
+
+        check_bound(out, exp)  # a sequential design's claims stay as it bound them
         resolved = exp.resolved()
         plan = make_plan(exp)
         from sharpen.techniques import idle_warnings
@@ -152,12 +155,18 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
         kept: list[str] = []  # arms of the directory this invocation does not name
         if cfg_path.exists():
             old = json.loads(cfg_path.read_text())
+            other = experiment_diff(old, resolved)
+            if other:
+                raise SharpenError(
+                    f"{out} holds runs of another experiment ({'; '.join(other)}); use another "
+                    f"--out for this one (or `sharpen run {out}` to continue that one)")
             diff = config_diff(old.get("arms", {}), resolved["arms"], common_only=True)
             if diff:
                 shown = "; ".join(diff[:8]) + (f"; … {len(diff) - 8} more" if len(diff) > 8 else "")
                 raise SharpenError(
                     f"{out} holds runs of a different configuration ({shown}); use another "
                     "--out (or delete that directory) to start afresh")
+            old_how = in_file_order(old, out)
             old_plan = old.get("plan") or {"arms": {}}
             for arm in plan["arms"]:  # resuming: an arm keeps its recorded plan
                 if arm in old_plan["arms"] and same_seeds(
@@ -172,6 +181,18 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                     plan["arms"][arm] = old_plan["arms"][arm]
                     if arm in (old.get("cells") or {}):
                         resolved.setdefault("cells", {})[arm] = old["cells"][arm]
+            # arms keep the file's order (its first is the default baseline), the directory's
+            # arms the file lacks after them; an old directory's order, read back from its
+            # experiment file, is recorded from now on
+            order = list(resolved.get("arm_order") or [])
+            if old_how != ARM_ORDER_ALPHABETICAL:
+                for a in old.get("arms") or {}:
+                    base = (old.get("cells") or {}).get(a, {}).get("arm", a)
+                    if base not in order:
+                        order.append(base)
+            resolved["arm_order"] = order
+        if not resolved.get("arm_order"):  # the order is lost: not recorded as if it were known
+            resolved.pop("arm_order", None)
         invocation: dict[str, Any] = {}
         try:
             atomic_write_json(cfg_path, {**resolved, "plan": plan})
@@ -337,6 +358,25 @@ def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException) -> None:
             _log_invocation(out, invocation)
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
+
+
+def experiment_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Why a run directory's experiment (its config.json) is another one than ``new``: its
+    name, its profile or its grid's axes differ (what the runs of one directory share; the
+    arms' keys are :func:`config_diff`'s). Seeds, arms or grid values added to the same
+    experiment grow its directory; its claims, notes and baseline may be edited."""
+    out = []
+    for key, what in (("name", "experiment"), ("profile", "profile")):
+        if key in old and (old[key] or "") != (new.get(key) or ""):
+            out.append(f"{what} {_shown(old[key])} → {_shown(new.get(key))}")
+    axes_old, axes_new = list(old.get("grid") or {}), list(new.get("grid") or {})
+    if sorted(axes_old) != sorted(axes_new):
+        out.append(f"grid axes {axes_old or '(no grid)'} → {axes_new or '(no grid)'}")
+    return out
+
+
+def _shown(name: Any) -> str:
+    return repr(name) if name else "(none)"
 
 
 def config_diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],

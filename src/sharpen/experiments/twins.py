@@ -3,7 +3,8 @@
 A grid often holds an arm its keys do not touch: the baseline in every cell of a blur grid
 carries the cell's ``blur_stages`` but has blurring off, so each cell would train the same
 runs again and get the same numbers. Two arms are *twins* when their configurations agree
-on every key except keys owned only by techniques that are off in both. A group of seeds
+on every key except keys owned only by techniques that are off in both (never a trainer
+key, even one a technique's Config re-declares). A group of seeds
 is reused when its twin trained the very same group (same seeds, stacked the same way, with
 the same threads): the plan fixes every choice that changes float rounding
 (:mod:`sharpen.experiments.plan`), so training it again would repeat its numbers. The
@@ -24,13 +25,16 @@ KEEP_OUT = ("result.json", "checkpoint.pt")  # written last / a training's own s
 
 
 def inert_keys(cfg: Any) -> set[str]:
-    """Keys of ``cfg`` that change nothing: owned by techniques that are off, and not also
-    owned by one that is on."""
+    """Keys of ``cfg`` that change nothing: keys no enabled part of training reads, i.e.
+    owned by techniques that are off, not also owned by one that is on, and never a trainer
+    key (a technique's Config may re-declare ``batch_size``: the trainer still reads it)."""
+    from sharpen.experiments.config.schema import TRAINER_KEYS
     from sharpen.techniques import TECHNIQUES, techniques_for
 
     on = {type(t) for t in techniques_for(cfg)}
     used = {k for cls in on if cls in TECHNIQUES for k in cls.Config.model_fields}
-    return {k for cls in TECHNIQUES if cls not in on for k in cls.Config.model_fields} - used
+    off = {k for cls in TECHNIQUES if cls not in on for k in cls.Config.model_fields}
+    return off - used - TRAINER_KEYS
 
 
 def twin_key(cfg: Any, plan_entry: dict[str, Any], seeds: tuple[int, ...]) -> str:

@@ -2,10 +2,12 @@
 
 Rows are ``arm`` (one directory) or ``dir/arm`` (several). For the chosen metric each row
 gives n, mean, sample sd, the 95 % Student-t interval of the mean, best and worst, and its
-comparison with a baseline row: paired by seed where the two share seeds (directories run
-with the same seeds pair up too), else Welch's unpaired test, labelled. Formats: Markdown,
-CSV, or a LaTeX ``tabular`` ready to ``\\input``. With ``--out`` the curves of the metric
-(per-epoch metrics only) are drawn per row with 95 % bands, as PNG and PDF.
+comparison with a baseline row (default: the first directory's baseline arm, else its first
+arm; rows keep each directory's arm order, the experiment file's): paired by seed where the
+two share seeds (directories run with the same seeds pair up too), else Welch's unpaired
+test, labelled. Formats: Markdown, CSV, or a LaTeX ``tabular`` ready to ``\\input``. With
+``--out`` the curves of the metric (per-epoch metrics only) are drawn per row with 95 %
+bands, as PNG and PDF.
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ def compare_table(dirs: list[Path], metric: str = "test_acc", baseline: str | No
     values, _, order, protocols = _rows_of([Path(d) for d in dirs])
     if not order:
         raise SharpenError("no finished runs in " + ", ".join(map(str, dirs)))
-    base = baseline or order[0]
+    # default: the first directory's baseline arm (its `baseline`, else its file's first arm)
+    first = RunDir(dirs[0]).config().get("baseline")
+    if first and len(dirs) > 1:
+        first = f"{Path(dirs[0]).name}/{first}"
+    base = baseline or (first if first in values else order[0])
     if base not in values:
         raise SharpenError(f"--baseline {base!r}: not a row; rows: {', '.join(order)}")
     base_vals = metric_of({"x": values[base]}, "x", metric)

@@ -74,8 +74,7 @@ def stage_jumps(run_dir: Path, base: str) -> tuple[str, list[dict[str, Any]]]:
 
     ref = curves(base)
     rows: list[dict[str, Any]] = []
-    arms = sorted(dirs)
-    for arm in arms:
+    for arm in dirs:  # the file's order (RunDir.seed_dirs)
         if arm == base:
             continue
         cur = curves(arm)

@@ -22,7 +22,7 @@ from sharpen.reports.tables import (
     published_table,
     table_rows,
 )
-from sharpen.rundir import RunDir
+from sharpen.rundir import ARM_ORDER_ALPHABETICAL, RunDir
 
 DEFAULT_MARGIN = 0.01  # directories made before experiments wrote published_margin
 
@@ -143,7 +143,7 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     if runs.problems:
         parts += ["Runs whose files cannot be read count as not run (the next `sharpen run` "
                   "of this directory trains them again): " + "; ".join(runs.problems), ""]
-    present = [a for a in arms if a in values]
+    present = [a for a in arms if a in values]  # in the file's order (RunDir.config)
     if len(present) > 1 and not cfg.get("cells"):
         base = baseline or cfg.get("baseline") or present[0]
         if baseline is None and base not in present:  # the file's baseline arm was not run
@@ -151,6 +151,14 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
         if base not in present:
             raise SharpenError(f"baseline {base!r} is not an arm with results; arms: "
                                f"{', '.join(present)}")
+        if rd.arm_order()[1] == ARM_ORDER_ALPHABETICAL:
+            parts += ["The arms are listed alphabetically: this directory was made before "
+                      "sharpen recorded the order of the arms in the experiment file, and holds "
+                      "no experiment file to read it from." + (
+                          f" The baseline `{base}` is the alphabetically first arm with results, "
+                          "not necessarily the file's first: give `sharpen report DIR "
+                          "--baseline ARM` to choose it." if base != baseline and
+                          base != cfg.get("baseline") else ""), ""]
         metric = "test_error" if cfg.get("report_error") else "test_acc"
         parts += [f"## Paired comparisons with `{base}` ({metric.replace('_', ' ')}, final epoch)",
                   "", "Arms of one protocol (dataset, split, epochs: the same images in the same "

@@ -163,6 +163,13 @@ def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | 
         raise SharpenError(f"{cfg_path}: not valid JSON ({exc})") from None
     cfg.pop("plan", None)
     upgrade_keys(cfg, str(cfg_path))
+    from sharpen.rundir import ARM_ORDER_ALPHABETICAL, in_file_order
+
+    if in_file_order(cfg, cfg_path.parent) != ARM_ORDER_ALPHABETICAL and \
+            isinstance(cfg.get("arms"), dict) and not cfg.get("arm_order"):
+        # an old directory's order, read back from its experiment file: recorded from now on
+        cfg["arm_order"] = list(dict.fromkeys(
+            (cfg.get("cells") or {}).get(a, {}).get("arm", a) for a in cfg["arms"]))
     for item in overrides or []:
         k, sep, v = item.partition("=")
         k = k.strip()
@@ -192,6 +199,7 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
     arms_raw = raw.get("arms") or {"default": {}}
     if not isinstance(arms_raw, dict):
         raise SharpenError(f"{path}: 'arms' must be a table of named arms")
+    order = list(arms_raw)  # the file's order, recorded: the first arm is the default baseline
     select = raw.get("select_arms")
     if select is not None:  # run only these arms (a profile or --arms may narrow the list)
         if isinstance(select, str):
@@ -225,7 +233,7 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
             if k in EXPERIMENT_KEYS - {"arms", "profiles", "select_arms", "grid"}}
     meta.setdefault("name", path.stem)
     exp = _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile,
-                                 "grid": grid, "cells": cells}, path, "")
+                                 "grid": grid, "cells": cells, "arm_order": order}, path, "")
     _check_claims(exp, set(raw.get("arms") or {"default": {}}) | set(arms), path)
     _check_published_grid(exp.published_grid, set(raw.get("arms") or {"default": {}}), path)
     return exp

@@ -191,6 +191,9 @@ def _compose() -> type[BaseModel]:
 
 
 RunConfig: Any = _compose()
+# the trainer's and the data's keys: read by every run, whatever techniques it enables (a
+# technique that re-declares one, say batch_size, does not make it its own)
+TRAINER_KEYS = frozenset(_RunBase.model_fields)
 
 
 EXPERIMENT_KEYS = {"name", "description", "paper", "runs", "seed", "arms", "profiles",
@@ -321,6 +324,9 @@ class Experiment(BaseModel):
     published_grid: dict[str, dict[str, list[int | float]]] = Field(default_factory=dict)
     # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}
     cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # the file's arms in the file's order, select_arms's left-out ones too: config.json is
+    # written with sorted keys, and the first arm is the default baseline (sharpen.rundir)
+    arm_order: list[str] = Field(default_factory=list)
 
     @property
     def seeds(self) -> list[int]:

@@ -1,0 +1,229 @@
+"""A run directory is one experiment, its arms in the experiment file's order: the file's
+first arm is the baseline (unless ``baseline`` says otherwise) in every table, claim,
+comparison and rebuilt report; a different experiment run into it is refused, naming what
+differs, while the same experiment grown with --runs or --arms resumes. Through the command
+line, as a user meets it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sharpen.cli import main
+
+# arms deliberately not in alphabetical order: plain is the file's first (the baseline)
+ORDER = """
+name = "order"
+runs = 2
+seed = 1
+dataset = "synthetic"
+train_size = 60
+test_size = 40
+model = "lenet5_dropout"
+epochs = 1
+batch_size = 30
+optimizer = "adam"
+lr = 0.003
+threads = 1
+stack_seeds = 1
+
+[arms.plain]
+
+[arms.inverted]
+lr = 0.001
+
+[arms.middle]
+lr = 0.002
+
+[profiles.other]
+epochs = 1
+
+[[claims]]
+claim = "middle beats plain"
+arm = "middle"
+op = ">"
+than = "plain"
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_curves(monkeypatch):
+    """The figures cost seconds per run; their arm order is the list given (tested here)."""
+    from sharpen.reports import report
+
+    drawn: list[list[str]] = []
+    monkeypatch.setattr(report, "plot_curves", lambda run_dir, arms, **k: drawn.append(arms))
+    return drawn
+
+
+def _file(tmp_path: Path, text: str = ORDER, name: str = "order.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _arms_of_table(text: str, section: str) -> list[str]:
+    """The first column of the Markdown table under ``section`` in a report."""
+    body = text.split(section, 1)[1].split("\n## ", 1)[0]
+    return [line.split("|")[1].strip() for line in body.splitlines()
+            if line.startswith("| ") and not line.startswith("| arm ")
+            and not line.startswith("| claim ")]
+
+
+def _check_file_order(out: Path, arms: list[str]) -> None:
+    report = (out / "report.md").read_text()
+    base = arms[0]
+    assert f"## Paired comparisons with `{base}` (test acc" in report
+    assert _arms_of_table(report, "## Results (final epoch)") == arms
+    assert _arms_of_table(report, "## Paired comparisons with") == arms[1:]
+    with open(out / "table.csv") as f:
+        assert [r["arm"] for r in csv.DictReader(f)] == arms
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["arm"] for r in summary["arms"]] == arms
+
+
+def test_the_files_first_arm_is_the_baseline_everywhere(tmp_path, capsys, no_curves):
+    out = tmp_path / "r"
+    assert main(["run", str(_file(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert [line.split("|")[1].strip() for line in printed.splitlines()
+            if line.startswith("| ") and not line.startswith("| arm ")] == \
+        ["plain", "inverted", "middle"]
+    assert json.loads((out / "config.json").read_text())["arm_order"] == \
+        ["plain", "inverted", "middle"]
+    _check_file_order(out, ["plain", "inverted", "middle"])
+    assert no_curves[-1] == ["plain", "inverted", "middle"]  # the curves' legend order
+    report = (out / "report.md").read_text()
+    assert "middle − plain" in report  # the claim paired with the file's baseline
+
+    # `sharpen report DIR` rebuilds the same report from the files alone
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").read_text() == report
+    # `sharpen compare DIR`: rows in the file's order, each compared with the baseline
+    capsys.readouterr()
+    assert main(["compare", str(out), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [r["row"] for r in rows] == ["plain", "inverted", "middle"]
+    assert [r["vs"] for r in rows] == ["", "plain", "plain"]
+
+
+def test_compare_pairs_with_the_directorys_baseline_key(tmp_path, capsys):
+    out = tmp_path / "r"
+    text = ORDER.replace('name = "order"', 'name = "order"\nbaseline = "middle"')
+    assert main(["run", str(_file(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    assert "## Paired comparisons with `middle`" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["compare", str(out), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [r["row"] for r in rows] == ["plain", "inverted", "middle"]
+    assert [r["vs"] for r in rows] == ["middle", "middle", ""]
+
+
+def test_arms_added_later_take_their_place_in_the_files_order(tmp_path):
+    p, out = _file(tmp_path), tmp_path / "r"
+    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "middle,inverted"]) == 0
+    # plain not run yet: the first arm that ran is compared with
+    assert "## Paired comparisons with `inverted`" in (out / "report.md").read_text()
+    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "plain"]) == 0
+    _check_file_order(out, ["plain", "inverted", "middle"])
+    # grown by `sharpen run DIR --runs 3`: the recorded order stays
+    assert main(["run", str(out), "--runs", "3", "--quiet"]) == 0
+    _check_file_order(out, ["plain", "inverted", "middle"])
+    assert json.loads((out / "summary.json").read_text())["seeds"] == [1, 2, 3]
+
+
+def test_a_directory_made_before_the_order_was_recorded(tmp_path):
+    """An old config.json (sorted arms, no arm_order): the order is read back from the
+    experiment file copied into the directory; without one the report says the arms are
+    alphabetical and that the baseline is the alphabetically first, never silently."""
+    out = tmp_path / "r"
+    assert main(["run", str(_file(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["arm_order"]
+    (out / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    assert main(["report", str(out)]) == 0
+    _check_file_order(out, ["plain", "inverted", "middle"])
+    assert "alphabetically" not in (out / "report.md").read_text()
+
+    (out / "experiment.toml").unlink()
+    assert main(["report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    _check_file_order(out, ["inverted", "middle", "plain"])
+    assert ("The arms are listed alphabetically: this directory was made before sharpen "
+            "recorded the order of the arms in the experiment file" in report)
+    assert "The baseline `inverted` is the alphabetically first arm with results" in report
+    assert main(["report", str(out), "--baseline", "plain"]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Paired comparisons with `plain`" in report and "The baseline `" not in report
+    # a rerun with the file records the file's order again
+    assert main(["run", str(_file(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    _check_file_order(out, ["plain", "inverted", "middle"])
+
+
+def test_a_grids_cells_follow_the_files_arms_then_the_grids_values(tmp_path):
+    text = ORDER.replace("runs = 2", 'runs = 1\ngrid = { batch_size = [30, 20] }') \
+        .split("[[claims]]")[0]
+    out = tmp_path / "g"
+    assert main(["run", str(_file(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    head = (out / "report.md").read_text().split("## Grid", 1)[1].splitlines()[2]
+    assert [c.strip() for c in head.split("|")[1:-1]] == ["batch_size", "plain", "inverted",
+                                                           "middle"]
+    rows = [r.split("|")[1].strip() for r in
+            (out / "report.md").read_text().split("## Grid", 1)[1].splitlines()[4:6]]
+    assert rows == ["30", "20"]  # the grid's order, not the text's
+
+
+# --- a different experiment is refused -------------------------------------------------------
+
+
+def test_a_different_experiment_into_a_directory_is_refused(tmp_path, capsys):
+    out = tmp_path / "q"
+    assert main(["run", "quickstart", "--profile", "smoke", "--set", "dataset=synthetic",
+                 "--out", str(out), "--quiet"]) == 0
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["run", "sharpening-mnist", "--profile", "smoke", "--set", "dataset=synthetic",
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"sharpen: error: {out} holds runs of another experiment (experiment "
+                   "'quickstart' → 'sharpening-mnist'); use another --out for this one (or "
+                   f"`sharpen run {out}` to continue that one)\n")
+    # nothing changed: quickstart's claim and name are still there
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["name"] == "quickstart" and len(cfg["claims"]) == 1
+
+    # a changed profile (same arms, same keys) is refused, named
+    assert main(["run", "quickstart", "--profile", "quick", "--set", "dataset=synthetic",
+                 "--set", "epochs=1", "--set", "runs=1", "--set", "train_size=600",
+                 "--set", "val_size=100", "--set", "test_size=500", "--out", str(out),
+                 "--quiet"]) == 2
+    assert "another experiment (profile 'smoke' → 'quick')" in capsys.readouterr().err
+    # the same experiment grown with more seeds resumes, and `sharpen run DIR` continues it
+    assert main(["run", "quickstart", "--profile", "smoke", "--set", "dataset=synthetic",
+                 "--runs", "2", "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(out), "--quiet"]) == 0
+    assert json.loads((out / "summary.json").read_text())["seeds"] == [0, 1]
+
+
+def test_the_same_file_under_another_name_or_grid_is_another_experiment(tmp_path, capsys):
+    p, out = _file(tmp_path), tmp_path / "r"
+    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "plain"]) == 0
+    renamed = _file(tmp_path, ORDER.replace('name = "order"', 'name = "other"'), "b.toml")
+    assert main(["run", str(renamed), "--out", str(out), "--quiet", "--arms", "inverted"]) == 2
+    assert "another experiment (experiment 'order' → 'other')" in capsys.readouterr().err
+    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "inverted",
+                 "--axis", "batch_size=30,20"]) == 2
+    assert re.search(r"another experiment \(grid axes \(no grid\) → \['batch_size'\]\)",
+                     capsys.readouterr().err)
+    assert main(["run", str(p), "--out", str(out), "--quiet", "--profile", "other",
+                 "--arms", "inverted"]) == 2
+    assert "another experiment (profile (none) → 'other')" in capsys.readouterr().err
+    # the same experiment grown by an arm joins it
+    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "inverted"]) == 0
+    _check_file_order(out, ["plain", "inverted"])
