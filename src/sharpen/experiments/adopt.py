@@ -15,6 +15,9 @@ def adopt_claims(run_dir: Path, experiment: str) -> None:
 
     exp = load_experiment(experiment)
     cfg = RunDir(run_dir).config()
+    from sharpen.experiments.sequential import check_bound
+
+    check_bound(Path(run_dir), exp)  # a sequential design's claims stay as it bound them
     cfg["claims"] = [c.model_dump() for c in exp.claims]
     cfg["published_margin"] = exp.published_margin
     if exp.baseline is not None:

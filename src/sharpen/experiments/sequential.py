@@ -12,12 +12,22 @@ continues the same plan and the report rebuilds from files alone.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_json
-from sharpen.reports.sequential import SEQUENTIAL, SequentialPlan, decide, read_record
+from sharpen.reports.sequential import (
+    SEQUENTIAL,
+    SequentialPlan,
+    bound_design,
+    check_claims,
+    decide,
+    design,
+    read_record,
+    refuse_changes,
+)
 
 DEFAULT_STEP = 5  # seeds per look when the file does not fix stack_seeds
 
@@ -63,6 +73,33 @@ def _units(exp: Any, claims: list[dict[str, Any]]) -> list[tuple[str, Any, list[
     return out
 
 
+def _base_arms(exp: Any) -> list[str]:
+    """The experiment's own arms (a grid's base arms, not its cells')."""
+    return sorted({c["arm"] for c in exp.cells.values()} if exp.cells else set(exp.arms))
+
+
+def check_bound(out: Path, exp: Any) -> None:
+    """Refuse a run into a directory grown by --until-decided whose claims this experiment
+    changed (the runner asks before it writes config.json)."""
+    check_claims(out, [c.model_dump() for c in exp.claims], _base_arms(exp))
+
+
+def _lost(out: Path, arms: list[str], seeds: list[int]) -> dict[str, dict[str, str]]:
+    """The look's seeds that gave no value, per arm: seed → failed, diverged, corrupt or
+    missing (no result at all)."""
+    from sharpen.reports.claims import load_runs
+
+    status = load_runs(out).status
+    lost = {a: {str(s): status.get(a, {}).get(s, "missing") for s in seeds
+                if status.get(a, {}).get(s) != "ok"} for a in arms}
+    return {a: seeds for a, seeds in lost.items() if seeds}
+
+
+def _said(lost: dict[str, dict[str, str]]) -> str:
+    return "; ".join(f"{a} seed(s) " + ", ".join(f"{s} ({st})" for s, st in seeds.items())
+                     for a, seeds in lost.items())
+
+
 def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                       step: int | None = None, quiet: bool = False, **run_kw: Any
                       ) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
@@ -85,21 +122,19 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     # the family: every claim in every cell (a map of 9 cells is 9 questions), Bonferroni
     m = len(claims) * len(units)
     record = read_record(out)
+    plan = SequentialPlan.make(looks, 0.05, m) if record is None else \
+        SequentialPlan.from_dict(record["plan"])
+    wanted = design(claims, _base_arms(exp), looks, 0.05, m, [key for key, _, _ in units])
     if record is None:
-        plan = SequentialPlan.make(looks, 0.05, m)
         record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
                   "ops": [c["op"] for c in claims], "cells": len(units) if exp.cells else 0,
-                  "units": {}}
-    else:
-        plan = SequentialPlan.from_dict(record["plan"])
-        if plan.looks != looks or record["claims"] != [c["claim"] for c in claims] \
-                or plan.claims != m:
-            raise SharpenError(f"{out / SEQUENTIAL}: this directory's sequential plan has looks "
-                               f"{plan.looks} over claims {record['claims']} (a family of "
-                               f"{plan.claims}); this command asks for looks {looks} over "
-                               f"{[c['claim'] for c in claims]} in {len(units)} cell(s) (a "
-                               f"family of {m}) (give another --out, or the same --max-runs, "
-                               "--step and grid)")
+                  "design": wanted, "units": {}}
+    else:  # the design is bound: any change to a claim, the looks or the grid is refused
+        from sharpen.rundir import RunDir
+
+        bound = bound_design(record, {} if record.get("design") else RunDir(out).config())
+        refuse_changes(out / SEQUENTIAL, bound, wanted)
+        record["design"] = bound  # a record made before designs were bound: now bound
     for cfg in exp.arms.values():  # each look's new seeds train as one group of g
         if cfg.stack_seeds == "auto":
             cfg.stack_seeds = g if not stack_blockers(cfg) else 1
@@ -117,18 +152,37 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
             sub.runs = n
             out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
             ran = True
+            lost = _lost(out, list(sub.arms), sub.seeds)
+            if any(st != "diverged" for seeds in lost.values() for st in seeds.values()):
+                # a crash or a killed job may not happen again: its seeds train once more
+                # (a diverged run would diverge again)
+                if not quiet:
+                    print(f"look {k + 1}: {_said(lost)} did not finish; training them once "
+                          "more", flush=True)
+                out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
+                lost = _lost(out, list(sub.arms), sub.seeds)
             runs = load_runs(out).only(set(sub.seeds))  # this look's seeds, no later ones
-            thr = plan.nominal[k]
-            look: dict[str, Any] = {"n": n, "threshold": thr, "claims": []}
+            look: dict[str, Any] = {"n": n, "threshold": plan.nominal[k], "claims": []}
+            if lost:
+                look["lost"] = lost
             for i, c in enumerate(mapped):
                 r, _ = _prejudge(c, runs)
-                new = None if str(i) in rec["decisions"] else decide(r.p, r.direction,
-                                                                      c["op"], thr)
+                # a look is judged on the n it is named for; a claim whose seeds did not all
+                # finish is judged on those that did, at the design's threshold for that n
+                # (an earlier look's, stricter), never at this look's looser one
+                thr = plan.nominal[k] if r.n >= n else plan.threshold_reached(r.n)
+                before = str(i) in rec["decisions"]  # decided at an earlier look: final
+                new = None if before else decide(r.p, r.direction, c["op"], thr)
                 look["claims"].append({"p": r.p, "direction": r.direction, "n": r.n,
-                                       "decision": new})
+                                       "threshold": thr, "decision": new})
                 if new:
-                    rec["decisions"][str(i)] = {"verdict": new, "n": n, "p": r.p,
+                    rec["decisions"][str(i)] = {"verdict": new, "n": r.n, "look": n, "p": r.p,
                                                 "threshold": thr}
+                if r.n < n and not before:
+                    print(f"sharpen: warning: {f'{key}: ' if key else ''}look {k + 1} at n = "
+                          f"{n}: {c['claim']!r} judged on the {r.n} seeds that finished "
+                          f"({_said(lost)} did not), at the threshold for n = {r.n}: "
+                          f"{thr:.3g}", file=sys.stderr, flush=True)
             rec["looks"].append(look)
             rec["finished"] = len(rec["decisions"]) == len(claims) or n == plan.looks[-1]
             atomic_write_json(out / SEQUENTIAL, record)

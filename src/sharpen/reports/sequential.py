@@ -143,6 +143,13 @@ class SequentialPlan:
             raise SharpenError(f"n = {n} is not a look of this plan ({self.looks})")
         return self.nominal[self.looks.index(n)]
 
+    def threshold_reached(self, n: int) -> float:
+        """The threshold for a claim judged on ``n`` seeds at a look whose seeds did not all
+        finish: the design's threshold for the last look ``n`` reaches (0, no decision,
+        below the first look), never a later look's looser one."""
+        reached = [p for look, p in zip(self.looks, self.nominal) if look <= n]
+        return reached[-1] if reached else 0.0
+
 
 def decide(p: float | None, direction: int, op: str, threshold: float) -> str | None:
     """A claim's decision at one look, or None while it stays open: ``p`` its two-sided
@@ -204,6 +211,116 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
                            "so it cannot be guessed: remove it to start the looks again") from None
 
 
+# what decides a claim (its text names it); paper_says and effect only describe it
+BOUND_KEYS = ("claim", "arm", "op", "than", "value", "metric", "tolerance")
+
+
+def bound_claim(claim: dict[str, Any]) -> dict[str, Any]:
+    """The part of a claim's definition a sequential design binds, in a canonical form (a
+    rival list's order means nothing; numbers as floats)."""
+    c = {k: claim.get(k) for k in BOUND_KEYS}
+    c["metric"] = c["metric"] or "test_acc"
+    c["tolerance"] = float(c["tolerance"] or 0.0)
+    c["value"] = None if c["value"] is None else float(c["value"])
+    if isinstance(c["than"], list | tuple):
+        c["than"] = sorted(c["than"])
+    return c
+
+
+def _cell_key(key: str) -> str:
+    """A unit key with its axes in sorted order (config.json stores the grid sorted)."""
+    return ", ".join(sorted(key.split(", "))) if key else key
+
+
+def design(claims: Sequence[dict[str, Any]], base_arms: Sequence[str], looks: Sequence[int],
+           alpha: float, family: int, cells: Sequence[str]) -> dict[str, Any]:
+    """Everything a sequential design's decisions depend on, bound when it is made: each
+    claim's definition, the level, the looks (step and budget), the family and the grid's
+    cells; the arms too when a ``best``/``worst`` claim without ``than`` takes every other
+    arm as its rivals."""
+    implicit = any(c["op"] in ("best", "worst") and not c.get("than") for c in claims)
+    return {"claims": [bound_claim(c) for c in claims], "alpha": alpha,
+            "step": looks[0], "budget": looks[-1], "looks": list(looks),
+            "family": family, "cells": sorted(_cell_key(k) for k in cells),
+            "arms": sorted(base_arms) if implicit else None}
+
+
+def base_arms_of(config: dict[str, Any]) -> list[str]:
+    """The experiment's own arms (a grid's base arms, not its cells') from config.json."""
+    cells = config.get("cells") or {}
+    return sorted({c["arm"] for c in cells.values()} if cells else set(config.get("arms") or {}))
+
+
+def bound_design(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The design a record binds: its own, or for a record made before designs were bound,
+    what its plan and the directory's config.json say."""
+    if record.get("design"):
+        return record["design"]
+    axes = list(config.get("grid") or {})
+    cells = sorted({", ".join(f"{a}={c[a]}" for a in axes)
+                    for c in (config.get("cells") or {}).values()}) if axes else [""]
+    plan = record["plan"]
+    return design(config.get("claims") or [], base_arms_of(config), plan["looks"],
+                  plan["alpha"], plan["claims"], cells)
+
+
+_FIELDS = {"alpha": "the family's level α", "step": "seeds per look (--step)",
+           "budget": "seeds per arm at most (--max-runs or max_runs, a whole number of steps)",
+           "looks": "the looks", "family": "the family's size (claims × cells)",
+           "cells": "the grid's cells",
+           "arms": "the arms (the rivals of a best/worst claim without `than`)"}
+
+
+def design_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between a bound design and the one an invocation asks for, as
+    "claim 1 ('…') op: '>' → '<'" lines; empty when they are the same design."""
+    out: list[str] = []
+    oc, nc = old["claims"], new["claims"]
+    for i, (a, b) in enumerate(zip(oc, nc), 1):
+        for k in BOUND_KEYS:
+            if a.get(k) != b.get(k):
+                out.append(f"claim {i} ({a['claim']!r}) {k}: {a.get(k)!r} → {b.get(k)!r}")
+    if len(oc) != len(nc):
+        gone = [c["claim"] for c in oc[len(nc):]]
+        added = [c["claim"] for c in nc[len(oc):]]
+        out.append(f"claims: {len(oc)} → {len(nc)}" + (f" ({gone} removed)" if gone else "")
+                   + (f" ({added} added)" if added else ""))
+    for k, what in _FIELDS.items():
+        if k == "family" and out:  # follows from the claims or cells already named
+            continue
+        if old.get(k) != new.get(k):
+            out.append(f"{k} ({what}): {old.get(k)} → {new.get(k)}")
+    return out
+
+
+def refuse_changes(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Raise when ``new`` is not the design ``path`` binds, naming each changed field."""
+    changes = design_changes(old, new)
+    if changes:
+        raise SharpenError(
+            f"{path}: this directory's sequential design binds its claims and looks, and "
+            f"this command changes them: {'; '.join(changes)}. Decisions already taken "
+            "cannot be re-judged under another definition: start a new design with another "
+            "--out (or restore the file's claims and the same --step / --max-runs)")
+
+
+def check_claims(run_dir: Path, claims: Sequence[dict[str, Any]], base_arms: Sequence[str]
+                 ) -> None:
+    """Refuse claims that differ from those a directory's sequential design binds (a plain
+    ``sharpen run`` or ``report --claims-from`` into a directory grown by --until-decided):
+    its decisions would stand beside a claims table judging another definition."""
+    rec = read_record(run_dir)
+    if rec is None:
+        return
+    from sharpen.rundir import RunDir
+
+    old = bound_design(rec, {} if rec.get("design") else RunDir(run_dir).config())
+    new = {**old, "claims": [bound_claim(c) for c in claims]}
+    if old.get("arms") is not None:  # the directory keeps its arms: a new one joins them
+        new["arms"] = sorted(set(old["arms"]) | set(base_arms))
+    refuse_changes(Path(run_dir) / SEQUENTIAL, old, new)
+
+
 def _threshold(p: float) -> str:
     """A look's nominal p; 0 where the look spends less α than the boundary's Monte Carlo
     resolves (O'Brien–Fleming's first looks), so no claim can be decided there."""
@@ -234,16 +351,20 @@ def report_section(run_dir: Path) -> list[str]:
              + ".",
              "", ("| cell " if grid else "") + "| claim | decided | at n | p | threshold |",
              "|---" * (6 if grid else 5) + "|"]
-    spent = 0
+    short = []  # looks whose seeds did not all finish
     for key, u in units.items():
         last = u["looks"][-1] if u["looks"] else None
-        spent = max(spent, last["n"] if last else 0)
+        short += [f"{key + ', ' if grid else ''}look at n = {lk['n']}: " + "; ".join(
+            f"{a} seed(s) " + ", ".join(f"{s} ({st})" for s, st in seeds.items())
+            for a, seeds in lk["lost"].items()) for lk in u["looks"] if lk.get("lost")]
         for i, claim in enumerate(rec["claims"]):
             cell = f"| {key} " if grid else ""
             half = 2 if ops[i] == "~" else 1  # TOST: each one-sided test at half
             d = u["decisions"].get(str(i))
             if d:
-                lines.append(f"{cell}| {claim} | **{d['verdict']}** | {d['n']} | {d['p']:.3g} | "
+                at = f"{d['n']} (look at {d['look']})" if d.get("look", d["n"]) != d["n"] \
+                    else f"{d['n']}"
+                lines.append(f"{cell}| {claim} | **{d['verdict']}** | {at} | {d['p']:.3g} | "
                              f"{d['threshold'] / half:.3g} |")
             elif last is None:
                 lines.append(f"{cell}| {claim} | not yet looked at | – | – | – |")
@@ -252,6 +373,13 @@ def report_section(run_dir: Path) -> list[str]:
                 why = (f"undecided: the budget of {last['n']} seeds is spent" if u["finished"]
                        else "open")
                 p = "–" if c["p"] is None else f"{c['p']:.3g}"
-                lines.append(f"{cell}| {claim} | {why} | {last['n']} | {p} | "
-                             f"{last['threshold'] / half:.3g} |")
+                at = f"{c['n']} (look at {last['n']})" if c["n"] < last["n"] and \
+                    last.get("lost") else f"{last['n']}"
+                lines.append(f"{cell}| {claim} | {why} | {at} | {p} | "
+                             f"{c.get('threshold', last['threshold']) / half:.3g} |")
+    if short:
+        lines += ["", "Seeds that did not finish at their look (trained once more, then left "
+                  "out): " + " · ".join(short) + ". A claim on those arms was judged on the "
+                  "seeds that finished, at the design's threshold for that n (the last look "
+                  "it reaches), never at the look's own, looser one."]
     return lines + [""]
