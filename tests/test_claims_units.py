@@ -331,7 +331,8 @@ def test_equivalence_rows_inside_and_outside_the_margin():
                           "0.0312)")
     unpaired = _runs({"a": 0.950, "b": 0.949}, protocol={"a": "p1", "b": "p2"})
     r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.02}, unpaired)
-    assert r.interval == "95 %" and r.test == "Welch t-test (unpaired)" and r.direction == 1
+    assert r.interval == "90 % (TOST, ± 2.00 pp)" and r.test == "TOST (Welch, unpaired)"
+    assert r.direction == 1
 
 
 # --- rows checked number by number against scipy / statsmodels / a hand enumeration ---------
@@ -463,22 +464,26 @@ def test_the_equivalence_margin_is_inclusive_paired_and_unpaired():
     assert r.direction == 1 and r.test == "exact sign-flip TOST (no spread)"
     unpaired = replace(flat, protocol={"a": "p1", "b": "p2"})
     r = _one(claim, unpaired)
-    assert r.direction == 1 and r.interval == "95 %"
+    assert r.direction == 1 and r.interval == "90 % (TOST, ± 25.00 pp)"
     r = _one({**claim, "tolerance": 0.2}, unpaired)
     assert r.direction == -1
 
 
-def test_unpaired_equivalence_is_judged_by_welchs_interval():
+def test_unpaired_equivalence_is_judged_by_two_one_sided_welch_tests():
+    # issue 32: the same question as paired TOST, never Welch's difference test
     runs = _runs({"a": 0.950, "b": 0.946}, protocol={"a": "p1", "b": "p2"})
     r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": "2 pp"}, runs)
     xa, xb = np.array(_vals(runs, "a")), np.array(_vals(runs, "b"))
     va, vb = xa.var(ddof=1) / 5, xb.var(ddof=1) / 5
     df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 4)
     diff = xa.mean() - xb.mean()
-    half = st.t.ppf(0.975, df) * math.sqrt(va + vb)
+    half = st.t.ppf(0.95, df) * math.sqrt(va + vb)  # the 90 % interval of TOST at 5 %
     assert r.estimate == f"a − b: {_pp(diff)} [{_pp(diff - half)}, {_pp(diff + half)}]"
-    assert r.p == pytest.approx(st.ttest_ind(xa, xb, equal_var=False).pvalue)
-    assert r.test == "Welch t-test (unpaired)" and r.notes == ["unpaired (different protocols)"]
+    assert r.p == pytest.approx(max(
+        st.ttest_ind(xa + 0.02, xb, equal_var=False, alternative="greater").pvalue,
+        st.ttest_ind(xa - 0.02, xb, equal_var=False, alternative="less").pvalue))
+    assert r.test == "TOST (Welch, unpaired)" and r.notes == ["unpaired (different protocols)"]
+    assert r.p_exact is None  # no exact test without pairs
 
 
 def test_rows_without_spread_say_which_test_spoke():

@@ -40,11 +40,11 @@ from sharpen.reports.stats import (
     holm,
     min_detectable,
     min_sign_flip_p,
-    one_sided_beyond,
     paired_diff,
     seeds_needed,
     tost,
     undecidable,
+    welch_tost,
 )
 from sharpen.rundir import RunDir
 
@@ -263,27 +263,28 @@ def _directional(r: ClaimResult, m: Any, op: str, d: list[float], label: str, to
         r.verdict = UNTESTED
         return r, None
     if op == "~":
-        e = tost(d, tol) if c.paired else None
-        if e is None:  # unpaired: judge with Welch's interval only
-            r.estimate = f"{label}: {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
-            r.interval, r.test, r.p = "95 %", c.test, c.p
-            r.direction = 1 if abs(c.diff) <= tol else -1
-            return r, c
+        # an equivalence question however the runs pair: paired TOST, else Welch's TOST
+        e = tost(d, tol) if c.paired else welch_tost(c.xa, c.xb, tol)
         r.interval = f"90 % (TOST, ± {m.fmt(tol, True).lstrip('+')})"
         r.p_exact = e.p_exact
-        if not e.spread:
+        if not e.spread and c.paired:
             r.estimate = (f"{label}: {m.fmt(e.diff, True)} (no spread: n = {e.n} identical "
                           f"differences; exact p = {e.p_exact:.3g})")
+        elif not e.spread:  # unpaired, neither arm varies: no test at all
+            r.estimate = f"{label}: {m.fmt(e.diff, True)} (no interval: no spread in either arm)"
+            r.interval = ""
         else:
             r.estimate = f"{label}: {m.fmt(e.diff, True)} {_fmt_ci(m, e.ci_low, e.ci_high)}"
         inside = abs(e.diff) <= tol  # type: ignore[arg-type]
         r.direction = 1 if inside else -1
         if inside:
-            r.test = "TOST (paired t)" if e.spread else "exact sign-flip TOST (no spread)"
+            r.test = e.test if e.spread else "exact sign-flip TOST (no spread)" if c.paired \
+                else "none (no spread in either arm)"
             r.p = e.p if e.spread else e.p_exact
         else:
-            r.test = "one-sided t beyond the margin"
-            r.p = one_sided_beyond(d, tol)
+            r.test = ("one-sided t beyond the margin" if c.paired else
+                      "one-sided Welch t beyond the margin (unpaired)")
+            r.p = e.p_beyond
             r.p_exact = None
         return r, c
     want = 1 if op == ">" else -1
@@ -463,7 +464,8 @@ FAMILY_TEXT = (
     "t-test's, two-sided (a directional claim is judged on the side the paper claims, so each "
     "direction is tested at 2.5 %); the exact sign-flip test's when the per-seed differences "
     "have no spread; for `~` claims two one-sided tests (TOST) at the stated margin, with "
-    "their 90 % interval. Holm's step-down adjustment (the numbers of statsmodels `multipletests`) over the "
+    "their 90 % interval (Welch's for arms of different protocols, which do not pair). "
+    "Holm's step-down adjustment (the numbers of statsmodels `multipletests`) over the "
     "family decides the verdicts at 5 %: **supported** (significant on the claimed side), "
     "**contradicted** (significant on the other side), **not supported** (not significant: "
     "our n cannot tell), **undecidable at n = N** (no outcome at this n could be "

@@ -11,7 +11,8 @@ statsmodels; the sign-flip test is an exact enumeration (checked against
 * :func:`sign_flip`: exact permutation p-value of a mean difference (all 2ⁿ sign patterns
   up to n = 20, a fixed-seed Monte Carlo of 200,000 patterns above).
 * :func:`holm`: Holm's step-down adjustment (equal to statsmodels ``multipletests``).
-* :func:`tost`: two one-sided tests of |difference| < tolerance (statsmodels ``ttost_paired``).
+* :func:`tost`: two one-sided tests of |difference| < tolerance (statsmodels ``ttost_paired``);
+  :func:`welch_tost` the same for unpaired arms (statsmodels ``ttost_ind``, unequal variances).
 * :func:`min_detectable` / :func:`seeds_needed`: paired-t power (statsmodels ``TTestPower``).
 * :func:`against_published`: our mean against a published mean, as an equivalence question
   with margin ε: reproduced, better, worse or undecided.
@@ -152,6 +153,8 @@ class Comparison:
     left_out: list[int] = field(default_factory=list)  # seeds of one arm missing in the other
     diffs: list[float] = field(default_factory=list)  # the per-seed differences (paired)
     why_unpaired: str = ""
+    xa: list[float] = field(default_factory=list)  # the two arms' values (unpaired: Welch)
+    xb: list[float] = field(default_factory=list)
 
     @property
     def decision_p(self) -> float | None:
@@ -207,7 +210,7 @@ def welch(xa: Sequence[float], xb: Sequence[float]) -> Comparison:
     xa, xb = [float(x) for x in xa], [float(x) for x in xb]
     na, nb = len(xa), len(xb)
     c = Comparison(paired=False, test="Welch t-test (unpaired)", n=min(na, nb), n_a=na, n_b=nb,
-                   effect_name="g")
+                   effect_name="g", xa=xa, xb=xb)
     if na and nb:
         c.diff = statistics.fmean(xa) - statistics.fmean(xb)
     if na < 2 or nb < 2:
@@ -220,7 +223,7 @@ def welch(xa: Sequence[float], xb: Sequence[float]) -> Comparison:
     if se2 == 0:
         c.spread, c.test = False, "none (no spread in either arm)"
         return c
-    df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
+    df = _welch_df(va / na, vb / nb, na, nb)
     half = _t(df) * math.sqrt(se2)
     pooled = math.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2))
     c.ci_low, c.ci_high = c.diff - half, c.diff + half  # type: ignore[operator]
@@ -228,6 +231,11 @@ def welch(xa: Sequence[float], xb: Sequence[float]) -> Comparison:
     c.sd = pooled
     c.effect = c.diff / pooled * (1 - 3 / (4 * (na + nb) - 9))  # type: ignore[operator]
     return c
+
+
+def _welch_df(ua: float, ub: float, na: int, nb: int) -> float:
+    """Welch–Satterthwaite degrees of freedom of ua + ub (each a variance of a mean)."""
+    return (ua + ub) ** 2 / (ua**2 / (na - 1) + ub**2 / (nb - 1))
 
 
 # --- families, equivalence, power ---------------------------------------------------------------
@@ -261,6 +269,9 @@ class Equivalence:
     p: float | None  # TOST p: the larger of the two one-sided p-values
     p_exact: float | None  # the same with exact one-sided sign-flip tests
     spread: bool = True
+    # p of |difference| > tol on the side the estimate lies (a `~` claim contradicted)
+    p_beyond: float | None = None
+    test: str = "TOST (paired t)"
 
 
 def tost(d: Sequence[float], tol: float, alpha: float = ALPHA) -> Equivalence:
@@ -281,6 +292,39 @@ def tost(d: Sequence[float], tol: float, alpha: float = ALPHA) -> Equivalence:
     e.p = float(ttost_paired(np.asarray(d), np.zeros(len(d)), -tol, tol)[0])
     half = _t(len(d) - 1, 1 - 2 * alpha) * sm["sd"] / math.sqrt(len(d))
     e.ci_low, e.ci_high = sm["mean"] - half, sm["mean"] + half
+    e.p_beyond = one_sided_beyond(d, tol)
+    return e
+
+
+def welch_tost(xa: Sequence[float], xb: Sequence[float], tol: float, alpha: float = ALPHA
+               ) -> Equivalence:
+    """Equivalence of two unpaired arms, mean(a) − mean(b) within ± ``tol``: two one-sided
+    Welch tests (Welch–Satterthwaite df; statsmodels ``ttost_ind(usevar="unequal")``), their
+    1 − 2α Welch interval, and the one-sided Welch p that the difference lies beyond the
+    margin on the estimate's side. The same question as :func:`tost` asks of paired runs:
+    a claim's meaning never depends on how its runs pair. No exact counterpart."""
+    from scipy import stats
+
+    xa, xb = [float(x) for x in xa], [float(x) for x in xb]
+    na, nb = len(xa), len(xb)
+    diff = statistics.fmean(xa) - statistics.fmean(xb) if na and nb else None
+    e = Equivalence(n=min(na, nb), diff=diff, ci_low=None, ci_high=None, p=None, p_exact=None,
+                    test="TOST (Welch, unpaired)")
+    if na < 2 or nb < 2:
+        return e
+    ua, ub = statistics.variance(xa) / na, statistics.variance(xb) / nb
+    if ua + ub == 0:
+        e.spread = False
+        return e
+    se, df = math.sqrt(ua + ub), _welch_df(ua, ub, na, nb)
+    p_low = float(stats.t.sf((diff + tol) / se, df))  # H0: diff ≤ −tol
+    p_high = float(stats.t.cdf((diff - tol) / se, df))  # H0: diff ≥ +tol
+    e.p = max(p_low, p_high)
+    half = _t(df, 1 - 2 * alpha) * se
+    e.ci_low, e.ci_high = diff - half, diff + half
+    # beyond the margin on the estimate's side (a `~` claim contradicted)
+    e.p_beyond = float(stats.t.sf((diff - tol) / se, df) if diff >= 0 else
+                       stats.t.cdf((diff + tol) / se, df))
     return e
 
 
