@@ -370,3 +370,87 @@ def test_a_claim_reached_with_fewer_seeds_gets_the_threshold_of_the_last_look_re
     assert plan.threshold_reached(5) == plan.threshold_reached(3) == plan.nominal[0]
     assert plan.threshold_reached(2) == plan.threshold_reached(0) == 0.0  # below the first
     assert plan.nominal == sorted(plan.nominal)  # so never looser than the look's own
+
+
+def test_a_claim_edited_between_invocations_is_refused_naming_the_field(tmp_path, capsys):
+    """Issue 32, item 5: the design binds the whole claim definition, the looks and the
+    level. `op` flipped with the same text, a new bar, another step or budget: each is
+    refused naming the claim and the field (old → new), and nothing in the directory
+    changes; the same definition continues; a record made before designs were bound binds
+    what config.json says."""
+    from sharpen.cli import main
+
+    p, out = tmp_path / "seq.toml", tmp_path / "r"
+    text = ONE_ARM.format(args="{}", value=0.0)
+    p.write_text(text)
+    seq = ["run", str(p), "--until-decided", "--step", "3", "--max-runs", "6", "--out",
+           str(out), "--workers", "1", "--quiet"]
+    assert main(seq) == 0
+    files = {f: (out / f).read_bytes() for f in ("sequential.json", "config.json", "report.md")}
+
+    def refused(args, *said):
+        capsys.readouterr()
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        for s in said:
+            assert s in err, err
+        assert "start a new design with another --out" in err
+        for f, b in files.items():  # nothing rewritten: no report mixing two definitions
+            assert (out / f).read_bytes() == b, f
+
+    p.write_text(text.replace('op = ">"', 'op = "<"'))
+    refused(seq, f"{out / 'sequential.json'}: ", "claim 1 ('a beats the bar') op: '>' → '<'")
+    rec = json.loads(files["sequential.json"])
+    assert rec["design"]["claims"] == [{"claim": "a beats the bar", "arm": "a", "op": ">",
+                                        "than": None, "value": 0.0, "metric": "test_acc",
+                                        "tolerance": 0.0}]
+    assert (rec["design"]["step"], rec["design"]["budget"], rec["design"]["alpha"]) == \
+        (3, 6, 0.05)
+    # a plain run into the directory, and adopting the edited claims, are refused alike
+    refused(["run", str(p), "--runs", "3", "--out", str(out), "--workers", "1", "--quiet"],
+            "claim 1 ('a beats the bar') op: '>' → '<'")
+    refused(["report", str(out), "--claims-from", str(p)], "op: '>' → '<'")
+    p.write_text(text.replace("value = 0.0", "value = 0.1"))
+    refused(seq, "claim 1 ('a beats the bar') value: 0.0 → 0.1")
+    p.write_text(text)
+    refused([*seq[:3], "--step", "2", *seq[5:]], "step (seeds per look, --step): 3 → 2")
+    refused([*seq[:5], "--max-runs", "9", *seq[7:]], "budget (seeds per arm at most")
+    assert main(seq) == 0  # the same design continues (here: nothing left to look at)
+    assert (out / "sequential.json").read_bytes() == files["sequential.json"]
+    # a record from before designs were bound (docs/results): bound from config.json
+    old = {k: v for k, v in rec.items() if k != "design"}
+    (out / "sequential.json").write_text(json.dumps(old))
+    files = {f: (out / f).read_bytes() for f in files}
+    p.write_text(text.replace('op = ">"', 'op = "<"'))
+    refused(seq, "claim 1 ('a beats the bar') op: '>' → '<'")
+    p.write_text(text)
+    assert main(seq) == 0
+    assert json.loads((out / "sequential.json").read_text())["design"] == rec["design"]
+
+
+SEQUENTIAL_RESULTS = ["sharpening-map-mnist", "sharpening-map-fashion-mnist",
+                      "deblur-map-cifar10", "sharpening-map-quick", "deblur-map-quick"]
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL_RESULTS)
+def test_records_from_before_designs_were_bound_rebuild_and_bind_their_config(name):
+    """docs/results' sequential.json files have no bound design: their report section is
+    rebuilt unchanged, and they bind what their config.json says (its claims, the plan's
+    looks): the experiment file they ran passes, an edited claim is refused."""
+    from pathlib import Path
+
+    from sharpen import SharpenError
+    from sharpen.experiments import load_experiment
+    from sharpen.experiments.sequential import check_bound
+    from sharpen.reports.sequential import read_record, report_section
+
+    d = Path(__file__).parents[1] / "docs" / "results" / name
+    rec = read_record(d)
+    assert rec is not None and "design" not in rec
+    assert "\n".join(report_section(d)) in (d / "report.md").read_text()
+    cfg = json.loads((d / "config.json").read_text())
+    exp = load_experiment(str(d / "experiment.toml"), cfg.get("profile"))
+    check_bound(d, exp)
+    exp.claims[0].op = "<" if exp.claims[0].op != "<" else ">"
+    with pytest.raises(SharpenError, match=r"claim 1 \(.*\) op: '.' → '.'.*another --out"):
+        check_bound(d, exp)

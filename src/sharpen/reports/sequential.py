@@ -264,11 +264,11 @@ def bound_design(record: dict[str, Any], config: dict[str, Any]) -> dict[str, An
                   plan["alpha"], plan["claims"], cells)
 
 
-_FIELDS = {"alpha": "the family's level α", "step": "seeds per look (--step)",
-           "budget": "seeds per arm at most (--max-runs or max_runs, a whole number of steps)",
-           "looks": "the looks", "family": "the family's size (claims × cells)",
-           "cells": "the grid's cells",
-           "arms": "the arms (the rivals of a best/worst claim without `than`)"}
+_FIELDS = {"alpha": "the family's level α", "step": "seeds per look, --step",
+           "budget": "seeds per arm at most, --max-runs or max_runs in whole steps",
+           "looks": "the looks", "cells": "the grid's cells",
+           "arms": "the arms, the rivals of a best/worst claim without `than`",
+           "family": "the family's size, claims × cells"}
 
 
 def design_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -286,7 +286,7 @@ def design_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         out.append(f"claims: {len(oc)} → {len(nc)}" + (f" ({gone} removed)" if gone else "")
                    + (f" ({added} added)" if added else ""))
     for k, what in _FIELDS.items():
-        if k == "family" and out:  # follows from the claims or cells already named
+        if k in ("family", "looks") and out:  # follows from what is already named
             continue
         if old.get(k) != new.get(k):
             out.append(f"{k} ({what}): {old.get(k)} → {new.get(k)}")
