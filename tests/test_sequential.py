@@ -238,10 +238,13 @@ def test_until_decided_on_a_grid_runs_each_cell_its_own_design(tmp_path):
 class FailSeeds(Hook):
     """Stands in for any fault of a look's new seeds: seeds in ``always`` raise every time
     (a bug that comes back), seeds in ``once`` only the first time (a killed job), counted
-    by a file per seed in ``marks``."""
+    by a file per seed in ``marks``; seeds in ``nan`` get a NaN loss (they diverge)."""
 
-    def __init__(self, always=(), once=(), marks=""):
-        self.always, self.once, self.marks = set(always), set(once), marks
+    def __init__(self, always=(), once=(), marks="", nan=()):
+        self.always, self.once, self.marks, self.nan = set(always), set(once), marks, set(nan)
+
+    def on_loss(self, state, loss, out, y):
+        return loss * float("nan") if self.nan & set(state.seeds) else loss
 
     def on_batch(self, state, x, y):
         for s in state.seeds:
@@ -288,13 +291,14 @@ def _one_sample_p(xs, v0):
 
 
 def test_a_look_whose_new_seeds_fail_is_not_judged_at_its_looser_threshold(tmp_path, capsys):
-    """Issue 32, item 4: the n = 6 look's new seeds all fail, every time. The look must not
-    re-test seeds 0-2 at n = 6's threshold (0.045) after they stayed undecided at n = 3's
-    (0.0056): it records the n it was judged on and uses the design's threshold for it."""
+    """Issue 32, item 4: the n = 6 look's new seeds all fail, every time (two crash, one
+    diverges). The look must not re-test seeds 0-2 at n = 6's threshold (0.045) after they
+    stayed undecided at n = 3's (0.0056): it records the n it was judged on and uses the
+    design's threshold for it."""
     from sharpen.cli import main
 
     p, out = tmp_path / "seq.toml", tmp_path / "r"
-    args = "{ always = [3, 4, 5] }"
+    args = "{ always = [3, 4], nan = [5] }"
     p.write_text(ONE_ARM.format(args=args, value=0.0))
     assert main(["run", str(p), "--runs", "3", "--out", str(out), "--quiet", "--workers", "1"]) == 0
     x = _accs(out, "a", range(3))  # seeds 0-2, as the n = 3 look will see them
@@ -315,15 +319,16 @@ def test_a_look_whose_new_seeds_fail_is_not_judged_at_its_looser_threshold(tmp_p
     (unit,) = rec["units"].values()
     # no decision from seeds 0-2 (undecided at n = 3) at the n = 6 look's threshold
     assert unit["decisions"] == {} and unit["finished"]
-    assert "look 2: a seed(s) 3 (failed), 4 (failed), 5 (failed) did not finish; training " \
-           "them once more" in cap.out
+    # the crashed seeds are trained once more; the diverged one would diverge again
+    assert "look 2: a seed(s) 3 (failed), 4 (failed) did not finish; training them once " \
+           "more" in cap.out
     first, second = unit["looks"]
     assert first["n"] == 3 and first["claims"][0]["n"] == 3
     assert first["claims"][0]["p"] == pytest.approx(_one_sample_p(x, v0))
     assert first["claims"][0]["decision"] is None
     # the n = 6 look: judged on the 3 seeds that finished, at the threshold for n = 3
     assert second["n"] == 6 and second["lost"] == {"a": {"3": "failed", "4": "failed",
-                                                        "5": "failed"}}
+                                                        "5": "diverged"}}
     c = second["claims"][0]
     assert c["n"] == 3 and c["threshold"] == pytest.approx(lo)
     assert c["p"] == pytest.approx(_one_sample_p(x, v0)) and c["decision"] is None

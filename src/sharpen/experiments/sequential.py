@@ -97,7 +97,7 @@ def _lost(out: Path, arms: list[str], seeds: list[int]) -> dict[str, dict[str, s
 
 def _said(lost: dict[str, dict[str, str]]) -> str:
     return "; ".join(f"{a} seed(s) " + ", ".join(f"{s} ({st})" for s, st in seeds.items())
-                     for a, seeds in lost.items())
+                     for a, seeds in lost.items() if seeds)
 
 
 def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
@@ -153,11 +153,13 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
             out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
             ran = True
             lost = _lost(out, list(sub.arms), sub.seeds)
-            if any(st != "diverged" for seeds in lost.values() for st in seeds.values()):
+            again = {a: {s: st for s, st in seeds.items() if st != "diverged"}
+                     for a, seeds in lost.items()}
+            if any(again.values()):
                 # a crash or a killed job may not happen again: its seeds train once more
                 # (a diverged run would diverge again)
                 if not quiet:
-                    print(f"look {k + 1}: {_said(lost)} did not finish; training them once "
+                    print(f"look {k + 1}: {_said(again)} did not finish; training them once "
                           "more", flush=True)
                 out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
                 lost = _lost(out, list(sub.arms), sub.seeds)
