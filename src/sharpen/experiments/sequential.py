@@ -8,6 +8,12 @@ as one group of ``step`` (the same groups whatever the looks before), which keep
 number equal to an uninterrupted run's. The design and every look are written to
 ``sequential.json`` in the run directory before and after each look, so a resumed run
 continues the same plan and the report rebuilds from files alone.
+
+The design binds its definition (every claim, the level, step, budget and cells): a later
+invocation that changes any of it is refused, naming the field. A look is judged on the n
+it is named for: seeds of a look that did not finish are trained once more, and a claim
+whose seeds still fall short is judged on those that finished at the design's threshold for
+that n, never at the look's own, looser one.
 """
 
 from __future__ import annotations
@@ -192,7 +198,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                 where = f"{key}: " if key else ""
                 print(f"{where}look {k + 1}/{len(plan.looks)} at n = {n}: "
                       f"{len(rec['decisions'])}/{len(claims)} claims decided (nominal p ≤ "
-                      f"{thr:.3g} each)", flush=True)
+                      f"{plan.nominal[k]:.3g} each)", flush=True)
     if not ran:  # every look was judged earlier: the runs as they stand
         exp.runs = max((u["looks"][-1]["n"] for u in record["units"].values() if u["looks"]),
                        default=plan.looks[0])

@@ -25,7 +25,10 @@ has its own, stricter threshold:
 
 Assumptions: the per-seed differences are independent and roughly normal (the same model
 the fixed-n t-tests assume); looks are at the group ends fixed in advance. The plan (looks,
-level, boundaries) is recorded before the first look and reused on resume.
+level, boundaries) is recorded before the first look and reused on resume, with the design
+it binds (each claim's definition, step, budget, cells: :func:`design`), which no later
+invocation may change. A look is judged on its own n; a claim whose seeds fell short is
+judged at the threshold of the last look its n reaches (:meth:`SequentialPlan.threshold_reached`).
 """
 
 from __future__ import annotations
