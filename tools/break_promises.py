@@ -133,6 +133,19 @@ promise("P13", "The claims of a report are one family: Holm's adjustment keeps i
         "tests/test_verdicts.py::test_a_report_of_8_true_null_claims_keeps_its_family_wise_error_at"
         "_5_percent")
 
+# --- sequential designs (issue 32, items 4 and 5) ----------------------------------------------
+promise("P20", "A sequential look is judged only at the threshold of the n it reached: seeds "
+        "that did not finish never buy a looser threshold", "experiments/sequential.py",
+        "thr = plan.nominal[k] if r.n >= n else plan.threshold_reached(r.n)",
+        "thr = plan.nominal[k]",
+        "tests/test_sequential.py::test_a_look_whose_new_seeds_fail_is_not_judged_at_its_looser"
+        "_threshold")
+promise("P21", "A sequential design binds every claim's definition: an edited claim, step or "
+        "budget is refused, naming the field", "experiments/sequential.py",
+        "refuse_changes(out / SEQUENTIAL, bound, wanted)", "pass",
+        "tests/test_sequential.py::test_a_claim_edited_between_invocations_is_refused_naming_the"
+        "_field")
+
 # --- techniques ----------------------------------------------------------------------------------
 promise("P14", "A technique's hook applies exactly the plan it records and `sharpen schedule` "
         "prints (randomized deblurring: the planned σ)", "techniques/deblur.py",
