@@ -240,25 +240,35 @@ def test_grid_best_cell_is_chosen_on_validation(tmp_path):
 def test_against_published_is_an_equivalence_question_with_four_outcomes():
     from sharpen.reports.stats import against_published
     xs = [0.84, 0.86, 0.85, 0.83, 0.87]
-    # the interval of a difference of two means of 5 runs with equal sd: Welch with equal
-    # variances and sizes has 2(n − 1) = 8 degrees of freedom (scipy on a mirrored sample)
+    # the paper's mean of 5 runs, our sd standing in for theirs: only our s is observed, so
+    # s·√(1/5 + 1/5) with n − 1 = 4 degrees of freedom (issue 32: not 2(n − 1))
     s = stats.tstd(xs)
-    half = stats.t.ppf(0.975, 8) * s * math.sqrt(2 / 5)
-    mirror = [x - 0.85 + 0.80 for x in xs]  # the published runs: our spread, their mean
-    ref = stats.ttest_ind(xs, mirror, equal_var=False).confidence_interval(0.95)
-    a = against_published(xs, 0.80, 0.01)
+    half = stats.t.ppf(0.975, 4) * s * math.sqrt(2 / 5)
+    ref = stats.t.interval(0.95, 4, loc=0.05, scale=s * math.sqrt(2 / 5))
+    a = against_published(xs, 0.80, 0.01, runs=5)
     assert a["diff"] == pytest.approx(0.05) and a["half"] == pytest.approx(half)
-    assert (a["diff"] - a["half"], a["diff"] + a["half"]) == pytest.approx((ref.low, ref.high))
+    assert (a["diff"] - a["half"], a["diff"] + a["half"]) == pytest.approx(ref)
     assert a["verdict"] == "better than published"
-    half90 = stats.t.ppf(0.95, 8) * s * math.sqrt(2 / 5)
+    half90 = stats.t.ppf(0.95, 4) * s * math.sqrt(2 / 5)
     assert a["half90"] == pytest.approx(half90)
+    assert a["assumption"] == "the paper's n = 5, our sd as its sd"
+    # one published run (no n given): the pooled two-sample t of ours against one value
+    one = against_published(xs, 0.80, 0.01)
+    ref1 = stats.ttest_ind(xs, [0.80], equal_var=True).confidence_interval(0.95)
+    assert (one["diff"] - one["half"], one["diff"] + one["half"]) == pytest.approx(
+        (ref1.low, ref1.high))
+    assert one["assumption"] == "one run (no n given), our sd as its sd"
     # reproduced: the 90 % interval inside ± margin; just outside it, undecided
     m = half90 + 0.001
-    assert against_published(xs, 0.85, m)["verdict"] == "reproduced"
-    assert against_published(xs, 0.85 + 0.002, m)["verdict"] == "undecided"
-    assert against_published(xs, 0.85 + 1.01 * half, 0.001)["verdict"] == "worse than published"
+    assert against_published(xs, 0.85, m, runs=5)["verdict"] == "reproduced"
+    assert against_published(xs, 0.85 + 0.002, m, runs=5)["verdict"] == "undecided"
+    assert against_published(xs, 0.85 + 1.01 * half, 0.001, runs=5)["verdict"] \
+        == "worse than published"
+    # the published number's rounding widens both intervals by half a unit
+    r = against_published(xs, 0.85 + 1.01 * half, 0.001, runs=5, rounding=0.005)
+    assert r["half"] == pytest.approx(half + 0.005) and r["verdict"] == "undecided"
     # for a lower-is-better metric, higher is worse
-    assert against_published(xs, 0.80, 0.01, higher_is_better=False)["verdict"] \
+    assert against_published(xs, 0.80, 0.01, higher_is_better=False, runs=5)["verdict"] \
         == "worse than published"
     assert against_published([0.9], 0.9, 0.01)["verdict"].startswith("untested")
     assert against_published([0.9, 0.9], 0.9, 0.01)["verdict"] == "undecidable at n = 2"
@@ -275,8 +285,10 @@ def test_published_grid_is_set_beside_ours_cell_by_cell(tmp_path):
     md = write_report(d).read_text()
     rows = [ln for ln in md.splitlines() if ln.startswith(("| 0.1 | m |", "| 0.01 | m |"))]
     assert rows[0].startswith("| 0.1 | m | 51.00 [") and "| 51.00 | +0.00 ± " in rows[0]
-    # sd 1 pp at n = 3: the 90 % interval (± 2.27 · t₀.₉₅/t₀.₉₇₅) is wider than ± 1 pp
-    assert rows[0].endswith("| undecided |")
+    # sd 1 pp at n = 3: the 90 % interval is wider than ± 1 pp; the paper's n not given:
+    # one run, and 0.51 is known to ± 0.005
+    assert rows[0].endswith("| one run (no n given), our sd as its sd; ± 0.5 pp rounding | "
+                            "undecided |")
     assert "| 70.00 | +21.00 ± " in rows[1] and rows[1].endswith("| better than published |")
     assert "Of 2 cells: reproduced 0, better than published 1, undecided 1." in md
     assert "- m: our best lr 0.01 (mean on test), the paper's table's best 0.01." in md

@@ -422,7 +422,8 @@ def test_published_numbers_get_four_outcomes(tmp_path):
         "| reproduced |")
     assert next(ln for ln in md.splitlines() if ln.startswith("| b | test_acc |")).endswith(
         "| better than published |")
-    assert "2(n − 1) degrees of freedom" in md and "± 1 pp" in md
+    assert "n − 1 degrees of freedom" in md and "± 1 pp" in md
+    assert "2(n − 1)" not in md  # issue 32: only our sd is observed
 
 
 def test_the_claims_table_shows_power_and_the_seeds_a_stated_effect_needs(tmp_path):

@@ -9,7 +9,7 @@ from sharpen.rundir import CONFIG, RunDir
 
 
 def adopt_claims(run_dir: Path, experiment: str) -> None:
-    """Record an experiment file's claims (baseline, published margin) in ``run_dir``'s
+    """Record an experiment file's claims (baseline, published numbers and margin) in ``run_dir``'s
     config.json; the report is then rebuilt from the directory alone, as always."""
     from sharpen.experiments import load_experiment
 
@@ -20,6 +20,10 @@ def adopt_claims(run_dir: Path, experiment: str) -> None:
     check_bound(Path(run_dir), exp)  # a sequential design's claims stay as it bound them
     cfg["claims"] = [c.model_dump() for c in exp.claims]
     cfg["published_margin"] = exp.published_margin
+    # the paper's numbers with what it states of them (runs, sd, rounding, protocol)
+    cfg["published"] = exp.published
+    cfg["published_grid"] = exp.published_grid
+    cfg["published_protocol"] = exp.published_protocol
     if exp.baseline is not None:
         cfg["baseline"] = exp.baseline
     atomic_write_json(Path(run_dir) / CONFIG, cfg)

@@ -206,20 +206,28 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
 
         parts += map_section(run_dir, cfg, runs)
         parts += budget_section(run_dir, cfg, runs)
-    agree = (f"The paper gives no spread, so its runs are taken to have our sd s and our n: "
-             f"the difference of the two means has standard error s·√(2/n) with 2(n − 1) degrees "
-             f"of freedom. **reproduced**: the 90 % interval of the difference lies within ± "
-             f"{100 * margin:g} pp (two one-sided tests at 5 %; the margin is the experiment's "
-             f"`published_margin`); else **better** / **worse than published** when the 95 % "
-             f"interval excludes 0; else **undecided** (docs/methods/statistics.md, \"Ours "
-             f"beside a published number\").")
+    agree = (f"The difference of our mean and the paper's is judged with what the paper "
+             f"states of its runs (the column \"the paper's runs taken as\"): **its n and sd** "
+             f"(Banerjee's interval from both sds, each with its own degrees of freedom: at "
+             f"least 95 % whatever their ratio), **its n, our sd as its sd** (s·√(1/n + "
+             f"1/n_paper), n − 1 degrees of freedom), or **one run** where it gives no n (the "
+             f"published number is a single draw, s·√(1 + 1/n): the widest assumption, valid "
+             f"whatever its n). Each published number is known only to half a unit of its last "
+             f"printed digit, and every interval is widened by that. **reproduced**: the 90 % "
+             f"interval of the difference lies within ± {100 * margin:g} pp (two one-sided "
+             f"tests at 5 %; the margin is the experiment's `published_margin`); else "
+             f"**better** / **worse than published** when the 95 % interval excludes 0; else "
+             f"**undecided**; **not comparable** where our protocol differs from the one the "
+             f"paper's numbers came from (the experiment's `published_protocol`): shown, not "
+             f"judged (docs/methods/statistics.md, \"Ours beside a published number\").")
     for axis, md in published_grid_tables(cfg, runs, margin):
         parts += [f"## Ours beside the paper's {axis} grid, cell by cell", "",
                   f"Our mean test accuracy % with its 95 % CI beside the paper's mean. {agree}",
                   "", md, ""]
     if cfg.get("published") and not cfg.get("cells"):
         parts += ["## Ours beside the published numbers", "", agree, "",
-                  published_table(cfg["published"], rows, runs, margin), ""]
+                  published_table(cfg["published"], rows, runs, margin,
+                                  cfg.get("published_protocol"), cfg.get("arms")), ""]
     if cfg.get("notes"):
         parts += ["## Notes", "", cfg["notes"].strip(), ""]
     if png:

@@ -15,7 +15,8 @@ statsmodels; the sign-flip test is an exact enumeration (checked against
   :func:`welch_tost` the same for unpaired arms (statsmodels ``ttost_ind``, unequal variances).
 * :func:`min_detectable` / :func:`seeds_needed`: paired-t power (statsmodels ``TTestPower``).
 * :func:`against_published`: our mean against a published mean, as an equivalence question
-  with margin ε: reproduced, better, worse or undecided.
+  with margin ε: reproduced, better, worse or undecided, with the paper's n and sd where it
+  states them (else one run, or their n with our sd) and the published number's rounding.
 * :func:`two_level_bootstrap`: an interval that covers seeds *and* test images.
 * :func:`mcnemar`: paired arms image by image, per seed (exact: a binomial test of the
   discordant images, as statsmodels' exact McNemar) and pooled.
@@ -436,35 +437,73 @@ def verdict(lo: float | None, hi: float | None, direction: str, tolerance: float
 
 # --- ours against a published number -------------------------------------------------------------
 
-REPRODUCED, BETTER, WORSE, UNDECIDED = (
-    "reproduced", "better than published", "worse than published", "undecided")
+REPRODUCED, BETTER, WORSE, UNDECIDED, NOT_COMPARABLE = (
+    "reproduced", "better than published", "worse than published", "undecided",
+    "not comparable")
+
+
+def half_unit(x: float, min_decimals: int = 0) -> float:
+    """Half a unit of the last digit a number is written with (0.21 → 0.005): a number
+    printed with k decimals is known only to ± half a unit of the k-th. Trailing zeros are
+    lost in a float, so at least ``min_decimals`` count (2 for a % metric written as a
+    fraction: 0.5 was printed as 50 %, known to ± 0.5 pp, not ± 5 pp)."""
+    text = repr(float(x))
+    if "e" in text or "E" in text:
+        mant, _, exp = text.lower().partition("e")
+        k = len(mant.partition(".")[2].rstrip("0")) - int(exp)
+    else:
+        k = len(text.partition(".")[2].rstrip("0"))
+    return 0.5 * 10.0 ** (-max(k, min_decimals))
 
 
 def against_published(xs: Sequence[float], published: float, margin: float,
-                      higher_is_better: bool = True, alpha: float = ALPHA) -> dict[str, Any]:
-    """Our runs against a published mean of as many runs whose spread was not published.
+                      higher_is_better: bool = True, alpha: float = ALPHA,
+                      runs: int | None = None, sd: float | None = None,
+                      rounding: float = 0.0) -> dict[str, Any]:
+    """Our runs against a published mean, as an equivalence question with margin ε.
 
-    Assuming the published runs had our sd and our n, the difference of the two means has
-    standard error s·√(2/n) with 2(n − 1) degrees of freedom (Welch with equal variances
-    and sizes). Four outcomes: **reproduced** when the 90 % interval lies within ± margin
-    (two one-sided tests at 5 %), else **better** / **worse than published** when the 95 %
-    interval excludes 0 on that side, else **undecided**.
+    What the paper states decides the standard error of ours − published (s, n: ours;
+    ``runs`` = n_p, ``sd`` = s_p: the paper's, ``rounding``: half a unit of its last printed
+    digit, already added to ``sd`` by the caller where the sd is rounded too):
+
+    * **the paper's n and sd**: both means vary, each with its own spread; Banerjee's
+      interval, half = √(t²(n − 1)·s²/n + t²(n_p − 1)·s_p²/n_p): at least its confidence for
+      any ratio of the two variances (Welch–Satterthwaite's df is not: at n = 2 against 10
+      published runs it says better/worse 10–12 % of the time under equal means);
+    * **their n, our sd as theirs**: s·√(1/n + 1/n_p) with n − 1 df (exact when the spreads
+      are equal: only our s is observed);
+    * **one run** (``runs`` 1, or not stated: one run is the widest assumption, valid
+      whatever the paper's n): the published number is one draw, s·√(1 + 1/n), n − 1 df.
+
+    Then the published number's rounding widens every interval by ± ``rounding``, so a
+    verdict holds for every value the printed number may stand for. Four outcomes:
+    **reproduced** when the 90 % interval lies within ± margin (two one-sided tests at 5 %),
+    else **better** / **worse than published** when the 95 % interval excludes 0 on that
+    side, else **undecided**. ``assumption`` says which case was used.
     """
     sm = summary(xs)
     out = {**sm, "published": float(published), "margin": margin, "diff": None, "half": None,
-           "half90": None, "verdict": UNTESTED}
+           "half90": None, "verdict": UNTESTED, "runs": runs, "published_sd": sd,
+           "rounding": rounding, "assumption": _assumption(runs, sd, rounding)}
     if sm["mean"] is None:
         return out
     out["diff"] = diff = sm["mean"] - published
     if sm["sd"] is None:
         return out
-    n, df = sm["n"], 2 * (sm["n"] - 1)
-    se = sm["sd"] * math.sqrt(2 / n)
-    if se == 0:
+    n, s = sm["n"], sm["sd"]
+
+    def half_at(confidence: float) -> float:
+        if sd is not None and runs is not None and runs >= 2:
+            return math.sqrt(_t(n - 1, confidence) ** 2 * s**2 / n
+                             + _t(runs - 1, confidence) ** 2 * sd**2 / runs)
+        m = runs if runs is not None and runs >= 1 else 1
+        return _t(n - 1, confidence) * s * math.sqrt(1 / n + 1 / m)
+
+    if half_at(CONFIDENCE) == 0:
         out["verdict"] = undecidable(n)
         return out
-    out["half"] = half = _t(df) * se
-    out["half90"] = half90 = _t(df, 1 - 2 * alpha) * se
+    out["half"] = half = half_at(CONFIDENCE) + rounding
+    out["half90"] = half90 = half_at(1 - 2 * alpha) + rounding
     if -margin < diff - half90 and diff + half90 < margin:
         out["verdict"] = REPRODUCED
     elif diff - half > 0 or diff + half < 0:
@@ -473,6 +512,19 @@ def against_published(xs: Sequence[float], published: float, margin: float,
     else:
         out["verdict"] = UNDECIDED
     return out
+
+
+def _assumption(runs: int | None, sd: float | None, rounding: float) -> str:
+    """What a published row assumes about the paper's runs, in words."""
+    if sd is not None and runs is not None and runs >= 2:
+        what = f"the paper's n = {runs} and sd (≤ {100 * sd:.2f} pp)"
+    elif runs is not None and runs >= 2:
+        what = f"the paper's n = {runs}, our sd as its sd"
+    elif runs == 1:
+        what = "one run, our sd as its sd"
+    else:
+        what = "one run (no n given), our sd as its sd"
+    return what + (f"; ± {100 * rounding:.2g} pp rounding" if rounding else "")
 
 
 # --- evaluation-set uncertainty -----------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 from sharpen.metrics import REGISTRY, get_metric
 from sharpen.reports.claims import Runs, metric_of
-from sharpen.reports.stats import against_published, compare, summary
+from sharpen.reports.stats import against_published, compare, half_unit, summary
 
 TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_n", "test_acc_mean",
                  "test_acc_std", "test_acc_ci_low", "test_acc_ci_high", "test_acc_best",
@@ -156,53 +156,122 @@ def paired_table(runs: Runs, arms: list[str], baseline: str, metric: str = "test
     return "\n".join(lines)
 
 
-# published keys that are not registry metrics: an arm's best / worst / sd of test error,
-# shown beside the table row's column (1 − accuracy for best and worst)
-_PUBLISHED_EXTRA = {"test_error_best": "test_acc_best", "test_error_worst": "test_acc_worst",
-                    "test_error_std": "test_acc_std"}
+# keys of a [published.ARM] table that describe its numbers rather than being numbers
+PUBLISHED_META = ("runs", "resolution")
+# <metric>_std / _best / _worst: the paper's spread and extremes, shown beside ours
+PUBLISHED_STATS = ("std", "best", "worst")
 
 
-def _published_row(arm: str, key: str, val: Any, runs: Runs, row: dict[str, Any],
-                   margin: float) -> str:
-    """One published number beside ours; a verdict only for % metrics of the registry."""
-    pub = float(val) if isinstance(val, (int, float)) else None
+def published_rounding(vals: dict[str, Any], x: float, percent: bool) -> float:
+    """Half a unit of the last printed digit of published number ``x``: from the table's
+    ``resolution`` (the unit of that digit, e.g. "1 pp") where it states one, else from the
+    digits ``x`` is written with (a % number at least to whole percent)."""
+    from sharpen.metrics import parse_amount
+
+    if vals.get("resolution") is not None:
+        return parse_amount(vals["resolution"], get_metric("test_acc"), "resolution") / 2
+    return half_unit(x, 2 if percent else 0)
+
+
+def published_spread(vals: dict[str, Any], key: str, pub: float, percent: bool
+                     ) -> dict[str, Any]:
+    """What the paper states about the runs behind its number ``key`` (``runs`` and
+    ``<key>_std`` of its table), and the number's rounding: the arguments of
+    :func:`against_published`. A rounded sd is taken at the top of its rounding interval."""
+    n = vals.get("runs")
+    n = n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else None
+    sd = vals.get(f"{key}_std")
+    if not isinstance(sd, (int, float)) or isinstance(sd, bool) or n is None or n < 2:
+        sd = None  # an sd without the n it is over cannot be used
+    else:
+        sd = float(sd) + published_rounding(vals, float(sd), percent)
+    return {"runs": n, "sd": sd, "rounding": published_rounding(vals, pub, percent)}
+
+
+def protocol_differences(declared: dict[str, Any] | None, arm_cfg: dict[str, Any] | None
+                         ) -> list[str]:
+    """How an arm's protocol differs from the one the published numbers were produced
+    under (``published_protocol``): 'dataset cifar10 here, cifar100 in the paper'; empty
+    when it does not,
+    or when either is unknown."""
+    if not declared or not arm_cfg:
+        return []
+    out = []
+    for k, v in declared.items():
+        mine = arm_cfg.get(k)
+        same = mine == v or (isinstance(mine, (int, float)) and isinstance(v, (int, float))
+                             and not isinstance(mine, bool) and abs(mine - v) <= 1e-12)
+        if not same:
+            out.append(f"{k} {mine if mine is not None else '(default)'} here, {v} in the paper")
+    return out
+
+
+def not_comparable(diffs: list[str]) -> str:
+    return f"not comparable ({'; '.join(diffs)})"
+
+
+def _ours_stat(xs: list[float], stat: str, higher_is_better: bool | None) -> float | None:
+    sm = summary(xs)
+    if stat == "std":
+        return sm["sd"]
+    best = stat == "best"
+    return sm["best"] if best == (higher_is_better is not False) else sm["worst"]
+
+
+def _published_row(arm: str, key: str, val: Any, runs: Runs, vals: dict[str, Any],
+                   margin: float, diffs: list[str]) -> str:
+    """One published number beside ours; a verdict only for % metrics of the registry, and
+    none where the protocols differ (``diffs``)."""
+    pub = float(val) if isinstance(val, (int, float)) and not isinstance(val, bool) else None
     shown = str(val) if pub is None else pct(pub)
     if key not in REGISTRY:
-        mine = row.get(_PUBLISHED_EXTRA.get(key, ""))
-        if mine is not None and key != "test_error_std":
-            mine = 1 - mine
-        return f"| {arm} | {key} | {shown} | {pct(mine)} | – | – |"
+        base, _, stat = key.rpartition("_")
+        if base in REGISTRY and stat in PUBLISHED_STATS:
+            mb = get_metric(base)
+            mine = _ours_stat(list(metric_of(runs.values, arm, base).values()), stat,
+                              mb.higher_is_better)
+            ours = pct(mine) if mb.percent else mb.fmt(mine)
+            shown = shown if mb.percent else str(val)
+            return f"| {arm} | {key} | {shown} | {ours} | – | – | – |"
+        return f"| {arm} | {key} | {shown} | – | – | – | – |"
     m = get_metric(key)
     xs = list(metric_of(runs.values, arm, key).values())
     if not xs:
-        return f"| {arm} | {key} | {shown} | – | – | not run |"
+        return f"| {arm} | {key} | {shown} | – | – | – | not run |"
     mean = summary(xs)["mean"]
     if m.unit == "s":  # seconds: the hardware differs, so no verdict
         ours_s = f"{mean:.1f}"
         diff = "–" if pub is None else f"{mean - pub:+.1f}"
         return (f"| {arm} | {key} | {val if pub is None else f'{pub:.1f}'} | {ours_s} | {diff} | "
-                "– (different hardware) |")
+                "– | – (different hardware) |")
     if pub is None or not m.percent:
-        return f"| {arm} | {key} | {val} | {m.fmt(mean)} | – | – |"
-    a = against_published(xs, pub, margin, bool(m.higher_is_better))
+        return f"| {arm} | {key} | {val} | {m.fmt(mean)} | – | – | – |"
+    a = against_published(xs, pub, margin, bool(m.higher_is_better),
+                          **published_spread(vals, key, pub, True))
+    ours = f"{pct(a['mean'])} {ci(a['ci_low'], a['ci_high'], a['n'], a['sd'])}"
+    if diffs:  # another protocol's number: shown, never judged
+        return (f"| {arm} | {key} | {shown} | {ours} | {100 * a['diff']:+.2f} | – | "
+                f"{not_comparable(diffs)} |")
     half = "" if a["half"] is None else f" ± {100 * a['half']:.2f}"
-    return (f"| {arm} | {key} | {shown} | {pct(a['mean'])} "
-            f"{ci(a['ci_low'], a['ci_high'], a['n'], a['sd'])} | "
-            f"{100 * a['diff']:+.2f}{half} | {a['verdict']} |")
+    return (f"| {arm} | {key} | {shown} | {ours} | {100 * a['diff']:+.2f}{half} | "
+            f"{a['assumption']} | {a['verdict']} |")
 
 
 def published_table(published: dict[str, Any], rows: list[dict[str, Any]], runs: Runs,
-                    margin: float) -> str:
+                    margin: float, protocol: dict[str, Any] | None = None,
+                    arms_cfg: dict[str, dict[str, Any]] | None = None) -> str:
     """Ours beside the paper's numbers: for every registry metric the paper gives, our mean
     with its 95 % CI and the four-outcome verdict of :func:`against_published` at ± margin
-    (% metrics; seconds are compared without a verdict: the hardware differs)."""
-    ours = {r["arm"]: r for r in rows}
-    lines = ["| arm | metric | published | ours [95 % CI] | ours − published (95 %) | verdict |",
-             "|---|---|---|---|---|---|"]
+    (% metrics; seconds are compared without a verdict: the hardware differs), with what it
+    assumes of the paper's runs; **not comparable** where the arm's protocol differs from
+    the one the paper's numbers came from (``protocol``: ``published_protocol``)."""
+    lines = ["| arm | metric | published | ours [95 % CI] | ours − published (95 %) | "
+             "the paper's runs taken as | verdict |", "|---|---|---|---|---|---|---|"]
     for arm, vals in published.items():
         if isinstance(vals, dict):
-            lines += [_published_row(arm, key, val, runs, ours.get(arm, {}), margin)
-                      for key, val in vals.items()]
+            diffs = protocol_differences(protocol, (arms_cfg or {}).get(arm))
+            lines += [_published_row(arm, key, val, runs, vals, margin, diffs)
+                      for key, val in vals.items() if key not in PUBLISHED_META]
     return "\n".join(lines)
 
 
@@ -261,17 +330,17 @@ def published_grid_tables(cfg: dict[str, Any], runs: Runs, margin: float
                           ) -> list[tuple[str, str]]:
     """For each grid axis the paper published (``[published_grid.<axis>]``): our cell means
     beside the paper's, cell by cell, with the four-outcome verdict at ± margin."""
-    from sharpen.reports.stats import BETTER, REPRODUCED, UNDECIDED, WORSE
+    from sharpen.reports.stats import BETTER, NOT_COMPARABLE, REPRODUCED, UNDECIDED, WORSE
 
     out = []
     cells = cfg.get("cells") or {}
     for axis, table in (cfg.get("published_grid") or {}).items():
         if axis not in (cfg.get("grid") or {}):
             continue
-        arms = [a for a in table if a != "values"]
+        arms = [a for a in table if a != "values" and a not in PUBLISHED_META]
         lines = [f"| {axis} | arm | ours % [95 % CI] | published % | ours − published (95 %) | "
-                 "verdict |", "|---|---|---|---|---|---|"]
-        tally = {REPRODUCED: 0, BETTER: 0, WORSE: 0, UNDECIDED: 0}
+                 "the paper's runs taken as | verdict |", "|---|---|---|---|---|---|---|"]
+        tally = {REPRODUCED: 0, BETTER: 0, WORSE: 0, UNDECIDED: 0, NOT_COMPARABLE: 0}
         total = 0
         best_ours: dict[str, tuple[float, Any]] = {}
         for i, v in enumerate(table["values"]):
@@ -284,17 +353,23 @@ def published_grid_tables(cfg: dict[str, Any], runs: Runs, margin: float
                 xs = list(metric_of(runs.values, derived, "test_acc").values()) if derived else []
                 pub = table[arm][i]
                 if not xs:
-                    lines.append(f"| {v} | {arm} | – | {pct(pub)} | – | not run |")
+                    lines.append(f"| {v} | {arm} | – | {pct(pub)} | – | – | not run |")
                     continue
-                a = against_published(xs, pub, margin)
+                a = against_published(xs, pub, margin,
+                                      **published_spread(table, arm, pub, True))
+                diffs = protocol_differences(cfg.get("published_protocol"),
+                                             (cfg.get("arms") or {}).get(derived))
                 total += 1
-                tally[a["verdict"]] = tally.get(a["verdict"], 0) + 1
+                verdict = not_comparable(diffs) if diffs else a["verdict"]
+                tally[NOT_COMPARABLE if diffs else a["verdict"]] = tally.get(
+                    NOT_COMPARABLE if diffs else a["verdict"], 0) + 1
                 if arm not in best_ours or a["mean"] > best_ours[arm][0]:
                     best_ours[arm] = (a["mean"], v)
-                half = "" if a["half"] is None else f" ± {100 * a['half']:.2f}"
+                half = "" if a["half"] is None or diffs else f" ± {100 * a['half']:.2f}"
                 lines.append(f"| {v} | {arm} | {pct(a['mean'])} "
                              f"{ci(a['ci_low'], a['ci_high'], a['n'], a['sd'])}"
-                             f" | {pct(pub)} | {100 * a['diff']:+.2f}{half} | {a['verdict']} |")
+                             f" | {pct(pub)} | {100 * a['diff']:+.2f}{half} | "
+                             f"{'–' if diffs else a['assumption']} | {verdict} |")
         lines += ["", f"Of {total} cells: " + ", ".join(f"{k} {v}" for k, v in tally.items()
                                                           if v or k in (REPRODUCED, UNDECIDED))
                   + "."]

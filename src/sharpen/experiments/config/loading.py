@@ -32,6 +32,7 @@ from sharpen.experiments.config.schema import (
 from sharpen.experiments.config.validation import (
     _check_claims,
     _check_grid,
+    _check_published,
     _check_published_grid,
     _semantic_checks,
 )
@@ -236,4 +237,6 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
                                  "grid": grid, "cells": cells, "arm_order": order}, path, "")
     _check_claims(exp, set(raw.get("arms") or {"default": {}}) | set(arms), path)
     _check_published_grid(exp.published_grid, set(raw.get("arms") or {"default": {}}), path)
+    _check_published(exp.published, exp.published_protocol,
+                     set(raw.get("arms") or {"default": {}}), path)
     return exp

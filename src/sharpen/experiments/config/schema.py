@@ -198,7 +198,8 @@ TRAINER_KEYS = frozenset(_RunBase.model_fields)
 
 EXPERIMENT_KEYS = {"name", "description", "paper", "runs", "seed", "arms", "profiles",
                    "published", "notes", "select_arms", "grid", "report_error", "baseline",
-                   "claims", "published_grid", "log", "published_margin", "max_runs"}
+                   "claims", "published_grid", "log", "published_margin", "max_runs",
+                   "published_protocol"}
 
 
 class Claim(BaseModel):
@@ -250,11 +251,15 @@ EXPERIMENT_MEANINGS = {
     "arms": "[arms.NAME] tables: each arm's run keys, over the shared top-level ones",
     "profiles": "[profiles.NAME] tables of overrides, chosen with --profile NAME",
     "select_arms": "run only these arms (a profile or --arms may narrow the list)",
-    "baseline": "the arm every other arm is compared with (default: the first)",
+    "baseline": "the arm every other arm is compared with (default: the file's first arm)",
     "claims": "[[claims]]: checkable statements judged in every report as one family",
-    "published": "[published.ARM] the source's numbers, set beside ours",
-    "published_grid": "[published_grid.AXIS] the source's grid, cell by cell",
+    "published": "[published.ARM] the source's numbers (metric = mean; runs = N and "
+                 "metric_std where it states them; resolution of its last digit), beside ours",
+    "published_grid": "[published_grid.AXIS] the source's grid, cell by cell (runs, "
+                      "resolution as in published)",
     "published_margin": "ours against a published mean is reproduced within ± this ('1 pp')",
+    "published_protocol": "{ dataset, epochs, ... } the protocol the published numbers came "
+                          "from; arms that differ are shown beside them without a verdict",
     "grid": "{ key = [values] }: run every arm at every combination",
     "max_runs": "--until-decided: the budget of seeds per arm (default 4 looks)",
     "report_error": "tables in test error (1 − accuracy) instead of accuracy",
@@ -321,7 +326,12 @@ class Experiment(BaseModel):
         except SharpenError as exc:
             raise ValueError(str(exc).removeprefix("published_margin: ")) from None
     # the paper's grid tables: axis -> {"values": [...], "<arm>": [mean per value], ...}
-    published_grid: dict[str, dict[str, list[int | float]]] = Field(default_factory=dict)
+    # (and optionally runs = N, resolution = "0.01 pp": as in a [published.ARM] table)
+    published_grid: dict[str, dict[str, list[int | float] | int | float | str]] = Field(
+        default_factory=dict)
+    # the protocol keys (sharpen.rundir.PROTOCOL_KEYS) the published numbers were produced
+    # under: an arm whose protocol differs gets "not comparable", never a verdict
+    published_protocol: dict[str, Any] = Field(default_factory=dict)
     # grid runs: derived arm name -> {"arm": base arm, axis: value, ...}
     cells: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # the file's arms in the file's order, select_arms's left-out ones too: config.json is

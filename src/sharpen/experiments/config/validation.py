@@ -22,7 +22,7 @@ from sharpen.techniques import TECHNIQUES, user_hooks
 from sharpen.training.schedules import check_schedule
 
 
-def _check_published_grid(pub: dict[str, dict[str, list[float]]], known: set[str],
+def _check_published_grid(pub: dict[str, dict[str, Any]], known: set[str],
                           path: Path) -> None:
     for axis, table in pub.items():
         where = f"{path}: field published_grid.{axis}"
@@ -30,12 +30,79 @@ def _check_published_grid(pub: dict[str, dict[str, list[float]]], known: set[str
             raise SharpenError(f"{where}: {axis!r} is not a run key{_suggest(axis, RUN_KEYS)}")
         if "values" not in table:
             raise SharpenError(f"{where}: needs values = [the axis values, in table order]")
+        _check_published_meta(table, where)
         for arm, col in table.items():
+            if arm in ("runs", "resolution"):
+                continue
             if arm != "values" and arm not in known:
                 raise SharpenError(f"{where}.{arm}: not an arm; arms: {', '.join(sorted(known))}")
+            if not isinstance(col, list):
+                raise SharpenError(f"{where}.{arm}: a list of numbers, one per value")
             if len(col) != len(table["values"]):
                 raise SharpenError(f"{where}.{arm}: {len(col)} numbers for "
                                    f"{len(table['values'])} values")
+            if arm != "values":
+                for x in col:
+                    _check_fraction(x, get_metric("test_acc"), f"{where}.{arm}")
+
+
+def _check_published_meta(table: dict[str, Any], where: str) -> None:
+    """``runs`` (the number of runs the table's means are over) and ``resolution`` (the
+    unit of their last printed digit) of a published table."""
+    n = table.get("runs")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise SharpenError(f"{where}.runs: {n!r}: the number of runs the paper's numbers are "
+                           "the mean of, an integer ≥ 1 (1: a single run)")
+    if table.get("resolution") is not None:
+        try:
+            res = parse_amount(table["resolution"], get_metric("test_acc"), "resolution")
+        except SharpenError as exc:
+            raise SharpenError(f"{where}.{exc}") from None
+        if res <= 0:
+            raise SharpenError(f"{where}.resolution: the unit of the last digit the paper "
+                               "prints, > 0: \"1 pp\" for 21 %, \"0.01 pp\" for 72.08 %")
+
+
+def _check_fraction(x: Any, m: Any, where: str) -> None:
+    """A published % number is a fraction (0.7208), never percent (72.08)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return
+    if m.percent and not 0 <= x <= 1:
+        raise SharpenError(f"{where}: {x!r} is not a fraction of 1; {m.name} is written as a "
+                           f"fraction (72.08 % is 0.7208)")
+
+
+def _check_published(pub: dict[str, Any], protocol: dict[str, Any], known: set[str],
+                     path: Path) -> None:
+    """[published.ARM] tables: the paper's number per metric, and what it states of the
+    runs behind them (runs, <metric>_std, resolution); ``published_protocol``'s keys."""
+    from sharpen.rundir import PROTOCOL_KEYS
+
+    for k in protocol:
+        if k not in PROTOCOL_KEYS:
+            raise SharpenError(f"{path}: field published_protocol.{k}: not a protocol key; "
+                               f"protocol keys: {', '.join(PROTOCOL_KEYS)}")
+    stats_keys = {f"{m}_{s}" for m in METRICS for s in ("std", "best", "worst")}
+    allowed = set(METRICS) | stats_keys | {"runs", "resolution"}
+    for arm, vals in pub.items():
+        where = f"{path}: field published.{arm}"
+        if arm not in known:
+            raise SharpenError(f"{where}: not an arm; arms: {', '.join(sorted(known))}")
+        if not isinstance(vals, dict):
+            raise SharpenError(f"{where}: a table of the paper's numbers ([published.{arm}] "
+                               "test_acc = 0.7208)")
+        _check_published_meta(vals, where)
+        for k, v in vals.items():
+            if k not in allowed:
+                raise SharpenError(f"{where}.{k}: not a metric, <metric>_std / _best / _worst, "
+                                   f"runs or resolution{_suggest(k, allowed)}")
+            base = k.rpartition("_")[0] if k in stats_keys else k
+            if base in METRICS:
+                _check_fraction(v, get_metric(base), f"{where}.{k}")
+            if k in stats_keys and k.endswith("_std") and base in vals \
+                    and (vals.get("runs") or 1) < 2:
+                raise SharpenError(f"{where}.{k}: an sd is over runs: add runs = N (how many "
+                                   "runs the paper's mean and sd are over, N ≥ 2)")
 
 
 def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:
