@@ -55,11 +55,10 @@ def looks_of(step: int, max_runs: int) -> list[int]:
     return list(range(step, max_runs - max_runs % step + 1, step))
 
 
-def _units(exp: Any, claims: list[dict[str, Any]]) -> list[tuple[str, Any, list[dict]]]:
-    """What runs its own looks: the experiment, or for a grid each cell (its arms, and the
-    claims about base arms renamed to the cell's arms)."""
+def _units(exp: Any) -> list[tuple[str, Any]]:
+    """What runs its own looks: the experiment, or for a grid each cell (its arms)."""
     if not exp.cells:
-        return [("", exp, claims)]
+        return [("", exp)]
     axes = list(exp.grid)
     by: dict[tuple, dict[str, str]] = {}
     for derived, c in exp.cells.items():
@@ -69,14 +68,22 @@ def _units(exp: Any, claims: list[dict[str, Any]]) -> list[tuple[str, Any, list[
         key = ", ".join(f"{k}={v}" for k, v in zip(axes, point))
         sub = exp.model_copy(update={"arms": {a: exp.arms[a] for a in arms.values()},
                                      "cells": {a: exp.cells[a] for a in arms.values()}})
-        mapped = []
-        for c in claims:
-            than = c.get("than")
-            mapped.append({**c, "arm": arms.get(c["arm"], c["arm"]),
-                           "than": arms.get(than, than) if isinstance(than, str) else
-                           [arms.get(t, t) for t in than] if than else than})
-        out.append((key, sub, mapped))
+        out.append((key, sub))
     return out
+
+
+def _in_unit(claims: list[dict[str, Any]], out: Path, sub: Any) -> list[dict[str, Any] | None]:
+    """The claims as a unit judges them: for a grid cell, renamed onto the cell's arms as
+    the directory records them, by the claim map's own mapping (so a best/worst claim has
+    the rivals `sharpen report` gives it: the cell's arms, never another cell's); None for
+    a claim the cell cannot judge."""
+    if not sub.cells:
+        return list(claims)
+    from sharpen.reports.claim_map import cell_of, in_cell
+    from sharpen.rundir import RunDir
+
+    here = cell_of(RunDir(out).config(), next(iter(sub.cells)))
+    return [in_cell(c, here) for c in claims]
 
 
 def _base_arms(exp: Any) -> list[str]:
@@ -124,13 +131,13 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     g = _step(exp, step)
     budget = max_runs or exp.max_runs or 4 * g
     looks = looks_of(g, budget)
-    units = _units(exp, claims)
+    units = _units(exp)
     # the family: every claim in every cell (a map of 9 cells is 9 questions), Bonferroni
     m = len(claims) * len(units)
     record = read_record(out)
     plan = SequentialPlan.make(looks, 0.05, m) if record is None else \
         SequentialPlan.from_dict(record["plan"])
-    wanted = design(claims, _base_arms(exp), looks, 0.05, m, [key for key, _, _ in units])
+    wanted = design(claims, _base_arms(exp), looks, 0.05, m, [key for key, _ in units])
     if record is None:
         record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
                   "ops": [c["op"] for c in claims], "cells": len(units) if exp.cells else 0,
@@ -148,7 +155,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / SEQUENTIAL, record)
     ran = False
-    for key, sub, mapped in units:
+    for key, sub in units:
         rec = record["units"].setdefault(key, {"looks": [], "decisions": {}, "finished": False})
         for k, n in enumerate(plan.looks):
             if rec["finished"]:
@@ -173,7 +180,12 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
             look: dict[str, Any] = {"n": n, "threshold": plan.nominal[k], "claims": []}
             if lost:
                 look["lost"] = lost
-            for i, c in enumerate(mapped):
+            for i, c in enumerate(_in_unit(claims, out, sub)):
+                if c is None:  # names an arm this cell lacks: nothing to judge, ever
+                    look["claims"].append({"p": None, "direction": 0, "n": 0,
+                                           "threshold": plan.nominal[k], "decision": None,
+                                           "untested": "the cell lacks an arm it names"})
+                    continue
                 r, _ = _prejudge(c, runs)
                 # a look is judged on the n it is named for; a claim whose seeds did not all
                 # finish is judged on those that did, at the design's threshold for that n
@@ -183,6 +195,8 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                 new = None if before else decide(r.p, r.direction, c["op"], thr)
                 look["claims"].append({"p": r.p, "direction": r.direction, "n": r.n,
                                        "threshold": thr, "decision": new})
+                if sub.cells and c["op"] in ("best", "worst"):  # whom "best" was judged against
+                    look["claims"][-1]["rivals"] = list(c["than"])
                 if new:
                     rec["decisions"][str(i)] = {"verdict": new, "n": r.n, "look": n, "p": r.p,
                                                 "threshold": thr}

@@ -17,7 +17,7 @@ as the fixed-n number it is.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class ClaimMap:
     claim: dict[str, Any]
     axes: list[str]
     cells: list[MapCell]
+    # a best/worst claim's rivals, as base arms: in each cell, that cell's runs of them
+    rivals: list[str] = field(default_factory=list)
 
     def grid(self) -> tuple[list[Any], list[Any]]:
         """The values of the first two axes, in grid order (one row when there is one)."""
@@ -63,6 +65,32 @@ def _cell_arms(cfg: dict[str, Any]) -> tuple[list[str], dict[tuple, dict[str, st
     for derived, c in cfg.get("cells", {}).items():
         by.setdefault(tuple(c[a] for a in axes), {})[c["arm"]] = derived
     return axes, by
+
+
+def cell_of(cfg: dict[str, Any], arm: str) -> dict[str, str]:
+    """Base arm → the cell's arm, for the cell that holds the cell arm ``arm`` (as the
+    directory's config.json records the grid: every arm that ran there)."""
+    axes, by = _cell_arms(cfg)
+    return by[tuple(cfg["cells"][arm][a] for a in axes)]
+
+
+def in_cell(claim: dict[str, Any], arms: dict[str, str]) -> dict[str, Any] | None:
+    """The claim about base arms as it reads in one cell (``arms``: base arm → the cell's
+    arm): every arm renamed to the cell's. A ``best``/``worst`` claim without ``than`` gets
+    the cell's other arms as its rivals: in a cell "best" is best among that cell's arms,
+    never against another cell's (whose runs the directory also holds). None when the claim
+    cannot be judged in the cell: it names an arm the cell lacks, or has no rival there."""
+    than = claim.get("than")
+    if claim["op"] in ("best", "worst") and claim.get("value") is None and not than:
+        than = [a for a in arms if a != claim["arm"]]
+        if not than:
+            return None
+    names = [claim["arm"]] + ([than] if isinstance(than, str) else list(than or []))
+    if not all(a in arms for a in names):
+        return None
+    return {**claim, "arm": arms[claim["arm"]],
+            "than": arms[than] if isinstance(than, str) else
+            [arms[t] for t in than] if than else than}
 
 
 def _unit_point(key: str) -> dict[str, str]:
@@ -82,17 +110,12 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
     units = [(_unit_point(k), u) for k, u in ((sequential or {}).get("units") or {}).items()]
     maps = []
     for i, claim in enumerate(cfg.get("claims") or []):
-        names = [claim["arm"]] + ([claim["than"]] if isinstance(claim.get("than"), str)
-                                  else list(claim.get("than") or []))
         per, where = [], []
         for p in points:
-            m = by[tuple(p)]
-            if not all(a in m for a in names):
+            c = in_cell(claim, by[tuple(p)])
+            if c is None:  # the cell lacks one of the claim's arms: not in the family
                 continue
-            than = claim.get("than")
-            per.append({**claim, "arm": m[claim["arm"]],
-                        "than": m[than] if isinstance(than, str)
-                        else [m[x] for x in than] if than else than})
+            per.append(c)
             where.append(dict(zip(axes, p)))
         results = judge_family(per, runs, alpha=alpha, sensitivity=False) if per else []
         cells = []
@@ -107,7 +130,9 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
                 cell.sequential, cell.decided_at = True, d["n"] if d else None
                 r.verdict = d["verdict"] if d else NOT_SUPPORTED
             cells.append(cell)
-        maps.append(ClaimMap(claim, axes, cells))
+        rivals = [] if claim["op"] not in ("best", "worst") else list(dict.fromkeys(
+            cfg["cells"][t]["arm"] for c in per for t in c["than"]))
+        maps.append(ClaimMap(claim, axes, cells, rivals))
     return maps
 
 
@@ -204,6 +229,12 @@ def map_section(run_dir: Path, cfg: dict[str, Any], runs: Runs) -> list[str]:
         held = [c for c in cm.cells if c.result.verdict == SUPPORTED]
         where = ("supported in no cell" if not held else "supported in " + "; ".join(
             ", ".join(f"{a} = {c.point[a]}" for a in cm.axes) for c in held))
-        parts += [f"### {cm.claim['claim']}", "", f"{where.capitalize()}.", "", map_table(cm),
+        if not cm.cells:  # not "supported in no cell": it was judged nowhere
+            where = ("judged in no cell: no cell of this grid holds runs of every arm the "
+                     "claim names (and, for best/worst, of a rival)")
+        against = (f" Judged in each cell against that cell's {', '.join(cm.rivals)}."
+                   if cm.rivals else "")
+        parts += [f"### {cm.claim['claim']}", "", f"{where.capitalize()}.{against}", "",
+                  map_table(cm),
                   "", f"![claim map {k}]({png.name})", ""]
     return parts

@@ -236,6 +236,16 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
     exp = _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile,
                                  "grid": grid, "cells": cells, "arm_order": order}, path, "")
     _check_claims(exp, set(raw.get("arms") or {"default": {}}) | set(arms), path)
+    for i, c in enumerate(exp.claims if cells else []):
+        # a grid's claims are judged in every cell (claim maps); one naming a cell's own arm
+        # would be judged nowhere by the report and against every cell by --until-decided
+        named = [c.arm] + ([c.than] if isinstance(c.than, str) else list(c.than or []))
+        one = next((a for a in named if a in cells), None)
+        if one is not None:
+            raise SharpenError(
+                f"{path}: field claims[{i}]: {one!r} is one cell of the grid; a grid "
+                f"experiment's claims name its arms ({', '.join(order)}), and each claim is "
+                "judged in every cell (a claim map)")
     _check_published_grid(exp.published_grid, set(raw.get("arms") or {"default": {}}), path)
     _check_published(exp.published, exp.published_protocol,
                      set(raw.get("arms") or {"default": {}}), path)

@@ -1,0 +1,170 @@
+"""A grid's claims are judged cell by cell: in a cell, a ``best`` / ``worst`` claim without
+``than`` is best (worst) among that cell's arms, never against another cell's runs that the
+same directory holds, in ``sharpen report``'s claim maps and in ``--until-decided`` alike;
+a claim naming one cell's arm is refused (it would be judged nowhere, or in every cell)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as st
+from statsmodels.stats.multitest import multipletests
+
+from sharpen.cli import main
+from sharpen.io import atomic_write_csv, atomic_write_json
+
+KS = [1, 2]
+SEEDS = range(6)
+# per cell, each base arm's level: in cell k = 1 "a" beats b and c, but every arm of cell
+# k = 2 is higher than all of cell 1 (a rival from there would contradict "a is best")
+LEVEL = {1: {"a": 0.90, "b": 0.86, "c": 0.82}, 2: {"a": 0.975, "b": 0.955, "c": 0.935}}
+CLAIMS = [{"claim": "a is the best arm", "arm": "a", "op": "best"},
+          {"claim": "c is the worst arm", "arm": "c", "op": "worst"},
+          {"claim": "a beats b and c", "arm": "a", "op": "best", "than": ["b", "c"]}]
+
+
+def _grid_dir(root: Path) -> dict[int, dict[str, list[float]]]:
+    rng = np.random.default_rng(7)
+    acc: dict[int, dict[str, list[float]]] = {}
+    cells, arms = {}, {}
+    for k in KS:
+        shared = rng.normal(0, 0.004, len(SEEDS))  # a per-seed level: pairing pays
+        acc[k] = {a: list(v + shared + rng.normal(0, 0.004, len(SEEDS)))
+                  for a, v in LEVEL[k].items()}
+        for a in LEVEL[k]:
+            cells[f"{a}__k-{k}"] = {"arm": a, "k": k}
+            arms[f"{a}__k-{k}"] = {"dataset": "synthetic", "epochs": 1, "val_size": 0}
+    atomic_write_json(root / "config.json", {
+        "name": "grid-best", "profile": "", "runs": len(SEEDS), "seed": 0, "arms": arms,
+        "cells": cells, "grid": {"k": KS}, "claims": CLAIMS, "arm_order": ["a", "b", "c"]})
+    for name, c in cells.items():
+        for s in SEEDS:
+            t = float(acc[c["k"]][c["arm"]][s])
+            d = root / "runs" / name / f"seed-{s}"
+            rows = [{"epoch": 1, "train_loss": 0.1, "train_acc": 0.99, "test_acc": t,
+                     "test_loss": 0.2, "gap": 0.99 - t}]
+            atomic_write_csv(d / "metrics.csv", rows, list(rows[0]))
+            atomic_write_json(d / "result.json", {"arm": name, "seed": s, "status": "ok",
+                                                   "test_acc": t, "epochs_done": 1,
+                                                   "base_arm": c["arm"], "seconds": 1.0})
+    return acc
+
+
+def _iu_p(arm: list[float], rivals: list[list[float]], want: int) -> tuple[float, int]:
+    """Independent: the intersection–union p of "arm beats every rival" (paired t per
+    rival, scipy), or the Bonferroni p of the most contrary rival; and the direction."""
+    res = [(float(np.mean(np.subtract(arm, r))), st.ttest_rel(arm, r).pvalue) for r in rivals]
+    against = [p for d, p in res if d * want < 0]
+    if against:
+        return min(1.0, len(res) * min(against)), -1
+    return max(p for _, p in res), 1
+
+
+def _rows(report: str, heading: str) -> dict[str, list[str]]:
+    """The claim map table under ``heading``: k → its cells."""
+    part = report.split(f"### {heading}\n", 1)[1].split("![claim map", 1)[0]
+    return {line.split("|")[1].strip(): [x.strip() for x in line.split("|")[1:-1]]
+            for line in part.splitlines() if line.startswith("| ") and
+            line.split("|")[1].strip() in {str(k) for k in KS}}
+
+
+def test_report_judges_best_and_worst_among_the_cells_own_arms(tmp_path):
+    d = tmp_path / "g"
+    acc = _grid_dir(d)
+    assert main(["report", str(d)]) == 0
+    report = (d / "report.md").read_text()
+    for claim in CLAIMS:
+        arm, want = claim["arm"], 1 if claim["op"] == "best" else -1
+        rivals = [a for a in "abc" if a != arm]
+        ps, dirs = zip(*(_iu_p(acc[k][arm], [acc[k][r] for r in rivals], want) for k in KS))
+        reject, adj, _, _ = multipletests(ps, alpha=0.05, method="holm")
+        rows = _rows(report, claim["claim"])
+        for k, p, pa, rej, dr in zip(KS, ps, adj, reject, dirs):
+            _, _eff, n, p_txt, pa_txt, verdict = rows[str(k)]
+            assert n == str(len(SEEDS)) and float(p_txt) == pytest.approx(p, rel=1e-2)
+            assert float(pa_txt) == pytest.approx(pa, rel=1e-2)
+            want_v = ("supported" if dr > 0 else "contradicted") if rej else "not supported"
+            assert verdict == f"**{want_v}**", (claim["claim"], k)
+        # planted: in each cell a is best and c worst among the cell's own arms
+        assert [rows[str(k)][-1] for k in KS] == ["**supported**"] * 2, claim["claim"]
+        # and the report names them
+        assert (f"Judged in each cell against that cell's {', '.join(rivals)}."
+                in report.split(f"### {claim['claim']}\n", 1)[1].split("\n\n")[0])
+    # the implicit rivals and the explicit `than` list are one and the same claim
+    assert _rows(report, CLAIMS[0]["claim"]) == _rows(report, CLAIMS[2]["claim"])
+
+
+TINY_GRID = """
+name = "tiny-grid-best"
+dataset = "synthetic"
+train_size = 80
+test_size = 60
+epochs = 1
+batch_size = 40
+optimizer = "adam"
+threads = 1
+model = "lenet5_dropout"
+
+[grid]  # more epochs train better: cell 1's fast is worse than cell 4's
+epochs = [1, 4]
+
+[arms.slow]
+lr = 0.0001
+
+[arms.fast]
+lr = 0.005
+
+[[claims]]
+claim = "fast is the best arm"
+arm = "fast"
+op = "best"
+"""
+
+
+def _accs(out: Path, arm: str, n: int) -> list[float]:
+    return [json.loads((out / "runs" / arm / f"seed-{s}" / "result.json").read_text())[
+        "test_acc"] for s in range(n)]
+
+
+def test_until_decided_judges_best_among_the_cells_own_arms_as_the_report_does(tmp_path):
+    from sharpen.reports.sequential import decide
+
+    p, out = tmp_path / "g.toml", tmp_path / "r"
+    p.write_text(TINY_GRID)
+    assert main(["run", str(p), "--until-decided", "--step", "2", "--max-runs", "4",
+                 "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    rec = json.loads((out / "sequential.json").read_text())
+    assert set(rec["units"]) == {"epochs=1", "epochs=4"}
+    for key, unit in rec["units"].items():
+        size = key.split("=")[1]
+        fast, slow = f"fast__epochs-{size}", f"slow__epochs-{size}"
+        for look in unit["looks"]:
+            (c,) = look["claims"]
+            # independent: scipy's paired t of this cell's two arms on the look's seeds
+            a, b = _accs(out, fast, look["n"]), _accs(out, slow, look["n"])
+            assert c["p"] == pytest.approx(st.ttest_rel(a, b).pvalue, rel=1e-9)
+            assert c["direction"] == (1 if np.mean(np.subtract(a, b)) > 0 else -1)
+            if str(0) not in unit["decisions"] or unit["decisions"]["0"]["look"] == look["n"]:
+                assert c["decision"] == decide(c["p"], c["direction"], "best", c["threshold"])
+    # cells run one after another: a later cell's look saw every earlier cell's runs, and
+    # took them as rivals; each look records whom it judged against
+    for key, unit in rec["units"].items():
+        slow = f"slow__epochs-{key.split('=')[1]}"
+        assert all(lk["claims"][0]["rivals"] == [slow] for lk in unit["looks"])
+    # sharpen report rebuilds the map from files alone: the same rivals, named
+    assert main(["report", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "Judged in each cell against that cell's slow." in report
+
+
+def test_a_grid_claim_naming_one_cells_arm_is_refused(tmp_path, capsys):
+    p = tmp_path / "g.toml"
+    p.write_text(TINY_GRID.replace('op = "best"', 'op = ">"\nthan = "slow__epochs-1"'))
+    assert main(["run", str(p), "--out", str(tmp_path / "r"), "--quiet"]) != 0
+    assert not (tmp_path / "r").exists()  # refused before anything ran
+    err = capsys.readouterr().err
+    assert "claims[0]: 'slow__epochs-1' is one cell of the grid" in err
+    assert "claims name its arms (slow, fast)" in err
