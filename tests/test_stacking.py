@@ -59,7 +59,6 @@ CASES = {
         blurpool=True, lr={"kind": "onecycle", "peak": 0.05, "per": "step"},
         crop_pad=2, crop_mode="zeros"),
 }
-NUMERIC = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr")
 
 
 def _metrics(d: Path) -> list[dict[str, str]]:
@@ -67,23 +66,13 @@ def _metrics(d: Path) -> list[dict[str, str]]:
 
 
 def _assert_same(stacked: list[dict[str, str]], alone: list[dict[str, str]]) -> None:
+    """Every column but the wall-clock ones, exactly as written: on the CPU every kernel of
+    a stacked step is its seed's own call (issue 32, item 8)."""
     assert len(stacked) == len(alone) > 0
     for a, b in zip(stacked, alone):
         assert set(a) == set(b)
         for k in a:
-            if k in ("seconds", "images_per_s"):
-                continue
-            if k.endswith("_acc") or k == "gap":  # counts: 1 sample in 100 may flip on rounding
-                assert float(a[k]) == pytest.approx(float(b[k]), abs=0.011), k
-            elif k == "grad_norm_max":  # a max over steps of unclipped norms: the most
-                # sensitive number of a run (tests/test_menu.py checks the clipping exactly)
-                assert float(a[k]) == pytest.approx(float(b[k]), rel=1e-2), k
-            elif k.endswith(("_over_last", "_grad", "_ratio")):  # gradient-flow diagnostics:
-                # epoch means of |grad| through 38 layers and BatchNorm amplify rounding
-                assert float(a[k]) == pytest.approx(float(b[k]), rel=2e-3, abs=1e-9), k
-            elif k in NUMERIC or k.endswith("_loss"):
-                assert float(a[k]) == pytest.approx(float(b[k]), rel=2e-4, abs=1e-6), k
-            else:  # the plan's values (σ, blur_n, dropout ...) are identical
+            if k not in ("seconds", "images_per_s"):
                 assert a[k] == b[k], k
 
 
@@ -203,7 +192,8 @@ def test_plan_comes_from_the_config_and_the_cores_and_is_recorded(tmp_path):
         assert [len(g) for g in a["groups"]] == [7, 6]  # near-equal, at most 10, in seed order
     exp = load_experiment("quickstart", profile="smoke", overrides=["stack_seeds=1", "threads=1"])
     assert all(len(g) == 1 for a in make_plan(exp)["arms"].values() for g in a["groups"])
-    # "auto": enough groups to occupy the cores, then cores ÷ jobs threads each
+    # "auto": enough groups to occupy the cores, one thread each (never cores ÷ jobs: the
+    # thread count changes rounding, and the jobs change with --runs and --arms)
     one_arm = load_experiment("quickstart", profile="smoke",
                               overrides=["runs=10", "select_arms=['lenet5']"])
     p1 = make_plan(one_arm, cores=1)["arms"]["lenet5"]
@@ -212,7 +202,7 @@ def test_plan_comes_from_the_config_and_the_cores_and_is_recorded(tmp_path):
     assert p2["groups"] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]] and p2["threads"] == 1
     p8 = make_plan(load_experiment("quickstart", profile="smoke",
                                    overrides=["runs=2", "select_arms=['lenet5']"]), cores=8)
-    assert p8["arms"]["lenet5"]["groups"] == [[0], [1]] and p8["arms"]["lenet5"]["threads"] == 4
+    assert p8["arms"]["lenet5"]["groups"] == [[0], [1]] and p8["arms"]["lenet5"]["threads"] == 1
 
 
 def test_explicit_stack_seeds_with_a_blocker_names_the_field(tmp_path, mixer_model):

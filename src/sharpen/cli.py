@@ -255,8 +255,8 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
                         "threads per job); only decides where jobs run, never a number")
     r.add_argument("--threads", type=int,
                    help="torch threads per job, overriding the plan's (config key threads; "
-                        "default: cores ÷ jobs); part of the plan: it changes float rounding, "
-                        "so it is recorded in config.json")
+                        "default 1); part of the plan: it changes float rounding, so it is "
+                        "recorded in config.json")
     from sharpen.experiments.backends import BACKENDS  # the registry the runner dispatches on
 
     r.add_argument("--backend", default="local", choices=list(BACKENDS),

@@ -35,6 +35,7 @@ from sharpen.models import count_parameters
 from sharpen.rundir import PREDICTIONS
 from sharpen.techniques import Technique, techniques_for
 from sharpen.training import Diverged, TrainSettings, build_models, determinism, train
+from sharpen.training.loop import CHECKPOINT_FORMAT
 from sharpen.training.stack import NotStackable
 
 METRIC_BASE = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
@@ -121,6 +122,11 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
         print(f"sharpen: {ckpt_path} is unreadable; training seeds {seeds} of arm {arm!r} again "
               "from epoch 1", file=sys.stderr, flush=True)
     if resume is not None and resume.get("seeds") != seeds:
+        resume = None
+    if resume is not None and resume.get("format") != CHECKPOINT_FORMAT:
+        print(f"sharpen: {ckpt_path} was written by an older sharpen (its optimizer state is "
+              f"not per seed); training seeds {seeds} of arm {arm!r} again from epoch 1",
+              file=sys.stderr, flush=True)
         resume = None
     earlier = 0.0
     if resume is not None:

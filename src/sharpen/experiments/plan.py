@@ -1,12 +1,21 @@
 """The execution plan: which seeds of each arm train together, and with how many threads.
 
-The plan is made from the configuration (and, for ``"auto"`` threads, this machine's core
-count) when a run directory is created, written into ``config.json`` and each
-``result.json``, and reused when the directory is resumed. It fixes every choice that
-changes float rounding: the stacked group a seed trains in (its kernels see a batch of
-E·B rows) and torch's intra-op thread count (it splits reductions differently). So
-``--workers`` and ``--backend`` only decide *where* the groups run, and the same command
-gives byte-identical ``results.csv`` serially, in worker processes and on Ray.
+The plan is made from the configuration and this machine's core count when a run directory
+is created, written into ``config.json`` and each ``result.json``, and reused when the
+directory is resumed; a grown directory records the groups as they trained (its finished
+seeds' groups and the new ones), never a regrouping that did not run.
+
+Which seeds train together changes no number on the CPU: every kernel of a stacked step
+is its seed's own call (:mod:`sharpen.training.stack`), so a seed's files are the same
+alone, in a group of ten, with ``--runs 2`` or ``--runs 20`` and with any ``--arms``. What
+does change float rounding is torch's intra-op thread count (it splits convolutions'
+reductions differently), so ``threads = "auto"`` is one thread per job whatever the
+machine, the runs or the arms, and the plan records it; the cores are used by running
+groups side by side. ``--workers`` and ``--backend`` only decide *where* the groups run,
+and the same command gives byte-identical ``results.csv`` serially, in worker processes
+and on Ray. (On CUDA the default grouped convolutions and cuDNN's kernels are not
+per-seed calls: there a seed's numbers may depend on its group, which each
+``result.json`` records.)
 
 Whether an arm's seeds may stack is declared by its model (probed once: every weight in a
 stackable layer, a forward that treats samples independently) and by each technique
@@ -22,6 +31,9 @@ from typing import Any
 # Ten stacked seeds fill a 2-core CPU's vector units for LeNet-sized models
 # (`sharpen bench train` times it); every report needs 10-20 runs per arm.
 MAX_STACK = 10
+# torch threads per job under threads = "auto": fixed, because the thread count changes a
+# seed's float rounding and must not follow the number of jobs (--runs, --arms)
+AUTO_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -67,8 +79,9 @@ def make_plan(exp: Any, cores: int | None = None) -> dict[str, Any]:
     Seeds are split, in seed order, into near-equal groups of at most K. Under "auto" an
     arm gets enough groups that the experiment's groups can occupy every core (one
     process per core beats intra-op threads for these small models: `sharpen bench train`
-    measures both), and ``threads = "auto"`` gives each job ``cores ÷ jobs`` threads (at
-    least 1). A group's members depend only on the configuration and this core count,
+    measures both), and ``threads = "auto"`` gives each job one thread: a thread count
+    taken from the jobs (cores ÷ jobs) would change a seed's rounding with ``--runs`` and
+    ``--arms``. A group's members depend only on the configuration and this core count,
     never on which runs finished earlier.
     """
     cores = cores or max(1, os.cpu_count() or 1)
@@ -87,9 +100,8 @@ def make_plan(exp: Any, cores: int | None = None) -> dict[str, Any]:
             groups.append(seeds[i:i + m])
             i += m
         arms[arm] = {"stack": max(len(g) for g in groups), "why": why, "groups": groups}
-    jobs = sum(len(a["groups"]) for a in arms.values())
     for arm, cfg in exp.arms.items():
-        arms[arm]["threads"] = int(cfg.threads) if cfg.threads != "auto" else max(1, cores // jobs)
+        arms[arm]["threads"] = int(cfg.threads) if cfg.threads != "auto" else AUTO_THREADS
     return {"cores": cores, "arms": arms}
 
 

@@ -30,7 +30,13 @@ from sharpen.experiments.config import Experiment
 from sharpen.experiments.plan import Group, groups_of, make_plan, same_seeds
 from sharpen.experiments.twins import copy_run, find_twin, trained_group, twin_key
 from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, check_writable
-from sharpen.rundir import ARM_ORDER_ALPHABETICAL, FINISHED, RunDir, in_file_order
+from sharpen.rundir import (
+    ARM_ORDER_ALPHABETICAL,
+    FINISHED,
+    RunDir,
+    in_file_order,
+    ordered_arms,
+)
 
 # timings (seconds, images_per_s) stay in each result.json: results.csv holds only what the
 # configuration and its plan determine, byte for byte
@@ -209,8 +215,11 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                 "machine": f"{env['cpu_model'] or env['processor']}, {env['cpu_count']} cores"
                            + (f", {env['cuda']}" if env["cuda"] else ""),
                 "backend": backend, "command": command}
-            jobs_all = [(arm, seed) for arm, a in plan["arms"].items()
-                        for seed in sorted(s for g in a["groups"] for s in g)]
+            # in the file's order (results.csv too), arms kept from the directory in theirs
+            arms_in_order = ordered_arms(list(plan["arms"]), resolved.get("arm_order") or [],
+                                         resolved.get("cells"), resolved.get("grid"))
+            jobs_all = [(arm, seed) for arm in arms_in_order
+                        for seed in sorted(s for g in plan["arms"][arm]["groups"] for s in g)]
             number = {j: k for k, j in enumerate(jobs_all, 1)}
             by_job: dict[tuple[str, int], dict[str, Any]] = {}
             todo: list[Job] = []
@@ -218,14 +227,17 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             key_of = _twin_keys(exp, resolved, plan)
             queued: dict[str, str] = {}  # twin key → the arm that trains it in this invocation
             after: list[tuple[Group, str]] = []  # groups copied once their twin has trained
+            ran: dict[str, list[tuple[int, ...]]] = {}  # arm → its groups as they train(ed)
             for group in groups_of(plan):
                 missing = []
+                mine = ran.setdefault(group.arm, [])
                 for s in group.seeds:
                     prev = _finished(out, group.arm, s)
                     if prev is None:
                         missing.append(s)
                         continue
                     by_job[(group.arm, s)] = prev
+                    mine.append(tuple((prev.get("plan") or {}).get("group") or group.seeds))
                     if not quiet:
                         print(f"[{number[(group.arm, s)]}/{len(jobs_all)}] {group.arm} seed {s}: "
                               "finished earlier, skipped")
@@ -242,6 +254,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                     key = key_of[group.arm](group.seeds)
                     twin = find_twin(rd, key, group.arm, group.seeds, key_of)
                     if twin is not None:
+                        mine.append(group.seeds)
                         for s in group.seeds:
                             by_job[(group.arm, s)] = copy_run(rd, twin, group.arm, s,
                                                               exp.cells.get(group.arm))
@@ -251,6 +264,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                         continue
                     if key in queued:
                         after.append((group, queued[key]))
+                        mine.append(group.seeds)
                         continue
                     queued[key] = group.arm
                 entry = {"threads": plan["arms"][group.arm]["threads"],
@@ -258,6 +272,14 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                 todo.append(Job(g, exp.arms[group.arm].model_dump(mode="json"),
                                 tuple(str(run_dir(out, g.arm, s).resolve()) for s in seeds),
                                 exp.cells.get(g.arm), entry, tuple(missing)))
+                mine.append(seeds)
+            # the plan records the groups as they train: a grown directory's finished seeds
+            # in the groups they trained in, its new seeds in theirs (not a regrouping of
+            # all of them that never ran; the grouping changes no number on the CPU)
+            for arm, groups in ran.items():
+                if arm not in kept:
+                    plan["arms"][arm]["groups"] = [list(g) for g in sorted(set(groups))]
+            atomic_write_json(cfg_path, {**resolved, "plan": plan})
 
             from sharpen.reports.trackers import Trackers
 

@@ -93,10 +93,9 @@ class RandomizedDeblur(Technique):
             return x, y
         for e in hit:
             self.blurred_batches[e] += 1
-        if len(hit) == state.n_seeds:
-            return gaussian_blur(x, self._sigma, self.padding), y
-        xe = state.per_seed(x).clone()
-        idx = torch.tensor(hit, device=x.device)
-        blurred = gaussian_blur(xe[idx].flatten(0, 1), self._sigma, self.padding)
-        xe[idx] = blurred.unflatten(0, (len(hit), -1))
-        return xe.flatten(0, 1), y
+        # each seed's batch blurred by its own call, the one it makes training alone: the
+        # blur's matrix products take all rows of a call as one batch, and a product's
+        # rounding may depend on its row count
+        parts = [gaussian_blur(xe, self._sigma, self.padding) if e in hit else xe
+                 for e, xe in enumerate(state.per_seed(x).unbind(0))]
+        return (parts[0] if state.n_seeds == 1 else torch.cat(parts)), y

@@ -19,11 +19,16 @@ def clip_grad_norm_per_seed(params: list[torch.nn.Parameter], max_norm: float, s
     Every stacked parameter holds one slice per seed along dim 0, so seed e's norm is the
     root of the sum of squares of the e-th slices. The scale is min(1, max_norm/(norm +
     1e-6)), torch's rule. Returns the norms before clipping (one per seed).
+
+    Each seed's sums run over its own slices, one reduction each, as when the seed trains
+    alone: a reduction over all seeds' rows at once splits the work (and rounds)
+    differently with the stack size and the thread count.
     """
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(seeds)
-    sq = torch.stack([g.detach().float().reshape(seeds, -1).pow(2).sum(1) for g in grads]).sum(0)
+    sq = torch.stack([torch.stack([g[e].detach().float().pow(2).sum() for g in grads]).sum()
+                      for e in range(seeds)])
     norms = sq.sqrt()
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:

@@ -130,7 +130,10 @@ class GradientFlow(Technique):
 
     def _grad_hook(self, i: int) -> Callable[[torch.Tensor], None]:
         def hook(g: torch.Tensor) -> None:
-            self._sums[i] += g.detach().flatten(1).abs().mean(1).double().cpu()
+            # per seed, one reduction over its own slice (as alone: a reduction over all
+            # seeds' rows splits across threads differently)
+            self._sums[i] += torch.stack([r.abs().mean() for r in g.detach().unbind(0)]
+                                         ).double().cpu()
             self._counts[i] += 1
 
         return hook

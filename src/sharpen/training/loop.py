@@ -9,6 +9,16 @@ sum of the seeds' mean losses, so each seed's gradient is its own), metrics, lea
 multiplier (``state.lr_scale``: the lr_adaptive technique sets it per seed) and divergence:
 a seed whose loss becomes NaN stops recording and the others go on.
 
+On the CPU a seed's numbers are the same bits whatever trains beside it (alone, or stacked
+with any others): each layer calls its kernel per seed (:mod:`~sharpen.training.stack`),
+the optimizer steps each seed's slice as its own tensor (:class:`SeedOptimizer`), every
+seed is evaluated in chunks of one size whatever the stack (:data:`EVAL_SEEDS`), and
+techniques reduce per seed (gradient clipping's norms) and blur each seed's batch with its
+own call (randomized deblurring's matrix products). The thread count is not
+covered: torch splits a convolution's reductions by it, so the plan fixes it
+(:mod:`sharpen.experiments.plan`). ``tests/test_stack_identity.py`` checks it through
+``sharpen run``.
+
 Techniques act only through six hooks (Composer-style events):
   on_epoch_start(state)              - change data, dropout, image size for this epoch
   on_batch(state, x, y) -> (x, y)    - transform a drawn batch (seed-major, normalised)
@@ -42,6 +52,9 @@ from sharpen.training.stack import (
     stack_models,
 )
 from sharpen.training.streams import generator, stream_seed
+
+# what a checkpoint holds; 2: the optimizer's state per seed slice (SeedOptimizer)
+CHECKPOINT_FORMAT = 2
 
 
 class Diverged(RuntimeError):
@@ -113,7 +126,7 @@ class TrainState:
     """What hooks see. Batches are seed-major: seed e's rows are e·B … (e+1)·B − 1."""
 
     model: nn.Module
-    optimizer: torch.optim.Optimizer
+    optimizer: Any  # a SeedOptimizer (torch's optimizer over per-seed slices)
     data: list[TrainData]  # one per seed (the same object when the seeds share their data)
     settings: TrainSettings
     device: torch.device
@@ -247,7 +260,62 @@ def build_models(factory: Callable[[], nn.Module], seeds: Sequence[int]) -> list
     return models
 
 
-def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+class SeedOptimizer:
+    """A torch optimizer over every seed's slice of each stacked parameter, stepped as a
+    tensor of its own.
+
+    The fused (and foreach) kernels round an element differently in a vector's body than in
+    its tail, and split long tensors across threads by their length: over an E×… stacked
+    tensor, seed e's elements would sit elsewhere than in its own run's tensor and be
+    rounded differently. Stepping each seed's slice — a view of the stacked storage, laid
+    out as that seed's tensor is when it trains alone — gives every seed the same update
+    whatever trains beside it. ``param_groups``, ``zero_grad``, ``step`` and the state
+    dict are the wrapped optimizer's.
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor], seeds: int,
+                 make: Callable[[list[torch.Tensor]], torch.optim.Optimizer]):
+        self.params = list(params)
+        self.slices = [[p.detach()[e] for e in range(seeds)] for p in self.params]
+        self.inner = make([v for per_seed in self.slices for v in per_seed])
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.inner.param_groups
+
+    @property
+    def state(self) -> Any:
+        return self.inner.state
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p, views in zip(self.params, self.slices):
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+            for v in views:
+                v.grad = None
+
+    def step(self) -> None:
+        for p, views in zip(self.params, self.slices):
+            g = p.grad
+            for e, v in enumerate(views):
+                v.grad = None if g is None else g[e]
+        self.inner.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state)
+
+
+def make_optimizer(model: nn.Module, s: TrainSettings) -> SeedOptimizer:
+    """The optimizer of a stacked model (:func:`~sharpen.training.stack.stack_models`), as
+    a :class:`SeedOptimizer` over its seeds' slices."""
+    if not isinstance(getattr(model, "seeds", None), int):
+        raise ValueError("make_optimizer needs a stacked model (stack_models), whose every "
+                         "parameter holds one slice per seed")
     lr0 = as_schedule(s.lr).value(0, s.epochs)
     wd0 = as_schedule(s.weight_decay).value(0, s.epochs)
     params = list(model.parameters())
@@ -257,13 +325,17 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
         p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     kw = {"fused": True} if fused else {}
     if s.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr0, momentum=s.momentum, weight_decay=wd0,
-                               nesterov=s.nesterov, **kw)
-    if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr0, weight_decay=wd0, **kw)
-    if s.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr0, weight_decay=wd0, **kw)
-    raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {s.optimizer!r}")
+        def make(ps: list[torch.Tensor]) -> torch.optim.Optimizer:
+            return torch.optim.SGD(ps, lr=lr0, momentum=s.momentum, weight_decay=wd0,
+                                   nesterov=s.nesterov, **kw)
+    elif s.optimizer in ("adam", "adamw"):
+        cls = torch.optim.Adam if s.optimizer == "adam" else torch.optim.AdamW
+
+        def make(ps: list[torch.Tensor]) -> torch.optim.Optimizer:
+            return cls(ps, lr=lr0, weight_decay=wd0, **kw)
+    else:
+        raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {s.optimizer!r}")
+    return SeedOptimizer(params, model.seeds, make)
 
 
 def normalizer(datas: Sequence[TrainData], device: torch.device
@@ -283,6 +355,11 @@ def normalizer(datas: Sequence[TrainData], device: torch.device
     return norm
 
 
+# evaluation chunks are sized for this many stacked seeds (the plan's most, ten), for every
+# stack size: a seed's chunks, and so its rounding, never depend on its stack partners
+EVAL_SEEDS = 10
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, splits: Sequence[Split], norm: Callable, task: Any,
              batch_size: int, transform: Callable | None = None,
@@ -292,16 +369,19 @@ def evaluate(model: nn.Module, splits: Sequence[Split], norm: Callable, task: An
     ``predictions``: an empty list that receives, per seed, the predicted class of every
     image of its split (int16, on the CPU): the per-image record behind the accuracy.
 
-    Seeds that share a split see the same images (repeated across the stacked batch);
-    sums are exact counts and double-precision losses, so a seed's numbers do not depend
-    on how many seeds were evaluated with it.
+    Seeds that share a split see the same images (repeated across the stacked batch).
+    Each seed is evaluated in chunks of ``batch_size // EVAL_SEEDS`` images whatever its
+    stack size (a kernel may round a row differently in a batch of another size: a
+    one-row chunk is a matrix-vector product), so a forward holds at most ``batch_size``
+    images when ten seeds stack and a seed's numbers do not depend on how many seeds were
+    evaluated with it.
     """
     E = len(splits)
     was = model.training
     model.eval()
     shared = all(s is splits[0] for s in splits)
     n = len(splits[0])
-    chunk = max(1, batch_size // E)  # E × chunk near batch_size keeps activations in cache
+    chunk = max(1, batch_size // EVAL_SEEDS)
     tot_loss = torch.zeros(E, dtype=torch.float64)
     correct = torch.zeros(E, dtype=torch.long)
     extra: dict[str, list[Any]] = {}
@@ -418,6 +498,10 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
     if resume is not None:
         if resume.get("seeds", seeds) != seeds:
             raise ValueError(f"checkpoint of seeds {resume['seeds']} cannot resume seeds {seeds}")
+        if resume.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"a checkpoint of format {resume.get('format', 1)} cannot resume "
+                             f"this trainer's (format {CHECKPOINT_FORMAT}: per-seed optimizer "
+                             "state); train again from epoch 1")
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
         for key, states in resume["rng"].items():
@@ -550,7 +634,8 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
                 on_epoch(k, row)
         if on_checkpoint is not None:
             on_checkpoint({
-                "seeds": seeds, "epoch": epoch + 1, "model": model.state_dict(),
+                "format": CHECKPOINT_FORMAT, "seeds": seeds, "epoch": epoch + 1,
+                "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
                 "rng": {key: [g.get_state() for g in gs] for key, gs in state.rng.items()},
                 "torch_rng": torch.get_rng_state(), "hooks": [h.state_dict() for h in hooks],

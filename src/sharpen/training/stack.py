@@ -15,7 +15,18 @@ one grouped convolution (groups × E) and one BatchNorm over E·C channels: the 
 arithmetic, no Python loop over seeds, one kernel launch instead of E (what a GPU needs).
 ``"auto"`` picks grouped on CUDA and the loop on the CPU, where the loop measured faster
 (oneDNN's grouped kernels are slow for small channel counts; ``sharpen bench train``).
-Linear layers run as one batched matrix product.
+Linear layers run one matrix product per seed.
+
+Stacked equals alone, bit for bit, on the CPU (the default ``loop``): every layer with
+weights calls its kernel once per seed on that seed's rows, exactly the call the seed makes
+when it trains alone (E = 1), and everything else acts on each sample on its own. A
+batched kernel would not do: a batched matrix product (bmm) or a reduction over all seeds'
+rows chooses its kernel, and its split across threads, from the whole batch's shape, and
+rounds a seed's rows differently with E (measured: bmm with 2 threads on 6- or 7-row
+batches). The trainer does the rest per seed too (:mod:`sharpen.training.loop`: the
+optimizer steps each seed's slice as a tensor of its own, evaluation chunks have one size
+for every E). ``"grouped"`` (and any CUDA kernel) is not a per-seed call: there a seed's
+numbers may depend on its stack partners.
 
 A model stacks when every weight sits in a supported leaf module and its forward treats
 samples independently; :func:`stack_problem` checks both with a probe and says why not.
@@ -71,11 +82,13 @@ class StackedLinear(Stacked):
         self.bias = nn.Parameter(b) if b is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
-        h = x.reshape(self.seeds, -1, self.in_features)
-        wt = self.weight.transpose(1, 2)
-        out = torch.bmm(h, wt) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), h, wt)
-        return out.reshape(*lead, self.out_features)
+        # one matrix product per seed, each the call its seed makes alone: a batched product
+        # (bmm) picks its kernel and thread split from all seeds' shapes together
+        ws = self.weight.unbind(0)
+        bs = self.bias.unbind(0) if self.bias is not None else (None,) * self.seeds
+        if self.seeds == 1:
+            return F.linear(x, ws[0], bs[0])
+        return torch.cat([F.linear(xe, w, b) for xe, w, b in zip(self._split(x), ws, bs)])
 
 
 STRATEGIES = ("auto", "loop", "grouped")
@@ -130,9 +143,8 @@ class StackedConv(Stacked):
         t.copy_(w.detach())
         self.weight = nn.Parameter(t, requires_grad=w.requires_grad)
 
-    def _one(self, x: torch.Tensor, e: int) -> torch.Tensor:
-        t, w = self.template, self.weight[e]
-        b = self.bias[e] if self.bias is not None else None
+    def _one(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        t = self.template
         if isinstance(t, nn.ConvTranspose2d):
             return F.conv_transpose2d(x, w, b, t.stride, t.padding, t.output_padding, t.groups,
                                       t.dilation)
@@ -148,14 +160,18 @@ class StackedConv(Stacked):
         return _from_channels(y, E)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.seeds == 1:
-            return self._one(x, 0)
-        if self.grouped:
+        if self.grouped and self.seeds > 1:
             if x.shape[0] % self.seeds:
                 raise RuntimeError(f"a stacked batch of {x.shape[0]} rows does not split into "
                                    f"{self.seeds} seeds")
             return self._all(x)
-        return torch.cat([self._one(xe, e) for e, xe in enumerate(self._split(x))])
+        # unbind: one backward node stacks the seeds' gradients (E selects would each
+        # scatter into a zero E×… tensor, summed)
+        ws = self.weight.unbind(0)
+        bs = self.bias.unbind(0) if self.bias is not None else (None,) * self.seeds
+        if self.seeds == 1:
+            return self._one(x, ws[0], bs[0])
+        return torch.cat([self._one(xe, w, b) for xe, w, b in zip(self._split(x), ws, bs)])
 
 
 class StackedBatchNorm(Stacked):
@@ -199,12 +215,12 @@ class StackedBatchNorm(Stacked):
                 use_batch, factor, self.eps)
             return _from_channels(y, self.seeds)
         parts = []
+        ws = self.weight.unbind(0) if self.weight is not None else (None,) * self.seeds
+        bs = self.bias.unbind(0) if self.bias is not None else (None,) * self.seeds
         for e, xe in enumerate(self._split(x) if self.seeds > 1 else (x,)):
             rm = self.running_mean[e] if self.track else None
             rv = self.running_var[e] if self.track else None
-            parts.append(F.batch_norm(
-                xe, rm, rv, self.weight[e] if self.weight is not None else None,
-                self.bias[e] if self.bias is not None else None, use_batch, factor, self.eps))
+            parts.append(F.batch_norm(xe, rm, rv, ws[e], bs[e], use_batch, factor, self.eps))
         return parts[0] if self.seeds == 1 else torch.cat(parts)
 
 

@@ -117,10 +117,11 @@ class _RunBase(BaseModel):
     stack_conv: Literal["auto", "loop", "grouped"] = Field("auto",
         description="stacked seeds' convs and BatchNorm: 'loop' (a call per seed), 'grouped' "
         "(one grouped call) or 'auto' (grouped on CUDA, loop on the CPU)")
-    # torch threads per job: "auto" = this machine's cores ÷ the plan's jobs (at least 1),
-    # fixed when the run directory's plan is made
+    # torch threads per job: "auto" = 1 (experiments.plan.AUTO_THREADS): the thread count
+    # changes float rounding, so it never follows the number of jobs; recorded in the plan
     threads: int | Literal["auto"] = Field("auto",
-        description="torch threads per job ('auto': this machine's cores ÷ jobs)")
+        description="torch threads per job ('auto': 1; groups run side by side on the "
+        "cores instead); part of the plan, as it changes float rounding")
 
     @field_validator("dataset", mode="before")
     @classmethod
