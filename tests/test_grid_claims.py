@@ -168,3 +168,26 @@ def test_a_grid_claim_naming_one_cells_arm_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "claims[0]: 'slow__epochs-1' is one cell of the grid" in err
     assert "claims name its arms (slow, fast)" in err
+
+
+def test_plan_seeds_on_a_grid_pilot_plans_each_claim_in_each_cell(tmp_path, capsys):
+    """`sharpen plan-seeds DIR` on a grid: the base arms have no runs of their own (it said
+    "n now 0"); each claim is planned in each cell from that cell's runs."""
+    from statsmodels.stats.power import TTestPower
+
+    d = tmp_path / "g"
+    acc = _grid_dir(d)
+    assert main(["plan-seeds", str(d)]) == 0
+    out = capsys.readouterr().out
+    for claim in CLAIMS:
+        arm = claim["arm"]
+        rivals = [a for a in "abc" if a != arm]
+        for k in KS:
+            # independent: the closest rival (largest paired p), its sd of differences, and
+            # the effect a paired t at α/2 (2 cells, one family) detects with 80 % power
+            closest = max(rivals, key=lambda r: st.ttest_rel(acc[k][arm], acc[k][r]).pvalue)
+            sd = float(np.std(np.subtract(acc[k][arm], acc[k][closest]), ddof=1))
+            mde = TTestPower().solve_power(nobs=len(SEEDS), alpha=0.05 / 2, power=0.8) * sd
+            row = f"| {claim['claim']} | k = {k} | {len(SEEDS)} | {100 * sd:.2f} pp | " \
+                  f"{100 * mde:.2f} pp |"
+            assert row in out, (row, out)

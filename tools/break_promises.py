@@ -145,6 +145,13 @@ promise("P21", "A sequential design binds every claim's definition: an edited cl
         "refuse_changes(out / SEQUENTIAL, bound, wanted)", "pass",
         "tests/test_sequential.py::test_a_claim_edited_between_invocations_is_refused_naming_the"
         "_field")
+promise("P22", "In a grid's cell a best/worst claim without `than` is judged among that cell's "
+        "arms only, by `sharpen report` and `--until-decided` alike", "reports/claim_map.py",
+        'than = [a for a in arms if a != claim["arm"]]',
+        'return {**claim, "arm": arms[claim["arm"]]}',
+        "tests/test_grid_claims.py::test_report_judges_best_and_worst_among_the_cells_own_arms",
+        "tests/test_grid_claims.py::test_until_decided_judges_best_among_the_cells_own_arms_as_"
+        "the_report_does")
 
 # --- techniques ----------------------------------------------------------------------------------
 promise("P14", "A technique's hook applies exactly the plan it records and `sharpen schedule` "

@@ -49,6 +49,8 @@ def plan_from_dir(run_dir: Path, effect: float | str | None = None, power: float
         raise SharpenError(f"{run_dir}: no claims in config.json; give --effect and --sd "
                            "instead, or adopt an experiment's claims with "
                            "`sharpen report DIR --claims-from NAME`")
+    if cfg.get("cells"):  # a grid's claims name base arms, which have no runs of their own
+        return _plan_grid(cfg, load_runs(run_dir), effect, power)
     results = judge_family(claims, load_runs(run_dir), cfg.get("published"))
     level = ALPHA / len(claims)
     lines = [f"{len(claims)} claim(s), one family: paired t-test at α/m = {level:.3g}, power "
@@ -65,6 +67,39 @@ def plan_from_dir(run_dir: Path, effect: float | str | None = None, power: float
             f"{m.fmt(min_detectable(r.n, r.sd, level, power), True).lstrip('+') if r.sd else '–'} | "
             f"{m.fmt(eff, True) if eff else '– (give --effect)'} | "
             f"{need if need is not None else '–'} |")
+    return "\n".join(lines)
+
+
+def _plan_grid(cfg: dict[str, Any], runs: Any, effect: float | str | None, power: float
+               ) -> str:
+    """A grid pilot: each claim in each cell, as its claim map judges it (paired within the
+    cell, the cells of one claim one family: α/m with m its cells)."""
+    from sharpen.reports.claim_map import claim_maps
+
+    lines = ["Each claim in each cell of the grid, as its claim map judges it: the cells of one "
+             "claim are one family (paired t-test at α/m, m its cells), power "
+             f"{power:.0%}; the sd of the per-seed differences from this directory's runs "
+             "in that cell.", "",
+             "| claim | cell | n now | sd of differences | detectable at n now | effect | "
+             "seeds needed |", "|---|---|---|---|---|---|---|"]
+    for cm in claim_maps(cfg, runs):
+        m = get_metric(cm.claim.get("metric", "test_acc"))
+        level = ALPHA / max(len(cm.cells), 1)
+        if not cm.cells:
+            lines.append(f"| {cm.claim['claim']} | none (no cell holds runs of its arms) | 0 | "
+                         "– | – | – | – |")
+        for c in cm.cells:
+            r = c.result
+            eff: Any = parse_amount(effect, m, "--effect", signed=True) if effect is not None \
+                else r.effect
+            need = seeds_needed(eff, r.sd, level, power) if eff and r.sd else None
+            cell = ", ".join(f"{a} = {c.point[a]}" for a in cm.axes)
+            lines.append(
+                f"| {cm.claim['claim']} | {cell} | {r.n} | "
+                f"{m.fmt(r.sd, True).lstrip('+') if r.sd else '–'} | "
+                f"{m.fmt(min_detectable(r.n, r.sd, level, power), True).lstrip('+') if r.sd else '–'}"
+                f" | {m.fmt(eff, True) if eff else '– (give --effect)'} | "
+                f"{need if need is not None else '–'} |")
     return "\n".join(lines)
 
 
