@@ -60,6 +60,11 @@ def no_curves(monkeypatch):
     return drawn
 
 
+def run(args: list[str]) -> int:
+    """``sharpen run ARGS --quiet`` in this process (a worker pool costs seconds to start)."""
+    return main(["run", *args, "--quiet", "--workers", "1"])
+
+
 def _file(tmp_path: Path, text: str = ORDER, name: str = "order.toml") -> Path:
     p = tmp_path / name
     p.write_text(text)
@@ -88,14 +93,14 @@ def _check_file_order(out: Path, arms: list[str]) -> None:
 
 def test_the_files_first_arm_is_the_baseline_everywhere(tmp_path, capsys, no_curves):
     out = tmp_path / "r"
-    assert main(["run", str(_file(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    assert run([str(_file(tmp_path)), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert [line.split("|")[1].strip() for line in printed.splitlines()
             if line.startswith("| ") and not line.startswith("| arm ")] == \
         ["plain", "inverted", "middle"]
+    _check_file_order(out, ["plain", "inverted", "middle"])
     assert json.loads((out / "config.json").read_text())["arm_order"] == \
         ["plain", "inverted", "middle"]
-    _check_file_order(out, ["plain", "inverted", "middle"])
     assert no_curves[-1] == ["plain", "inverted", "middle"]  # the curves' legend order
     report = (out / "report.md").read_text()
     assert "middle − plain" in report  # the claim paired with the file's baseline
@@ -111,57 +116,56 @@ def test_the_files_first_arm_is_the_baseline_everywhere(tmp_path, capsys, no_cur
     assert [r["row"] for r in rows] == ["plain", "inverted", "middle"]
     assert [r["vs"] for r in rows] == ["", "plain", "plain"]
 
-
-def test_compare_pairs_with_the_directorys_baseline_key(tmp_path, capsys):
-    out = tmp_path / "r"
-    text = ORDER.replace('name = "order"', 'name = "order"\nbaseline = "middle"')
-    assert main(["run", str(_file(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
-    assert "## Paired comparisons with `middle`" in (out / "report.md").read_text()
-    capsys.readouterr()
-    assert main(["compare", str(out), "--format", "csv"]) == 0
-    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
-    assert [r["row"] for r in rows] == ["plain", "inverted", "middle"]
-    assert [r["vs"] for r in rows] == ["middle", "middle", ""]
-
-
-def test_arms_added_later_take_their_place_in_the_files_order(tmp_path):
-    p, out = _file(tmp_path), tmp_path / "r"
-    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "middle,inverted"]) == 0
-    # plain not run yet: the first arm that ran is compared with
-    assert "## Paired comparisons with `inverted`" in (out / "report.md").read_text()
-    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "plain"]) == 0
-    _check_file_order(out, ["plain", "inverted", "middle"])
-    # grown by `sharpen run DIR --runs 3`: the recorded order stays
-    assert main(["run", str(out), "--runs", "3", "--quiet"]) == 0
-    _check_file_order(out, ["plain", "inverted", "middle"])
-    assert json.loads((out / "summary.json").read_text())["seeds"] == [1, 2, 3]
-
-
-def test_a_directory_made_before_the_order_was_recorded(tmp_path):
-    """An old config.json (sorted arms, no arm_order): the order is read back from the
-    experiment file copied into the directory; without one the report says the arms are
-    alphabetical and that the baseline is the alphabetically first, never silently."""
-    out = tmp_path / "r"
-    assert main(["run", str(_file(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    # a directory made before the order was recorded (sorted arms, no arm_order): the order
+    # is read back from the experiment file copied into it; without one the report says the
+    # arms are alphabetical and that the baseline is the alphabetically first, never silently
     cfg = json.loads((out / "config.json").read_text())
     del cfg["arm_order"]
     (out / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
     assert main(["report", str(out)]) == 0
-    _check_file_order(out, ["plain", "inverted", "middle"])
-    assert "alphabetically" not in (out / "report.md").read_text()
+    assert (out / "report.md").read_text() == report
 
     (out / "experiment.toml").unlink()
     assert main(["report", str(out)]) == 0
-    report = (out / "report.md").read_text()
+    old = (out / "report.md").read_text()
     _check_file_order(out, ["inverted", "middle", "plain"])
     assert ("The arms are listed alphabetically: this directory was made before sharpen "
-            "recorded the order of the arms in the experiment file" in report)
-    assert "The baseline `inverted` is the alphabetically first arm with results" in report
+            "recorded the order of the arms in the experiment file" in old)
+    assert "The baseline `inverted` is the alphabetically first arm with results" in old
     assert main(["report", str(out), "--baseline", "plain"]) == 0
-    report = (out / "report.md").read_text()
-    assert "## Paired comparisons with `plain`" in report and "The baseline `" not in report
-    # a rerun with the file records the file's order again
-    assert main(["run", str(_file(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    old = (out / "report.md").read_text()
+    assert "## Paired comparisons with `plain`" in old and "The baseline `" not in old
+    # run again with its file (nothing left to train): the file's order is recorded again
+    assert run([str(_file(tmp_path)), "--out", str(out)]) == 0
+    _check_file_order(out, ["plain", "inverted", "middle"])
+
+
+def test_compare_pairs_with_the_directorys_baseline_key(tmp_path, capsys):
+    out = tmp_path / "r"
+    text = ORDER.replace('name = "order"', 'name = "order"\nbaseline = "middle"')
+    assert run([str(_file(tmp_path, text)), "--out", str(out),
+                 "--arms", "middle,plain"]) == 0
+    assert "## Paired comparisons with `middle`" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["compare", str(out), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [r["row"] for r in rows] == ["plain", "middle"]
+    assert [r["vs"] for r in rows] == ["middle", ""]
+
+
+def test_arms_added_later_take_their_place_in_the_files_order(tmp_path):
+    p, out = _file(tmp_path), tmp_path / "r"
+    assert run([str(p), "--out", str(out), "--arms", "middle,inverted"]) == 0
+    # plain not run yet: the first arm that ran is compared with
+    assert "## Paired comparisons with `inverted`" in (out / "report.md").read_text()
+    assert run([str(p), "--out", str(out), "--arms", "plain"]) == 0
+    _check_file_order(out, ["plain", "inverted", "middle"])
+    with open(out / "results.csv") as f:
+        assert list(dict.fromkeys(r["arm"] for r in csv.DictReader(f))) == \
+            ["plain", "inverted", "middle"]
+    # `sharpen run DIR` (the experiment read back from config.json) keeps the recorded order
+    (out / "report.md").unlink()
+    assert run([str(out)]) == 0
     _check_file_order(out, ["plain", "inverted", "middle"])
 
 
@@ -169,10 +173,10 @@ def test_a_grids_cells_follow_the_files_arms_then_the_grids_values(tmp_path):
     text = ORDER.replace("runs = 2", 'runs = 1\ngrid = { batch_size = [30, 20] }') \
         .split("[[claims]]")[0]
     out = tmp_path / "g"
-    assert main(["run", str(_file(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    assert run([str(_file(tmp_path, text)), "--out", str(out),
+                 "--arms", "plain,inverted"]) == 0
     head = (out / "report.md").read_text().split("## Grid", 1)[1].splitlines()[2]
-    assert [c.strip() for c in head.split("|")[1:-1]] == ["batch_size", "plain", "inverted",
-                                                           "middle"]
+    assert [c.strip() for c in head.split("|")[1:-1]] == ["batch_size", "plain", "inverted"]
     rows = [r.split("|")[1].strip() for r in
             (out / "report.md").read_text().split("## Grid", 1)[1].splitlines()[4:6]]
     assert rows == ["30", "20"]  # the grid's order, not the text's
@@ -183,12 +187,12 @@ def test_a_grids_cells_follow_the_files_arms_then_the_grids_values(tmp_path):
 
 def test_a_different_experiment_into_a_directory_is_refused(tmp_path, capsys):
     out = tmp_path / "q"
-    assert main(["run", "quickstart", "--profile", "smoke", "--set", "dataset=synthetic",
-                 "--out", str(out), "--quiet"]) == 0
+    assert run(["quickstart", "--profile", "smoke", "--set", "dataset=synthetic",
+                 "--out", str(out)]) == 0
     files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     capsys.readouterr()
-    assert main(["run", "sharpening-mnist", "--profile", "smoke", "--set", "dataset=synthetic",
-                 "--out", str(out), "--quiet"]) == 2
+    assert run(["sharpening-mnist", "--profile", "smoke", "--set", "dataset=synthetic",
+                 "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == (f"sharpen: error: {out} holds runs of another experiment (experiment "
                    "'quickstart' → 'sharpening-mnist'); use another --out for this one (or "
@@ -199,31 +203,31 @@ def test_a_different_experiment_into_a_directory_is_refused(tmp_path, capsys):
     assert cfg["name"] == "quickstart" and len(cfg["claims"]) == 1
 
     # a changed profile (same arms, same keys) is refused, named
-    assert main(["run", "quickstart", "--profile", "quick", "--set", "dataset=synthetic",
+    assert run(["quickstart", "--profile", "quick", "--set", "dataset=synthetic",
                  "--set", "epochs=1", "--set", "runs=1", "--set", "train_size=600",
                  "--set", "val_size=100", "--set", "test_size=500", "--out", str(out),
-                 "--quiet"]) == 2
+                 "--quiet", "--workers", "1"]) == 2
     assert "another experiment (profile 'smoke' → 'quick')" in capsys.readouterr().err
     # the same experiment grown with more seeds resumes, and `sharpen run DIR` continues it
-    assert main(["run", "quickstart", "--profile", "smoke", "--set", "dataset=synthetic",
-                 "--runs", "2", "--out", str(out), "--quiet"]) == 0
-    assert main(["run", str(out), "--quiet"]) == 0
+    assert run(["quickstart", "--profile", "smoke", "--set", "dataset=synthetic",
+                 "--runs", "2", "--out", str(out)]) == 0
+    assert run([str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["seeds"] == [0, 1]
 
 
 def test_the_same_file_under_another_name_or_grid_is_another_experiment(tmp_path, capsys):
-    p, out = _file(tmp_path), tmp_path / "r"
-    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "plain"]) == 0
+    p, out = _file(tmp_path, ORDER.replace("runs = 2", "runs = 1")), tmp_path / "r"
+    assert run([str(p), "--out", str(out), "--arms", "plain"]) == 0
     renamed = _file(tmp_path, ORDER.replace('name = "order"', 'name = "other"'), "b.toml")
-    assert main(["run", str(renamed), "--out", str(out), "--quiet", "--arms", "inverted"]) == 2
+    assert run([str(renamed), "--out", str(out), "--arms", "inverted"]) == 2
     assert "another experiment (experiment 'order' → 'other')" in capsys.readouterr().err
-    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "inverted",
+    assert run([str(p), "--out", str(out), "--arms", "inverted",
                  "--axis", "batch_size=30,20"]) == 2
     assert re.search(r"another experiment \(grid axes \(no grid\) → \['batch_size'\]\)",
                      capsys.readouterr().err)
-    assert main(["run", str(p), "--out", str(out), "--quiet", "--profile", "other",
+    assert run([str(p), "--out", str(out), "--profile", "other",
                  "--arms", "inverted"]) == 2
     assert "another experiment (profile (none) → 'other')" in capsys.readouterr().err
     # the same experiment grown by an arm joins it
-    assert main(["run", str(p), "--out", str(out), "--quiet", "--arms", "inverted"]) == 0
+    assert run([str(p), "--out", str(out), "--arms", "inverted"]) == 0
     _check_file_order(out, ["plain", "inverted"])
