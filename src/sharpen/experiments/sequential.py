@@ -196,7 +196,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                 look["claims"].append({"p": r.p, "direction": r.direction, "n": r.n,
                                        "threshold": thr, "decision": new})
                 if sub.cells and c["op"] in ("best", "worst"):  # whom "best" was judged against
-                    look["claims"][-1]["rivals"] = list(c["than"])
+                    look["claims"][-1]["rivals"] = list(c.get("than") or [])
                 if new:
                     rec["decisions"][str(i)] = {"verdict": new, "n": r.n, "look": n, "p": r.p,
                                                 "threshold": thr}

@@ -131,7 +131,7 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
                 r.verdict = d["verdict"] if d else NOT_SUPPORTED
             cells.append(cell)
         rivals = [] if claim["op"] not in ("best", "worst") else list(dict.fromkeys(
-            cfg["cells"][t]["arm"] for c in per for t in c["than"]))
+            cfg["cells"][t]["arm"] for c in per for t in c.get("than") or []))
         maps.append(ClaimMap(claim, axes, cells, rivals))
     return maps
 
