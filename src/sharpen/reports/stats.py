@@ -524,7 +524,8 @@ def _assumption(runs: int | None, sd: float | None, rounding: float) -> str:
         what = "one run, our sd as its sd"
     else:
         what = "one run (no n given), our sd as its sd"
-    return what + (f"; ± {100 * rounding:.2g} pp rounding" if rounding else "")
+    shown = f"{100 * rounding:.10f}".rstrip("0").rstrip(".")  # 0.5, 0.005, 0.00005
+    return what + (f"; ± {shown} pp rounding" if rounding else "")
 
 
 # --- evaluation-set uncertainty -----------------------------------------------------------------
