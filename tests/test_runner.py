@@ -669,7 +669,7 @@ def test_cell_by_cell_a_twin_on_disk_is_copied_and_said(tmp_path, capsys):
         _, results = run(exp.model_copy(update={
             "arms": arms, "cells": {a: exp.cells[a] for a in arms}}), out)
     text = capsys.readouterr().out
-    for n, s in ((1, 5), (2, 6)):
+    for n, s in ((3, 5), (4, 6)):  # numbered in the file's order: base's first cell first
         assert f"[{n}/8] base__blur_stages-2 seed {s}: the same run as " \
                "base__blur_stages-1's, copied\n" in text
     _check_copies(out, results)  # the kept cell's runs among them, read from disk
