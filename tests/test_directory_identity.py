@@ -197,6 +197,11 @@ def test_a_different_experiment_into_a_directory_is_refused(tmp_path, capsys):
     assert err == (f"sharpen: error: {out} holds runs of another experiment (experiment "
                    "'quickstart' → 'sharpening-mnist'); use another --out for this one (or "
                    f"`sharpen run {out}` to continue that one)\n")
+    # nor with --until-decided, whose design would be written into the directory first
+    assert run(["sharpening-mnist", "--profile", "smoke", "--set", "dataset=synthetic",
+                "--out", str(out), "--until-decided"]) == 2
+    assert "holds runs of another experiment (experiment 'quickstart' → 'sharpening-mnist')" \
+        in capsys.readouterr().err
     # nothing changed: quickstart's claim and name are still there
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
     cfg = json.loads((out / "config.json").read_text())

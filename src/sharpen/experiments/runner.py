@@ -161,11 +161,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
         kept: list[str] = []  # arms of the directory this invocation does not name
         if cfg_path.exists():
             old = json.loads(cfg_path.read_text())
-            other = experiment_diff(old, resolved)
-            if other:
-                raise SharpenError(
-                    f"{out} holds runs of another experiment ({'; '.join(other)}); use another "
-                    f"--out for this one (or `sharpen run {out}` to continue that one)")
+            refuse_another_experiment(out, old, resolved)
             diff = config_diff(old.get("arms", {}), resolved["arms"], common_only=True)
             if diff:
                 shown = "; ".join(diff[:8]) + (f"; … {len(diff) - 8} more" if len(diff) > 8 else "")
@@ -395,6 +391,16 @@ def experiment_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if sorted(axes_old) != sorted(axes_new):
         out.append(f"grid axes {axes_old or '(no grid)'} → {axes_new or '(no grid)'}")
     return out
+
+
+def refuse_another_experiment(out: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse to run ``new`` (a resolved experiment) into ``out``, whose config.json is
+    ``old``, when they are different experiments (:func:`experiment_diff`), naming why."""
+    other = experiment_diff(old, new)
+    if other:
+        raise SharpenError(
+            f"{out} holds runs of another experiment ({'; '.join(other)}); use another "
+            f"--out for this one (or `sharpen run {out}` to continue that one)")
 
 
 def _shown(name: Any) -> str:

@@ -120,7 +120,11 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     grid: in every cell, each cell its own design); returns the run directory, the last
     look's results and the sequential record."""
     from sharpen.experiments.plan import stack_blockers
-    from sharpen.experiments.runner import default_out_dir, run_experiment
+    from sharpen.experiments.runner import (
+        default_out_dir,
+        refuse_another_experiment,
+        run_experiment,
+    )
     from sharpen.reports.claims import _prejudge, load_runs
 
     claims = [c.model_dump() for c in exp.claims]
@@ -128,6 +132,10 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
         raise SharpenError(f"{exp.source or exp.name}: --until-decided judges claims, and this "
                            "experiment has none ([[claims]] in the file)")
     out = Path(out) if out is not None else default_out_dir(exp)
+    if (out / "config.json").is_file():  # another experiment's directory: refused untouched
+        from sharpen.rundir import RunDir
+
+        refuse_another_experiment(out, RunDir(out).config(), exp.resolved())
     g = _step(exp, step)
     budget = max_runs or exp.max_runs or 4 * g
     looks = looks_of(g, budget)
