@@ -133,6 +133,22 @@ promise("P13", "The claims of a report are one family: Holm's adjustment keeps i
         "tests/test_verdicts.py::test_a_report_of_8_true_null_claims_keeps_its_family_wise_error_at"
         "_5_percent")
 
+# --- the run directory's identity (issue 32, items 1, 2 and 7) ----------------------------------
+promise("P17", "Arms keep the experiment file's order everywhere; the file's first arm is the "
+        "default baseline", "rundir.py",
+        "        return ordered_arms(arms, list(cfg[\"arm_order\"]), cells, grid), ARM_ORDER_RECORDED",
+        "        return sorted(arms), ARM_ORDER_RECORDED",
+        "tests/test_directory_identity.py::test_the_files_first_arm_is_the_baseline_everywhere")
+promise("P18", "Another experiment run into an existing directory is refused and the directory "
+        "left untouched", "experiments/runner.py", "    if other:\n        raise SharpenError(",
+        "    if False:\n        raise SharpenError(",
+        "tests/test_directory_identity.py::test_a_different_experiment_into_a_directory_is_refused")
+promise("P19", "A trainer key is never inert: arms that differ in one are never twins, whatever a "
+        "plugin declares", "experiments/twins.py", "    return off - used - TRAINER_KEYS",
+        "    return off - used",
+        "tests/test_twins.py::test_arms_of_different_batch_sizes_are_never_twins_whatever_a_plugin"
+        "_declares")
+
 # --- sequential designs (issue 32, items 4 and 5) ----------------------------------------------
 promise("P20", "A sequential look is judged only at the threshold of the n it reached: seeds "
         "that did not finish never buy a looser threshold", "experiments/sequential.py",
