@@ -147,3 +147,35 @@ def test_a_grown_directory_records_the_groups_that_trained(tmp_path):
             for s in g:
                 assert _group(out / "runs" / "lenet5" / f"seed-{s}") == g
         assert plan["threads"] == 1
+
+
+def test_stacked_equals_alone_with_two_threads_too():
+    """An explicit ``threads = 2`` is the user's choice of rounding; within it a seed still
+    does not depend on its partners: every matrix product is its seed's own call (a batched
+    one splits 6- and 7-row products across threads by the whole stack's shape). The last
+    training batch holds 6 images per seed and the last evaluation chunk 2."""
+    import torch
+
+    from sharpen.data import synthetic
+    from sharpen.models import create_model
+    from sharpen.training import Split, TrainData, TrainSettings, build_models, train
+
+    x, y = synthetic("train", n=206)
+    xt, yt = synthetic("test", n=107)
+    data = TrainData(Split(x, y), Split(xt, yt), None, (0.5,), (0.25,))
+    settings = TrainSettings(epochs=1, batch_size=40, optimizer="sgd", lr=0.05,
+                             eval_batch_size=70)
+
+    def rows(seeds: list[int]) -> list[list[dict[str, Any]]]:
+        models = build_models(lambda: create_model("lenet5"), seeds)
+        out = train(models, data, settings, seeds)
+        return [[{k: v for k, v in r.items() if k not in TIMING} for r in rs] for rs in out.rows]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        stacked = rows(list(range(10)))
+        for k in (0, 9):
+            assert stacked[k] == rows([k])[0], f"seed {k}"
+    finally:
+        torch.set_num_threads(before)

@@ -103,7 +103,9 @@ class _RunBase(BaseModel):
         "where shapes are static)")
     # SGD/Adam update as one fused kernel
     fused_optimizer: bool = Field(True, description="SGD/Adam/AdamW update as one fused kernel")
-    eval_batch_size: int = Field(1000, ge=1, description="batch size of evaluation")
+    eval_batch_size: int = Field(1000, ge=1, description="images per evaluation forward "
+                                 "of ten stacked seeds: each seed is evaluated in chunks of "
+                                 "eval_batch_size ÷ 10, whatever its stack size")
 
     # the execution plan (experiments.plan): both change float rounding, so both are part
     # of the configuration, never of where the runs happen (--workers, --backend)
