@@ -236,3 +236,15 @@ def test_the_same_file_under_another_name_or_grid_is_another_experiment(tmp_path
     # the same experiment grown by an arm joins it
     assert run([str(p), "--out", str(out), "--arms", "inverted"]) == 0
     _check_file_order(out, ["plain", "inverted"])
+
+
+def test_the_published_table_lists_arms_in_the_files_order_not_config_jsons_sorted_one():
+    """config.json stores ``published`` with sorted keys; the table follows the arms' rows."""
+    from sharpen.reports.claims import Runs
+    from sharpen.reports.tables import published_table
+
+    published = {"alpha": {"test_acc": 0.9}, "zeta": {"test_acc": 0.8}, "mid": {"test_acc": 0.7}}
+    rows = [{"arm": "zeta"}, {"arm": "mid"}, {"arm": "alpha"}]
+    md = published_table(published, rows, Runs(), 0.01)
+    listed = [ln.split("|")[1].strip() for ln in md.splitlines()[2:]]
+    assert listed == ["zeta", "mid", "alpha"]

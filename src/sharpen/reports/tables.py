@@ -267,7 +267,9 @@ def published_table(published: dict[str, Any], rows: list[dict[str, Any]], runs:
     the one the paper's numbers came from (``protocol``: ``published_protocol``)."""
     lines = ["| arm | metric | published | ours [95 % CI] | ours − published (95 %) | "
              "the paper's runs taken as | verdict |", "|---|---|---|---|---|---|---|"]
-    for arm, vals in published.items():
+    # the arms in the file's order (``rows`` follow it; config.json stores keys sorted)
+    order = {r.get("arm"): i for i, r in enumerate(rows)}
+    for arm, vals in sorted(published.items(), key=lambda kv: order.get(kv[0], len(order))):
         if isinstance(vals, dict):
             diffs = protocol_differences(protocol, (arms_cfg or {}).get(arm))
             lines += [_published_row(arm, key, val, runs, vals, margin, diffs)
