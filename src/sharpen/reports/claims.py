@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sharpen.errors import SharpenError
 from sharpen.metrics import METRICS, PERCENT, get_metric, parse_amount
 from sharpen.reports.stats import (
     ALPHA,
@@ -133,7 +134,7 @@ def load_runs(run_dir: str | Path) -> Runs:
         out.values.setdefault(r.arm, {})[r.seed] = values_of_run(r.rows, r.result)
     from sharpen.rundir import fingerprint
 
-    for arm in set(out.status) | set(arms_cfg):
+    for arm in dict.fromkeys([*arms_cfg, *out.status]):  # the file's order, then the rest
         out.protocol[arm] = fingerprint(arms_cfg[arm]) if arm in arms_cfg else None
     return out
 
@@ -231,6 +232,9 @@ def _prejudge(claim: dict[str, Any], runs: Runs) -> tuple[ClaimResult, Any]:
         return r, None
     tol = parse_amount(claim.get("tolerance") or 0.0, m)  # only `~` claims use it
     if claim.get("value") is not None:
+        if op not in ("<", ">", "~"):  # a directory written before the file refused it
+            raise SharpenError(f"claim {claim['claim']!r}: op {op!r} compares with other arms, "
+                               "not a value; value is for '<', '>' and '~'")
         v0 = float(claim["value"])
         d = [x - v0 for x in mine.values()]
         label = f"{arm} − {m.fmt(v0)}"
@@ -245,6 +249,29 @@ def _prejudge(claim: dict[str, Any], runs: Runs) -> tuple[ClaimResult, Any]:
     ok = runs.comparable(arm, other)
     c = compare(mine, theirs, paired=ok, why_unpaired="" if ok else "different protocols")
     return _directional(r, m, op, c.diffs, f"{arm} − {other}", tol, c, c.test)
+
+
+def _side(op: str) -> int:
+    """+1 when the claim says higher, −1 when lower: the only directional ops there are.
+    Anything else is a claim this code does not know how to judge: refused, never read as
+    '<' (a "best" with a value was once judged as "below the value")."""
+    sides = {">": 1, "best": 1, "<": -1, "worst": -1}
+    if op not in sides:
+        raise SharpenError(f"claim op {op!r} is not a directional op ('>', '<', 'best', "
+                           "'worst'); '~' is judged by TOST")
+    return sides[op]
+
+
+def rivals(claim: dict[str, Any], runs: Runs) -> list[str]:
+    """Whom a ``best``/``worst`` claim must beat: its ``than`` (one arm or a list), else
+    every other arm the directory knows of, from config.json and from its runs, whether
+    or not any of its runs finished (a rival whose runs all diverged or failed stays a
+    rival: dropping it would make "best" easier to reach)."""
+    than = claim.get("than")
+    if than:
+        return [than] if isinstance(than, str) else list(than)
+    known = dict.fromkeys([*runs.protocol, *runs.status, *runs.values])
+    return [a for a in known if a != claim["arm"]]
 
 
 def _fmt_ci(m: Any, lo: float | None, hi: float | None) -> str:
@@ -287,7 +314,7 @@ def _directional(r: ClaimResult, m: Any, op: str, d: list[float], label: str, to
             r.p = e.p_beyond
             r.p_exact = None
         return r, c
-    want = 1 if op == ">" else -1
+    want = _side(op)
     r.direction = 1 if c.diff * want > 0 else -1 if c.diff else 0  # +1: the claimed side
     r.test = test if c.spread else c.test  # without spread: the exact test, or none
     r.p = c.decision_p
@@ -308,15 +335,14 @@ def _best(r: ClaimResult, m: Any, claim: dict[str, Any], runs: Runs, mine: dict[
     every estimate lies on the claimed side (intersection–union), else the smallest p on the
     other side times the number of rivals (Bonferroni within the claim)."""
     arm, metric = claim["arm"], r.metric
-    others = claim.get("than") or [a for a in runs.values if a != arm]
-    others = [others] if isinstance(others, str) else list(others)
+    others = rivals(claim, runs)
     missing = [o for o in others if not metric_of(runs.values, o, metric)]
     if missing:  # a rival that was not run cannot be beaten or lost to
         r.verdict = f"untested (no {metric} for {missing[0]})"
         return r, None
     if not others:
         return r, None
-    want = 1 if claim["op"] == "best" else -1
+    want = _side(claim["op"])
     comps = []
     for o in others:
         ok = runs.comparable(arm, o)
@@ -409,8 +435,8 @@ def _sensitivity(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
     """Count lost runs beside each claim; say when counting them as the arm's worst run
     would change the verdict."""
     for i, (c, r) in enumerate(zip(claims, results)):
-        arms = [c["arm"]] + ([c["than"]] if isinstance(c.get("than"), str) else
-                             list(c.get("than") or []))
+        arms = [c["arm"]] + (rivals(c, runs) if c["op"] in ("best", "worst") else
+                             [c["than"]] if isinstance(c.get("than"), str) else [])
         lost = {a: runs.lost(a) for a in arms if runs.lost(a)}
         if not lost:
             continue

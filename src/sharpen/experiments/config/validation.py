@@ -135,10 +135,48 @@ def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:
         if c.op == "~" and not c.tolerance:
             raise SharpenError(f"{where}.tolerance: a '~' claim needs a margin > 0, e.g. "
                                "tolerance = \"1 pp\"")
-        if c.op in ("<", ">", "~") and (c.than is None) == (c.value is None):
-            raise SharpenError(f"{where}: op {c.op!r} needs exactly one of than (an arm) or value")
-        if c.op in ("<", ">", "~") and isinstance(c.than, list):
+        _check_claim_shape(c, where)
+
+
+def _check_claim_shape(c: Any, where: str) -> None:
+    """Every op with the keys that give it a meaning, nothing else: a key an op does not
+    read would be ignored, and the claim judged as something the file does not say.
+    ``<``/``>``: one arm (``than``) or a fixed number (``value``); ``~``: the same, with a
+    ``tolerance`` > 0; ``best``/``worst``: rival arms (``than``, one or a list; left out:
+    every other arm), never a value or a tolerance."""
+    rivals = [c.than] if isinstance(c.than, str) else list(c.than or [])
+    if c.arm in rivals:
+        raise SharpenError(f"{where}.than: {c.arm!r} is the claim's own arm; name the arm(s) it "
+                           "is compared with")
+    if c.op in ("<", ">", "~"):
+        if (c.than is None) == (c.value is None):
+            raise SharpenError(f"{where}: op {c.op!r} needs exactly one of than (an arm) or "
+                               "value (a fixed number)")
+        if isinstance(c.than, list):
             raise SharpenError(f"{where}.than: op {c.op!r} compares with one arm, not a list")
+        if c.value is not None and get_metric(c.metric).percent and abs(c.value) > 1:
+            # 90 meant as 90 %: every arm would be judged below it
+            raise SharpenError(f"{where}.value: {c.value!r} is not a fraction of 1; "
+                               f"{c.metric} is written as a fraction (90 % is 0.9)")
+        if c.op != "~" and c.tolerance:
+            raise SharpenError(f"{where}.tolerance: op {c.op!r} has no margin (tolerance is for "
+                               "'~', equal within ± tolerance); drop it, or use op = \"~\"")
+    elif c.op in ("best", "worst"):
+        if c.value is not None:
+            raise SharpenError(f"{where}.value: op {c.op!r} compares with other arms, not a "
+                               "number; give than = an arm or a list of arms (or leave it out: "
+                               "every other arm), or use op '>' / '<' with value")
+        if c.tolerance:
+            raise SharpenError(f"{where}.tolerance: op {c.op!r} has no margin (tolerance is for "
+                               "'~'); drop it")
+        if isinstance(c.than, list) and not c.than:
+            raise SharpenError(f"{where}.than: an empty list; name the rival arms, or leave than "
+                               "out to compare with every other arm")
+        if len(set(rivals)) < len(rivals):
+            raise SharpenError(f"{where}.than: {rivals!r} names an arm twice; name each rival once")
+    else:  # the schema's Literal refuses it first; a new op must say what it means here
+        raise SharpenError(f"{where}.op: {c.op!r} is not an op; ops: '>', '<', '~', 'best', "
+                           "'worst'")
 
 
 def _check_grid(grid: Any, path: Path) -> dict[str, list[Any]]:
