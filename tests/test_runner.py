@@ -270,10 +270,12 @@ def test_a_resumed_directory_keeps_its_recorded_plan(small, tmp_path):
     assert [r["stacked_seeds"] for r in results if r["arm"] == "a"] == [1, 1]
     assert json.loads((out / "config.json").read_text())["plan"]["arms"]["a"]["groups"] == [
         [5], [6]]
-    # more seeds make a new plan for the arm (its recorded groups no longer cover them)
+    # more seeds: the new ones are planned afresh, and the record keeps 5 and 6 in the
+    # groups they trained in (issue 32: not the regrouping [[5, 6], [7, 8]] that never ran)
     _, results = run(exp_of(small, "stack_seeds=2", "runs=4"), out, quiet=True)
     plan = json.loads((out / "config.json").read_text())["plan"]["arms"]["a"]
-    assert plan["groups"] == [[5, 6], [7, 8]]
+    assert plan["groups"] == [[5], [6], [7, 8]]
+    assert [r["stacked_seeds"] for r in results if r["arm"] == "a"] == [1, 1, 2, 2]
 
 
 def test_arms_not_named_again_stay_with_their_runs_and_do_not_train(small, tmp_path):
