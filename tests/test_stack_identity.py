@@ -179,3 +179,24 @@ def test_stacked_equals_alone_with_two_threads_too():
             assert stacked[k] == rows([k])[0], f"seed {k}"
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_checkpoint_of_the_older_format_trains_again_from_epoch_1(tmp_path, capsys):
+    """Its optimizer state is per stacked parameter, not per seed slice: loading it into the
+    per-seed optimizer would pair momentum buffers with the wrong tensors."""
+    import torch
+
+    from sharpen.experiments import RunConfig
+    from sharpen.experiments.job import run_group
+
+    cfg = RunConfig.model_validate(dict(dataset="synthetic", train_size=60, test_size=30,
+                                        val_size=0, epochs=2, batch_size=30, model="lenet5",
+                                        threads=1, device="cpu"))
+    run = tmp_path / "seed-0"
+    run.mkdir()
+    torch.save({"seeds": [0], "epoch": 1, "rows": [[{"epoch": 1}]]}, run / "checkpoint.pt")
+    res = run_group(cfg, "a", [0], [run])[0]
+    assert res["status"] == "ok" and res["epochs_done"] == 2
+    assert "written by an older sharpen" in capsys.readouterr().err
+    with (run / "metrics.csv").open() as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]  # trained, not resumed
