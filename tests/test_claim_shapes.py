@@ -24,6 +24,10 @@ from tests.test_verdicts import _dir
 
 BASE = """name = "shapes"
 dataset = "synthetic"
+train_size = 100
+test_size = 50
+epochs = 1
+runs = 2
 [arms.a]
 [arms.b]
 [arms.c]

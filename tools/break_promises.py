@@ -149,6 +149,18 @@ promise("P19", "A trainer key is never inert: arms that differ in one are never 
         "tests/test_twins.py::test_arms_of_different_batch_sizes_are_never_twins_whatever_a_plugin"
         "_declares")
 
+# --- a seed's numbers whatever trains beside it (issue 32, item 8) -----------------------------
+promise("P25", "A seed's files (metrics.csv, predictions.npz, result.json but its timings and "
+        "group) are the same alone, in stacks of 2, 5 and 10, in a grown directory and with "
+        "fewer --arms (evaluation chunks do not follow the stack)", "training/loop.py",
+        "    chunk = max(1, batch_size // EVAL_SEEDS)\n", "    chunk = max(1, batch_size // E)\n",
+        "tests/test_stack_identity.py::test_a_seed_gives_the_same_files_alone_stacked_grown_and_with"
+        "_fewer_arms")
+promise("P26", "Each stacked seed's optimizer step is its own run's: the optimizer steps each "
+        "seed's slice, never the stacked tensor whole", "training/loop.py",
+        "    return SeedOptimizer(params, model.seeds, make)\n", "    return make(params)\n",
+        "tests/test_loop.py::test_each_seed_is_stepped_as_its_own_run_whatever_its_stack")
+
 # --- sequential designs (issue 32, items 4 and 5) ----------------------------------------------
 promise("P20", "A sequential look is judged only at the threshold of the n it reached: seeds "
         "that did not finish never buy a looser threshold", "experiments/sequential.py",
@@ -168,6 +180,18 @@ promise("P22", "In a grid's cell a best/worst claim without `than` is judged amo
         "tests/test_grid_claims.py::test_report_judges_best_and_worst_among_the_cells_own_arms",
         "tests/test_grid_claims.py::test_until_decided_judges_best_among_the_cells_own_arms_as_"
         "the_report_does")
+promise("P23", "Every claim an experiment file accepts means what it says: each op x (than, "
+        "value, tolerance) has a meaning or is refused at load, naming the field",
+        "experiments/config/validation.py", "        _check_claim_shape(c, where)\n", "",
+        "tests/test_claim_shapes.py::test_every_op_than_value_tolerance_combination_is_meant_or"
+        "_refused",
+        "tests/test_claim_shapes.py::test_sharpen_run_refuses_a_claim_shape_without_a_meaning")
+promise("P24", "A best/worst claim's rivals include every other arm, run or not: a rival "
+        "without usable runs leaves the claim untested, naming it", "reports/claims.py",
+        "known = dict.fromkeys([*runs.protocol, *runs.status, *runs.values])",
+        "known = dict.fromkeys(runs.values)",
+        "tests/test_claim_shapes.py::test_a_best_claim_whose_rival_never_finished_is_untested"
+        "_naming_it")
 
 # --- techniques ----------------------------------------------------------------------------------
 promise("P14", "A technique's hook applies exactly the plan it records and `sharpen schedule` "
