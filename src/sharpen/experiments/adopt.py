@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_json
 from sharpen.rundir import CONFIG, RunDir
 
@@ -15,6 +16,13 @@ def adopt_claims(run_dir: Path, experiment: str) -> None:
 
     exp = load_experiment(experiment)
     cfg = RunDir(run_dir).config()
+    # another experiment's claims and published numbers (same arm names, another protocol)
+    # would be judged on these runs without a word: only the directory's own are adopted
+    if cfg.get("name") and cfg["name"] != exp.name:
+        raise SharpenError(
+            f"{run_dir} holds runs of another experiment (experiment {cfg['name']!r} → "
+            f"{exp.name!r}): --claims-from adopts the claims of the directory's own "
+            f"experiment file (name = {cfg['name']!r})")
     from sharpen.experiments.sequential import check_bound
 
     check_bound(Path(run_dir), exp)  # a sequential design's claims stay as it bound them

@@ -1,0 +1,59 @@
+"""`sharpen report DIR --claims-from EXPERIMENT` adopts the claims of the directory's own
+experiment only: another experiment's claims and published numbers (same arm names, another
+protocol) would be judged on these runs without a word (issue 32, item 2's spirit)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sharpen.cli import main
+from sharpen.io import atomic_write_csv, atomic_write_json
+
+ACCS = {"a": [0.90, 0.91, 0.92, 0.93], "b": [0.80, 0.81, 0.80, 0.82]}
+
+
+def _rundir(root: Path, name: str) -> Path:
+    cfg = {"name": name, "profile": "", "runs": 4, "seed": 0,
+           "arms": {a: {"dataset": "synthetic", "epochs": 2} for a in ACCS}}
+    atomic_write_json(root / "config.json", cfg)
+    for arm, accs in ACCS.items():
+        for seed, acc in enumerate(accs):
+            d = root / "runs" / arm / f"seed-{seed}"
+            rows = [{"epoch": e, "train_loss": 0.1, "train_acc": 0.99, "test_acc": acc,
+                     "test_loss": 0.2, "gap": 0.01} for e in (1, 2)]
+            atomic_write_csv(d / "metrics.csv", rows, list(rows[0]))
+            atomic_write_json(d / "result.json", {"arm": arm, "seed": seed, "status": "ok",
+                                                  "test_acc": acc, "epochs_done": 2})
+    return root
+
+
+CLAIM = ('[[claims]]\nclaim = "a beats b"\narm = "a"\nop = ">"\nthan = "b"\n'
+         "[published.a]\ntest_acc = 0.95\n")
+
+
+def _exp(path: Path, name: str) -> Path:
+    path.write_text(f'name = "{name}"\ndataset = "synthetic"\nepochs = 2\n'
+                    f"[arms.a]\n[arms.b]\n{CLAIM}")
+    return path
+
+
+def test_claims_from_another_experiment_is_refused_and_the_directory_untouched(tmp_path,
+                                                                               capsys):
+    d = _rundir(tmp_path / "d", "mine")
+    before = (d / "config.json").read_bytes()
+    exp = _exp(tmp_path / "other.toml", "another-experiment")
+    assert main(["report", str(d), "--claims-from", str(exp)]) != 0
+    err = capsys.readouterr().err
+    assert "another experiment" in err and "'mine'" in err and "'another-experiment'" in err
+    assert (d / "config.json").read_bytes() == before  # nothing adopted
+    assert not (d / "report.md").exists() or "a beats b" not in (d / "report.md").read_text()
+
+
+def test_claims_from_the_directorys_own_experiment_are_adopted(tmp_path, capsys):
+    d = _rundir(tmp_path / "d", "mine")
+    assert main(["report", str(d), "--claims-from", str(_exp(tmp_path / "m.toml", "mine"))]) == 0
+    capsys.readouterr()
+    cfg = json.loads((d / "config.json").read_text())
+    assert [c["claim"] for c in cfg["claims"]] == ["a beats b"]
+    assert "| a beats b |" in (d / "report.md").read_text()
