@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from sharpen.cli import main
 from sharpen.io import atomic_write_csv, atomic_write_json
 
@@ -57,3 +59,21 @@ def test_claims_from_the_directorys_own_experiment_are_adopted(tmp_path, capsys)
     cfg = json.loads((d / "config.json").read_text())
     assert [c["claim"] for c in cfg["claims"]] == ["a beats b"]
     assert "| a beats b |" in (d / "report.md").read_text()
+
+
+@pytest.mark.parametrize("value,metric", [("nan", "test_acc"), ("nan", "test_loss"),
+                                          ("inf", "test_loss"), ("-inf", "test_loss")])
+def test_a_claim_value_that_is_not_a_number_is_refused_naming_the_field(tmp_path, capsys,
+                                                                        value, metric):
+    # value = nan passed validation, was written into config.json, and every later
+    # `sharpen report DIR` then died in statistics.stdev (a traceback, the directory stuck)
+    d = _rundir(tmp_path / "d", "mine")
+    before = (d / "config.json").read_bytes()
+    exp = tmp_path / "m.toml"
+    exp.write_text('name = "mine"\ndataset = "synthetic"\nepochs = 2\n[arms.a]\n[arms.b]\n'
+                   f'[[claims]]\nclaim = "a above a bar"\narm = "a"\nop = ">"\n'
+                   f'metric = "{metric}"\nvalue = {value}\n')
+    assert main(["report", str(d), "--claims-from", str(exp)]) != 0
+    err = capsys.readouterr().err
+    assert "claims[0].value" in err and "is not a number" in err and "Traceback" not in err
+    assert (d / "config.json").read_bytes() == before

@@ -5,6 +5,7 @@ schedules and each technique's own ``check``; each error names the file and the 
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,10 @@ def _check_claim_shape(c: Any, where: str) -> None:
     if c.arm in rivals:
         raise SharpenError(f"{where}.than: {c.arm!r} is the claim's own arm; name the arm(s) it "
                            "is compared with")
+    if c.value is not None and not math.isfinite(c.value):
+        # nan passed every check below and broke each later report of the directory
+        raise SharpenError(f"{where}.value: {c.value!r} is not a number; a claim's value is "
+                           "a finite number (0.9 for 90 % of a % metric)")
     if c.op in ("<", ">", "~"):
         if (c.than is None) == (c.value is None):
             raise SharpenError(f"{where}: op {c.op!r} needs exactly one of than (an arm) or "
