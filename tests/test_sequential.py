@@ -459,3 +459,52 @@ def test_records_from_before_designs_were_bound_rebuild_and_bind_their_config(na
     exp.claims[0].op = "<" if exp.claims[0].op != "<" else ">"
     with pytest.raises(SharpenError, match=r"claim 1 \(.*\) op: '.' → '.'.*another --out"):
         check_bound(d, exp)
+
+
+def test_a_plain_run_cannot_grow_a_sequential_design_past_its_looks(tmp_path, capsys):
+    """Issue 32 (optional stopping): a design whose budget of 2 seeds is spent, then
+    `sharpen run --runs 6 --set stack_seeds=2` into the same directory was accepted and the
+    Claims table judged the 6 seeds at the fixed-n level ("supported", no word of the looks
+    before). A plain run may not add seeds past the looks: refused naming the design's
+    budget and how to go on, every file of the directory byte-identical; without --set the
+    stack_seeds refusal says the design fixed it (a key the user never set)."""
+    from sharpen.cli import main
+
+    p, out = tmp_path / "c2.toml", tmp_path / "r5"
+    p.write_text(TINY)
+    assert main(["run", str(p), "--until-decided", "--step", "2", "--max-runs", "2", "--out",
+                 str(out), "--workers", "1", "--quiet"]) == 0
+    rec = json.loads((out / "sequential.json").read_text())
+    assert [lk["n"] for lk in rec["units"][""]["looks"]] == [2]
+
+    def files():
+        return {f.relative_to(out): f.read_bytes() for f in sorted(out.rglob("*"))
+                if f.is_file()}
+
+    before = files()
+    plain = ["run", str(p), "--out", str(out), "--workers", "1", "--quiet"]
+    for extra in (["--runs", "6", "--set", "stack_seeds=2"], ["--runs", "6"],
+                  ["--runs", "3", "--set", "stack_seeds=2"]):
+        capsys.readouterr()
+        assert main([*plain, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        for said in (f"{out / 'sequential.json'}: ", "sequential design",
+                     "--until-decided --step 2 --max-runs 2", "looks ran 2 seeds per arm",
+                     f"--runs {extra[1]} would add seeds after its looks", "another --out"):
+            assert said in err, (extra, err)
+        assert files() == before, extra  # nothing trained, no report judging 6 seeds
+        assert not (out / "runs" / "fast" / "seed-2").exists()
+    # the seeds the looks ran may be re-run (resumed: nothing to train) with the same plan;
+    # the file's "auto" against the design's fixed 2 is refused saying who fixed it
+    capsys.readouterr()
+    assert main([*plain, "--runs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert 'arms.fast.stack_seeds: 2 → "auto"' in err
+    assert "stack_seeds was not set by you: this directory's sequential design " \
+        "(--until-decided --step 2" in err, err
+    assert files() == before
+    assert main([*plain, "--runs", "2", "--set", "stack_seeds=2"]) == 0
+    # the design itself continues (here: its budget is spent, nothing to train)
+    assert main(["run", str(p), "--until-decided", "--step", "2", "--max-runs", "2", "--out",
+                 str(out), "--workers", "1", "--quiet"]) == 0
+    assert not (out / "runs" / "fast" / "seed-2").exists()

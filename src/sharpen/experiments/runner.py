@@ -112,7 +112,8 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
                    workers: int | None = None, threads: int | None = None,
                    backend: str = "local",
                    address: str | None = None, command: str | None = None,
-                   log: list[str] | None = None) -> tuple[Path, list[dict[str, Any]]]:
+                   log: list[str] | None = None, look: bool = False
+                   ) -> tuple[Path, list[dict[str, Any]]]:
     """Run every (arm, seed) not yet finished in ``out``; write results and the report.
 
     ``workers`` > 1 runs jobs in that many processes (None: cores ÷ the plan's threads);
@@ -120,6 +121,8 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     else a local one; its workers must see ``out``). Neither changes a number: the plan
     fixes groups and threads per job.
     ``threads`` overrides the plan's threads per job (a different plan, recorded).
+    ``look``: one look of ``--until-decided`` (it alone may add seeds to a directory holding
+    a sequential design).
     """
     get_backend(backend)  # an unknown name is refused before anything is made
 
@@ -130,7 +133,7 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     check_writable(out)
     made = not out.exists() or not any(out.iterdir())
     try:
-        return _run_locked(exp, out, quiet, workers, backend, address, command, log)
+        return _run_locked(exp, out, quiet, workers, backend, address, command, log, look)
     except SharpenError:
         # a directory this invocation made that holds no finished or resumable run (a
         # failed data load, say) is removed, not left half-made
@@ -141,8 +144,8 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
 
 
 def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, backend: str,
-                address: str | None, command: str | None, log: list[str] | None
-                ) -> tuple[Path, list[dict[str, Any]]]:
+                address: str | None, command: str | None, log: list[str] | None,
+                look: bool = False) -> tuple[Path, list[dict[str, Any]]]:
     from sharpen.reports import write_report
 
     with DirLock(out):
@@ -150,7 +153,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             stale.unlink(missing_ok=True)
         from sharpen.experiments.sequential import check_bound
 
-        check_bound(out, exp)  # a sequential design's claims stay as it bound them
+        check_bound(out, exp, look)  # a sequential design's claims and seeds stay bound
         resolved = exp.resolved()
         plan = make_plan(exp)
         from sharpen.techniques import idle_warnings
@@ -167,7 +170,8 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                 shown = "; ".join(diff[:8]) + (f"; … {len(diff) - 8} more" if len(diff) > 8 else "")
                 raise SharpenError(
                     f"{out} holds runs of a different configuration ({shown}); use another "
-                    "--out (or delete that directory) to start afresh")
+                    "--out (or delete that directory) to start afresh"
+                    + _fixed_by_design(out, old.get("arms", {}), resolved["arms"]))
             old_how = in_file_order(old, out)
             old_plan = old.get("plan") or {"arms": {}}
             for arm in plan["arms"]:  # resuming: an arm keeps its recorded plan
@@ -376,6 +380,26 @@ def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException) -> None:
             _log_invocation(out, invocation)
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
+
+
+def _fixed_by_design(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Why a directory's arms have a stack_seeds the file never set: ``--until-decided``
+    fixed it to its step (each look's seeds train as one group); '' when it did not."""
+    from sharpen.reports.sequential import SEQUENTIAL, read_record
+
+    rec = read_record(out) if (out / SEQUENTIAL).is_file() else None
+    if rec is None:
+        return ""
+    fixed = sorted(a for a in old if a in new and isinstance(old[a].get("stack_seeds"), int)
+                   and new[a].get("stack_seeds") == "auto")
+    if not fixed:
+        return ""
+    step = rec.get("design", {}).get("step") or rec["plan"]["looks"][0]
+    return (f". stack_seeds was not set by you: this directory's sequential design "
+            f"(--until-decided --step {step}, {out / SEQUENTIAL}) fixed it to {step} for "
+            f"{', '.join(fixed)} (each look's seeds train as one group); continue that design "
+            f"with `sharpen run EXPERIMENT --out {out} --until-decided` and the same --step "
+            "and --max-runs, or use another --out")
 
 
 def experiment_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

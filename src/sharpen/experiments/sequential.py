@@ -91,10 +91,35 @@ def _base_arms(exp: Any) -> list[str]:
     return sorted({c["arm"] for c in exp.cells.values()} if exp.cells else set(exp.arms))
 
 
-def check_bound(out: Path, exp: Any) -> None:
+def check_bound(out: Path, exp: Any, look: bool = False) -> None:
     """Refuse a run into a directory grown by --until-decided whose claims this experiment
-    changed (the runner asks before it writes config.json)."""
+    changed, or (``look`` False: a plain ``sharpen run``) that adds seeds past those its
+    design's looks ran (the runner asks before it writes config.json)."""
     check_claims(out, [c.model_dump() for c in exp.claims], _base_arms(exp))
+    record = read_record(out)
+    if look or record is None:
+        return
+    ran = max((u["looks"][-1]["n"] for u in record.get("units", {}).values() if u["looks"]),
+              default=0)
+    if exp.runs <= ran:  # the seeds the looks judged: resuming or re-reporting them is fine
+        return
+    # seeds added after the looks, judged at the fixed-n level: optional stopping (the
+    # sequential verdict already spent the level on these looks); a silent "supported"
+    from sharpen.rundir import RunDir
+
+    d = bound_design(record, {} if record.get("design") else RunDir(out).config())
+    spent = all(u.get("finished") for u in record.get("units", {}).values()) and \
+        record.get("units")
+    raise SharpenError(
+        f"{out / SEQUENTIAL}: this directory's seeds are chosen by a sequential design "
+        f"(--until-decided --step {d['step']} --max-runs {d['budget']}: looks at n = "
+        f"{', '.join(map(str, d['looks']))}; its looks ran {ran} seeds per arm"
+        f"{', and it is finished' if spent else ''}); --runs {exp.runs} would add seeds after "
+        "its looks, and a fixed-n verdict on them ignores the looks already taken (optional "
+        "stopping: its p would not be what it says). Continue the design with `sharpen run "
+        f"EXPERIMENT --out {out} --until-decided --step {d['step']} --max-runs "
+        f"{d['budget']}` (it stops at its budget), or start a new design or a fixed-n "
+        "experiment with another --out")
 
 
 def _lost(out: Path, arms: list[str], seeds: list[int]) -> dict[str, dict[str, str]]:
@@ -127,6 +152,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     )
     from sharpen.reports.claims import _prejudge, load_runs
 
+    run_kw = {**run_kw, "look": True}  # its looks alone add seeds to the directory
     claims = [c.model_dump() for c in exp.claims]
     if not claims:
         raise SharpenError(f"{exp.source or exp.name}: --until-decided judges claims, and this "
