@@ -82,7 +82,7 @@ def test_welch_tost_against_statsmodels_and_scipy():
         side = "greater" if e.diff >= 0 else "less"
         shift = -tol if e.diff >= 0 else tol
         beyond = stats.ttest_ind(a + shift, b, equal_var=False, alternative=side).pvalue
-        assert e.p_beyond == pytest.approx(beyond)
+        assert e.p_beyond == pytest.approx(min(1.0, 2 * beyond))  # side from the data
     # no spread in either arm: no test; one run in an arm: none either
     assert welch_tost([0.9, 0.9], [0.91, 0.91], 0.02).p is None
     assert welch_tost([0.9], [0.91, 0.92], 0.02).p is None

@@ -160,13 +160,15 @@ def decide(p: float | None, direction: int, op: str, threshold: float) -> str | 
     claimed side. "~" is decided equivalent when TOST reaches half the two-sided threshold
     (each one-sided test at half the look's two-sided level: conservative, TOST itself
     would allow the whole) and not-equivalent when the estimate lies outside the margin and
-    its one-sided p reaches the same."""
+    its "beyond the margin" p reaches the whole threshold: that p is already doubled
+    (:func:`~sharpen.reports.stats.one_sided_beyond`), so halving the threshold too would
+    count the side twice."""
     if p is None:
         return None
     if op == "~":
-        if p <= threshold / 2:
-            return "supported" if direction > 0 else "contradicted"
-        return None
+        if direction > 0:
+            return "supported" if p <= threshold / 2 else None
+        return "contradicted" if p <= threshold else None
     if p <= threshold:
         return "supported" if direction > 0 else "contradicted"
     return None
