@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import tomllib
+import yaml
+
 from sharpen.errors import SharpenError
 
 
@@ -124,3 +127,26 @@ def check_writable(directory: str | os.PathLike[str]) -> None:
         (d / ".write-test").unlink()
     except OSError as exc:
         raise SharpenError(f"output directory {d} is not writable: {exc.strerror}") from exc
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """An experiment file (TOML, or YAML by its suffix) as a dict; a syntax error names the
+    file and the line."""
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        if "line" not in msg:  # tomllib says only "end of document" there
+            msg += f" (at line {text.count(chr(10)) + 1})"
+        raise SharpenError(f"{path}: TOML syntax error: {msg}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SharpenError(f"{path}: YAML syntax error{where}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise SharpenError(f"{path}: the top level must be a table of keys, got {type(data).__name__}")
+    return data

@@ -112,7 +112,7 @@ def arm_order(cfg: dict[str, Any], root: Path | None = None) -> tuple[list[str],
         if not path.is_file():
             continue
         try:
-            from sharpen.experiments.config.loading import read_file
+            from sharpen.io import read_file
 
             raw = read_file(path)
         except (SharpenError, OSError, UnicodeDecodeError):

@@ -23,7 +23,7 @@ def adopt_claims(run_dir: Path, experiment: str) -> None:
             f"{run_dir} holds runs of another experiment (experiment {cfg['name']!r} → "
             f"{exp.name!r}): --claims-from adopts the claims of the directory's own "
             f"experiment file (name = {cfg['name']!r})")
-    from sharpen.experiments.sequential import check_bound
+    from sharpen.reports.sequential import check_bound
 
     check_bound(Path(run_dir), exp)  # a sequential design's claims stay as it bound them
     cfg["claims"] = [c.model_dump() for c in exp.claims]

@@ -151,7 +151,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
     with DirLock(out):
         for stale in out.rglob(".*.tmp"):  # left by a writer that was killed mid-write
             stale.unlink(missing_ok=True)
-        from sharpen.experiments.sequential import check_bound
+        from sharpen.reports.sequential import check_bound
 
         check_bound(out, exp, look)  # a sequential design's claims and seeds stay bound
         resolved = exp.resolved()

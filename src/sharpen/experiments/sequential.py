@@ -27,8 +27,8 @@ from sharpen.io import atomic_write_json
 from sharpen.reports.sequential import (
     SEQUENTIAL,
     SequentialPlan,
+    base_arms,
     bound_design,
-    check_claims,
     decide,
     design,
     read_record,
@@ -86,42 +86,6 @@ def _in_unit(claims: list[dict[str, Any]], out: Path, sub: Any) -> list[dict[str
     return [in_cell(c, here) for c in claims]
 
 
-def _base_arms(exp: Any) -> list[str]:
-    """The experiment's own arms (a grid's base arms, not its cells')."""
-    return sorted({c["arm"] for c in exp.cells.values()} if exp.cells else set(exp.arms))
-
-
-def check_bound(out: Path, exp: Any, look: bool = False) -> None:
-    """Refuse a run into a directory grown by --until-decided whose claims this experiment
-    changed, or (``look`` False: a plain ``sharpen run``) that adds seeds past those its
-    design's looks ran (the runner asks before it writes config.json)."""
-    check_claims(out, [c.model_dump() for c in exp.claims], _base_arms(exp))
-    record = read_record(out)
-    if look or record is None:
-        return
-    ran = max((u["looks"][-1]["n"] for u in record.get("units", {}).values() if u["looks"]),
-              default=0)
-    if exp.runs <= ran:  # the seeds the looks judged: resuming or re-reporting them is fine
-        return
-    # seeds added after the looks, judged at the fixed-n level: optional stopping (the
-    # sequential verdict already spent the level on these looks); a silent "supported"
-    from sharpen.rundir import RunDir
-
-    d = bound_design(record, {} if record.get("design") else RunDir(out).config())
-    spent = all(u.get("finished") for u in record.get("units", {}).values()) and \
-        record.get("units")
-    raise SharpenError(
-        f"{out / SEQUENTIAL}: this directory's seeds are chosen by a sequential design "
-        f"(--until-decided --step {d['step']} --max-runs {d['budget']}: looks at n = "
-        f"{', '.join(map(str, d['looks']))}; its looks ran {ran} seeds per arm"
-        f"{', and it is finished' if spent else ''}); --runs {exp.runs} would add seeds after "
-        "its looks, and a fixed-n verdict on them ignores the looks already taken (optional "
-        "stopping: its p would not be what it says). Continue the design with `sharpen run "
-        f"EXPERIMENT --out {out} --until-decided --step {d['step']} --max-runs "
-        f"{d['budget']}` (it stops at its budget), or start a new design or a fixed-n "
-        "experiment with another --out")
-
-
 def _lost(out: Path, arms: list[str], seeds: list[int]) -> dict[str, dict[str, str]]:
     """The look's seeds that gave no value, per arm: seed → failed, diverged, corrupt or
     missing (no result at all)."""
@@ -171,7 +135,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     record = read_record(out)
     plan = SequentialPlan.make(looks, 0.05, m) if record is None else \
         SequentialPlan.from_dict(record["plan"])
-    wanted = design(claims, _base_arms(exp), looks, 0.05, m, [key for key, _ in units])
+    wanted = design(claims, base_arms(exp), looks, 0.05, m, [key for key, _ in units])
     if record is None:
         record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
                   "ops": [c["op"] for c in claims], "cells": len(units) if exp.cells else 0,

@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats as st
 
 from sharpen.errors import SharpenError
+from sharpen.rundir import RunDir
 
 SEQUENTIAL = "sequential.json"  # in a run directory: the design and every look
 SIMS = 200_000  # Monte Carlo paths per boundary: the spent α is within ±0.0004 (95 %)
@@ -388,3 +389,37 @@ def report_section(run_dir: Path) -> list[str]:
                   "seeds that finished, at the design's threshold for that n (the last look "
                   "it reaches), never at the look's own, looser one."]
     return lines + [""]
+
+
+def base_arms(exp: Any) -> list[str]:
+    """The experiment's own arms (a grid's base arms, not its cells')."""
+    return sorted({c["arm"] for c in exp.cells.values()} if exp.cells else set(exp.arms))
+
+
+def check_bound(out: Path, exp: Any, look: bool = False) -> None:
+    """Refuse a run into a directory grown by --until-decided whose claims this experiment
+    changed, or (``look`` False: a plain ``sharpen run``) that adds seeds past those its
+    design's looks ran (the runner asks before it writes config.json)."""
+    check_claims(out, [c.model_dump() for c in exp.claims], base_arms(exp))
+    record = read_record(out)
+    if look or record is None:
+        return
+    ran = max((u["looks"][-1]["n"] for u in record.get("units", {}).values() if u["looks"]),
+              default=0)
+    if exp.runs <= ran:  # the seeds the looks judged: resuming or re-reporting them is fine
+        return
+    # seeds added after the looks, judged at the fixed-n level: optional stopping (the
+    # sequential verdict already spent the level on these looks); a silent "supported"
+    d = bound_design(record, {} if record.get("design") else RunDir(out).config())
+    spent = all(u.get("finished") for u in record.get("units", {}).values()) and \
+        record.get("units")
+    raise SharpenError(
+        f"{out / SEQUENTIAL}: this directory's seeds are chosen by a sequential design "
+        f"(--until-decided --step {d['step']} --max-runs {d['budget']}: looks at n = "
+        f"{', '.join(map(str, d['looks']))}; its looks ran {ran} seeds per arm"
+        f"{', and it is finished' if spent else ''}); --runs {exp.runs} would add seeds after "
+        "its looks, and a fixed-n verdict on them ignores the looks already taken (optional "
+        "stopping: its p would not be what it says). Continue the design with `sharpen run "
+        f"EXPERIMENT --out {out} --until-decided --step {d['step']} --max-runs "
+        f"{d['budget']}` (it stops at its budget), or start a new design or a fixed-n "
+        "experiment with another --out")

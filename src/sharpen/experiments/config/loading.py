@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
-import yaml
 
 from sharpen.errors import SharpenError
 from sharpen.experiments.config.messages import _check_keys, _suggest, _validate
@@ -36,6 +35,7 @@ from sharpen.experiments.config.validation import (
     _check_published_grid,
     _semantic_checks,
 )
+from sharpen.io import read_file
 
 BUNDLED_DIR = Path(__file__).parents[1] / "bundled"
 
@@ -57,27 +57,6 @@ def find_experiment(name_or_path: str) -> Path:
         f"no experiment file or bundled experiment named {name_or_path!r}{hint}; "
         f"bundled: {', '.join(list_bundled())}"
     )
-
-
-def read_file(path: Path) -> dict[str, Any]:
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        if "line" not in msg:  # tomllib says only "end of document" there
-            msg += f" (at line {text.count(chr(10)) + 1})"
-        raise SharpenError(f"{path}: TOML syntax error: {msg}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SharpenError(f"{path}: YAML syntax error{where}: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
-        raise SharpenError(f"{path}: the top level must be a table of keys, got {type(data).__name__}")
-    return data
 
 
 def parse_value(text: str) -> Any:
