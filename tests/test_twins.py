@@ -307,3 +307,23 @@ def test_arms_of_different_batch_sizes_are_never_twins_whatever_a_plugin_declare
     assert "Twin runs" not in (out / "report.md").read_text()
     # trained: b100 takes one step per epoch where b50 takes two, so their losses differ
     assert res["b100"]["train_loss"] != res["b50"]["train_loss"]
+
+
+def test_a_key_no_enabled_technique_reads_is_warned_but_a_grids_axis_is_not(tmp_path, capsys):
+    """`erase_p` without `random_erasing` trains the plain arm again (and is copied from it):
+    said on stderr, naming the arm and the key; the grid's own axis on its baseline is not."""
+    from sharpen.cli import main
+
+    p = tmp_path / "e.toml"
+    p.write_text(GRID.replace('grid = { blur_stages = [1, 2] }\n', "epochs = 1\n")
+                 .replace("epochs = 3\n", "")
+                 .replace('[arms.sharpening]\nblur_n = "stages"\nstage_epochs = 1\n',
+                          "[arms.erase]\nerase_p = 0.9\n"))
+    assert main(["run", str(p), "--out", str(tmp_path / "r"), "--quiet", "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    warned = [ln for ln in err.splitlines() if "nothing in its training reads it" in ln]
+    assert len(warned) == 1 and "arm 'erase' sets erase_p = 0.9 (erasing is off)" in warned[0]
+    q = tmp_path / "g.toml"
+    q.write_text(GRID)
+    assert main(["run", str(q), "--out", str(tmp_path / "g"), "--quiet", "--workers", "1"]) == 0
+    assert "nothing in its training reads it" not in capsys.readouterr().err

@@ -161,6 +161,14 @@ promise("P26", "Each stacked seed's optimizer step is its own run's: the optimiz
         "    return SeedOptimizer(params, model.seeds, make)\n", "    return make(params)\n",
         "tests/test_loop.py::test_each_seed_is_stepped_as_its_own_run_whatever_its_stack")
 
+promise("P28", "An arm that sets a key no enabled part of its training reads is warned about "
+        "(it would train, or be copied, as the plain arm); a grid's axis on its baseline is not",
+        "experiments/runner.py",
+        "idle_warnings(exp.arms) + unused_key_warnings(exp.arms, exp.cells)",
+        "idle_warnings(exp.arms) + unused_key_warnings(exp.arms, {})",
+        "tests/test_twins.py::test_a_key_no_enabled_technique_reads_is_warned_but_a_grids_axis_is"
+        "_not")
+
 # --- sequential designs (issue 32, items 4 and 5) ----------------------------------------------
 promise("P20", "A sequential look is judged only at the threshold of the n it reached: seeds "
         "that did not finish never buy a looser threshold", "experiments/sequential.py",

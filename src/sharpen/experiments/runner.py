@@ -28,7 +28,13 @@ from sharpen.errors import SharpenError
 from sharpen.experiments.backends import Job, Placement, default_workers, get_backend
 from sharpen.experiments.config import Experiment
 from sharpen.experiments.plan import Group, groups_of, make_plan, same_seeds
-from sharpen.experiments.twins import copy_run, find_twin, trained_group, twin_key
+from sharpen.experiments.twins import (
+    copy_run,
+    find_twin,
+    trained_group,
+    twin_key,
+    unused_key_warnings,
+)
 from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, check_writable
 from sharpen.rundir import (
     ARM_ORDER_ALPHABETICAL,
@@ -158,7 +164,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
         plan = make_plan(exp)
         from sharpen.techniques import idle_warnings
 
-        for line in idle_warnings(exp.arms):  # once per arm and technique
+        for line in idle_warnings(exp.arms) + unused_key_warnings(exp.arms, exp.cells):
             print(f"sharpen: warning: {line}", file=sys.stderr, flush=True)
         cfg_path = out / "config.json"
         kept: list[str] = []  # arms of the directory this invocation does not name

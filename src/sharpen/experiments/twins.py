@@ -37,6 +37,33 @@ def inert_keys(cfg: Any) -> set[str]:
     return off - used - TRAINER_KEYS
 
 
+def unused_key_warnings(arms: dict[str, Any], cells: dict[str, dict[str, Any]] | None = None
+                        ) -> list[str]:
+    """One line per arm that sets a key no enabled part of its training reads (``erase_p``
+    without ``random_erasing``): such an arm trains exactly as if the key were unset, and
+    would be copied from a twin, so a comparison with it reads "no difference" for a reason
+    the user did not intend. A grid's axis values (``cells``) are set on every cell's arm by
+    design and are not named."""
+    from sharpen.experiments.config.schema import RunConfig
+    from sharpen.techniques import TECHNIQUES
+
+    default = RunConfig().model_dump(mode="json")
+    owners = {k: [c.name or c.__name__ for c in TECHNIQUES if k in c.Config.model_fields]
+              for cls in TECHNIQUES for k in cls.Config.model_fields}
+    out = []
+    for arm, cfg in arms.items():
+        axes = set((cells or {}).get(arm, {}))
+        data = cfg.model_dump(mode="json")
+        unused = sorted(k for k in inert_keys(cfg)
+                        if k not in axes and data.get(k) != default.get(k))
+        if unused:
+            said = ", ".join(f"{k} = {data[k]!r} ({' / '.join(owners.get(k, ['?']))} is off)"
+                             for k in unused)
+            out.append(f"arm {arm!r} sets {said}: nothing in its training reads it, so the arm "
+                       "trains as if it were unset (turn its technique on, or drop the key)")
+    return out
+
+
 def twin_key(cfg: Any, plan_entry: dict[str, Any], seeds: tuple[int, ...]) -> str:
     """Equal keys, equal runs: the configuration without its inert keys, the group's seeds
     and how the plan trains them."""
@@ -89,4 +116,4 @@ def find_twin(rd: RunDir, key: str, arm: str, seeds: tuple[int, ...],
     return None
 
 
-__all__ = ["inert_keys", "twin_key", "trained_group", "copy_run", "find_twin"]
+__all__ = ["inert_keys", "unused_key_warnings", "twin_key", "trained_group", "copy_run", "find_twin"]
