@@ -161,6 +161,10 @@ promise("P26", "Each stacked seed's optimizer step is its own run's: the optimiz
         "    return SeedOptimizer(params, model.seeds, make)\n", "    return make(params)\n",
         "tests/test_loop.py::test_each_seed_is_stepped_as_its_own_run_whatever_its_stack")
 
+promise("P27", "Only --until-decided adds seeds to a directory holding a sequential design: a "
+        "plain run past the seeds its looks ran is refused, the directory unchanged",
+        "reports/sequential.py", "    if exp.runs <= ran:", "    if True:",
+        "tests/test_sequential.py::test_a_plain_run_cannot_grow_a_sequential_design_past_its_looks")
 promise("P28", "An arm that sets a key no enabled part of its training reads is warned about "
         "(it would train, or be copied, as the plain arm); a grid's axis on its baseline is not",
         "experiments/runner.py",
