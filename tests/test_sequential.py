@@ -508,3 +508,17 @@ def test_a_plain_run_cannot_grow_a_sequential_design_past_its_looks(tmp_path, ca
     assert main(["run", str(p), "--until-decided", "--step", "2", "--max-runs", "2", "--out",
                  str(out), "--workers", "1", "--quiet"]) == 0
     assert not (out / "runs" / "fast" / "seed-2").exists()
+
+
+def test_a_budget_that_is_not_whole_steps_is_said_not_silently_rounded(tmp_path, capsys):
+    """--max-runs 3 with --step 2 looks at n = 2 only: said on stderr with the looks."""
+    from sharpen.cli import main
+
+    p, out = tmp_path / "c.toml", tmp_path / "r"
+    p.write_text(TINY)
+    assert main(["run", str(p), "--until-decided", "--step", "2", "--max-runs", "3", "--out",
+                 str(out), "--workers", "1", "--quiet"]) == 0
+    assert [lk["n"] for lk in json.loads((out / "sequential.json").read_text())
+            ["units"][""]["looks"]] == [2]
+    assert ("--max-runs 3 is not a whole number of steps of 2: the design stops at 2 seeds "
+            "per arm (looks at n = 2)") in capsys.readouterr().err

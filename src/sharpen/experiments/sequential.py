@@ -129,6 +129,10 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     g = _step(exp, step)
     budget = max_runs or exp.max_runs or 4 * g
     looks = looks_of(g, budget)
+    if looks[-1] != budget:  # a look needs a whole step of new seeds
+        print(f"sharpen: warning: --max-runs {budget} is not a whole number of steps of {g}: "
+              f"the design stops at {looks[-1]} seeds per arm (looks at n = "
+              f"{', '.join(map(str, looks))})", file=sys.stderr, flush=True)
     units = _units(exp)
     # the family: every claim in every cell (a map of 9 cells is 9 questions), Bonferroni
     m = len(claims) * len(units)
