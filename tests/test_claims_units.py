@@ -320,7 +320,7 @@ def test_equivalence_rows_inside_and_outside_the_margin():
     assert r.direction == 1 and r.verdict == "supported"
     runs = _runs({"a": 0.95, "b": 0.90})
     r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.01}, runs)
-    assert r.test == "one-sided t beyond the margin" and r.direction == -1
+    assert r.test == "t beyond the margin, one-sided × 2" and r.direction == -1
     assert r.p_exact is None and r.verdict == "contradicted"
     flat = Runs(values={"a": {s: {"test_acc": 0.95} for s in SEEDS},
                         "b": {s: {"test_acc": 0.949} for s in SEEDS}})

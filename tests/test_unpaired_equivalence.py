@@ -141,6 +141,6 @@ def test_the_sequential_design_reads_the_unpaired_tost_p():
                                                    enumerate(far)},
                                           "short": runs.values["short"]},
                                   protocol=runs.protocol))
-    assert r3.test.startswith("one-sided Welch t beyond the margin") and r3.direction == -1
+    assert r3.test.startswith("Welch t beyond the margin, one-sided × 2") and r3.direction == -1
     assert decide(r3.p, r3.direction, "~", 0.05) == "contradicted"
     assert math.isclose(r3.p, welch_tost(far, SHORT, 0.04).p_beyond)

@@ -548,7 +548,7 @@ def test_one_sided_beyond_the_margin_against_scipy():
     res = judge_family([{"claim": "same", "arm": "b", "op": "~", "than": "a", "tolerance": 0.01}],
                        Runs(values={"a": {s: {"test_acc": v} for s, v in d.items()},
                                     "b": {s: {"test_acc": v} for s, v in far.items()}}))[0]
-    assert res.verdict == "contradicted" and res.test == "one-sided t beyond the margin"
+    assert res.verdict == "contradicted" and res.test == "t beyond the margin, one-sided × 2"
     assert res.p == pytest.approx(one_sided_beyond([far[s] - d[s] for s in range(5)], 0.01))
 
 

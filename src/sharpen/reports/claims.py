@@ -309,8 +309,8 @@ def _directional(r: ClaimResult, m: Any, op: str, d: list[float], label: str, to
                 else "none (no spread in either arm)"
             r.p = e.p if e.spread else e.p_exact
         else:
-            r.test = ("one-sided t beyond the margin" if c.paired else
-                      "one-sided Welch t beyond the margin (unpaired)")
+            r.test = ("t beyond the margin, one-sided × 2" if c.paired else
+                      "Welch t beyond the margin, one-sided × 2 (unpaired)")
             r.p = e.p_beyond
             r.p_exact = None
         return r, c
