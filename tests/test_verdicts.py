@@ -249,6 +249,10 @@ def test_amounts_carry_their_unit_and_implausible_ones_are_refused():
     with pytest.raises(SharpenError, match="≥ 0"):
         parse_amount(-0.1, acc)
     assert parse_amount("-1.4 pp", acc, signed=True) == pytest.approx(-0.014)
+    # an amount that already has its unit is not told to "write it with its unit"
+    with pytest.raises(SharpenError, match=r"'50 pp' .* must be under 50 pp") as e:
+        parse_amount("50 pp", acc)
+    assert "with its unit" not in str(e.value)
 
 
 def test_an_experiment_file_refuses_a_percent_tolerance_written_as_a_fraction(tmp_path):
