@@ -446,8 +446,7 @@ def test_records_from_before_designs_were_bound_rebuild_and_bind_their_config(na
 
     from sharpen import SharpenError
     from sharpen.experiments import load_experiment
-    from sharpen.reports.sequential import check_bound
-    from sharpen.reports.sequential import read_record, report_section
+    from sharpen.reports.sequential import check_bound, read_record, report_section
 
     d = Path(__file__).parents[1] / "docs" / "results" / name
     rec = read_record(d)
