@@ -10,24 +10,13 @@ from pathlib import Path
 import pytest
 
 from sharpen.cli import main
-from sharpen.io import atomic_write_csv, atomic_write_json
+from tests.test_published import _rundir as _published_rundir
 
 ACCS = {"a": [0.90, 0.91, 0.92, 0.93], "b": [0.80, 0.81, 0.80, 0.82]}
 
 
 def _rundir(root: Path, name: str) -> Path:
-    cfg = {"name": name, "profile": "", "runs": 4, "seed": 0,
-           "arms": {a: {"dataset": "synthetic", "epochs": 2} for a in ACCS}}
-    atomic_write_json(root / "config.json", cfg)
-    for arm, accs in ACCS.items():
-        for seed, acc in enumerate(accs):
-            d = root / "runs" / arm / f"seed-{seed}"
-            rows = [{"epoch": e, "train_loss": 0.1, "train_acc": 0.99, "test_acc": acc,
-                     "test_loss": 0.2, "gap": 0.01} for e in (1, 2)]
-            atomic_write_csv(d / "metrics.csv", rows, list(rows[0]))
-            atomic_write_json(d / "result.json", {"arm": arm, "seed": seed, "status": "ok",
-                                                  "test_acc": acc, "epochs_done": 2})
-    return root
+    return _published_rundir(root, ACCS, name=name)
 
 
 CLAIM = ('[[claims]]\nclaim = "a beats b"\narm = "a"\nop = ">"\nthan = "b"\n'

@@ -214,8 +214,9 @@ def test_a_bad_published_section_names_the_field(tmp_path, body, match):
 # --- through the CLI ---------------------------------------------------------------------------
 
 
-def _rundir(root: Path, arms: dict[str, list[float]], dataset: str = "synthetic") -> Path:
-    cfg = {"name": "e", "profile": "", "runs": 10, "seed": 0,
+def _rundir(root: Path, arms: dict[str, list[float]], dataset: str = "synthetic",
+            name: str = "e") -> Path:
+    cfg = {"name": name, "profile": "", "runs": 10, "seed": 0,
            "arms": {a: {"dataset": dataset, "epochs": 2} for a in arms}}
     atomic_write_json(root / "config.json", cfg)
     for arm, accs in arms.items():
