@@ -126,8 +126,8 @@ def parse_amount(value: float | int | str, metric: Metric, what: str = "toleranc
     if x != x or (x < 0 and not signed):
         raise SharpenError(f"{what}: {value!r} must be ≥ 0")
     if metric.percent and abs(x) >= 0.5 and isinstance(value, str) and unit:
-        raise SharpenError(f"{what}: {value!r} for {metric.name} is half the 0–100 % scale or "
-                           "more; an amount must be under 50 pp")
+        raise SharpenError(f"{what}: {value!r} for {metric.name} is {100 * x:g} pp, half the 0–100 % "
+                           "scale or more; an amount must be under 50 pp")
     if metric.percent and abs(x) >= 0.5:
         raise SharpenError(
             f"{what}: {value!r} for {metric.name} is {100 * x:g} pp of a 0–100 % scale; write "
