@@ -191,3 +191,36 @@ def test_plan_seeds_on_a_grid_pilot_plans_each_claim_in_each_cell(tmp_path, caps
             row = f"| {claim['claim']} | k = {k} | {len(SEEDS)} | {100 * sd:.2f} pp | " \
                   f"{100 * mde:.2f} pp |"
             assert row in out, (row, out)
+
+
+def test_a_grid_over_one_model_argument_keeps_the_others_and_a_table_value_is_refused(
+        tmp_path, capsys):
+    """A grid over ``model_args`` tables trained every run and then failed with
+    ``unhashable type: 'dict'`` (and replaced the arm's other model arguments). The axis is a
+    field, ``model_args.dropout``, merged into the rest; a table as a value is refused at load
+    with the way to write it, before anything trains."""
+    base = TINY_GRID.replace("[grid]  # more epochs train better: cell 1's fast is worse than "
+                             "cell 4's\nepochs = [1, 4]", "model_args = { activation = \"tanh\" }"
+                             "\n\n[grid]\nmodel_args.dropout = [0.0, 0.5]")
+    assert "model_args.dropout" in base
+    p, out = tmp_path / "g.toml", tmp_path / "r"
+    p.write_text(base)
+    assert main(["run", str(p), "--runs", "1", "--out", str(out), "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert sorted(cfg["cells"]) == ["fast__model_args.dropout-0.0", "fast__model_args.dropout-0.5",
+                                    "slow__model_args.dropout-0.0", "slow__model_args.dropout-0.5"]
+    for name, cell in cfg["cells"].items():
+        assert cfg["arms"][name]["model_args"] == {"activation": "tanh",
+                                                   "dropout": cell["model_args.dropout"]}
+    report = (out / "report.md").read_text()
+    assert "| model_args.dropout | slow | fast |" in report  # the grid table, one row a value
+    assert "\n| 0.0 |" in report and "\n| 0.5 |" in report
+    assert main(["report", str(out)]) == 0
+    table = p.read_text().replace("model_args.dropout = [0.0, 0.5]",
+                                  "model_args = [{dropout = 0.0}, {dropout = 0.5}]")
+    p.write_text(table)
+    assert main(["run", str(p), "--runs", "1", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "grid axis 'model_args': value {'dropout': 0.0} is a table or a list" in err
+    assert "model_args.dropout = [0.0, 0.5]" in err
+    assert not (tmp_path / "t").exists()

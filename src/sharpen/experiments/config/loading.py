@@ -199,9 +199,13 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
         _check_keys(ov, RUN_KEYS, f"arms.{arm}.", path)
         for cell in itertools.product(*grid.values()) if grid else [()]:
             point = dict(zip(grid, cell))
-            merged = {**copy.deepcopy(base), **copy.deepcopy(ov), **copy.deepcopy(point)}
+            plain = {k: v for k, v in point.items() if not k.startswith("model_args.")}
+            merged = {**copy.deepcopy(base), **copy.deepcopy(ov), **copy.deepcopy(plain)}
             if "model_args" in ov and "model_args" in base:
                 merged["model_args"] = {**base["model_args"], **ov["model_args"]}
+            fields = {k.split(".", 1)[1]: v for k, v in point.items() if k not in plain}
+            if fields:  # a grid over one model argument keeps the others
+                merged["model_args"] = {**(merged.get("model_args") or {}), **fields}
             name = arm + "".join(f"__{k}-{v}" for k, v in point.items())
             where = (f"arms.{arm}." if raw.get("arms") else "") + (
                 f"(grid {point}) " if point else "")

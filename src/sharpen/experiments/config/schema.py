@@ -263,7 +263,8 @@ EXPERIMENT_MEANINGS = {
     "published_margin": "ours against a published mean is reproduced within ± this ('1 pp')",
     "published_protocol": "{ dataset, epochs, ... } the protocol the published numbers came "
                           "from; arms that differ are shown beside them without a verdict",
-    "grid": "{ key = [values] }: run every arm at every combination",
+    "grid": "{ key = [values] }: run every arm at every combination (plain values; "
+            "model_args.NAME = [...] grids one model argument)",
     "max_runs": "--until-decided: the budget of seeds per arm (default 4 looks)",
     "report_error": "tables in test error (1 − accuracy) instead of accuracy",
     "log": "trackers fed while the run goes: tensorboard, mlflow",

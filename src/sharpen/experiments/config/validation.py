@@ -185,16 +185,38 @@ def _check_claim_shape(c: Any, where: str) -> None:
 
 
 def _check_grid(grid: Any, path: Path) -> dict[str, list[Any]]:
+    """The grid as axis → list of plain values. ``model_args.dropout = [...]`` (a dotted
+    TOML key, read as a nested table) is the axis ``"model_args.dropout"``: a field of the
+    model's arguments, merged into the rest of them. A table or list as an axis value is
+    refused: it would name a cell directory by its Python spelling and cannot key a table."""
     if not isinstance(grid, dict):
         raise SharpenError(f"{path}: 'grid' must be a table of axis = [values]")
+    flat: dict[str, Any] = {}
     for k, v in grid.items():
-        if k not in RUN_KEYS:
+        if k == "model_args" and isinstance(v, dict):
+            flat.update({f"model_args.{f}": x for f, x in v.items()})
+        else:
+            flat[k] = v
+    for k, v in flat.items():
+        field = k.split(".", 1)[0] if k.startswith("model_args.") else k
+        if field not in RUN_KEYS:
             raise SharpenError(f"{path}: unknown grid axis {k!r}{_suggest(k, RUN_KEYS)}")
         if not isinstance(v, list):
             raise SharpenError(f"{path}: grid axis {k!r} must be a list of values, got {v!r}")
         if not v:
             raise SharpenError(f"{path}: grid axis {k!r} is empty; give at least one value")
-    return dict(grid)
+        for x in v:
+            if isinstance(x, (dict, list)):
+                hint = (" grid over one of its fields instead, e.g. [grid] model_args.dropout "
+                        "= [0.0, 0.5]" if k == "model_args" else
+                        " give each value its own arm instead")
+                raise SharpenError(f"{path}: grid axis {k!r}: value {x!r} is a table or a "
+                                   f"list; a grid axis takes plain values (numbers, strings, "
+                                   f"true/false);{hint}")
+        if len({repr(x) for x in v}) < len(v) or len({str(x) for x in v}) < len(v):
+            raise SharpenError(f"{path}: grid axis {k!r} repeats a value ({v!r}); give each "
+                               "value once")
+    return flat
 
 
 def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
