@@ -248,3 +248,25 @@ def test_the_published_table_lists_arms_in_the_files_order_not_config_jsons_sort
     md = published_table(published, rows, Runs(), 0.01)
     listed = [ln.split("|")[1].strip() for ln in md.splitlines()[2:]]
     assert listed == ["zeta", "mid", "alpha"]
+
+
+def test_an_arm_renamed_in_the_file_is_refused_not_kept_as_a_rival(tmp_path, capsys):
+    """Renaming an arm between runs left the old arm's runs in the directory: in every table
+    and as a rival of best/worst claims that no longer name it. The run is refused, naming
+    the arm; narrowing with --arms (the arm still in the file) is not that."""
+    text = ORDER.replace("runs = 2", "runs = 1").split("[[claims]]")[0]
+    p, out = _file(tmp_path, text), tmp_path / "r"
+    assert run([str(p), "--out", str(out), "--arms", "plain,inverted"]) == 0
+    files = {f: f.read_bytes() for f in out.rglob("*") if f.is_file()}
+    capsys.readouterr()
+    renamed = _file(tmp_path, text.replace("[arms.inverted]", "[arms.flipped]"))
+    assert run([str(renamed), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} holds runs of arm 'inverted' that {renamed} no longer has (its arms: " \
+           "plain, flipped, middle)" in err and "use another --out" in err
+    assert {f: f.read_bytes() for f in out.rglob("*") if f.is_file()} == files
+    # the file as it was, narrowed to one arm, resumes; `sharpen run DIR` continues it
+    _file(tmp_path, text)
+    assert run([str(p), "--out", str(out), "--arms", "middle"]) == 0
+    assert run([str(out)]) == 0
+    _check_file_order(out, ["plain", "inverted", "middle"])

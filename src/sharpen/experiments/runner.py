@@ -185,7 +185,9 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                         {"arms": {arm: old_plan["arms"][arm]}}, {"arms": {arm: plan["arms"][arm]}}):
                     plan["arms"][arm] = old_plan["arms"][arm]
             # arms (or grid cells) added to a directory join it; those not named this time
-            # stay in it with their finished runs
+            # stay in it with their finished runs, but only arms the file still has: one
+            # renamed or deleted there would stay in every table and as a best/worst rival
+            refuse_dropped_arms(out, old, resolved, exp.source)
             for arm, a_cfg in old.get("arms", {}).items():
                 if arm not in resolved["arms"] and arm in old_plan["arms"]:
                     kept.append(arm)
@@ -431,6 +433,25 @@ def refuse_another_experiment(out: Path, old: dict[str, Any], new: dict[str, Any
         raise SharpenError(
             f"{out} holds runs of another experiment ({'; '.join(other)}); use another "
             f"--out for this one (or `sharpen run {out}` to continue that one)")
+
+
+def refuse_dropped_arms(out: Path, old: dict[str, Any], new: dict[str, Any],
+                        source: str | None) -> None:
+    """Refuse to run ``new`` into ``out`` when the directory holds arms the experiment file no
+    longer has (renamed or deleted there); ``--arms`` narrowing a run is not that."""
+    order = new.get("arm_order") or []
+    if not order:  # an old directory run from itself: no file to have dropped an arm
+        return
+    cells = old.get("cells") or {}
+    gone = list(dict.fromkeys(cells.get(a, {}).get("arm", a) for a in old.get("arms") or {}
+                              if cells.get(a, {}).get("arm", a) not in order))
+    if gone:
+        raise SharpenError(
+            f"{out} holds runs of arm{'s' if len(gone) > 1 else ''} "
+            f"{', '.join(map(repr, gone))} that {source or 'the experiment'} no longer has "
+            f"(its arms: {', '.join(order)}); they would stay in every table and as rivals of "
+            "best/worst claims. Put the arm back in the file (a renamed arm under its old "
+            "name), or use another --out")
 
 
 def _shown(name: Any) -> str:
