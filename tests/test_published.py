@@ -198,6 +198,12 @@ HEAD = 'name = "e"\ndataset = "synthetic"\nepochs = 2\n[arms.a]\n[arms.b]\n'
     ("[published.a]\ntest_ac = 0.9", r"published.a.test_ac: not a metric.*did you mean 'test_acc'"),
     ('published_protocol = { datset = "mnist" }\n',
      r"published_protocol.datset: not a protocol key; protocol keys: dataset"),
+    # a quoted number would never equal the run's and print "epochs 2 here, 2 in the paper"
+    ('published_protocol = { epochs = "2" }\n',
+     r"published_protocol.epochs: '2' is not a value of the run key epochs \(int\); write it "
+     r"as a run writes epochs, e.g. epochs = 2$"),
+    ('published_protocol = { dataset = 10 }\n',
+     r"published_protocol.dataset: 10 is not a value of the run key dataset \(str\)"),
     ("[published_grid.lr]\nvalues = [0.1]\nruns = 0\na = [0.5]", r"published_grid.lr.runs: 0"),
     ("[published_grid.lr]\nvalues = [0.1]\na = [51.0]", r"published_grid.lr.a: 51.0 is not a"),
 ])

@@ -5,16 +5,19 @@ schedules and each technique's own ``check``; each error names the file and the 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from pathlib import Path
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from sharpen.data import get_spec
 from sharpen.data.pairs import pair_input_shape
 from sharpen.errors import SharpenError
 from sharpen.experiments.build import build_model
 from sharpen.experiments.config.messages import _suggest
-from sharpen.experiments.config.schema import RUN_KEYS, Experiment, RunConfig
+from sharpen.experiments.config.schema import RUN_KEYS, Experiment, RunConfig, _type_name
 from sharpen.experiments.plan import stack_blockers
 from sharpen.metrics import METRICS, get_metric, parse_amount
 from sharpen.models import list_models
@@ -73,6 +76,14 @@ def _check_fraction(x: Any, m: Any, where: str) -> None:
                            f"fraction (72.08 % is 0.7208)")
 
 
+def _example(value: Any) -> Any:
+    """A quoted number unquoted: the value the user most likely meant."""
+    try:
+        return int(value) if str(value).strip().lstrip("-").isdigit() else float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _check_published(pub: dict[str, Any], protocol: dict[str, Any], known: set[str],
                      path: Path) -> None:
     """[published.ARM] tables: the paper's number per metric, and what it states of the
@@ -83,6 +94,16 @@ def _check_published(pub: dict[str, Any], protocol: dict[str, Any], known: set[s
         if k not in PROTOCOL_KEYS:
             raise SharpenError(f"{path}: field published_protocol.{k}: not a protocol key; "
                                f"protocol keys: {', '.join(PROTOCOL_KEYS)}")
+        # typed as the run key it is compared with: "2" epochs would never equal 2 and
+        # print "not comparable (epochs 2 here, 2 in the paper)"
+        kind = RunConfig.model_fields[k].annotation
+        try:
+            TypeAdapter(kind).validate_python(protocol[k], strict=True)
+        except ValidationError:
+            raise SharpenError(
+                f"{path}: field published_protocol.{k}: {protocol[k]!r} is not a value of the "
+                f"run key {k} ({_type_name(kind)}); write it as a run writes {k}, e.g. "
+                f"{k} = {json.dumps(_example(protocol[k]))}") from None
     stats_keys = {f"{m}_{s}" for m in METRICS for s in ("std", "best", "worst")}
     allowed = set(METRICS) | stats_keys | {"runs", "resolution"}
     for arm, vals in pub.items():
