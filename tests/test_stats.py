@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
+from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_csv, atomic_write_json
 from sharpen.reports import write_report
 from sharpen.reports.claims import judge, run_values
@@ -202,6 +203,17 @@ def test_compare_across_two_directories(tmp_path):
     out = compare_dirs([d1, d2], "test_acc", fmt="csv")
     parsed = list(csv.DictReader(io.StringIO(out)))
     assert float(parsed[1]["diff"]) == pytest.approx(0.02) and parsed[0]["vs"] == ""
+    # --baseline names an arm: the one row holding it, else the rows that do, to choose from
+    d3 = _rundir(tmp_path / "three", {"b": {s: [(0.81, 0.8)] for s in range(3)}})
+    rows = compare_table([d1, d3], "test_acc", baseline="b")
+    assert [r.get("vs") for r in rows] == ["three/b", None]
+    assert rows[0]["diff"] == pytest.approx(0.80 + 0.01 - 0.81)
+    with pytest.raises(SharpenError, match=r"^--baseline 'a': 2 rows hold arm 'a' \(one/a, "
+                       r"two/a\); name one as DIR/ARM$"):
+        compare_table([d1, d2], "test_acc", baseline="a")
+    with pytest.raises(SharpenError, match=r"^--baseline 'z': not a row; rows: one/a, two/a$"):
+        compare_table([d1, d2], "test_acc", baseline="z")
+    assert compare_table([d1, d2], "test_acc", baseline="two/a")[0]["vs"] == "two/a"
 
 
 def test_latex_output_is_a_well_formed_tabular(tmp_path):

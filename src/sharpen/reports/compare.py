@@ -62,8 +62,14 @@ def compare_table(dirs: list[Path], metric: str = "test_acc", baseline: str | No
     if first and len(dirs) > 1:
         first = f"{Path(dirs[0]).name}/{first}"
     base = baseline or (first if first in values else order[0])
-    if base not in values:
-        raise SharpenError(f"--baseline {base!r}: not a row; rows: {', '.join(order)}")
+    if base not in values:  # an arm's name across directories: the one row that holds it
+        holders = [r for r in order if r.rpartition("/")[2] == base]
+        if len(holders) > 1:
+            raise SharpenError(f"--baseline {base!r}: {len(holders)} rows hold arm {base!r} "
+                               f"({', '.join(holders)}); name one as DIR/ARM")
+        if not holders:
+            raise SharpenError(f"--baseline {base!r}: not a row; rows: {', '.join(order)}")
+        base = holders[0]
     base_vals = metric_of({"x": values[base]}, "x", metric)
     rows = []
     for label in order:
