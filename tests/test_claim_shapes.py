@@ -84,6 +84,7 @@ def test_every_op_than_value_tolerance_combination_is_meant_or_refused(tmp_path)
     ({"op": "best", "tolerance": "1 pp"}, "claims[0].tolerance", "has no margin"),
     ({"op": ">", "than": "b", "tolerance": "1 pp"}, "claims[0].tolerance", "tolerance is for '~'"),
     ({"op": ">", "value": 90}, "claims[0].value", "written as a fraction (90 % is 0.9)"),
+    ({"op": ">", "value": -0.1}, "claims[0].value", "-0.1 is below test_acc's range [0, 1]"),
     ({"op": "best", "than": []}, "claims[0].than", "leave than out to compare with every other"),
     ({"op": "best", "than": ["b", "a"]}, "claims[0].than", "the claim's own arm"),
     ({"op": "<", "than": "a"}, "claims[0].than", "the claim's own arm"),

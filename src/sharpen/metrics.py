@@ -29,6 +29,7 @@ class Metric:
     column: str  # the metrics.csv column (or result.json key, or the metric it is 1 − of)
     selected_on: str = "final epoch"  # final epoch | validation | test
     per_epoch: bool = False  # has a curve (a metrics.csv column every epoch)
+    lowest: float = 0.0  # a % metric's least value (its greatest is 1); a gap can go below 0
 
     @property
     def percent(self) -> bool:
@@ -72,7 +73,7 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in [
        selected_on="validation"),
     _M("best_test_acc", "best test accuracy over epochs", "%", True, "best_test", "test_acc",
        selected_on="test"),
-    _M("gap", "generalization gap", "%", False, "final", "gap", per_epoch=True),
+    _M("gap", "generalization gap", "%", False, "final", "gap", per_epoch=True, lowest=-1.0),
     _M("train_acc", "training accuracy", "%", True, "final", "train_acc", per_epoch=True),
     _M("train_loss", "training loss", "", False, "final", "train_loss", per_epoch=True),
     _M("test_loss", "test loss", "", False, "final", "test_loss", per_epoch=True),

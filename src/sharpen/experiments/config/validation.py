@@ -180,10 +180,15 @@ def _check_claim_shape(c: Any, where: str) -> None:
                                "value (a fixed number)")
         if isinstance(c.than, list):
             raise SharpenError(f"{where}.than: op {c.op!r} compares with one arm, not a list")
-        if c.value is not None and get_metric(c.metric).percent and abs(c.value) > 1:
+        m = get_metric(c.metric)
+        if c.value is not None and m.percent and abs(c.value) > 1:
             # 90 meant as 90 %: every arm would be judged below it
             raise SharpenError(f"{where}.value: {c.value!r} is not a fraction of 1; "
                                f"{c.metric} is written as a fraction (90 % is 0.9)")
+        if c.value is not None and m.percent and c.value < m.lowest:
+            # every arm is above a negative accuracy: "supported" whatever trained
+            raise SharpenError(f"{where}.value: {c.value!r} is below {c.metric}'s range "
+                               f"[{m.lowest:g}, 1]; give a fraction in it (90 % is 0.9)")
         if c.op != "~" and c.tolerance:
             raise SharpenError(f"{where}.tolerance: op {c.op!r} has no margin (tolerance is for "
                                "'~', equal within ± tolerance); drop it, or use op = \"~\"")
