@@ -59,6 +59,16 @@ def test_each_boundary_spends_its_share_of_alpha_on_fresh_simulations():
     assert b == sorted(b, reverse=True)
 
 
+def test_the_first_look_is_students_t_exactly_and_one_look_is_the_fixed_n_test():
+    """Before any path has stopped the statistic is Student's t with n − 1 df: the first
+    boundary is its quantile (a Monte Carlo one was 0.051 for a one-look α = 0.05 design)."""
+    b = t_boundaries(LOOKS, 0.05)
+    assert b[0] == st.t.isf(obf_spent(LOOKS[0] / LOOKS[-1], 0.05) / 2, LOOKS[0] - 1)
+    plan = SequentialPlan.make([7], 0.05, 2)  # one look: the fixed-n test at α/m
+    assert plan.boundaries == [pytest.approx(st.t.isf(0.025 / 2, 6), rel=1e-12)]
+    assert plan.nominal[0] == pytest.approx(0.025, rel=1e-12)
+
+
 def test_type_one_error_is_at_most_the_level_over_2000_null_experiments():
     res = simulate_error(LOOKS, 0.05, effect=0.0, reps=2000, seed=7)
     # at most the level: a one-sided binomial test cannot reject rate <= 0.05
@@ -281,9 +291,9 @@ value = {value}
 """
 
 
-def _accs(out, arm, seeds):
+def _accs(out, arm, seeds, metric="test_acc"):
     return [json.loads((out / "runs" / arm / f"seed-{s}" / "result.json").read_text())[
-        "test_acc"] for s in seeds]
+        metric] for s in seeds]
 
 
 def _one_sample_p(xs, v0):
@@ -299,9 +309,10 @@ def test_a_look_whose_new_seeds_fail_is_not_judged_at_its_looser_threshold(tmp_p
 
     p, out = tmp_path / "seq.toml", tmp_path / "r"
     args = "{ always = [3, 4], nan = [5] }"
-    p.write_text(ONE_ARM.format(args=args, value=0.0))
+    loss = 'metric = "test_loss"\nop = ">"'
+    p.write_text(ONE_ARM.format(args=args, value=0.0).replace('op = ">"', loss))
     assert main(["run", str(p), "--runs", "3", "--out", str(out), "--quiet", "--workers", "1"]) == 0
-    x = _accs(out, "a", range(3))  # seeds 0-2, as the n = 3 look will see them
+    x = _accs(out, "a", range(3), "test_loss")  # seeds 0-2, as the n = 3 look will see them
     assert np.std(x) > 0
     plan = SequentialPlan.make([3, 6], 0.05, 1)
     lo, hi = plan.nominal  # 0.0056, 0.045: the issue's two thresholds
@@ -309,7 +320,7 @@ def test_a_look_whose_new_seeds_fail_is_not_judged_at_its_looser_threshold(tmp_p
     target = math.sqrt(lo * hi)
     v0 = float(np.mean(x) - st.t.isf(target / 2, 2) * np.std(x, ddof=1) / math.sqrt(3))
     assert lo < _one_sample_p(x, v0) < hi
-    p.write_text(ONE_ARM.format(args=args, value=repr(v0)))
+    p.write_text(ONE_ARM.format(args=args, value=repr(v0)).replace('op = ">"', loss))
     capsys.readouterr()
     code = main(["run", str(p), "--until-decided", "--step", "3", "--max-runs", "6",
                  "--out", str(out), "--workers", "1"])

@@ -63,7 +63,8 @@ def t_boundaries(looks: Sequence[int], alpha: float, sims: int = SIMS,
                  seed: int = BOUNDARY_SEED) -> list[float]:
     """Critical |t| at each look (n seeds so far) of a two-sided level-``alpha`` design
     with O'Brien–Fleming spending, by Monte Carlo under the normal model (the t statistic
-    is pivotal). ``inf`` where a look spends nothing."""
+    is pivotal; at the first look it is Student's t, taken exactly). ``inf`` where a look
+    spends nothing."""
     looks = [int(n) for n in looks]
     if not looks or looks[0] < 2 or any(b <= a for a, b in zip(looks, looks[1:])):
         raise SharpenError(f"looks must increase and start at n >= 2, got {looks}")
@@ -91,8 +92,11 @@ def t_boundaries(looks: Sequence[int], alpha: float, sims: int = SIMS,
         if k <= 0:
             out.append(math.inf)
             continue
-        ts = np.sort(t[alive])[::-1]
-        c = float(ts[min(k, len(ts)) - 1])
+        if n == looks[0]:  # nothing stopped yet: t has n − 1 df exactly, no simulation error
+            c = float(st.t.isf(spent / 2, n - 1))
+        else:
+            ts = np.sort(t[alive])[::-1]
+            c = float(ts[min(k, len(ts)) - 1])
         out.append(c)
         alive &= t < c
     return out
