@@ -16,9 +16,8 @@ import time
 
 import torch
 
-from sharpen.curricula import gaussian_blur
-from sharpen.curricula.ops import box_blur
 from sharpen.data import get_spec, load
+from sharpen.imageops import box_blur, gaussian_blur
 from sharpen.models import create_model
 from sharpen.techniques import ProgressiveResize, ProgressiveSharpening, RandomizedDeblur
 from sharpen.training import Split, TrainData, TrainSettings, train

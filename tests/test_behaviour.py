@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from scipy import ndimage, stats
 
 from sharpen import SharpenError
-from sharpen.curricula import box_blur, gaussian_blur
 from sharpen.data import synthetic
 from sharpen.data.formats import safe_unpickle
+from sharpen.imageops import box_blur, gaussian_blur
 from sharpen.models import create_model
 from sharpen.techniques import LrAdaptive, RandomErasing, RandomizedDeblur, random_erasing
 from sharpen.training import Hook, Split, TrainData, TrainSettings, build_models, train
@@ -266,7 +266,7 @@ def test_progressive_resize_plans_rounded_sides_and_resizes_every_batch():
     from types import SimpleNamespace
 
     from sharpen import SharpenError
-    from sharpen.curricula import resize
+    from sharpen.imageops import resize
     from sharpen.techniques.resizing import ProgressiveResize
 
     t = ProgressiveResize({"kind": "linear", "start": 16, "end": 28, "unit": "progress"})
@@ -556,7 +556,7 @@ def test_box_blur_wider_than_the_image_falls_back_to_replicate_on_both_paths(sha
 
 
 def test_gaussian_kernel_and_radius_equal_to_the_side():
-    from sharpen.curricula.ops import gaussian_kernel1d
+    from sharpen.imageops import gaussian_kernel1d
 
     k = gaussian_kernel1d(1.5)  # scipy's default truncation: radius int(4σ + 0.5) = 6
     t = torch.arange(-6, 7, dtype=torch.float64)
@@ -570,7 +570,7 @@ def test_gaussian_kernel_and_radius_equal_to_the_side():
 
 
 def test_resize_antialiases_when_either_side_shrinks_and_checks_its_input():
-    from sharpen.curricula import resize
+    from sharpen.imageops import resize
 
     x = torch.rand(2, 3, 20, 30, generator=torch.Generator().manual_seed(0))
     for hw, aa in (((10, 40), True), ((40, 15), True), ((40, 60), False), ((10, 15), True),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sharpen.conv import IMPLS, Conv2d, conv2d_backward, conv2d_forward, correlate2d
+from sharpen.bench.numpy_conv import IMPLS, Conv2d, conv2d_backward, conv2d_forward, correlate2d
 
 # (batch, F_in, F_out, H, W, kh, kw, stride, padding, dilation)
 SHAPES = [

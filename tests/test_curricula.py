@@ -8,9 +8,9 @@ import pytest
 import torch
 from scipy import ndimage
 
-from sharpen.curricula import box_blur, gaussian_blur, resize
 from sharpen.data import load, synthetic, synthetic_waves
 from sharpen.experiments import load_experiment
+from sharpen.imageops import box_blur, gaussian_blur, resize
 from sharpen.models import create_model
 from sharpen.techniques import (
     ProgressiveResize,

@@ -38,7 +38,7 @@ _NO_TRAINING = [f"--deselect=tests/test_verdicts.py::{t}" for t in (
 
 # module (under src/sharpen) -> the test files that exercise it directly
 MODULES: dict[str, list[str]] = {
-    "curricula/ops.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
+    "imageops.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
     "techniques/deblur.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
     "techniques/sharpening.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],
     "techniques/resizing.py": ["tests/test_curricula.py", "tests/test_behaviour.py"],

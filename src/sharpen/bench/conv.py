@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sharpen.conv import conv2d_backward, conv2d_forward
+from sharpen.bench.numpy_conv import conv2d_backward, conv2d_forward
 from sharpen.io import atomic_write_csv, atomic_write_json, atomic_write_text
 
 BASE = {"batch": 8, "channels": 8, "image": 16, "kernel": 3}

@@ -39,8 +39,8 @@ import tomllib
 import torch
 import torch.nn.functional as F
 
-from sharpen.curricula import box_blur, gaussian_blur
 from sharpen.data import get_spec, load
+from sharpen.imageops import box_blur, gaussian_blur
 from sharpen.io import atomic_write_json, atomic_write_text
 from sharpen.models import create_model
 from sharpen.techniques import ProgressiveSharpening, RandomizedDeblur

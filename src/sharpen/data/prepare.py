@@ -25,7 +25,7 @@ def load_cached(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def resize_u8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     """uint8 images resized once (bilinear with antialiasing), rounded back to uint8."""
-    from sharpen.curricula import resize
+    from sharpen.imageops import resize
 
     parts = [resize(x[i:i + chunk].float(), size).round().clamp(0, 255).to(torch.uint8)
              for i in range(0, len(x), chunk)]

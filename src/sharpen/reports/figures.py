@@ -69,7 +69,7 @@ def _show(ax: Any, img: torch.Tensor) -> None:
 def blur_strip(images: torch.Tensor, kernel_sizes: Sequence[int], path: Path,
                padding: str = "reflect") -> Path:
     """Paper 000's figure: each row an image, columns the original then kernel_n for each n."""
-    from sharpen.curricula.ops import box_blur
+    from sharpen.imageops import box_blur
 
     plt = pyplot()
     cols = ["original"] + [f"kernel_{n}" for n in kernel_sizes]
@@ -88,7 +88,7 @@ def blur_strip(images: torch.Tensor, kernel_sizes: Sequence[int], path: Path,
 def sigma_strip(images: torch.Tensor, sigmas: Sequence[float], path: Path,
                 padding: str = "reflect") -> Path:
     """Paper 001's figure: images Gaussian-blurred at each σ of the schedule."""
-    from sharpen.curricula.ops import gaussian_blur
+    from sharpen.imageops import gaussian_blur
 
     plt = pyplot()
     fig, axes = plt.subplots(len(images), len(sigmas), figsize=(1.4 * len(sigmas), 1.4 * len(images)),

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from sharpen.curricula.ops import gaussian_blur
+from sharpen.imageops import gaussian_blur
 from sharpen.techniques.base import BlurPadding, Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.schedules import ScheduleLike, as_schedule, check_schedule

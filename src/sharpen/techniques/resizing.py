@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from sharpen.curricula.ops import resize
+from sharpen.imageops import resize
 from sharpen.techniques.base import Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.schedules import ScheduleLike, as_schedule, check_schedule

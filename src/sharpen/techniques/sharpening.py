@@ -8,8 +8,8 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from sharpen.curricula.ops import box_blur
 from sharpen.errors import SharpenError
+from sharpen.imageops import box_blur
 from sharpen.techniques.base import BlurPadding, Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.schedules import ScheduleLike, as_schedule, check_schedule
