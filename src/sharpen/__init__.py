@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+from sharpen._version import __version__
 from sharpen.errors import SharpenError
 
-__version__ = "0.1.0"
 __all__ = ["SharpenError", "__version__", "load_model", "load_predictor"]
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-import sharpen
+from sharpen._version import __version__
 from sharpen.errors import SharpenError
 from sharpen.experiments.backends import Job, Placement, default_workers, get_backend
 from sharpen.experiments.config import Experiment
@@ -54,7 +54,7 @@ RESULT_COLUMNS = ["arm", "seed", "status", "test_acc", "best_test_acc", "best_ep
 def environment() -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__,
-        "sharpen": sharpen.__version__, "platform": platform.platform(),
+        "sharpen": __version__, "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
