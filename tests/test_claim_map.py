@@ -71,8 +71,8 @@ def test_every_cell_is_judged_paired_and_the_cells_are_one_holm_family(tmp_path)
         diff = np.mean(np.subtract(acc[pt]["sharp"], acc[pt]["base"]))
         assert c.diff == pytest.approx(diff)
         want = ("supported" if diff > 0 else "contradicted") if rej else "not supported"
-        assert c.result.verdict == want, pt
-    verdicts = {pt: c.result.verdict for pt, c in zip(points, cm.cells)}
+        assert str(c.result.verdict) == want, pt
+    verdicts = {pt: str(c.result.verdict) for pt, c in zip(points, cm.cells)}
     assert verdicts[(3, 2)] == verdicts[(5, 2)] == "supported"
     assert verdicts[(5, 1)] == "contradicted" and verdicts[(1, 1)] == "not supported"
 
@@ -120,7 +120,7 @@ def test_a_sequential_directory_maps_the_designs_verdicts(tmp_path):
     rec = {"plan": plan.as_dict(), "claims": [cfg["claims"][0]["claim"]], "ops": [">"],
            "cells": 6, "units": units}
     (cm,) = claim_maps(cfg, load_runs(d), sequential=rec)
-    verdicts = {(c.point["stages"], c.point["epochs_per_stage"]): c.result.verdict
+    verdicts = {(c.point["stages"], c.point["epochs_per_stage"]): str(c.result.verdict)
                 for c in cm.cells}
     assert verdicts.pop((5, 2)) == "supported"
     # the fixed-n Holm map would support (3, 2) and contradict (5, 1); the design did not

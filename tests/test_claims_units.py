@@ -12,6 +12,7 @@ import pytest
 from scipy import stats as st
 
 from sharpen.metrics import get_metric
+from sharpen.verdicts import get_op
 from sharpen.reports.claims import (
     ClaimResult,
     Runs,
@@ -51,7 +52,7 @@ def _judge_best(claim: dict, runs: Runs) -> ClaimResult:
     r = ClaimResult(claim=claim["claim"], paper_says="", metric="test_acc", arm=claim["arm"],
                     op=claim["op"])
     mine = {s: v["test_acc"] for s, v in runs.values[claim["arm"]].items()}
-    out, _ = _best(r, M, claim, runs, mine)
+    out, _ = _best(r, M, get_op(claim["op"]), claim, runs, mine)
     return out
 
 
@@ -98,7 +99,7 @@ def test_worst_mirrors_best_and_than_names_the_rivals():
 def test_best_without_a_rival_run_or_with_too_few_seeds_is_untested():
     runs = _runs({"a": 0.95, "b": 0.90})
     r = _judge_best({"claim": "x", "arm": "a", "op": "best", "than": ["b", "zz"]}, runs)
-    assert r.verdict == "untested (no test_acc for zz)" and r.p is None
+    assert str(r.verdict) == "untested (no test_acc for zz)" and r.p is None
     thin = _runs({"a": 0.95, "b": 0.90}, drop={"b": [1, 2, 3, 4]})
     r = _judge_best({"claim": "x", "arm": "a", "op": "best"}, thin)
     assert r.p is None and r.n == 1
@@ -302,7 +303,7 @@ def test_directional_rows_say_what_was_computed():
     assert r.interval == "95 %, unadjusted" and r.test == "paired t-test" and r.direction == 1
     assert r.estimate.startswith("a − b: +")
     r = _one({"claim": "x", "arm": "b", "op": ">", "than": "a"}, runs)
-    assert r.direction == -1 and r.verdict == "contradicted"
+    assert r.direction == -1 and str(r.verdict) == "contradicted"
     # different protocols: unpaired, said so, judged by Welch
     runs = _runs({"a": 0.95, "b": 0.90}, protocol={"a": "p1", "b": "p2"})
     r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, runs)
@@ -310,23 +311,23 @@ def test_directional_rows_say_what_was_computed():
     # a fixed value: a one-sample t-test on the arm
     r = _one({"claim": "x", "arm": "a", "op": "<", "value": 0.99}, _runs({"a": 0.95}))
     assert r.test == "one-sample t-test" and r.estimate.startswith("a − 99.00 %: -")
-    assert r.verdict == "supported"
+    assert str(r.verdict) == "supported"
 
 
 def test_equivalence_rows_inside_and_outside_the_margin():
     runs = _runs({"a": 0.950, "b": 0.949})
     r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.02}, runs)
     assert r.interval == "90 % (TOST, ± 2.00 pp)" and r.test == "TOST (paired t)"
-    assert r.direction == 1 and r.verdict == "supported"
+    assert r.direction == 1 and str(r.verdict) == "supported"
     runs = _runs({"a": 0.95, "b": 0.90})
     r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.01}, runs)
     assert r.test == "t beyond the margin, one-sided × 2" and r.direction == -1
-    assert r.p_exact is None and r.verdict == "contradicted"
+    assert r.p_exact is None and str(r.verdict) == "contradicted"
     flat = Runs(values={"a": {s: {"test_acc": 0.95} for s in SEEDS},
                         "b": {s: {"test_acc": 0.949} for s in SEEDS}})
     r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "tolerance": 0.01}, flat)
     assert r.test == "exact sign-flip TOST (no spread)" and r.p == pytest.approx(1 / 32)
-    assert r.verdict == "supported"
+    assert str(r.verdict) == "supported"
     assert r.estimate == ("a − b: +0.10 pp (no spread: n = 5 identical differences; exact p = "
                           "0.0312)")
     unpaired = _runs({"a": 0.950, "b": 0.949}, protocol={"a": "p1", "b": "p2"})
@@ -393,7 +394,7 @@ def test_a_family_of_two_is_computed_as_scipy_and_statsmodels_compute_it():
         assert r.n_needed == need
         claimed = (mean > 0) == (r.op == ">")
         assert r.direction == (1 if claimed else -1)
-        assert r.verdict == ("not supported" if p_adj >= 0.05 else
+        assert str(r.verdict) == ("not supported" if p_adj >= 0.05 else
                              "supported" if claimed else "contradicted")
 
 
@@ -425,7 +426,7 @@ def test_claims_on_another_metric_and_a_one_sample_equivalence():
     # one sample, ">" and "~": the arm against a fixed value
     xs = [runs.values["a"][s]["val_acc"] for s in SEEDS]
     r = _one({"claim": "x", "arm": "a", "op": ">", "value": 0.9, "metric": "val_acc"}, runs)
-    assert r.direction == 1 and r.verdict == "supported"
+    assert r.direction == 1 and str(r.verdict) == "supported"
     assert r.p == pytest.approx(st.ttest_1samp(xs, 0.9).pvalue)
     r = _one({"claim": "x", "arm": "a", "op": "~", "value": 0.95, "tolerance": "2 pp",
               "metric": "val_acc"}, runs)
@@ -434,7 +435,7 @@ def test_claims_on_another_metric_and_a_one_sample_equivalence():
     assert r.estimate == f"a − 95.00 %: {_pp(mean)} [{_pp(lo)}, {_pp(hi)}]"
     tost_p = max(st.ttest_1samp(d + 0.02, 0, alternative="greater").pvalue,
                  st.ttest_1samp(d - 0.02, 0, alternative="less").pvalue)
-    assert r.p == pytest.approx(tost_p) and r.verdict == "supported"
+    assert r.p == pytest.approx(tost_p) and str(r.verdict) == "supported"
     # a `~` claim without a tolerance: equivalence within 0, which no data can show
     r = _one({"claim": "x", "arm": "a", "op": "~", "than": "b", "metric": "val_acc"}, runs)
     assert r.interval == "90 % (TOST, ± 0.00 pp)" and r.direction == -1
@@ -493,13 +494,13 @@ def test_rows_without_spread_say_which_test_spoke():
     assert r.test == "exact sign-flip (no spread)" and r.p == pytest.approx(2 / 64)
     assert r.estimate == ("a − b: +5.00 pp (no spread: n = 6 identical differences; exact p = "
                           "0.0312)")
-    assert r.verdict == "supported" and r.notes == ["decided by the exact sign-flip test"]
+    assert str(r.verdict) == "supported" and r.notes == ["decided by the exact sign-flip test"]
     # unpaired and flat: no test at all, so nothing can be decided
     r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"},
              replace(flat, protocol={"a": "p1", "b": "p2"}))
     assert r.test == "none (no spread in either arm)" and r.p is None
     assert r.estimate == "a − b: +5.00 pp (no interval: none (no spread in either arm))"
-    assert r.verdict == "undecidable at n = 6"
+    assert str(r.verdict) == "undecidable at n = 6"
     text, _ = claims_table([{"claim": "x", "arm": "a", "op": ">", "than": "b"}],
                            replace(flat, protocol={"a": "p1", "b": "p2"}))
     assert "(no interval: none (no spread in either arm)) |" in text
@@ -516,13 +517,13 @@ def test_no_spread_in_a_family_of_two_is_undecidable_and_zero_differences_are_no
               {"claim": "y", "arm": "c", "op": ">", "than": "b"}]
     r, other = judge_family(claims, flat, sensitivity=False)
     assert other.p > 0.05  # so the flat claim's Holm p is 2 × 2/64 = 0.0625
-    assert r.p_adj == pytest.approx(0.0625) and r.verdict == "undecidable at n = 6"
+    assert r.p_adj == pytest.approx(0.0625) and str(r.verdict) == "undecidable at n = 6"
     assert r.notes == ["no spread, and the exact test cannot go below p = 0.0312 at n = 6; it "
                        "could decide from n = 7"]
     # ten identical zero differences: the exact test could decide at n = 10, it just does not
     zero = Runs(values={a: {s: {"test_acc": 0.9} for s in range(10)} for a in "ab"})
     r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, zero)
-    assert r.direction == 0 and r.p == 1.0 and r.verdict == "not supported" and r.notes == []
+    assert r.direction == 0 and r.p == 1.0 and str(r.verdict) == "not supported" and r.notes == []
 
 
 def test_a_t_verdict_the_exact_test_does_not_share_says_so():
@@ -530,7 +531,7 @@ def test_a_t_verdict_the_exact_test_does_not_share_says_so():
     runs = Runs(values={"a": {s: {"test_acc": 0.9 + x} for s, x in enumerate(d)},
                         "b": {s: {"test_acc": 0.9} for s in range(6)}})
     r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, runs)
-    assert r.p < 0.05 and r.verdict == "supported"
+    assert r.p < 0.05 and str(r.verdict) == "supported"
     assert _sign_flip_by_hand(d) == pytest.approx(4 / 64) == r.p_exact
     assert r.notes == ["rests on the normal model: the exact sign-flip test gives p = 0.0625 "
                        "(Holm 0.0625); it does not reach the family's level with these "
@@ -539,7 +540,7 @@ def test_a_t_verdict_the_exact_test_does_not_share_says_so():
     big = Runs(values={"a": {s: {"test_acc": 0.95 + NOISE["a"][s % 5] / (1 + s)} for s in
                              range(10)}, "b": {s: {"test_acc": 0.90} for s in range(10)}})
     r = _one({"claim": "x", "arm": "a", "op": ">", "than": "b"}, big)
-    assert r.verdict == "supported" and r.p_exact == pytest.approx(2 / 1024) and r.notes == []
+    assert str(r.verdict) == "supported" and r.p_exact == pytest.approx(2 / 1024) and r.notes == []
 
 
 def test_an_untested_or_undecidable_claim_does_not_stop_the_family():
@@ -555,12 +556,12 @@ def test_an_untested_or_undecidable_claim_does_not_stop_the_family():
               {"claim": "real", "arm": "a", "op": ">", "than": "b"}]
     one = Runs(values={**both.values, "a": {0: both.values["a"][0]}}, protocol=both.protocol)
     rows = judge_family(claims, both, sensitivity=False)
-    assert [r.verdict for r in rows[::2]] == ["untested (no test_acc for zz)",
+    assert [str(r.verdict) for r in rows[::2]] == ["untested (no test_acc for zz)",
                                               "undecidable at n = 5"]
-    assert rows[3].verdict == "supported"
+    assert str(rows[3].verdict) == "supported"
     rows = judge_family(claims, one, sensitivity=False)
-    assert rows[1].verdict == "untested (n < 2)" and rows[1].estimate == "–"
-    assert rows[2].verdict == "undecidable at n = 5"
+    assert str(rows[1].verdict) == "untested (n < 2)" and rows[1].estimate == "–"
+    assert str(rows[2].verdict) == "undecidable at n = 5"
 
 
 def test_pairing_follows_the_protocols_and_the_shared_seeds():
@@ -607,7 +608,7 @@ def test_best_with_a_rival_that_has_no_test_has_no_p():
                                   "(no spread in either arm))")
         (row,) = judge_family([{"claim": "x", "arm": "ours", "op": "best"}], runs,
                               sensitivity=False)
-        assert row.verdict == "undecidable at n = 5"
+        assert str(row.verdict) == "undecidable at n = 5"
 
 
 def test_best_lists_every_left_out_seed():
@@ -647,6 +648,6 @@ def test_a_claims_table_from_plain_values():
               for a, mu in (("a", 0.95), ("b", 0.90))}
     text, rows = claims_table([{"claim": "x", "arm": "a", "op": ">", "than": "b"}], values,
                               {"a": {"test_acc": 0.95}, "b": {"test_acc": 0.93}})
-    assert rows[0].verdict == "supported" and rows[0].effect == pytest.approx(0.02)
+    assert str(rows[0].verdict) == "supported" and rows[0].effect == pytest.approx(0.02)
     assert "| detectable at n (80 %) | n for the paper's effect | notes |" in text
     assert "| Holm p |" in text and f"for {_pp(0.02)} |" in text

@@ -66,14 +66,14 @@ def test_runs_without_common_seeds_fall_back_to_welch_and_say_so():
 
 
 def test_verdicts():
-    assert verdict(0.01, 0.03, ">") == "supported"
-    assert verdict(-0.01, 0.03, ">") == "not supported"
-    assert verdict(-0.03, -0.01, ">") == "contradicted"
-    assert verdict(-0.03, -0.01, "<") == "supported"
-    assert verdict(-0.004, 0.006, "~", 0.01) == "supported"
-    assert verdict(0.02, 0.03, "~", 0.01) == "contradicted"
-    assert verdict(-0.004, 0.02, "~", 0.01) == "not supported"
-    assert verdict(None, None, ">") .startswith("untested")
+    assert str(verdict(0.01, 0.03, ">")) == "supported"
+    assert str(verdict(-0.01, 0.03, ">")) == "not supported"
+    assert str(verdict(-0.03, -0.01, ">")) == "contradicted"
+    assert str(verdict(-0.03, -0.01, "<")) == "supported"
+    assert str(verdict(-0.004, 0.006, "~", 0.01)) == "supported"
+    assert str(verdict(0.02, 0.03, "~", 0.01)) == "contradicted"
+    assert str(verdict(-0.004, 0.02, "~", 0.01)) == "not supported"
+    assert str(verdict(None, None, ">")).startswith("untested")
 
 
 def _rundir(root: Path, arms: dict[str, dict[int, list[tuple[float, float | None]]]],
@@ -434,7 +434,7 @@ def test_welch_and_compare_in_their_degenerate_cases():
     (0.1, None, ">", 0, "untested (n < 2)"), (None, 0.1, "<", 0, "untested (n < 2)"),
 ])
 def test_verdict_at_its_boundaries(lo, hi, direction, tol, want):
-    assert verdict(lo, hi, direction, tol) == want
+    assert str(verdict(lo, hi, direction, tol)) == want
 
 
 def test_verdict_refuses_an_unknown_direction():
@@ -458,6 +458,6 @@ def test_summary_and_against_published_with_too_few_runs():
 
 def test_verdict_on_no_difference_has_no_tolerance_unless_given():
     # "~" without a tolerance: only an interval of exactly zero is "no difference"
-    assert verdict(0.1, 0.2, "~") == "contradicted"
-    assert verdict(-0.1, 0.2, "~") == "not supported"
-    assert verdict(0.0, 0.0, "~") == "supported"
+    assert str(verdict(0.1, 0.2, "~")) == "contradicted"
+    assert str(verdict(-0.1, 0.2, "~")) == "not supported"
+    assert str(verdict(0.0, 0.0, "~")) == "supported"

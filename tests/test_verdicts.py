@@ -168,7 +168,7 @@ def test_a_report_of_8_true_null_claims_keeps_its_family_wise_error_at_5_percent
             values[f"a{k}"] = {s: {"test_acc": seed_effect[s] + rng.normal(0, 0.005)}
                                for s in range(5)}
         res = judge_family(claims, Runs(values=values), sensitivity=False)
-        any_false += any(r.verdict == "supported" for r in res)
+        any_false += any(str(r.verdict) == "supported" for r in res)
         any_false_unadjusted += any(r.p is not None and r.p < 0.05 and r.direction > 0
                                     for r in res)
     assert any_false / reports <= 0.05
@@ -407,7 +407,7 @@ def test_an_equivalence_claim_is_tost_with_its_margin_in_pp(tmp_path):
     b = {s: a[s] + (0.002 if s % 2 else -0.003) for s in range(6)}
     claim = [{"claim": "same", "arm": "b", "op": "~", "than": "a", "tolerance": 0.01}]
     md, rows = claims_table(claim, load_runs(_dir(tmp_path / "e", {"a": a, "b": b}, claim)))
-    assert rows[0].verdict == "supported" and rows[0].test == "TOST (paired t)"
+    assert str(rows[0].verdict) == "supported" and rows[0].test == "TOST (paired t)"
     assert "90 % (TOST, ± 1.00 pp)" in md
     e = tost([b[s] - a[s] for s in range(6)], 0.01)
     assert rows[0].p == pytest.approx(e.p)
@@ -552,7 +552,7 @@ def test_one_sided_beyond_the_margin_against_scipy():
     res = judge_family([{"claim": "same", "arm": "b", "op": "~", "than": "a", "tolerance": 0.01}],
                        Runs(values={"a": {s: {"test_acc": v} for s, v in d.items()},
                                     "b": {s: {"test_acc": v} for s, v in far.items()}}))[0]
-    assert res.verdict == "contradicted" and res.test == "t beyond the margin, one-sided × 2"
+    assert str(res.verdict) == "contradicted" and res.test == "t beyond the margin, one-sided × 2"
     assert res.p == pytest.approx(one_sided_beyond([far[s] - d[s] for s in range(5)], 0.01))
 
 
@@ -673,10 +673,10 @@ def test_a_best_claim_with_a_rival_clearly_ahead_is_contradicted_at_k_times_its_
     runs = Runs(values={a: {s: {"test_acc": v} for s, v in d.items()}
                         for a, d in (("me", base), ("rival", rival), ("other", other))})
     r = judge_family([{"claim": "me best", "arm": "me", "op": "best"}], runs)[0]
-    assert r.verdict == "contradicted" and "contradicting rival" in r.estimate
+    assert str(r.verdict) == "contradicted" and "contradicting rival" in r.estimate
     assert r.p == pytest.approx(2 * compare(base, rival).p)
     w = judge_family([{"claim": "other worst", "arm": "other", "op": "worst"}], runs)[0]
-    assert w.verdict == "supported"
+    assert str(w.verdict) == "supported"
     assert w.p == pytest.approx(max(compare(other, base).p, compare(other, rival).p))
 
 

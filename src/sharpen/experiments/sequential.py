@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from sharpen.errors import SharpenError
-from sharpen.io import atomic_write_json
 from sharpen.reports.sequential import (
     SEQUENTIAL,
     SequentialPlan,
@@ -34,6 +33,8 @@ from sharpen.reports.sequential import (
     read_record,
     refuse_changes,
 )
+from sharpen.rundir import CONFIG, RunDir
+from sharpen.verdicts import get_op
 
 DEFAULT_STEP = 5  # seeds per look when the file does not fix stack_seeds
 
@@ -80,8 +81,6 @@ def _in_unit(claims: list[dict[str, Any]], out: Path, sub: Any) -> list[dict[str
     if not sub.cells:
         return list(claims)
     from sharpen.reports.claim_map import cell_of, in_cell
-    from sharpen.rundir import RunDir
-
     here = cell_of(RunDir(out).config(), next(iter(sub.cells)))
     return [in_cell(c, here) for c in claims]
 
@@ -122,9 +121,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
         raise SharpenError(f"{exp.source or exp.name}: --until-decided judges claims, and this "
                            "experiment has none ([[claims]] in the file)")
     out = Path(out) if out is not None else default_out_dir(exp)
-    if (out / "config.json").is_file():  # another experiment's directory: refused untouched
-        from sharpen.rundir import RunDir
-
+    if (out / CONFIG).is_file():  # another experiment's directory: refused untouched
         refuse_another_experiment(out, RunDir(out).config(), exp.resolved())
     g = _step(exp, step)
     budget = max_runs or exp.max_runs or 4 * g
@@ -145,8 +142,6 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                   "ops": [c["op"] for c in claims], "cells": len(units) if exp.cells else 0,
                   "design": wanted, "units": {}}
     else:  # the design is bound: any change to a claim, the looks or the grid is refused
-        from sharpen.rundir import RunDir
-
         bound = bound_design(record, {} if record.get("design") else RunDir(out).config())
         refuse_changes(out / SEQUENTIAL, bound, wanted)
         record["design"] = bound  # a record made before designs were bound: now bound
@@ -155,7 +150,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
             cfg.stack_seeds = g if not stack_blockers(cfg) else 1
     results: list[dict[str, Any]] = []
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / SEQUENTIAL, record)
+    RunDir(out).write_sequential(record)
     ran = False
     for key, sub in units:
         rec = record["units"].setdefault(key, {"looks": [], "decisions": {}, "finished": False})
@@ -197,7 +192,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                 new = None if before else decide(r.p, r.direction, c["op"], thr)
                 look["claims"].append({"p": r.p, "direction": r.direction, "n": r.n,
                                        "threshold": thr, "decision": new})
-                if sub.cells and c["op"] in ("best", "worst"):  # whom "best" was judged against
+                if sub.cells and get_op(c["op"]).rivals:  # whom "best" was judged against
                     look["claims"][-1]["rivals"] = list(c.get("than") or [])
                 if new:
                     rec["decisions"][str(i)] = {"verdict": new, "n": r.n, "look": n, "p": r.p,
@@ -209,7 +204,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                           f"{thr:.3g}", file=sys.stderr, flush=True)
             rec["looks"].append(look)
             rec["finished"] = len(rec["decisions"]) == len(claims) or n == plan.looks[-1]
-            atomic_write_json(out / SEQUENTIAL, record)
+            RunDir(out).write_sequential(record)
             if not quiet:
                 where = f"{key}: " if key else ""
                 print(f"{where}look {k + 1}/{len(plan.looks)} at n = {n}: "

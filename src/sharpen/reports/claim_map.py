@@ -23,9 +23,11 @@ from typing import Any
 
 from sharpen.metrics import get_metric
 from sharpen.reports.claims import ClaimResult, Runs, _prejudge, judge_family
-from sharpen.reports.stats import CONTRADICTED, NOT_SUPPORTED, SUPPORTED
+from sharpen.rundir import CLAIM_MAP
+from sharpen.verdicts import NOT_SUPPORTED, SUPPORTED, Outcome, Verdict, get_op
 
-COLOURS = {SUPPORTED: "#4daf4a", CONTRADICTED: "#e41a1c", NOT_SUPPORTED: "#bdbdbd"}
+COLOURS = {Outcome.SUPPORTED: "#4daf4a", Outcome.CONTRADICTED: "#e41a1c",
+           Outcome.NOT_SUPPORTED: "#bdbdbd"}
 UNTESTED_COLOUR = "#ffffff"
 
 
@@ -81,7 +83,7 @@ def in_cell(claim: dict[str, Any], arms: dict[str, str]) -> dict[str, Any] | Non
     never against another cell's (whose runs the directory also holds). None when the claim
     cannot be judged in the cell: it names an arm the cell lacks, or has no rival there."""
     than = claim.get("than")
-    if claim["op"] in ("best", "worst") and claim.get("value") is None and not than:
+    if get_op(claim["op"]).rivals and claim.get("value") is None and not than:
         than = [a for a in arms if a != claim["arm"]]
         if not than:
             return None
@@ -128,9 +130,9 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
             if unit is not None:
                 d = unit["decisions"].get(str(i))
                 cell.sequential, cell.decided_at = True, d["n"] if d else None
-                r.verdict = d["verdict"] if d else NOT_SUPPORTED
+                r.verdict = Verdict(Outcome(d["verdict"])) if d else NOT_SUPPORTED
             cells.append(cell)
-        rivals = [] if claim["op"] not in ("best", "worst") else list(dict.fromkeys(
+        rivals = [] if not get_op(claim["op"]).rivals else list(dict.fromkeys(
             cfg["cells"][t]["arm"] for c in per for t in c.get("than") or []))
         maps.append(ClaimMap(claim, axes, cells, rivals))
     return maps
@@ -178,7 +180,7 @@ def map_figure(cm: ClaimMap) -> Any:
                 continue
             i = xs.index(c.point[cm.axes[0]])
             j = ys.index(c.point[cm.axes[1]]) if len(cm.axes) > 1 else 0
-            colour = COLOURS.get(c.result.verdict, UNTESTED_COLOUR)
+            colour = COLOURS.get(c.result.verdict.outcome, UNTESTED_COLOUR)
             ax.add_patch(plt.Rectangle((i - 0.5, j - 0.5), 1, 1, facecolor=colour,
                                        edgecolor="white", linewidth=2))
             text = "–" if c.diff is None else m.fmt(c.diff, True)
@@ -225,7 +227,7 @@ def map_section(run_dir: Path, cfg: dict[str, Any], runs: Runs) -> list[str]:
     parts = ["## Claim maps: where each claim holds in the grid", "",
              "Each claim judged in every cell of the grid, paired within the cell; " + how, ""]
     for k, cm in enumerate(maps, 1):
-        png = save_figure(map_figure(cm), run_dir / f"claim_map_{k}.png")
+        png = save_figure(map_figure(cm), run_dir / CLAIM_MAP.format(k))
         held = [c for c in cm.cells if c.result.verdict == SUPPORTED]
         where = ("supported in no cell" if not held else "supported in " + "; ".join(
             ", ".join(f"{a} = {c.point[a]}" for a in cm.axes) for c in held))

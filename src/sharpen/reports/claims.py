@@ -22,19 +22,14 @@ Holm's adjustment over the report's claims decides the verdicts at 5 %.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sharpen.errors import SharpenError
-from sharpen.metrics import METRICS, PERCENT, get_metric, parse_amount
+from sharpen.metrics import as_number, get_metric, metric_values, parse_amount
 from sharpen.reports.stats import (
     ALPHA,
-    CONTRADICTED,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    UNTESTED,
     Comparison,
     compare,
     exact_decides_from,
@@ -44,49 +39,26 @@ from sharpen.reports.stats import (
     paired_diff,
     seeds_needed,
     tost,
-    undecidable,
     welch_tost,
 )
 from sharpen.rundir import RunDir
+from sharpen.verdicts import (
+    CONTRADICTED,
+    NOT_SUPPORTED,
+    OPS,
+    SUPPORTED,
+    UNTESTED,
+    Op,
+    Verdict,
+    get_op,
+)
 
 Values = dict[str, dict[int, dict[str, float]]]
 
 
-def as_number(v: Any) -> float | None:
-    """A finite float, or None (empty CSV cells, NaN, inf, text)."""
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def values_of_run(rows: list[dict[str, str]], res: dict[str, Any]) -> dict[str, float]:
     """Every registered metric one run has, from its epoch rows (else its result.json)."""
-    vals: dict[str, float] = {}
-    for m in (get_metric(n) for n in METRICS):
-        v: float | None = None
-        if m.source == "final":
-            v = as_number(rows[-1].get(m.column)) if rows else as_number(res.get(m.name))
-        elif m.source == "best_test":
-            if rows:
-                xs = [as_number(r.get(m.column)) for r in rows]
-                v = max(xs) if xs and all(x is not None for x in xs) else None  # type: ignore[type-var]
-            else:
-                v = as_number(res.get(m.name))
-        elif m.source == "at_best_val" and rows:
-            vs = [as_number(r.get("val_acc")) for r in rows]
-            if all(x is not None for x in vs):
-                best = max(range(len(rows)), key=lambda i: (vs[i], -i))
-                v = as_number(rows[best].get(m.column))
-        elif m.source == "result":
-            v = as_number(res.get(m.column))
-        if v is not None:
-            vals[m.name] = v
-    for m in (get_metric(n) for n in METRICS):  # derived after their sources
-        if m.source == "one_minus" and m.column in vals:
-            vals[m.name] = 1 - vals[m.column]
-    return vals
+    return {k: v for k, v in metric_values(rows, res).items() if v is not None}
 
 
 @dataclass
@@ -171,7 +143,7 @@ class ClaimResult:
     p_adj: float | None = None  # Holm over the report's claims
     p_exact: float | None = None
     p_exact_adj: float | None = None
-    verdict: str = UNTESTED
+    verdict: Verdict = UNTESTED
     notes: list[str] = field(default_factory=list)
     mde: float | None = None  # minimum detectable effect at n, 80 % power, α/m
     effect: float | None = None  # the effect the paper states
@@ -184,7 +156,7 @@ class ClaimResult:
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return asdict(self)
+        return asdict(self) | {"verdict": str(self.verdict)}  # as every section prints it
 
 
 def _stated_effect(claim: dict[str, Any], published: dict[str, Any], metric: str) -> float | None:
@@ -220,46 +192,121 @@ def _fill_lost(runs: Runs, metric: str) -> Runs:
 
 
 def _prejudge(claim: dict[str, Any], runs: Runs) -> tuple[ClaimResult, Any]:
-    """The claim's estimate and its single p-value, before the family is adjusted."""
+    """The claim's estimate and its single p-value, before the family is adjusted: the
+    test its op names (:data:`sharpen.verdicts.OPS`) judges it."""
     metric = claim.get("metric", "test_acc")
     m = get_metric(metric)
-    arm, op = claim["arm"], claim["op"]
+    arm, op = claim["arm"], get_op(claim["op"])
     r = ClaimResult(claim=claim["claim"], paper_says=claim.get("paper_says", ""), metric=metric,
-                    arm=arm, op=op)
+                    arm=arm, op=op.name)
     mine = metric_of(runs.values, arm, metric)
     if not mine:
-        r.verdict = f"untested (no {metric} for {arm})"
+        r.verdict = Verdict.missing(metric, arm)
         return r, None
-    tol = parse_amount(claim.get("tolerance") or 0.0, m)  # only `~` claims use it
+    if claim.get("value") is not None and op.rivals:  # a directory written before the file
+        #                                                 refused it
+        fixed = ", ".join(repr(o.name) for o in OPS.values() if not o.rivals)
+        raise SharpenError(f"claim {claim['claim']!r}: op {op.name!r} compares with other "
+                           f"arms, not a value; value is for {fixed}")
+    return TESTS[op.test](r, m, op, claim, runs, mine)
+
+
+def _against(r: ClaimResult, m: Any, claim: dict[str, Any], runs: Runs, mine: dict[int, float]
+             ) -> tuple[list[float], str, Comparison, str] | None:
+    """The claim's arm against what it is compared with: a fixed ``value`` (one-sample, the
+    differences x − value) or the arm ``than`` (paired by seed when the protocols match).
+    None, with the verdict untested, when ``than`` has no value of the metric."""
+    arm = claim["arm"]
     if claim.get("value") is not None:
-        if op not in ("<", ">", "~"):  # a directory written before the file refused it
-            raise SharpenError(f"claim {claim['claim']!r}: op {op!r} compares with other arms, "
-                               "not a value; value is for '<', '>' and '~'")
         v0 = float(claim["value"])
         d = [x - v0 for x in mine.values()]
-        label = f"{arm} − {m.fmt(v0)}"
-        return _directional(r, m, op, d, label, tol, paired_diff(d), "one-sample t-test")
-    if op in ("best", "worst"):
-        return _best(r, m, claim, runs, mine)
+        return d, f"{arm} − {m.fmt(v0)}", paired_diff(d), "one-sample t-test"
     other = claim["than"]
-    theirs = metric_of(runs.values, other, metric)
+    theirs = metric_of(runs.values, other, r.metric)
     if not theirs:
-        r.verdict = f"untested (no {metric} for {other})"
-        return r, None
+        r.verdict = Verdict.missing(r.metric, other)
+        return None
     ok = runs.comparable(arm, other)
     c = compare(mine, theirs, paired=ok, why_unpaired="" if ok else "different protocols")
-    return _directional(r, m, op, c.diffs, f"{arm} − {other}", tol, c, c.test)
+    return c.diffs, f"{arm} − {other}", c, c.test
 
 
-def _side(op: str) -> int:
-    """+1 when the claim says higher, −1 when lower: the only directional ops there are.
-    Anything else is a claim this code does not know how to judge: refused, never read as
-    '<' (a "best" with a value was once judged as "below the value")."""
-    sides = {">": 1, "best": 1, "<": -1, "worst": -1}
-    if op not in sides:
-        raise SharpenError(f"claim op {op!r} is not a directional op ('>', '<', 'best', "
-                           "'worst'); '~' is judged by TOST")
-    return sides[op]
+def _measured(r: ClaimResult, c: Comparison) -> bool:
+    """Copy the comparison's n, sd, spread and notes; False when it has nothing to test."""
+    r.n, r.sd, r.spread = c.n, c.sd, c.spread
+    r.p_exact = c.p_exact
+    if c.left_out:
+        r.notes.append(f"seeds {', '.join(map(str, c.left_out))} left out (in one arm only)")
+    if not c.paired:
+        r.notes.append(f"unpaired ({c.why_unpaired})")  # compare() always says why
+    if r.n < 2 or c.diff is None:
+        r.verdict = UNTESTED
+        return False
+    return True
+
+
+def _fmt_ci(m: Any, lo: float | None, hi: float | None) -> str:
+    return f"[{m.fmt(lo, True)}, {m.fmt(hi, True)}]"
+
+
+def _directional(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Runs,
+                 mine: dict[int, float]) -> tuple[ClaimResult, Any]:
+    """Higher or lower than an arm or a value: the paired (or one-sample, or Welch) t-test,
+    two-sided, on the side ``op`` claims; the exact sign-flip test without spread."""
+    got = _against(r, m, claim, runs, mine)
+    if got is None:
+        return r, None
+    _, label, c, test = got
+    if not _measured(r, c):
+        return r, None
+    r.direction = 1 if c.diff * op.side > 0 else -1 if c.diff else 0  # +1: the claimed side
+    r.test = test if c.spread else c.test  # without spread: the exact test, or none
+    r.p = c.decision_p
+    if not c.spread and c.paired:
+        r.estimate = (f"{label}: {m.fmt(c.diff, True)} (no spread: n = {c.n} identical "
+                      f"differences; exact p = {c.p_exact:.3g})")
+    elif c.ci_low is None:
+        r.estimate = f"{label}: {m.fmt(c.diff, True)} (no interval: {c.test})"
+    else:
+        r.estimate = f"{label}: {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
+        r.interval = "95 %, unadjusted"
+    return r, c
+
+
+def _equivalence(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Runs,
+                 mine: dict[int, float]) -> tuple[ClaimResult, Any]:
+    """Equal within ± tolerance: an equivalence question however the runs pair — paired
+    TOST, else Welch's TOST; outside the margin, the doubled one-sided p beyond it."""
+    got = _against(r, m, claim, runs, mine)
+    if got is None:
+        return r, None
+    d, label, c, _ = got
+    if not _measured(r, c):
+        return r, None
+    tol = parse_amount(claim.get("tolerance") or 0.0, m)
+    e = tost(d, tol) if c.paired else welch_tost(c.xa, c.xb, tol)
+    r.interval = f"90 % (TOST, ± {m.fmt(tol, True).lstrip('+')})"
+    r.p_exact = e.p_exact
+    if not e.spread and c.paired:
+        r.estimate = (f"{label}: {m.fmt(e.diff, True)} (no spread: n = {e.n} identical "
+                      f"differences; exact p = {e.p_exact:.3g})")
+    elif not e.spread:  # unpaired, neither arm varies: no test at all
+        r.estimate = f"{label}: {m.fmt(e.diff, True)} (no interval: no spread in either arm)"
+        r.interval = ""
+    else:
+        r.estimate = f"{label}: {m.fmt(e.diff, True)} {_fmt_ci(m, e.ci_low, e.ci_high)}"
+    inside = abs(e.diff) <= tol  # type: ignore[arg-type]
+    r.direction = 1 if inside else -1
+    if inside:
+        r.test = e.test if e.spread else "exact sign-flip TOST (no spread)" if c.paired \
+            else "none (no spread in either arm)"
+        r.p = e.p if e.spread else e.p_exact
+    else:
+        r.test = ("t beyond the margin, one-sided × 2" if c.paired else
+                  "Welch t beyond the margin, one-sided × 2 (unpaired)")
+        r.p = e.p_beyond
+        r.p_exact = None
+    return r, c
 
 
 def rivals(claim: dict[str, Any], runs: Runs) -> list[str]:
@@ -274,63 +321,8 @@ def rivals(claim: dict[str, Any], runs: Runs) -> list[str]:
     return [a for a in known if a != claim["arm"]]
 
 
-def _fmt_ci(m: Any, lo: float | None, hi: float | None) -> str:
-    return f"[{m.fmt(lo, True)}, {m.fmt(hi, True)}]"
-
-
-def _directional(r: ClaimResult, m: Any, op: str, d: list[float], label: str, tol: float,
-                 c: Comparison, test: str) -> tuple[ClaimResult, Any]:
-    r.n, r.sd, r.spread = c.n, c.sd, c.spread
-    r.p_exact = c.p_exact
-    if c.left_out:
-        r.notes.append(f"seeds {', '.join(map(str, c.left_out))} left out (in one arm only)")
-    if not c.paired:
-        r.notes.append(f"unpaired ({c.why_unpaired})")  # compare() always says why
-    if r.n < 2 or c.diff is None:
-        r.verdict = UNTESTED
-        return r, None
-    if op == "~":
-        # an equivalence question however the runs pair: paired TOST, else Welch's TOST
-        e = tost(d, tol) if c.paired else welch_tost(c.xa, c.xb, tol)
-        r.interval = f"90 % (TOST, ± {m.fmt(tol, True).lstrip('+')})"
-        r.p_exact = e.p_exact
-        if not e.spread and c.paired:
-            r.estimate = (f"{label}: {m.fmt(e.diff, True)} (no spread: n = {e.n} identical "
-                          f"differences; exact p = {e.p_exact:.3g})")
-        elif not e.spread:  # unpaired, neither arm varies: no test at all
-            r.estimate = f"{label}: {m.fmt(e.diff, True)} (no interval: no spread in either arm)"
-            r.interval = ""
-        else:
-            r.estimate = f"{label}: {m.fmt(e.diff, True)} {_fmt_ci(m, e.ci_low, e.ci_high)}"
-        inside = abs(e.diff) <= tol  # type: ignore[arg-type]
-        r.direction = 1 if inside else -1
-        if inside:
-            r.test = e.test if e.spread else "exact sign-flip TOST (no spread)" if c.paired \
-                else "none (no spread in either arm)"
-            r.p = e.p if e.spread else e.p_exact
-        else:
-            r.test = ("t beyond the margin, one-sided × 2" if c.paired else
-                      "Welch t beyond the margin, one-sided × 2 (unpaired)")
-            r.p = e.p_beyond
-            r.p_exact = None
-        return r, c
-    want = _side(op)
-    r.direction = 1 if c.diff * want > 0 else -1 if c.diff else 0  # +1: the claimed side
-    r.test = test if c.spread else c.test  # without spread: the exact test, or none
-    r.p = c.decision_p
-    if not c.spread and c.paired:
-        r.estimate = (f"{label}: {m.fmt(c.diff, True)} (no spread: n = {c.n} identical "
-                      f"differences; exact p = {c.p_exact:.3g})")
-    elif c.ci_low is None:
-        r.estimate = f"{label}: {m.fmt(c.diff, True)} (no interval: {c.test})"
-    else:
-        r.estimate = f"{label}: {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
-        r.interval = "95 %, unadjusted"
-    return r, c
-
-
-def _best(r: ClaimResult, m: Any, claim: dict[str, Any], runs: Runs, mine: dict[int, float]
-          ) -> tuple[ClaimResult, Any]:
+def _best(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Runs,
+          mine: dict[int, float]) -> tuple[ClaimResult, Any]:
     """A beats every rival: each rival compared; the claim's p is the largest rival p when
     every estimate lies on the claimed side (intersection–union), else the smallest p on the
     other side times the number of rivals (Bonferroni within the claim)."""
@@ -338,11 +330,11 @@ def _best(r: ClaimResult, m: Any, claim: dict[str, Any], runs: Runs, mine: dict[
     others = rivals(claim, runs)
     missing = [o for o in others if not metric_of(runs.values, o, metric)]
     if missing:  # a rival that was not run cannot be beaten or lost to
-        r.verdict = f"untested (no {metric} for {missing[0]})"
+        r.verdict = Verdict.missing(metric, missing[0])
         return r, None
     if not others:
         return r, None
-    want = _side(claim["op"])
+    want = op.side
     comps = []
     for o in others:
         ok = runs.comparable(arm, o)
@@ -382,6 +374,10 @@ def _best(r: ClaimResult, m: Any, claim: dict[str, Any], runs: Runs, mine: dict[
     return r, c
 
 
+# the tests an op may name (Op.test): each judges one claim on the runs
+TESTS = {"directional": _directional, "equivalence": _equivalence, "rivals": _best}
+
+
 def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, Any] | None = None,
                  alpha: float = ALPHA, sensitivity: bool = True) -> list[ClaimResult]:
     """Every claim of one report judged as one family (Holm at ``alpha``)."""
@@ -391,7 +387,7 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
     for i, r, adj, adj_x in zip(range(len(results)), results, holm([r.p for r in results]),
                                 holm([r.p_exact for r in results])):
         r.p_adj, r.p_exact_adj = adj, adj_x
-        if r.verdict.startswith("untested (no"):
+        if r.verdict != UNTESTED:  # settled before the family: an arm it names has no values
             continue
         if r.n < 2:
             r.verdict = UNTESTED
@@ -399,10 +395,10 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
         level = alpha / m_family  # the strictest Holm step: the level power is planned at
         r.mde = min_detectable(r.n, r.sd, level)
         # a difference to detect; an equivalence claim asks the opposite question
-        r.effect = None if r.op == "~" else _stated_effect(claims[i], published or {}, r.metric)
+        r.effect = None if get_op(r.op).margin else _stated_effect(claims[i], published or {}, r.metric)
         r.n_needed = seeds_needed(r.effect, r.sd, level)
         if r.p is None:
-            r.verdict = undecidable(r.n)
+            r.verdict = Verdict.undecidable(r.n)
             continue
         if adj is not None and adj < alpha:
             r.verdict = SUPPORTED if r.direction > 0 else CONTRADICTED
@@ -419,7 +415,7 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
             # could any outcome at this n decide? Without spread only the exact test speaks
             if (not r.spread and r.test.startswith("exact")
                     and min_sign_flip_p(r.n) * m_family >= alpha):
-                r.verdict = undecidable(r.n)
+                r.verdict = Verdict.undecidable(r.n)
                 r.notes.append(f"no spread, and the exact test cannot go below p = "
                                f"{min_sign_flip_p(r.n):.3g} at n = {r.n}; it could decide "
                                f"from n = {exact_decides_from(level)}")
@@ -435,7 +431,7 @@ def _sensitivity(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
     """Count lost runs beside each claim; say when counting them as the arm's worst run
     would change the verdict."""
     for i, (c, r) in enumerate(zip(claims, results)):
-        arms = [c["arm"]] + (rivals(c, runs) if c["op"] in ("best", "worst") else
+        arms = [c["arm"]] + (rivals(c, runs) if get_op(c["op"]).rivals else
                              [c["than"]] if isinstance(c.get("than"), str) else [])
         lost = {a: runs.lost(a) for a in arms if runs.lost(a)}
         if not lost:
@@ -504,5 +500,5 @@ FAMILY_TEXT = (
 
 
 __all__ = ["run_values", "load_runs", "Runs", "judge", "judge_family", "claims_table",
-           "ClaimResult", "metric_of", "fmt_value", "METRICS", "PERCENT", "values_of_run",
+           "ClaimResult", "metric_of", "fmt_value", "as_number", "values_of_run",
            "FAMILY_TEXT", "SUPPORTED", "NOT_SUPPORTED", "CONTRADICTED", "UNTESTED"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sharpen.data import get_spec
+from sharpen.rundir import METRICS, SCHEDULE, RunDir
 
 
 def curriculum_figures(exp: Any, out: Path) -> list[Path]:
@@ -23,7 +24,7 @@ def curriculum_figures(exp: Any, out: Path) -> list[Path]:
            if any(getattr(t, "stage_columns", ()) for t in techniques_for(c))]
     if not cur:
         return []
-    made = [schedule_plot(plans, out / "schedule.png")]
+    made = [schedule_plot(plans, out / SCHEDULE)]
     c0 = cur[0]
     if get_spec(c0.dataset).format == "synthetic-waves" or len(get_spec(c0.dataset).shape) != 3:
         return made
@@ -41,7 +42,7 @@ def figure_sections() -> list[tuple[str, str]]:
     """(file, heading) of the figures curriculum_figures may draw, in report order."""
     from sharpen.techniques import TECHNIQUES
 
-    return [("schedule.png", "Schedules")] + [t.data_figure for t in TECHNIQUES
+    return [(SCHEDULE, "Schedules")] + [t.data_figure for t in TECHNIQUES
                                               if t.data_figure is not None]
 
 
@@ -60,13 +61,12 @@ def stage_jumps(run_dir: Path, base: str) -> tuple[str, list[dict[str, Any]]]:
     test accuracy from the epoch before, minus the baseline arm's change over the same
     epochs, per seed (paired), with its 95 % interval and verdict ('climbs' when the whole
     interval is above zero)."""
-    from sharpen.reports.stats import compare, verdict
-    from sharpen.rundir import RunDir
+    from sharpen.reports.stats import CONTRADICTED, SUPPORTED, compare, verdict
 
     rd = RunDir(run_dir)
     dirs: dict[str, list[int]] = {}
     for a, s, d in rd.seed_dirs():
-        if (d / "metrics.csv").exists():
+        if (d / METRICS).exists():
             dirs.setdefault(a, []).append(s)
 
     def curves(arm: str) -> dict[int, list[dict[str, str]]]:
@@ -97,7 +97,7 @@ def stage_jumps(run_dir: Path, base: str) -> tuple[str, list[dict[str, Any]]]:
             rows.append({"arm": arm, "epoch": e + 1, col: first[e][col],
                          "from": first[e - 1][col], "diff": c.diff, "ci_low": c.ci_low,
                          "ci_high": c.ci_high, "n": c.n,
-                         "verdict": {"supported": "climbs", "contradicted": "drops"}.get(
+                         "verdict": {SUPPORTED: "climbs", CONTRADICTED: "drops"}.get(
                              verdict(c.ci_low, c.ci_high, ">"), "no clear change")})
     lines = ["| arm | epoch | stage | Δ test acc vs the baseline's Δ (pp) | 95 % CI | n | "
              "verdict |", "|---|---|---|---|---|---|---|"]

@@ -44,9 +44,9 @@ import numpy as np
 from scipy import stats as st
 
 from sharpen.errors import SharpenError
-from sharpen.rundir import RunDir
+from sharpen.rundir import SEQUENTIAL, RunDir  # SEQUENTIAL: the design and every look
+from sharpen.verdicts import Outcome, get_op
 
-SEQUENTIAL = "sequential.json"  # in a run directory: the design and every look
 SIMS = 200_000  # Monte Carlo paths per boundary: the spent α is within ±0.0004 (95 %)
 BOUNDARY_SEED = 20_240_531
 
@@ -159,24 +159,11 @@ class SequentialPlan:
         return reached[-1] if reached else 0.0
 
 
-def decide(p: float | None, direction: int, op: str, threshold: float) -> str | None:
+def decide(p: float | None, direction: int, op: str, threshold: float) -> Outcome | None:
     """A claim's decision at one look, or None while it stays open: ``p`` its two-sided
     decision p (for "~", the TOST p), ``direction`` +1 when the estimate lies on the
-    claimed side. "~" is decided equivalent when TOST reaches half the two-sided threshold
-    (each one-sided test at half the look's two-sided level: conservative, TOST itself
-    would allow the whole) and not-equivalent when the estimate lies outside the margin and
-    its "beyond the margin" p reaches the whole threshold: that p is already doubled
-    (:func:`~sharpen.reports.stats.one_sided_beyond`), so halving the threshold too would
-    count the side twice."""
-    if p is None:
-        return None
-    if op == "~":
-        if direction > 0:
-            return "supported" if p <= threshold / 2 else None
-        return "contradicted" if p <= threshold else None
-    if p <= threshold:
-        return "supported" if direction > 0 else "contradicted"
-    return None
+    claimed side; its op decides (:meth:`sharpen.verdicts.Op.decide`)."""
+    return get_op(op).decide(p, direction, threshold)
 
 
 def simulate_error(looks: Sequence[int], alpha: float, effect: float = 0.0, reps: int = 2000,
@@ -248,7 +235,7 @@ def design(claims: Sequence[dict[str, Any]], base_arms: Sequence[str], looks: Se
     claim's definition, the level, the looks (step and budget), the family and the grid's
     cells; the arms too when a ``best``/``worst`` claim without ``than`` takes every other
     arm as its rivals."""
-    implicit = any(c["op"] in ("best", "worst") and not c.get("than") for c in claims)
+    implicit = any(get_op(c["op"]).rivals and not c.get("than") for c in claims)
     return {"claims": [bound_claim(c) for c in claims], "alpha": alpha,
             "step": looks[0], "budget": looks[-1], "looks": list(looks),
             "family": family, "cells": sorted(_cell_key(k) for k in cells),
@@ -337,6 +324,12 @@ def _threshold(p: float) -> str:
     return f"{p:.3g}" if p > 0 else "0 (no decision possible at this look)"
 
 
+def _shown(op: str, threshold: float) -> float:
+    """The threshold a claim's row shows: the p its supporting decision must reach (an
+    equivalence: half the look's; a record made before ops were stored names none)."""
+    return get_op(op).support_threshold(threshold) if op else threshold
+
+
 def report_section(run_dir: Path) -> list[str]:
     """The report's "Decided with the fewest seeds" section, from sequential.json alone:
     per claim (and per grid cell), where it was decided, or why it stayed open."""
@@ -369,13 +362,12 @@ def report_section(run_dir: Path) -> list[str]:
             for a, seeds in lk["lost"].items()) for lk in u["looks"] if lk.get("lost")]
         for i, claim in enumerate(rec["claims"]):
             cell = f"| {key} " if grid else ""
-            half = 2 if ops[i] == "~" else 1  # TOST: each one-sided test at half
             d = u["decisions"].get(str(i))
             if d:
                 at = f"{d['n']} (look at {d['look']})" if d.get("look", d["n"]) != d["n"] \
                     else f"{d['n']}"
                 lines.append(f"{cell}| {claim} | **{d['verdict']}** | {at} | {d['p']:.3g} | "
-                             f"{d['threshold'] / half:.3g} |")
+                             f"{_shown(ops[i], d['threshold']):.3g} |")
             elif last is None:
                 lines.append(f"{cell}| {claim} | not yet looked at | – | – | – |")
             else:
@@ -386,7 +378,7 @@ def report_section(run_dir: Path) -> list[str]:
                 at = f"{c['n']} (look at {last['n']})" if c["n"] < last["n"] and \
                     last.get("lost") else f"{last['n']}"
                 lines.append(f"{cell}| {claim} | {why} | {at} | {p} | "
-                             f"{c.get('threshold', last['threshold']) / half:.3g} |")
+                             f"{_shown(ops[i], c.get('threshold', last['threshold'])):.3g} |")
     if short:
         lines += ["", "Seeds that did not finish at their look (trained once more, then left "
                   "out): " + " · ".join(short) + ". A claim on those arms was judged on the "

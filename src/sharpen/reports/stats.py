@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from sharpen.verdicts import CONTRADICTED, NOT_SUPPORTED, SUPPORTED, UNTESTED, Verdict
+
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE  # two-sided: each direction at 2.5 %
 EXACT_MAX_N = 20  # all 2ⁿ sign patterns up to here; a Monte Carlo above
@@ -417,15 +419,12 @@ def seeds_needed(effect: float | None, sd: float | None, alpha: float = ALPHA,
 
 # --- verdicts ------------------------------------------------------------------------------------
 
-SUPPORTED, NOT_SUPPORTED, CONTRADICTED, UNTESTED = (
-    "supported", "not supported", "contradicted", "untested (n < 2)")
+# the verdict values (sharpen.verdicts), re-exported where the statistics are
+undecidable = Verdict.undecidable
 
 
-def undecidable(n: int) -> str:
-    return f"undecidable at n = {n}"
-
-
-def verdict(lo: float | None, hi: float | None, direction: str, tolerance: float = 0.0) -> str:
+def verdict(lo: float | None, hi: float | None, direction: str, tolerance: float = 0.0
+            ) -> Verdict:
     """A claim about a difference from an interval alone (the stage-jump table).
 
     ``direction``: ">" (positive), "<" (negative) or "~" (within ± ``tolerance``).
@@ -491,7 +490,7 @@ def against_published(xs: Sequence[float], published: float, margin: float,
     """
     sm = summary(xs)
     out = {**sm, "published": float(published), "margin": margin, "diff": None, "half": None,
-           "half90": None, "verdict": UNTESTED, "runs": runs, "published_sd": sd,
+           "half90": None, "verdict": str(UNTESTED), "runs": runs, "published_sd": sd,
            "rounding": rounding, "assumption": _assumption(runs, sd, rounding)}
     if sm["mean"] is None:
         return out
@@ -508,7 +507,7 @@ def against_published(xs: Sequence[float], published: float, margin: float,
         return _t(n - 1, confidence) * s * math.sqrt(1 / n + 1 / m)
 
     if half_at(CONFIDENCE) == 0:
-        out["verdict"] = undecidable(n)
+        out["verdict"] = str(undecidable(n))
         return out
     out["half"] = half = half_at(CONFIDENCE) + rounding
     out["half90"] = half90 = half_at(1 - 2 * alpha) + rounding

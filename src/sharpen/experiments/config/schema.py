@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sharpen.data.user import source_name
 from sharpen.errors import SharpenError
 from sharpen.metrics import get_metric, parse_amount
+from sharpen.rundir import WEIGHTS
 from sharpen.techniques import TECHNIQUES
 from sharpen.training.schedules import ScheduleLike
+from sharpen.verdicts import OPS
 
 
 class HookSpec(BaseModel):
@@ -73,7 +75,7 @@ class _RunBase(BaseModel):
         description="cross_entropy (logits) or nll (log-probabilities)")
 
     save_weights: Literal["none", "final", "best_val"] = Field(
-        "none", description="keep each seed's weights.pt: after the last epoch, or at its best "
+        "none", description=f"keep each seed's {WEIGHTS}: after the last epoch, or at its best "
         "validation epoch (load: sharpen.load_predictor(seed_dir))")
     hooks: list[HookSpec] = Field(default_factory=list, description="your own techniques: "
                                   "[{ target = \"package.module:MyHook\", args = {...} }]; "
@@ -213,7 +215,7 @@ class Claim(BaseModel):
     claim: str
     paper_says: str = ""
     arm: str
-    op: Literal[">", "<", "~", "best", "worst"]
+    op: Literal[tuple(OPS)]  # type: ignore[valid-type]  # the registry's ops, in its order
     than: str | list[str] | None = None  # another arm, or for best/worst the rivals
     value: float | None = None  # instead of `than`: a fixed number
     metric: str = "test_acc"

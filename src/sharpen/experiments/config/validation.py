@@ -19,11 +19,12 @@ from sharpen.experiments.build import build_model
 from sharpen.experiments.config.messages import _suggest
 from sharpen.experiments.config.schema import RUN_KEYS, Experiment, RunConfig, _type_name
 from sharpen.experiments.plan import stack_blockers
-from sharpen.metrics import METRICS, get_metric, parse_amount
+from sharpen.metrics import REGISTRY, get_metric, parse_amount
 from sharpen.models import list_models
 from sharpen.plugins import is_target
 from sharpen.techniques import TECHNIQUES, user_hooks
 from sharpen.training.schedules import check_schedule
+from sharpen.verdicts import get_op
 
 
 def _check_published_grid(pub: dict[str, dict[str, Any]], known: set[str],
@@ -104,8 +105,8 @@ def _check_published(pub: dict[str, Any], protocol: dict[str, Any], known: set[s
                 f"{path}: field published_protocol.{k}: {protocol[k]!r} is not a value of the "
                 f"run key {k} ({_type_name(kind)}); write it as a run writes {k}, e.g. "
                 f"{k} = {json.dumps(_example(protocol[k]))}") from None
-    stats_keys = {f"{m}_{s}" for m in METRICS for s in ("std", "best", "worst")}
-    allowed = set(METRICS) | stats_keys | {"runs", "resolution"}
+    stats_keys = {f"{m}_{s}" for m in REGISTRY for s in ("std", "best", "worst")}
+    allowed = set(REGISTRY) | stats_keys | {"runs", "resolution"}
     for arm, vals in pub.items():
         where = f"{path}: field published.{arm}"
         if arm not in known:
@@ -119,7 +120,7 @@ def _check_published(pub: dict[str, Any], protocol: dict[str, Any], known: set[s
                 raise SharpenError(f"{where}.{k}: not a metric, <metric>_std / _best / _worst, "
                                    f"runs or resolution{_suggest(k, allowed)}")
             base = k.rpartition("_")[0] if k in stats_keys else k
-            if base in METRICS:
+            if base in REGISTRY:
                 _check_fraction(v, get_metric(base), f"{where}.{k}")
             if k in stats_keys and k.endswith("_std") and base in vals \
                     and (vals.get("runs") or 1) < 2:
@@ -144,9 +145,9 @@ def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:
         bad = [a for a in names if a not in known]
         if bad:
             raise SharpenError(f"{where}: {bad[0]!r} is not an arm; arms: {', '.join(sorted(known))}")
-        if c.metric not in METRICS:
+        if c.metric not in REGISTRY:
             raise SharpenError(f"{where}.metric: {c.metric!r} is not a metric; metrics: "
-                               f"{', '.join(METRICS)}")
+                               f"{', '.join(REGISTRY)}")
         try:
             c.tolerance = parse_amount(c.tolerance, get_metric(c.metric), f"{where}.tolerance")
             if c.effect is not None:
@@ -154,18 +155,13 @@ def _check_claims(exp: Experiment, known: set[str], path: Path) -> None:
                                         signed=True)
         except SharpenError as exc:
             raise SharpenError(str(exc)) from None
-        if c.op == "~" and not c.tolerance:
-            raise SharpenError(f"{where}.tolerance: a '~' claim needs a margin > 0, e.g. "
-                               "tolerance = \"1 pp\"")
         _check_claim_shape(c, where)
 
 
 def _check_claim_shape(c: Any, where: str) -> None:
-    """Every op with the keys that give it a meaning, nothing else: a key an op does not
-    read would be ignored, and the claim judged as something the file does not say.
-    ``<``/``>``: one arm (``than``) or a fixed number (``value``); ``~``: the same, with a
-    ``tolerance`` > 0; ``best``/``worst``: rival arms (``than``, one or a list; left out:
-    every other arm), never a value or a tolerance."""
+    """Every op with the keys that give it a meaning, nothing else (each op's own check:
+    :meth:`sharpen.verdicts.Op.check`); a claim is never compared with its own arm, nor
+    with a value that is not a number."""
     rivals = [c.than] if isinstance(c.than, str) else list(c.than or [])
     if c.arm in rivals:
         raise SharpenError(f"{where}.than: {c.arm!r} is the claim's own arm; name the arm(s) it "
@@ -174,40 +170,11 @@ def _check_claim_shape(c: Any, where: str) -> None:
         # nan passed every check below and broke each later report of the directory
         raise SharpenError(f"{where}.value: {c.value!r} is not a number; a claim's value is "
                            "a finite number (0.9 for 90 % of a % metric)")
-    if c.op in ("<", ">", "~"):
-        if (c.than is None) == (c.value is None):
-            raise SharpenError(f"{where}: op {c.op!r} needs exactly one of than (an arm) or "
-                               "value (a fixed number)")
-        if isinstance(c.than, list):
-            raise SharpenError(f"{where}.than: op {c.op!r} compares with one arm, not a list")
-        m = get_metric(c.metric)
-        if c.value is not None and m.percent and abs(c.value) > 1:
-            # 90 meant as 90 %: every arm would be judged below it
-            raise SharpenError(f"{where}.value: {c.value!r} is not a fraction of 1; "
-                               f"{c.metric} is written as a fraction (90 % is 0.9)")
-        if c.value is not None and m.percent and c.value < m.lowest:
-            # every arm is above a negative accuracy: "supported" whatever trained
-            raise SharpenError(f"{where}.value: {c.value!r} is below {c.metric}'s range "
-                               f"[{m.lowest:g}, 1]; give a fraction in it (90 % is 0.9)")
-        if c.op != "~" and c.tolerance:
-            raise SharpenError(f"{where}.tolerance: op {c.op!r} has no margin (tolerance is for "
-                               "'~', equal within ± tolerance); drop it, or use op = \"~\"")
-    elif c.op in ("best", "worst"):
-        if c.value is not None:
-            raise SharpenError(f"{where}.value: op {c.op!r} compares with other arms, not a "
-                               "number; give than = an arm or a list of arms (or leave it out: "
-                               "every other arm), or use op '>' / '<' with value")
-        if c.tolerance:
-            raise SharpenError(f"{where}.tolerance: op {c.op!r} has no margin (tolerance is for "
-                               "'~'); drop it")
-        if isinstance(c.than, list) and not c.than:
-            raise SharpenError(f"{where}.than: an empty list; name the rival arms, or leave than "
-                               "out to compare with every other arm")
-        if len(set(rivals)) < len(rivals):
-            raise SharpenError(f"{where}.than: {rivals!r} names an arm twice; name each rival once")
-    else:  # the schema's Literal refuses it first; a new op must say what it means here
-        raise SharpenError(f"{where}.op: {c.op!r} is not an op; ops: '>', '<', '~', 'best', "
-                           "'worst'")
+    try:
+        op = get_op(c.op)  # the schema refuses an unknown op first
+    except SharpenError as exc:
+        raise SharpenError(f"{where}.{exc}") from None
+    op.check(c, where)
 
 
 def _check_grid(grid: Any, path: Path) -> dict[str, list[Any]]:
