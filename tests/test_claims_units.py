@@ -12,7 +12,6 @@ import pytest
 from scipy import stats as st
 
 from sharpen.metrics import get_metric
-from sharpen.verdicts import get_op
 from sharpen.reports.claims import (
     ClaimResult,
     Runs,
@@ -23,6 +22,7 @@ from sharpen.reports.claims import (
     fmt_value,
     judge_family,
 )
+from sharpen.verdicts import get_op
 
 M = get_metric("test_acc")
 SEEDS = range(5)
