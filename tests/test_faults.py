@@ -36,6 +36,7 @@ from sharpen.data.formats import safe_extract, safe_unpickle, write_idx
 from sharpen.data.sources import download
 from sharpen.experiments import load_experiment, run_experiment
 from sharpen.io import DirLock, atomic_write_text
+from sharpen.rundir import LOCK
 from sharpen.training import Hook
 from tests.test_data import _write_mnist_like
 from tests.test_experiments import TINY
@@ -387,7 +388,7 @@ def test_full_disk_before_training_is_detected(tiny, tmp_path, monkeypatch):
 
 def test_second_process_on_the_same_run_directory_is_refused(tiny, tmp_path):
     out = tmp_path / "r"
-    with DirLock(out):  # another process (here: this one) holds the directory
+    with DirLock(out / LOCK):  # another process (here: this one) holds the directory
         with pytest.raises(SharpenError, match="in use by another sharpen process"):
             run_experiment(load_experiment(str(tiny), profile="smoke"), out, quiet=True)
         r = subprocess.run([sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--profile",

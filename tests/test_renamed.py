@@ -11,7 +11,7 @@ import pytest
 
 from sharpen import SharpenError
 from sharpen.experiments import load_experiment, run_experiment
-from sharpen.experiments.config import renamed
+from sharpen import renamed
 from sharpen.reports import write_report
 
 RESULTS = Path(__file__).parents[1] / "docs" / "results"

@@ -22,6 +22,7 @@ import sharpen
 from sharpen import SharpenError
 from sharpen.experiments import load_experiment, run_experiment, runner
 from sharpen.experiments.config import RunConfig
+from sharpen.rundir import RunDir
 
 SMALL = """
 name = "small"
@@ -144,9 +145,9 @@ def test_every_invocation_is_logged_once_with_its_jobs_and_wall_time(small, tmp_
 
 
 def test_log_invocation_appends_new_ids_and_replaces_its_own(tmp_path):
-    runner._log_invocation(tmp_path, {"id": "x", "n": 1})
-    runner._log_invocation(tmp_path, {"id": "y", "n": 2})
-    runner._log_invocation(tmp_path, {"id": "x", "n": 3})
+    RunDir(tmp_path).log_invocation({"id": "x", "n": 1})
+    RunDir(tmp_path).log_invocation({"id": "y", "n": 2})
+    RunDir(tmp_path).log_invocation({"id": "x", "n": 3})
     assert json.loads((tmp_path / "history.json").read_text()) == [{"id": "x", "n": 3},
                                                                    {"id": "y", "n": 2}]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sharpen import __version__
 from sharpen.errors import SharpenError
+from sharpen.rundir import CONFIG, REPORT
 
 
 def _cmd_grid(a: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     exp = load_experiment(a.experiment, a.profile, sets, a.runs, getattr(a, "axis", None))
     out = Path(a.out) if a.out else None
     given = Path(a.experiment)
-    if out is None and given.is_dir() and (given / "config.json").is_file():
+    if out is None and given.is_dir() and (given / CONFIG).is_file():
         out = given  # `sharpen run DIR`: continue it (finished runs are kept)
     placement = dict(workers=a.workers, threads=a.threads, backend=a.backend,
                      address=a.address, command=_command_line(a), log=a.log)
@@ -54,7 +55,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     keep_best = any(c.keep_best for c in exp.arms.values())
     print()
     print(markdown_table(table_rows(results, list(exp.arms), runs), keep_best, exp.report_error))
-    print(f"\nrun directory: {out}\nreport: {out / 'report.md'}")
+    print(f"\nrun directory: {out}\nreport: {out / REPORT}")
     failed = [r for r in results if r.get("status") == "failed"]
     if failed:
         print(f"{len(failed)} run(s) failed: " + ", ".join(
@@ -256,7 +257,7 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     r.add_argument("--threads", type=int,
                    help="torch threads per job, overriding the plan's (config key threads; "
                         "default 1); part of the plan: it changes float rounding, so it is "
-                        "recorded in config.json")
+                        f"recorded in {CONFIG}")
     from sharpen.experiments.backends import BACKENDS  # the registry the runner dispatches on
 
     r.add_argument("--backend", default="local", choices=list(BACKENDS),
@@ -279,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         _run_parser(sub, cmd)
 
 
-    rp = sub.add_parser("report", help="rebuild report.md, tables and figures from a run directory")
-    rp.add_argument("run_dir", help="a run directory (holds config.json)")
+    rp = sub.add_parser("report", help=f"rebuild {REPORT}, tables and figures from a run directory")
+    rp.add_argument("run_dir", help=f"a run directory (holds {CONFIG})")
     rp.add_argument("--baseline", help="the arm the others are compared with, seed by seed "
                                        "(default: the experiment's baseline key, else its first arm)")
     rp.add_argument("--claims-from", metavar="EXPERIMENT",
@@ -329,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schedule", help="print every scheduled quantity per epoch, without training")
     s.add_argument("experiment", help="bundled name, experiment file, or a run directory's "
-                                      "config.json")
+                                      f"{CONFIG}")
     s.add_argument("--arm", help="only this arm")
     s.add_argument("--profile", help="profile in the file, e.g. quick")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, as in run")

@@ -89,10 +89,11 @@ def read_csv(path: str | os.PathLike[str]) -> list[dict[str, str]]:
 
 
 class DirLock:
-    """An exclusive, non-blocking lock on a run directory (released when the process dies)."""
+    """An exclusive, non-blocking lock on a run directory, held on its lock file ``path``
+    (:meth:`sharpen.rundir.RunDir.lock` names it); released when the process dies."""
 
-    def __init__(self, directory: str | os.PathLike[str]):
-        self.path = Path(directory) / ".lock"
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
         self._fd: int | None = None
 
     def __enter__(self) -> DirLock:

@@ -1,7 +1,10 @@
-"""A run directory: its layout, read back in one place.
+"""A run directory: its layout, written and read back in one place.
 
-The runner writes a run directory and every report, claim, figure, tracker and
-``sharpen compare`` reads it through :class:`RunDir`::
+Every file name of a run directory is a constant of this module, and nothing else under
+``src/`` spells one (``tests/test_rundir_names.py`` holds the package to it); the writers
+below write them (atomically: each file is its old version or its new one). The runner
+writes a run directory and every report, claim, figure, tracker and ``sharpen compare``
+reads it through :class:`RunDir`::
 
     config.json        resolved experiment (every arm's full RunConfig) and its plan
     experiment.toml    the source file as given (copied)
@@ -11,8 +14,24 @@ The runner writes a run directory and every report, claim, figure, tracker and
     runs/<arm>/seed-<s>/result.json      written once the run ends: marks it finished
     runs/<arm>/seed-<s>/predictions.npz  per split, the predicted class of every image
                                          (int16) and its label, at the last epoch
+    runs/<arm>/seed-<s>/checkpoint.pt    a group's training state each epoch (in its first
+                                         seed's folder), deleted once the group is written
+    runs/<arm>/seed-<s>/weights.pt       the trained model, with save_weights
+    runs/<arm>/seed-<s>/traceback.txt    a failed run's traceback
+    runs/<arm>/seed-<s>/progress.txt     epochs done as a fraction, while one runs
     results.csv        one row per (arm, seed); no timings, so it depends on the plan only
-    summary.json, table.csv, report.md, curves.png
+    summary.json, table.csv, report.md, curves.png (grid.csv, budget.png, claim_map_<k>.png,
+    schedule.png where they apply)
+    sequential.json    with --until-decided: the design and every look
+    tensorboard/       with --track tensorboard
+    .lock              held while a sharpen process works in the directory
+
+A technique's own files (``run_files``, e.g. gradient flow's ``gradflow.csv``, and its
+``data_figure``) are named by the technique: it owns them (CONTRIBUTING: a technique is its
+own file), and they may take no name of this module's.
+
+Keys renamed since a directory was written are read under their new names
+(:mod:`sharpen.renamed`), by :meth:`RunDir.config`, the one reader of ``config.json``.
 
 A run whose ``result.json`` or ``metrics.csv`` cannot be read (a disk error, an interrupted
 copy) is a run to redo: :meth:`RunDir.runs` returns it with status ``corrupt`` and the
@@ -35,15 +54,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from sharpen.errors import SharpenError
+from sharpen.renamed import upgrade_keys
 
+if TYPE_CHECKING:
+    from sharpen.io import DirLock
+
+# the whole directory's files (a name with {} takes a number or a suffix)
 CONFIG, HISTORY, ENVIRONMENT = "config.json", "history.json", "environment.json"
+EXPERIMENT_COPY = "experiment{}"  # the experiment file as given, under its own suffix
+EXPERIMENT_SUFFIXES = (".toml", ".yaml", ".yml")
+RESULTS, SUMMARY, TABLE, GRID = "results.csv", "summary.json", "table.csv", "grid.csv"
+REPORT, CURVES, BUDGET, SCHEDULE = "report.md", "curves.png", "budget.png", "schedule.png"
+CLAIM_MAP = "claim_map_{}.png"  # one per grid claim map, numbered from 1
+SEQUENTIAL, LOCK = "sequential.json", ".lock"
+RUNS, SEED_FOLDER, TENSORBOARD = "runs", "seed-{}", "tensorboard"  # folders
+# each run's files, in runs/<arm>/seed-<s>/
 RESULT, METRICS, PREDICTIONS, WEIGHTS = "result.json", "metrics.csv", "predictions.npz", "weights.pt"
+CHECKPOINT, TRACEBACK, PROGRESS = "checkpoint.pt", "traceback.txt", "progress.txt"
+# every file name above (folders aside: "runs" is also a key and "tensorboard" a tracker)
+FILE_NAMES = (CONFIG, HISTORY, ENVIRONMENT, EXPERIMENT_COPY, RESULTS, SUMMARY, TABLE, GRID,
+              REPORT, CURVES, BUDGET, SCHEDULE, CLAIM_MAP, SEQUENTIAL, LOCK, SEED_FOLDER,
+              RESULT, METRICS, PREDICTIONS, WEIGHTS, CHECKPOINT, TRACEBACK, PROGRESS)
 # the keys that fix which images a seed trains and is tested on, in which order, for how long
 PROTOCOL_KEYS = ("dataset", "train_size", "val_size", "test_size", "split_seed", "data_resize",
                  "pairs", "pairs_test", "epochs")
@@ -108,13 +148,11 @@ def arm_order(cfg: dict[str, Any], root: Path | None = None) -> tuple[list[str],
         return ordered_arms(arms, list(cfg["arm_order"]), cells, grid), ARM_ORDER_RECORDED
     bases = {(cells.get(a) or {}).get("arm", a) for a in arms}
     for path in ([] if root is None else
-                 [root / f"experiment{x}" for x in (".toml", ".yaml", ".yml")]):
+                 [root / EXPERIMENT_COPY.format(x) for x in EXPERIMENT_SUFFIXES]):
         if not path.is_file():
             continue
         try:
-            from sharpen.io import read_file
-
-            raw = read_file(path)
+            raw = _io().read_file(path)
         except (SharpenError, OSError, UnicodeDecodeError):
             continue
         arms_raw = raw.get("arms") or {"default": {}}
@@ -141,6 +179,14 @@ def in_file_order(cfg: dict[str, Any], root: Path | None = None) -> str:
     return how
 
 
+def _io() -> ModuleType:
+    """:mod:`sharpen.io`, imported when a file is written or read: it loads yaml, and the
+    CLI imports this module at start-up for the names above."""
+    from sharpen import io
+
+    return io
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         obj = json.loads(path.read_text())
@@ -152,27 +198,86 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 class RunDir:
-    """Paths and readers of one run directory (see the module docstring for the layout)."""
+    """Paths, writers and readers of one run directory (the module docstring has the layout;
+    each run's folder has its writers below the class)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
     # paths -----------------------------------------------------------------------------
     def seed_dir(self, arm: str, seed: int) -> Path:
-        return self.root / "runs" / arm / f"seed-{seed}"
+        return self.root / RUNS / arm / SEED_FOLDER.format(seed)
 
-    # whole-directory files ---------------------------------------------------------------
+    def run_files(self, name: str) -> list[Path]:
+        """``name`` (a per-run file: RESULT, CHECKPOINT, WEIGHTS ...) in every seed folder that
+        holds it, sorted; a glob, so it reads no config.json (a half-made directory too)."""
+        return sorted(self.root.glob(f"{RUNS}/*/{SEED_FOLDER.format('*')}/{name}"))
+
+    def lock(self) -> DirLock:
+        """The directory's lock (a context manager): one sharpen process works in it at once."""
+        return _io().DirLock(self.root / LOCK)
+
+    # whole-directory files: writers ---------------------------------------------------
+    def write_config(self, cfg: dict[str, Any]) -> None:
+        """The resolved experiment and its plan (sorted keys)."""
+        _io().atomic_write_json(self.root / CONFIG, cfg)
+
+    def copy_experiment(self, source: str | Path) -> None:
+        """The experiment file as given, kept once (the first invocation's copy stays)."""
+        dst = self.root / EXPERIMENT_COPY.format(Path(source).suffix)
+        if not dst.exists():
+            shutil.copyfile(source, dst)
+
+    def write_environment(self, env: dict[str, Any]) -> None:
+        _io().atomic_write_json(self.root / ENVIRONMENT, env)
+
+    def log_invocation(self, entry: dict[str, Any]) -> None:
+        """Append (or, with the same ``id``, update in place) an invocation in history.json."""
+        path = self.root / HISTORY
+        hist = json.loads(path.read_text()) if path.exists() else []
+        ids = [h.get("id") for h in hist]
+        if entry["id"] in ids:
+            hist[ids.index(entry["id"])] = entry
+        else:
+            hist.append(entry)
+        _io().atomic_write_json(path, hist)
+
+    def write_results(self, rows: list[dict[str, Any]], columns: list[str]) -> None:
+        _io().atomic_write_csv(self.root / RESULTS, rows, columns)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        _io().atomic_write_json(self.root / SUMMARY, summary)
+
+    def write_table(self, rows: list[dict[str, Any]], columns: list[str]) -> None:
+        _io().atomic_write_csv(self.root / TABLE, rows, columns)
+
+    def write_grid(self, rows: list[dict[str, Any]], columns: list[str]) -> None:
+        _io().atomic_write_csv(self.root / GRID, rows, columns)
+
+    def write_report(self, text: str) -> Path:
+        """report.md; returns its path."""
+        _io().atomic_write_text(self.root / REPORT, text)
+        return self.root / REPORT
+
+    def write_sequential(self, record: dict[str, Any]) -> None:
+        """A sequential design and its looks (written before and after each look)."""
+        _io().atomic_write_json(self.root / SEQUENTIAL, record)
+
+    # whole-directory files: readers ----------------------------------------------------
     def config(self) -> dict[str, Any]:
         """The resolved experiment, renamed keys read under their new names, its arms (and
         a grid's cells) in the experiment file's order (:func:`arm_order`)."""
-        from sharpen.experiments.config.renamed import upgrade_keys
-
         path = self.root / CONFIG
         if not path.is_file():
             raise SharpenError(f"{self.root} is not a run directory (no {CONFIG})")
         cfg = upgrade_keys(_read_json(path), str(path))
         in_file_order(cfg, self.root)
         return cfg
+
+    def results(self) -> list[dict[str, str]]:
+        """results.csv's rows ([] when it has none)."""
+        path = self.root / RESULTS
+        return _io().read_csv(path) if path.exists() else []
 
     def arm_order(self) -> tuple[list[str], str]:
         """The directory's arms in the file's order and where that order comes from."""
@@ -196,7 +301,7 @@ class RunDir:
     def seed_dirs(self) -> Iterator[tuple[str, int, Path]]:
         """(arm, seed, folder) of every seed folder: arms in the file's order (folders of
         arms config.json lacks after them, sorted), seeds in sorted order."""
-        base = self.root / "runs"
+        base = self.root / RUNS
         if not base.is_dir():
             return
         try:
@@ -207,9 +312,10 @@ class RunDir:
         for arm in ordered_arms(sorted(folders), order):
             arm_dir = folders[arm]
             seeds = []
-            for d in arm_dir.glob("seed-*"):
+            prefix = SEED_FOLDER.format("")
+            for d in arm_dir.glob(SEED_FOLDER.format("*")):
                 try:
-                    seeds.append((int(d.name[5:]), d))
+                    seeds.append((int(d.name[len(prefix):]), d))
                 except ValueError:
                     continue
             for seed, d in sorted(seeds):
@@ -244,10 +350,8 @@ class RunDir:
         return out
 
     def metrics(self, arm: str, seed: int) -> list[dict[str, str]]:
-        from sharpen.io import read_csv
-
         path = self.seed_dir(arm, seed) / METRICS
-        return read_csv(path) if path.exists() else []
+        return _io().read_csv(path) if path.exists() else []
 
     def predictions(self, arm: str, seed: int) -> dict[str, Any] | None:
         """{"test_pred", "test_label", ("val_pred", "val_label")} as numpy arrays, or None
@@ -266,17 +370,13 @@ class RunDir:
     @staticmethod
     def _metrics_problem(path: Path, res: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
         """Why a finished run's metrics.csv cannot be trusted ('' when it can), and its rows."""
-        import math
-
-        from sharpen.io import read_csv
-
         try:
-            rows = read_csv(path)
+            rows = _io().read_csv(path)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             return f"{path}: cannot be read ({exc})", []
         want = res.get("epochs_done")
         if isinstance(want, int) and len(rows) != want:
-            return f"{path}: {len(rows)} epoch rows where result.json says {want}", rows
+            return f"{path}: {len(rows)} epoch rows where {RESULT} says {want}", rows
         for i, row in enumerate(rows, 1):
             if None in row or any(v is None for v in row.values()):
                 return f"{path}: row {i} is cut short", rows
@@ -291,6 +391,43 @@ class RunDir:
         return "", rows
 
 
+# each run's folder, runs/<arm>/seed-<s>/: its writers (the job, a backend's worker and a
+# twin's copy hold the folder's path) -----------------------------------------------------
+def write_metrics(folder: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """The run's epoch rows so far (rewritten after each epoch)."""
+    _io().atomic_write_csv(Path(folder) / METRICS, rows, columns)
+
+
+def write_result(folder: Path, res: dict[str, Any]) -> None:
+    """The run's record, written last: its presence marks the run finished."""
+    _io().atomic_write_json(Path(folder) / RESULT, res)
+
+
+def write_predictions(folder: Path, arrays: dict[str, Any]) -> None:
+    """Each split's predicted classes and labels (numpy arrays)."""
+    _io().atomic_write_npz(Path(folder) / PREDICTIONS, arrays)
+
+
+def write_traceback(folder: Path, text: str) -> None:
+    """A failed run's traceback, for the person reading its ``error``."""
+    _io().atomic_write_text(Path(folder) / TRACEBACK, text)
+
+
+def checkpoint_path(folder: Path) -> Path:
+    """Where a group's training state lives (its first seed's folder)."""
+    return Path(folder) / CHECKPOINT
+
+
+def progress_path(folder: Path) -> Path:
+    """Where a job's fractional epochs done are (its first seed's folder)."""
+    return Path(folder) / PROGRESS
+
+
 __all__ = ["RunDir", "SeedRun", "fingerprint", "protocol_of", "PROTOCOL_KEYS", "FINISHED",
-           "arm_order", "ordered_arms", "in_file_order",
-           "CONFIG", "HISTORY", "ENVIRONMENT", "RESULT", "METRICS", "PREDICTIONS", "WEIGHTS"]
+           "arm_order", "ordered_arms", "in_file_order", "FILE_NAMES",
+           "CONFIG", "HISTORY", "ENVIRONMENT", "EXPERIMENT_COPY", "EXPERIMENT_SUFFIXES",
+           "RESULTS", "SUMMARY", "TABLE", "GRID", "REPORT", "CURVES", "BUDGET", "SCHEDULE",
+           "CLAIM_MAP", "SEQUENTIAL", "LOCK", "RUNS", "SEED_FOLDER", "TENSORBOARD",
+           "RESULT", "METRICS", "PREDICTIONS", "WEIGHTS", "CHECKPOINT", "TRACEBACK", "PROGRESS",
+           "write_metrics", "write_result", "write_predictions", "write_traceback",
+           "checkpoint_path", "progress_path"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from sharpen.errors import SharpenError
 from sharpen.experiments.plan import Group
-from sharpen.io import atomic_write_json, atomic_write_text
+from sharpen.rundir import write_result, write_traceback
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def lost_job(job: Job, why: str) -> list[dict[str, Any]]:
         res = {"seed": seed, "status": "failed", "error": why, "seconds": 0.0,
                "epochs_done": 0, "arm": job.group.arm}
         if seed in job.record_only:
-            atomic_write_json(Path(rdir) / "result.json", res)
+            write_result(Path(rdir), res)
         results.append(res)
     return results
 
@@ -239,7 +239,7 @@ def run_ray(jobs: list[Job], report: Report, address: str | None) -> None:
 
             full = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
             for rdir in job.run_dirs:  # the whole traceback in the job's log, one line on screen
-                atomic_write_text(Path(rdir) / "traceback.txt", full + "\n")
+                write_traceback(Path(rdir), full + "\n")
             results = lost_job(job, one_line(exc))
         except ray.exceptions.RayError as exc:  # a lost worker: record, let the rest go on
             results = lost_job(job, one_line(exc))

@@ -23,23 +23,22 @@ from sharpen.data.prepare import build_group_data
 from sharpen.errors import SharpenError
 from sharpen.experiments import weights
 from sharpen.experiments.build import model_factory
-from sharpen.experiments.progress import PROGRESS, ProgressFile
-from sharpen.io import (
-    atomic_write_bytes,
-    atomic_write_csv,
-    atomic_write_json,
-    atomic_write_npz,
-    atomic_write_text,
-)
+from sharpen.experiments.progress import ProgressFile
+from sharpen.io import atomic_write_bytes
+from sharpen.metrics import epoch_columns, run_record
 from sharpen.models import count_parameters
-from sharpen.rundir import PREDICTIONS
+from sharpen.rundir import (
+    checkpoint_path,
+    progress_path,
+    write_metrics,
+    write_result,
+    write_traceback,
+)
+from sharpen.rundir import write_predictions as write_prediction_arrays
 from sharpen.techniques import Technique, techniques_for
 from sharpen.training import Diverged, TrainSettings, build_models, determinism, train
 from sharpen.training.loop import CHECKPOINT_FORMAT
 from sharpen.training.stack import NotStackable
-
-METRIC_BASE = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-               "gap", "lr", "seconds", "images_per_s"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,25 +47,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    if not rows:
-        return {}
-    last = rows[-1]
-    best = max(rows, key=lambda r: r["test_acc"])
-    return dict(
-        test_acc=last["test_acc"], best_test_acc=best["test_acc"], best_epoch=best["epoch"],
-        train_acc=last["train_acc"], val_acc=last.get("val_acc"), gap=last["gap"],
-        train_loss=last["train_loss"], test_loss=last["test_loss"],
-        digit_acc=last.get("test_digit_acc"),
-        images_per_s=sum(r["images_per_s"] for r in rows) / len(rows))
-
-
 def append_metrics(run_dir: Path, rows: list[dict[str, Any]], columns: list[str],
                    row: dict[str, Any]) -> None:
     """Add an epoch's row (and any new columns) and rewrite metrics.csv atomically."""
     rows.append(row)
     columns.extend(c for c in row if c not in columns)
-    atomic_write_csv(run_dir / "metrics.csv", rows, columns)
+    write_metrics(run_dir, rows, columns)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -87,7 +73,7 @@ def write_predictions(rdir: Path, preds: dict[str, torch.Tensor], data: Any) -> 
         y = y[:, 0] if y.dim() == 2 else y  # pair targets: (label, digit₁, digit₂)
         arrays[f"{split}_pred"] = pred.cpu().to(torch.int16).numpy()
         arrays[f"{split}_label"] = y.cpu().to(torch.int16).numpy()
-    atomic_write_npz(rdir / PREDICTIONS, arrays)
+    write_prediction_arrays(rdir, arrays)
 
 
 def record(res: dict[str, Any], arm: str, cell: dict[str, Any] | None, rdir: Path) -> None:
@@ -96,7 +82,7 @@ def record(res: dict[str, Any], arm: str, cell: dict[str, Any] | None, rdir: Pat
     if cell:
         res["base_arm"] = cell["arm"]
         res.update({f"grid_{k}": v for k, v in cell.items() if k != "arm"})
-    atomic_write_json(rdir / "result.json", res)
+    write_result(rdir, res)
 
 
 def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
@@ -115,8 +101,8 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
     det = determinism.resolve(cfg.deterministic, device)
     E = len(seeds)
     rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
-    columns = [list(METRIC_BASE) for _ in seeds]
-    ckpt_path = rdirs[0] / "checkpoint.pt"
+    columns = [epoch_columns() for _ in seeds]
+    ckpt_path = checkpoint_path(rdirs[0])
     resume = load_checkpoint(ckpt_path) if cfg.checkpoint else None
     if cfg.checkpoint and resume is None and ckpt_path.exists():
         print(f"sharpen: {ckpt_path} is unreadable; training seeds {seeds} of arm {arm!r} again "
@@ -169,7 +155,7 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
         with determinism.deterministic(det):
             trained = train(models, datas, settings, seeds,
                             hooks=techs + ([best] if best else [])
-                            + [ProgressFile(rdirs[0] / PROGRESS)], device=device,
+                            + [ProgressFile(progress_path(rdirs[0]))], device=device,
                             on_epoch=on_epoch,
                             on_checkpoint=on_checkpoint if cfg.checkpoint else None,
                             resume=resume)
@@ -183,7 +169,7 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
     except Exception as exc:  # noqa: BLE001 - one bad job must not stop the grid
         tb = traceback.format_exc()
         for r in rdirs:
-            atomic_write_text(r / "traceback.txt", tb)
+            write_traceback(r, tb)
         failure = f"{type(exc).__name__}: {exc}"
     wall = earlier + time.perf_counter() - t0
     params = count_parameters(factory())
@@ -201,7 +187,7 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
                                "deterministic": det}
         if plan is not None:
             res["plan"] = {**plan, "group": list(seeds)}
-        res.update(summary(rows[k]))
+        res.update(run_record(rows[k]))  # the stored metrics (sharpen.metrics)
         data_k = datas[k] if len(datas) > k else (datas[0] if datas else None)
         norm = {"mean": data_k.mean, "std": data_k.std} if data_k is not None else {}
         if status == "ok" and cfg.save_weights == "final":
@@ -215,5 +201,5 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
             record(res, arm, cell, rdirs[k])
         results.append(res)
     ckpt_path.unlink(missing_ok=True)  # finished: the results are what count
-    (rdirs[0] / PROGRESS).unlink(missing_ok=True)
+    progress_path(rdirs[0]).unlink(missing_ok=True)
     return results

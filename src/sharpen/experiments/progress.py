@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from sharpen.rundir import METRICS, PROGRESS
 from sharpen.training.loop import Hook, TrainState
-
-PROGRESS = "progress.txt"
 
 
 class ProgressFile(Hook):
@@ -79,7 +78,7 @@ def _read(w: Watch) -> JobState:
     import csv
 
     try:
-        with open(w.folder / "metrics.csv") as f:
+        with open(w.folder / METRICS) as f:
             rows = list(csv.DictReader(f))
     except (OSError, csv.Error):
         rows = []

@@ -35,20 +35,20 @@ from sharpen.experiments.twins import (
     twin_key,
     unused_key_warnings,
 )
-from sharpen.io import DirLock, atomic_write_csv, atomic_write_json, check_writable
+from sharpen.io import check_writable
+from sharpen.metrics import result_columns
 from sharpen.rundir import (
     ARM_ORDER_ALPHABETICAL,
+    CHECKPOINT,
+    CONFIG,
     FINISHED,
+    HISTORY,
+    RESULT,
     RunDir,
+    checkpoint_path,
     in_file_order,
     ordered_arms,
 )
-
-# timings (seconds, images_per_s) stay in each result.json: results.csv holds only what the
-# configuration and its plan determine, byte for byte
-RESULT_COLUMNS = ["arm", "seed", "status", "test_acc", "best_test_acc", "best_epoch", "train_acc",
-                  "val_acc", "gap", "train_loss", "test_loss", "digit_acc", "epochs_done",
-                  "params", "stacked_seeds", "error"]
 
 
 def environment() -> dict[str, Any]:
@@ -83,18 +83,6 @@ def cpu_model() -> str | None:
     except OSError:
         pass
     return None
-
-
-def _log_invocation(out: Path, entry: dict[str, Any]) -> None:
-    """Append (or, with the same ``id``, update in place) this invocation in history.json."""
-    path = out / "history.json"
-    hist = json.loads(path.read_text()) if path.exists() else []
-    ids = [h.get("id") for h in hist]
-    if entry["id"] in ids:
-        hist[ids.index(entry["id"])] = entry
-    else:
-        hist.append(entry)
-    atomic_write_json(path, hist)
 
 
 def default_out_dir(exp: Experiment) -> Path:
@@ -143,8 +131,8 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     except SharpenError:
         # a directory this invocation made that holds no finished or resumable run (a
         # failed data load, say) is removed, not left half-made
-        if made and out.is_dir() and not any(out.glob("runs/*/seed-*/result.json")) \
-                and not any(out.glob("runs/*/seed-*/checkpoint.pt")):
+        if made and out.is_dir() and not RunDir(out).run_files(RESULT) \
+                and not RunDir(out).run_files(CHECKPOINT):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
@@ -154,7 +142,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                 look: bool = False) -> tuple[Path, list[dict[str, Any]]]:
     from sharpen.reports import write_report
 
-    with DirLock(out):
+    with RunDir(out).lock():
         for stale in out.rglob(".*.tmp"):  # left by a writer that was killed mid-write
             stale.unlink(missing_ok=True)
         from sharpen.reports.sequential import check_bound
@@ -166,7 +154,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
 
         for line in idle_warnings(exp.arms) + unused_key_warnings(exp.arms, exp.cells):
             print(f"sharpen: warning: {line}", file=sys.stderr, flush=True)
-        cfg_path = out / "config.json"
+        cfg_path = out / CONFIG
         kept: list[str] = []  # arms of the directory this invocation does not name
         if cfg_path.exists():
             old = json.loads(cfg_path.read_text())
@@ -209,13 +197,11 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             resolved.pop("arm_order", None)
         invocation: dict[str, Any] = {}
         try:
-            atomic_write_json(cfg_path, {**resolved, "plan": plan})
+            RunDir(out).write_config({**resolved, "plan": plan})
             if exp.source and Path(exp.source).is_file():
-                dst = out / ("experiment" + Path(exp.source).suffix)
-                if not dst.exists():
-                    shutil.copyfile(exp.source, dst)
+                RunDir(out).copy_experiment(exp.source)
             env = environment()
-            atomic_write_json(out / "environment.json", env)
+            RunDir(out).write_environment(env)
             t0 = time.perf_counter()
             invocation = {
                 "id": uuid.uuid4().hex[:12], "started": datetime.now().isoformat(timespec="seconds"),
@@ -253,7 +239,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
                     continue
                 # a group resumes whole from its checkpoint; without one, only its missing seeds
                 # train (a group's results are written together, so that is a grown seed list)
-                first = run_dir(out, group.arm, group.seeds[0]) / "checkpoint.pt"
+                first = checkpoint_path(run_dir(out, group.arm, group.seeds[0]))
                 seeds = group.seeds if first.exists() or len(missing) == len(group.seeds) \
                     else tuple(missing)
                 g = Group(group.arm, seeds)
@@ -287,7 +273,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             for arm, groups in ran.items():
                 if arm not in kept:
                     plan["arms"][arm]["groups"] = [list(g) for g in sorted(set(groups))]
-            atomic_write_json(cfg_path, {**resolved, "plan": plan})
+            rd.write_config({**resolved, "plan": plan})
 
             from sharpen.reports.trackers import Trackers
 
@@ -319,7 +305,7 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             workers = workers or default_workers(todo)
             invocation.update(workers=workers, jobs=len(todo),
                               runs=sum(len(t.record_only) for t in todo))
-            _log_invocation(out, invocation)
+            RunDir(out).log_invocation(invocation)
             log = None if quiet else (lambda m: print("    " + m, flush=True))
             if not quiet and todo:
                 print(f"running {len(todo)} jobs in {placed.where(len(todo), workers)}",
@@ -330,12 +316,13 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             import contextlib
 
             from sharpen.reports.curriculum import curriculum_figures
+            from sharpen.techniques import write_figure_data
 
             live = trackers.watch([(t.group.arm, s) for t in todo for s in t.group.seeds]) \
                 if trackers is not None else contextlib.nullcontext()
             with shown, live:
                 placed.run(todo, report, Placement(workers, address, log),
-                           lambda: curriculum_figures(exp, out))
+                           lambda: curriculum_figures(out, write_figure_data(exp.arms, out)))
             for group, twin in after:  # its twin trained this invocation
                 if trained_group(rd, twin, group.seeds):
                     for s in group.seeds:
@@ -344,10 +331,10 @@ def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, ba
             results = [by_job[j] for j in jobs_all if j in by_job]
             invocation["finished"] = datetime.now().isoformat(timespec="seconds")
             invocation["wall_s"] = round(time.perf_counter() - t0, 1)
-            _log_invocation(out, invocation)
+            RunDir(out).log_invocation(invocation)
             axes = [f"grid_{k}" for k in exp.grid]
-            atomic_write_csv(out / "results.csv", results,
-                             RESULT_COLUMNS + (["base_arm", *axes] if axes else []))
+            rd.write_results(results,
+                             result_columns() + (["base_arm", *axes] if axes else []))
             write_report(out)
             if trackers is not None:
                 for arm, seed in jobs_all:  # runs finished earlier, too (logged once each)
@@ -380,12 +367,12 @@ def _twin_keys(exp: Experiment, resolved: dict[str, Any], plan: dict[str, Any]
 
 def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException) -> None:
     """An invocation that did not finish: its history entry says when and why it stopped."""
-    if invocation.get("id") and (out / "history.json").exists():
+    if invocation.get("id") and (out / HISTORY).exists():
         invocation["ended"] = datetime.now().isoformat(timespec="seconds")
         invocation["stopped"] = ("interrupted" if isinstance(exc, KeyboardInterrupt) else
                                  f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
         try:
-            _log_invocation(out, invocation)
+            RunDir(out).log_invocation(invocation)
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
 

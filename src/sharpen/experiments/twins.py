@@ -19,9 +19,9 @@ import json
 import shutil
 from typing import Any
 
-from sharpen.rundir import FINISHED, RunDir
+from sharpen.rundir import CHECKPOINT, FINISHED, RESULT, RunDir, checkpoint_path
 
-KEEP_OUT = ("result.json", "checkpoint.pt")  # written last / a training's own state
+KEEP_OUT = (RESULT, CHECKPOINT)  # written last / a training's own state
 
 
 def inert_keys(cfg: Any) -> set[str]:
@@ -92,13 +92,13 @@ def copy_run(rd: RunDir, src_arm: str, arm: str, seed: int, cell: dict[str, Any]
 
     src, dst = rd.seed_dir(src_arm, seed), rd.seed_dir(arm, seed)
     dst.mkdir(parents=True, exist_ok=True)
-    (dst / "checkpoint.pt").unlink(missing_ok=True)
+    checkpoint_path(dst).unlink(missing_ok=True)
     for f in sorted(src.iterdir()):
         if f.is_file() and f.name not in KEEP_OUT:
             tmp = dst / f".{f.name}.tmp"
             shutil.copyfile(f, tmp)
             tmp.replace(dst / f.name)
-    res = json.loads((src / "result.json").read_text())
+    res = json.loads((src / RESULT).read_text())
     for k in [k for k in res if k == "base_arm" or k.startswith("grid_")]:
         del res[k]  # the twin's cell; this arm's is written by record()
     res["twin_of"] = src_arm

@@ -20,7 +20,7 @@ from torch import nn
 
 from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_bytes
-from sharpen.rundir import CONFIG, WEIGHTS
+from sharpen.rundir import CONFIG, WEIGHTS, RunDir
 from sharpen.training.loop import Hook, TrainState
 from sharpen.training.stack import seed_state_dict
 
@@ -65,7 +65,7 @@ def _seed_dir(path: Path) -> Path:
     if (path / WEIGHTS).is_file():
         return path
     if (path / CONFIG).is_file():
-        found = sorted(str(p.parent.relative_to(path)) for p in path.glob(f"runs/*/seed-*/{WEIGHTS}"))
+        found = [str(p.parent.relative_to(path)) for p in RunDir(path).run_files(WEIGHTS)]
         if found:
             raise SharpenError(f"{path} is a run directory; give one of its seed folders: "
                                + ", ".join(str(path / f) for f in found[:10])

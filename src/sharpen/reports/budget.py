@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sharpen.rundir import BUDGET
+
 
 def max_law(values: Sequence[float], n: int, replace: bool) -> tuple[np.ndarray, np.ndarray]:
     """The sorted values and P(the best of n draws is each one)."""
@@ -97,7 +99,7 @@ def budget_section(run_dir: Path, cfg: dict[str, Any], runs: Any) -> list[str]:
     ax.set(xlabel="grid cells tried (n)", ylabel=f"expected best {metric} %")
     ax.legend(fontsize=7)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    png = save_figure(fig, run_dir / "budget.png")
+    png = save_figure(fig, run_dir / BUDGET)
     opt = "" if metric == "val_acc" else " (no validation split: scored on test, optimistic)"
     lines = ["## Budget curves: the expected best cell after trying n of them", "",
              f"Each cell scored by its mean {metric} over seeds{opt}; the expected best of n "

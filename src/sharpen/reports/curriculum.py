@@ -1,40 +1,32 @@
-"""Curriculum figures of an experiment (the schedule plot and each technique's own figure of
-its data: blurred copies, the σ strip) and the stage-jump table; every column and figure
-comes from the techniques' declarations (``stage_columns``, ``data_figure``)."""
+"""Curriculum figures of a run directory (the schedule plot and each technique's own figure
+of its data: blurred copies, the σ strip, from the images the technique wrote there) and
+the stage-jump table; every column and figure comes from the techniques' declarations
+(``stage_columns``, ``data_figure``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sharpen.data import get_spec
 from sharpen.rundir import METRICS, SCHEDULE, RunDir
 
 
-def curriculum_figures(exp: Any, out: Path) -> list[Path]:
-    """For an experiment with a curriculum arm: the schedule plot, then each technique's
-    figure of example images under the plans (``Technique.data_figure``: the blurred
+def curriculum_figures(run_dir: Path, plans: dict[str, list[dict[str, Any]]]) -> list[Path]:
+    """The schedule plot of every arm's per-epoch plan (``sharpen schedule``'s rows; none
+    when ``plans`` is empty: no curriculum arm), then each technique's data figure from the
+    images it wrote into the run directory (``Technique.figure_images``: the blurred
     copies, the σ strip)."""
-    from sharpen.data.prepare import load_cached
-    from sharpen.reports.figures import schedule_plot
-    from sharpen.techniques import TECHNIQUES, schedule_rows, techniques_for
+    from sharpen.reports.figures import image_strip, schedule_plot
+    from sharpen.techniques import TECHNIQUES
 
-    plans = {arm: schedule_rows(c) for arm, c in exp.arms.items()}
-    cur = [c for c in exp.arms.values()
-           if any(getattr(t, "stage_columns", ()) for t in techniques_for(c))]
-    if not cur:
+    if not plans:
         return []
-    made = [schedule_plot(plans, out / SCHEDULE)]
-    c0 = cur[0]
-    if get_spec(c0.dataset).format == "synthetic-waves" or len(get_spec(c0.dataset).shape) != 3:
-        return made
-    x, y = load_cached(c0, "train")
-    pick = [int((y == k).nonzero()[0]) for k in range(min(4, int(y.max()) + 1)) if (y == k).any()]
+    run_dir = Path(run_dir)
+    made = [schedule_plot(plans, run_dir / SCHEDULE)]
     for tech in TECHNIQUES:
-        if tech.data_figure is not None:
-            png = tech.draw_data_figure(x[pick], plans, out / tech.data_figure[0], c0)
-            if png is not None:
-                made.append(png)
+        if tech.data_figure is not None and (run_dir / tech.data_figure_npz()).is_file():
+            made.append(image_strip(run_dir / tech.data_figure_npz(),
+                                    run_dir / tech.data_figure[0]))
     return made
 
 

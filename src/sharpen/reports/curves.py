@@ -9,14 +9,14 @@ from typing import Any
 from sharpen.metrics import REGISTRY, get_metric
 from sharpen.reports.claims import as_number as _num
 from sharpen.reports.figures import arm_colors, integer_epochs, pyplot, save_figure
-from sharpen.rundir import RunDir
+from sharpen.rundir import CURVES, METRICS, RunDir
 
 
 def _metrics(run_dir: Path) -> dict[str, list[list[dict[str, str]]]]:
     per_arm: dict[str, list[list[dict[str, str]]]] = {}
     rd = RunDir(run_dir)
     for arm, seed, d in rd.seed_dirs():
-        if (d / "metrics.csv").exists():
+        if (d / METRICS).exists():
             per_arm.setdefault(arm, []).append(rd.metrics(arm, seed))
     return per_arm
 
@@ -124,4 +124,4 @@ def plot_curves(run_dir: Path, arm_order: list[str], keys: tuple[str, ...] | Non
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path or run_dir / "curves.png")
+    return save_figure(fig, path or run_dir / CURVES)

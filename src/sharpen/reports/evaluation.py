@@ -23,7 +23,7 @@ from sharpen.reports.stats import (
     two_level_bootstrap,
 )
 from sharpen.reports.tables import ci, pct
-from sharpen.rundir import RunDir
+from sharpen.rundir import PREDICTIONS, RunDir
 
 
 def correctness(run_dir: Path, arm: str, seeds: list[int], split: str = "test"
@@ -57,7 +57,7 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
         seeds = sorted(vals)
         c, missing = correctness(run_dir, arm, seeds)
         if c is None or missing:
-            absent.append(f"{arm} ({len(missing)} of {len(seeds)} runs without predictions.npz)")
+            absent.append(f"{arm} ({len(missing)} of {len(seeds)} runs without {PREDICTIONS})")
             continue
         have[arm] = (c, seeds)
         sm = summary([vals[s] for s in seeds])

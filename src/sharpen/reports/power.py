@@ -14,6 +14,7 @@ from typing import Any
 from sharpen.errors import SharpenError
 from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports.stats import ALPHA, POWER, min_detectable, seeds_needed
+from sharpen.rundir import CONFIG, RunDir
 
 
 def plan_table(effect: float, sd: float, metric: str = "test_acc", claims: int = 1,
@@ -41,12 +42,10 @@ def plan_from_dir(run_dir: Path, effect: float | str | None = None, power: float
     """For every claim of a pilot directory: its n, sd of the differences, the detectable
     effect at that n, and the n for the paper's effect (or ``effect``)."""
     from sharpen.reports.claims import judge_family, load_runs
-    from sharpen.rundir import RunDir
-
     cfg = RunDir(run_dir).config()
     claims = cfg.get("claims") or []
     if not claims:
-        raise SharpenError(f"{run_dir}: no claims in config.json; give --effect and --sd "
+        raise SharpenError(f"{run_dir}: no claims in {CONFIG}; give --effect and --sd "
                            "instead, or adopt an experiment's claims with "
                            "`sharpen report DIR --claims-from NAME`")
     if cfg.get("cells"):  # a grid's claims name base arms, which have no runs of their own

@@ -9,20 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from sharpen.errors import SharpenError
-from sharpen.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_csv
 from sharpen.reports.claims import FAMILY_TEXT, Runs, claims_table, load_runs
 from sharpen.reports.curves import plot_curves
 from sharpen.reports.evaluation import image_level_section, robust_section
 from sharpen.reports.tables import (
-    TABLE_COLUMNS,
     grid_table,
     markdown_table,
     paired_table,
     published_grid_tables,
     published_table,
+    table_columns,
     table_rows,
 )
-from sharpen.rundir import ARM_ORDER_ALPHABETICAL, RunDir
+from sharpen.rundir import ARM_ORDER_ALPHABETICAL, METRICS, RESULT, RunDir
 
 DEFAULT_MARGIN = 0.01  # directories made before experiments wrote published_margin
 
@@ -31,9 +30,7 @@ def load_results(run_dir: Path) -> list[dict[str, Any]]:
     """Result rows of every run with a result.json (a corrupt one as status ``corrupt``)."""
     rows = [{**r.result, "arm": r.arm, "seed": r.seed, "status": r.status}
             for r in RunDir(run_dir).runs()]
-    if not rows and (Path(run_dir) / "results.csv").exists():
-        rows = read_csv(Path(run_dir) / "results.csv")
-    return rows
+    return rows or RunDir(run_dir).results()
 
 
 def summarize(run_dir: Path, runs: Runs | None = None) -> dict[str, Any]:
@@ -84,9 +81,9 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     env = rd.environment()
     summary["environment"] = env
     summary["provenance"] = prov = provenance(run_dir)
-    atomic_write_json(run_dir / "summary.json", summary)
+    rd.write_summary(summary)
     rows = summary["arms"]
-    atomic_write_csv(run_dir / "table.csv", rows, TABLE_COLUMNS)
+    rd.write_table(rows, table_columns())
     arms = list(cfg.get("arms", {}))
     keep_best = any(a.get("keep_best") for a in cfg.get("arms", {}).values())
     values = runs.values
@@ -122,7 +119,7 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
         parts += [f"Twin runs: {twins} of the results are copies of runs a twin arm trained "
                   "(the same configuration apart from keys of techniques that are off, the "
                   "same seeds, stacking and threads, hence the same numbers); their "
-                  "`result.json` names the arm in `twin_of`.", ""]
+                  f"`{RESULT}` names the arm in `twin_of`.", ""]
     if prov["invocations"]:
         parts += [f"Wall time: {prov['wall_s'] / 60:.1f} min over {prov['invocations']} "
                   f"invocation(s)" + (f" ({prov['unfinished']} stopped before the end, not "
@@ -186,7 +183,7 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
         md, jumps = stage_jumps(run_dir, base)
         if jumps:
             parts += [f"## The curve at each stage start (paired with `{base}`)", "",
-                      "Where a curriculum arm's stage changes (its plan column in metrics.csv), "
+                      f"Where a curriculum arm's stage changes (its plan column in {METRICS}), "
                       "the change of test accuracy from the epoch before, minus the baseline's "
                       "change over the same epochs, per seed: the paper's \"curve climbs when "
                       "each sharper stage begins\", judged from the 95 % interval.", "", md, ""]
@@ -197,7 +194,7 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
                   + FAMILY_TEXT.format(m=m, lvl=f"{0.05 / m:.3g}"), "", md, ""]
     if cfg.get("cells"):
         grid_md, grid_rows = grid_table(cfg, load_results(run_dir), runs)
-        atomic_write_csv(run_dir / "grid.csv", grid_rows, list(grid_rows[0]) if grid_rows else [])
+        rd.write_grid(grid_rows, list(grid_rows[0]) if grid_rows else [])
         chosen = "validation" if has_val else "test (no validation split: optimistic)"
         parts += [f"## Grid: mean test accuracy % per cell (95 % CI over seeds; the cell chosen on "
                   f"{chosen} per arm in bold)", "", grid_md, ""]
@@ -232,18 +229,19 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
         parts += ["## Notes", "", cfg["notes"].strip(), ""]
     if png:
         parts += ["## Curves", "", f"![curves]({png.name})", ""]
+    from sharpen.reports.figures import run_figure_section
     from sharpen.reports.sequential import report_section
     from sharpen.techniques import TECHNIQUES
 
     parts += report_section(run_dir)
-    for tech in TECHNIQUES:  # each technique's own section (gradient flow's panels)
-        parts += tech.report_section(run_dir, arms)
+    for tech in TECHNIQUES:  # each technique's figure of its run files (gradient flow's)
+        if tech.run_figure is not None:
+            parts += run_figure_section(tech.run_figure, run_dir, arms)
     from sharpen.reports.curriculum import figure_sections
 
     for f, title in figure_sections():
         if (run_dir / f).exists():
             parts += [f"## {title}", "", f"![{f}]({f})", ""]
-    atomic_write_text(run_dir / "report.md", "\n".join(parts))
-    return run_dir / "report.md"
+    return rd.write_report("\n".join(parts))
 
 

@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from sharpen.errors import SharpenError
-from sharpen.rundir import RunDir
+from sharpen.rundir import (
+    CONFIG,
+    REPORT,
+    RESULTS,
+    RUNS,
+    SEED_FOLDER,
+    SUMMARY,
+    TABLE,
+    TENSORBOARD,
+    RunDir,
+)
 
 TRACKERS = ("tensorboard", "mlflow")
 SKIP = {"epoch"}
@@ -116,7 +126,7 @@ class Trackers:
 
                 rdir = rd.seed_dir(arm, seed)
                 w = self._writers[(arm, seed)] = SummaryWriter(
-                    log_dir=str(self.out / "tensorboard" / rdir.relative_to(rd.root / "runs")))
+                    log_dir=str(self.out / TENSORBOARD / rdir.relative_to(rd.root / RUNS)))
                 w.add_text("config", "```\n" + json.dumps(arm_cfg, indent=2) + "\n```")
             for r in new:
                 step = int(float(r["epoch"]))
@@ -138,7 +148,7 @@ class Trackers:
                     tags.update({"base_arm": cell["arm"]}
                                 | {f"grid.{k}": str(v) for k, v in cell.items() if k != "arm"})
                 rid = self._runs[(arm, seed)] = self._client.create_run(
-                    self._exp_id, run_name=f"{arm}/seed-{seed}",
+                    self._exp_id, run_name=f"{arm}/{SEED_FOLDER.format(seed)}",
                     tags=tags).info.run_id
             params = [Param(k, v[:6000]) for k, v in _flat(arm_cfg).items()] if first else []
             metrics = [Metric(k, x, 0, int(float(r["epoch"])))
@@ -201,7 +211,7 @@ class Trackers:
             return
         run = self._client.create_run(self._exp_id, run_name="report",
                                       tags={"run_dir": str(self.out.resolve())})
-        for f in ("report.md", "results.csv", "table.csv", "summary.json", "config.json",
+        for f in (REPORT, RESULTS, TABLE, SUMMARY, CONFIG,
                   *sorted(p.name for p in self.out.glob("*.png")),
                   *sorted(p.name for p in self.out.glob("*.pdf"))):
             if (self.out / f).is_file():

@@ -4,7 +4,6 @@
 - :mod:`.loading`: files, profiles, ``--set`` overrides, grids and run directories
 - :mod:`.validation`: checks across keys, the model built once by ``build_model``
 - :mod:`.messages`: pydantic's errors rewritten to name the field
-- :mod:`.renamed`: old key names that still load
 """
 
 from sharpen.experiments.config.loading import (

@@ -5,7 +5,7 @@ and run keys (``dataset``, ``model``, ``lr`` ...) at the top; ``[arms.NAME]`` ta
 override run keys per arm; ``[profiles.NAME]`` tables override anything (including
 ``arms.X.key``) when ``--profile NAME`` is chosen; ``[published]`` holds the paper's
 numbers for the report. ``--set key=value`` overrides last. Keys renamed since a file or
-a run directory was written are read under their new names (:mod:`.renamed`).
+a run directory was written are read under their new names (:mod:`sharpen.renamed`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ import tomllib
 
 from sharpen.errors import SharpenError
 from sharpen.experiments.config.messages import _check_keys, _suggest, _validate
-from sharpen.experiments.config.renamed import upgrade_keys
 from sharpen.experiments.config.schema import (
     EXPERIMENT_KEYS,
     RUN_KEYS,
@@ -36,6 +34,8 @@ from sharpen.experiments.config.validation import (
     _semantic_checks,
 )
 from sharpen.io import read_file
+from sharpen.renamed import upgrade_keys
+from sharpen.rundir import ARM_ORDER_ALPHABETICAL, CONFIG, RunDir, arm_order
 
 BUNDLED_DIR = Path(__file__).parents[1] / "bundled"
 
@@ -83,7 +83,7 @@ def load_experiment(name_or_path: str, profile: str | None = None,
     """An experiment from a bundled name, a .toml/.yaml file, or a run directory (its
     config.json: the resolved experiment, every override applied)."""
     given = Path(name_or_path)
-    if given.name == "config.json" or (given.is_dir() and (given / "config.json").is_file()):
+    if given.name == CONFIG or (given.is_dir() and (given / CONFIG).is_file()):
         return load_run_dir(given, profile, overrides, runs, axes)
     path = find_experiment(name_or_path)
     raw = upgrade_keys(read_file(path), str(path))
@@ -131,21 +131,16 @@ def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | 
     """The experiment a run directory holds, exactly as it ran; ``--runs`` may grow it and
     ``--set key=value`` changes a run key in every arm (a different experiment: give it
     another --out)."""
-    cfg_path = path if path.name == "config.json" else path / "config.json"
+    cfg_path = path if path.name == CONFIG else path / CONFIG
     if not cfg_path.is_file():
-        raise SharpenError(f"{cfg_path}: no such file; a run directory holds config.json")
+        raise SharpenError(f"{cfg_path}: no such file; a run directory holds {CONFIG}")
     if profile or axes:
         raise SharpenError(f"{cfg_path.parent}: a run directory is already resolved; "
                            "--profile and --axis apply to experiment files only")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SharpenError(f"{cfg_path}: not valid JSON ({exc})") from None
+    # read as every report reads it: renamed keys under their new names, arms in file order
+    cfg = RunDir(cfg_path.parent).config()
     cfg.pop("plan", None)
-    upgrade_keys(cfg, str(cfg_path))
-    from sharpen.rundir import ARM_ORDER_ALPHABETICAL, in_file_order
-
-    if in_file_order(cfg, cfg_path.parent) != ARM_ORDER_ALPHABETICAL and \
+    if arm_order(cfg, cfg_path.parent)[1] != ARM_ORDER_ALPHABETICAL and \
             isinstance(cfg.get("arms"), dict) and not cfg.get("arm_order"):
         # an old directory's order, read back from its experiment file: recorded from now on
         cfg["arm_order"] = list(dict.fromkeys(

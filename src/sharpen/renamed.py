@@ -1,6 +1,12 @@
 """Keys renamed since files and run directories were written: the old name still loads,
 with a one-line notice, under the new one. "Seed" means a random seed only; the five
-reports the bundled experiments reproduce are *papers*."""
+reports the bundled experiments reproduce are *papers*.
+
+Applied where an experiment is read: an experiment file by
+:mod:`sharpen.experiments.config.loading`, a run directory's config.json by
+:meth:`sharpen.rundir.RunDir.config` (which every report reads it through). It sits on the
+bottom floor beside :mod:`sharpen.rundir` so that the reports, below the experiments
+package, read an old directory under the new names without an arrow back up."""
 
 from __future__ import annotations
 
