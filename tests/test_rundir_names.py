@@ -127,3 +127,15 @@ def test_a_technique_s_own_files_take_no_name_of_rundir():
     for t in TECHNIQUES:
         mine = {*t.run_files, *(t.data_figure or ())[:1]}
         assert not mine & fixed, f"{t.__name__}: {sorted(mine & fixed)} is a RunDir name"
+
+
+def test_rundir_imports_only_the_bottom_floor():
+    # the layout is read by every floor above it: rundir itself reads no experiment, report
+    # or technique (renamed keys come from sharpen.renamed, beside it)
+    tree = ast.parse((SRC / "rundir.py").read_text())
+    imported = {n.module if isinstance(n, ast.ImportFrom) and n.module != "sharpen"
+                else f"sharpen.{a.name}" if isinstance(n, ast.ImportFrom) else a.name
+                for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
+                for a in n.names}
+    ours = {m for m in imported if m.split(".")[0] == "sharpen"}
+    assert ours <= {"sharpen.errors", "sharpen.io", "sharpen.renamed"}, sorted(ours)
