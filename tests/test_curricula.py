@@ -293,3 +293,45 @@ def test_schedule_cli_and_metrics_columns_agree(tmp_path, capsys):
     for f in ("schedule.png", "blur_strip.png"):
         assert (out / f).read_bytes()[:4] == b"\x89PNG"
     assert "blur_strip.png" in (out / "report.md").read_text()
+
+
+def test_a_data_figure_is_drawn_from_the_images_its_technique_wrote(tmp_path):
+    """Issue 33: a technique writes its figure's images into the run directory
+    (``<figure>.npz``: the first training image of classes 0-3 under each column) and
+    reports draws the PNG from that file alone; a directory without it (made before the
+    file existed) gets no new figure."""
+    from sharpen.reports.curriculum import curriculum_figures
+    from sharpen.techniques import write_figure_data
+
+    f = tmp_path / "e.toml"
+    f.write_text('name = "e"\ndataset = "mnist-sample"\nmodel = "lenet5"\nepochs = 4\n'
+                 'padding = "zeros"\n[arms.base]\n'
+                 '[arms.sharp]\nblur_n = { kind = "step", start = 5, delta = -2, every = 1, '
+                 'min = 1 }\n[arms.deblur]\nblur_sigma = "decay"\nblur_sigma0 = 1.5\n')
+    out = tmp_path / "run"
+    out.mkdir()
+    plans = write_figure_data(load_experiment(str(f)).arms, out)
+    assert set(plans) == {"base", "sharp", "deblur"}
+    x, y = load("mnist-sample", "train")
+    first = np.stack([x[int(np.flatnonzero(y.numpy() == k)[0])].numpy() for k in range(4)])
+    with np.load(out / "blur_strip.npz") as z:
+        assert list(z["titles"]) == ["original", "kernel_1", "kernel_3", "kernel_5"]
+        imgs = z["images"]
+    assert imgs.shape == (4, 4, 1, 28, 28) and imgs.dtype == np.float32
+    np.testing.assert_array_equal(imgs[0], first)
+    np.testing.assert_array_equal(imgs[1], first)  # kernel 1: the sharp image
+    for j, n in ((2, 3), (3, 5)):  # a direct windowed mean (the digits sit on black: any padding)
+        ref = ndimage.uniform_filter(first.astype(np.float64), size=(1, 1, n, n),
+                                     mode="constant")
+        np.testing.assert_allclose(imgs[j], ref, atol=1e-3)
+    with np.load(out / "sigma_strip.npz") as z:
+        assert list(z["titles"]) == ["σ = 1.5", "σ = 1", "σ = 0"]
+        np.testing.assert_array_equal(z["images"][2], first)  # σ = 0: the sharp image
+    made = curriculum_figures(out, plans)
+    assert [p.name for p in made] == ["schedule.png", "blur_strip.png", "sigma_strip.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in made)
+    (out / "sigma_strip.npz").unlink()
+    (out / "sigma_strip.png").unlink()
+    assert [p.name for p in curriculum_figures(out, plans)] == ["schedule.png", "blur_strip.png"]
+    assert curriculum_figures(out, {}) == []  # no curriculum arm: no schedule plot either
+    assert write_figure_data({"base": load_experiment(str(f)).arms["base"]}, out) == {}

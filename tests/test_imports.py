@@ -32,3 +32,41 @@ def test_a_planted_circle_is_found(tmp_path):
     graph = ic.edges(ic.modules(tmp_path))
     assert graph["sharpen.c"] == {"sharpen.a"}
     assert ic.cycles(graph) == [["sharpen.a", "sharpen.sub.b"]]
+
+
+def test_no_room_imports_a_room_on_its_own_or_a_higher_floor():
+    """The floors (tools/import_cycles.py FLOORS) hold every room, and every import between
+    rooms, at a file's top or inside a function, goes down (issue 33)."""
+    mods = ic.modules()
+    found = ic.imports(mods)
+    assert ic.unplaced(mods) == []
+    assert [f"{i.module}:{i.line} → {i.target}" for i in ic.upward(found)] == []
+    assert any(i.in_function for i in found) and any(not i.in_function for i in found)
+
+
+def test_reports_build_from_run_directories_alone():
+    """reports/ reads run directories: it never loads a dataset (a technique writes what its
+    figure needs into the run directory: ``Technique.figure_images``)."""
+    found = ic.imports(ic.modules())
+    assert [f"{i.module}:{i.line} → {i.target}" for i in found
+            if ic.room(i.module) == "reports" and ic.room(i.target) == "data"] == []
+
+
+def test_a_planted_upward_arrow_and_an_unplaced_room_are_found(tmp_path):
+    pkg = tmp_path / "sharpen"
+    (pkg / "low").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low" / "__init__.py").write_text("")
+    (pkg / "low" / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                      "    from sharpen import high  # never runs: no arrow\n"
+                                      "def f():\n    from sharpen.high import g  # up\n")
+    (pkg / "high.py").write_text("from sharpen.low import a\n")  # down
+    (pkg / "side.py").write_text("import sharpen.high\n")  # same floor
+    (pkg / "new.py").write_text("")
+    mods = ic.modules(tmp_path)
+    found = ic.imports(mods)
+    floors = (("low",), ("high", "side"), ("sharpen",))
+    assert [(i.module, i.target, i.line, i.in_function) for i in ic.upward(found, floors)] == [
+        ("sharpen.low.a", "sharpen.high", 5, True), ("sharpen.side", "sharpen.high", 1, False)]
+    assert ic.unplaced(mods, floors + (("gone",),)) == ["new", "gone (on a floor, but no such room)"]
+    assert ic.cycles(ic.edges(mods)) == [["sharpen.high", "sharpen.low.a"]]

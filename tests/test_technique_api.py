@@ -16,7 +16,9 @@ def test_every_declaration_has_its_implementation(tech):
     if tech.run_files:
         assert tech.write_run_files is not Technique.write_run_files
     if tech.data_figure is not None:
-        assert tech.draw_data_figure.__func__ is not Technique.draw_data_figure.__func__
+        assert tech.figure_images.__func__ is not Technique.figure_images.__func__
+    if tech.run_figure is not None:
+        assert tech.run_figure.file in tech.run_files, "its figure reads one of its files"
     assert set(tech.idle_at) <= set(tech.plan_columns)
 
 

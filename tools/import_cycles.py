@@ -1,7 +1,15 @@
-"""Import circles inside the sharpen package: every ``import`` and ``from ... import`` of a
-sharpen module, at the top of a file or inside a function, as an edge of a graph; a
-circle is a strongly connected group of two or more modules. ``make lint`` and
-tests/test_imports.py run it; it prints each circle and exits 1 if there is one.
+"""The sharpen package's structure, from its imports: every ``import`` and ``from ...
+import`` of a sharpen module, at the top of a file or inside a function, is an edge of a
+graph (one under ``if TYPE_CHECKING:`` never runs and is not). ``make lint`` and
+tests/test_imports.py run it; it prints
+
+- the **rooms**: each package directly under ``sharpen`` (``data``, ``reports``, …) and
+  each root module (``errors``, ``cli``, …); ``sharpen`` itself is its ``__init__.py``;
+- the **floors**: ``FLOORS`` below, the rooms in a declared order from the bottom up;
+- every **upward arrow** (a room importing a room on its own or a higher floor) and every
+  **circle** (a strongly connected group of two or more modules), and exits 1 if there is
+  one, or a room no floor holds;
+- the count of imports inside functions, and the longest functions.
 
     python tools/import_cycles.py
 """
@@ -10,9 +18,27 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+
+# The floors, bottom first: a room may import only rooms of lower floors (two rooms of one
+# floor import neither each other). A new room goes on the lowest floor above everything
+# it imports.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("errors", "_version"),
+    ("io", "plugins", "metrics", "console", "imageops", "renamed"),
+    ("rundir", "training", "models", "verdicts"),
+    ("data",),  # data/prepare.py builds the loop's TrainData
+    ("techniques",),
+    ("reports",),  # reports/report.py asks each technique for its section
+    ("experiments",),  # the runner writes the report
+    ("bench", "sharpen"),  # sharpen: the front door of `import sharpen` (load_model)
+    ("cli",),
+)
 
 
 def modules(src: Path = SRC) -> dict[str, Path]:
@@ -25,14 +51,38 @@ def modules(src: Path = SRC) -> dict[str, Path]:
     return out
 
 
-def edges(mods: dict[str, Path]) -> dict[str, set[str]]:
-    """module → the sharpen modules it imports (a name imported from a package is the
-    package's submodule when one has that name, else the package itself)."""
-    graph: dict[str, set[str]] = {m: set() for m in mods}
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module
+    target: str  # the sharpen module it imports
+    line: int
+    in_function: bool  # inside a def (lazy: runs when the function is called)
+
+
+def _scopes(tree: ast.AST) -> Iterator[tuple[ast.AST, bool, bool]]:
+    """Every node with (inside a function?, under ``if TYPE_CHECKING:``?)."""
+    todo: list[tuple[ast.AST, bool, bool]] = [(tree, False, False)]
+    while todo:
+        node, in_fn, typing_only = todo.pop()
+        yield node, in_fn, typing_only
+        for child in ast.iter_child_nodes(node):
+            fn = in_fn or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            t = typing_only or (isinstance(node, ast.If) and child in node.body
+                                and "TYPE_CHECKING" in ast.unparse(node.test))
+            todo.append((child, fn, t))
+
+
+def imports(mods: dict[str, Path]) -> list[Import]:
+    """Every import of a sharpen module by a sharpen module (a name imported from a package
+    is the package's submodule when one has that name, else the package itself); imports
+    under ``if TYPE_CHECKING:`` never run and are left out."""
+    out: list[Import] = []
     for m, path in mods.items():
         is_pkg = path.name == "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node, in_fn, typing_only in _scopes(ast.parse(path.read_text(), str(path))):
             targets: list[str] = []
+            if typing_only:
+                continue
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -43,12 +93,58 @@ def edges(mods: dict[str, Path]) -> dict[str, set[str]]:
                     base = ".".join(pkg + ([base] if base else []))
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base
                            for a in node.names]
-            for t in targets:
+            for t in dict.fromkeys(targets):
                 while t and t not in mods:  # `import sharpen.a.b` names sharpen.a.b
                     t = t.rpartition(".")[0]
                 if t and t != m:
-                    graph[m].add(t)
+                    out.append(Import(m, t, node.lineno, in_fn))
+    return sorted(out, key=lambda i: (i.module, i.line, i.target))
+
+
+def edges(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """module → the sharpen modules it imports (:func:`imports`)."""
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for i in imports(mods):
+        graph[i.module].add(i.target)
     return graph
+
+
+def room(module: str) -> str:
+    """``sharpen.reports.stats`` → ``reports``; ``sharpen.cli`` → ``cli``; ``sharpen``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def floor_of(floors: Sequence[Sequence[str]] = FLOORS) -> dict[str, int]:
+    return {r: i for i, rooms in enumerate(floors) for r in rooms}
+
+
+def upward(found: list[Import], floors: Sequence[Sequence[str]] = FLOORS) -> list[Import]:
+    """The imports from a room to a room on the same or a higher floor (a room's imports
+    of its own modules are not arrows)."""
+    level = floor_of(floors)
+    return [i for i in found if room(i.module) != room(i.target)
+            and room(i.module) in level and room(i.target) in level
+            and level[room(i.target)] >= level[room(i.module)]]
+
+
+def unplaced(mods: dict[str, Path], floors: Sequence[Sequence[str]] = FLOORS) -> list[str]:
+    """Rooms no floor holds, and floor entries that are no room."""
+    rooms, placed = {room(m) for m in mods}, set(floor_of(floors))
+    return sorted(rooms - placed) + [f"{r} (on a floor, but no such room)"
+                                     for r in sorted(placed - rooms)]
+
+
+def longest_functions(mods: dict[str, Path], n: int = 10) -> list[tuple[int, str]]:
+    """(lines, "path:name") of the ``n`` longest functions and methods, longest first."""
+    out = []
+    for path in mods.values():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                out.append((node.end_lineno - start + 1,
+                            f"{path.relative_to(SRC.parent).as_posix()}:{node.name}"))
+    return sorted(out, key=lambda t: (-t[0], t[1]))[:n]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -88,10 +184,29 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def main() -> int:
-    found = cycles(edges(modules()))
-    for c in found:
+    mods = modules()
+    found = imports(mods)
+    circles = cycles(edges(mods))
+    up = upward(found)
+    missing = unplaced(mods)
+    rooms = sorted({room(m) for m in mods})
+    print(f"rooms: {len(rooms)} ({', '.join(rooms)})")
+    print(f"floors: {len(FLOORS)}, bottom first: "
+          + " → ".join("/".join(f) for f in FLOORS))
+    lazy = Counter(room(i.module) for i in found if i.in_function)
+    print(f"imports of sharpen modules: {len(found)}, inside functions: {sum(lazy.values())} ("
+          + ", ".join(f"{r} {k}" for r, k in lazy.most_common()) + ")")
+    print("longest functions: " + ", ".join(f"{name} {k}" for k, name in longest_functions(mods)))
+    for r in missing:
+        print(f"room on no floor: {r} (add it to FLOORS in tools/import_cycles.py)")
+    for i in up:
+        print(f"upward arrow: {i.module} (floor {floor_of()[room(i.module)]}) imports {i.target} "
+              f"(floor {floor_of()[room(i.target)]}) at line {i.line}"
+              + (" inside a function" if i.in_function else ""))
+    for c in circles:
         print("import circle: " + " ↔ ".join(c))
-    return 1 if found else 0
+    print(f"upward arrows: {len(up)}, circles: {len(circles)}")
+    return 1 if circles or up or missing else 0
 
 
 if __name__ == "__main__":

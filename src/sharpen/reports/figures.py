@@ -1,5 +1,7 @@
-"""Figures of curricula: the blurred-copies strip (paper 000), the σ strip (paper 001) and the
-schedule plot. Written as PNG, atomically."""
+"""Figures drawn from a run directory's files: the image strips of the techniques' data
+figures (the blurred copies of paper 000, the σ strip of paper 001: ``<figure>.npz``), the
+schedule plot and the panels of a technique's ``run_figure`` (gradient flow). Written as
+PNG, atomically."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from sharpen.io import atomic_write_bytes
+from sharpen.io import atomic_write_bytes, read_csv
+from sharpen.rundir import RunDir
+from sharpen.techniques.base import RunFigure
 
 
 def pyplot():  # noqa: ANN201 - matplotlib's pyplot module, headless
@@ -66,41 +71,48 @@ def _show(ax: Any, img: torch.Tensor) -> None:
     ax.set_yticks([])
 
 
-def blur_strip(images: torch.Tensor, kernel_sizes: Sequence[int], path: Path,
-               padding: str = "reflect") -> Path:
-    """Paper 000's figure: each row an image, columns the original then kernel_n for each n."""
-    from sharpen.imageops import box_blur
-
+def image_strip(npz: Path, path: Path) -> Path:
+    """A technique's data figure from the images it wrote (``Technique.figure_images``):
+    each row an image, each column one of the titled columns."""
+    with np.load(npz, allow_pickle=False) as z:
+        titles, images = [str(t) for t in z["titles"]], torch.from_numpy(z["images"])
     plt = pyplot()
-    cols = ["original"] + [f"kernel_{n}" for n in kernel_sizes]
-    fig, axes = plt.subplots(len(images), len(cols), figsize=(1.4 * len(cols), 1.4 * len(images)),
-                             squeeze=False)
-    x = images.float()
-    for j, title in enumerate(cols):
-        y = x if j == 0 else box_blur(x, kernel_sizes[j - 1], padding)
-        for i in range(len(images)):
-            _show(axes[i][j], y[i])
+    n = images.shape[1]
+    fig, axes = plt.subplots(n, len(titles), figsize=(1.4 * len(titles), 1.4 * n), squeeze=False)
+    for j, title in enumerate(titles):
+        for i in range(n):
+            _show(axes[i][j], images[j][i])
         axes[0][j].set_title(title, fontsize=8)
     fig.tight_layout()
     return save_png(fig, path)
 
 
-def sigma_strip(images: torch.Tensor, sigmas: Sequence[float], path: Path,
-                padding: str = "reflect") -> Path:
-    """Paper 001's figure: images Gaussian-blurred at each σ of the schedule."""
-    from sharpen.imageops import gaussian_blur
-
+def run_figure_section(fig_spec: RunFigure, run_dir: Path, arms: list[str]) -> list[str]:
+    """A technique's ``run_figure``: one panel per arm (its first seed holding the file),
+    drawn into ``run_dir``, and the report's lines showing it; [] when no run has the file."""
+    files: dict[str, Path] = {}
+    for arm, _, d in RunDir(run_dir).seed_dirs():
+        if arm not in files and (d / fig_spec.file).exists():
+            files[arm] = d / fig_spec.file  # the first seed of each arm
+    shown = [a for a in arms if a in files]
+    if not shown:
+        return []
     plt = pyplot()
-    fig, axes = plt.subplots(len(images), len(sigmas), figsize=(1.4 * len(sigmas), 1.4 * len(images)),
-                             squeeze=False)
-    x = images.float()
-    for j, s in enumerate(sigmas):
-        y = gaussian_blur(x, s, padding)
-        for i in range(len(images)):
-            _show(axes[i][j], y[i])
-        axes[0][j].set_title(f"σ = {s:g}", fontsize=8)
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.2), squeeze=False,
+                             sharey=True)
+    for ax, arm in zip(axes[0], shown):
+        rows = read_csv(files[arm])
+        for v in sorted({int(r[fig_spec.lines]) for r in rows}):
+            rs = [r for r in rows if int(r[fig_spec.lines]) == v]
+            (ax.semilogy if fig_spec.log_y else ax.plot)(
+                [int(r[fig_spec.x]) for r in rs], [float(r[fig_spec.y]) for r in rs],
+                label=f"{fig_spec.lines} {v}")
+        ax.set(title=arm, xlabel=fig_spec.xlabel)
+    axes[0][0].set_ylabel(fig_spec.ylabel)
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    return save_png(fig, path)
+    png = save_figure(fig, run_dir / fig_spec.png)
+    return [f"## {fig_spec.heading}", "", f"![{fig_spec.alt}]({png.name})", ""]
 
 
 def schedule_plot(plans: dict[str, list[dict[str, Any]]], path: Path) -> Path:

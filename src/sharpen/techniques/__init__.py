@@ -8,9 +8,13 @@ Adding a technique: write its file (a :class:`Technique` subclass) and add it to
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sharpen.techniques.base import Technique
+from sharpen.data import get_spec
+from sharpen.data.prepare import load_cached
+from sharpen.io import atomic_write_npz
+from sharpen.techniques.base import RunFigure, Technique
 from sharpen.techniques.blurpool import BlurPool, add_blurpool, blur_downsample
 from sharpen.techniques.crop import RandomCrop, random_crop
 from sharpen.techniques.cutmix import CutMix, cutmix
@@ -127,8 +131,35 @@ def schedule_rows(cfg: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def write_figure_data(arms: dict[str, Any], out: Path) -> dict[str, list[dict[str, Any]]]:
+    """The numbers of the curriculum figures, for an experiment with a curriculum arm (one
+    whose technique declares ``stage_columns``): every arm's per-epoch plan, returned (the
+    schedule plot's), and each ``data_figure``'s images of one training image per class
+    (the first four classes) under those plans, written into ``out`` as its
+    ``data_figure_npz`` (:func:`sharpen.reports.curriculum.curriculum_figures` draws them).
+    {} without a curriculum arm."""
+    plans = {arm: schedule_rows(c) for arm, c in arms.items()}
+    cur = [c for c in arms.values()
+           if any(getattr(t, "stage_columns", ()) for t in techniques_for(c))]
+    if not cur:
+        return {}
+    c0 = cur[0]
+    if get_spec(c0.dataset).format == "synthetic-waves" or len(get_spec(c0.dataset).shape) != 3:
+        return plans
+    x, y = load_cached(c0, "train")
+    pick = [int((y == k).nonzero()[0]) for k in range(min(4, int(y.max()) + 1)) if (y == k).any()]
+    for tech in TECHNIQUES:
+        if tech.data_figure is not None:
+            made = tech.figure_images(x[pick], plans, c0)
+            if made is not None:
+                titles, images = made
+                atomic_write_npz(Path(out) / tech.data_figure_npz(),
+                                 {"titles": titles, "images": images.float().cpu().numpy()})
+    return plans
+
+
 __all__ = ["TECHNIQUES", "user_hooks", "idle_warnings", "Technique", "techniques_for",
-           "schedule_rows", "plan_columns",
+           "schedule_rows", "plan_columns", "write_figure_data", "RunFigure",
            "ScheduledDropout", "ProgressiveSharpening", "ProgressiveResize", "RandomizedDeblur",
            "RandomErasing", "GradientFlow", "LrAdaptive", "random_erasing", "gradient_flow", "weight_layers",
            "blurred_copy", "BlurPool", "add_blurpool", "blur_downsample", "RandomCrop",

@@ -10,16 +10,21 @@ epoch's metrics row, and ``sharpen schedule`` prints it, so the three cannot dri
 ``stacks`` says whether it serves several seeds trained as one stacked model.
 
 A technique also owns what it leaves behind: ``run_files`` it writes into each run's folder
-(:meth:`write_run_files`), the section it adds to a report (:meth:`report_section`), and
-``stage_columns``, the plan columns whose change starts a new curriculum stage (the
-report's stage-jump table and the curriculum figures read them).
+(:meth:`write_run_files`), and ``stage_columns``, the plan columns whose change starts a new
+curriculum stage (the report's stage-jump table and the curriculum figures read them). Its
+figures it declares, and :mod:`sharpen.reports` draws them from the run directory (a
+technique never draws: reports sit a floor above techniques): ``run_figure``, panels of one
+of its run files, and ``data_figure``, example images under the plans, whose pixels
+:meth:`figure_images` computes and the runner writes beside the figure as ``<name>.npz``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import torch
 from pydantic import BaseModel, Field
 from torch import nn
 
@@ -32,6 +37,25 @@ class BlurPadding(BaseModel):
 
     padding: Literal["reflect", "replicate", "zeros", "circular"] = Field("reflect",
         description="padding of the blur filters: reflect, replicate, zeros or circular")
+
+
+@dataclass(frozen=True)
+class RunFigure:
+    """A figure of one of a technique's run files, one panel per arm (its first seed with
+    the file): ``y`` against the integer column ``x``, one line per value of the integer
+    column ``lines`` (labelled "<lines> <value>"); drawn as ``png`` (and a PDF beside it)
+    under the report heading ``heading``."""
+
+    file: str
+    x: str
+    y: str
+    lines: str
+    png: str
+    heading: str
+    alt: str
+    xlabel: str
+    ylabel: str
+    log_y: bool = False
 
 
 class Technique(Hook):
@@ -48,8 +72,11 @@ class Technique(Hook):
     # files it writes into each run's folder (runs/<arm>/seed-<s>/)
     run_files: ClassVar[tuple[str, ...]] = ()
     # a figure of example training images under the experiment's plans, drawn into the run
-    # directory when it starts: (file name, the report's heading for it)
+    # directory when it starts from the images of figure_images: (file name, the report's
+    # heading for it)
     data_figure: ClassVar[tuple[str, str] | None] = None
+    # a figure of its run files the report draws (gradient flow's panels)
+    run_figure: ClassVar[RunFigure | None] = None
 
     class Config(BaseModel):
         """The experiment-file keys this technique owns."""
@@ -75,17 +102,19 @@ class Technique(Hook):
         """After training: write this technique's ``run_files`` for one seed of the group."""
 
     @classmethod
-    def draw_data_figure(cls, images: Any, plans: dict[str, list[dict[str, Any]]], path: Path,
-                         cfg: Any) -> Path | None:
-        """Draw ``data_figure`` for ``images`` (uint8 N×C×H×W, one per class) under every
-        arm's per-epoch plan (``sharpen schedule``'s rows); None when no plan uses it."""
-        return None
+    def data_figure_npz(cls) -> str:
+        """The file of ``data_figure``'s images, beside it: ``blur_strip.png`` → ``.npz``."""
+        assert cls.data_figure is not None
+        return str(Path(cls.data_figure[0]).with_suffix(".npz"))
 
     @classmethod
-    def report_section(cls, run_dir: Path, arms: list[str]) -> list[str]:
-        """Markdown lines (and the figures they show, drawn into ``run_dir``) this technique
-        adds to a run directory's report; [] when the directory holds nothing of it."""
-        return []
+    def figure_images(cls, images: torch.Tensor, plans: dict[str, list[dict[str, Any]]],
+                      cfg: Any) -> tuple[list[str], torch.Tensor] | None:
+        """The columns of ``data_figure`` for ``images`` (uint8 N×C×H×W, one per class) under
+        every arm's per-epoch plan (``sharpen schedule``'s rows): each column's title, and
+        the images under each as one float tensor (columns × N × C × H × W, in 0..255);
+        None when no plan uses it."""
+        return None
 
     def idle(self, epochs: int) -> list[str]:
         """The plan columns that leave *every* epoch of the run unchanged (e.g. a blur_n

@@ -3,7 +3,6 @@ with probability α_e."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -44,14 +43,15 @@ class RandomizedDeblur(Technique):
         self.blurred_batches: list[int] = []
 
     @classmethod
-    def draw_data_figure(cls, images: Any, plans: dict[str, list[dict[str, Any]]], path: Path,
-                         cfg: Any) -> Path | None:
+    def figure_images(cls, images: torch.Tensor, plans: dict[str, list[dict[str, Any]]],
+                      cfg: Any) -> tuple[list[str], torch.Tensor] | None:
         """One column per σ any arm's plan uses, largest first, the sharp image last."""
-        from sharpen.reports.figures import sigma_strip
-
         sig = {r["sigma"] for rows in plans.values() for r in rows if "sigma" in r}
-        return sigma_strip(images, sorted(sig | {0.0}, reverse=True), path, cfg.padding) \
-            if sig else None
+        if not sig:
+            return None
+        sigmas, x = sorted(sig | {0.0}, reverse=True), images.float()
+        return ([f"σ = {s:g}" for s in sigmas],
+                torch.stack([gaussian_blur(x, s, cfg.padding) for s in sigmas]))
 
     @staticmethod
     def schedule_of(cfg: Any) -> Any:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from torch import nn
 
 from sharpen.errors import SharpenError
-from sharpen.techniques.base import Technique
+from sharpen.techniques.base import RunFigure, Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.stack import StackedConv, StackedLinear
 
@@ -44,6 +44,10 @@ class GradientFlow(Technique):
     name = "gradflow"
     run_files = ("gradflow.csv",)
     COLUMNS = ("epoch", "layer", "name", "mean_abs_grad", "update_ratio")
+    run_figure = RunFigure(
+        file="gradflow.csv", x="layer", y="mean_abs_grad", lines="epoch", png="gradflow.png",
+        heading="Gradient flow (mean |∂loss/∂W| per layer, first seed of each arm)",
+        alt="gradient flow", xlabel="layer (input → output)", ylabel="mean |grad|", log_y=True)
 
     class Config(BaseModel):
         # record per-layer gradient flow ([] = every epoch)
@@ -79,38 +83,6 @@ class GradientFlow(Technique):
         if seed_index < len(self.records) and self.records[seed_index]:
             atomic_write_csv(run_dir / "gradflow.csv", self.records[seed_index],
                              list(self.COLUMNS))
-
-    @classmethod
-    def report_section(cls, run_dir: Path, arms: list[str]) -> list[str]:
-        """Per-layer mean |grad| against layer index, one panel per arm (its first seed),
-        one line per recorded epoch."""
-        from sharpen.io import read_csv
-        from sharpen.reports.figures import pyplot, save_figure
-        from sharpen.rundir import RunDir
-
-        files: dict[str, Path] = {}
-        for arm, _, d in RunDir(run_dir).seed_dirs():
-            if arm not in files and (d / "gradflow.csv").exists():
-                files[arm] = d / "gradflow.csv"  # the first seed of each arm
-        shown = [a for a in arms if a in files]
-        if not shown:
-            return []
-        plt = pyplot()
-        fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.2), squeeze=False,
-                                 sharey=True)
-        for ax, arm in zip(axes[0], shown):
-            rows = read_csv(files[arm])
-            for ep in sorted({int(r["epoch"]) for r in rows}):
-                rs = [r for r in rows if int(r["epoch"]) == ep]
-                ax.semilogy([int(r["layer"]) for r in rs],
-                            [float(r["mean_abs_grad"]) for r in rs], label=f"epoch {ep}")
-            ax.set(title=arm, xlabel="layer (input → output)")
-        axes[0][0].set_ylabel("mean |grad|")
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        png = save_figure(fig, run_dir / "gradflow.png")
-        return ["## Gradient flow (mean |∂loss/∂W| per layer, first seed of each arm)", "",
-                f"![gradient flow]({png.name})", ""]
 
     def _on(self, state: TrainState) -> bool:
         return not self.epochs or (state.epoch + 1) in self.epochs

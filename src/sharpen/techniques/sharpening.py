@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -71,13 +70,16 @@ class ProgressiveSharpening(Technique):
         self._p = 0.0
 
     @classmethod
-    def draw_data_figure(cls, images: Any, plans: dict[str, list[dict[str, Any]]], path: Path,
-                         cfg: Any) -> Path | None:
-        """One column per kernel size any arm's plan uses (the sharp image first)."""
-        from sharpen.reports.figures import blur_strip
-
+    def figure_images(cls, images: torch.Tensor, plans: dict[str, list[dict[str, Any]]],
+                      cfg: Any) -> tuple[list[str], torch.Tensor] | None:
+        """The original, then one column per kernel size any arm's plan uses (the sharp
+        kernel_1 first)."""
         ns = {r["blur_n"] for rows in plans.values() for r in rows if "blur_n" in r} - {1}
-        return blur_strip(images, [1, *sorted(ns)], path, cfg.padding) if ns else None
+        if not ns:
+            return None
+        kernels, x = [1, *sorted(ns)], images.float()
+        return (["original"] + [f"kernel_{n}" for n in kernels],
+                torch.stack([x] + [box_blur(x, n, cfg.padding) for n in kernels]))
 
     @staticmethod
     def schedule_of(cfg: Any) -> Any:
