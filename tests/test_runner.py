@@ -87,7 +87,10 @@ def test_results_csv_has_one_row_per_arm_and_seed_in_plan_order(small, tmp_path)
     out, results = run(exp_of(small, "runs=3"), tmp_path / "r", quiet=True)
     rows = results_csv(out)
     with open(out / "results.csv") as f:
-        assert next(csv.reader(f)) == runner.RESULT_COLUMNS  # exactly these, in this order
+        assert next(csv.reader(f)) == [  # exactly these, in this order (metrics.result_columns)
+            "arm", "seed", "status", "test_acc", "best_test_acc", "best_epoch", "train_acc",
+            "val_acc", "gap", "train_loss", "test_loss", "digit_acc", "epochs_done", "params",
+            "stacked_seeds", "error"]
     assert [(r["arm"], int(r["seed"])) for r in rows] == [
         (a, s) for a in ("a", "b") for s in (5, 6, 7)]
     assert [(r["arm"], r["seed"]) for r in results] == [(r["arm"], int(r["seed"])) for r in rows]

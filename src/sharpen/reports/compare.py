@@ -20,7 +20,7 @@ from typing import Any
 from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_text
 from sharpen.metrics import get_metric
-from sharpen.reports.claims import PERCENT, fmt_value, load_runs, metric_of
+from sharpen.reports.claims import fmt_value, load_runs, metric_of
 from sharpen.reports.stats import compare, summary
 from sharpen.rundir import RunDir
 
@@ -207,4 +207,4 @@ def _claim_maps_text(run_dir: Path) -> str:
     return "".join(parts)
 
 
-__all__ = ["compare_dirs", "compare_table", "render", "PERCENT"]
+__all__ = ["compare_dirs", "compare_table", "render"]

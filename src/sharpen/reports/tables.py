@@ -1,28 +1,41 @@
 """The tables of a report: per arm (n, mean, sd, 95 % CI, best, worst), paired comparisons
 with the baseline, ours beside the published numbers, and the grid. Every number is read
-from :class:`sharpen.reports.claims.Runs` and formatted through the metric registry."""
+from :class:`sharpen.reports.claims.Runs` and formatted through the metric registry; the
+per-arm table's columns are the registry's (each entry's :class:`sharpen.metrics.Shown`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sharpen.metrics import REGISTRY, get_metric
+from sharpen.metrics import REGISTRY, Metric, get_metric
 from sharpen.reports.claims import Runs, metric_of
 from sharpen.reports.stats import against_published, compare, half_unit, summary
 
-TABLE_COLUMNS = ["arm", "n", "ok", "diverged", "failed", "test_acc_n", "test_acc_mean",
-                 "test_acc_std", "test_acc_ci_low", "test_acc_ci_high", "test_acc_best",
-                 "test_acc_worst", "selected_test_acc_mean", "selected_test_acc_ci_low",
-                 "selected_test_acc_ci_high", "best_epoch_acc_mean", "best_epoch_acc_std",
-                 "val_acc_mean", "train_acc_mean", "digit_acc_mean", "gap_mean", "gap_ci_low",
-                 "gap_ci_high", "seconds_mean", "params"]
+COUNTS = ["arm", "n", "ok", "diverged", "failed"]  # per arm: its runs by status
+PARAMS_AT = 55  # report.md's params column: after s/run (its Shown.md_at 50), before the rest
+_STAT = {"std": "sd"}  # table.csv's name of a statistic of stats.summary
+
+
+def shown_metrics(md: bool = False) -> list[Metric]:
+    """The registry's metrics the per-arm table holds, in table.csv's order (``md``: those
+    report.md shows, in its order)."""
+    ms = [m for m in REGISTRY.values() if m.table is not None and (m.table.head or not md)]
+    return sorted(ms, key=lambda m: m.table.md_at if md else m.table.at)  # type: ignore[union-attr]
+
+
+def table_columns() -> list[str]:
+    """table.csv's columns: the counts, each shown metric's statistics, the parameters."""
+    return [*COUNTS, *(f"{m.table_key}_{s}" for m in shown_metrics()
+                       for s in m.table.stats), "params"]  # type: ignore[union-attr]
 
 
 def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None,
                runs: Runs | None = None) -> list[dict[str, Any]]:
-    """Per arm: counts of runs by status; n, mean, sd, 95 % CI, best, worst of final test
-    accuracy over the ok runs that have one (``test_acc_n``: a NaN leaves n too); the test
-    accuracy at the epoch chosen on validation; gap, validation and training accuracy."""
+    """Per arm: counts of runs by status, and each shown metric's statistics over the ok
+    runs that have a value (``test_acc_n``: a NaN leaves n too): final test accuracy, the
+    test accuracy at the epoch chosen on validation, gap, validation and training accuracy...
+    (the registry's entries with a ``table``)."""
     runs = runs or Runs()
     arms = arm_order or sorted({r["arm"] for r in results})
     out = []
@@ -30,27 +43,16 @@ def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None
         rs = [r for r in results if r["arm"] == arm]
         if not rs:
             continue
-
-        def sm(metric: str, arm: str = arm) -> dict[str, Any]:
-            return summary(list(metric_of(runs.values, arm, metric).values()))
-
-        acc, gap, best, sel = sm("test_acc"), sm("gap"), sm("best_test_acc"), sm("selected_test_acc")
-        out.append({
+        row: dict[str, Any] = {
             "arm": arm, "n": len(rs), "ok": sum(r.get("status") == "ok" for r in rs),
             "diverged": sum(r.get("status") == "diverged" for r in rs),
-            "failed": sum(r.get("status") in ("failed", "corrupt") for r in rs),
-            "test_acc_n": acc["n"], "test_acc_mean": acc["mean"], "test_acc_std": acc["sd"],
-            "test_acc_ci_low": acc["ci_low"], "test_acc_ci_high": acc["ci_high"],
-            "test_acc_best": acc["best"], "test_acc_worst": acc["worst"],
-            "selected_test_acc_mean": sel["mean"], "selected_test_acc_ci_low": sel["ci_low"],
-            "selected_test_acc_ci_high": sel["ci_high"],
-            "best_epoch_acc_mean": best["mean"], "best_epoch_acc_std": best["sd"],
-            "val_acc_mean": sm("val_acc")["mean"], "digit_acc_mean": sm("digit_acc")["mean"],
-            "train_acc_mean": sm("train_acc")["mean"],
-            "gap_mean": gap["mean"], "gap_ci_low": gap["ci_low"], "gap_ci_high": gap["ci_high"],
-            "seconds_mean": sm("seconds")["mean"],
-            "params": next((r.get("params") for r in rs if r.get("params")), None),
-        })
+            "failed": sum(r.get("status") in ("failed", "corrupt") for r in rs)}
+        for m in shown_metrics():
+            sm = summary(list(metric_of(runs.values, arm, m.name).values()))
+            row.update({f"{m.table_key}_{s}": sm[_STAT.get(s, s)]
+                        for s in m.table.stats})  # type: ignore[union-attr]
+        row["params"] = next((r.get("params") for r in rs if r.get("params")), None)
+        out.append(row)
     return out
 
 
@@ -62,64 +64,85 @@ def _secs(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
 
 
-def _sd(v: float | None) -> str:
-    return "n/a" if v is None else "0 (no spread)" if v == 0 else pct(v)
+def _value_fmt(m: Metric) -> Callable[[float | None], str]:
+    """How report.md's per-arm table prints a value of ``m``: % without the sign, seconds
+    to 0.1 s, other numbers to 4 significant digits."""
+    if m.percent:
+        return pct
+    if m.unit == "s":
+        return _secs
+    return lambda v: "–" if v is None else f"{v:.4g}"
 
 
-def ci(lo: float | None, hi: float | None, n: int | None = None, sd: float | None = None) -> str:
+def _sd(v: float | None, fmt: Callable[[float | None], str] = pct) -> str:
+    return "n/a" if v is None else "0 (no spread)" if v == 0 else fmt(v)
+
+
+def ci(lo: float | None, hi: float | None, n: int | None = None, sd: float | None = None,
+       fmt: Callable[[float | None], str] = pct) -> str:
     """A 95 % interval; none for one run, and never [x, x] for identical runs."""
     if sd == 0 and n:
         return f"none: {n} identical"
-    return "n/a" if lo is None or hi is None else f"[{pct(lo)}, {pct(hi)}]"
+    return "n/a" if lo is None or hi is None else f"[{fmt(lo)}, {fmt(hi)}]"
 
 
 def _err(r: dict[str, Any]) -> dict[str, Any]:
-    """The same row in test error: 1 − accuracy; best error is 1 − best accuracy."""
-    flip = {k: (None if r[k] is None else 1 - r[k]) for k in (
-        "test_acc_mean", "test_acc_best", "test_acc_worst", "test_acc_ci_low", "test_acc_ci_high",
-        "selected_test_acc_mean", "selected_test_acc_ci_low", "selected_test_acc_ci_high")}
-    # 1 − x reverses an interval's ends
-    flip["test_acc_ci_low"], flip["test_acc_ci_high"] = flip["test_acc_ci_high"], flip["test_acc_ci_low"]
-    flip["selected_test_acc_ci_low"], flip["selected_test_acc_ci_high"] = (
-        flip["selected_test_acc_ci_high"], flip["selected_test_acc_ci_low"])
+    """The same row in test error: 1 − accuracy for the metrics shown as error (best error
+    is 1 − best accuracy); 1 − x reverses an interval's ends."""
+    flip: dict[str, Any] = {}
+    for m in shown_metrics():
+        if not m.table.as_error:  # type: ignore[union-attr]
+            continue
+        k = m.table_key
+        for s in set(m.table.stats) & {"mean", "best", "worst", "ci_low", "ci_high"}:  # type: ignore[union-attr]
+            flip[f"{k}_{s}"] = None if r.get(f"{k}_{s}") is None else 1 - r[f"{k}_{s}"]
+        if f"{k}_ci_low" in flip and f"{k}_ci_high" in flip:
+            flip[f"{k}_ci_low"], flip[f"{k}_ci_high"] = flip[f"{k}_ci_high"], flip[f"{k}_ci_low"]
     return {**r, **flip}
+
+
+def _cell(m: Metric, r: dict[str, Any]) -> str:
+    """One metric's cell(s) of report.md's per-arm table (its Shown.cell)."""
+    f, style = _value_fmt(m), m.table.cell  # type: ignore[union-attr]
+
+    def st(stat: str) -> Any:
+        return r.get(f"{m.table_key}_{stat}")
+
+    if style == "spread":
+        n = r.get(f"{m.table_key}_n", r["ok"])
+        return (f" {n} | {f(st('mean'))} | {_sd(st('std'), f)} | "
+                f"{ci(st('ci_low'), st('ci_high'), n, st('std'), f)} | {f(st('best'))} | "
+                f"{f(st('worst'))} |")
+    if style == "mean_ci":
+        return f" {f(st('mean'))} {ci(st('ci_low'), st('ci_high'), fmt=f)} |"
+    if style == "mean_sd":
+        return " – |" if st("mean") is None else f" {f(st('mean'))} ± {_sd(st('std'), f)} |"
+    return f" {f(st('mean'))} |"
 
 
 def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False, error: bool = False) -> str:
     """n, mean, sd, 95 % CI (Student t), best, worst of the final test metric per arm; the
     test metric at the epoch chosen on validation where there is a validation split; the
-    best test epoch (selection on test, optimistic) under ``keep_best``."""
+    best test epoch (selection on test, optimistic) under ``keep_best``: the columns of the
+    registry's metrics with a heading (``Shown.head``), in their ``md_at`` order; a column
+    ``when = "any"`` only where some arm has a value."""
     what = "test error %" if error else "test acc %"
     rows = [_err(r) for r in rows] if error else rows
-    selected = any(r.get("selected_test_acc_mean") is not None for r in rows)
-    head = f"| arm | runs (ok/div/fail) | n | {what} mean | sd | 95 % CI | best | worst |"
-    if selected:
-        head += f" {what} at best-val epoch (95 % CI) |"
-    head += " val acc % | gap % | s/run | params |"
-    digits = any(r.get("digit_acc_mean") is not None for r in rows)
-    if digits:
-        head += " digit acc % |"
-    if keep_best:
-        head += " best test epoch acc % (selected on test: optimistic) |"
+
+    def shown(m: Metric) -> bool:
+        when = m.table.when  # type: ignore[union-attr]
+        return (when == "always" or (when == "keep_best" and keep_best)
+                or (when == "any" and any(r.get(f"{m.table_key}_mean") is not None for r in rows)))
+
+    cols: list[Metric | None] = [m for m in shown_metrics(md=True) if shown(m)]  # None: params
+    cols.insert(sum(1 for m in cols if m.table.md_at < PARAMS_AT), None)  # type: ignore[union-attr]
+    head = "| arm | runs (ok/div/fail) |" + "".join(
+        " params |" if m is None else f" {m.table.head.format(what=what)} |"  # type: ignore[union-attr]
+        for m in cols)
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        best, worst = r["test_acc_best"], r["test_acc_worst"]  # after _err: best error
-        n = r.get("test_acc_n", r["ok"])
-        line = (f"| {r['arm']} | {r['n']} ({r['ok']}/{r['diverged']}/{r['failed']}) | {n} | "
-                f"{pct(r['test_acc_mean'])} | {_sd(r['test_acc_std'])} | "
-                f"{ci(r['test_acc_ci_low'], r['test_acc_ci_high'], n, r['test_acc_std'])} | "
-                f"{pct(best)} | {pct(worst)} |")
-        if selected:
-            line += (f" {pct(r['selected_test_acc_mean'])} "
-                     f"{ci(r['selected_test_acc_ci_low'], r['selected_test_acc_ci_high'])} |")
-        line += (f" {pct(r['val_acc_mean'])} | {pct(r['gap_mean'])} | "
-                 f"{_secs(r['seconds_mean'])} | {r['params'] or '–'} |")
-        if digits:
-            line += f" {pct(r.get('digit_acc_mean'))} |"
-        if keep_best:
-            line += (f" {pct(r['best_epoch_acc_mean'])} ± {_sd(r['best_epoch_acc_std'])} |"
-                     if r["best_epoch_acc_mean"] is not None else " – |")
-        lines.append(line)
+        lines.append(f"| {r['arm']} | {r['n']} ({r['ok']}/{r['diverged']}/{r['failed']}) |" + "".join(
+            f" {r['params'] or '–'} |" if m is None else _cell(m, r) for m in cols))
     return "\n".join(lines)
 
 
