@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sharpen import __version__
 from sharpen.errors import SharpenError
+from sharpen.metrics import REGISTRY
 from sharpen.rundir import CONFIG, REPORT
 
 
@@ -296,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "difference with a baseline) across run directories")
     cp.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories to compare")
     cp.add_argument("--metric", default="test_acc",
-                    help="test_acc (default), val_acc, selected_test_acc (at the best-val epoch), "
-                         "gap, train_loss, test_loss, test_error, seconds, ...")
+                    help="a metric of the registry (sharpen.metrics): " + ", ".join(REGISTRY)
+                    + " (default test_acc; selected_test_acc: at the best-val epoch)")
     cp.add_argument("--baseline", help="the row compared with (arm, or dir/arm; default: the first "
                                         "directory's baseline arm, else its first arm)")
     cp.add_argument("--format", default="md", choices=["md", "csv", "latex"],

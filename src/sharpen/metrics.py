@@ -63,6 +63,7 @@ class Metric:
     stored: str = ""  # "" | "run" (result.json) | "results" (result.json and results.csv)
     epoch_key: str = ""  # a selected metric's epoch, stored beside it under this key
     table: Shown | None = None  # how the report's per-arm table shows it (None: not shown)
+    curve: str = ""  # a panel of the report's curves: "" no | always | any (where a run has it)
 
     @property
     def percent(self) -> bool:
@@ -147,7 +148,7 @@ _M = Metric
 REGISTRY: dict[str, Metric] = {m.name: m for m in [
     # the stored ones in results.csv's column order
     _M("test_acc", "test accuracy", "%", True, "final", "test_acc", per_epoch=True,
-       stored="results",
+       stored="results", curve="always",
        table=Shown(("n", "mean", "std", "ci_low", "ci_high", "best", "worst"), 10,
                    "n | {what} mean | sd | 95 % CI | best | worst", 10, "spread",
                    as_error=True)),
@@ -158,11 +159,12 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in [
     _M("train_acc", "training accuracy", "%", True, "final", "train_acc", per_epoch=True,
        stored="results", table=Shown(("mean",), 50)),
     _M("val_acc", "validation accuracy", "%", True, "final", "val_acc", per_epoch=True,
-       stored="results", table=Shown(("mean",), 40, "val acc %", 30)),
+       stored="results", curve="any", table=Shown(("mean",), 40, "val acc %", 30)),
     _M("gap", "generalization gap", "%", False, "final", "gap", per_epoch=True, lowest=-1.0,
-       stored="results", table=Shown(("mean", "ci_low", "ci_high"), 70, "gap %", 40)),
+       stored="results", curve="always",
+       table=Shown(("mean", "ci_low", "ci_high"), 70, "gap %", 40)),
     _M("train_loss", "training loss", "", False, "final", "train_loss", per_epoch=True,
-       stored="results"),
+       stored="results", curve="always"),
     _M("test_loss", "test loss", "", False, "final", "test_loss", per_epoch=True,
        stored="results"),
     _M("digit_acc", "digit accuracy", "%", True, "final", "test_digit_acc", stored="results",

@@ -57,7 +57,8 @@ def _limits(key: str, lines: list[Any]) -> tuple[float, float] | None:
         return lo / f, hi * f
     pad = max(0.15 * (hi - lo), 0.5)
     lo, hi = lo - pad, hi + pad
-    if key != "gap" and get_metric(key).percent:
+    m = REGISTRY.get(key)
+    if m is not None and m.percent and m.lowest >= 0:
         lo, hi = max(lo, 0.0), min(hi, 100.0)
     return lo, hi
 
@@ -77,9 +78,9 @@ def plot_curves(run_dir: Path, arm_order: list[str], keys: tuple[str, ...] | Non
     if not per_arm:
         return None
     arms = [a for a in arm_order if a in per_arm] + [a for a in per_arm if a not in arm_order]
-    has_val = any(runs and runs[0] and _num(runs[0][0].get("val_acc")) is not None
-                  for runs in per_arm.values())
-    keys = keys or (("test_acc",) + (("val_acc",) if has_val else ()) + ("gap", "train_loss"))
+    keys = keys or tuple(m.column for m in REGISTRY.values() if m.curve == "always" or (
+        m.curve == "any" and any(runs and runs[0] and _num(runs[0][0].get(m.column)) is not None
+                                 for runs in per_arm.values())))
     colors = arm_colors(arms)
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
     handles: dict[str, Any] = {}
@@ -95,7 +96,7 @@ def plot_curves(run_dir: Path, arm_order: list[str], keys: tuple[str, ...] | Non
             n = len(per_arm[arm])
             if key.endswith("loss"):
                 lo = np.maximum(lo, np.min(m) / 10)  # a band below 0 has no place on a log axis
-            elif scale == 100.0 and key != "gap":
+            elif scale == 100.0 and m_ is not None and m_.lowest >= 0:  # the gap goes below 0
                 lo, hi = np.clip(lo, 0, 100), np.clip(hi, 0, 100)
             (line,) = ax.plot(ep, m, color=colors[arm], linewidth=1.6,
                               marker="o" if len(ep) <= 3 else None, markersize=3)
