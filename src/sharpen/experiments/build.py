@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,10 +25,13 @@ from sharpen.errors import SharpenError
 from sharpen.models import create_model, list_models
 from sharpen.techniques import Technique, techniques_for
 
+if TYPE_CHECKING:  # the name only: experiments.config's checks import this module
+    from sharpen.experiments.config import RunConfig
+
 DRY_BATCH = 2  # two inputs: a model that squeezes the batch dimension away shows it
 
 
-def input_shape(cfg: Any) -> tuple[int, ...]:
+def input_shape(cfg: RunConfig) -> tuple[int, ...]:
     """One input of this run as the model sees it (C×H×W, or C×L), from the dataset spec:
     resized by ``data_resize``, or a 2-image pair for the digit-pair task."""
     spec = get_spec(cfg.dataset)
@@ -40,13 +43,13 @@ def input_shape(cfg: Any) -> tuple[int, ...]:
     return shape
 
 
-def output_classes(cfg: Any) -> int:
+def output_classes(cfg: RunConfig) -> int:
     """Classes of the model's decision: 2 for a pair (which digit is smaller), else the
     dataset's classes."""
     return 2 if cfg.pairs is not None else get_spec(cfg.dataset).num_classes
 
 
-def _check_output(cfg: Any, out: Any, model: nn.Module, shape: tuple[int, ...]) -> None:
+def _check_output(cfg: RunConfig, out: Any, model: nn.Module, shape: tuple[int, ...]) -> None:
     batch = (DRY_BATCH, *shape)
     if cfg.pairs is not None:  # a pair model: a dict with per-image digit outputs
         digits = out.get("digits") if isinstance(out, dict) else None
@@ -64,7 +67,7 @@ def _check_output(cfg: Any, out: Any, model: nn.Module, shape: tuple[int, ...]) 
                            f"{batch}; expected logits of shape {want}")
 
 
-def build_model(cfg: Any, shape: tuple[int, ...] | None = None) -> nn.Module:
+def build_model(cfg: RunConfig, shape: tuple[int, ...] | None = None) -> nn.Module:
     """The run's model, ready to train: created, prepared by each technique, its lazy
     layers materialised on ``shape`` (default: :func:`input_shape`) and its output checked.
     A model that cannot be built or fails on the dry batch raises SharpenError naming
@@ -99,14 +102,14 @@ def build_model(cfg: Any, shape: tuple[int, ...] | None = None) -> nn.Module:
     return model
 
 
-def model_factory(cfg: Any) -> Callable[[], nn.Module]:
+def model_factory(cfg: RunConfig) -> Callable[[], nn.Module]:
     """``build_model`` for this run as a no-argument factory (one call per seed: each
     builds under its own seed's initialisation stream)."""
     shape = input_shape(cfg)
     return lambda: build_model(cfg, shape)
 
 
-def model_key(cfg: Any) -> str:
+def model_key(cfg: RunConfig) -> str:
     """The configuration fields a built model depends on (a cache key for the stacking
     probe): the model, its arguments, the input, and every key of a technique that
     prepares the model."""

@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the name only: experiments.config's checks import this module
+    from sharpen.experiments.config import RunConfig
 
 # Ten stacked seeds fill a 2-core CPU's vector units for LeNet-sized models
 # (`sharpen bench train` times it); every report needs 10-20 runs per arm.
@@ -47,7 +50,7 @@ class Group:
 _PROBED: dict[str, str | None] = {}  # build.model_key → the stacking probe's answer
 
 
-def stack_blockers(cfg: Any) -> list[str]:
+def stack_blockers(cfg: RunConfig) -> list[str]:
     """Why the seeds of ``cfg`` cannot train stacked, one reason per field; [] = they can.
     The model is probed as it will train (built by ``build_model``), once per model key."""
     from sharpen.experiments.build import input_shape, model_factory, model_key
@@ -63,7 +66,7 @@ def stack_blockers(cfg: Any) -> list[str]:
     return why
 
 
-def stack_size(cfg: Any, n_seeds: int) -> tuple[int, str]:
+def stack_size(cfg: RunConfig, n_seeds: int) -> tuple[int, str]:
     """The most seeds of this arm that may train at once, and why."""
     if cfg.stack_seeds != "auto":
         return min(int(cfg.stack_seeds), n_seeds), "stack_seeds set in the configuration"

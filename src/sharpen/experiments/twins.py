@@ -19,12 +19,13 @@ import json
 import shutil
 from typing import Any
 
+from sharpen.experiments.config import RunConfig
 from sharpen.rundir import CHECKPOINT, FINISHED, RESULT, RunDir, checkpoint_path
 
 KEEP_OUT = (RESULT, CHECKPOINT)  # written last / a training's own state
 
 
-def inert_keys(cfg: Any) -> set[str]:
+def inert_keys(cfg: RunConfig) -> set[str]:
     """Keys of ``cfg`` that change nothing: keys no enabled part of training reads, i.e.
     owned by techniques that are off, not also owned by one that is on, and never a trainer
     key (a technique's Config may re-declare ``batch_size``: the trainer still reads it)."""
@@ -64,7 +65,7 @@ def unused_key_warnings(arms: dict[str, Any], cells: dict[str, dict[str, Any]] |
     return out
 
 
-def twin_key(cfg: Any, plan_entry: dict[str, Any], seeds: tuple[int, ...]) -> str:
+def twin_key(cfg: RunConfig, plan_entry: dict[str, Any], seeds: tuple[int, ...]) -> str:
     """Equal keys, equal runs: the configuration without its inert keys, the group's seeds
     and how the plan trains them."""
     data = cfg.model_dump(mode="json")
