@@ -57,7 +57,7 @@ class Metric:
     higher_is_better: bool | None
     source: str  # final | at_best_val | best_test | mean | one_minus | result
     column: str  # the metrics.csv column (or result.json key, or the metric it is 1 − of)
-    selected_on: str = "final epoch"  # final epoch | validation | test
+    selected_on: str = "final epoch"  # final epoch | validation | test | all epochs
     per_epoch: bool = False  # has a curve (a metrics.csv column every epoch)
     lowest: float = 0.0  # a % metric's least value (its greatest is 1); a gap can go below 0
     stored: str = ""  # "" | "run" (result.json) | "results" (result.json and results.csv)
@@ -97,7 +97,8 @@ class Metric:
     def describe(self) -> str:
         """The metric's name for a table heading, with how it was selected."""
         tag = {"validation": ", at the best-validation epoch",
-               "test": ", selected on test: optimistic"}.get(self.selected_on, ", final epoch")
+               "test": ", selected on test: optimistic",
+               "all epochs": ", mean over the epochs"}.get(self.selected_on, ", final epoch")
         return f"{self.label} ({self.name}{tag})"
 
     def selected_row(self, rows: Sequence[Mapping[str, Any]],
@@ -180,7 +181,7 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in [
     _M("seconds", "seconds per run", "s", False, "result", "seconds", stored="run",
        table=Shown(("mean",), 80, "s/run", 50)),
     _M("images_per_s", "training images per second", "", True, "mean", "images_per_s",
-       stored="run"),
+       selected_on="all epochs", stored="run"),
 ]}
 
 
