@@ -245,6 +245,12 @@ def stored_keys(where: str = "run") -> list[str]:
             for k in (m.name, *([m.epoch_key] if m.epoch_key else []))]
 
 
+def timing_keys() -> set[str]:
+    """The run record's timings: what result.json stores but results.csv leaves out (two
+    identical runs differ in them); metrics.csv's per-epoch timings carry the same names."""
+    return set(stored_keys("run")) - set(stored_keys("results"))
+
+
 def result_columns() -> list[str]:
     """results.csv's columns (a grid adds base_arm and its axes)."""
     return [*RESULT_HEAD, *stored_keys("results"), *RESULT_TAIL]
@@ -268,7 +274,8 @@ def run_record(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 __all__ = ["Metric", "Shown", "REGISTRY", "metric_names", "get_metric", "metric_values",
-           "as_number", "epoch_columns", "stored_keys", "result_columns", "run_record"]
+           "as_number", "epoch_columns", "stored_keys", "timing_keys", "result_columns",
+           "run_record"]
 
 
 def parse_amount(value: float | int | str, metric: Metric, what: str = "tolerance",
