@@ -21,14 +21,14 @@ from sharpen.io import atomic_write_csv, atomic_write_json
 from sharpen.reports import write_report
 from sharpen.reports.claims import judge, run_values
 from sharpen.reports.compare import compare_dirs, compare_table
-from sharpen.reports.stats import compare, summary, verdict
+from sharpen.reports.stats import compare, describe, verdict
 
 A = [0.91, 0.93, 0.90, 0.95, 0.92]
 B = [0.89, 0.92, 0.90, 0.91, 0.88]
 
 
 def test_summary_interval_is_student_t_by_hand_and_by_scipy():
-    sm = summary(A)
+    sm = describe(A)
     n, m = 5, sum(A) / 5
     sd = math.sqrt(sum((x - m) ** 2 for x in A) / (n - 1))
     half = 2.7764451051977987 * sd / math.sqrt(n)  # t(0.975, 4), from a table
@@ -37,7 +37,7 @@ def test_summary_interval_is_student_t_by_hand_and_by_scipy():
     lo, hi = stats.t.interval(0.95, n - 1, loc=m, scale=stats.sem(A))
     assert (sm["ci_low"], sm["ci_high"]) == pytest.approx((lo, hi))
     assert (sm["best"], sm["worst"]) == (0.95, 0.90)
-    one = summary([0.5])
+    one = describe([0.5])
     assert one["sd"] is None and one["ci_low"] is None and one["mean"] == 0.5
 
 
@@ -118,7 +118,7 @@ def test_selection_is_on_validation_and_reports_the_test_accuracy_there(tmp_path
     assert "Selection happens on validation" in md
     row = next(line for line in md.splitlines() if line.startswith("| a |"))
     assert "| 86.00 [" in row  # the mean of 85, 86, 87 at the best-val epoch, with its CI
-    sm = summary([0.85, 0.86, 0.87])
+    sm = describe([0.85, 0.86, 0.87])
     assert f"[{100 * sm['ci_low']:.2f}, {100 * sm['ci_high']:.2f}]" in row
 
 
@@ -340,7 +340,7 @@ def test_stage_jumps_pair_each_stage_start_with_the_baseline(tmp_path):
                              list(rows[0]))
     md, rows = stage_jumps(tmp_path, "base")
     assert [(r["arm"], r["epoch"], r["from"], r["blur_n"]) for r in rows] == [("cur", 3, "3", "1")]
-    want = summary([0.020, 0.021, 0.022])  # the per-seed extra climb, by hand
+    want = describe([0.020, 0.021, 0.022])  # the per-seed extra climb, by hand
     assert rows[0]["diff"] == pytest.approx(want["mean"])
     assert rows[0]["ci_low"] == pytest.approx(want["ci_low"]) and rows[0]["verdict"] == "climbs"
     assert "| cur | 3 | blur_n 3 → 1 | +2.10 |" in md
@@ -443,7 +443,7 @@ def test_verdict_refuses_an_unknown_direction():
 
 
 def test_summary_and_against_published_with_too_few_runs():
-    assert summary([]) == {"n": 0, "mean": None, "sd": None, "ci_low": None, "ci_high": None,
+    assert describe([]) == {"n": 0, "mean": None, "sd": None, "ci_low": None, "ci_high": None,
                            "best": None, "worst": None, "spread": False}
     from sharpen.reports.stats import against_published
 
@@ -461,3 +461,12 @@ def test_verdict_on_no_difference_has_no_tolerance_unless_given():
     assert str(verdict(0.1, 0.2, "~")) == "contradicted"
     assert str(verdict(-0.1, 0.2, "~")) == "not supported"
     assert str(verdict(0.0, 0.0, "~")) == "supported"
+
+
+def test_one_p_value_formatter_prints_both_tables_styles():
+    from sharpen.reports.stats import format_p
+
+    assert [format_p(p) for p in (None, 0.012345, 0.00012, 1.0)] == [
+        "n/a", "0.0123", "0.00012", "1"]  # the paired-comparison table
+    assert [format_p(p, 2, "–", sci_below=0.001) for p in (None, 0.012345, 0.001, 0.00012)] \
+        == ["–", "0.012", "0.001", "1.2e-04"]  # the claims table

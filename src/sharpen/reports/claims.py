@@ -33,6 +33,7 @@ from sharpen.reports.stats import (
     Comparison,
     compare,
     exact_decides_from,
+    format_p,
     holm,
     min_detectable,
     min_sign_flip_p,
@@ -455,10 +456,6 @@ def judge(claim: dict[str, Any], values: Values) -> dict[str, Any]:
     return judge_family([claim], Runs(values=values))[0].as_dict()
 
 
-def _p(p: float | None) -> str:
-    return "–" if p is None else f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
-
-
 def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
                  published: dict[str, Any] | None = None) -> tuple[str, list[ClaimResult]]:
     """The claims section's table and the judged claims."""
@@ -475,8 +472,10 @@ def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
             f"{r.n_needed} for {m.fmt(r.effect, True)}" if r.n_needed else
             f"– for {m.fmt(r.effect, True)}")
         est = r.estimate + (f" ({r.interval})" if r.interval and r.estimate != "–" else "")
+        p, p_exact, p_adj = (format_p(v, 2, "–", sci_below=0.001)
+                             for v in (r.p, r.p_exact, r.p_adj))
         lines.append(f"| {r.claim} | {r.paper_says or '–'} | {est} | **{r.verdict}** | {n} | "
-                     f"{_p(r.p)} / {_p(r.p_exact)} | {_p(r.p_adj)} | {r.test or '–'} | {mde} | "
+                     f"{p} / {p_exact} | {p_adj} | {r.test or '–'} | {mde} | "
                      f"{need} | {'; '.join(r.notes) or '–'} |")
     return "\n".join(lines), rows
 

@@ -21,7 +21,7 @@ from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_text
 from sharpen.metrics import get_metric
 from sharpen.reports.claims import fmt_value, load_runs, metric_of
-from sharpen.reports.stats import compare, summary
+from sharpen.reports.stats import compare, describe
 from sharpen.rundir import RunDir
 
 
@@ -74,7 +74,7 @@ def compare_table(dirs: list[Path], metric: str = "test_acc", baseline: str | No
     rows = []
     for label in order:
         mine = metric_of({"x": values[label]}, "x", metric)
-        sm = summary(list(mine.values()))
+        sm = describe(list(mine.values()))
         row: dict[str, Any] = {"row": label, "metric": metric, **sm}
         if label != base:
             pa, pb = protocols.get(label), protocols.get(base)

@@ -16,10 +16,10 @@ import numpy as np
 from sharpen.reports.claims import Runs, metric_of
 from sharpen.reports.stats import (
     bootstrap_ci,
+    describe,
     iqm,
     mcnemar,
     prob_improvement,
-    summary,
     two_level_bootstrap,
 )
 from sharpen.reports.tables import ci, pct
@@ -60,7 +60,7 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
             absent.append(f"{arm} ({len(missing)} of {len(seeds)} runs without {PREDICTIONS})")
             continue
         have[arm] = (c, seeds)
-        sm = summary([vals[s] for s in seeds])
+        sm = describe([vals[s] for s in seeds])
         est, lo, hi = two_level_bootstrap(c)
         lines.append(f"| {arm} | {len(seeds)} | {pct(est)} | "
                      f"{ci(sm['ci_low'], sm['ci_high'], sm['n'], sm['sd'])} | "

@@ -4,7 +4,7 @@ Distributions come from scipy.stats, multiple testing, equivalence and power fro
 statsmodels; the sign-flip test is an exact enumeration (checked against
 ``scipy.stats.permutation_test`` in the tests).
 
-* :func:`summary`: n, mean, sample sd, 95 % Student-t interval of the mean, best, worst.
+* :func:`describe`: n, mean, sample sd, 95 % Student-t interval of the mean, best, worst.
   Zero spread gives no interval (``spread`` False), never ``[x, x]``.
 * :func:`compare`: arm A − arm B, paired by seed when the caller says the runs are
   comparable (same protocol), else Welch; with the paired t-test, the exact sign-flip test.
@@ -49,7 +49,17 @@ def _t(df: float, confidence: float = CONFIDENCE) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, df))
 
 
-def summary(xs: Sequence[float]) -> dict[str, Any]:
+def format_p(p: float | None, digits: int = 3, missing: str = "n/a",
+             sci_below: float = 0.0) -> str:
+    """A p-value as the report prints it: ``digits`` significant digits, in scientific
+    notation with one digit below ``sci_below``, ``missing`` where there is none. The
+    paired-comparison table uses the defaults, the claims table (2, "–", 0.001)."""
+    if p is None:
+        return missing
+    return f"{p:.1e}" if p < sci_below else f"{p:.{digits}g}"
+
+
+def describe(xs: Sequence[float]) -> dict[str, Any]:
     """n, mean, sd (sample), ci_low/ci_high (95 % Student t), best, worst; None where
     undefined. ``spread`` is False when all n ≥ 2 values are identical: then there is no
     interval to show (a t interval of zero width is not certainty)."""
@@ -192,7 +202,7 @@ def paired_diff(d: Sequence[float], left_out: Sequence[int] = (), n_a: int = 0,
     from scipy import stats
 
     d = [float(x) for x in d]
-    sm = summary(d)
+    sm = describe(d)
     c = Comparison(paired=True, test="paired t-test", n=len(d), diff=sm["mean"], sd=sm["sd"],
                    n_a=n_a or len(d), n_b=n_b or len(d), left_out=list(left_out), diffs=d,
                    effect_name="d_z")
@@ -283,7 +293,7 @@ def tost(d: Sequence[float], tol: float, alpha: float = ALPHA) -> Equivalence:
     """Equivalence of per-seed differences ``d`` to 0 within ± ``tol`` (statsmodels
     ``ttost_paired``); exact counterpart: one-sided sign-flip tests of d + tol and d − tol."""
     d = [float(x) for x in d]
-    sm = summary(d)
+    sm = describe(d)
     e = Equivalence(n=len(d), diff=sm["mean"], ci_low=None, ci_high=None, p=None, p_exact=None)
     if len(d) < 2:
         return e
@@ -488,7 +498,7 @@ def against_published(xs: Sequence[float], published: float, margin: float,
     else **better** / **worse than published** when the 95 % interval excludes 0 on that
     side, else **undecided**. ``assumption`` says which case was used.
     """
-    sm = summary(xs)
+    sm = describe(xs)
     out = {**sm, "published": float(published), "margin": margin, "diff": None, "half": None,
            "half90": None, "verdict": str(UNTESTED), "runs": runs, "published_sd": sd,
            "rounding": rounding, "assumption": _assumption(runs, sd, rounding)}

@@ -10,11 +10,11 @@ from typing import Any
 
 from sharpen.metrics import REGISTRY, Metric, get_metric
 from sharpen.reports.claims import Runs, metric_of
-from sharpen.reports.stats import against_published, compare, half_unit, summary
+from sharpen.reports.stats import against_published, compare, describe, format_p, half_unit
 
 COUNTS = ["arm", "n", "ok", "diverged", "failed"]  # per arm: its runs by status
 PARAMS_AT = 55  # report.md's params column: after s/run (its Shown.md_at 50), before the rest
-_STAT = {"std": "sd"}  # table.csv's name of a statistic of stats.summary
+_STAT = {"std": "sd"}  # table.csv's name of a statistic of stats.describe
 
 
 def shown_metrics(md: bool = False) -> list[Metric]:
@@ -48,7 +48,7 @@ def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None
             "diverged": sum(r.get("status") == "diverged" for r in rs),
             "failed": sum(r.get("status") in ("failed", "corrupt") for r in rs)}
         for m in shown_metrics():
-            sm = summary(list(metric_of(runs.values, arm, m.name).values()))
+            sm = describe(list(metric_of(runs.values, arm, m.name).values()))
             row.update({f"{m.table_key}_{s}": sm[_STAT.get(s, s)]
                         for s in m.table.stats})  # type: ignore[union-attr]
         row["params"] = next((r.get("params") for r in rs if r.get("params")), None)
@@ -146,10 +146,6 @@ def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False, error: b
     return "\n".join(lines)
 
 
-def _p(p: float | None) -> str:
-    return "n/a" if p is None else f"{p:.3g}"
-
-
 def paired_table(runs: Runs, arms: list[str], baseline: str, metric: str = "test_acc") -> str:
     """Each arm against ``baseline`` on ``metric``: paired by seed within one protocol (the
     paired t-test and the exact sign-flip test), else Welch; the n used, the seeds left out
@@ -174,8 +170,8 @@ def paired_table(runs: Runs, arms: list[str], baseline: str, metric: str = "test
         if c.left_out:
             lost.append("seeds " + ", ".join(map(str, c.left_out)) + " unpaired")
         test = c.test + (f" ({c.why_unpaired})" if c.why_unpaired else "")
-        lines.append(f"| {arm} | {c.n} | {m.fmt(c.diff, True)} | {interval} | {_p(c.p)} | "
-                     f"{_p(c.p_exact)} | {test} | {eff} | {'; '.join(lost) or '–'} |")
+        lines.append(f"| {arm} | {c.n} | {m.fmt(c.diff, True)} | {interval} | {format_p(c.p)} | "
+                     f"{format_p(c.p_exact)} | {test} | {eff} | {'; '.join(lost) or '–'} |")
     return "\n".join(lines)
 
 
@@ -234,7 +230,7 @@ def not_comparable(diffs: list[str]) -> str:
 
 
 def _ours_stat(xs: list[float], stat: str, higher_is_better: bool | None) -> float | None:
-    sm = summary(xs)
+    sm = describe(xs)
     if stat == "std":
         return sm["sd"]
     best = stat == "best"
@@ -261,7 +257,7 @@ def _published_row(arm: str, key: str, val: Any, runs: Runs, vals: dict[str, Any
     xs = list(metric_of(runs.values, arm, key).values())
     if not xs:
         return f"| {arm} | {key} | {shown} | – | – | – | not run |"
-    mean = summary(xs)["mean"]
+    mean = describe(xs)["mean"]
     if m.unit == "s":  # seconds: the hardware differs, so no verdict
         ours_s = f"{mean:.1f}"
         diff = "–" if pub is None else f"{mean - pub:+.1f}"
@@ -316,10 +312,10 @@ def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]], runs: Runs | 
         ok = list(metric_of(runs.values, derived, "test_acc").values())
         vals = list(metric_of(runs.values, derived, "val_acc").values())
         div = sum(r.get("status") == "diverged" for r in rs)
-        sm = summary(ok)
+        sm = describe(ok)
         by[(tuple(c[a] for a in axes), c["arm"])] = {
             "mean": sm["mean"], "std": sm["sd"], "lo": sm["ci_low"], "hi": sm["ci_high"],
-            "n": len(ok), "div": div, "val": summary(vals)["mean"] if vals else None}
+            "n": len(ok), "div": div, "val": describe(vals)["mean"] if vals else None}
     best = {}
     for arm in base_arms:
         cand = [(e["val"] if e["val"] is not None else e["mean"], p) for p in points
