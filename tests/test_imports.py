@@ -1,5 +1,7 @@
-"""No import circles inside the package (issue 24): every import, at a file's top or inside
-a function, is an edge; tools/import_cycles.py finds strongly connected groups."""
+"""The package's structure (issues 24 and 33): every import, at a file's top or inside a
+function, is an edge; tools/import_cycles.py finds strongly connected groups (circles) and
+imports that go up its floors (``FLOORS``: the rooms, packages and root modules of sharpen,
+bottom first)."""
 
 from __future__ import annotations
 
