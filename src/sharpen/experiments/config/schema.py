@@ -215,7 +215,7 @@ class Claim(BaseModel):
     claim: str
     paper_says: str = ""
     arm: str
-    op: Literal[tuple(OPS)]  # type: ignore[valid-type]  # the registry's ops, in its order
+    op: str  # one of sharpen.verdicts.OPS, read when the claim is (see below)
     than: str | list[str] | None = None  # another arm, or for best/worst the rivals
     value: float | None = None  # instead of `than`: a fixed number
     metric: str = "test_acc"
@@ -223,6 +223,18 @@ class Claim(BaseModel):
     # 1 pp of accuracy), a string carries its unit ("1 pp"); stored as the number
     tolerance: float | str = 0.0
     effect: float | str | None = None  # the effect the paper states (default: from published)
+
+    @field_validator("op")
+    @classmethod
+    def _known_op(cls, op: str) -> str:
+        """The registry's ops as they stand when the file is read (not when this module was
+        imported): an op is one entry of sharpen.verdicts.OPS and nothing else."""
+        if op not in OPS:
+            names = [repr(o) for o in OPS]
+            raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}")
+        return op
+
+
 RUN_KEYS = set(RunConfig.model_fields)
 
 

@@ -1,0 +1,122 @@
+"""A claim operator is one entry of ``sharpen.verdicts.OPS``, and a verdict one value with
+one spelling (issue 33, item 6).
+
+- A throwaway operator registered in a test (nothing else changed) is accepted by the
+  experiment file, checked for its keys, judged by the test it names and decided at a
+  sequential look, exactly as the operator it copies.
+- Every registered operator judges the side it names, against scipy's paired t-test.
+- A verdict prints one way wherever it is printed (the table, the report's JSON, notes).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sharpen import SharpenError
+from sharpen.experiments import load_experiment
+from sharpen.reports.claims import Runs, judge, judge_family
+from sharpen.reports.sequential import decide
+from sharpen.verdicts import OPS, Op, Outcome, Verdict, get_op
+
+BASE = """name = "ops"
+dataset = "synthetic"
+train_size = 100
+test_size = 50
+epochs = 1
+runs = 2
+[arms.a]
+[arms.b]
+lr = 0.02
+"""
+
+
+def _claim(op: str, **keys: object) -> str:
+    lines = ["[[claims]]", 'claim = "c0"', 'arm = "a"', f"op = {json.dumps(op)}"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+    return BASE + "\n".join(lines) + "\n"
+
+
+def _values(shift: float, n: int = 6, seed: int = 0) -> dict:
+    """Arm a = arm b + shift + noise, per seed (paired), on test_acc."""
+    rng = np.random.default_rng(seed)
+    b = 0.80 + 0.01 * rng.standard_normal(n)
+    a = b + shift + 0.004 * rng.standard_normal(n)
+    return {"a": {s: {"test_acc": float(x)} for s, x in enumerate(a)},
+            "b": {s: {"test_acc": float(x)} for s, x in enumerate(b)}}
+
+
+def test_a_new_operator_is_one_registry_entry(tmp_path, monkeypatch):
+    p = tmp_path / "e.toml"
+    p.write_text(_claim("above", than="b"))
+    with pytest.raises(SharpenError, match=r"field claims\.0\.op: Input should be '>', '<', '~', "
+                                           r"'best' or 'worst' \(got 'above'\)"):
+        load_experiment(str(p))
+    monkeypatch.setitem(OPS, "above", Op("above", "higher than", +1))
+    exp = load_experiment(str(p))  # the file reads it now: nothing else was changed
+    assert exp.claims[0].op == "above"
+    p.write_text(_claim("above", than="b", tolerance="1 pp"))  # its own key check
+    with pytest.raises(SharpenError, match=r"claims\[0\]\.tolerance: op 'above' has no margin"):
+        load_experiment(str(p))
+    values = _values(0.01)
+    new = judge({"claim": "x", "arm": "a", "op": "above", "than": "b"}, values)
+    old = judge({"claim": "x", "arm": "a", "op": ">", "than": "b"}, values)
+    d = [values["a"][s]["test_acc"] - values["b"][s]["test_acc"] for s in range(6)]
+    assert new["p"] == pytest.approx(stats.ttest_rel(d, [0.0] * 6).pvalue, rel=1e-9)
+    assert new["verdict"] == old["verdict"] == "supported"
+    assert {k: v for k, v in new.items() if k != "op"} == {k: v for k, v in old.items()
+                                                          if k != "op"}
+    assert decide(0.001, 1, "above", 0.01) == decide(0.001, 1, ">", 0.01) == "supported"
+
+
+@pytest.mark.parametrize("shift", [0.02, -0.02])
+def test_every_operator_judges_the_side_it_names(shift):
+    """A clear paired difference: each op's verdict from the sign of the difference and
+    the side the op names; p from scipy's paired t-test (TOST's margin excludes it)."""
+    values = _values(shift)
+    d = [values["a"][s]["test_acc"] - values["b"][s]["test_acc"] for s in range(6)]
+    p = stats.ttest_rel(d, [0.0] * 6).pvalue
+    assert p < 1e-4
+    want = {">": shift > 0, "<": shift < 0, "best": shift > 0, "worst": shift < 0}
+    for name, op in OPS.items():
+        claim = {"claim": "x", "arm": "a", "op": name, "than": "b", "tolerance": 0.001}
+        r = judge_family([claim], Runs(values=values))[0]
+        if op.margin:  # 2 pp apart, 0.1 pp margin: outside, on either side
+            assert r.verdict.outcome is Outcome.CONTRADICTED and r.direction == -1
+            continue
+        assert r.p == pytest.approx(p, rel=1e-9), name
+        assert r.verdict.outcome is (Outcome.SUPPORTED if want[name] else
+                                     Outcome.CONTRADICTED), name
+        assert r.direction == (1 if want[name] else -1), name
+        assert op.decide(r.p, r.direction, 0.01) is r.verdict.outcome, name
+
+
+def test_an_equivalence_is_decided_at_half_the_threshold_and_refused_beyond_at_the_whole():
+    op = get_op("~")
+    assert op.decide(0.004, 1, 0.01) is Outcome.SUPPORTED
+    assert op.decide(0.006, 1, 0.01) is None and op.support_threshold(0.01) == 0.005
+    assert op.decide(0.01, -1, 0.01) is Outcome.CONTRADICTED
+    assert op.decide(0.011, -1, 0.01) is None and op.decide(None, 1, 0.01) is None
+    assert get_op(">").decide(0.01, -1, 0.01) is Outcome.CONTRADICTED
+    assert get_op("<").support_threshold(0.01) == 0.01
+    with pytest.raises(SharpenError, match=r"op: '=' is not an op; ops: '>' \(higher than\)"):
+        get_op("=")
+
+
+def test_a_verdict_prints_one_way_wherever_it_is_printed():
+    assert [str(v) for v in (Verdict(Outcome.SUPPORTED), Verdict(Outcome.NOT_SUPPORTED),
+                             Verdict(Outcome.CONTRADICTED), Verdict.undecidable(3),
+                             Verdict.untested(), Verdict.missing("gap", "b"))] == [
+        "supported", "not supported", "contradicted", "undecidable at n = 3",
+        "untested (n < 2)", "untested (no gap for b)"]
+    values = _values(0.02)
+    rows = judge_family([{"claim": "x", "arm": "a", "op": ">", "than": "b"},
+                         {"claim": "y", "arm": "a", "op": ">", "than": "zz"}],
+                        Runs(values=values))
+    assert rows[0].verdict == Verdict(Outcome.SUPPORTED)
+    assert rows[1].verdict == Verdict.missing("test_acc", "zz")  # not re-judged by n
+    assert [r.as_dict()["verdict"] for r in rows] == ["supported", "untested (no test_acc for zz)"]
+    json.dumps([r.as_dict() for r in rows])  # the report's JSON holds the text
