@@ -63,6 +63,14 @@ MODULES: dict[str, list[str]] = {
     "reports/stats.py": ["tests/test_verdicts.py", "tests/test_stats.py", *_NO_TRAINING],
     "reports/claims.py": ["tests/test_verdicts.py", "tests/test_stats.py",
                           "tests/test_claims_units.py", *_NO_TRAINING],
+    # the claim operators and the verdict values
+    "verdicts.py": ["tests/test_claim_ops.py", "tests/test_claims_units.py",
+                    "tests/test_equivalence_beyond.py::"
+                    "test_sequential_contradicts_on_the_doubled_p_at_the_whole_threshold",
+                    "tests/test_claim_shapes.py::"
+                    "test_every_op_than_value_tolerance_combination_is_meant_or_refused",
+                    "tests/test_claim_shapes.py::test_sharpen_run_refuses_a_claim_shape_without_"
+                    "a_meaning"],
     # the runner's own tests are small runs; the end-to-end ones (subprocesses, kills, Ray,
     # MLflow) take minutes per mutant, and MLflow or a process pool inside mutmut's forked
     # test process can deadlock on a lock held at the fork
