@@ -186,3 +186,29 @@ def test_no_list_of_metric_names_is_left_outside_the_registry():
              if p.name != "metrics.py"
              and (lines := _name_lists(ast.parse(p.read_text()), names))}
     assert found == {}, f"lists of metric names outside sharpen/metrics.py: {found}"
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"stored": "result"}, "x: stored 'result' is not one of '', 'run', 'results'"),
+    ({"source": "best"}, "x: source 'best' is not one of"),
+    ({"curve": "yes"}, "x: curve 'yes' is not one of '', 'always', 'any'"),
+    ({"table": Shown(("mean",), 1)}, None),
+])
+def test_a_misspelt_choice_in_an_entry_is_refused_not_silently_dropped(kw, message):
+    entry = {"name": "x", "label": "x", "unit": "%", "higher_is_better": True, "source": "final",
+             "column": "x", **kw}
+    if message is None:
+        assert Metric(**entry).table == kw["table"]
+        return
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(")):
+        Metric(**entry)
+
+
+def test_a_misspelt_table_choice_is_refused():
+    with pytest.raises(ValueError, match=r"^Shown.when 'alway' is not one of 'always', 'any', "
+                                         r"'keep_best'$"):
+        Shown(("mean",), 1, when="alway")
+    with pytest.raises(ValueError, match=r"^Shown.stats 'sd' is not one of 'n', 'mean', 'std'"):
+        Shown(("mean", "sd"), 1)
+    with pytest.raises(ValueError, match=r"^Shown.cell 'ci' is not one of"):
+        Shown(("mean",), 1, cell="ci")

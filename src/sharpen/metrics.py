@@ -32,6 +32,12 @@ from typing import Any
 from sharpen.errors import SharpenError
 
 ROW_SOURCES = ("final", "at_best_val", "best_test", "mean")  # computed from the epoch rows
+STATS = ("n", "mean", "std", "ci_low", "ci_high", "best", "worst")  # of an arm's runs
+
+
+def _choice(what: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
 @dataclass(frozen=True)
@@ -40,13 +46,23 @@ class Shown:
     ``<key>_<stat>`` for each of ``stats``; report.md holds a column when ``head`` is set."""
 
     stats: tuple[str, ...]  # of n, mean, std, ci_low, ci_high, best, worst (over the arm's runs)
-    at: int  # its place among table.csv's metric columns (ascending)
+    # places (ascending) keep each file's column order as older directories have it: the
+    # two orders differ, and both differ from the registry's (results.csv's)
+    at: int  # its place among table.csv's metric columns
     head: str = ""  # report.md's heading; {what} is "test acc %" or "test error %"
-    md_at: int = 0  # its place among report.md's columns (ascending)
+    md_at: int = 0  # its place among report.md's columns
     cell: str = "mean"  # report.md's cell: mean | mean_ci | mean_sd | spread (n, mean, sd, CI, best, worst)
     when: str = "always"  # report.md shows it: always | any (some arm has a value) | keep_best
     key: str = ""  # the columns' prefix where it is not the metric's name (older files' name)
     as_error: bool = False  # an accuracy shown as error (1 − x) where the experiment reports error
+
+    def __post_init__(self) -> None:  # a misspelt choice would hide a column without a word
+        _choice("Shown.cell", self.cell, ("mean", "mean_ci", "mean_sd", "spread"))
+        _choice("Shown.when", self.when, ("always", "any", "keep_best"))
+        for s in self.stats:
+            _choice("Shown.stats", s, STATS)
+        if "mean" not in self.stats:
+            raise ValueError(f"Shown.stats {self.stats!r}: a shown metric has a mean")
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,13 @@ class Metric:
     epoch_key: str = ""  # a selected metric's epoch, stored beside it under this key
     table: Shown | None = None  # how the report's per-arm table shows it (None: not shown)
     curve: str = ""  # a panel of the report's curves: "" no | always | any (where a run has it)
+
+    def __post_init__(self) -> None:  # a misspelt choice would drop the metric without a word
+        _choice(f"{self.name}: source", self.source, (*ROW_SOURCES, "one_minus", "result"))
+        _choice(f"{self.name}: stored", self.stored, ("", "run", "results"))
+        _choice(f"{self.name}: curve", self.curve, ("", "always", "any"))
+        _choice(f"{self.name}: selected_on", self.selected_on,
+                ("final epoch", "validation", "test", "all epochs"))
 
     @property
     def percent(self) -> bool:
