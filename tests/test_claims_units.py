@@ -17,14 +17,21 @@ from sharpen.reports.claims import (
     Runs,
     _best,
     _fill_lost,
-    _p,
     claims_table,
     fmt_value,
     judge_family,
 )
+from sharpen.reports.stats import format_p
 from sharpen.verdicts import get_op
 
 M = get_metric("test_acc")
+
+
+def _p(p: float | None) -> str:
+    """A p-value as the claims table prints it (stats.format_p in the table's style)."""
+    return format_p(p, 2, "–", sci_below=0.001)
+
+
 SEEDS = range(5)
 RNG = np.random.default_rng(5)
 NOISE = {a: RNG.normal(0, 0.004, 5) for a in "abcd"}
