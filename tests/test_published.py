@@ -281,3 +281,60 @@ def test_published_numbers_of_another_protocol_are_shown_without_a_verdict(tmp_p
                         "epochs 2 here, 100 in the paper) |")
     assert "| 41.00 [" in row and "| -20.12 |" in row  # shown, never judged
     assert not [ln for ln in md.splitlines() if ln.endswith("worse than published |")]
+
+
+# --- a quoted number is refused, never read as no number (issue 32) ----------------------------
+
+OURS_80 = [0.80 + x for x in (0.0155, -0.0155, 0.02, -0.02, 0.0, 0.01, -0.01, 0.005, -0.005, 0.0)]
+
+
+def test_a_quoted_published_number_is_refused_not_dropped_through_the_cli(tmp_path, capsys):
+    d = _rundir(tmp_path / "d", {"a": OURS_80, "b": OURS_80})
+    exp = tmp_path / "e.toml"
+    # their sd 0.10 over 10 runs: ours − theirs −3 pp is undecided (with our sd, 1.3 pp, it
+    # would be "worse than published": what a quoted "0.10", once silently dropped, gave)
+    exp.write_text(HEAD + "[published.a]\nruns = 10\ntest_acc = 0.83\ntest_acc_std = 0.10\n")
+    assert main(["report", str(d), "--claims-from", str(exp)]) == 0
+    assert _row((d / "report.md").read_text(), "a", "test_acc").endswith("| undecided |")
+    sd = stats.tstd(OURS_80)
+    half_ours = stats.t.ppf(0.975, 9) * sd * math.sqrt(1 / 10 + 1 / 10)
+    assert abs(np.mean(OURS_80) - 0.83) > half_ours + 0.00005  # our sd alone: decided
+    capsys.readouterr()
+    for body, field, fix in [
+            ('runs = 10\ntest_acc = 0.83\ntest_acc_std = "0.10"', "published.a.test_acc_std",
+             "test_acc_std = 0.1"),
+            ('test_acc = "0.345"', "published.a.test_acc", "test_acc = 0.345"),
+            ('runs = "10"\ntest_acc = 0.83', "published.a.runs", "runs = 10")]:
+        exp.write_text(HEAD + "[published.a]\n" + body + "\n")
+        before = (d / "report.md").read_text()
+        assert main(["report", str(d), "--claims-from", str(exp)]) == 2
+        err = capsys.readouterr().err
+        assert f"field {field}: " in err and f"is not a number; write the number unquoted, " \
+            f"e.g. {fix}" in err, err
+        assert (d / "report.md").read_text() == before  # nothing judged without it
+
+
+@pytest.mark.parametrize("body,match", [
+    ("[published.a]\ntest_acc = true", r"published.a.test_acc: true is not a number"),
+    ('[published.a]\ntest_acc = 0.9\ntest_error_worst = "0.2"',
+     r"published.a.test_error_worst: \"0.2\" is not a number; write the number unquoted, "
+     r"e.g. test_error_worst = 0.2"),
+    ("[published.a]\nruns = true\ntest_acc = 0.9", r"published.a.runs: true is not a number"),
+    ('[published_grid.lr]\nvalues = [0.1, 0.2]\na = [0.5, "0.6"]',
+     r"published_grid.lr.a: \"0.6\" is not a number; write the number unquoted, e.g. "
+     r"a = \[0.6, ...\]"),
+    ("[published_grid.lr]\nvalues = [0.1]\na = [true]", r"published_grid.lr.a: true is not a"),
+    ('[published_grid.lr]\nvalues = [0.1]\nruns = "20"\na = [0.5]',
+     r"published_grid.lr.runs: \"20\" is not a number; write the number unquoted, e.g. runs = 20"),
+])
+def test_a_published_value_that_is_not_a_number_is_refused(tmp_path, body, match):
+    from sharpen.experiments import load_experiment
+
+    p = tmp_path / "e.toml"
+    p.write_text(HEAD + body + "\n")
+    with pytest.raises(SharpenError, match=match):
+        load_experiment(str(p))
+    # resolution keeps its forms: a number or an amount with a unit
+    for res in ('"1 pp"', "0.01"):
+        p.write_text(HEAD + f"[published.a]\nresolution = {res}\ntest_acc = 0.9\n")
+        load_experiment(str(p))

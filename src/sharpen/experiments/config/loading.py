@@ -224,7 +224,9 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
                 f"{path}: field claims[{i}]: {one!r} is one cell of the grid; a grid "
                 f"experiment's claims name its arms ({', '.join(order)}), and each claim is "
                 "judged in every cell (a claim map)")
-    _check_published_grid(exp.published_grid, set(raw.get("arms") or {"default": {}}), path)
+    # as written: the schema reads a quoted "0.5" in a column as 0.5 and true as 1
+    _check_published_grid(raw.get("published_grid") or {}, set(raw.get("arms") or {"default": {}}),
+                          path)
     _check_published(exp.published, exp.published_protocol,
                      set(raw.get("arms") or {"default": {}}), path)
     return exp

@@ -48,6 +48,7 @@ def _check_published_grid(pub: dict[str, dict[str, Any]], known: set[str],
                                    f"{len(table['values'])} values")
             if arm != "values":
                 for x in col:
+                    _check_number(x, f"{where}.{arm}", f"{arm} = [{{}}, ...]")
                     _check_fraction(x, get_metric("test_acc"), f"{where}.{arm}")
 
 
@@ -55,7 +56,9 @@ def _check_published_meta(table: dict[str, Any], where: str) -> None:
     """``runs`` (the number of runs the table's means are over) and ``resolution`` (the
     unit of their last printed digit) of a published table."""
     n = table.get("runs")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+    if n is not None:
+        _check_number(n, f"{where}.runs", "runs = {}")
+    if n is not None and (not isinstance(n, int) or n < 1):
         raise SharpenError(f"{where}.runs: {n!r}: the number of runs the paper's numbers are "
                            "the mean of, an integer ≥ 1 (1: a single run)")
     if table.get("resolution") is not None:
@@ -68,10 +71,21 @@ def _check_published_meta(table: dict[str, Any], where: str) -> None:
                                "prints, > 0: \"1 pp\" for 21 %, \"0.01 pp\" for 72.08 %")
 
 
-def _check_fraction(x: Any, m: Any, where: str) -> None:
-    """A published % number is a fraction (0.7208), never percent (72.08)."""
+def _check_number(x: Any, where: str, example: str = "{}") -> None:
+    """A published number is a TOML number: a quoted one ("0.10") or true/false was read
+    as no number at all, and the report then judged without it (our sd in place of theirs,
+    or no verdict) without a word. ``example``: how the field is written, ``{}`` the number."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return
+        meant = None if isinstance(x, bool) else _example(x)
+        hint = (f"write the number unquoted, e.g. {example.format(json.dumps(meant))}"
+                if isinstance(meant, (int, float)) else "write it as a number, unquoted")
+        raise SharpenError(f"{where}: {json.dumps(x)} is not a number; {hint}")
+
+
+def _check_fraction(x: Any, m: Any, where: str) -> None:
+    """A published number: a number, and for a % metric a fraction (0.7208), never
+    percent (72.08)."""
+    _check_number(x, where, f"{where.rpartition('.')[2]} = {{}}")
     if m.percent and not 0 <= x <= 1:
         raise SharpenError(f"{where}: {x!r} is not a fraction of 1; {m.name} is written as a "
                            f"fraction (72.08 % is 0.7208)")
