@@ -532,3 +532,52 @@ def test_a_budget_that_is_not_whole_steps_is_said_not_silently_rounded(tmp_path,
             ["units"][""]["looks"]] == [2]
     assert ("--max-runs 3 is not a whole number of steps of 2: the design stops at 2 seeds "
             "per arm (looks at n = 2)") in capsys.readouterr().err
+
+
+def test_a_claims_verdict_in_a_sequential_directory_is_the_designs_decision(tmp_path):
+    """Hostile pass: in a directory grown by --until-decided the Claims table and
+    summary.json said "supported" (fixed-n Holm p 0.036 at 0.05) for a claim the design had
+    left undecided (p 0.036 against its last look's 0.0238). After looking, only the
+    design's decision is valid: undecided is not supported, and a decided claim reads as
+    decided."""
+    from sharpen.reports import write_report
+    from tests.test_stats import _rundir
+
+    rng = np.random.default_rng(3)
+    b = {s: 0.80 + 0.01 * rng.standard_normal() for s in range(6)}
+    a = {s: b[s] + 0.02 + 0.002 * rng.standard_normal() for s in range(6)}  # clearly above
+    claims = [{"claim": "a beats b", "arm": "a", "op": ">", "than": "b"},
+              {"claim": "b beats a", "arm": "b", "op": ">", "than": "a"}]
+    d = _rundir(tmp_path / "r", {"a": {s: [(v, None)] for s, v in a.items()},
+                                 "b": {s: [(v, None)] for s, v in b.items()}}, claims)
+    p_fixed = st.ttest_rel(list(a.values()), list(b.values())).pvalue
+    assert p_fixed < 0.001  # the fixed-n Holm test: a beats b supported, b beats a contradicted
+    plan = SequentialPlan.make([3, 6], 0.05, 2)
+    look = {"n": 6, "threshold": plan.nominal[1],
+            "claims": [{"p": p_fixed, "n": 6, "threshold": plan.nominal[1], "decision": None},
+                       {"p": p_fixed, "n": 6, "threshold": plan.nominal[1],
+                        "decision": "contradicted"}]}
+    record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
+              "ops": [">", ">"],
+              "units": {"": {"looks": [look], "finished": True, "decisions": {
+                  "1": {"verdict": "contradicted", "n": 6, "look": 6, "p": p_fixed,
+                        "threshold": plan.nominal[1]}}}}}
+    (d / "sequential.json").write_text(json.dumps(record))
+    write_report(d)
+    report = (d / "report.md").read_text()
+    section = report.split("## Claims\n", 1)[1].split("\n## ", 1)[0]
+    rows = {r.split("|")[1].strip(): r for r in section.splitlines()
+            if r.startswith("| a beats b") or r.startswith("| b beats a")}
+    assert "| **not supported** |" in rows["a beats b"]
+    assert "the fixed-n Holm test says supported; the sequential design left it undecided" \
+        in rows["a beats b"]
+    assert "| **contradicted** |" in rows["b beats a"]
+    assert "decided by the sequential design at n = 6" in rows["b beats a"]
+    assert "the verdict column is the design's decision" in report
+    summary = json.loads((d / "summary.json").read_text())
+    assert [c["verdict"] for c in summary["claims"]] == ["not supported", "contradicted"]
+    # without the record the same runs are judged at fixed n
+    (d / "sequential.json").unlink()
+    write_report(d)
+    assert [c["verdict"] for c in json.loads((d / "summary.json").read_text())["claims"]] == \
+        ["supported", "contradicted"]

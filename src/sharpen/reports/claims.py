@@ -50,6 +50,7 @@ from sharpen.verdicts import (
     SUPPORTED,
     UNTESTED,
     Op,
+    Outcome,
     Verdict,
     get_op,
 )
@@ -456,11 +457,36 @@ def judge(claim: dict[str, Any], values: Values) -> dict[str, Any]:
     return judge_family([claim], Runs(values=values))[0].as_dict()
 
 
+def take_decisions(rows: list[ClaimResult], unit: dict[str, Any] | None) -> None:
+    """A directory grown by ``--until-decided``: each claim's verdict is its design's
+    decision (``unit``: the record's unit, its ``decisions`` by claim index). A fixed-n test
+    at the last look is no longer a valid test, so a claim the design left undecided is not
+    supported, whatever its Holm p (kept, for reference)."""
+    if unit is None:
+        return
+    for i, r in enumerate(rows):
+        if r.verdict.outcome is Outcome.UNTESTED:
+            continue
+        d = (unit.get("decisions") or {}).get(str(i))
+        if d:
+            r.verdict = Verdict(Outcome(d["verdict"]))
+            r.notes.append(f"decided by the sequential design at n = {d['n']}")
+        elif r.verdict.outcome in (Outcome.SUPPORTED, Outcome.CONTRADICTED):
+            r.notes.append(f"the fixed-n Holm test says {r.verdict}; the sequential design "
+                           "left it undecided, and only its decision is valid after looking")
+            r.verdict = NOT_SUPPORTED
+        else:
+            r.notes.append("undecided by the sequential design")
+
+
 def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
-                 published: dict[str, Any] | None = None) -> tuple[str, list[ClaimResult]]:
-    """The claims section's table and the judged claims."""
+                 published: dict[str, Any] | None = None,
+                 sequential: dict[str, Any] | None = None) -> tuple[str, list[ClaimResult]]:
+    """The claims section's table and the judged claims (``sequential``: the unit of a
+    directory's sequential record whose decisions are the verdicts)."""
     runs = runs if isinstance(runs, Runs) else Runs(values=runs)
     rows = judge_family(claims, runs, published)
+    take_decisions(rows, sequential)
     lines = ["| claim | the paper says | ours | verdict | n | p (t / exact) | Holm p | test | "
              "detectable at n (80 %) | n for the paper's effect | notes |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

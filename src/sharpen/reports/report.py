@@ -52,9 +52,26 @@ def summarize(run_dir: Path, runs: Runs | None = None) -> dict[str, Any]:
     if cfg.get("claims") and not cfg.get("cells"):
         out["family"] = {"claims": len(cfg["claims"]), "adjustment": "holm", "alpha": 0.05,
                          "sides": "two-sided t (each direction at 2.5 %); TOST for ~"}
-        out["claims"] = [r.as_dict() for r in claims_table(cfg["claims"], runs,
-                                                           cfg.get("published"))[1]]
+        out["claims"] = [r.as_dict() for r in claims_table(
+            cfg["claims"], runs, cfg.get("published"), _decisions(rd.root))[1]]
     return out
+
+
+SEQUENTIAL_TEXT = (
+    " This directory was grown by a sequential design (`--until-decided`, the section "
+    "\"Decided with the fewest seeds\"): after looking at the results on the way, a fixed-n "
+    "test is no longer valid, so the verdict column is the design's decision, and a claim it "
+    "left undecided is **not supported**; the p and Holm p columns are the fixed-n numbers, "
+    "for reference only.")
+
+
+def _decisions(run_dir: Path) -> dict[str, Any] | None:
+    """The unit of a (grid-less) directory's sequential record, whose decisions are the
+    claims' verdicts; None when the directory was not grown by --until-decided."""
+    from sharpen.reports.sequential import read_record
+
+    rec = read_record(run_dir)
+    return None if rec is None else (rec.get("units") or {}).get("")
 
 
 def provenance(run_dir: Path) -> dict[str, Any]:
@@ -188,10 +205,12 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
                       "change over the same epochs, per seed: the paper's \"curve climbs when "
                       "each sharper stage begins\", judged from the 95 % interval.", "", md, ""]
     if cfg.get("claims") and not cfg.get("cells"):  # a grid's arms are cells, not the claims'
-        md, judged = claims_table(cfg["claims"], runs, cfg.get("published"))
+        unit = _decisions(run_dir)
+        md, judged = claims_table(cfg["claims"], runs, cfg.get("published"), unit)
         m = sum(r.p is not None for r in judged) or 1  # untested claims do not count
         parts += ["## Claims", "", "Each claim of the paper as a checkable statement. "
-                  + FAMILY_TEXT.format(m=m, lvl=f"{0.05 / m:.3g}"), "", md, ""]
+                  + FAMILY_TEXT.format(m=m, lvl=f"{0.05 / m:.3g}")
+                  + (SEQUENTIAL_TEXT if unit is not None else ""), "", md, ""]
     if cfg.get("cells"):
         grid_md, grid_rows = grid_table(cfg, load_results(run_dir), runs)
         rd.write_grid(grid_rows, list(grid_rows[0]) if grid_rows else [])
