@@ -84,7 +84,12 @@ def test_every_operator_judges_the_side_it_names(shift):
     for name, op in OPS.items():
         claim = {"claim": "x", "arm": "a", "op": name, "than": "b", "tolerance": 0.001}
         r = judge_family([claim], Runs(values=values))[0]
-        if op.margin:  # 2 pp apart, 0.1 pp margin: outside, on either side
+        if op.margin:  # 2 pp apart, 0.1 pp margin: outside, on either side; p beyond it
+            side = "greater" if shift > 0 else "less"
+            beyond = stats.ttest_1samp([x - 0.001 if shift > 0 else x + 0.001 for x in d],
+                                       0.0, alternative=side).pvalue
+            assert r.p == pytest.approx(min(1.0, 2 * beyond), rel=1e-9), name
+            assert r.test == "t beyond the margin, one-sided × 2", name
             assert r.verdict.outcome is Outcome.CONTRADICTED and r.direction == -1
             continue
         assert r.p == pytest.approx(p, rel=1e-9), name
@@ -92,6 +97,22 @@ def test_every_operator_judges_the_side_it_names(shift):
                                      Outcome.CONTRADICTED), name
         assert r.direction == (1 if want[name] else -1), name
         assert op.decide(r.p, r.direction, 0.01) is r.verdict.outcome, name
+
+
+def test_an_equivalence_inside_its_margin_is_judged_by_tost():
+    from statsmodels.stats.weightstats import ttost_paired
+
+    values = _values(0.0)
+    a = np.array([values["a"][s]["test_acc"] for s in range(6)])
+    b = np.array([values["b"][s]["test_acc"] for s in range(6)])
+    for name, op in OPS.items():
+        if not op.margin:
+            continue
+        r = judge_family([{"claim": "x", "arm": "a", "op": name, "than": "b",
+                           "tolerance": 0.02}], Runs(values=values))[0]
+        assert r.test == "TOST (paired t)" and r.direction == 1
+        assert r.p == pytest.approx(ttost_paired(a, b, -0.02, 0.02)[0], rel=1e-9)
+        assert r.verdict.outcome is Outcome.SUPPORTED
 
 
 def test_an_equivalence_is_decided_at_half_the_threshold_and_refused_beyond_at_the_whole():
