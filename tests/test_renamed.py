@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sharpen import SharpenError
+from sharpen import SharpenError, renamed
 from sharpen.experiments import load_experiment, run_experiment
-from sharpen import renamed
 from sharpen.reports import write_report
 
 RESULTS = Path(__file__).parents[1] / "docs" / "results"
