@@ -224,3 +224,88 @@ def test_a_grid_over_one_model_argument_keeps_the_others_and_a_table_value_is_re
     assert "grid axis 'model_args': value {'dropout': 0.0} is a table or a list" in err
     assert "model_args.dropout = [0.0, 0.5]" in err
     assert not (tmp_path / "t").exists()
+
+
+# --- a grid never makes two cells one configuration (issue 32) ---------------------------------
+
+ARMS_GRID = """
+name = "g"
+dataset = "synthetic"
+train_size = 60
+test_size = 40
+epochs = 1
+runs = 1
+threads = 1
+
+[arms.base]
+
+[arms.nodrop]
+{arm}
+
+[grid]
+{axis}
+
+[[claims]]
+claim = "nodrop beats base"
+arm = "nodrop"
+op = ">"
+than = "base"
+"""
+
+
+@pytest.mark.parametrize("arm,axis,field", [
+    ("lr = 0.03", "lr = [0.001, 0.003]", "lr"),
+    ("model_args = { dropout = 0.0 }", "model_args.dropout = [0.1, 0.3]", "model_args.dropout"),
+])
+def test_a_grid_axis_over_an_arms_own_key_is_refused_naming_arm_key_and_axis(
+        tmp_path, capsys, arm, axis, field):
+    """The axis set the key in every cell: nodrop ran as base everywhere, and its claim was
+    judged +0.00 pp undecidable."""
+    p, out = tmp_path / "g.toml", tmp_path / "r"
+    p.write_text(ARMS_GRID.format(arm=arm, axis=axis))
+    assert main(["run", str(p), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"field arms.nodrop.{field} is never used: the grid axis {field} sets {field} in " \
+           "every cell" in err, err
+    assert f"(arm base does not set it); drop {field} from arms.nodrop, or drop the axis " \
+           f"{field} from the grid" in err
+    assert not out.exists()  # refused before anything ran
+
+
+def test_two_arms_the_grid_makes_identical_are_refused_and_a_grid_over_every_arm_is_not(
+        tmp_path, capsys):
+    p, out = tmp_path / "g.toml", tmp_path / "r"
+    # every arm sets lr, and lr is all that tells them apart
+    p.write_text(ARMS_GRID.format(arm="lr = 0.03", axis="lr = [0.001, 0.003]").replace(
+        "[arms.base]\n", "[arms.base]\nlr = 0.1\n"))
+    assert main(["run", str(p), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "arms base and nodrop are the same configuration in the grid's cells " \
+           "(base__lr-0.001 and nodrop__lr-0.001): they differ only in lr, which the grid's " \
+           "axes (lr) set in every cell" in err, err
+    assert not out.exists()
+    # every arm sets lr and they differ in another key too: the grid runs each at every lr
+    # (a paper's grid at each model: bundled pairs-sublenet's lr-grid and batch-grid)
+    from sharpen.experiments import load_experiment
+
+    p.write_text(p.read_text().replace("[arms.nodrop]\n", "[arms.nodrop]\nmomentum = 0.5\n"))
+    exp = load_experiment(str(p))
+    for lr in (0.001, 0.003):
+        assert exp.arms[f"base__lr-{lr}"].lr == exp.arms[f"nodrop__lr-{lr}"].lr == lr
+        assert exp.arms[f"nodrop__lr-{lr}"] != exp.arms[f"base__lr-{lr}"]
+
+
+def test_two_values_of_one_axis_that_give_one_configuration_are_refused(tmp_path, capsys):
+    """``--axis epochs=1,true``: the run key reads true as 1, and the cells zeta__epochs-1
+    and zeta__epochs-True ran the same configuration twice, as if two."""
+    p, out = tmp_path / "z.toml", tmp_path / "r"
+    p.write_text(ARMS_GRID.split("[arms.base]")[0] + "[arms.zeta]\n")
+    assert main(["run", str(p), "--axis", "epochs=1,true", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "grid axis 'epochs': the values 1 and true give the same configuration (epochs = 1: " \
+           "cells zeta__epochs-1 and zeta__epochs-True); give each value once" in err, err
+    assert main(["run", str(p), "--axis", "model_args.dropout=0,0.0", "--out", str(out),
+                 "--quiet"]) == 2
+    assert "grid axis 'model_args.dropout': the values 0 and 0.0 give the same configuration" \
+        in capsys.readouterr().err
+    assert not out.exists()

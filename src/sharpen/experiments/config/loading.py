@@ -29,8 +29,10 @@ from sharpen.experiments.config.schema import (
 from sharpen.experiments.config.validation import (
     _check_claims,
     _check_grid,
+    _check_grid_arms,
     _check_published,
     _check_published_grid,
+    _check_same_cells,
     _semantic_checks,
 )
 from sharpen.io import read_file
@@ -185,9 +187,11 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
                                f"experiment; arms: {', '.join(arms_raw)}")
         arms_raw = {a: arms_raw[a] for a in select}
     grid = _check_grid(raw.get("grid") or {}, path)
+    _check_grid_arms(grid, arms_raw, path)
     _validate(RunConfig, base, path, "")  # top-level keys first: errors name the key as written
     arms: dict[str, RunConfig] = {}
     cells: dict[str, dict[str, Any]] = {}
+    made: dict[str, tuple[str, dict[str, Any], RunConfig]] = {}
     for arm, ov in arms_raw.items():
         if not isinstance(ov, dict):
             raise SharpenError(f"{path}: arms.{arm} must be a table of run keys")
@@ -208,6 +212,8 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
             _semantic_checks(arms[name], path, where)
             if point:
                 cells[name] = {"arm": arm, **point}
+                made[name] = (arm, point, arms[name])
+    _check_same_cells(made, arms_raw, path)
     meta = {k: v for k, v in raw.items()
             if k in EXPERIMENT_KEYS - {"arms", "profiles", "select_arms", "grid"}}
     meta.setdefault("name", path.stem)

@@ -226,6 +226,69 @@ def _check_grid(grid: Any, path: Path) -> dict[str, list[Any]]:
     return flat
 
 
+def _arm_sets(ov: dict[str, Any], axis: str) -> bool:
+    """Whether an arm's own table sets the key a grid axis sets (``model_args.NAME``: that
+    field of its ``model_args``)."""
+    if axis.startswith("model_args."):
+        args = ov.get("model_args")
+        return isinstance(args, dict) and axis.split(".", 1)[1] in args
+    return axis in ov
+
+
+def _check_grid_arms(grid: dict[str, list[Any]], arms: dict[str, Any], path: Path) -> None:
+    """An arm's own key that a grid axis sets in every cell is never used: where some arms
+    set it and others do not, the grid erases what the arm changes, and two arms meant to
+    differ ran as one configuration in every cell (a claim between them judged +0.00 pp).
+    Where every arm sets it, the grid replaces it in every arm alike (the arms differ in
+    other keys: a paper's grid at each model); two arms that still end up the same are
+    refused cell by cell (:func:`_check_same_cells`)."""
+    for axis, values in grid.items():
+        setters = [a for a, ov in arms.items() if isinstance(ov, dict) and _arm_sets(ov, axis)]
+        if setters and len(setters) < len(arms):
+            arm = setters[0]
+            others = [a for a in arms if a not in setters]
+            raise SharpenError(
+                f"{path}: field arms.{arm}.{axis} is never used: the grid axis {axis} sets "
+                f"{axis} in every cell ({', '.join(map(str, values))}), so what arms.{arm} "
+                f"changes there is lost (arm {'s' * (len(others) > 1)}"
+                f"{', '.join(others)} do{'es' * (len(others) == 1)} not set it); drop "
+                f"{axis} from arms.{arm}, or drop the axis {axis} from the grid")
+
+
+def _check_same_cells(made: dict[str, tuple[str, dict[str, Any], Any]],
+                      arms: dict[str, Any], path: Path) -> None:
+    """No two cells of a grid run one configuration: two values of one axis that the run
+    key reads as one (``epochs = [1, true]``: 1 both times), or two arms the grid makes
+    identical (they differ only in keys its axes set). ``made``: cell name → (its arm, its
+    grid point, its RunConfig)."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+    for name, (arm, point, cfg) in made.items():
+        dump = cfg.model_dump()  # compared with ==: model_args' 0 and 0.0 are one dropout
+        other = next((n for n, d in seen if d == dump), None)
+        seen.append((name, dump))
+        if other is None:
+            continue
+        arm0, point0, _ = made[other]
+        if arm0 == arm:
+            axis = next(k for k in point if repr(point[k]) != repr(point0[k]))
+            field, _, sub = axis.partition(".")
+            value = cfg.model_args[sub] if sub else getattr(cfg, field)
+            raise SharpenError(
+                f"{path}: grid axis {axis!r}: the values {json.dumps(point0[axis])} and "
+                f"{json.dumps(point[axis])} give the same configuration ({axis} = "
+                f"{json.dumps(value)}: cells {other} and {name}); give each value once, as "
+                f"{axis} takes it")
+        if arms.get(arm0) == arms.get(arm):
+            continue  # the same table twice (an A/A comparison), as without a grid
+        keys = sorted({k for k in (*arms[arm0], *arms[arm])
+                       if arms[arm0].get(k) != arms[arm].get(k)})
+        raise SharpenError(
+            f"{path}: arms {arm0} and {arm} are the same configuration in the grid's cells "
+            f"({other} and {name}): they differ only in {', '.join(keys)}, which the grid's "
+            f"axes ({', '.join(point)}) set in every cell; drop the key from the arms, or "
+            f"the axis from the grid")
+
+
 def _semantic_checks(c: RunConfig, path: Path, where: str) -> None:
 
     try:
