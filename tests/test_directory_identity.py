@@ -270,3 +270,21 @@ def test_an_arm_renamed_in_the_file_is_refused_not_kept_as_a_rival(tmp_path, cap
     assert run([str(p), "--out", str(out), "--arms", "middle"]) == 0
     assert run([str(out)]) == 0
     _check_file_order(out, ["plain", "inverted", "middle"])
+
+
+def test_arms_on_a_run_directory_is_refused_naming_arms_not_a_set(tmp_path, capsys):
+    """It said `--set "select_arms='plain'": on a run directory give a run key=value`: a
+    flag the user never gave."""
+    from sharpen.io import atomic_write_json
+
+    out = tmp_path / "r"
+    atomic_write_json(out / "config.json", {
+        "name": "order", "profile": "", "runs": 1, "seed": 0, "arm_order": ["plain", "b"],
+        "arms": {"plain": {"dataset": "synthetic", "epochs": 1},
+                 "b": {"dataset": "synthetic", "epochs": 1, "lr": 0.01}}})
+    assert run([str(out), "--arms", "plain"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"sharpen: error: --arms plain: a run directory runs all its arms; to run "
+                   f"only some, give its experiment file: sharpen run EXPERIMENT --arms plain "
+                   f"--out {out}\n")
+    assert not (out / "runs").exists()

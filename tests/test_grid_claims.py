@@ -309,3 +309,20 @@ def test_two_values_of_one_axis_that_give_one_configuration_are_refused(tmp_path
     assert "grid axis 'model_args.dropout': the values 0 and 0.0 give the same configuration" \
         in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_unknown_model_argument_is_named_alone(tmp_path, capsys):
+    """It listed in_channels and num_classes (which sharpen passes every model) as bad
+    keyword arguments beside the user's misspelt one."""
+    p, out = tmp_path / "z.toml", tmp_path / "r"
+    p.write_text(ARMS_GRID.split("[arms.base]")[0] + "[arms.zeta]\n")
+    assert main(["run", str(p), "--axis", "model_args.nonexistent=1,2", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'lenet5_dropout' takes no argument 'nonexistent' (model_args); its " \
+           "arguments: input_size, dropout, activation" in err, err
+    assert "num_classes" not in err and "in_channels" not in err
+    assert main(["run", str(p), "--set", "model_args.dropot=0.1", "--out", str(out)]) == 2
+    assert "takes no argument 'dropot' (model_args) (did you mean 'dropout'?)" in \
+        capsys.readouterr().err
+    assert not out.exists()

@@ -81,7 +81,34 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     try:
         return _MODELS[name](**kwargs)
     except TypeError as exc:
-        raise SharpenError(f"model {name!r}: bad keyword arguments {sorted(kwargs)}: {exc}") from exc
+        raise SharpenError(_bad_arguments(name, _MODELS[name], kwargs, exc)) from None
+
+
+# what sharpen passes every model itself: never the user's to name in an error
+_GIVEN = ("num_classes", "in_channels")
+
+
+def _bad_arguments(name: str, fn: Callable[..., nn.Module], kwargs: dict[str, Any],
+                   exc: TypeError) -> str:
+    """A model that refused its arguments: the ones it does not take (from model_args; not
+    num_classes / in_channels, which sharpen passes every model), and the ones it does."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    own = [k for k, p in params.items() if k not in _GIVEN
+           and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    open_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    unknown = [] if open_kw or not params else [k for k in kwargs if k not in params]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], own, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (f"model {name!r} takes no argument {', '.join(map(repr, unknown))} "
+                f"(model_args){hint}; its arguments: {', '.join(own) or '(none)'}")
+    mine = sorted(k for k in kwargs if k not in _GIVEN)
+    return f"model {name!r}: building it with model_args {mine} failed: {exc}"
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -150,6 +150,11 @@ def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | 
     for item in overrides or []:
         k, sep, v = item.partition("=")
         k = k.strip()
+        if k == "select_arms":  # what `sharpen run DIR --arms A` asks for
+            raise SharpenError(
+                f"--arms {parse_value(v.strip())}: a run directory runs all its arms; to run "
+                f"only some, give its experiment file: sharpen run EXPERIMENT --arms "
+                f"{parse_value(v.strip())} --out {cfg_path.parent}")
         if not sep or k not in RUN_KEYS:
             raise SharpenError(f"--set {item!r}: on a run directory give a run key=value"
                                f"{_suggest(k, RUN_KEYS)}")
