@@ -326,3 +326,25 @@ def test_an_unknown_model_argument_is_named_alone(tmp_path, capsys):
     assert "takes no argument 'dropot' (model_args) (did you mean 'dropout'?)" in \
         capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_grids_published_arm_numbers_are_shown_not_left_out(tmp_path):
+    """A grid experiment's [published.ARM] numbers were left out of its report without a
+    word (bundled pairs-sublenet's lr-grid and batch-grid hold them): shown, each arm's
+    number, said to be beside no cell."""
+    d = tmp_path / "g"
+    _grid_dir(d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["published"] = {"b": {"runs": 20, "test_acc": 0.8607}, "a": {"test_acc": 0.9012,
+                                                                     "test_acc_std": 0.004}}
+    atomic_write_json(d / "config.json", cfg)
+    assert main(["report", str(d)]) == 0
+    report = (d / "report.md").read_text()
+    part = report.split("## The published numbers (not set beside the grid's cells)\n", 1)[1]
+    assert "this grid runs every arm at the grid's settings instead, so no cell is judged " \
+           "against them" in part
+    rows = [ln for ln in part.split("\n## ", 1)[0].splitlines() if ln.startswith("| ")]
+    # the file's arm order (a before b), % as a report prints them, runs not a number row
+    assert rows[1:] == ["| a | test_acc | 90.12 |", "| a | test_acc_std | 0.40 |",
+                        "| b | test_acc | 86.07 |"]
+    assert "## Ours beside the published numbers" not in report  # no cell judged against them

@@ -17,6 +17,7 @@ from sharpen.reports.tables import (
     markdown_table,
     paired_table,
     published_grid_tables,
+    published_numbers,
     published_table,
     table_columns,
     table_rows,
@@ -244,6 +245,14 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
         parts += ["## Ours beside the published numbers", "", agree, "",
                   published_table(cfg["published"], rows, runs, margin,
                                   cfg.get("published_protocol"), cfg.get("arms")), ""]
+    elif cfg.get("published"):  # a grid's: shown, never silently left out
+        parts += ["## The published numbers (not set beside the grid's cells)", "",
+                  "The experiment's `[published.ARM]` numbers: each is the paper's for an arm "
+                  "at the arm's own settings, and this grid runs every arm at the grid's "
+                  "settings instead, so no cell is judged against them. "
+                  "`[published_grid.AXIS]` sets the paper's numbers beside ours cell by cell"
+                  + (" (above)." if cfg.get("published_grid") else "."), "",
+                  published_numbers(cfg["published"], cfg.get("arm_order") or []), ""]
     if cfg.get("notes"):
         parts += ["## Notes", "", cfg["notes"].strip(), ""]
     if png:

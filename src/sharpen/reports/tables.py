@@ -296,6 +296,23 @@ def published_table(published: dict[str, Any], rows: list[dict[str, Any]], runs:
     return "\n".join(lines)
 
 
+def published_numbers(published: dict[str, Any], order: list[str]) -> str:
+    """The paper's numbers of a grid experiment's ``[published.ARM]`` tables, shown without
+    ours: each is the arm's number at its own settings, and a grid runs every arm at the
+    grid's settings instead, so no cell is the arm it was published for."""
+    lines = ["| arm | metric | published |", "|---|---|---|"]
+    rank = {a: i for i, a in enumerate(order)}
+    for arm, vals in sorted(published.items(), key=lambda kv: rank.get(kv[0], len(rank))):
+        for key, val in (vals.items() if isinstance(vals, dict) else []):
+            if key in PUBLISHED_META:
+                continue
+            base = key.rpartition("_")[0] if key not in REGISTRY else key
+            percent = base in REGISTRY and get_metric(base).percent
+            number = isinstance(val, (int, float)) and not isinstance(val, bool)
+            lines.append(f"| {arm} | {key} | {pct(val) if percent and number else val} |")
+    return "\n".join(lines)
+
+
 def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]], runs: Runs | None = None
                ) -> tuple[str, list[dict[str, Any]]]:
     """Paper 004's layout: one row per grid cell, one column per base arm, mean test accuracy
