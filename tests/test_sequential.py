@@ -197,8 +197,10 @@ def test_a_look_that_can_decide_nothing_says_so(tmp_path):
 
 
 def test_a_grown_directory_is_judged_look_by_look_on_its_first_seeds(tmp_path):
-    """Re-deciding a directory that already holds more seeds (a new plan over old runs)
-    judges each look on its own first n seeds, as the uninterrupted run did."""
+    """A design resumed in a directory that already holds later looks' seeds (its record
+    lost the looks after the first) judges each look on its own first n seeds, as the
+    uninterrupted run did. (A new design over runs already seen is refused:
+    tests/test_sequential_bound.py.)"""
     import shutil
 
     p = tmp_path / "tiny.toml"
@@ -209,7 +211,11 @@ def test_a_grown_directory_is_judged_look_by_look_on_its_first_seeds(tmp_path):
     (unit,) = whole["units"].values()
     assert len(unit["looks"]) >= 2  # else there is nothing to tell apart
     shutil.copytree(tmp_path / "whole", tmp_path / "again")
-    (tmp_path / "again" / "sequential.json").unlink()
+    cut = json.loads(json.dumps(whole))
+    (u,) = cut["units"].values()
+    u["looks"], u["finished"] = u["looks"][:1], False
+    u["decisions"] = {k: d for k, d in u["decisions"].items() if d["look"] == u["looks"][0]["n"]}
+    (tmp_path / "again" / "sequential.json").write_text(json.dumps(cut))
     _run(p, tmp_path / "again", env)
     again = json.loads((tmp_path / "again" / "sequential.json").read_text())
     assert again == whole
@@ -311,8 +317,12 @@ def test_a_look_whose_new_seeds_fail_is_not_judged_at_its_looser_threshold(tmp_p
     args = "{ always = [3, 4], nan = [5] }"
     loss = 'metric = "test_loss"\nop = ">"'
     p.write_text(ONE_ARM.format(args=args, value=0.0).replace('op = ">"', loss))
-    assert main(["run", str(p), "--runs", "3", "--out", str(out), "--quiet", "--workers", "1"]) == 0
-    x = _accs(out, "a", range(3), "test_loss")  # seeds 0-2, as the n = 3 look will see them
+    # seeds 0-2 in a pilot directory, as the n = 3 look will see them (a design may not
+    # start where results were already seen)
+    pilot = tmp_path / "pilot"
+    assert main(["run", str(p), "--runs", "3", "--out", str(pilot), "--quiet",
+                 "--workers", "1"]) == 0
+    x = _accs(pilot, "a", range(3), "test_loss")
     assert np.std(x) > 0
     plan = SequentialPlan.make([3, 6], 0.05, 1)
     lo, hi = plan.nominal  # 0.0056, 0.045: the issue's two thresholds
@@ -500,7 +510,7 @@ def test_a_plain_run_cannot_grow_a_sequential_design_past_its_looks(tmp_path, ca
         err = capsys.readouterr().err
         for said in (f"{out / 'sequential.json'}: ", "sequential design",
                      "--until-decided --step 2 --max-runs 2", "looks ran 2 seeds per arm",
-                     f"--runs {extra[1]} would add seeds after its looks", "another --out"):
+                     f"--runs {extra[1]} would add seed(s) ", "after its looks", "another --out"):
             assert said in err, (extra, err)
         assert files() == before, extra  # nothing trained, no report judging 6 seeds
         assert not (out / "runs" / "fast" / "seed-2").exists()

@@ -25,7 +25,9 @@ def adopt_claims(run_dir: Path, experiment: str) -> None:
             f"experiment file (name = {cfg['name']!r})")
     from sharpen.reports.sequential import check_bound
 
-    check_bound(Path(run_dir), exp)  # a sequential design's claims stay as it bound them
+    # a sequential design's claims stay as it bound them; a report adds no seeds, so the
+    # file's `runs` is not asked about (look=True: the claims alone are checked)
+    check_bound(Path(run_dir), exp, look=True)
     cfg["claims"] = [c.model_dump() for c in exp.claims]
     cfg["published_margin"] = exp.published_margin
     # the paper's numbers with what it states of them (runs, sd, rounding, protocol)

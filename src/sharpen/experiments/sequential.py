@@ -33,7 +33,7 @@ from sharpen.reports.sequential import (
     read_record,
     refuse_changes,
 )
-from sharpen.rundir import CONFIG, RunDir
+from sharpen.rundir import CONFIG, FINISHED, RunDir
 from sharpen.verdicts import get_op
 
 DEFAULT_STEP = 5  # seeds per look when the file does not fix stack_seeds
@@ -134,15 +134,26 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     # the family: every claim in every cell (a map of 9 cells is 9 questions), Bonferroni
     m = len(claims) * len(units)
     record = read_record(out)
+    seen = [r for r in RunDir(out).runs() if r.status in FINISHED] if out.is_dir() else []
+    if record is None and seen:
+        # its first look would count seeds whose results were already seen at fixed n: a
+        # design started after looking is optional stopping
+        raise SharpenError(
+            f"{out} already holds {len(seen)} finished run(s) of this experiment, judged at "
+            "fixed n; a sequential design must choose its seeds before any result is seen "
+            "(its first look would count these). Start the design with another --out, or "
+            "keep this directory fixed-n (`sharpen run` with --runs)")
     plan = SequentialPlan.make(looks, 0.05, m) if record is None else \
         SequentialPlan.from_dict(record["plan"])
-    wanted = design(claims, base_arms(exp), looks, 0.05, m, [key for key, _ in units])
+    wanted = design(claims, base_arms(exp), looks, 0.05, m, [key for key, _ in units],
+                    exp.seed)
+    created = record is None
     if record is None:
         record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
                   "ops": [c["op"] for c in claims], "cells": len(units) if exp.cells else 0,
                   "design": wanted, "units": {}}
     else:  # the design is bound: any change to a claim, the looks or the grid is refused
-        bound = bound_design(record, {} if record.get("design") else RunDir(out).config())
+        bound = bound_design(record, RunDir(out).config() if (out / CONFIG).is_file() else {})
         refuse_changes(out / SEQUENTIAL, bound, wanted)
         record["design"] = bound  # a record made before designs were bound: now bound
     for cfg in exp.arms.values():  # each look's new seeds train as one group of g
@@ -160,7 +171,14 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
             if k < len(rec["looks"]):  # judged before this run was stopped: its seeds ran
                 continue
             sub.runs = n
-            out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
+            try:
+                out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
+            except SharpenError:
+                # refused before anything trained: the record this invocation wrote goes
+                # too, or it would bind a design that never looked
+                if created and not any(u["looks"] for u in record["units"].values()):
+                    (out / SEQUENTIAL).unlink(missing_ok=True)
+                raise
             ran = True
             lost = _lost(out, list(sub.arms), sub.seeds)
             again = {a: {s: st for s, st in seeds.items() if st != "diverged"}

@@ -72,6 +72,7 @@ class Runs:
     status: dict[str, dict[int, str]] = field(default_factory=dict)
     protocol: dict[str, str | None] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # corrupt runs: file and reason
+    unrun: list[str] = field(default_factory=list)  # the file's arms the directory lacks
 
     def lost(self, arm: str) -> list[int]:
         """Seeds of ``arm`` that ran but gave no value: diverged, failed or corrupt."""
@@ -95,9 +96,10 @@ def load_runs(run_dir: str | Path) -> Runs:
     rd = RunDir(run_dir)
     out = Runs()
     try:
-        arms_cfg = rd.config().get("arms", {})
+        cfg = rd.config()
     except Exception:  # noqa: BLE001 - a directory without config.json still has runs
-        arms_cfg = {}
+        cfg = {}
+    arms_cfg = cfg.get("arms", {})
     for r in rd.runs():
         out.status.setdefault(r.arm, {})[r.seed] = r.status
         if r.status == "corrupt":
@@ -110,6 +112,9 @@ def load_runs(run_dir: str | Path) -> Runs:
 
     for arm in dict.fromkeys([*arms_cfg, *out.status]):  # the file's order, then the rest
         out.protocol[arm] = fingerprint(arms_cfg[arm]) if arm in arms_cfg else None
+    if not cfg.get("cells"):  # arms of the file never run here (--arms chose others)
+        out.unrun = [a for a in cfg.get("arm_order") or []
+                     if a not in arms_cfg and a not in out.status]
     return out
 
 
@@ -313,13 +318,14 @@ def _equivalence(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Ru
 
 def rivals(claim: dict[str, Any], runs: Runs) -> list[str]:
     """Whom a ``best``/``worst`` claim must beat: its ``than`` (one arm or a list), else
-    every other arm the directory knows of, from config.json and from its runs, whether
-    or not any of its runs finished (a rival whose runs all diverged or failed stays a
-    rival: dropping it would make "best" easier to reach)."""
+    every other arm of the experiment file and of the directory, from config.json and from
+    its runs, whether or not any of its runs finished or ran at all (a rival whose runs
+    diverged, or that --arms left out, stays a rival: dropping it would make "best" easier
+    to reach)."""
     than = claim.get("than")
     if than:
         return [than] if isinstance(than, str) else list(than)
-    known = dict.fromkeys([*runs.protocol, *runs.status, *runs.values])
+    known = dict.fromkeys([*runs.protocol, *runs.status, *runs.values, *runs.unrun])
     return [a for a in known if a != claim["arm"]]
 
 

@@ -230,16 +230,17 @@ def _cell_key(key: str) -> str:
 
 
 def design(claims: Sequence[dict[str, Any]], base_arms: Sequence[str], looks: Sequence[int],
-           alpha: float, family: int, cells: Sequence[str]) -> dict[str, Any]:
+           alpha: float, family: int, cells: Sequence[str], seed: int | None = None
+           ) -> dict[str, Any]:
     """Everything a sequential design's decisions depend on, bound when it is made: each
-    claim's definition, the level, the looks (step and budget), the family and the grid's
-    cells; the arms too when a ``best``/``worst`` claim without ``than`` takes every other
-    arm as its rivals."""
+    claim's definition, the level, the looks (step and budget), the family, the grid's
+    cells and the first seed (the looks' seeds are seed, seed + 1, …); the arms too when a
+    ``best``/``worst`` claim without ``than`` takes every other arm as its rivals."""
     implicit = any(get_op(c["op"]).rivals and not c.get("than") for c in claims)
     return {"claims": [bound_claim(c) for c in claims], "alpha": alpha,
             "step": looks[0], "budget": looks[-1], "looks": list(looks),
             "family": family, "cells": sorted(_cell_key(k) for k in cells),
-            "arms": sorted(base_arms) if implicit else None}
+            "arms": sorted(base_arms) if implicit else None, "seed": seed}
 
 
 def base_arms_of(config: dict[str, Any]) -> list[str]:
@@ -252,20 +253,22 @@ def bound_design(record: dict[str, Any], config: dict[str, Any]) -> dict[str, An
     """The design a record binds: its own, or for a record made before designs were bound,
     what its plan and the directory's config.json say."""
     if record.get("design"):
-        return record["design"]
+        # a design bound before its first seed was: the seed the directory was made with
+        return {"seed": config.get("seed"), **record["design"]}
     axes = list(config.get("grid") or {})
     cells = sorted({", ".join(f"{a}={c[a]}" for a in axes)
                     for c in (config.get("cells") or {}).values()}) if axes else [""]
     plan = record["plan"]
     return design(config.get("claims") or [], base_arms_of(config), plan["looks"],
-                  plan["alpha"], plan["claims"], cells)
+                  plan["alpha"], plan["claims"], cells, config.get("seed"))
 
 
 _FIELDS = {"alpha": "the family's level α", "step": "seeds per look, --step",
            "budget": "seeds per arm at most, --max-runs or max_runs in whole steps",
            "looks": "the looks", "cells": "the grid's cells",
            "arms": "the arms, the rivals of a best/worst claim without `than`",
-           "family": "the family's size, claims × cells"}
+           "family": "the family's size, claims × cells",
+           "seed": "the first seed, `seed`: the looks' seeds are seed, seed + 1, …"}
 
 
 def design_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -285,6 +288,8 @@ def design_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for k, what in _FIELDS.items():
         if k in ("family", "looks") and out:  # follows from what is already named
             continue
+        if k == "seed" and (old.get(k) is None or new.get(k) is None):
+            continue  # a check of claims alone (report --claims-from) names no seed
         if old.get(k) != new.get(k):
             out.append(f"{k} ({what}): {old.get(k)} → {new.get(k)}")
     return out
@@ -402,20 +407,30 @@ def check_bound(out: Path, exp: Any, look: bool = False) -> None:
         return
     ran = max((u["looks"][-1]["n"] for u in record.get("units", {}).values() if u["looks"]),
               default=0)
-    if exp.runs <= ran:  # the seeds the looks judged: resuming or re-reporting them is fine
+    d = bound_design(record, RunDir(out).config())
+    first = d.get("seed") if d.get("seed") is not None else 0
+    extra = sorted(set(exp.seeds) - set(range(first, first + ran)))
+    if not extra:  # the seeds the looks judged: resuming or re-reporting them is fine
         return
-    # seeds added after the looks, judged at the fixed-n level: optional stopping (the
-    # sequential verdict already spent the level on these looks); a silent "supported"
-    d = bound_design(record, {} if record.get("design") else RunDir(out).config())
+    # seeds added after the looks (more of them, or others through `seed`), judged at the
+    # fixed-n level: optional stopping (the sequential verdict already spent the level on
+    # these looks); a silent "supported"
     spent = all(u.get("finished") for u in record.get("units", {}).values()) and \
         record.get("units")
+    what = (f"--runs {exp.runs}" if exp.seed == first else
+            f"seed {exp.seed} (the design's seeds start at {first})")
     raise SharpenError(
         f"{out / SEQUENTIAL}: this directory's seeds are chosen by a sequential design "
         f"(--until-decided --step {d['step']} --max-runs {d['budget']}: looks at n = "
-        f"{', '.join(map(str, d['looks']))}; its looks ran {ran} seeds per arm"
-        f"{', and it is finished' if spent else ''}); --runs {exp.runs} would add seeds after "
-        "its looks, and a fixed-n verdict on them ignores the looks already taken (optional "
-        "stopping: its p would not be what it says). Continue the design with `sharpen run "
-        f"EXPERIMENT --out {out} --until-decided --step {d['step']} --max-runs "
-        f"{d['budget']}` (it stops at its budget), or start a new design or a fixed-n "
-        "experiment with another --out")
+        f"{', '.join(map(str, d['looks']))}; its looks ran {ran} seeds per arm, seeds "
+        f"{first}–{first + ran - 1}{', and it is finished' if spent else ''}); {what} would "
+        f"add seed(s) {_seeds_text(extra)} after its looks, and a fixed-n verdict on them "
+        "ignores the looks already taken (optional stopping: its p would not be what it "
+        "says). Continue the design with `sharpen run EXPERIMENT --out "
+        f"{out} --until-decided --step {d['step']} --max-runs {d['budget']}` (it stops at its "
+        "budget), or start a new design or a fixed-n experiment with another --out")
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds[:6])) + (f", … ({len(seeds)} in all)" if len(seeds) > 6
+                                             else "")
