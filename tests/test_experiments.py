@@ -167,6 +167,12 @@ def test_bundled_experiments_validate_in_every_standard_profile():
 
 
 def test_grid_expands_arms_times_cells_and_tabulates(tiny, tmp_path, capsys):
+    # b's own lr schedule (and the smoke profile's b batch size) would be set by these axes
+    # in every cell, never used: refused (tests/test_grid_claims.py); here b differs otherwise
+    with pytest.raises(SharpenError, match=r"field arms.b.lr is never used: the grid axis lr"):
+        load_experiment(str(tiny), profile="smoke", axes=["lr=0.01,1e6", "batch_size=50,100"])
+    tiny.write_text(TINY.replace('lr = { kind = "step", start = 0.003, factor = 0.5, every = 1 }',
+                                 "weight_decay = 0.0001").replace('"arms.b.batch_size" = 100\n', ""))
     exp = load_experiment(str(tiny), profile="smoke", axes=["lr=0.01,1e6", "batch_size=50,100"])
     assert len(exp.arms) == 2 * 2 * 2
     assert exp.cells["a__lr-0.01__batch_size-100"] == {"arm": "a", "lr": 0.01, "batch_size": 100}
