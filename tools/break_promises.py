@@ -163,8 +163,36 @@ promise("P26", "Each stacked seed's optimizer step is its own run's: the optimiz
 
 promise("P27", "Only --until-decided adds seeds to a directory holding a sequential design: a "
         "plain run past the seeds its looks ran is refused, the directory unchanged",
-        "reports/sequential.py", "    if exp.runs <= ran:", "    if True:",
+        "reports/sequential.py",
+        "    if not extra:  # the seeds the looks judged: resuming or re-reporting them is fine",
+        "    if True:",
         "tests/test_sequential.py::test_a_plain_run_cannot_grow_a_sequential_design_past_its_looks")
+promise("P29", "In a directory grown by --until-decided the claims' verdicts (report and "
+        "summary.json) are the design's decisions; one it left undecided is not supported",
+        "reports/claims.py", "    take_decisions(rows, sequential)\n", "    pass\n",
+        "tests/test_sequential.py::test_a_claims_verdict_in_a_sequential_directory_is_the_"
+        "designs_decision")
+promise("P30", "A sequential design binds its seeds, not only their number: a plain run with "
+        "another `seed` is refused like one with more runs",
+        "reports/sequential.py",
+        "    extra = sorted(set(exp.seeds) - set(range(first, first + ran)))",
+        "    extra = sorted(s for s in exp.seeds if s - exp.seed >= ran)",
+        "tests/test_sequential_bound.py::test_a_design_binds_its_seeds_not_only_how_many")
+promise("P31", "A sequential design starts only in a directory that holds no finished run, and "
+        "one refused at its first look leaves no record", "experiments/sequential.py",
+        "    if record is None and seen:", "    if False:",
+        "tests/test_sequential_bound.py::test_a_design_starts_only_where_no_result_was_seen")
+promise("P32", "A best/worst claim without `than` counts the file's arms that --arms left out as "
+        "rivals (untested without their runs)", "reports/claims.py",
+        "*runs.values, *runs.unrun])", "*runs.values])",
+        "tests/test_sequential_bound.py::test_best_without_than_counts_the_files_arms_that_did_"
+        "not_run")
+promise("P33", "An arm the experiment file no longer has (renamed or deleted) is refused, not "
+        "kept in the directory as a rival", "experiments/runner.py",
+        "            refuse_dropped_arms(out, old, resolved, exp.source)\n",
+        "            pass\n",
+        "tests/test_directory_identity.py::test_an_arm_renamed_in_the_file_is_refused_not_kept_as"
+        "_a_rival")
 promise("P28", "An arm that sets a key no enabled part of its training reads is warned about "
         "(it would train, or be copied, as the plain arm); a grid's axis on its baseline is not",
         "experiments/runner.py",
@@ -200,7 +228,7 @@ promise("P23", "Every claim an experiment file accepts means what it says: each 
         "tests/test_claim_shapes.py::test_sharpen_run_refuses_a_claim_shape_without_a_meaning")
 promise("P24", "A best/worst claim's rivals include every other arm, run or not: a rival "
         "without usable runs leaves the claim untested, naming it", "reports/claims.py",
-        "known = dict.fromkeys([*runs.protocol, *runs.status, *runs.values])",
+        "known = dict.fromkeys([*runs.protocol, *runs.status, *runs.values, *runs.unrun])",
         "known = dict.fromkeys(runs.values)",
         "tests/test_claim_shapes.py::test_a_best_claim_whose_rival_never_finished_is_untested"
         "_naming_it")
