@@ -230,7 +230,7 @@ def test_ray_backend_gives_the_local_results(tiny, tmp_path):
     tiny.write_text(TINY + '\n[arms.boom]\noptimizer = "sgd"\nlr = 1e6\n')
     # a grid with a diverging arm (stacked groups through Ray: tests/test_stacking.py)
     args = ["grid", str(tiny), "--profile", "smoke", "--threads", "1", "--quiet",
-            "--axis", "batch_size=50,100"]
+            "--axis", "weight_decay=0,0.0001"]  # a key no arm sets (batch_size: arm b's own)
     assert main([*args, "--workers", "1", "--out", str(tmp_path / "local")]) == 0
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
