@@ -348,3 +348,20 @@ def test_a_grids_published_arm_numbers_are_shown_not_left_out(tmp_path):
     assert rows[1:] == ["| a | test_acc | 90.12 |", "| a | test_acc_std | 0.40 |",
                         "| b | test_acc | 86.07 |"]
     assert "## Ours beside the published numbers" not in report  # no cell judged against them
+
+
+def test_in_a_grid_best_without_than_counts_the_files_arms_that_did_not_run(tmp_path):
+    """`--arms slow,fast` left `strong` out of the grid, and "fast is the best arm" was judged
+    in each cell against slow alone: strong stays a rival in every cell, the claim untested
+    there without its runs (as outside a grid, tests/test_sequential_bound.py)."""
+    text = TINY_GRID.replace("[arms.fast]", "[arms.strong]\nlr = 0.01\n\n[arms.fast]") \
+        .replace("epochs = [1, 4]", "epochs = [1, 2]")
+    p, out = tmp_path / "g.toml", tmp_path / "r"
+    p.write_text(text)
+    assert main(["run", str(p), "--runs", "2", "--arms", "slow,fast", "--out", str(out),
+                 "--quiet", "--workers", "1"]) == 0
+    report = (out / "report.md").read_text()
+    for size in (1, 2):
+        assert f"untested (no test_acc for strong__epochs-{size})" in report, report
+    assert "supported" not in report.split("## Claim map", 1)[-1].split("\n## ", 1)[0] \
+        .replace("not supported", "")

@@ -66,6 +66,12 @@ def _cell_arms(cfg: dict[str, Any]) -> tuple[list[str], dict[tuple, dict[str, st
     by: dict[tuple, dict[str, str]] = {}
     for derived, c in cfg.get("cells", {}).items():
         by.setdefault(tuple(c[a] for a in axes), {})[c["arm"]] = derived
+    # the file's arms that --arms left out have no cells here, yet stay a best/worst claim's
+    # rivals: named as their cell would be, without runs (the claim is untested, named)
+    for point, arms in by.items():
+        for base in cfg.get("arm_order") or []:
+            if base not in arms:
+                arms[base] = base + "".join(f"__{a}-{v}" for a, v in zip(axes, point))
     return axes, by
 
 
@@ -133,7 +139,8 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
                 r.verdict = Verdict(Outcome(d["verdict"])) if d else NOT_SUPPORTED
             cells.append(cell)
         rivals = [] if not get_op(claim["op"]).rivals else list(dict.fromkeys(
-            cfg["cells"][t]["arm"] for c in per for t in c.get("than") or []))
+            cfg["cells"][t]["arm"] if t in cfg["cells"] else t.split("__")[0]
+            for c in per for t in c.get("than") or []))
         maps.append(ClaimMap(claim, axes, cells, rivals))
     return maps
 
