@@ -591,3 +591,24 @@ def test_a_claims_verdict_in_a_sequential_directory_is_the_designs_decision(tmp_
     write_report(d)
     assert [c["verdict"] for c in json.loads((d / "summary.json").read_text())["claims"]] == \
         ["supported", "contradicted"]
+
+
+def test_a_decided_equivalence_shows_the_threshold_it_was_decided_at(tmp_path):
+    """A `~` claim is supported when each one-sided test reaches half the look's threshold,
+    contradicted (beyond the margin, one-sided × 2) at the whole threshold: the sequential
+    section printed half for both (deblur-map-cifar10: 0.0014 beside a contradiction decided
+    at 0.00281)."""
+    from sharpen.reports.sequential import report_section
+
+    plan = SequentialPlan.make([5, 10], 0.05, 2)
+    thr = plan.nominal[1]
+    rec = {"plan": plan.as_dict(), "claims": ["within", "also within"], "ops": ["~", "~"],
+           "units": {"": {"looks": [], "finished": True, "decisions": {
+               "0": {"verdict": "contradicted", "n": 10, "look": 10, "p": thr / 3,
+                     "threshold": thr},
+               "1": {"verdict": "supported", "n": 10, "look": 10, "p": thr / 3,
+                     "threshold": thr}}}}}
+    (tmp_path / "sequential.json").write_text(json.dumps(rec))
+    rows = {r.split("|")[1].strip(): r for r in report_section(tmp_path) if r.startswith("| ")}
+    assert rows["within"].endswith(f"| {thr:.3g} |")
+    assert rows["also within"].endswith(f"| {thr / 2:.3g} |")

@@ -335,6 +335,12 @@ def _shown(op: str, threshold: float) -> float:
     return get_op(op).support_threshold(threshold) if op else threshold
 
 
+def _decided_at(op: str, d: dict[str, Any]) -> float:
+    """The threshold a decided claim reached: an equivalence supported at half the look's,
+    contradicted (beyond the margin, one-sided × 2) at the look's whole threshold."""
+    return d["threshold"] if d["verdict"] == "contradicted" else _shown(op, d["threshold"])
+
+
 def report_section(run_dir: Path) -> list[str]:
     """The report's "Decided with the fewest seeds" section, from sequential.json alone:
     per claim (and per grid cell), where it was decided, or why it stayed open."""
@@ -372,7 +378,7 @@ def report_section(run_dir: Path) -> list[str]:
                 at = f"{d['n']} (look at {d['look']})" if d.get("look", d["n"]) != d["n"] \
                     else f"{d['n']}"
                 lines.append(f"{cell}| {claim} | **{d['verdict']}** | {at} | {d['p']:.3g} | "
-                             f"{_shown(ops[i], d['threshold']):.3g} |")
+                             f"{_decided_at(ops[i], d):.3g} |")
             elif last is None:
                 lines.append(f"{cell}| {claim} | not yet looked at | – | – | – |")
             else:
