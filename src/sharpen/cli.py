@@ -386,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("sharpen: interrupted; finished runs are kept, re-run the same command to "
                   "resume", file=sys.stderr)
+        if argv is not None:  # called in-process (a test, a notebook): the caller stops too
+            raise
         return 130
 
 
