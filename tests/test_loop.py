@@ -13,7 +13,16 @@ import torch
 from torch import nn
 
 from sharpen.data import synthetic
-from sharpen.training import Hook, Split, TrainData, TrainSettings, build_models, loop, train
+from sharpen.training import (
+    Checkpoint,
+    Hook,
+    Split,
+    TrainData,
+    TrainSettings,
+    build_models,
+    loop,
+    train,
+)
 from sharpen.training.schedules import as_schedule
 from sharpen.training.stack import stack_models
 from sharpen.training.streams import generator, stream_seed
@@ -281,8 +290,10 @@ def test_the_loops_errors_say_what_is_wrong():
         train(build_models(_small, [0, 1, 2]), _data(), _settings(), [0, 1])
     with pytest.raises(ValueError, match=r"^stacked seeds need training splits of one size$"):
         train(build_models(_small, [0, 1]), [_data(64), _data(32)], _settings(), [0, 1])
+    seed_1: list[Checkpoint] = []
+    train(build_models(_small, [1]), _data(), _settings(), 1, on_checkpoint=seed_1.append)
     with pytest.raises(ValueError, match=r"^checkpoint of seeds \[1\] cannot resume seeds \[0\]$"):
-        train(build_models(_small, [0]), _data(), _settings(), 0, resume={"seeds": [1]})
+        train(build_models(_small, [0]), _data(), _settings(), 0, resume=seed_1[0])
     with pytest.raises(loop.Diverged, match=r"^loss became nan in epoch 1$") as e:
         train(build_models(_small, [0]), _data(), _settings(lr=1e30), 0)
     assert e.value.epoch == 1 and e.value.loss != e.value.loss
@@ -372,15 +383,16 @@ def test_a_checkpoint_resumes_to_the_uninterrupted_numbers_even_without_its_seed
     full = train(build_models(_small, [0, 1]), _data(), s, [0, 1])
     saved = []
 
-    def keep(state):  # as the job does: serialised at once (the dict holds live tensors)
+    def keep(ckpt):  # as the job does: serialised at once (it holds live tensors)
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save(ckpt.to_dict(), buf)
         saved.append(buf.getvalue())
 
     train(build_models(_small, [0, 1]), _data(), s, [0, 1], on_checkpoint=keep)
     ckpt = torch.load(io.BytesIO(saved[0]), weights_only=True)  # after epoch 1
     del ckpt["seeds"]  # a checkpoint written before seeds were recorded
-    resumed = train(build_models(_small, [0, 1]), _data(), s, [0, 1], resume=ckpt)
+    resumed = train(build_models(_small, [0, 1]), _data(), s, [0, 1],
+                    resume=Checkpoint.from_dict(ckpt))
     for a, b in zip(resumed.rows, full.rows):
         assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
     # the per-image predictions of the last epoch: equal, and the test accuracy they imply
@@ -391,7 +403,7 @@ def test_a_checkpoint_resumes_to_the_uninterrupted_numbers_even_without_its_seed
             full.rows[k][-1]["test_acc"])
     # killed after the last epoch's checkpoint, before the results: nothing left to train,
     # the predictions come back from the checkpoint
-    last = torch.load(io.BytesIO(saved[-1]), weights_only=True)
+    last = Checkpoint.from_dict(torch.load(io.BytesIO(saved[-1]), weights_only=True))
     done = train(build_models(_small, [0, 1]), _data(), s, [0, 1], resume=last)
     assert torch.equal(done.predictions[1]["test"], full.predictions[1]["test"])
 
@@ -490,7 +502,7 @@ def test_on_epoch_gets_each_seeds_row_with_its_extra_values_and_checkpoints_name
     seen, ckpts = [], []
     out = train(build_models(_small, [0, 1]), _data(), _settings(epochs=2), [0, 1], [_Extra()],
                 on_epoch=lambda k, row: seen.append((k, row)),
-                on_checkpoint=lambda st: ckpts.append((st["seeds"], st["epoch"])))
+                on_checkpoint=lambda ckpt: ckpts.append((ckpt.seeds, ckpt.epoch)))
     assert [(k, r["epoch"]) for k, r in seen] == [(0, 1), (1, 1), (0, 2), (1, 2)]
     assert [r for _, r in seen] == [out.rows[0][0], out.rows[1][0], out.rows[0][1],
                                     out.rows[1][1]]

@@ -24,7 +24,7 @@ from sharpen.experiments import RunConfig, load_experiment, run_experiment
 from sharpen.experiments.job import run_group
 from sharpen.experiments.plan import make_plan, stack_blockers
 from sharpen.models import create_model
-from sharpen.training import Split, TrainData, TrainSettings, build_models, train
+from sharpen.training import Checkpoint, Split, TrainData, TrainSettings, build_models, train
 from sharpen.training.stack import NotStackable, seed_state_dict, stack_models, stack_problem
 
 SEEDS = [3, 4, 5]
@@ -298,7 +298,7 @@ def test_a_killed_stacked_group_resumes_to_the_uninterrupted_numbers(tmp_path):
     before = _metrics(metrics.parent)
     assert 2 <= len(before) < 4, "the kill must land mid-training"
     assert not (metrics.parent / "result.json").exists()
-    done = torch.load(ckpt, weights_only=True)["epoch"]
+    done = Checkpoint.load(ckpt).epoch
     run_experiment(load_experiment(str(p)), out, quiet=True)
     after = _metrics(metrics.parent)
     # the epochs the checkpoint holds are kept as written before the kill (seconds included)

@@ -6,7 +6,7 @@ import torch
 from sharpen.data import synthetic
 from sharpen.models import create_model
 from sharpen.techniques import LrAdaptive
-from sharpen.training import Diverged, Hook, Split, TrainData, TrainSettings, train
+from sharpen.training import Checkpoint, Diverged, Hook, Split, TrainData, TrainSettings, train
 
 TIMING = {"seconds", "images_per_s"}
 
@@ -119,11 +119,12 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_numbers():
     s = TrainSettings(epochs=4, batch_size=64, lr=0.05)
     saved = {}
 
-    def keep(state):
-        if state["epoch"] == 2:  # a round trip through bytes, as the run directory does
+    def keep(ckpt):
+        if ckpt.epoch == 2:  # a round trip through bytes, as the run directory does
             buf = io.BytesIO()
-            torch.save(state, buf)
-            saved["ckpt"] = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+            torch.save(ckpt.to_dict(), buf)
+            saved["ckpt"] = Checkpoint.from_dict(torch.load(io.BytesIO(buf.getvalue()),
+                                                            weights_only=True))
 
     torch.manual_seed(3)
     m1 = create_model("lenet5_dropout", dropout=0.3)

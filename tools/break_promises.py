@@ -86,13 +86,13 @@ promise("P05", "Each stacked seed gets its own gradient: the stacked loss is the
         "training/loop.py", "loss.sum().backward()", "loss.mean().backward()",
         "tests/test_stacking.py::test_each_stacked_seed_equals_its_separate_run")
 promise("P06", "A resumed run continues with the same numbers as an uninterrupted one",
-        "training/loop.py", '        opt.load_state_dict(resume["optimizer"])\n', "",
+        "training/loop.py", "    run.opt.load_state_dict(ckpt.optimizer)\n", "",
         "tests/test_training.py::test_resume_from_a_checkpoint_gives_the_uninterrupted_numbers",
         "tests/test_loop.py::test_a_checkpoint_resumes_to_the_uninterrupted_numbers_even_without"
         "_its_seed_list")
 promise("P07", "A seed whose loss becomes NaN stops recording and the seeds stacked with it go "
-        "on", "training/loop.py", "                if E == 1:\n",
-        "                if True:\n",
+        "on", "training/loop.py", "            if E == 1:\n",
+        "            if True:\n",
         "tests/test_loop.py::test_a_diverging_seed_stops_recording_while_the_next_goes_on",
         "tests/test_stacking.py::test_one_diverging_seed_does_not_stop_the_others")
 

@@ -9,22 +9,22 @@ numbers as an uninterrupted one.
 
 from __future__ import annotations
 
-import io
 import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from sharpen.data.prepare import build_group_data
 from sharpen.errors import SharpenError
 from sharpen.experiments import weights
 from sharpen.experiments.build import model_factory
 from sharpen.experiments.progress import ProgressFile
-from sharpen.io import atomic_write_bytes
 from sharpen.metrics import epoch_columns, run_record
 from sharpen.models import count_parameters
 from sharpen.rundir import (
@@ -36,9 +36,13 @@ from sharpen.rundir import (
 )
 from sharpen.rundir import write_predictions as write_prediction_arrays
 from sharpen.techniques import Technique, techniques_for
-from sharpen.training import Diverged, TrainSettings, build_models, determinism, train
-from sharpen.training.loop import CHECKPOINT_FORMAT
+from sharpen.training import Diverged, Hook, TrainSettings, build_models, determinism, train
+from sharpen.training.checkpoint import Checkpoint, UnusableCheckpoint
 from sharpen.training.stack import NotStackable
+from sharpen.training.tasks import PairTask
+
+if TYPE_CHECKING:  # the name only: experiments.config's checks import the build module
+    from sharpen.experiments.config import RunConfig
 
 
 def resolve_device(name: str) -> torch.device:
@@ -53,15 +57,6 @@ def append_metrics(run_dir: Path, rows: list[dict[str, Any]], columns: list[str]
     rows.append(row)
     columns.extend(c for c in row if c not in columns)
     write_metrics(run_dir, rows, columns)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - an unreadable checkpoint only costs a restart
-        return None
 
 
 def write_predictions(rdir: Path, preds: dict[str, torch.Tensor], data: Any) -> None:
@@ -85,7 +80,7 @@ def record(res: dict[str, Any], arm: str, cell: dict[str, Any] | None, rdir: Pat
     write_result(rdir, res)
 
 
-def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
+def run_group(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
               cell: dict[str, Any] | None = None, plan: dict[str, Any] | None = None,
               record_only: set[int] | None = None,
               log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
@@ -99,69 +94,111 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
         r.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     det = determinism.resolve(cfg.deterministic, device)
-    E = len(seeds)
-    rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
-    columns = [epoch_columns() for _ in seeds]
     ckpt_path = checkpoint_path(rdirs[0])
-    resume = load_checkpoint(ckpt_path) if cfg.checkpoint else None
-    if cfg.checkpoint and resume is None and ckpt_path.exists():
-        print(f"sharpen: {ckpt_path} is unreadable; training seeds {seeds} of arm {arm!r} again "
-              "from epoch 1", file=sys.stderr, flush=True)
-    if resume is not None and resume.get("seeds") != seeds:
-        resume = None
-    if resume is not None and resume.get("format") != CHECKPOINT_FORMAT:
-        print(f"sharpen: {ckpt_path} was written by an older sharpen (its optimizer state is "
-              f"not per seed); training seeds {seeds} of arm {arm!r} again from epoch 1",
-              file=sys.stderr, flush=True)
-        resume = None
-    earlier = 0.0
-    if resume is not None:
-        for k in range(E):
-            rows[k].extend(resume["rows"][k])
-        earlier = resume.get("wall", 0.0)
-        if log:
-            log(f"resuming after epoch {resume['epoch']} from {ckpt_path}")
+    resume = _resume(cfg, ckpt_path, arm, seeds, log)
+    techs = techniques_for(cfg)
+    factory = model_factory(cfg)
+    group = _train_group(cfg, arm, seeds, rdirs, device, det, techs, factory, resume)
+    params = count_parameters(factory())
+    for tech in techs:  # each technique's own files (gradient flow's gradflow.csv)
+        if isinstance(tech, Technique):
+            for k, r in enumerate(rdirs):
+                tech.write_run_files(k, r)
+    results = []
+    for k, seed in enumerate(seeds):
+        res = _result(group, k, seeds, params, det, plan)
+        if res["status"] == "ok":
+            _save_outputs(cfg, arm, seed, rdirs[k], group, k)
+        if record_only is None or seed in record_only:
+            record(res, arm, cell, rdirs[k])
+        results.append(res)
+    ckpt_path.unlink(missing_ok=True)  # finished: the results are what count
+    progress_path(rdirs[0]).unlink(missing_ok=True)
+    return results
+
+
+def _resume(cfg: RunConfig, ckpt_path: Path, arm: str, seeds: list[int],
+            log: Callable[[str], None] | None) -> Checkpoint | None:
+    """The checkpoint this group goes on from, or None: it trains from epoch 1 (said on
+    stderr when a checkpoint is there but cannot resume; a newer sharpen's is an error)."""
+    if not cfg.checkpoint or not ckpt_path.exists():
+        return None
+    try:
+        ckpt = Checkpoint.load(ckpt_path)
+    except UnusableCheckpoint as why:  # it only costs a restart
+        print(f"sharpen: {ckpt_path} {why}; training seeds {seeds} of arm {arm!r} again from "
+              "epoch 1", file=sys.stderr, flush=True)
+        return None
+    if ckpt.seeds != seeds:  # another plan's group: this one trains from epoch 1
+        return None
+    if log:
+        log(f"resuming after epoch {ckpt.epoch} from {ckpt_path}")
+    return ckpt
+
+
+@dataclass
+class _Clock:
+    """A group's training seconds, the ones before a resume included."""
+
+    earlier: float
+    t0: float = field(default_factory=time.perf_counter)
+
+    def restart(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.earlier + time.perf_counter() - self.t0
+
+
+@dataclass
+class _Group:
+    """What training a group left for its seeds' records (per seed lists)."""
+
+    rows: list[list[dict[str, Any]]]  # its epoch rows: the checkpoint's, then this run's
+    diverged: list[str | None]
+    best: weights.BestValWeights | None  # kept when save_weights = "best_val"
+    failure: str | None = None  # why training failed (for every seed), else None
+    predictions: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    datas: list[Any] = field(default_factory=list)  # empty when building them failed
+    models: list[nn.Module] = field(default_factory=list)
+    wall: float = 0.0  # seconds trained (the group's, a resumed run's earlier ones included)
+
+
+def _train_group(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
+                 device: torch.device, det: bool, techs: list[Hook],
+                 factory: Callable[[], nn.Module], resume: Checkpoint | None) -> _Group:
+    """Train the group, writing each seed's metrics.csv every epoch and the checkpoint."""
+    E = len(seeds)
+    group = _Group([list(resume.rows[k]) if resume else [] for k in range(E)], [None] * E,
+                   weights.BestValWeights(E) if cfg.save_weights == "best_val" else None)
+    columns = [epoch_columns() for _ in seeds]
+    clock = _Clock(resume.wall if resume else 0.0)
 
     def on_epoch(k: int, row: dict[str, Any]) -> None:
         # the display (sharpen.experiments.progress) reports epochs from this file
-        append_metrics(rdirs[k], rows[k], columns[k], row)
+        append_metrics(rdirs[k], group.rows[k], columns[k], row)
 
-    t0 = time.perf_counter()
+    def on_checkpoint(ckpt: Checkpoint) -> None:
+        replace(ckpt, wall=clock.seconds()).save(checkpoint_path(rdirs[0]))
 
-    def on_checkpoint(state: dict[str, Any]) -> None:
-        buf = io.BytesIO()
-        torch.save({**state, "wall": earlier + time.perf_counter() - t0}, buf)
-        atomic_write_bytes(ckpt_path, buf.getvalue())
-
-    techs = techniques_for(cfg)
-    factory = model_factory(cfg)
-    best = weights.BestValWeights(E) if cfg.save_weights == "best_val" else None
-    failure: str | None = None
-    diverged: list[str | None] = [None] * E
-    predictions: list[dict[str, torch.Tensor]] = []
-    datas: list[Any] = []
     try:
-        datas = build_group_data(cfg, device, seeds)
+        group.datas = build_group_data(cfg, device, seeds)
         # seconds count training and evaluation only: loading the data costs a process's
         # first job alone (it is cached after), which would make s/run depend on the plan
-        t0 = time.perf_counter()
-        models = build_models(factory, seeds)
-        task = None
-        if cfg.pairs is not None:
-            from sharpen.training.tasks import PairTask
-
-            task = PairTask(models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
-        settings = TrainSettings.from_config(cfg, task=task)
+        clock.restart()
+        group.models = build_models(factory, seeds)
+        task = None if cfg.pairs is None else \
+            PairTask(group.models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
+        hooks = techs + ([group.best] if group.best else []) \
+            + [ProgressFile(progress_path(rdirs[0]))]
         with determinism.deterministic(det):
-            trained = train(models, datas, settings, seeds,
-                            hooks=techs + ([best] if best else [])
-                            + [ProgressFile(progress_path(rdirs[0]))], device=device,
-                            on_epoch=on_epoch,
+            trained = train(group.models, group.datas, TrainSettings.from_config(cfg, task=task),
+                            seeds, hooks=hooks, device=device, on_epoch=on_epoch,
                             on_checkpoint=on_checkpoint if cfg.checkpoint else None,
                             resume=resume)
-        diverged, predictions = trained.diverged, trained.predictions
+        group.diverged, group.predictions = trained.diverged, trained.predictions
     except Diverged as exc:  # one seed: train raises
-        diverged = [str(exc)]
+        group.diverged = [str(exc)]
     except NotStackable as exc:
         raise SharpenError(f"arm {arm!r}: stack_seeds: {exc}; set stack_seeds = 1") from None
     except SharpenError:
@@ -170,36 +207,38 @@ def run_group(cfg: Any, arm: str, seeds: list[int], rdirs: list[Path],
         tb = traceback.format_exc()
         for r in rdirs:
             write_traceback(r, tb)
-        failure = f"{type(exc).__name__}: {exc}"
-    wall = earlier + time.perf_counter() - t0
-    params = count_parameters(factory())
-    for tech in techs:  # each technique's own files (gradient flow's gradflow.csv)
-        if isinstance(tech, Technique):
-            for k, r in enumerate(rdirs):
-                tech.write_run_files(k, r)
-    results = []
-    for k, seed in enumerate(seeds):
-        status = "failed" if failure else ("diverged" if diverged[k] else "ok")
-        res: dict[str, Any] = {"seed": seed, "status": status,
-                               "error": failure or diverged[k] or "",
-                               "seconds": wall / E, "params": params,
-                               "epochs_done": len(rows[k]), "stacked_seeds": E,
-                               "deterministic": det}
-        if plan is not None:
-            res["plan"] = {**plan, "group": list(seeds)}
-        res.update(run_record(rows[k]))  # the stored metrics (sharpen.metrics)
-        data_k = datas[k] if len(datas) > k else (datas[0] if datas else None)
-        norm = {"mean": data_k.mean, "std": data_k.std} if data_k is not None else {}
-        if status == "ok" and cfg.save_weights == "final":
-            weights.save(rdirs[k], models[k].state_dict(), arm, seed, "final", len(rows[k]),
-                         **norm)
-        elif status == "ok" and best is not None and best.weights[k] is not None:
-            weights.save(rdirs[k], best.weights[k], arm, seed, "best_val", best.epoch[k], **norm)
-        if status == "ok" and k < len(predictions) and predictions[k]:
-            write_predictions(rdirs[k], predictions[k], data_k)
-        if record_only is None or seed in record_only:
-            record(res, arm, cell, rdirs[k])
-        results.append(res)
-    ckpt_path.unlink(missing_ok=True)  # finished: the results are what count
-    progress_path(rdirs[0]).unlink(missing_ok=True)
-    return results
+        group.failure = f"{type(exc).__name__}: {exc}"
+    group.wall = clock.seconds()
+    return group
+
+
+def _result(group: _Group, k: int, seeds: list[int], params: int, det: bool,
+            plan: dict[str, Any] | None) -> dict[str, Any]:
+    """Seed k's result.json (before its arm and grid cell are added)."""
+    E = len(seeds)
+    status = "failed" if group.failure else ("diverged" if group.diverged[k] else "ok")
+    res: dict[str, Any] = {"seed": seeds[k], "status": status,
+                           "error": group.failure or group.diverged[k] or "",
+                           "seconds": group.wall / E, "params": params,
+                           "epochs_done": len(group.rows[k]), "stacked_seeds": E,
+                           "deterministic": det}
+    if plan is not None:
+        res["plan"] = {**plan, "group": list(seeds)}
+    res.update(run_record(group.rows[k]))  # the stored metrics (sharpen.metrics)
+    return res
+
+
+def _save_outputs(cfg: RunConfig, arm: str, seed: int, rdir: Path, group: _Group,
+                  k: int) -> None:
+    """A finished seed's weights (as save_weights asks) and per-image predictions."""
+    datas = group.datas
+    data_k = datas[k] if len(datas) > k else (datas[0] if datas else None)
+    norm = {"mean": data_k.mean, "std": data_k.std} if data_k is not None else {}
+    if cfg.save_weights == "final":
+        weights.save(rdir, group.models[k].state_dict(), arm, seed, "final", len(group.rows[k]),
+                     **norm)
+    elif group.best is not None and group.best.weights[k] is not None:
+        weights.save(rdir, group.best.weights[k], arm, seed, "best_val", group.best.epoch[k],
+                     **norm)
+    if k < len(group.predictions) and group.predictions[k]:
+        write_predictions(rdir, group.predictions[k], data_k)

@@ -1,5 +1,6 @@
 """The training loop (one or many seeds), stacked models, random streams and schedules."""
 
+from sharpen.training.checkpoint import Checkpoint
 from sharpen.training.loop import (
     Diverged,
     Hook,
@@ -14,5 +15,6 @@ from sharpen.training.loop import (
 )
 from sharpen.training.schedules import as_schedule, check_schedule
 
-__all__ = ["Diverged", "Hook", "Split", "TrainData", "TrainSettings", "TrainState", "Trained",
-           "build_models", "evaluate", "train", "as_schedule", "check_schedule"]
+__all__ = ["Checkpoint", "Diverged", "Hook", "Split", "TrainData", "TrainSettings",
+           "TrainState", "Trained", "build_models", "evaluate", "train", "as_schedule",
+           "check_schedule"]

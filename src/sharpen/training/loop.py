@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sharpen.training.checkpoint import Checkpoint
 from sharpen.training.schedules import as_schedule
 from sharpen.training.stack import (
     StackedConv,
@@ -52,9 +53,7 @@ from sharpen.training.stack import (
     stack_models,
 )
 from sharpen.training.streams import generator, stream_seed
-
-# what a checkpoint holds; 2: the optimizer's state per seed slice (SeedOptimizer)
-CHECKPOINT_FORMAT = 2
+from sharpen.training.tasks import ClassificationTask
 
 
 class Diverged(RuntimeError):
@@ -428,221 +427,354 @@ class Trained:
     predictions: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
 
-def _set_lr(opt: torch.optim.Optimizer, lr: float, wd: float | None) -> None:
+def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[TrainData],
+          settings: TrainSettings, seeds: int | Sequence[int], hooks: Sequence[Hook] = (),
+          device: torch.device | str = "cpu",
+          on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+          eval_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          on_checkpoint: Callable[[Checkpoint], None] | None = None,
+          resume: Checkpoint | None = None) -> Trained:
+    """Train one model per seed, all at once, and return every seed's epoch rows.
+
+    ``models`` holds one model per seed (build them with :func:`build_models`); ``data``
+    one TrainData, or one per seed. ``on_epoch(k, row)`` is called for seed index k after
+    every epoch. ``on_checkpoint`` receives, after every epoch, a :class:`Checkpoint` of
+    everything needed to continue exactly (weights, optimizer, every random stream, hook
+    states, rows; its tensors are the live ones: save it at once); passing it back as
+    ``resume`` continues with the same numbers as an uninterrupted run. With one seed, a
+    NaN loss raises :class:`Diverged`; with several, the seed is marked diverged and the
+    others go on.
+    """
+    seeds, models, datas = _per_seed(models, data, seeds)
+    run = _build(models, datas, settings, seeds, torch.device(device), eval_transform)
+    state, s = run.state, settings
+    record = _Record.fresh(len(seeds)) if resume is None else _restore(run, hooks, resume)
+    n, bs = len(datas[0].train), s.batch_size
+    stop = n - n % bs if s.drop_last and n >= bs else n  # images drawn per epoch
+    state.batches = -(-stop // bs)
+    lr = _LrSchedule.of(s, state.batches)
+    for epoch in range(record.epoch, s.epochs):
+        if all(d is not None for d in record.diverged):
+            break
+        _start_epoch(state, epoch)
+        scale = lr.apply(state)
+        # the clock starts: images/s counts a curriculum's per-epoch data preparation
+        tally = _EpochTally.start(state.lr, len(seeds), state.device)
+        for h in hooks:
+            h.on_epoch_start(state)
+        order = torch.stack([torch.randperm(n, generator=g)
+                             for g in state.generators("data_order")]).to(state.device)
+        for i in range(0, stop, bs):
+            state.batch = i // bs
+            if lr.per_step and i:
+                scale = lr.apply(state)
+            idx = order[:, i:i + bs]  # E×b: each seed's images in this batch
+            x, y = _draw_batch(run, hooks, idx)
+            loss, out = _step(run, hooks, x, y, scale)
+            tally.add(state.task, loss, out, y, idx.shape[1])
+        tally.stop()
+        evals, record.predictions = _evaluate_epoch(run)
+        _record_epoch(run, hooks, record, tally, evals, on_epoch)
+        if on_checkpoint is not None:
+            on_checkpoint(_checkpoint(run, hooks, record))
+    with torch.no_grad():  # each seed's model ends holding its trained weights
+        for e, m in enumerate(models):
+            m.to(state.device).load_state_dict(seed_state_dict(run.model, e))
+    return Trained(run.model, record.rows, record.diverged, record.predictions)
+
+
+# --- the phases of train, in the order it calls them -----------------------------------------
+
+def _per_seed(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[TrainData],
+              seeds: int | Sequence[int]
+              ) -> tuple[list[int], list[nn.Module], list[TrainData]]:
+    """The seeds, their models and their data as lists of one length (checked)."""
+    seed_list = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
+    model_list = [models] if isinstance(models, nn.Module) else list(models)
+    E = len(seed_list)
+    if len(model_list) != E:
+        raise ValueError(f"{len(model_list)} models for {E} seeds")
+    datas = [data] * E if isinstance(data, TrainData) else list(data)
+    if len({len(d.train) for d in datas}) != 1:
+        raise ValueError("stacked seeds need training splits of one size")
+    return seed_list, model_list, datas
+
+
+@dataclass
+class _Run:
+    """The parts of one training every phase shares, built once by :func:`_build`."""
+
+    model: nn.Module  # the stacked model (stack_models)
+    forward: Callable[[torch.Tensor], Any]  # the model, or torch.compile's wrapper of it
+    opt: SeedOptimizer
+    state: TrainState  # what hooks see (it holds the model, optimizer, data, task, norm)
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]]  # bf16, or nothing
+    memory_format: torch.memory_format  # of a batch of images (NHWC when channels_last)
+
+
+def _build(models: list[nn.Module], datas: list[TrainData], s: TrainSettings,
+           seeds: list[int], device: torch.device,
+           eval_transform: Callable[[torch.Tensor], torch.Tensor] | None) -> _Run:
+    """The seeds' models stacked into one on ``device``, its optimizer and the state."""
+    if s.amp not in ("off", "bf16"):
+        raise ValueError(f"amp must be 'off' or 'bf16', got {s.amp!r}")
+    model = stack_models(models, resolve_strategy(s.stack_conv, device)).to(device).train()
+    if s.channels_last:
+        for m in model.modules():
+            if isinstance(m, StackedConv):
+                m.channels_last_()
+    bf16 = s.amp == "bf16"
+    opt = make_optimizer(model, s)
+    forward = (torch.compile(model, mode=s.compile) if isinstance(s.compile, str)
+               else torch.compile(model)) if s.compile else model
+    state = TrainState(model, opt, datas, s, device, seeds, norm=normalizer(datas, device),
+                       task=s.task or ClassificationTask(s.loss), eval_transform=eval_transform)
+    bind_dropout(model, state.generators("dropout", device))
+    state.lr_scale = [1.0] * len(seeds)
+    return _Run(model, forward, opt, state,
+                (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16
+                else contextlib.nullcontext,
+                torch.channels_last if s.channels_last else torch.contiguous_format)
+
+
+@dataclass
+class _Record:
+    """What training has produced so far: per seed its rows, None or why it diverged, and
+    its predictions at the last epoch evaluated; ``epoch``: the epochs done."""
+
+    rows: list[list[dict[str, Any]]]
+    diverged: list[str | None]
+    predictions: list[dict[str, torch.Tensor]]
+    epoch: int
+
+    @classmethod
+    def fresh(cls, seeds: int) -> _Record:
+        return cls([[] for _ in range(seeds)], [None] * seeds, [], 0)
+
+
+def _restore(run: _Run, hooks: Sequence[Hook], ckpt: Checkpoint) -> _Record:
+    """Put a checkpoint's state back (model, optimizer, random streams, hooks, lr scales,
+    step) and return its record: training goes on after its epoch."""
+    state = run.state
+    if ckpt.seeds is not None and ckpt.seeds != state.seeds:
+        raise ValueError(f"checkpoint of seeds {ckpt.seeds} cannot resume seeds {state.seeds}")
+    run.model.load_state_dict(ckpt.model)
+    run.opt.load_state_dict(ckpt.optimizer)
+    for (name, dev), states in ckpt.rng.items():
+        for g, st in zip(state.generators(name, dev if dev != "cuda" else state.device),
+                         states):
+            g.set_state(st)
+    torch.set_rng_state(ckpt.torch_rng)
+    for h, hs in zip(hooks, ckpt.hooks):
+        h.load_state_dict(hs)
+    state.lr_scale = list(ckpt.lr_scale)
+    state.step = ckpt.step
+    return _Record([list(r) for r in ckpt.rows], list(ckpt.diverged),
+                   list(ckpt.predictions), ckpt.epoch)
+
+
+@dataclass
+class _LrSchedule:
+    """The learning rate and weight decay of each step: the schedules × a linear warm-up."""
+
+    lr: Any  # schedules (training.schedules)
+    weight_decay: Any
+    warm_steps: int  # 0: no warm-up
+    const_wd: bool  # a plain number: the optimizer keeps the one it was built with
+
+    @classmethod
+    def of(cls, s: TrainSettings, batches: int) -> _LrSchedule:
+        warm = max(1, round(s.warmup * batches)) if s.warmup > 0 else 0
+        return cls(as_schedule(s.lr), as_schedule(s.weight_decay), warm,
+                   isinstance(s.weight_decay, (int, float)))
+
+    @property
+    def per_step(self) -> bool:
+        """Set again before every step (else once per epoch)."""
+        return bool(self.warm_steps) or self.lr.per == "step" or self.weight_decay.per == "step"
+
+    def apply(self, state: TrainState) -> torch.Tensor | None:
+        """Put this step's lr and weight decay into the optimizer (``state.lr``: the
+        schedule's); returns each seed's update scale when their ``lr_scale``s differ."""
+        warm = min(1.0, (state.step + 1) / self.warm_steps) if self.warm_steps else 1.0
+        state.lr = state.now(self.lr) * warm
+        mult = state.lr_scale
+        uniform = all(m == mult[0] for m in mult)
+        # per-seed lr multipliers: step with lr 1 and scale each seed's update (SGD, Adam
+        # and AdamW updates are linear in lr); one multiplier for all: the group lr carries it
+        _set_lr(state.optimizer, state.lr * mult[0] if uniform else 1.0,
+                None if self.const_wd else state.now(self.weight_decay))
+        return None if uniform else torch.tensor([state.lr * m for m in mult],
+                                                 device=state.device)
+
+
+def _set_lr(opt: SeedOptimizer, lr: float, wd: float | None) -> None:
     for g in opt.param_groups:
         g["lr"] = lr
         if wd is not None:
             g["weight_decay"] = wd
 
 
+def _start_epoch(state: TrainState, epoch: int) -> None:
+    """Reset what hooks may have changed last epoch: the images in use, reported values."""
+    state.epoch = epoch
+    state.train_x = [d.train.x for d in state.data]
+    state.extra = {}
+    state.batch = 0
+
+
+@dataclass
+class _EpochTally:
+    """One epoch's training numbers, summed on the device (no sync per batch), its clock
+    and the lr of its first step."""
+
+    lr: float
+    loss_sum: torch.Tensor  # per seed, Σ batch mean loss × batch size
+    correct: torch.Tensor
+    extra: dict[str, list[Any]]  # a task's extra metric → [per-seed counts, items]
+    seen: int = 0  # images per seed
+    t0: float = 0.0
+    train_time: float = 0.0
+
+    @classmethod
+    def start(cls, lr: float, seeds: int, device: torch.device) -> _EpochTally:
+        return cls(lr, torch.zeros(seeds, device=device),
+                   torch.zeros(seeds, dtype=torch.long, device=device), {},
+                   t0=time.perf_counter())
+
+    @torch.no_grad()
+    def add(self, task: Any, loss: torch.Tensor, out: Any, y: torch.Tensor, b: int) -> None:
+        """Count a batch of ``b`` images per seed (``loss``: its E mean losses)."""
+        E = loss.shape[0]
+        self.loss_sum += loss.detach().float() * b
+        self.correct += task.correct(out, y).view(E, b).sum(1)
+        for k, (c, per) in task.extra(out, y).items():
+            e = self.extra.setdefault(k, [torch.zeros_like(self.correct), 0])
+            e[0] += c.view(E, b).sum(1)
+            e[1] += per * b
+        self.seen += b
+
+    def stop(self) -> None:
+        self.train_time = time.perf_counter() - self.t0
+
+
+def _draw_batch(run: _Run, hooks: Sequence[Hook], idx: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seed-major images and targets of the batch ``idx`` (E×b), normalised and through the
+    hooks' ``on_batch``."""
+    state = run.state
+    state.batch_index = idx
+    datas = state.data
+    x = state.norm(state.gather(state.train_x, idx))
+    y = datas[0].train.y[idx.reshape(-1)] if all(d.train.y is datas[0].train.y for d in datas) \
+        else state.gather([d.train.y for d in datas], idx)
+    for h in hooks:
+        x, y = h.on_batch(state, x, y)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=run.memory_format)
+    return x, y
+
+
+def _step(run: _Run, hooks: Sequence[Hook], x: torch.Tensor, y: torch.Tensor,
+          scale: torch.Tensor | None) -> tuple[torch.Tensor, Any]:
+    """One optimizer step on a batch; returns the seeds' losses (after ``on_loss``) and the
+    model's output. ``scale``: each seed's lr, when their lr scales differ."""
+    state, opt = run.state, run.opt
+    with run.autocast():
+        out = run.forward(x)
+        per_sample = state.task.loss(out, y)
+    loss = per_sample.view(state.n_seeds, -1).mean(1)
+    for h in hooks:
+        loss = h.on_loss(state, loss, out, y)
+    opt.zero_grad(set_to_none=True)
+    loss.sum().backward()  # seeds share no weights: each gets its own gradient
+    for h in hooks:
+        h.on_before_step(state)
+    if scale is None:
+        opt.step()
+    else:  # the optimizer stepped with lr 1: each seed's update is scaled by its own lr
+        before = [p.detach().clone() for p in run.model.parameters()]
+        opt.step()
+        with torch.no_grad():
+            for p, p0 in zip(run.model.parameters(), before):
+                p.copy_(p0 + (p - p0) * scale.view(-1, *[1] * (p.dim() - 1)))
+    for h in hooks:
+        h.on_step(state)
+    state.step += 1
+    return loss, out
+
+
+def _evaluate_epoch(run: _Run) -> tuple[dict[str, list[dict[str, float]]],
+                                        list[dict[str, torch.Tensor]]]:
+    """Every seed on every split it is evaluated on (:meth:`TrainState.eval_splits`): its
+    numbers per split, and its predicted class of every image per split."""
+    state = run.state
+    preds: dict[str, list[torch.Tensor]] = {}
+    evals = {name: evaluate(run.model, sp, state.norm, state.task,
+                            state.settings.eval_batch_size, state.eval_transform,
+                            predictions=preds.setdefault(name, []))
+             for name, sp in state.eval_splits()}
+    return evals, [{name: p[k] for name, p in preds.items() if p} for k in range(state.n_seeds)]
+
+
+def _record_epoch(run: _Run, hooks: Sequence[Hook], record: _Record, tally: _EpochTally,
+                  evals: dict[str, list[dict[str, float]]],
+                  on_epoch: Callable[[int, dict[str, Any]], None] | None) -> None:
+    """Each seed's row of the epoch, through the hooks' ``on_epoch_end``, into the record;
+    a seed whose training loss is not finite diverges instead (with one seed: raises)."""
+    state = run.state
+    E, epoch = state.n_seeds, state.epoch
+    losses = tally.loss_sum.double().cpu() / max(tally.seen, 1)
+    for k in range(E):
+        if record.diverged[k] is not None:
+            continue
+        train_loss = float(losses[k])
+        if not math.isfinite(train_loss):
+            if E == 1:
+                raise Diverged(epoch + 1, train_loss)
+            record.diverged[k] = str(Diverged(epoch + 1, train_loss))
+            continue
+        row = _seed_row(state, k, train_loss, tally, evals)
+        state.seed_index = k
+        for h in hooks:
+            h.on_epoch_end(state, row)
+        record.rows[k].append(row)
+        if on_epoch is not None:
+            on_epoch(k, row)
+    record.epoch = epoch + 1
+
+
+def _seed_row(state: TrainState, k: int, train_loss: float, tally: _EpochTally,
+              evals: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """Seed k's numbers of the epoch (before the hooks add theirs), in metrics.csv's order."""
+    seen = max(tally.seen, 1)
+    row: dict[str, Any] = {"epoch": state.epoch + 1, "train_loss": train_loss,
+                           "train_acc": int(tally.correct[k]) / seen}
+    row.update({f"train_{name}": int(c[k]) / max(t, 1) for name, (c, t) in tally.extra.items()})
+    for name, ev in evals.items():
+        r = dict(ev[k])
+        row[f"{name}_loss"], row[f"{name}_acc"] = r.pop("loss"), r.pop("acc")
+        row.update({f"{name}_{m}": v for m, v in r.items()})
+    row["gap"] = row["train_acc"] - row.get("val_acc", row["test_acc"])
+    row["lr"] = tally.lr * state.lr_scale[k]
+    row["seconds"] = time.perf_counter() - tally.t0
+    row["images_per_s"] = (tally.seen * state.n_seeds / tally.train_time if tally.train_time > 0
+                           else float("nan"))
+    row.update({name: _seed_value(v, k) for name, v in state.extra.items()})
+    return row
+
+
 def _seed_value(v: Any, k: int) -> Any:
     return v[k] if isinstance(v, (list, tuple)) else v
 
 
-def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[TrainData],
-          settings: TrainSettings, seeds: int | Sequence[int], hooks: Sequence[Hook] = (),
-          device: torch.device | str = "cpu",
-          on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
-          eval_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-          on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
-          resume: dict[str, Any] | None = None) -> Trained:
-    """Train one model per seed, all at once, and return every seed's epoch rows.
-
-    ``models`` holds one model per seed (build them with :func:`build_models`); ``data``
-    one TrainData, or one per seed. ``on_epoch(k, row)`` is called for seed index k after
-    every epoch. ``on_checkpoint`` receives, after every epoch, everything needed to
-    continue exactly (weights, optimizer, every random stream, hook states, rows); passing
-    that dict back as ``resume`` continues with the same numbers as an uninterrupted run.
-    With one seed, a NaN loss raises :class:`Diverged`; with several, the seed is marked
-    diverged and the others go on.
-    """
-    seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
-    models = [models] if isinstance(models, nn.Module) else list(models)
-    E = len(seeds)
-    if len(models) != E:
-        raise ValueError(f"{len(models)} models for {E} seeds")
-    datas = [data] * E if isinstance(data, TrainData) else list(data)
-    if len({len(d.train) for d in datas}) != 1:
-        raise ValueError("stacked seeds need training splits of one size")
-    s = settings
-    device = torch.device(device)
-    if s.amp not in ("off", "bf16"):
-        raise ValueError(f"amp must be 'off' or 'bf16', got {s.amp!r}")
-    model = stack_models(models, resolve_strategy(s.stack_conv, device)).to(device).train()
-    fmt = torch.channels_last if s.channels_last else torch.contiguous_format
-    if s.channels_last:
-        for m in model.modules():
-            if isinstance(m, StackedConv):
-                m.channels_last_()
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if s.amp == "bf16" \
-        else contextlib.nullcontext
-    opt = make_optimizer(model, s)
-    if s.compile:
-        fmodel = torch.compile(model, mode=s.compile) if isinstance(s.compile, str) \
-            else torch.compile(model)
-    else:
-        fmodel = model
-    lr_s, wd_s = as_schedule(s.lr), as_schedule(s.weight_decay)
-    norm = normalizer(datas, device)
-    from sharpen.training.tasks import ClassificationTask
-
-    task = s.task or ClassificationTask(s.loss)
-    state = TrainState(model, opt, datas, s, device, seeds, norm=norm, task=task,
-                       eval_transform=eval_transform)
-    bind_dropout(model, state.generators("dropout", device))
-    state.lr_scale = [1.0] * E
-    rows: list[list[dict[str, Any]]] = [[] for _ in seeds]
-    diverged: list[str | None] = [None] * E
-    predictions: list[dict[str, torch.Tensor]] = []
-    first = 0
-    if resume is not None:
-        if resume.get("seeds", seeds) != seeds:
-            raise ValueError(f"checkpoint of seeds {resume['seeds']} cannot resume seeds {seeds}")
-        if resume.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"a checkpoint of format {resume.get('format', 1)} cannot resume "
-                             f"this trainer's (format {CHECKPOINT_FORMAT}: per-seed optimizer "
-                             "state); train again from epoch 1")
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        for key, states in resume["rng"].items():
-            for g, st in zip(state.generators(key[0], key[1] if key[1] != "cuda" else device), states):
-                g.set_state(st)
-        torch.set_rng_state(resume["torch_rng"])
-        for h, hs in zip(hooks, resume["hooks"]):
-            h.load_state_dict(hs)
-        state.lr_scale = list(resume.get("lr_scale") or resume["lr_mult"])  # (older name)
-        state.step = resume["step"]
-        rows = [list(r) for r in resume["rows"]]
-        diverged = list(resume["diverged"])
-        first = resume["epoch"]
-        predictions = list(resume.get("predictions") or [])
-    n = len(datas[0].train)
-    bs = s.batch_size
-    shared_y = all(d.train.y is datas[0].train.y for d in datas)
-    stop = n - n % bs if s.drop_last and n >= bs else n
-    state.batches = -(-stop // bs)
-    warm_steps = max(1, round(s.warmup * state.batches)) if s.warmup > 0 else 0
-    per_step = bool(warm_steps) or lr_s.per == "step" or wd_s.per == "step"
-    const_wd = isinstance(s.weight_decay, (int, float))
-
-    def set_lr(mult: list[float]) -> torch.Tensor | None:
-        """Put this step's lr (schedule × warm-up) and weight decay into the optimizer;
-        returns the per-seed update scale when the seeds' multipliers differ."""
-        state.lr = state.now(lr_s) * (min(1.0, (state.step + 1) / warm_steps) if warm_steps
-                                       else 1.0)
-        uniform = all(m == mult[0] for m in mult)
-        # per-seed lr multipliers: step with lr 1 and scale each seed's update (SGD, Adam
-        # and AdamW updates are linear in lr); one multiplier for all: the group lr carries it
-        _set_lr(opt, state.lr * mult[0] if uniform else 1.0,
-                None if const_wd else state.now(wd_s))
-        return None if uniform else torch.tensor([state.lr * m for m in mult], device=device)
-    for epoch in range(first, s.epochs):
-        if all(d is not None for d in diverged):
-            break
-        state.epoch = epoch
-        state.train_x = [d.train.x for d in datas]
-        state.extra = {}
-        state.batch = 0
-        scale = set_lr(state.lr_scale)
-        epoch_lr = state.lr  # reported: the lr of the epoch's first step
-        t0 = time.perf_counter()  # images/s counts a curriculum's per-epoch data preparation
-        for h in hooks:
-            h.on_epoch_start(state)
-        perm = torch.stack([torch.randperm(n, generator=g)
-                            for g in state.generators("data_order")]).to(device)
-        loss_sum = torch.zeros(E, device=device)
-        correct = torch.zeros(E, dtype=torch.long, device=device)
-        extra: dict[str, list[Any]] = {}
-        seen = 0
-        for i in range(0, stop, bs):
-            state.batch = i // bs
-            if per_step and i:
-                scale = set_lr(state.lr_scale)
-            idx = perm[:, i:i + bs]
-            b = idx.shape[1]
-            state.batch_index = idx
-            x = norm(state.gather(state.train_x, idx))
-            y = datas[0].train.y[idx.reshape(-1)] if shared_y else state.gather(
-                [d.train.y for d in datas], idx)
-            for h in hooks:
-                x, y = h.on_batch(state, x, y)
-            if x.dim() == 4:
-                x = x.contiguous(memory_format=fmt)
-            with autocast():
-                out = fmodel(x)
-                per_sample = task.loss(out, y)
-            loss = per_sample.view(E, b).mean(1)
-            for h in hooks:
-                loss = h.on_loss(state, loss, out, y)
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()  # seeds share no weights: each gets its own gradient
-            for h in hooks:
-                h.on_before_step(state)
-            if scale is None:
-                opt.step()
-            else:
-                before = [p.detach().clone() for p in model.parameters()]
-                opt.step()
-                with torch.no_grad():
-                    for p, p0 in zip(model.parameters(), before):
-                        p.copy_(p0 + (p - p0) * scale.view(-1, *[1] * (p.dim() - 1)))
-            for h in hooks:
-                h.on_step(state)
-            state.step += 1
-            with torch.no_grad():  # accumulate on device: no sync per batch
-                loss_sum += loss.detach().float() * b
-                correct += task.correct(out, y).view(E, b).sum(1)
-                for k, (c, per) in task.extra(out, y).items():
-                    e = extra.setdefault(k, [torch.zeros(E, dtype=torch.long, device=device), 0])
-                    e[0] += c.view(E, b).sum(1)
-                    e[1] += per * b
-            seen += b
-        train_time = time.perf_counter() - t0
-        preds: dict[str, list[torch.Tensor]] = {}
-        evals = {name: evaluate(model, sp, norm, task, s.eval_batch_size, eval_transform,
-                                predictions=preds.setdefault(name, []))
-                 for name, sp in state.eval_splits()}
-        predictions = [{name: p[k] for name, p in preds.items() if p} for k in range(E)]
-        losses = loss_sum.double().cpu() / max(seen, 1)
-        corrects = correct.cpu()
-        for k in range(E):
-            if diverged[k] is not None:
-                continue
-            train_loss = float(losses[k])
-            if not math.isfinite(train_loss):
-                if E == 1:
-                    raise Diverged(epoch + 1, train_loss)
-                diverged[k] = str(Diverged(epoch + 1, train_loss))
-                continue
-            row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
-                                   "train_acc": int(corrects[k]) / max(seen, 1)}
-            row.update({f"train_{name}": int(c[k]) / max(t, 1) for name, (c, t) in extra.items()})
-            for name, ev in evals.items():
-                r = dict(ev[k])
-                row[f"{name}_loss"], row[f"{name}_acc"] = r.pop("loss"), r.pop("acc")
-                row.update({f"{name}_{m}": v for m, v in r.items()})
-            row["gap"] = row["train_acc"] - row.get("val_acc", row["test_acc"])
-            row["lr"] = epoch_lr * state.lr_scale[k]
-            row["seconds"] = time.perf_counter() - t0
-            row["images_per_s"] = seen * E / train_time if train_time > 0 else float("nan")
-            row.update({name: _seed_value(v, k) for name, v in state.extra.items()})
-            state.seed_index = k
-            for h in hooks:
-                h.on_epoch_end(state, row)
-            rows[k].append(row)
-            if on_epoch is not None:
-                on_epoch(k, row)
-        if on_checkpoint is not None:
-            on_checkpoint({
-                "format": CHECKPOINT_FORMAT, "seeds": seeds, "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "rng": {key: [g.get_state() for g in gs] for key, gs in state.rng.items()},
-                "torch_rng": torch.get_rng_state(), "hooks": [h.state_dict() for h in hooks],
-                "lr_scale": state.lr_scale, "step": state.step, "rows": rows,
-                "diverged": diverged, "predictions": predictions,
-            })
-    with torch.no_grad():  # each seed's model ends holding its trained weights
-        for e, m in enumerate(models):
-            m.to(device).load_state_dict(seed_state_dict(model, e))
-    return Trained(model, rows, diverged, predictions)
+def _checkpoint(run: _Run, hooks: Sequence[Hook], record: _Record) -> Checkpoint:
+    """Everything needed to go on after ``record.epoch`` epochs with the same numbers."""
+    state = run.state
+    return Checkpoint(
+        seeds=state.seeds, epoch=record.epoch, model=run.model.state_dict(),
+        optimizer=run.opt.state_dict(),
+        rng={key: [g.get_state() for g in gs] for key, gs in state.rng.items()},
+        torch_rng=torch.get_rng_state(), hooks=[h.state_dict() for h in hooks],
+        lr_scale=state.lr_scale, step=state.step, rows=record.rows,
+        diverged=record.diverged, predictions=record.predictions)
