@@ -22,6 +22,7 @@ import sharpen
 from sharpen import SharpenError
 from sharpen.experiments import load_experiment, run_experiment, runner
 from sharpen.experiments.config import RunConfig
+from sharpen.experiments.schedule import found_run
 from sharpen.rundir import RunDir
 
 SMALL = """
@@ -200,8 +201,8 @@ def test_finished_runs_are_kept_failed_ones_trained_again(small, tmp_path):
     # seed 5 diverged earlier (kept as it is); seed 6 failed (trained again)
     res[5].write_text(json.dumps({**ok, "status": "diverged", "test_acc": 0.125}))
     res[6].write_text(json.dumps({**json.loads(res[6].read_text()), "status": "failed"}))
-    assert runner._finished(out, "a", 5)["test_acc"] == 0.125
-    assert runner._finished(out, "a", 6) is None and runner._finished(out, "a", 7) is None
+    assert found_run(out, "a", 5) == ({**ok, "status": "diverged", "test_acc": 0.125}, None)
+    assert found_run(out, "a", 6) == (None, None) and found_run(out, "a", 7) == (None, None)
     _, results = run(exp_of(small), out, quiet=True)
     by = {(r["arm"], r["seed"]): r for r in results}
     assert by[("a", 5)]["status"] == "diverged" and by[("a", 5)]["test_acc"] == 0.125

@@ -189,8 +189,8 @@ promise("P32", "A best/worst claim without `than` counts the file's arms that --
         "not_run")
 promise("P33", "An arm the experiment file no longer has (renamed or deleted) is refused, not "
         "kept in the directory as a rival", "experiments/runner.py",
-        "            refuse_dropped_arms(out, old, resolved, exp.source)\n",
-        "            pass\n",
+        "        refuse_dropped_arms(out, old, resolved, exp.source)\n",
+        "        pass\n",
         "tests/test_directory_identity.py::test_an_arm_renamed_in_the_file_is_refused_not_kept_as"
         "_a_rival")
 promise("P28", "An arm that sets a key no enabled part of its training reads is warned about "

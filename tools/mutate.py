@@ -77,6 +77,8 @@ MODULES: dict[str, list[str]] = {
     "experiments/runner.py": ["tests/test_runner.py"],
     # twin runs: the rules on hand-written folders, and a copy against a real training
     "experiments/twins.py": ["tests/test_twins.py"],
+    # what an invocation runs, on folders built by hand (no training)
+    "experiments/schedule.py": ["tests/test_schedule.py"],
 }
 COPY = ["src", "tests", "docs", "README.md", "benchmarks", "pyproject.toml"]
 STATUSES = ("killed", "survived", "timeout", "no tests", "suspicious", "skipped", "segfault",

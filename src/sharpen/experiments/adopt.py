@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from sharpen.errors import SharpenError
+from sharpen.experiments.config import load_experiment
 from sharpen.io import atomic_write_json
+from sharpen.reports.sequential import check_bound
 from sharpen.rundir import CONFIG, RunDir
 
 
 def adopt_claims(run_dir: Path, experiment: str) -> None:
     """Record an experiment file's claims (baseline, published numbers and margin) in ``run_dir``'s
     config.json; the report is then rebuilt from the directory alone, as always."""
-    from sharpen.experiments import load_experiment
-
     exp = load_experiment(experiment)
     cfg = RunDir(run_dir).config()
     # another experiment's claims and published numbers (same arm names, another protocol)
@@ -23,8 +23,6 @@ def adopt_claims(run_dir: Path, experiment: str) -> None:
             f"{run_dir} holds runs of another experiment (experiment {cfg['name']!r} → "
             f"{exp.name!r}): --claims-from adopts the claims of the directory's own "
             f"experiment file (name = {cfg['name']!r})")
-    from sharpen.reports.sequential import check_bound
-
     # a sequential design's claims stay as it bound them; a report adds no seeds, so the
     # file's `runs` is not asked about (look=True: the claims alone are checked)
     check_bound(Path(run_dir), exp, look=True)

@@ -9,6 +9,7 @@ is one :class:`Backend` entry there.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,10 +43,11 @@ Log = Callable[[str], None] | None
 
 def run_job(job: Job, log: Log = None) -> list[dict[str, Any]]:
     """Run one job here with the plan's thread count (restored afterwards)."""
-    import torch
+    # the CLI's parser reads BACKENDS: torch and the trainer load when a job runs
+    import torch  # lazy: start-up: torch not loaded for --help
 
-    from sharpen.experiments.config import RunConfig
-    from sharpen.experiments.job import run_group
+    from sharpen.experiments.config import RunConfig  # lazy: start-up: pydantic, techniques
+    from sharpen.experiments.job import run_group  # lazy: start-up: torch not loaded for --help
 
     before = torch.get_num_threads()
     torch.set_num_threads(job.threads)
@@ -173,7 +175,7 @@ def with_data_dirs(jobs: list[Job]) -> list[Job]:
     share the driver's environment ($SHARPEN_DATA) or home directory, so each job carries
     the absolute folder the driver found (not written into config.json: where the files
     lie does not change a number)."""
-    from sharpen.data import get_spec, locate
+    from sharpen.data import get_spec, locate  # lazy: start-up: sharpen.data loads torch
 
     found: dict[str, str | None] = {}
     out = []
@@ -196,8 +198,6 @@ def with_data_dirs(jobs: list[Job]) -> list[Job]:
 def one_line(exc: BaseException) -> str:
     """A Ray task's error as the same one line a local run prints: the cause's type and
     message, without Ray's wrapper, traceback or colour codes."""
-    import re
-
     cause = getattr(exc, "cause", None) or exc
     text = str(cause).strip().splitlines()
     msg = re.sub(r"\x1b\[[0-9;]*m", "", text[-1] if text else "")
@@ -206,7 +206,7 @@ def one_line(exc: BaseException) -> str:
 
 def run_ray(jobs: list[Job], report: Report, address: str | None) -> None:
     try:
-        import ray
+        import ray  # lazy: optional: ray
     except ImportError:
         raise SharpenError("--backend ray needs Ray: pip install 'sharpen[ray]'") from None
     jobs = with_data_dirs(jobs)
@@ -235,8 +235,6 @@ def run_ray(jobs: list[Job], report: Report, address: str | None) -> None:
                     except Exception:  # noqa: BLE001 - cancelled or failed alike: not ours to show
                         pass
                 raise SharpenError(one_line(exc)) from None
-            import re
-
             full = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
             for rdir in job.run_dirs:  # the whole traceback in the job's log, one line on screen
                 write_traceback(Path(rdir), full + "\n")

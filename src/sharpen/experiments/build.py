@@ -23,7 +23,7 @@ from sharpen.data import get_spec
 from sharpen.data.pairs import pair_input_shape
 from sharpen.errors import SharpenError
 from sharpen.models import create_model, list_models
-from sharpen.techniques import Technique, techniques_for
+from sharpen.techniques import TECHNIQUES, Technique, techniques_for
 
 if TYPE_CHECKING:  # the name only: experiments.config's checks import this module
     from sharpen.experiments.config import RunConfig
@@ -113,8 +113,6 @@ def model_key(cfg: RunConfig) -> str:
     """The configuration fields a built model depends on (a cache key for the stacking
     probe): the model, its arguments, the input, and every key of a technique that
     prepares the model."""
-    from sharpen.techniques import TECHNIQUES
-
     keys = {"model", "model_args", "dataset", "pairs", "data_resize"}
     for t in TECHNIQUES:
         if t.prepare_model is not Technique.prepare_model:

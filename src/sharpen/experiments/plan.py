@@ -53,9 +53,10 @@ _PROBED: dict[str, str | None] = {}  # build.model_key → the stacking probe's 
 def stack_blockers(cfg: RunConfig) -> list[str]:
     """Why the seeds of ``cfg`` cannot train stacked, one reason per field; [] = they can.
     The model is probed as it will train (built by ``build_model``), once per model key."""
-    from sharpen.experiments.build import input_shape, model_factory, model_key
-    from sharpen.techniques import techniques_for
-    from sharpen.training.stack import stack_problem
+    # the CLI's parser reads backends → plan: torch loads only when a model is probed
+    from sharpen.experiments.build import input_shape, model_factory, model_key  # lazy: start-up
+    from sharpen.techniques import techniques_for  # lazy: start-up
+    from sharpen.training.stack import stack_problem  # lazy: start-up
 
     why = [f"{t.name} (its hook does not stack)" for t in techniques_for(cfg) if not t.stacks]
     key = model_key(cfg)

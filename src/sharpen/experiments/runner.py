@@ -2,13 +2,16 @@
 
 The directory's layout is :mod:`sharpen.rundir` (one place). The plan
 (:mod:`sharpen.experiments.plan`) decides which seeds train together and with how many
-threads; backends (:mod:`sharpen.experiments.backends`) decide where; a job
-(:mod:`sharpen.experiments.job`) trains one group and writes its seeds' files.
+threads; the schedule (:mod:`sharpen.experiments.schedule`) what this invocation does with
+each run (keep, copy from a twin, train), from the directory's files alone; backends
+(:mod:`sharpen.experiments.backends`) decide where; a job (:mod:`sharpen.experiments.job`)
+trains one group and writes its seeds' files.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import itertools
 import json
 import os
 import platform
@@ -17,38 +20,36 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sharpen import reports
 from sharpen._version import __version__
 from sharpen.errors import SharpenError
-from sharpen.experiments.backends import Job, Placement, default_workers, get_backend
-from sharpen.experiments.config import Experiment
-from sharpen.experiments.plan import Group, groups_of, make_plan, same_seeds
-from sharpen.experiments.twins import (
-    copy_run,
-    find_twin,
-    trained_group,
-    twin_key,
-    unused_key_warnings,
-)
+from sharpen.experiments import progress
+from sharpen.experiments.backends import Placement, default_workers, get_backend
+from sharpen.experiments.config import Experiment, RunConfig
+from sharpen.experiments.plan import Group, make_plan, same_seeds
+from sharpen.experiments.schedule import Action, Schedule, schedule_runs
+from sharpen.experiments.twins import copy_run, trained_group, unused_key_warnings
 from sharpen.io import check_writable
 from sharpen.metrics import result_columns
+from sharpen.reports import curriculum, trackers
+from sharpen.reports.sequential import SEQUENTIAL, check_bound, read_record
 from sharpen.rundir import (
     ARM_ORDER_ALPHABETICAL,
     CHECKPOINT,
     CONFIG,
-    FINISHED,
     HISTORY,
     RESULT,
     RunDir,
-    checkpoint_path,
     in_file_order,
-    ordered_arms,
 )
+from sharpen.techniques import idle_warnings, write_figure_data
 
 
 def environment() -> dict[str, Any]:
@@ -93,13 +94,32 @@ def run_dir(out: Path, arm: str, seed: int) -> Path:
     return RunDir(out).seed_dir(arm, seed)
 
 
-def _finished(out: Path, arm: str, seed: int) -> dict[str, Any] | None:
-    """A finished run's result; None for a run to (re)train — a corrupt one said so."""
-    r = RunDir(out).run(arm, seed)
-    if r is not None and r.status == "corrupt":
-        print(f"sharpen: {r.problem}; training {arm} seed {seed} again", file=sys.stderr,
-              flush=True)
-    return r.result if r is not None and r.status in FINISHED else None
+def _say_corrupt(arm: str, seed: int, problem: str) -> None:
+    print(f"sharpen: {problem}; training {arm} seed {seed} again", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How an invocation runs; none of it changes a number (``tracker_names``: ``--log``)."""
+
+    quiet: bool = False
+    workers: int | None = None
+    backend: str = "local"
+    address: str | None = None
+    command: str | None = None
+    tracker_names: tuple[str, ...] = ()
+    look: bool = False
+
+
+@dataclass
+class Invocation:
+    """One ``sharpen run`` into ``out``: its experiment, options and history.json entry."""
+
+    exp: Experiment
+    out: Path
+    opts: RunOptions
+    entry: dict[str, Any] = field(default_factory=dict)  # its history.json entry
+    t0: float = 0.0  # time.perf_counter() when it started
 
 
 def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False,
@@ -115,6 +135,7 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     else a local one; its workers must see ``out``). Neither changes a number: the plan
     fixes groups and threads per job.
     ``threads`` overrides the plan's threads per job (a different plan, recorded).
+    ``log``: trackers to log to besides the file's ``log``.
     ``look``: one look of ``--until-decided`` (it alone may add seeds to a directory holding
     a sequential design).
     """
@@ -126,8 +147,9 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     out = Path(out) if out is not None else default_out_dir(exp)
     check_writable(out)
     made = not out.exists() or not any(out.iterdir())
+    opts = RunOptions(quiet, workers, backend, address, command, tuple(log or ()), look)
     try:
-        return _run_locked(exp, out, quiet, workers, backend, address, command, log, look)
+        return _run_locked(Invocation(exp, out, opts))
     except SharpenError:
         # a directory this invocation made that holds no finished or resumable run (a
         # failed data load, say) is removed, not left half-made
@@ -137,232 +159,218 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
         raise
 
 
-def _run_locked(exp: Experiment, out: Path, quiet: bool, workers: int | None, backend: str,
-                address: str | None, command: str | None, log: list[str] | None,
-                look: bool = False) -> tuple[Path, list[dict[str, Any]]]:
-    from sharpen.reports import write_report
-
+def _run_locked(inv: Invocation) -> tuple[Path, list[dict[str, Any]]]:
+    """Plan, resume, run the schedule's jobs, write results and the report: in that order,
+    under the directory's lock."""
+    exp, out = inv.exp, inv.out
     with RunDir(out).lock():
         for stale in out.rglob(".*.tmp"):  # left by a writer that was killed mid-write
             stale.unlink(missing_ok=True)
-        from sharpen.reports.sequential import check_bound
-
-        check_bound(out, exp, look)  # a sequential design's claims and seeds stay bound
-        resolved = exp.resolved()
-        plan = make_plan(exp)
-        from sharpen.techniques import idle_warnings
-
+        check_bound(out, exp, inv.opts.look)  # a sequential design's claims and seeds stay bound
+        resolved, plan = exp.resolved(), make_plan(exp)
         for line in idle_warnings(exp.arms) + unused_key_warnings(exp.arms, exp.cells):
             print(f"sharpen: warning: {line}", file=sys.stderr, flush=True)
-        cfg_path = out / CONFIG
-        kept: list[str] = []  # arms of the directory this invocation does not name
-        if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            refuse_another_experiment(out, old, resolved)
-            diff = config_diff(old.get("arms", {}), resolved["arms"], common_only=True)
-            if diff:
-                shown = "; ".join(diff[:8]) + (f"; … {len(diff) - 8} more" if len(diff) > 8 else "")
-                raise SharpenError(
-                    f"{out} holds runs of a different configuration ({shown}); use another "
-                    "--out (or delete that directory) to start afresh"
-                    + _fixed_by_design(out, old.get("arms", {}), resolved["arms"]))
-            old_how = in_file_order(old, out)
-            old_plan = old.get("plan") or {"arms": {}}
-            for arm in plan["arms"]:  # resuming: an arm keeps its recorded plan
-                if arm in old_plan["arms"] and same_seeds(
-                        {"arms": {arm: old_plan["arms"][arm]}}, {"arms": {arm: plan["arms"][arm]}}):
-                    plan["arms"][arm] = old_plan["arms"][arm]
-            # arms (or grid cells) added to a directory join it; those not named this time
-            # stay in it with their finished runs, but only arms the file still has: one
-            # renamed or deleted there would stay in every table and as a best/worst rival
-            refuse_dropped_arms(out, old, resolved, exp.source)
-            for arm, a_cfg in old.get("arms", {}).items():
-                if arm not in resolved["arms"] and arm in old_plan["arms"]:
-                    kept.append(arm)
-                    resolved["arms"][arm] = a_cfg
-                    plan["arms"][arm] = old_plan["arms"][arm]
-                    if arm in (old.get("cells") or {}):
-                        resolved.setdefault("cells", {})[arm] = old["cells"][arm]
-            # arms keep the file's order (its first is the default baseline), the directory's
-            # arms the file lacks after them; an old directory's order, read back from its
-            # experiment file, is recorded from now on
-            order = list(resolved.get("arm_order") or [])
-            if old_how != ARM_ORDER_ALPHABETICAL:
-                for a in old.get("arms") or {}:
-                    base = (old.get("cells") or {}).get(a, {}).get("arm", a)
-                    if base not in order:
-                        order.append(base)
-            resolved["arm_order"] = order
-        if not resolved.get("arm_order"):  # the order is lost: not recorded as if it were known
-            resolved.pop("arm_order", None)
-        invocation: dict[str, Any] = {}
+        kept = resume(out, exp, resolved, plan)
         try:
+            _start(inv, resolved, plan)
+            schedule = schedule_runs(exp, out, resolved, plan, kept)
+            runs = _take_earlier(inv, schedule)
+            for arm, groups in schedule.groups.items():  # the groups as they train(ed)
+                plan["arms"][arm]["groups"] = groups
             RunDir(out).write_config({**resolved, "plan": plan})
-            if exp.source and Path(exp.source).is_file():
-                RunDir(out).copy_experiment(exp.source)
-            env = environment()
-            RunDir(out).write_environment(env)
-            t0 = time.perf_counter()
-            invocation = {
-                "id": uuid.uuid4().hex[:12], "started": datetime.now().isoformat(timespec="seconds"),
-                "commit": env["git_commit"], "dirty": env["git_dirty"],
-                "machine": f"{env['cpu_model'] or env['processor']}, {env['cpu_count']} cores"
-                           + (f", {env['cuda']}" if env["cuda"] else ""),
-                "backend": backend, "command": command}
-            # in the file's order (results.csv too), arms kept from the directory in theirs
-            arms_in_order = ordered_arms(list(plan["arms"]), resolved.get("arm_order") or [],
-                                         resolved.get("cells"), resolved.get("grid"))
-            jobs_all = [(arm, seed) for arm in arms_in_order
-                        for seed in sorted(s for g in plan["arms"][arm]["groups"] for s in g)]
-            number = {j: k for k, j in enumerate(jobs_all, 1)}
-            by_job: dict[tuple[str, int], dict[str, Any]] = {}
-            todo: list[Job] = []
-            rd = RunDir(out)
-            key_of = _twin_keys(exp, resolved, plan)
-            queued: dict[str, str] = {}  # twin key → the arm that trains it in this invocation
-            after: list[tuple[Group, str]] = []  # groups copied once their twin has trained
-            ran: dict[str, list[tuple[int, ...]]] = {}  # arm → its groups as they train(ed)
-            for group in groups_of(plan):
-                missing = []
-                mine = ran.setdefault(group.arm, [])
-                for s in group.seeds:
-                    prev = _finished(out, group.arm, s)
-                    if prev is None:
-                        missing.append(s)
-                        continue
-                    by_job[(group.arm, s)] = prev
-                    mine.append(tuple((prev.get("plan") or {}).get("group") or group.seeds))
-                    if not quiet:
-                        print(f"[{number[(group.arm, s)]}/{len(jobs_all)}] {group.arm} seed {s}: "
-                              "finished earlier, skipped")
-                if not missing or group.arm in kept:
-                    continue
-                # a group resumes whole from its checkpoint; without one, only its missing seeds
-                # train (a group's results are written together, so that is a grown seed list)
-                first = checkpoint_path(run_dir(out, group.arm, group.seeds[0]))
-                seeds = group.seeds if first.exists() or len(missing) == len(group.seeds) \
-                    else tuple(missing)
-                g = Group(group.arm, seeds)
-                if not first.exists() and len(missing) == len(group.seeds) \
-                        and group.arm in key_of:  # a twin arm trained (or trains) this group
-                    key = key_of[group.arm](group.seeds)
-                    twin = find_twin(rd, key, group.arm, group.seeds, key_of)
-                    if twin is not None:
-                        mine.append(group.seeds)
-                        for s in group.seeds:
-                            by_job[(group.arm, s)] = copy_run(rd, twin, group.arm, s,
-                                                              exp.cells.get(group.arm))
-                            if not quiet:
-                                print(f"[{number[(group.arm, s)]}/{len(jobs_all)}] {group.arm} "
-                                      f"seed {s}: the same run as {twin}'s, copied")
-                        continue
-                    if key in queued:
-                        after.append((group, queued[key]))
-                        mine.append(group.seeds)
-                        continue
-                    queued[key] = group.arm
-                entry = {"threads": plan["arms"][group.arm]["threads"],
-                         "stack": plan["arms"][group.arm]["stack"]}
-                todo.append(Job(g, exp.arms[group.arm].model_dump(mode="json"),
-                                tuple(str(run_dir(out, g.arm, s).resolve()) for s in seeds),
-                                exp.cells.get(g.arm), entry, tuple(missing)))
-                mine.append(seeds)
-            # the plan records the groups as they train: a grown directory's finished seeds
-            # in the groups they trained in, its new seeds in theirs (not a regrouping of
-            # all of them that never ran; the grouping changes no number on the CPU)
-            for arm, groups in ran.items():
-                if arm not in kept:
-                    plan["arms"][arm]["groups"] = [list(g) for g in sorted(set(groups))]
-            rd.write_config({**resolved, "plan": plan})
-
-            from sharpen.reports.trackers import Trackers
-
-            trackers = Trackers([*exp.log, *(log or [])], out, resolved) if (exp.log or log) \
-                else None
-            if trackers is not None and not quiet:
-                for cmd in trackers.viewers():
-                    print(f"tracking: {cmd}", flush=True)
-
-            def report(group: Group, results: list[dict[str, Any]]) -> None:
-                for res in results:
-                    key = (group.arm, res["seed"])
-                    if key in by_job:
-                        continue
-                    by_job[key] = res
-                    if trackers is not None:
-                        trackers.log_run(*key)
-                    if not quiet:
-                        acc = res.get("test_acc")
-                        shown.write(f"[{number[key]}/{len(jobs_all)}] {group.arm} seed {res['seed']}: "
-                                    f"{res['status']}" + (f" test_acc {acc:.4f}" if acc is not None
-                                                          else "") + f" ({res['seconds']:.1f}s)")
-
-            from sharpen.experiments.progress import Progress, Watch
-
-            watch = [Watch(t.group.arm, tuple(t.group.seeds), Path(t.run_dirs[0]),
-                           exp.arms[t.group.arm].epochs) for t in todo]
-            placed = get_backend(backend)
-            workers = workers or default_workers(todo)
-            invocation.update(workers=workers, jobs=len(todo),
-                              runs=sum(len(t.record_only) for t in todo))
-            RunDir(out).log_invocation(invocation)
-            log = None if quiet else (lambda m: print("    " + m, flush=True))
-            if not quiet and todo:
-                print(f"running {len(todo)} jobs in {placed.where(len(todo), workers)}",
-                      flush=True)
-            # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
-            shown = Progress(watch, enabled=None if not quiet else False,
-                             workers=placed.slots(len(todo), workers))
-            import contextlib
-
-            from sharpen.reports.curriculum import curriculum_figures
-            from sharpen.techniques import write_figure_data
-
-            live = trackers.watch([(t.group.arm, s) for t in todo for s in t.group.seeds]) \
-                if trackers is not None else contextlib.nullcontext()
-            with shown, live:
-                placed.run(todo, report, Placement(workers, address, log),
-                           lambda: curriculum_figures(out, write_figure_data(exp.arms, out)))
-            for group, twin in after:  # its twin trained this invocation
-                if trained_group(rd, twin, group.seeds):
-                    for s in group.seeds:
-                        by_job[(group.arm, s)] = copy_run(rd, twin, group.arm, s,
-                                                          exp.cells.get(group.arm))
-            results = [by_job[j] for j in jobs_all if j in by_job]
-            invocation["finished"] = datetime.now().isoformat(timespec="seconds")
-            invocation["wall_s"] = round(time.perf_counter() - t0, 1)
-            RunDir(out).log_invocation(invocation)
-            axes = [f"grid_{k}" for k in exp.grid]
-            rd.write_results(results,
-                             result_columns() + (["base_arm", *axes] if axes else []))
-            write_report(out)
-            if trackers is not None:
-                for arm, seed in jobs_all:  # runs finished earlier, too (logged once each)
-                    if (arm, seed) in by_job:
-                        trackers.log_run(arm, seed)
-                trackers.close()
+            tracked = _open_trackers(inv, resolved)
+            _execute(inv, schedule, runs, tracked)
+            results = _finish(inv, schedule, runs, tracked)
         except BaseException as exc:
-            _stopped(out, invocation, exc)
+            _stopped(out, inv.entry, exc)
             raise
-
     return out, results
 
 
-def _twin_keys(exp: Experiment, resolved: dict[str, Any], plan: dict[str, Any]
-               ) -> dict[str, Any]:
-    """arm → (seeds → its twin key), for every arm of the plan (kept ones from their record)."""
-    from sharpen.experiments.config.schema import RunConfig
+def resume(out: Path, exp: Experiment, resolved: dict[str, Any], plan: dict[str, Any]
+           ) -> list[str]:
+    """Merge the directory's config.json (if any) into ``resolved`` and ``plan``, refusing
+    another experiment or configuration; returns its arms this invocation does not name."""
+    cfg_path = out / CONFIG
+    kept: list[str] = []  # arms of the directory this invocation does not name
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        refuse_another_experiment(out, old, resolved)
+        _refuse_another_configuration(out, old, resolved)
+        old_plan = old.get("plan") or {"arms": {}}
+        for arm in plan["arms"]:  # resuming: an arm keeps its recorded plan
+            if arm in old_plan["arms"] and same_seeds(
+                    {"arms": {arm: old_plan["arms"][arm]}}, {"arms": {arm: plan["arms"][arm]}}):
+                plan["arms"][arm] = old_plan["arms"][arm]
+        # arms (or grid cells) added to a directory join it; those not named this time
+        # stay in it with their finished runs, but only arms the file still has: one
+        # renamed or deleted there would stay in every table and as a best/worst rival
+        refuse_dropped_arms(out, old, resolved, exp.source)
+        for arm, a_cfg in old.get("arms", {}).items():
+            if arm not in resolved["arms"] and arm in old_plan["arms"]:
+                kept.append(arm)
+                resolved["arms"][arm] = a_cfg
+                plan["arms"][arm] = old_plan["arms"][arm]
+                if arm in (old.get("cells") or {}):
+                    resolved.setdefault("cells", {})[arm] = old["cells"][arm]
+        resolved["arm_order"] = _arm_order(out, old, resolved)
+    if not resolved.get("arm_order"):  # the order is lost: not recorded as if it were known
+        resolved.pop("arm_order", None)
+    return kept
 
-    out: dict[str, Any] = {}
-    for arm, entry in plan["arms"].items():
-        cfg = exp.arms.get(arm)
-        if cfg is None:
-            try:
-                cfg = RunConfig.model_validate(resolved["arms"][arm])
-            except Exception:  # noqa: BLE001 - an old record this version cannot read: no twin
+
+def _refuse_another_configuration(out: Path, old: dict[str, Any], resolved: dict[str, Any]
+                                  ) -> None:
+    diff = config_diff(old.get("arms", {}), resolved["arms"], common_only=True)
+    if diff:
+        said = "; ".join(diff[:8]) + (f"; … {len(diff) - 8} more" if len(diff) > 8 else "")
+        raise SharpenError(
+            f"{out} holds runs of a different configuration ({said}); use another "
+            "--out (or delete that directory) to start afresh"
+            + _fixed_by_design(out, old.get("arms", {}), resolved["arms"]))
+
+
+def _arm_order(out: Path, old: dict[str, Any], resolved: dict[str, Any]) -> list[str]:
+    """Arms keep the file's order (its first is the default baseline), the directory's arms
+    the file lacks after them; an old directory's order, read back from its experiment
+    file, is recorded from now on."""
+    order = list(resolved.get("arm_order") or [])
+    if in_file_order(old, out) != ARM_ORDER_ALPHABETICAL:
+        for a in old.get("arms") or {}:
+            base = (old.get("cells") or {}).get(a, {}).get("arm", a)
+            if base not in order:
+                order.append(base)
+    return order
+
+
+def _start(inv: Invocation, resolved: dict[str, Any], plan: dict[str, Any]) -> None:
+    """Record the configuration, the experiment file and the machine; open the history entry."""
+    rd = RunDir(inv.out)
+    rd.write_config({**resolved, "plan": plan})
+    if inv.exp.source and Path(inv.exp.source).is_file():
+        rd.copy_experiment(inv.exp.source)
+    env = environment()
+    rd.write_environment(env)
+    inv.t0 = time.perf_counter()
+    inv.entry.update({
+        "id": uuid.uuid4().hex[:12], "started": datetime.now().isoformat(timespec="seconds"),
+        "commit": env["git_commit"], "dirty": env["git_dirty"],
+        "machine": f"{env['cpu_model'] or env['processor']}, {env['cpu_count']} cores"
+                   + (f", {env['cuda']}" if env["cuda"] else ""),
+        "backend": inv.opts.backend, "command": inv.opts.command})
+
+
+def _take_earlier(inv: Invocation, schedule: Schedule) -> dict[tuple[str, int], dict[str, Any]]:
+    """The runs that need no training: finished ones kept, twins' copied now; each said
+    (a corrupt run on stderr, whatever ``quiet``), group by group."""
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    rd, quiet = RunDir(inv.out), inv.opts.quiet
+    for _, group_steps in itertools.groupby(schedule.steps, key=lambda st: st.group):
+        steps = list(group_steps)
+        for st in steps:
+            if st.problem is not None:
+                _say_corrupt(*st.run, st.problem)
+            if st.action is Action.FINISHED:
+                runs[st.run] = st.result or {}
+                if not quiet:
+                    print(f"{schedule.number(st.run)} {st.group.arm} seed {st.seed}: "
+                          "finished earlier, skipped")
+        for st in (st for st in steps if st.action is Action.COPY):
+            runs[st.run] = copy_run(rd, st.twin or "", st.group.arm, st.seed,
+                                    inv.exp.cells.get(st.group.arm))
+            if not quiet:
+                print(f"{schedule.number(st.run)} {st.group.arm} seed {st.seed}: the same run "
+                      f"as {st.twin}'s, copied")
+    return runs
+
+
+def _open_trackers(inv: Invocation, resolved: dict[str, Any]) -> trackers.Trackers | None:
+    """The experiment-tracking back-ends named in the file's ``log`` and by ``--log``."""
+    names = [*inv.exp.log, *inv.opts.tracker_names]
+    if not names:
+        return None
+    tracked = trackers.Trackers(names, inv.out, resolved)
+    if not inv.opts.quiet:
+        for cmd in tracked.viewers():
+            print(f"tracking: {cmd}", flush=True)
+    return tracked
+
+
+@dataclass
+class _Collect:
+    """Takes each group's results as its job reports them: kept, logged, shown."""
+
+    runs: dict[tuple[str, int], dict[str, Any]]
+    schedule: Schedule
+    tracked: trackers.Trackers | None
+    quiet: bool
+    bar: progress.Progress  # a finished run's line is written above it
+
+    def __call__(self, group: Group, results: list[dict[str, Any]]) -> None:
+        for res in results:
+            run = (group.arm, res["seed"])
+            if run in self.runs:
                 continue
-        out[arm] = functools.partial(twin_key, cfg, entry)
-    return out
+            self.runs[run] = res
+            if self.tracked is not None:
+                self.tracked.log_run(*run)
+            if not self.quiet:
+                acc = res.get("test_acc")
+                self.bar.write(f"{self.schedule.number(run)} {group.arm} seed {res['seed']}: "
+                               f"{res['status']}" + (f" test_acc {acc:.4f}" if acc is not None
+                                                     else "") + f" ({res['seconds']:.1f}s)")
+
+
+def _execute(inv: Invocation, schedule: Schedule, runs: dict[tuple[str, int], dict[str, Any]],
+             tracked: trackers.Trackers | None) -> None:
+    """Run the schedule's jobs on the backend under a progress display, adding their results
+    to ``runs``; then copy the groups whose twin trained them now."""
+    exp, opts, jobs = inv.exp, inv.opts, schedule.jobs
+    watch = [progress.Watch(j.group.arm, tuple(j.group.seeds), Path(j.run_dirs[0]),
+                            exp.arms[j.group.arm].epochs) for j in jobs]
+    placed = get_backend(opts.backend)
+    workers = opts.workers or default_workers(jobs)
+    inv.entry.update(workers=workers, jobs=len(jobs), runs=sum(len(j.record_only) for j in jobs))
+    RunDir(inv.out).log_invocation(inv.entry)
+    say = None if opts.quiet else (lambda m: print("    " + m, flush=True))
+    if not opts.quiet and jobs:
+        print(f"running {len(jobs)} jobs in {placed.where(len(jobs), workers)}", flush=True)
+    # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
+    bar = progress.Progress(watch, enabled=None if not opts.quiet else False,
+                            workers=placed.slots(len(jobs), workers))
+    live = tracked.watch([(j.group.arm, s) for j in jobs for s in j.group.seeds]) \
+        if tracked is not None else contextlib.nullcontext()
+    collect = _Collect(runs, schedule, tracked, opts.quiet, bar)
+    with bar, live:
+        placed.run(jobs, collect, Placement(workers, opts.address, say),
+                   lambda: curriculum.curriculum_figures(inv.out,
+                                                         write_figure_data(exp.arms, inv.out)))
+    rd = RunDir(inv.out)
+    for group, steps in itertools.groupby(schedule.of(Action.AFTER_TWIN), key=lambda st: st.group):
+        twin = next(steps).twin or ""
+        if trained_group(rd, twin, group.seeds):  # its twin trained this invocation
+            for s in group.seeds:
+                runs[(group.arm, s)] = copy_run(rd, twin, group.arm, s,
+                                                        exp.cells.get(group.arm))
+
+
+def _finish(inv: Invocation, schedule: Schedule, runs: dict[tuple[str, int], dict[str, Any]],
+            tracked: trackers.Trackers | None) -> list[dict[str, Any]]:
+    """Close the history entry; write results.csv and the report; log every run."""
+    results = [runs[r] for r in schedule.order if r in runs]
+    inv.entry["finished"] = datetime.now().isoformat(timespec="seconds")
+    inv.entry["wall_s"] = round(time.perf_counter() - inv.t0, 1)
+    rd = RunDir(inv.out)
+    rd.log_invocation(inv.entry)
+    axes = [f"grid_{k}" for k in inv.exp.grid]
+    rd.write_results(results, result_columns() + (["base_arm", *axes] if axes else []))
+    reports.write_report(inv.out)
+    if tracked is not None:
+        for run in schedule.order:  # runs finished earlier, too (logged once each)
+            if run in runs:
+                tracked.log_run(*run)
+        tracked.close()
+    return results
 
 
 def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException) -> None:
@@ -380,8 +388,6 @@ def _stopped(out: Path, invocation: dict[str, Any], exc: BaseException) -> None:
 def _fixed_by_design(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
     """Why a directory's arms have a stack_seeds the file never set: ``--until-decided``
     fixed it to its step (each look's seeds train as one group); '' when it did not."""
-    from sharpen.reports.sequential import SEQUENTIAL, read_record
-
     rec = read_record(out) if (out / SEQUENTIAL).is_file() else None
     if rec is None:
         return ""
@@ -451,8 +457,6 @@ def config_diff(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
     (``common_only``: only arms in both; added or left-out arms are not differences)."""
     out = [] if common_only else [f"arm {a!r} is new" for a in new if a not in old] + [
         f"arm {a!r} is missing" for a in old if a not in new]
-    from sharpen.experiments.config import RunConfig
-
     # a key added to sharpen after the directory was made counts as its default there
     defaults = json.loads(RunConfig().model_dump_json())
     for a in (a for a in new if a in old):

@@ -19,10 +19,16 @@ that n, never at the look's own, looser one.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sharpen.errors import SharpenError
+from sharpen.experiments.plan import stack_blockers
+from sharpen.experiments.runner import default_out_dir, refuse_another_experiment, run_experiment
+from sharpen.reports import write_report
+from sharpen.reports.claim_map import cell_of, in_cell
+from sharpen.reports.claims import _prejudge, load_runs
 from sharpen.reports.sequential import (
     SEQUENTIAL,
     SequentialPlan,
@@ -80,7 +86,6 @@ def _in_unit(claims: list[dict[str, Any]], out: Path, sub: Any) -> list[dict[str
     a claim the cell cannot judge."""
     if not sub.cells:
         return list(claims)
-    from sharpen.reports.claim_map import cell_of, in_cell
     here = cell_of(RunDir(out).config(), next(iter(sub.cells)))
     return [in_cell(c, here) for c in claims]
 
@@ -88,8 +93,6 @@ def _in_unit(claims: list[dict[str, Any]], out: Path, sub: Any) -> list[dict[str
 def _lost(out: Path, arms: list[str], seeds: list[int]) -> dict[str, dict[str, str]]:
     """The look's seeds that gave no value, per arm: seed → failed, diverged, corrupt or
     missing (no result at all)."""
-    from sharpen.reports.claims import load_runs
-
     status = load_runs(out).status
     lost = {a: {str(s): status.get(a, {}).get(s, "missing") for s in seeds
                 if status.get(a, {}).get(s) != "ok"} for a in arms}
@@ -107,15 +110,6 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     """Looks until every claim is decided or ``max_runs`` seeds per arm have run (for a
     grid: in every cell, each cell its own design); returns the run directory, the last
     look's results and the sequential record."""
-    from sharpen.experiments.plan import stack_blockers
-    from sharpen.experiments.runner import (
-        default_out_dir,
-        refuse_another_experiment,
-        run_experiment,
-    )
-    from sharpen.reports.claims import _prejudge, load_runs
-
-    run_kw = {**run_kw, "look": True}  # its looks alone add seeds to the directory
     claims = [c.model_dump() for c in exp.claims]
     if not claims:
         raise SharpenError(f"{exp.source or exp.name}: --until-decided judges claims, and this "
@@ -124,13 +118,70 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     if (out / CONFIG).is_file():  # another experiment's directory: refused untouched
         refuse_another_experiment(out, RunDir(out).config(), exp.resolved())
     g = _step(exp, step)
-    budget = max_runs or exp.max_runs or 4 * g
-    looks = looks_of(g, budget)
+    units = _units(exp)
+    d = _open_design(exp, out, claims, units, _looks(g, max_runs or exp.max_runs or 4 * g))
+    d.quiet, d.run_kw = quiet, {**run_kw, "look": True}  # its looks alone add seeds
+    for cfg in exp.arms.values():  # each look's new seeds train as one group of g
+        if cfg.stack_seeds == "auto":
+            cfg.stack_seeds = g if not stack_blockers(cfg) else 1
+    results: list[dict[str, Any]] = []
+    out.mkdir(parents=True, exist_ok=True)
+    RunDir(out).write_sequential(d.record)
+    ran = False
+    for key, sub in units:
+        rec = d.record["units"].setdefault(key, {"looks": [], "decisions": {}, "finished": False})
+        for k, n in enumerate(d.plan.looks):
+            if rec["finished"]:
+                break
+            if k < len(rec["looks"]):  # judged before this run was stopped: its seeds ran
+                continue
+            sub.runs = n
+            results, lost = _run_look(d, sub, k)
+            ran = True
+            rec["looks"].append(_judge_look(d, key, sub, k, lost, rec["decisions"]))
+            rec["finished"] = len(rec["decisions"]) == len(claims) or n == d.plan.looks[-1]
+            RunDir(out).write_sequential(d.record)
+            if not quiet:
+                where = f"{key}: " if key else ""
+                print(f"{where}look {k + 1}/{len(d.plan.looks)} at n = {n}: "
+                      f"{len(rec['decisions'])}/{len(claims)} claims decided (nominal p ≤ "
+                      f"{d.plan.nominal[k]:.3g} each)", flush=True)
+    if not ran:  # every look was judged earlier: the runs as they stand
+        exp.runs = max((u["looks"][-1]["n"] for u in d.record["units"].values() if u["looks"]),
+                       default=d.plan.looks[0])
+        out, results = run_experiment(exp, out, quiet=True, **d.run_kw)
+    else:
+        write_report(out)  # again, now with the last look's sequential record
+    return out, results, d.record
+
+
+def _looks(step: int, budget: int) -> list[int]:
+    """:func:`looks_of`, warning when the budget is not a whole number of steps."""
+    looks = looks_of(step, budget)
     if looks[-1] != budget:  # a look needs a whole step of new seeds
-        print(f"sharpen: warning: --max-runs {budget} is not a whole number of steps of {g}: "
+        print(f"sharpen: warning: --max-runs {budget} is not a whole number of steps of {step}: "
               f"the design stops at {looks[-1]} seeds per arm (looks at n = "
               f"{', '.join(map(str, looks))})", file=sys.stderr, flush=True)
-    units = _units(exp)
+    return looks
+
+
+@dataclass
+class _Design:
+    """A design being run: its directory, claims, plan and record (``sequential.json``)."""
+
+    out: Path
+    claims: list[dict[str, Any]]
+    plan: SequentialPlan
+    record: dict[str, Any]
+    created: bool  # this invocation made the record (no look had run before)
+    quiet: bool = False
+    run_kw: dict[str, Any] | None = None  # run_experiment's options for every look
+
+
+def _open_design(exp: Any, out: Path, claims: list[dict[str, Any]],
+                 units: list[tuple[str, Any]], looks: list[int]) -> _Design:
+    """A new design, or the directory's, bound: any change to a claim, the looks or the
+    grid is refused, and so is a first look over results already seen at fixed n."""
     # the family: every claim in every cell (a map of 9 cells is 9 questions), Bonferroni
     m = len(claims) * len(units)
     record = read_record(out)
@@ -143,97 +194,77 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
             "fixed n; a sequential design must choose its seeds before any result is seen "
             "(its first look would count these). Start the design with another --out, or "
             "keep this directory fixed-n (`sharpen run` with --runs)")
-    plan = SequentialPlan.make(looks, 0.05, m) if record is None else \
-        SequentialPlan.from_dict(record["plan"])
     wanted = design(claims, base_arms(exp), looks, 0.05, m, [key for key, _ in units],
                     exp.seed)
-    created = record is None
     if record is None:
+        plan = SequentialPlan.make(looks, 0.05, m)
         record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
                   "ops": [c["op"] for c in claims], "cells": len(units) if exp.cells else 0,
                   "design": wanted, "units": {}}
-    else:  # the design is bound: any change to a claim, the looks or the grid is refused
-        bound = bound_design(record, RunDir(out).config() if (out / CONFIG).is_file() else {})
-        refuse_changes(out / SEQUENTIAL, bound, wanted)
-        record["design"] = bound  # a record made before designs were bound: now bound
-    for cfg in exp.arms.values():  # each look's new seeds train as one group of g
-        if cfg.stack_seeds == "auto":
-            cfg.stack_seeds = g if not stack_blockers(cfg) else 1
-    results: list[dict[str, Any]] = []
-    out.mkdir(parents=True, exist_ok=True)
-    RunDir(out).write_sequential(record)
-    ran = False
-    for key, sub in units:
-        rec = record["units"].setdefault(key, {"looks": [], "decisions": {}, "finished": False})
-        for k, n in enumerate(plan.looks):
-            if rec["finished"]:
-                break
-            if k < len(rec["looks"]):  # judged before this run was stopped: its seeds ran
-                continue
-            sub.runs = n
-            try:
-                out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
-            except SharpenError:
-                # refused before anything trained: the record this invocation wrote goes
-                # too, or it would bind a design that never looked
-                if created and not any(u["looks"] for u in record["units"].values()):
-                    (out / SEQUENTIAL).unlink(missing_ok=True)
-                raise
-            ran = True
-            lost = _lost(out, list(sub.arms), sub.seeds)
-            again = {a: {s: st for s, st in seeds.items() if st != "diverged"}
-                     for a, seeds in lost.items()}
-            if any(again.values()):
-                # a crash or a killed job may not happen again: its seeds train once more
-                # (a diverged run would diverge again)
-                if not quiet:
-                    print(f"look {k + 1}: {_said(again)} did not finish; training them once "
-                          "more", flush=True)
-                out, results = run_experiment(sub, out, quiet=quiet, **run_kw)
-                lost = _lost(out, list(sub.arms), sub.seeds)
-            runs = load_runs(out).only(set(sub.seeds))  # this look's seeds, no later ones
-            look: dict[str, Any] = {"n": n, "threshold": plan.nominal[k], "claims": []}
-            if lost:
-                look["lost"] = lost
-            for i, c in enumerate(_in_unit(claims, out, sub)):
-                if c is None:  # names an arm this cell lacks: nothing to judge, ever
-                    look["claims"].append({"p": None, "direction": 0, "n": 0,
-                                           "threshold": plan.nominal[k], "decision": None,
-                                           "untested": "the cell lacks an arm it names"})
-                    continue
-                r, _ = _prejudge(c, runs)
-                # a look is judged on the n it is named for; a claim whose seeds did not all
-                # finish is judged on those that did, at the design's threshold for that n
-                # (an earlier look's, stricter), never at this look's looser one
-                thr = plan.nominal[k] if r.n >= n else plan.threshold_reached(r.n)
-                before = str(i) in rec["decisions"]  # decided at an earlier look: final
-                new = None if before else decide(r.p, r.direction, c["op"], thr)
-                look["claims"].append({"p": r.p, "direction": r.direction, "n": r.n,
-                                       "threshold": thr, "decision": new})
-                if sub.cells and get_op(c["op"]).rivals:  # whom "best" was judged against
-                    look["claims"][-1]["rivals"] = list(c.get("than") or [])
-                if new:
-                    rec["decisions"][str(i)] = {"verdict": new, "n": r.n, "look": n, "p": r.p,
-                                                "threshold": thr}
-                if r.n < n and not before:
-                    print(f"sharpen: warning: {f'{key}: ' if key else ''}look {k + 1} at n = "
-                          f"{n}: {c['claim']!r} judged on the {r.n} seeds that finished "
-                          f"({_said(lost)} did not), at the threshold for n = {r.n}: "
-                          f"{thr:.3g}", file=sys.stderr, flush=True)
-            rec["looks"].append(look)
-            rec["finished"] = len(rec["decisions"]) == len(claims) or n == plan.looks[-1]
-            RunDir(out).write_sequential(record)
-            if not quiet:
-                where = f"{key}: " if key else ""
-                print(f"{where}look {k + 1}/{len(plan.looks)} at n = {n}: "
-                      f"{len(rec['decisions'])}/{len(claims)} claims decided (nominal p ≤ "
-                      f"{plan.nominal[k]:.3g} each)", flush=True)
-    if not ran:  # every look was judged earlier: the runs as they stand
-        exp.runs = max((u["looks"][-1]["n"] for u in record["units"].values() if u["looks"]),
-                       default=plan.looks[0])
-        out, results = run_experiment(exp, out, quiet=True, **run_kw)
-    else:
-        from sharpen.reports import write_report
+        return _Design(out, claims, plan, record, created=True)
+    bound = bound_design(record, RunDir(out).config() if (out / CONFIG).is_file() else {})
+    refuse_changes(out / SEQUENTIAL, bound, wanted)
+    record["design"] = bound  # a record made before designs were bound: now bound
+    return _Design(out, claims, SequentialPlan.from_dict(record["plan"]), record, created=False)
 
-        write_report(out)  # again, now with the last look's sequential record
-    return out, results, record
+
+def _run_look(d: _Design, sub: Any, k: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run look ``k`` (``sub.runs`` seeds per arm); seeds that did not finish train once
+    more. Returns its results and the seeds still lost (:func:`_lost`)."""
+    try:
+        _, results = run_experiment(sub, d.out, quiet=d.quiet, **(d.run_kw or {}))
+    except SharpenError:
+        # refused before anything trained: the record this invocation wrote goes
+        # too, or it would bind a design that never looked
+        if d.created and not any(u["looks"] for u in d.record["units"].values()):
+            (d.out / SEQUENTIAL).unlink(missing_ok=True)
+        raise
+    lost = _lost(d.out, list(sub.arms), sub.seeds)
+    again = {a: {s: st for s, st in seeds.items() if st != "diverged"}
+             for a, seeds in lost.items()}
+    if any(again.values()):
+        # a crash or a killed job may not happen again: its seeds train once more
+        # (a diverged run would diverge again)
+        if not d.quiet:
+            print(f"look {k + 1}: {_said(again)} did not finish; training them once "
+                  "more", flush=True)
+        _, results = run_experiment(sub, d.out, quiet=d.quiet, **(d.run_kw or {}))
+        lost = _lost(d.out, list(sub.arms), sub.seeds)
+    return results, lost
+
+
+def _judge_look(d: _Design, key: str, sub: Any, k: int, lost: dict[str, Any],
+                decisions: dict[str, Any]) -> dict[str, Any]:
+    """Look ``k``'s record: each claim's p, n, threshold and decision on this look's seeds
+    (no later ones); a claim decided now is added to ``decisions`` (final)."""
+    n, plan = d.plan.looks[k], d.plan
+    runs = load_runs(d.out).only(set(sub.seeds))  # this look's seeds, no later ones
+    look: dict[str, Any] = {"n": n, "threshold": plan.nominal[k], "claims": []}
+    if lost:
+        look["lost"] = lost
+    for i, c in enumerate(_in_unit(d.claims, d.out, sub)):
+        if c is None:  # names an arm this cell lacks: nothing to judge, ever
+            look["claims"].append({"p": None, "direction": 0, "n": 0,
+                                   "threshold": plan.nominal[k], "decision": None,
+                                   "untested": "the cell lacks an arm it names"})
+            continue
+        r, _ = _prejudge(c, runs)
+        # a look is judged on the n it is named for; a claim whose seeds did not all
+        # finish is judged on those that did, at the design's threshold for that n
+        # (an earlier look's, stricter), never at this look's looser one
+        thr = plan.nominal[k] if r.n >= n else plan.threshold_reached(r.n)
+        before = str(i) in decisions  # decided at an earlier look: final
+        new = None if before else decide(r.p, r.direction, c["op"], thr)
+        look["claims"].append({"p": r.p, "direction": r.direction, "n": r.n,
+                               "threshold": thr, "decision": new})
+        if sub.cells and get_op(c["op"]).rivals:  # whom "best" was judged against
+            look["claims"][-1]["rivals"] = list(c.get("than") or [])
+        if new:
+            decisions[str(i)] = {"verdict": new, "n": r.n, "look": n, "p": r.p,
+                                 "threshold": thr}
+        if r.n < n and not before:
+            print(f"sharpen: warning: {f'{key}: ' if key else ''}look {k + 1} at n = "
+                  f"{n}: {c['claim']!r} judged on the {r.n} seeds that finished "
+                  f"({_said(lost)} did not), at the threshold for n = {r.n}: "
+                  f"{thr:.3g}", file=sys.stderr, flush=True)
+    return look

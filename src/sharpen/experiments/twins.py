@@ -19,8 +19,11 @@ import json
 import shutil
 from typing import Any
 
+from sharpen.experiments import job
 from sharpen.experiments.config import RunConfig
+from sharpen.experiments.config.schema import TRAINER_KEYS
 from sharpen.rundir import CHECKPOINT, FINISHED, RESULT, RunDir, checkpoint_path
+from sharpen.techniques import TECHNIQUES, techniques_for
 
 KEEP_OUT = (RESULT, CHECKPOINT)  # written last / a training's own state
 
@@ -29,9 +32,6 @@ def inert_keys(cfg: RunConfig) -> set[str]:
     """Keys of ``cfg`` that change nothing: keys no enabled part of training reads, i.e.
     owned by techniques that are off, not also owned by one that is on, and never a trainer
     key (a technique's Config may re-declare ``batch_size``: the trainer still reads it)."""
-    from sharpen.experiments.config.schema import TRAINER_KEYS
-    from sharpen.techniques import TECHNIQUES, techniques_for
-
     on = {type(t) for t in techniques_for(cfg)}
     used = {k for cls in on if cls in TECHNIQUES for k in cls.Config.model_fields}
     off = {k for cls in TECHNIQUES if cls not in on for k in cls.Config.model_fields}
@@ -45,9 +45,6 @@ def unused_key_warnings(arms: dict[str, Any], cells: dict[str, dict[str, Any]] |
     would be copied from a twin, so a comparison with it reads "no difference" for a reason
     the user did not intend. A grid's axis values (``cells``) are set on every cell's arm by
     design and are not named."""
-    from sharpen.experiments.config.schema import RunConfig
-    from sharpen.techniques import TECHNIQUES
-
     default = RunConfig().model_dump(mode="json")
     owners = {k: [c.name or c.__name__ for c in TECHNIQUES if k in c.Config.model_fields]
               for cls in TECHNIQUES for k in cls.Config.model_fields}
@@ -89,8 +86,6 @@ def trained_group(rd: RunDir, arm: str, seeds: tuple[int, ...]) -> bool:
 def copy_run(rd: RunDir, src_arm: str, arm: str, seed: int, cell: dict[str, Any] | None
              ) -> dict[str, Any]:
     """The twin's run of ``seed`` as ``arm``'s: its files, then its result relabelled."""
-    from sharpen.experiments.job import record
-
     src, dst = rd.seed_dir(src_arm, seed), rd.seed_dir(arm, seed)
     dst.mkdir(parents=True, exist_ok=True)
     checkpoint_path(dst).unlink(missing_ok=True)
@@ -103,7 +98,7 @@ def copy_run(rd: RunDir, src_arm: str, arm: str, seed: int, cell: dict[str, Any]
     for k in [k for k in res if k == "base_arm" or k.startswith("grid_")]:
         del res[k]  # the twin's cell; this arm's is written by record()
     res["twin_of"] = src_arm
-    record(res, arm, cell, dst)  # result.json last: its presence marks the run finished
+    job.record(res, arm, cell, dst)  # result.json last: its presence marks the run finished
     return res
 
 

@@ -22,6 +22,7 @@ from sharpen.experiments.plan import stack_blockers
 from sharpen.metrics import REGISTRY, get_metric, parse_amount
 from sharpen.models import list_models
 from sharpen.plugins import is_target
+from sharpen.rundir import PROTOCOL_KEYS
 from sharpen.techniques import TECHNIQUES, user_hooks
 from sharpen.training.schedules import check_schedule
 from sharpen.verdicts import get_op
@@ -103,8 +104,6 @@ def _check_published(pub: dict[str, Any], protocol: dict[str, Any], known: set[s
                      path: Path) -> None:
     """[published.ARM] tables: the paper's number per metric, and what it states of the
     runs behind them (runs, <metric>_std, resolution); ``published_protocol``'s keys."""
-    from sharpen.rundir import PROTOCOL_KEYS
-
     for k in protocol:
         if k not in PROTOCOL_KEYS:
             raise SharpenError(f"{path}: field published_protocol.{k}: not a protocol key; "
