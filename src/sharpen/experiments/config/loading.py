@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,50 @@ def find_experiment(name_or_path: str) -> Path:
     )
 
 
+_PATH_PREFIXES = ("npz:", "imagefolder:")
+
+
+def _anchored(value: Any, key: str, folder: Path) -> Any:
+    """One run key's value with a relative path made relative to ``folder``."""
+    def at(p: str) -> str:
+        return p if Path(p).expanduser().is_absolute() else str(folder / p)
+
+    if key == "data_dir" and isinstance(value, str):
+        return at(value)
+    if key == "dataset" and isinstance(value, dict) and isinstance(value.get("path"), str):
+        return {**value, "path": at(value["path"])}
+    if key == "dataset" and isinstance(value, str) and value.startswith(_PATH_PREFIXES):
+        fmt, _, p = value.partition(":")
+        return f"{fmt}:{at(p)}"
+    return value
+
+
+def _anchor_keys(table: Any, folder: Path) -> Any:
+    if not isinstance(table, dict):
+        return table
+    out = {k: _anchored(v, k.rsplit(".", 1)[-1], folder) for k, v in table.items()}
+    if isinstance(out.get("arms"), dict):
+        out["arms"] = {a: _anchor_keys(t, folder) for a, t in out["arms"].items()}
+    return out
+
+
+def beside_the_file(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """An experiment file's own paths (``dataset = { path = ... }``, ``data_dir``) are the
+    file's: a relative one is made relative to its folder, wherever sharpen is started.
+    The folder is also importable, so ``model = "mynet:Net"`` finds ``mynet.py`` beside it
+    (in worker processes too: they inherit ``PYTHONPATH``). ``--set`` values stay relative to
+    the working directory, as on any command line."""
+    out = _anchor_keys(raw, folder)
+    if isinstance(out.get("profiles"), dict):
+        out["profiles"] = {n: _anchor_keys(t, folder) for n, t in out["profiles"].items()}
+    where = str(folder)
+    if where not in sys.path:
+        sys.path.append(where)  # after installed packages: a stray file never shadows one
+        parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        os.environ["PYTHONPATH"] = os.pathsep.join([*parts, where])
+    return out
+
+
 def parse_value(text: str) -> Any:
     """``--set`` values: TOML scalars/arrays/inline tables, else a plain string."""
     try:
@@ -89,6 +135,8 @@ def load_experiment(name_or_path: str, profile: str | None = None,
         return load_run_dir(given, profile, overrides, runs, axes)
     path = find_experiment(name_or_path)
     raw = upgrade_keys(read_file(path), str(path))
+    if path.parent != BUNDLED_DIR:
+        raw = beside_the_file(raw, path.parent.resolve())
     _check_keys(raw, EXPERIMENT_KEYS | RUN_KEYS, "", path)
     profiles = raw.pop("profiles", {}) or {}
     if profile:
