@@ -16,7 +16,7 @@ __all__ = ["SharpenError", "__version__", "load_model", "load_predictor"]
 def load_model(seed_dir: str, device: str = "cpu") -> torch.nn.Module:
     """The trained model of one run folder (``<run dir>/runs/<arm>/seed-<s>``), saved with
     ``save_weights``; see :mod:`sharpen.experiments.weights`."""
-    from sharpen.experiments.weights import load_model as _load
+    from sharpen.experiments.weights import load_model as _load  # lazy: start-up: torch
 
     return _load(seed_dir, device)
 
@@ -25,6 +25,6 @@ def load_predictor(seed_dir: str, device: str = "cpu") -> Any:
     """A trained run as one call from uint8 images to predicted classes, with the run's own
     preprocessing: ``sharpen.load_predictor(dir)(x_uint8)``; see
     :class:`sharpen.experiments.weights.Predictor`."""
-    from sharpen.experiments.weights import load_predictor as _load
+    from sharpen.experiments.weights import load_predictor as _load  # lazy: start-up: torch
 
     return _load(seed_dir, device)

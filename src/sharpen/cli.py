@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import shlex
 import sys
 from pathlib import Path
 
 from sharpen import __version__
+from sharpen.console import protect_output
 from sharpen.errors import SharpenError
-from sharpen.metrics import REGISTRY
+from sharpen.metrics import REGISTRY, get_metric, parse_amount
 from sharpen.rundir import CONFIG, REPORT
 
 
 def _cmd_grid(a: argparse.Namespace) -> int:
-    from sharpen.experiments import load_experiment
+    from sharpen.experiments import load_experiment  # lazy: start-up: torch
 
     if not a.axis:
         exp = load_experiment(a.experiment, a.profile, list(a.set or []), a.runs)
@@ -24,9 +27,9 @@ def _cmd_grid(a: argparse.Namespace) -> int:
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
-    from sharpen.experiments import load_experiment, run_experiment
-    from sharpen.reports.claims import load_runs
-    from sharpen.reports.tables import markdown_table, table_rows
+    from sharpen.experiments import load_experiment, run_experiment  # lazy: start-up: torch
+    from sharpen.reports.claims import load_runs  # lazy: start-up: torch
+    from sharpen.reports.tables import markdown_table, table_rows  # lazy: start-up: torch
 
     sets = list(a.set or [])
     if a.no_verify:
@@ -41,7 +44,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
     placement = dict(workers=a.workers, threads=a.threads, backend=a.backend,
                      address=a.address, command=_command_line(a), log=a.log)
     if getattr(a, "until_decided", False):
-        from sharpen.experiments.sequential import run_until_decided
+        from sharpen.experiments.sequential import run_until_decided  # lazy: start-up: torch
 
         out, results, _ = run_until_decided(exp, out, a.max_runs, a.step, quiet=a.quiet,
                                             **placement)
@@ -49,7 +52,7 @@ def _cmd_run(a: argparse.Namespace) -> int:
         out, results = run_experiment(exp, out, quiet=a.quiet, **placement)
     runs = load_runs(out)
     if exp.cells:
-        from sharpen.reports.tables import grid_table
+        from sharpen.reports.tables import grid_table  # lazy: start-up: torch
 
         cfg = exp.resolved()
         print("\n" + grid_table(cfg, results, runs)[0])
@@ -67,17 +70,15 @@ def _cmd_run(a: argparse.Namespace) -> int:
 
 def _command_line(a: argparse.Namespace) -> str:
     """The command as typed (sys.argv when run from a shell), kept in history.json."""
-    import shlex
-
     argv = getattr(a, "argv", None) or sys.argv[1:]
     return "sharpen " + " ".join(shlex.quote(x) for x in argv)
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from sharpen.reports import write_report
+    from sharpen.reports import write_report  # lazy: start-up: torch
 
     if a.claims_from:
-        from sharpen.experiments.adopt import adopt_claims
+        from sharpen.experiments.adopt import adopt_claims  # lazy: start-up: torch
 
         adopt_claims(Path(a.run_dir), a.claims_from)
     path = write_report(Path(a.run_dir), a.baseline, robust=a.stats == "robust")
@@ -86,8 +87,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_plan_seeds(a: argparse.Namespace) -> int:
-    from sharpen.metrics import get_metric, parse_amount
-    from sharpen.reports.power import plan_from_dir, plan_table
+    from sharpen.reports.power import plan_from_dir, plan_table  # lazy: start-up: torch
 
     if a.run_dir:
         print(plan_from_dir(Path(a.run_dir), a.effect, a.power))
@@ -102,7 +102,7 @@ def _cmd_plan_seeds(a: argparse.Namespace) -> int:
 
 
 def _cmd_compare(a: argparse.Namespace) -> int:
-    from sharpen.reports.compare import compare_dirs
+    from sharpen.reports.compare import compare_dirs  # lazy: start-up: torch
 
     print(compare_dirs(a.run_dirs, a.metric, a.baseline, a.format, a.out), end="")
     if a.out:
@@ -111,9 +111,14 @@ def _cmd_compare(a: argparse.Namespace) -> int:
 
 
 def _cmd_list(a: argparse.Namespace) -> int:
-    from sharpen.data import get_spec, list_datasets
-    from sharpen.experiments import list_bundled
-    from sharpen.models import count_parameters, create_model, list_models, model_paper
+    from sharpen.data import get_spec, list_datasets  # lazy: start-up: torch
+    from sharpen.experiments import list_bundled  # lazy: start-up: torch
+    from sharpen.models import (  # lazy: start-up: torch
+        count_parameters,
+        create_model,
+        list_models,
+        model_paper,
+    )
 
     what = a.what
     if what in (None, "models"):
@@ -127,7 +132,7 @@ def _cmd_list(a: argparse.Namespace) -> int:
             s = get_spec(d)
             print(f"  {d:16s} {'×'.join(map(str, s.shape)):10s} {s.num_classes} classes")
     if what in (None, "experiments"):
-        from sharpen.experiments.config import BUNDLED_DIR, read_file
+        from sharpen.experiments.config import BUNDLED_DIR, read_file  # lazy: start-up: torch
 
         print("experiments:")
         for e in list_bundled():
@@ -143,7 +148,7 @@ def _cmd_list(a: argparse.Namespace) -> int:
 
 
 def _cmd_keys(a: argparse.Namespace) -> int:
-    from sharpen.experiments.config import key_table
+    from sharpen.experiments.config import key_table  # lazy: start-up: torch
 
     rows = key_table()
     if a.markdown:
@@ -160,7 +165,7 @@ def _cmd_keys(a: argparse.Namespace) -> int:
 
 
 def _cmd_data(a: argparse.Namespace) -> int:
-    from sharpen.data import fetch, verify_files
+    from sharpen.data import fetch, verify_files  # lazy: start-up: torch
 
     if a.action == "fetch":
         for p in fetch(a.name, a.root):
@@ -172,10 +177,8 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(a: argparse.Namespace) -> int:
-    import csv
-
-    from sharpen.experiments import load_experiment
-    from sharpen.techniques import plan_columns, schedule_rows
+    from sharpen.experiments import load_experiment  # lazy: start-up: torch
+    from sharpen.techniques import plan_columns, schedule_rows  # lazy: start-up: torch
 
     exp = load_experiment(a.experiment, a.profile, a.set)
     arms = [a.arm] if a.arm else list(exp.arms)
@@ -202,20 +205,20 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
 
 def _cmd_bench(a: argparse.Namespace) -> int:
     if a.what == "gpu":
-        from sharpen.bench.gpu import run_gpu_bench
+        from sharpen.bench.gpu import run_gpu_bench  # lazy: start-up: torch
 
         out = run_gpu_bench(a.out, a.profile, a.device,
                             Path(a.targets) if a.targets else None)
         print(f"benchmark directory: {out}")
         return 0
     if a.what == "train":
-        from sharpen.bench import run_train_bench
+        from sharpen.bench import run_train_bench  # lazy: start-up: torch
 
         out = run_train_bench(a.out, quick=a.profile == "quick", device=a.device or "cpu",
                               targets=Path(a.targets) if a.targets else None)
         print(f"benchmark directory: {out}")
         return 0
-    from sharpen.bench import run_conv_bench
+    from sharpen.bench import run_conv_bench  # lazy: start-up: torch
 
     out = run_conv_bench(a.profile, a.out, a.repeats)
     print(f"benchmark directory: {out}")
@@ -259,7 +262,7 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
                    help="torch threads per job, overriding the plan's (config key threads; "
                         "default 1); part of the plan: it changes float rounding, so it is "
                         f"recorded in {CONFIG}")
-    from sharpen.experiments.backends import BACKENDS  # the registry the runner dispatches on
+    from sharpen.experiments.backends import BACKENDS  # lazy: start-up: not on import sharpen.cli
 
     r.add_argument("--backend", default="local", choices=list(BACKENDS),
                    help="where jobs run: " + "; ".join(f"{b.name}: {b.help}"
@@ -279,8 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     for cmd in ("run", "grid"):
         _run_parser(sub, cmd)
+    _reading_parsers(sub)
+    _lookup_parsers(sub)
+    _tool_parsers(sub)
+    return p
 
 
+def _reading_parsers(sub: argparse._SubParsersAction) -> None:
+    """report, compare, plan-seeds: the commands that read run directories."""
     rp = sub.add_parser("report", help=f"rebuild {REPORT}, tables and figures from a run directory")
     rp.add_argument("run_dir", help=f"a run directory (holds {CONFIG})")
     rp.add_argument("--baseline", help="the arm the others are compared with, seed by seed "
@@ -318,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--power", type=float, default=0.8, help="the power wanted (default 0.8)")
     ps.set_defaults(fn=_cmd_plan_seeds)
 
+
+def _lookup_parsers(sub: argparse._SubParsersAction) -> None:
+    """list, keys, schedule: what sharpen holds and what an experiment would do."""
     ls = sub.add_parser("list", help="list models, datasets or bundled experiments")
     ls.add_argument("what", nargs="?", choices=["models", "datasets", "experiments"],
                     help="only this list (default: all three)")
@@ -338,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", action="store_true", help="CSV instead of a table")
     s.set_defaults(fn=_cmd_schedule)
 
+
+def _tool_parsers(sub: argparse._SubParsersAction) -> None:
+    """bench, data: the benchmarks and the datasets' files."""
     b = sub.add_parser("bench", help="benchmarks: conv (NumPy conv implementations, paper 003 §2), "
                                      "train (our trainer vs a canonical DataLoader loop), gpu "
                                      "(paper 001's run, stacking, options on a GPU)")
@@ -360,13 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", help="dataset name (sharpen list datasets)")
     d.add_argument("--root", help="explicit data directory")
     d.set_defaults(fn=_cmd_data)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the command line (tests call main() in-process and keep their streams)
-        from sharpen.console import protect_output
-
         protect_output()
     parser = build_parser()
     a = parser.parse_args(argv)

@@ -182,7 +182,7 @@ def in_file_order(cfg: dict[str, Any], root: Path | None = None) -> str:
 def _io() -> ModuleType:
     """:mod:`sharpen.io`, imported when a file is written or read: it loads yaml, and the
     CLI imports this module at start-up for the names above."""
-    from sharpen import io
+    from sharpen import io  # lazy: start-up: yaml; the CLI imports rundir
 
     return io
 
@@ -356,7 +356,7 @@ class RunDir:
     def predictions(self, arm: str, seed: int) -> dict[str, Any] | None:
         """{"test_pred", "test_label", ("val_pred", "val_label")} as numpy arrays, or None
         for a run made before sharpen stored them (or one whose file is unreadable)."""
-        import numpy as np
+        import numpy as np  # lazy: start-up: numpy; the CLI imports rundir
 
         path = self.seed_dir(arm, seed) / PREDICTIONS
         if not path.is_file():

@@ -8,6 +8,7 @@ only, not the trainer and torch that ``bench.train`` imports.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 _LAZY = {"run_conv_bench": "conv", "run_train_bench": "train", "compare_targets": "train"}
@@ -18,6 +19,4 @@ __all__ = ["run_conv_bench", "run_train_bench", "compare_targets"]
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(f"sharpen.bench.{_LAZY[name]}"), name)

@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from sharpen.bench.markdown import conv_markdown
 from sharpen.bench.numpy_conv import conv2d_backward, conv2d_forward
 from sharpen.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from sharpen.reports.figures import pyplot, save_png
 
 BASE = {"batch": 8, "channels": 8, "image": 16, "kernel": 3}
 SWEEPS = {
@@ -68,8 +71,6 @@ def _peak(fn) -> int:
 
 def measure(impl: str, x, w, b, pad: int, repeats: int) -> dict[str, float]:
     if impl == "torch":
-        import torch
-
         xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
 
         def fwd():
@@ -142,8 +143,6 @@ def run_conv_bench(profile: str = "quick", out: Path | None = None, repeats: int
                          "mem_bwd": _slope(xs, [r["mem_bwd"] for r in rs])})
     x, w, b, pad = _inputs(**BASE, rng=rng)  # the base point, every implementation
     base_rows = {impl: measure(impl, x, w, b, pad, 1 if impl == "loops" else reps) for impl in IMPLS}
-    from sharpen.bench.markdown import conv_markdown
-
     md = conv_markdown(profile, fits, base_rows, rows, time.perf_counter() - t_start, BASE,
                        PREDICTED)
     atomic_write_text(out / "report.md", md)
@@ -155,8 +154,6 @@ def run_conv_bench(profile: str = "quick", out: Path | None = None, repeats: int
 
 
 def _plots(rows, out: Path) -> None:
-    from sharpen.reports.figures import pyplot, save_png
-
     plt = pyplot()
 
     for var in dict.fromkeys(r["variable"] for r in rows):

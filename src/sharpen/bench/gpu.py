@@ -23,9 +23,11 @@ from typing import Any
 
 import torch
 
+from sharpen.bench.train import compare_targets, flops_fraction, matmul_gflops, read_targets
 from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_json, atomic_write_text
-from sharpen.training import Split, TrainData, TrainSettings, build_models, train
+from sharpen.models import create_model
+from sharpen.training import Split, TrainData, TrainSettings, build_models, determinism, train
 
 # sizes per profile: paper 001's protocol (full), or seconds (quick)
 PROFILES = {
@@ -54,8 +56,6 @@ def _data(n: int, shape: tuple[int, ...], device: torch.device, seed: int = 0) -
 def _timed_train(model: str, seeds: list[int], data: TrainData, settings: TrainSettings,
                  device: torch.device, **model_kw: Any) -> float:
     """Wall seconds of one train() call (models built before the clock starts)."""
-    from sharpen.models import create_model
-
     models = build_models(lambda: create_model(model, **model_kw), seeds)
     _sync(device)
     t0 = time.perf_counter()
@@ -71,43 +71,65 @@ def _nin_settings(epochs: int, **kw: Any) -> TrainSettings:
                          momentum=0.9, weight_decay=1e-3, **kw)
 
 
+NIN = {"dropout": 0.4, "in_channels": 3}  # paper 001's network's arguments
+
+
 def run_gpu_bench(out: Path | None = None, profile: str = "full", device: str | None = None,
                   targets: Path | None = None, log: Any = print) -> Path:
     """Measure, write ``benchmark.json`` and ``report.md`` into ``out``; return ``out``."""
-    if device is None:
-        if not torch.cuda.is_available():
-            raise SharpenError("sharpen bench gpu: no CUDA device here; on a GPU machine run "
-                               "it there, or give --device cpu --profile quick to check the "
-                               "code path on the CPU (not a GPU number)")
-        device = "cuda"
-    dev = torch.device(device)
+    dev = torch.device(device if device is not None else _cuda())
     if profile not in PROFILES:
         raise SharpenError(f"--profile {profile!r}: one of {', '.join(PROFILES)}")
     p = PROFILES[profile]
     if targets is not None:
-        from sharpen.bench.train import read_targets
-
         read_targets(Path(targets), TARGET_KEYS)
     out = Path(out) if out else Path("runs") / "bench-gpu" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    from sharpen.bench.train import flops_fraction, matmul_gflops
+    res = _machine(profile, dev)
+    log(f"device: {res['device_name']} · torch {res['torch']}")
+    res["matmul_gflops"] = matmul_gflops(dev, sizes=(1024,) if profile == "quick" else (2048, 4096))
+    cifar = _data(p["cifar"], (3, 32, 32), dev)
+    res.update(_paper001(p, cifar, dev, log))
+    res.update(_lenet_stacked(p, dev, log))
+    res["options"] = _options(p, cifar, dev)
+    ff = flops_fraction("nin_cifar", (3, 32, 32), 128, res["matmul_gflops"], _nin_settings(1),
+                        seeds=p["stack"], device=dev, reps=p["step_reps"], **NIN)
+    res["fraction_of_matmul"] = ff["fraction"]
+    res["step"] = ff
+    if targets is not None:
+        res["targets"] = compare_targets(res, Path(targets), TARGET_KEYS)
+    atomic_write_json(out / "benchmark.json", res)
+    atomic_write_text(out / "report.md", gpu_markdown(res))
+    return out
 
-    res: dict[str, Any] = {
+
+def _cuda() -> str:
+    """The default device, refused in one line where there is none."""
+    if not torch.cuda.is_available():
+        raise SharpenError("sharpen bench gpu: no CUDA device here; on a GPU machine run "
+                           "it there, or give --device cpu --profile quick to check the "
+                           "code path on the CPU (not a GPU number)")
+    return "cuda"
+
+
+def _machine(profile: str, dev: torch.device) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    return {
         "profile": profile, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
         or platform.machine(),
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if dev.type == "cuda" else None,
         "images": "random uint8 of the real shapes (speed does not depend on pixels)"}
-    log(f"device: {res['device_name']} · torch {res['torch']}")
-    res["matmul_gflops"] = matmul_gflops(dev, sizes=(1024,) if profile == "quick" else (2048, 4096))
-    cifar = _data(p["cifar"], (3, 32, 32), dev)
-    nin = {"dropout": 0.4, "in_channels": 3}
-    # paper 001's normal run, alone and stacked
+
+
+def _paper001(p: dict[str, Any], cifar: TrainData, dev: torch.device, log: Any) -> dict[str, Any]:
+    """Paper 001's normal run, alone and stacked."""
+    res: dict[str, Any] = {}
     res["paper001_run_s"] = _timed_train("nin_cifar", [0], cifar, _nin_settings(p["epochs"]),
-                                         dev, **nin)
+                                         dev, **NIN)
     res["paper001_stacked_s"] = _timed_train("nin_cifar", list(range(p["stack"])), cifar,
-                                             _nin_settings(p["epochs"]), dev, **nin)
+                                             _nin_settings(p["epochs"]), dev, **NIN)
     res["paper001_stacked_seeds"] = p["stack"]
     res["paper001_images_per_s"] = p["cifar"] * p["epochs"] / res["paper001_run_s"]
     res["paper001_stacked_images_per_s"] = p["stack"] * p["cifar"] * p["epochs"] / \
@@ -116,43 +138,41 @@ def run_gpu_bench(out: Path | None = None, profile: str = "full", device: str | 
         res["paper001_stacked_s"]
     log(f"paper 001 run: {res['paper001_run_s']:.1f} s; {p['stack']} stacked: "
         f"{res['paper001_stacked_s']:.1f} s")
-    # LeNet-5: k seeds stacked against the same k one at a time
+    return res
+
+
+def _lenet_stacked(p: dict[str, Any], dev: torch.device, log: Any) -> dict[str, Any]:
+    """LeNet-5: k seeds stacked against the same k one at a time."""
     mnist = _data(p["lenet"], (1, 28, 28), dev, seed=1)
     lenet = TrainSettings(epochs=p["lenet_epochs"], batch_size=128, optimizer="adam", lr=1e-3)
     k = p["lenet_seeds"]
+    res: dict[str, Any] = {}
     res["lenet_stacked_s"] = _timed_train("lenet5_dropout", list(range(k)), mnist, lenet, dev)
     res["lenet_one_at_a_time_s"] = sum(_timed_train("lenet5_dropout", [s], mnist, lenet, dev)
                                        for s in range(k))
     res["lenet_stacked_speedup"] = res["lenet_one_at_a_time_s"] / res["lenet_stacked_s"]
     log(f"LeNet-5 × {k}: stacked {res['lenet_stacked_s']:.1f} s, one at a time "
         f"{res['lenet_one_at_a_time_s']:.1f} s ({res['lenet_stacked_speedup']:.1f}×)")
-    # the options, each against the default in the same run: stacked paper-001 epochs
+    return res
+
+
+def _options(p: dict[str, Any], cifar: TrainData, dev: torch.device) -> dict[str, Any]:
+    """The options, each against the default in the same run: stacked paper-001 epochs."""
     variants = {"loop": {"stack_conv": "loop"}, "grouped": {"stack_conv": "grouped"},
                 "bf16": {"amp": "bf16"}}
-    _timed_train("nin_cifar", list(range(p["stack"])), cifar, _nin_settings(1), dev, **nin)  # warm
-    base = _timed_train("nin_cifar", list(range(p["stack"])), cifar, _nin_settings(1), dev, **nin)
-    res["options"] = {"default_s": base}
+    seeds = list(range(p["stack"]))
+    _timed_train("nin_cifar", seeds, cifar, _nin_settings(1), dev, **NIN)  # warm
+    base = _timed_train("nin_cifar", seeds, cifar, _nin_settings(1), dev, **NIN)
+    opts: dict[str, Any] = {"default_s": base}
     for name, kw in variants.items():
-        res["options"][f"{name}_s"] = _timed_train("nin_cifar", list(range(p["stack"])), cifar,
-                                                   _nin_settings(1, **kw), dev, **nin)
-    from sharpen.training import determinism
-
+        opts[f"{name}_s"] = _timed_train("nin_cifar", seeds, cifar, _nin_settings(1, **kw), dev,
+                                         **NIN)
     with determinism.deterministic(True):
-        res["options"]["deterministic_s"] = _timed_train(
-            "nin_cifar", list(range(p["stack"])), cifar, _nin_settings(1), dev, **nin)
-    res["options"]["ratios_vs_default"] = {k2.removesuffix("_s"): base / v for k2, v in
-                                           res["options"].items() if k2.endswith("_s")}
-    ff = flops_fraction("nin_cifar", (3, 32, 32), 128, res["matmul_gflops"], _nin_settings(1),
-                        seeds=p["stack"], device=dev, reps=p["step_reps"], **nin)
-    res["fraction_of_matmul"] = ff["fraction"]
-    res["step"] = ff
-    if targets is not None:
-        from sharpen.bench.train import compare_targets
-
-        res["targets"] = compare_targets(res, Path(targets), TARGET_KEYS)
-    atomic_write_json(out / "benchmark.json", res)
-    atomic_write_text(out / "report.md", gpu_markdown(res))
-    return out
+        opts["deterministic_s"] = _timed_train("nin_cifar", seeds, cifar, _nin_settings(1), dev,
+                                               **NIN)
+    opts["ratios_vs_default"] = {k.removesuffix("_s"): base / v for k, v in opts.items()
+                                 if k.endswith("_s")}
+    return opts
 
 
 def gpu_markdown(res: dict[str, Any]) -> str:

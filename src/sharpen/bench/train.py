@@ -25,8 +25,10 @@ Targets are not part of the code: ``compare_targets`` checks the results against
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -38,8 +40,15 @@ from typing import Any
 import tomllib
 import torch
 import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
+from sharpen.bench.markdown import train_markdown
 from sharpen.data import get_spec, load
+from sharpen.errors import SharpenError
+from sharpen.experiments import load_experiment
+from sharpen.experiments.config import Experiment, RunConfig
+from sharpen.experiments.runner import cpu_model, run_experiment
 from sharpen.imageops import box_blur, gaussian_blur
 from sharpen.io import atomic_write_json, atomic_write_text
 from sharpen.models import create_model
@@ -51,8 +60,6 @@ from sharpen.training.stack import StackedConv, stack_models
 
 
 def _bundled_arm(name: str, arm: str) -> Any:
-    from sharpen.experiments import load_experiment
-
     return load_experiment(name).arms[arm]
 
 
@@ -161,8 +168,6 @@ def matmul_gflops(device: torch.device | str = "cpu", dtype: torch.dtype = torch
 
 
 def step_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
     with FlopCounterMode(display=False) as fc:
         F.cross_entropy(model(x), y).backward()
     model.zero_grad(set_to_none=True)
@@ -218,8 +223,6 @@ def flops_fraction(name: str, shape: tuple[int, ...], bs: int, peak_gflops: floa
     rate = flops / step_s / 1e9
     # where the time goes: the FLOP-carrying kernels (conv, matmul) vs everything else
     # (BatchNorm, ReLU, pooling, dropout, optimizer: memory-bound, nearly no FLOPs)
-    from torch.profiler import ProfilerActivity, profile
-
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(reps):
             step()
@@ -310,15 +313,11 @@ def _sgd(params: Any) -> torch.optim.Optimizer:
 
 
 def _cpu_name() -> str:
-    from sharpen.experiments.runner import cpu_model
-
     return cpu_model() or platform.processor() or platform.machine()
 
 
 def _fresh(d: Path) -> Path:
     """An empty directory: a timed experiment must never resume (it would skip its runs)."""
-    import shutil
-
     shutil.rmtree(d, ignore_errors=True)
     return d
 
@@ -327,9 +326,6 @@ def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, 
                       log: Callable[[str], None]) -> dict[str, Any]:
     """sharpening-mnist's `sharpening` arm, 10 seeds, through the runner with no flags (its
     default plan), vs the canonical loop ×10; and the same with one job per seed."""
-    from sharpen.experiments.config import Experiment, RunConfig
-    from sharpen.experiments.runner import run_experiment
-
     spec = get_spec("mnist-sample")
     walls = []
     for label, overrides in (("default", {}), ("stack_seeds = 1", {"stack_seeds": 1})):
@@ -357,9 +353,6 @@ def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, 
 def pairs_protocol(out: Path, seeds: int, epochs: int, pairs: int, device: str,
                    log: Callable[[str], None]) -> dict[str, Any]:
     """Paper 004's three models, ``seeds`` seeds each, default plan vs one run at a time."""
-    from sharpen.experiments.config import Experiment, RunConfig
-    from sharpen.experiments.runner import run_experiment
-
     try:
         load("mnist", "train", verify=False, download_ok=False)
         dataset = "mnist"
@@ -417,70 +410,9 @@ def run_train_bench(out: Path | None = None, quick: bool = True, device: str = "
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
         "profile": "quick" if quick else "full", "device": str(dev)}
     t_start = time.perf_counter()
-    epochs, reps = prof["epochs"], prof["reps"]
-    spec = get_spec("mnist-sample")
     x, y = load("mnist-sample", "train")
-    tx, ty = load("mnist-sample", "test")
-    data = TrainData(Split(x.to(dev), y.to(dev)), Split(tx[:1000].to(dev), ty[:1000].to(dev)), None,
-                     spec.mean, spec.std)
-    lenet = TrainSettings(epochs=epochs, **LENET_SETTINGS)
-    rows = []
-
-    def pair(label: str, model: str, d: TrainData, ds: PerSampleDataset, settings: TrainSettings,
-             make_opt: Callable, hooks: Callable[[], list], epoch_transform: Any = None) -> float:
-        a, b = [], []
-        for _ in range(reps):
-            a.append(ours(model, d, settings, 0, hooks(), dev))
-            torch.manual_seed(0)
-            b.append(canonical_loop(create_model(model), ds, settings.epochs, settings.batch_size,
-                                    make_opt, 0, epoch_transform, dev))
-        ratio = statistics.median(p / q for p, q in zip(a, b))
-        rows.append({"case": label, "ours_img_s": statistics.median(a),
-                     "canonical_img_s": statistics.median(b), "ratio": ratio, "reps": reps,
-                     "epochs": settings.epochs, "images": len(d.train)})
-        log(f"  {label}: ours {statistics.median(a):.0f} img/s, canonical "
-            f"{statistics.median(b):.0f} img/s, ratio {ratio:.2f} (median of {reps})")
-        return ratio
-
-    pair("lenet5_dropout, sharp", "lenet5_dropout", data,
-         PerSampleDataset(x, y, spec.mean, spec.std), lenet, _adam, lambda: [])
-    res["single_run_ratio"] = pair(
-        "lenet5_dropout, progressive sharpening 5→1", "lenet5_dropout", data,
-        PerSampleDataset(x, y, spec.mean, spec.std), lenet, _adam,
-        lambda: [ProgressiveSharpening(SHARPENING)], _sharpening_transform(epochs))
-    try:
-        cx, cy = load("cifar10", "train", verify=False, download_ok=False)
-        cifar = (cx[:prof["cifar"]], cy[:prof["cifar"]])
-    except Exception:  # noqa: BLE001 - CIFAR-10 is optional for this benchmark
-        log("  (CIFAR-10 not found: the seed-001 net is measured on synthetic 3×32×32 data)")
-        g = torch.Generator().manual_seed(0)
-        cifar = (torch.randint(0, 256, (prof["cifar"], 3, 32, 32), generator=g, dtype=torch.uint8),
-                 torch.randint(0, 10, (prof["cifar"],), generator=g))
-    cs = get_spec("cifar10")
-    cdata = TrainData(Split(cifar[0].to(dev), cifar[1].to(dev)),
-                      Split(cifar[0][:500].to(dev), cifar[1][:500].to(dev)), None, cs.mean, cs.std)
-    coin = torch.Generator().manual_seed(1)
-
-    def blur_some(t: torch.Tensor) -> torch.Tensor:
-        # per sample, σ=2 with probability 0.4: the per-sample version of paper 001's batch coin
-        return gaussian_blur(t, 2.0) if torch.rand((), generator=coin) < 0.4 else t
-
-    pair("nin_cifar, randomized deblur σ=2 α=0.4", "nin_cifar", cdata,
-         PerSampleDataset(cifar[0], cifar[1], cs.mean, cs.std, blur_some),
-         TrainSettings(epochs=1, **NIN_SETTINGS), _sgd, lambda: [RandomizedDeblur(2.0, 0.4)])
-    res["throughput"] = rows
-    peak = matmul_gflops(dev, sizes=prof["matmul"])
-    res["matmul_gflops"] = peak
-    fl = flops_fraction("lenet5_dropout", (1, 28, 28), 128, peak, lenet, seeds=10, device=dev,
-                        reps=prof["step_reps"])
-    fc = flops_fraction("nin_cifar", (3, 32, 32), 128, peak, TrainSettings(epochs=1, **NIN_SETTINGS),
-                        device=dev, reps=prof["step_reps"])
-    res["flops_fraction_lenet5_stacked"] = fl["fraction"]
-    res["flops_fraction_cifar_net"] = fc["fraction"]
-    res["flops"] = [fl, fc]
-    for f in (fl, fc):
-        log(f"  {f['model']} × {f['seeds']} seed(s): step {f['achieved_gflops']:.1f} GFLOP/s = "
-            f"{100 * f['fraction']:.1f} % of fp32 matmul {peak:.1f} GFLOP/s")
+    res.update(_throughput(prof, dev, x, y, log))
+    res.update(_flops(prof, dev, log))
     res["step_options"] = step_options(1 if quick else 5, dev, log, prof["step_models"])
     n10 = prof["ten_images"]
     res["ten_seeds"] = ten_seeds_default(out, x[:n10], y[:n10], prof["ten_epochs"], str(dev), log)
@@ -492,12 +424,93 @@ def run_train_bench(out: Path | None = None, quick: bool = True, device: str = "
     if targets is not None:
         res["targets"] = compare_targets(res, targets)
     atomic_write_json(out / "benchmark.json", res)
-    from sharpen.bench.markdown import train_markdown
-
     md = train_markdown(res)
     atomic_write_text(out / "report.md", md)
     log(md)
     return out
+
+
+def _throughput(prof: dict[str, Any], dev: torch.device, x: torch.Tensor, y: torch.Tensor,
+                log: Callable[[str], None]) -> dict[str, Any]:
+    """Ours against the canonical loop, images/s: LeNet-5 sharp and with progressive
+    sharpening (``single_run_ratio``), and seed 001's CIFAR net with randomized deblurring."""
+    spec = get_spec("mnist-sample")
+    tx, ty = load("mnist-sample", "test")
+    data = TrainData(Split(x.to(dev), y.to(dev)), Split(tx[:1000].to(dev), ty[:1000].to(dev)), None,
+                     spec.mean, spec.std)
+    lenet = TrainSettings(epochs=prof["epochs"], **LENET_SETTINGS)
+    rows: list[dict[str, Any]] = []
+    pair = functools.partial(_pair, rows, prof["reps"], dev, log)
+    pair("lenet5_dropout, sharp", "lenet5_dropout", data,
+         PerSampleDataset(x, y, spec.mean, spec.std), lenet, _adam, lambda: [])
+    single = pair(
+        "lenet5_dropout, progressive sharpening 5→1", "lenet5_dropout", data,
+        PerSampleDataset(x, y, spec.mean, spec.std), lenet, _adam,
+        lambda: [ProgressiveSharpening(SHARPENING)], _sharpening_transform(prof["epochs"]))
+    cdata, cds = _cifar(prof["cifar"], dev, log)
+    pair("nin_cifar, randomized deblur σ=2 α=0.4", "nin_cifar", cdata, cds,
+         TrainSettings(epochs=1, **NIN_SETTINGS), _sgd, lambda: [RandomizedDeblur(2.0, 0.4)])
+    return {"single_run_ratio": single, "throughput": rows}
+
+
+def _pair(rows: list[dict[str, Any]], reps: int, dev: torch.device, log: Callable[[str], None],
+          label: str, model: str, d: TrainData, ds: PerSampleDataset, settings: TrainSettings,
+          make_opt: Callable, hooks: Callable[[], list], epoch_transform: Any = None) -> float:
+    """Ours and the canonical loop ``reps`` times, alternating; the median ratio (a row of
+    ``rows``)."""
+    a, b = [], []
+    for _ in range(reps):
+        a.append(ours(model, d, settings, 0, hooks(), dev))
+        torch.manual_seed(0)
+        b.append(canonical_loop(create_model(model), ds, settings.epochs, settings.batch_size,
+                                make_opt, 0, epoch_transform, dev))
+    ratio = statistics.median(p / q for p, q in zip(a, b))
+    rows.append({"case": label, "ours_img_s": statistics.median(a),
+                 "canonical_img_s": statistics.median(b), "ratio": ratio, "reps": reps,
+                 "epochs": settings.epochs, "images": len(d.train)})
+    log(f"  {label}: ours {statistics.median(a):.0f} img/s, canonical "
+        f"{statistics.median(b):.0f} img/s, ratio {ratio:.2f} (median of {reps})")
+    return ratio
+
+
+def _cifar(n: int, dev: torch.device,
+           log: Callable[[str], None]) -> tuple[TrainData, PerSampleDataset]:
+    """``n`` CIFAR-10 images (synthetic ones of the shape where CIFAR-10 is not here), for our
+    trainer and for the canonical loop with paper 001's blur coin per sample."""
+    try:
+        cx, cy = load("cifar10", "train", verify=False, download_ok=False)
+        cifar = (cx[:n], cy[:n])
+    except Exception:  # noqa: BLE001 - CIFAR-10 is optional for this benchmark
+        log("  (CIFAR-10 not found: the seed-001 net is measured on synthetic 3×32×32 data)")
+        g = torch.Generator().manual_seed(0)
+        cifar = (torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+                 torch.randint(0, 10, (n,), generator=g))
+    cs = get_spec("cifar10")
+    cdata = TrainData(Split(cifar[0].to(dev), cifar[1].to(dev)),
+                      Split(cifar[0][:500].to(dev), cifar[1][:500].to(dev)), None, cs.mean, cs.std)
+    coin = torch.Generator().manual_seed(1)
+
+    def blur_some(t: torch.Tensor) -> torch.Tensor:
+        # per sample, σ=2 with probability 0.4: the per-sample version of paper 001's batch coin
+        return gaussian_blur(t, 2.0) if torch.rand((), generator=coin) < 0.4 else t
+
+    return cdata, PerSampleDataset(cifar[0], cifar[1], cs.mean, cs.std, blur_some)
+
+
+def _flops(prof: dict[str, Any], dev: torch.device, log: Callable[[str], None]) -> dict[str, Any]:
+    """The fp32 matmul rate, and the FLOP/s of a training step (10 stacked LeNet-5 seeds; one
+    seed-001 CIFAR net) as a fraction of it."""
+    peak = matmul_gflops(dev, sizes=prof["matmul"])
+    lenet = TrainSettings(epochs=prof["epochs"], **LENET_SETTINGS)
+    fl = flops_fraction("lenet5_dropout", (1, 28, 28), 128, peak, lenet, seeds=10, device=dev,
+                        reps=prof["step_reps"])
+    fc = flops_fraction("nin_cifar", (3, 32, 32), 128, peak, TrainSettings(epochs=1, **NIN_SETTINGS),
+                        device=dev, reps=prof["step_reps"])
+    for f in (fl, fc):
+        log(f"  {f['model']} × {f['seeds']} seed(s): step {f['achieved_gflops']:.1f} GFLOP/s = "
+            f"{100 * f['fraction']:.1f} % of fp32 matmul {peak:.1f} GFLOP/s")
+    return {"matmul_gflops": peak, "flops_fraction_lenet5_stacked": fl["fraction"],
+            "flops_fraction_cifar_net": fc["fraction"], "flops": [fl, fc]}
 
 
 # the measured values a targets file may name
@@ -509,8 +522,6 @@ def read_targets(path: Path, keys: tuple[str, ...] = TARGET_KEYS) -> dict[str, d
     """A targets file, checked before anything is measured (a bad one must not fail after
     minutes): every key a measured value, every target ``{ at_least = v }`` or
     ``{ at_most = v }``."""
-    from sharpen.errors import SharpenError
-
     path = Path(path)
     try:
         spec = tomllib.loads(path.read_text())

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sharpen.reports.claims import metric_of
+from sharpen.reports.figures import pyplot, save_figure
 from sharpen.rundir import BUDGET
 
 
@@ -59,8 +61,6 @@ class BudgetCurve:
 
 def budget_curves(cfg: dict[str, Any], runs: Any) -> list[BudgetCurve]:
     """One curve per base arm of a grid directory, over its cells' mean validation accuracy."""
-    from sharpen.reports.claims import metric_of
-
     out = []
     arms = list(dict.fromkeys(c["arm"] for c in cfg.get("cells", {}).values()))
     for arm in arms:
@@ -82,8 +82,6 @@ def budget_curves(cfg: dict[str, Any], runs: Any) -> list[BudgetCurve]:
 
 def budget_section(run_dir: Path, cfg: dict[str, Any], runs: Any) -> list[str]:
     """The report's budget-curve section for a grid directory (figure drawn into it)."""
-    from sharpen.reports.figures import pyplot, save_figure
-
     curves = budget_curves(cfg, runs)
     if not curves or max(c.cells for c in curves) < 2:
         return []

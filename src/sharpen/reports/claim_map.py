@@ -23,6 +23,8 @@ from typing import Any
 
 from sharpen.metrics import get_metric
 from sharpen.reports.claims import ClaimResult, Runs, _prejudge, judge_family
+from sharpen.reports.figures import pyplot, save_figure
+from sharpen.reports.sequential import read_record
 from sharpen.rundir import CLAIM_MAP
 from sharpen.verdicts import NOT_SUPPORTED, SUPPORTED, Outcome, Verdict, get_op
 
@@ -170,9 +172,7 @@ def map_figure(cm: ClaimMap) -> Any:
     """The heat map as a matplotlib figure: x the first axis, y the second (if any), one
     panel per value of any further axes; each square coloured by verdict and labelled with
     the effect and its interval."""
-    from matplotlib.patches import Patch
-
-    from sharpen.reports.figures import pyplot
+    from matplotlib.patches import Patch  # lazy: heavy: matplotlib loads when a figure is drawn
 
     plt = pyplot()
     m = get_metric(cm.claim.get("metric", "test_acc"))
@@ -217,9 +217,6 @@ def map_figure(cm: ClaimMap) -> Any:
 
 def map_section(run_dir: Path, cfg: dict[str, Any], runs: Runs) -> list[str]:
     """The report's claim-map section for a grid directory (figures drawn into it)."""
-    from sharpen.reports.figures import save_figure
-    from sharpen.reports.sequential import read_record
-
     record = read_record(run_dir)
     maps = claim_maps(cfg, runs, sequential=record)
     if not maps:

@@ -22,7 +22,7 @@ Holm's adjustment over the report's claims decides the verdicts at 5 %.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from sharpen.reports.stats import (
     tost,
     welch_tost,
 )
-from sharpen.rundir import RunDir
+from sharpen.rundir import RunDir, fingerprint
 from sharpen.verdicts import (
     CONTRADICTED,
     NOT_SUPPORTED,
@@ -108,8 +108,6 @@ def load_runs(run_dir: str | Path) -> Runs:
         if r.status != "ok":
             continue
         out.values.setdefault(r.arm, {})[r.seed] = values_of_run(r.rows, r.result)
-    from sharpen.rundir import fingerprint
-
     for arm in dict.fromkeys([*arms_cfg, *out.status]):  # the file's order, then the rest
         out.protocol[arm] = fingerprint(arms_cfg[arm]) if arm in arms_cfg else None
     if not cfg.get("cells"):  # arms of the file never run here (--arms chose others)
@@ -161,8 +159,6 @@ class ClaimResult:
     spread: bool = True
 
     def as_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return asdict(self) | {"verdict": str(self.verdict)}  # as every section prints it
 
 

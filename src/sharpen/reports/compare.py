@@ -20,7 +20,10 @@ from typing import Any
 from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_text
 from sharpen.metrics import get_metric
+from sharpen.reports.claim_map import claim_maps, map_table
 from sharpen.reports.claims import fmt_value, load_runs, metric_of
+from sharpen.reports.curves import plot_curves
+from sharpen.reports.sequential import read_record
 from sharpen.reports.stats import compare, describe
 from sharpen.rundir import RunDir
 
@@ -179,8 +182,6 @@ def compare_dirs(dirs: list[str | Path], metric: str = "test_acc", baseline: str
         out = Path(out)
         atomic_write_text(out, text)
         if get_metric(metric).per_epoch:
-            from sharpen.reports.report import plot_curves
-
             _, curves, order, _ = _rows_of(paths)
             plot_curves(paths[0], order, keys=(metric,), per_arm=curves,
                         title=f"{metric.replace('_', ' ')}: " + ", ".join(p.name for p in paths),
@@ -189,15 +190,9 @@ def compare_dirs(dirs: list[str | Path], metric: str = "test_acc", baseline: str
 
 
 def _claim_maps_text(run_dir: Path) -> str:
-    from sharpen.reports.claim_map import claim_maps, map_table
-    from sharpen.reports.claims import load_runs
-    from sharpen.rundir import RunDir
-
     cfg = RunDir(run_dir).config()
     if not (cfg.get("cells") and cfg.get("claims")):
         return ""
-    from sharpen.reports.sequential import read_record
-
     record = read_record(run_dir)
     how = "cells one Holm family per claim" if record is None else \
         "the sequential design's verdicts, each claim in each cell at α/m"

@@ -8,7 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sharpen.reports.figures import image_strip, schedule_plot
+from sharpen.reports.stats import CONTRADICTED, SUPPORTED, compare, verdict
 from sharpen.rundir import METRICS, SCHEDULE, RunDir
+from sharpen.techniques import TECHNIQUES
 
 
 def curriculum_figures(run_dir: Path, plans: dict[str, list[dict[str, Any]]]) -> list[Path]:
@@ -16,9 +19,6 @@ def curriculum_figures(run_dir: Path, plans: dict[str, list[dict[str, Any]]]) ->
     when ``plans`` is empty: no curriculum arm), then each technique's data figure from the
     images it wrote into the run directory (``Technique.figure_images``: the blurred
     copies, the σ strip)."""
-    from sharpen.reports.figures import image_strip, schedule_plot
-    from sharpen.techniques import TECHNIQUES
-
     if not plans:
         return []
     run_dir = Path(run_dir)
@@ -32,8 +32,6 @@ def curriculum_figures(run_dir: Path, plans: dict[str, list[dict[str, Any]]]) ->
 
 def figure_sections() -> list[tuple[str, str]]:
     """(file, heading) of the figures curriculum_figures may draw, in report order."""
-    from sharpen.techniques import TECHNIQUES
-
     return [(SCHEDULE, "Schedules")] + [t.data_figure for t in TECHNIQUES
                                               if t.data_figure is not None]
 
@@ -41,8 +39,6 @@ def figure_sections() -> list[tuple[str, str]]:
 def stage_columns() -> tuple[str, ...]:
     """The plan columns that mark curriculum stages, from the techniques that declare them
     (``Technique.stage_columns``), the lowest ``stage_rank`` first."""
-    from sharpen.techniques import TECHNIQUES
-
     ranked = sorted(TECHNIQUES, key=lambda t: t.stage_rank)  # stable: registry order within
     return tuple(c for t in ranked for c in t.stage_columns)
 
@@ -53,8 +49,6 @@ def stage_jumps(run_dir: Path, base: str) -> tuple[str, list[dict[str, Any]]]:
     test accuracy from the epoch before, minus the baseline arm's change over the same
     epochs, per seed (paired), with its 95 % interval and verdict ('climbs' when the whole
     interval is above zero)."""
-    from sharpen.reports.stats import CONTRADICTED, SUPPORTED, compare, verdict
-
     rd = RunDir(run_dir)
     dirs: dict[str, list[int]] = {}
     for a, s, d in rd.seed_dirs():

@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from scipy import stats
+
 from sharpen.metrics import REGISTRY, get_metric
 from sharpen.reports.claims import as_number as _num
 from sharpen.reports.figures import arm_colors, integer_epochs, pyplot, save_figure
@@ -23,16 +26,12 @@ def _metrics(run_dir: Path) -> dict[str, list[list[dict[str, str]]]]:
 
 def curve_bands(runs: list[list[dict[str, str]]], key: str) -> tuple[Any, Any, Any, Any] | None:
     """Epochs, mean and 95 % t interval of ``key`` over runs (common epochs only)."""
-    import numpy as np
-
     n = min((len(r) for r in runs), default=0)
     if n == 0 or any(_num(r[i].get(key)) is None for r in runs for i in range(n)):
         return None
     v = np.array([[float(r[i][key]) for i in range(n)] for r in runs])
     m = v.mean(0)
     if len(runs) > 1:
-        from scipy import stats
-
         half = stats.t.ppf(0.975, len(runs) - 1) * v.std(0, ddof=1) / np.sqrt(len(runs))
     else:
         half = np.zeros_like(m)
@@ -45,8 +44,6 @@ SMALL_N = 5  # below this many seeds a 95 % band is wide: drawn lighter, the mea
 def _limits(key: str, lines: list[Any]) -> tuple[float, float] | None:
     """The y range of a panel from its mean lines (not its bands), padded; a % metric
     stays inside 0–100 (the gap may go below 0), a loss above 0."""
-    import numpy as np
-
     if not lines:
         return None
     lo = float(min(np.min(m) for m in lines))
@@ -71,8 +68,6 @@ def plot_curves(run_dir: Path, arm_order: list[str], keys: tuple[str, ...] | Non
     validation split), the generalization gap and the training loss. Accuracies are in %,
     as in the tables; the y range follows the means and bands are clipped to it (and to the
     metric's range), drawn lighter below 5 seeds; one legend, outside the panels."""
-    import numpy as np
-
     plt = pyplot()
     per_arm = per_arm if per_arm is not None else _metrics(run_dir)
     if not per_arm:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sharpen.metrics import get_metric
 from sharpen.reports.claims import Runs, metric_of
 from sharpen.reports.stats import (
     bootstrap_ci,
@@ -104,8 +105,6 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
 def robust_section(runs: Runs, arms: list[str], baseline: str, metric: str = "test_acc") -> str:
     """rliable-style: interquartile mean with a bootstrap CI, and P(arm > baseline) with its
     bootstrap CI, per arm (percentile bootstrap over seeds, each arm resampled within itself)."""
-    from sharpen.metrics import get_metric
-
     m = get_metric(metric)
     lines = [f"| arm | n | IQM {m.label} [95 % bootstrap CI] | P(arm > {baseline}) [95 % bootstrap CI] |",
              "|---|---|---|---|"]

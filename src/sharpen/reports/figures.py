@@ -19,10 +19,10 @@ from sharpen.techniques.base import RunFigure
 
 
 def pyplot():  # noqa: ANN201 - matplotlib's pyplot module, headless
-    import matplotlib
+    import matplotlib  # lazy: heavy: matplotlib loads when a figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: heavy: after use("Agg"), when a figure is drawn
 
     return plt
 
@@ -48,7 +48,7 @@ def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
 def arm_colors(arms: Sequence[str]) -> dict[str, Any]:
     """One colour per arm by its place in the experiment's arm list: the same in every
     figure of a report (tab10, then tab20 for more arms)."""
-    import matplotlib
+    import matplotlib  # lazy: heavy: matplotlib loads when a figure is drawn
 
     cmap = matplotlib.colormaps["tab10" if len(arms) <= 10 else "tab20"]
     return {a: cmap(i % cmap.N) for i, a in enumerate(arms)}
@@ -56,7 +56,7 @@ def arm_colors(arms: Sequence[str]) -> dict[str, Any]:
 
 def integer_epochs(ax: Any) -> None:
     """Whole-number epoch ticks, however short the run."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # lazy: heavy: matplotlib loads when a figure is drawn
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 

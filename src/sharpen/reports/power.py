@@ -13,6 +13,8 @@ from typing import Any
 
 from sharpen.errors import SharpenError
 from sharpen.metrics import get_metric, parse_amount
+from sharpen.reports.claim_map import claim_maps
+from sharpen.reports.claims import judge_family, load_runs
 from sharpen.reports.stats import ALPHA, POWER, min_detectable, seeds_needed
 from sharpen.rundir import CONFIG, RunDir
 
@@ -41,7 +43,6 @@ def plan_from_dir(run_dir: Path, effect: float | str | None = None, power: float
                   ) -> str:
     """For every claim of a pilot directory: its n, sd of the differences, the detectable
     effect at that n, and the n for the paper's effect (or ``effect``)."""
-    from sharpen.reports.claims import judge_family, load_runs
     cfg = RunDir(run_dir).config()
     claims = cfg.get("claims") or []
     if not claims:
@@ -73,8 +74,6 @@ def _plan_grid(cfg: dict[str, Any], runs: Any, effect: float | str | None, power
                ) -> str:
     """A grid pilot: each claim in each cell, as its claim map judges it (paired within the
     cell, the cells of one claim one family: α/m with m its cells)."""
-    from sharpen.reports.claim_map import claim_maps
-
     lines = ["Each claim in each cell of the grid, as its claim map judges it: the cells of one "
              "claim are one family (paired t-test at α/m, m its cells), power "
              f"{power:.0%}; the sd of the per-seed differences from this directory's runs "

@@ -5,13 +5,20 @@ robust sections: :mod:`sharpen.reports.evaluation`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sharpen.errors import SharpenError
+from sharpen.metrics import get_metric, parse_amount
+from sharpen.reports.budget import budget_section
+from sharpen.reports.claim_map import map_section
 from sharpen.reports.claims import FAMILY_TEXT, Runs, claims_table, load_runs
+from sharpen.reports.curriculum import figure_sections, stage_jumps
 from sharpen.reports.curves import plot_curves
 from sharpen.reports.evaluation import image_level_section, robust_section
+from sharpen.reports.figures import run_figure_section
+from sharpen.reports.sequential import read_record, report_section
 from sharpen.reports.tables import (
     grid_table,
     markdown_table,
@@ -23,6 +30,7 @@ from sharpen.reports.tables import (
     table_rows,
 )
 from sharpen.rundir import ARM_ORDER_ALPHABETICAL, METRICS, RESULT, RunDir
+from sharpen.techniques import TECHNIQUES
 
 DEFAULT_MARGIN = 0.01  # directories made before experiments wrote published_margin
 
@@ -69,8 +77,6 @@ SEQUENTIAL_TEXT = (
 def _decisions(run_dir: Path) -> dict[str, Any] | None:
     """The unit of a (grid-less) directory's sequential record, whose decisions are the
     claims' verdicts; None when the directory was not grown by --until-decided."""
-    from sharpen.reports.sequential import read_record
-
     rec = read_record(run_dir)
     return None if rec is None else (rec.get("units") or {}).get("")
 
@@ -86,31 +92,69 @@ def provenance(run_dir: Path) -> dict[str, Any]:
             "machines": list(dict.fromkeys(h["machine"] for h in hist if h.get("machine")))}
 
 
+@dataclass(frozen=True)
+class _Report:
+    """What every section of report.md reads: the directory, its config and runs, and the
+    numbers computed once (the summary's rows, the published margin)."""
+
+    run_dir: Path
+    rd: RunDir
+    cfg: dict[str, Any]
+    runs: Runs
+    summary: dict[str, Any]
+    margin: float
+    baseline: str | None  # sharpen report --baseline
+
+    @property
+    def arms(self) -> list[str]:
+        return list(self.cfg.get("arms", {}))
+
+    @property
+    def has_val(self) -> bool:
+        return any(a.get("val_size") for a in self.cfg.get("arms", {}).values())
+
+    @property
+    def present(self) -> list[str]:
+        """The arms with results, in the file's order (RunDir.config)."""
+        return [a for a in self.arms if a in self.runs.values]
+
+    @property
+    def compared(self) -> bool:
+        """Whether the arms are compared with a baseline (two or more, not a grid's cells)."""
+        return len(self.present) > 1 and not self.cfg.get("cells")
+
+
 def write_report(run_dir: Path, baseline: str | None = None, robust: bool = False) -> Path:
     """(Re)build every report file of ``run_dir`` from the files in it alone; ``baseline``
     overrides the experiment's baseline arm for the paired comparisons; ``robust`` adds the
-    rliable-style section."""
+    rliable-style section. report.md is its sections in order, each built by one function."""
 
     run_dir = Path(run_dir)
     rd = RunDir(run_dir)
     cfg = rd.config()  # raises a clear error if this is not a run directory
     runs = load_runs(run_dir)
     summary = summarize(run_dir, runs)
-    env = rd.environment()
-    summary["environment"] = env
-    summary["provenance"] = prov = provenance(run_dir)
+    summary["environment"] = rd.environment()
+    summary["provenance"] = provenance(run_dir)
     rd.write_summary(summary)
-    rows = summary["arms"]
-    rd.write_table(rows, table_columns())
-    arms = list(cfg.get("arms", {}))
-    keep_best = any(a.get("keep_best") for a in cfg.get("arms", {}).values())
-    values = runs.values
-    from sharpen.metrics import get_metric, parse_amount
-
+    rd.write_table(summary["arms"], table_columns())
     margin = parse_amount(cfg.get("published_margin") or DEFAULT_MARGIN, get_metric("test_acc"),
                           "published_margin")
+    r = _Report(run_dir, rd, cfg, runs, summary, margin, baseline)
     title = f"{cfg.get('name')}" + (f" (profile {cfg['profile']})" if cfg.get("profile") else "")
-    png = plot_curves(run_dir, arms, title=title)
+    png = plot_curves(run_dir, r.arms, title=title)
+    parts = _header(r) + _results_section(r)
+    if r.compared:
+        base = _baseline_arm(r)
+        parts += _paired_sections(r, base, robust) + _stage_jumps_section(r, base)
+    parts += _claims_section(r) + _grid_sections(r) + _published_sections(r)
+    parts += _closing_sections(r, png)
+    return rd.write_report("\n".join(parts))
+
+
+def _header(r: _Report) -> list[str]:
+    """The title, description, paper, data, seeds and machine, twin runs and wall time."""
+    cfg, env, prov = r.cfg, r.summary["environment"], r.summary["provenance"]
     parts = [f"# {cfg.get('name')}" + (f" (profile `{cfg['profile']}`)" if cfg.get("profile") else ""),
              "", cfg.get("description", "").strip(), ""]
     if cfg.get("paper"):
@@ -123,14 +167,13 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
                    + (f", test {a['test_size']}" if a.get("test_size") else "")
                    for a in arms_cfg})
     epochs = sorted({a["epochs"] for a in arms_cfg})
-    has_val = any(a.get("val_size") for a in arms_cfg)
     parts += [f"Data: {'; '.join(data)} · epochs: {', '.join(map(str, epochs))}", ""]
-    results_all = load_results(run_dir)
-    modes = {r.get("deterministic") for r in results_all} - {None}
-    twins = sum(1 for r in results_all if r.get("twin_of"))
+    results_all = load_results(r.run_dir)
+    modes = {x.get("deterministic") for x in results_all} - {None}
+    twins = sum(1 for x in results_all if x.get("twin_of"))
     det = ("" if not modes else " · deterministic kernels: " + (
         "on" if modes == {True} else "off" if modes == {False} else "on for some runs"))
-    parts += [f"Seeds: {summary['seeds']} · results: {summary['n_results']} runs · "
+    parts += [f"Seeds: {r.summary['seeds']} · results: {r.summary['n_results']} runs · "
               f"torch {env.get('torch', '?')} on {env.get('cuda') or env.get('processor', '?')} "
               f"({env.get('cpu_count', '?')} cores){det}", ""]
     if twins:
@@ -145,105 +188,127 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
                   + f" · commit {', '.join(c[:10] for c in prov['commits']) or 'unknown'}"
                   + (" with uncommitted changes" if prov["dirty"] else "")
                   + f" · {'; '.join(prov['machines'])}", ""]
-    parts += ["## Results (final epoch)", "",
-              "Mean, sample sd and the 95 % confidence interval of the mean (Student t over "
-              "seeds; n/a for one run) of the final epoch. "
-              + ("Selection happens on validation: the \"at best-val epoch\" column is the test "
-                 "accuracy at each run's epoch of best validation accuracy."
-                 if has_val else "This experiment has no validation split, so any choice of "
-                 "epoch or cell is made on test (optimistic).")
-              + (" The keep-best column is the best test epoch: selected on test, optimistic."
-                 if keep_best else ""), "",
-              markdown_table(rows, keep_best, bool(cfg.get("report_error"))), ""]
-    if runs.problems:
+    return parts
+
+
+def _results_section(r: _Report) -> list[str]:
+    """Every arm's final-epoch numbers, and the runs whose files cannot be read."""
+    keep_best = any(a.get("keep_best") for a in r.cfg.get("arms", {}).values())
+    parts = ["## Results (final epoch)", "",
+             "Mean, sample sd and the 95 % confidence interval of the mean (Student t over "
+             "seeds; n/a for one run) of the final epoch. "
+             + ("Selection happens on validation: the \"at best-val epoch\" column is the test "
+                "accuracy at each run's epoch of best validation accuracy."
+                if r.has_val else "This experiment has no validation split, so any choice of "
+                "epoch or cell is made on test (optimistic).")
+             + (" The keep-best column is the best test epoch: selected on test, optimistic."
+                if keep_best else ""), "",
+             markdown_table(r.summary["arms"], keep_best, bool(r.cfg.get("report_error"))), ""]
+    if r.runs.problems:
         parts += ["Runs whose files cannot be read count as not run (the next `sharpen run` "
-                  "of this directory trains them again): " + "; ".join(runs.problems), ""]
-    present = [a for a in arms if a in values]  # in the file's order (RunDir.config)
-    if len(present) > 1 and not cfg.get("cells"):
-        base = baseline or cfg.get("baseline") or present[0]
-        if baseline is None and base not in present:  # the file's baseline arm was not run
-            base = present[0]
-        if base not in present:
-            raise SharpenError(f"baseline {base!r} is not an arm with results; arms: "
-                               f"{', '.join(present)}")
-        if rd.arm_order()[1] == ARM_ORDER_ALPHABETICAL:
-            parts += ["The arms are listed alphabetically: this directory was made before "
-                      "sharpen recorded the order of the arms in the experiment file, and holds "
-                      "no experiment file to read it from." + (
-                          f" The baseline `{base}` is the alphabetically first arm with results, "
-                          "not necessarily the file's first: give `sharpen report DIR "
-                          "--baseline ARM` to choose it." if base != baseline and
-                          base != cfg.get("baseline") else ""), ""]
-        metric = "test_error" if cfg.get("report_error") else "test_acc"
-        parts += [f"## Paired comparisons with `{base}` ({metric.replace('_', ' ')}, final epoch)",
-                  "", "Arms of one protocol (dataset, split, epochs: the same images in the same "
-                  "order for a seed) share their seeds, so each arm is compared with the "
-                  "baseline seed by seed: the mean per-seed difference, its 95 % t interval, "
-                  "the paired t-test's p-value, the exact sign-flip test's p (all 2ⁿ sign "
-                  "patterns) and Cohen's d_z. Arms of different protocols, or without two common "
-                  "seeds: Welch's unpaired t-test and Hedges' g, labelled. Per comparison, "
-                  "unadjusted: the verdicts are in the claims section.", "",
-                  paired_table(runs, present, base, metric), ""]
-        img = image_level_section(run_dir, runs, present, base)
-        if img:
-            parts += ["## Test-set uncertainty (per-image predictions)", "", img]
-        if robust:
-            parts += [f"## Robust summaries (rliable-style, {metric.replace('_', ' ')})", "",
-                      "The interquartile mean (the mean of the middle 50 % of runs) and the "
-                      "probability that a random run of the arm beats a random run of the "
-                      "baseline, with percentile-bootstrap intervals over seeds. At small n the "
-                      "bootstrap under-covers: the t intervals above stay the reference "
-                      "(docs/methods/statistics.md).", "",
-                      robust_section(runs, present, base, metric), ""]
-    if len(present) > 1 and not cfg.get("cells"):
-        from sharpen.reports.curriculum import stage_jumps
+                  "of this directory trains them again): " + "; ".join(r.runs.problems), ""]
+    return parts
 
-        md, jumps = stage_jumps(run_dir, base)
-        if jumps:
-            parts += [f"## The curve at each stage start (paired with `{base}`)", "",
-                      f"Where a curriculum arm's stage changes (its plan column in {METRICS}), "
-                      "the change of test accuracy from the epoch before, minus the baseline's "
-                      "change over the same epochs, per seed: the paper's \"curve climbs when "
-                      "each sharper stage begins\", judged from the 95 % interval.", "", md, ""]
-    if cfg.get("claims") and not cfg.get("cells"):  # a grid's arms are cells, not the claims'
-        unit = _decisions(run_dir)
-        md, judged = claims_table(cfg["claims"], runs, cfg.get("published"), unit)
-        m = sum(r.p is not None for r in judged) or 1  # untested claims do not count
-        parts += ["## Claims", "", "Each claim of the paper as a checkable statement. "
-                  + FAMILY_TEXT.format(m=m, lvl=f"{0.05 / m:.3g}")
-                  + (SEQUENTIAL_TEXT if unit is not None else ""), "", md, ""]
-    if cfg.get("cells"):
-        grid_md, grid_rows = grid_table(cfg, load_results(run_dir), runs)
-        rd.write_grid(grid_rows, list(grid_rows[0]) if grid_rows else [])
-        chosen = "validation" if has_val else "test (no validation split: optimistic)"
-        parts += [f"## Grid: mean test accuracy % per cell (95 % CI over seeds; the cell chosen on "
-                  f"{chosen} per arm in bold)", "", grid_md, ""]
-        from sharpen.reports.budget import budget_section
-        from sharpen.reports.claim_map import map_section
 
-        parts += map_section(run_dir, cfg, runs)
-        parts += budget_section(run_dir, cfg, runs)
-    agree = (f"The difference of our mean and the paper's is judged with what the paper "
-             f"states of its runs (the column \"the paper's runs taken as\"): **its n and sd** "
-             f"(Banerjee's interval from both sds, each with its own degrees of freedom: at "
-             f"least 95 % whatever their ratio), **its n, our sd as its sd** (s·√(1/n + "
-             f"1/n_paper), n − 1 degrees of freedom), or **one run** where it gives no n (the "
-             f"published number is a single draw, s·√(1 + 1/n): the widest assumption, valid "
-             f"whatever its n). Each published number is known only to half a unit of its last "
-             f"printed digit, and every interval is widened by that. **reproduced**: the 90 % "
-             f"interval of the difference lies within ± {100 * margin:g} pp (two one-sided "
-             f"tests at 5 %; the margin is the experiment's `published_margin`); else "
-             f"**better** / **worse than published** when the 95 % interval excludes 0; else "
-             f"**undecided**; **not comparable** where our protocol differs from the one the "
-             f"paper's numbers came from (the experiment's `published_protocol`): shown, not "
-             f"judged (docs/methods/statistics.md, \"Ours beside a published number\").")
-    for axis, md in published_grid_tables(cfg, runs, margin):
+def _baseline_arm(r: _Report) -> str:
+    """The arm the others are compared with: --baseline, else the file's, else the first
+    arm with results (the file's baseline arm may not have run); a --baseline without
+    results is refused."""
+    present = r.present
+    base = r.baseline or r.cfg.get("baseline") or present[0]
+    if r.baseline is None and base not in present:  # the file's baseline arm was not run
+        base = present[0]
+    if base not in present:
+        raise SharpenError(f"baseline {base!r} is not an arm with results; arms: "
+                           f"{', '.join(present)}")
+    return base
+
+
+def _paired_sections(r: _Report, base: str, robust: bool) -> list[str]:
+    """Each arm against ``base`` seed by seed, per image, and (``robust``) rliable-style."""
+    parts: list[str] = []
+    if r.rd.arm_order()[1] == ARM_ORDER_ALPHABETICAL:
+        parts += ["The arms are listed alphabetically: this directory was made before "
+                  "sharpen recorded the order of the arms in the experiment file, and holds "
+                  "no experiment file to read it from." + (
+                      f" The baseline `{base}` is the alphabetically first arm with results, "
+                      "not necessarily the file's first: give `sharpen report DIR "
+                      "--baseline ARM` to choose it." if base != r.baseline and
+                      base != r.cfg.get("baseline") else ""), ""]
+    metric = "test_error" if r.cfg.get("report_error") else "test_acc"
+    parts += [f"## Paired comparisons with `{base}` ({metric.replace('_', ' ')}, final epoch)",
+              "", "Arms of one protocol (dataset, split, epochs: the same images in the same "
+              "order for a seed) share their seeds, so each arm is compared with the "
+              "baseline seed by seed: the mean per-seed difference, its 95 % t interval, "
+              "the paired t-test's p-value, the exact sign-flip test's p (all 2ⁿ sign "
+              "patterns) and Cohen's d_z. Arms of different protocols, or without two common "
+              "seeds: Welch's unpaired t-test and Hedges' g, labelled. Per comparison, "
+              "unadjusted: the verdicts are in the claims section.", "",
+              paired_table(r.runs, r.present, base, metric), ""]
+    img = image_level_section(r.run_dir, r.runs, r.present, base)
+    if img:
+        parts += ["## Test-set uncertainty (per-image predictions)", "", img]
+    if robust:
+        parts += [f"## Robust summaries (rliable-style, {metric.replace('_', ' ')})", "",
+                  "The interquartile mean (the mean of the middle 50 % of runs) and the "
+                  "probability that a random run of the arm beats a random run of the "
+                  "baseline, with percentile-bootstrap intervals over seeds. At small n the "
+                  "bootstrap under-covers: the t intervals above stay the reference "
+                  "(docs/methods/statistics.md).", "",
+                  robust_section(r.runs, r.present, base, metric), ""]
+    return parts
+
+
+def _stage_jumps_section(r: _Report, base: str) -> list[str]:
+    """A curriculum arm's test accuracy where its stage changes, paired with ``base``."""
+    md, jumps = stage_jumps(r.run_dir, base)
+    if not jumps:
+        return []
+    return [f"## The curve at each stage start (paired with `{base}`)", "",
+            f"Where a curriculum arm's stage changes (its plan column in {METRICS}), "
+            "the change of test accuracy from the epoch before, minus the baseline's "
+            "change over the same epochs, per seed: the paper's \"curve climbs when "
+            "each sharper stage begins\", judged from the 95 % interval.", "", md, ""]
+
+
+def _claims_section(r: _Report) -> list[str]:
+    """The paper's claims judged as one family (a grid's arms are cells, not the claims')."""
+    if not r.cfg.get("claims") or r.cfg.get("cells"):
+        return []
+    unit = _decisions(r.run_dir)
+    md, judged = claims_table(r.cfg["claims"], r.runs, r.cfg.get("published"), unit)
+    m = sum(x.p is not None for x in judged) or 1  # untested claims do not count
+    return ["## Claims", "", "Each claim of the paper as a checkable statement. "
+            + FAMILY_TEXT.format(m=m, lvl=f"{0.05 / m:.3g}")
+            + (SEQUENTIAL_TEXT if unit is not None else ""), "", md, ""]
+
+
+def _grid_sections(r: _Report) -> list[str]:
+    """A grid's table (also written as grid.csv), its claim maps and its budget curves."""
+    if not r.cfg.get("cells"):
+        return []
+    grid_md, grid_rows = grid_table(r.cfg, load_results(r.run_dir), r.runs)
+    r.rd.write_grid(grid_rows, list(grid_rows[0]) if grid_rows else [])
+    chosen = "validation" if r.has_val else "test (no validation split: optimistic)"
+    parts = [f"## Grid: mean test accuracy % per cell (95 % CI over seeds; the cell chosen on "
+             f"{chosen} per arm in bold)", "", grid_md, ""]
+    parts += map_section(r.run_dir, r.cfg, r.runs)
+    parts += budget_section(r.run_dir, r.cfg, r.runs)
+    return parts
+
+
+def _published_sections(r: _Report) -> list[str]:
+    """Ours beside the paper's numbers: its grid cell by cell, its arms, or (a grid's
+    ``[published.ARM]``) the numbers shown alone."""
+    cfg = r.cfg
+    parts: list[str] = []
+    for axis, md in published_grid_tables(cfg, r.runs, r.margin):
         parts += [f"## Ours beside the paper's {axis} grid, cell by cell", "",
-                  f"Our mean test accuracy % with its 95 % CI beside the paper's mean. {agree}",
-                  "", md, ""]
+                  f"Our mean test accuracy % with its 95 % CI beside the paper's mean. "
+                  f"{_agreement_text(r.margin)}", "", md, ""]
     if cfg.get("published") and not cfg.get("cells"):
-        parts += ["## Ours beside the published numbers", "", agree, "",
-                  published_table(cfg["published"], rows, runs, margin,
+        parts += ["## Ours beside the published numbers", "", _agreement_text(r.margin), "",
+                  published_table(cfg["published"], r.summary["arms"], r.runs, r.margin,
                                   cfg.get("published_protocol"), cfg.get("arms")), ""]
     elif cfg.get("published"):  # a grid's: shown, never silently left out
         parts += ["## The published numbers (not set beside the grid's cells)", "",
@@ -253,23 +318,40 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
                   "`[published_grid.AXIS]` sets the paper's numbers beside ours cell by cell"
                   + (" (above)." if cfg.get("published_grid") else "."), "",
                   published_numbers(cfg["published"], cfg.get("arm_order") or []), ""]
-    if cfg.get("notes"):
-        parts += ["## Notes", "", cfg["notes"].strip(), ""]
+    return parts
+
+
+def _agreement_text(margin: float) -> str:
+    """How ours and a published number are judged (docs/methods/statistics.md)."""
+    return (f"The difference of our mean and the paper's is judged with what the paper "
+            f"states of its runs (the column \"the paper's runs taken as\"): **its n and sd** "
+            f"(Banerjee's interval from both sds, each with its own degrees of freedom: at "
+            f"least 95 % whatever their ratio), **its n, our sd as its sd** (s·√(1/n + "
+            f"1/n_paper), n − 1 degrees of freedom), or **one run** where it gives no n (the "
+            f"published number is a single draw, s·√(1 + 1/n): the widest assumption, valid "
+            f"whatever its n). Each published number is known only to half a unit of its last "
+            f"printed digit, and every interval is widened by that. **reproduced**: the 90 % "
+            f"interval of the difference lies within ± {100 * margin:g} pp (two one-sided "
+            f"tests at 5 %; the margin is the experiment's `published_margin`); else "
+            f"**better** / **worse than published** when the 95 % interval excludes 0; else "
+            f"**undecided**; **not comparable** where our protocol differs from the one the "
+            f"paper's numbers came from (the experiment's `published_protocol`): shown, not "
+            f"judged (docs/methods/statistics.md, \"Ours beside a published number\").")
+
+
+def _closing_sections(r: _Report, png: Path | None) -> list[str]:
+    """The notes, the curves, the sequential design's looks and the figures techniques
+    declare (of their run files, and of their images)."""
+    parts: list[str] = []
+    if r.cfg.get("notes"):
+        parts += ["## Notes", "", r.cfg["notes"].strip(), ""]
     if png:
         parts += ["## Curves", "", f"![curves]({png.name})", ""]
-    from sharpen.reports.figures import run_figure_section
-    from sharpen.reports.sequential import report_section
-    from sharpen.techniques import TECHNIQUES
-
-    parts += report_section(run_dir)
+    parts += report_section(r.run_dir)
     for tech in TECHNIQUES:  # each technique's figure of its run files (gradient flow's)
         if tech.run_figure is not None:
-            parts += run_figure_section(tech.run_figure, run_dir, arms)
-    from sharpen.reports.curriculum import figure_sections
-
+            parts += run_figure_section(tech.run_figure, r.run_dir, r.arms)
     for f, title in figure_sections():
-        if (run_dir / f).exists():
+        if (r.run_dir / f).exists():
             parts += [f"## {title}", "", f"![{f}]({f})", ""]
-    return rd.write_report("\n".join(parts))
-
-
+    return parts

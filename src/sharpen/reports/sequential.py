@@ -314,8 +314,6 @@ def check_claims(run_dir: Path, claims: Sequence[dict[str, Any]], base_arms: Seq
     rec = read_record(run_dir)
     if rec is None:
         return
-    from sharpen.rundir import RunDir
-
     old = bound_design(rec, {} if rec.get("design") else RunDir(run_dir).config())
     new = {**old, "claims": [bound_claim(c) for c in claims]}
     if old.get("arms") is not None:  # the directory keeps its arms: a new one joins them

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import integrate, stats
 
 from sharpen.verdicts import CONTRADICTED, NOT_SUPPORTED, SUPPORTED, UNTESTED, Verdict
 
@@ -44,8 +45,6 @@ POWER = 0.8
 
 
 def _t(df: float, confidence: float = CONFIDENCE) -> float:
-    from scipy import stats
-
     return float(stats.t.ppf(0.5 + confidence / 2, df))
 
 
@@ -199,8 +198,6 @@ def compare(a: Mapping[int, float], b: Mapping[int, float], paired: bool = True,
 def paired_diff(d: Sequence[float], left_out: Sequence[int] = (), n_a: int = 0,
                 n_b: int = 0) -> Comparison:
     """The paired comparison of per-seed differences ``d`` (also: a value claim's x − v)."""
-    from scipy import stats
-
     d = [float(x) for x in d]
     sm = describe(d)
     c = Comparison(paired=True, test="paired t-test", n=len(d), diff=sm["mean"], sd=sm["sd"],
@@ -229,8 +226,6 @@ def welch(xa: Sequence[float], xb: Sequence[float]) -> Comparison:
     if na < 2 or nb < 2:
         c.test = "none (fewer than 2 runs in an arm)"
         return c
-    from scipy import stats
-
     va, vb = statistics.variance(xa), statistics.variance(xb)
     se2 = va / na + vb / nb
     if se2 == 0:
@@ -302,7 +297,7 @@ def tost(d: Sequence[float], tol: float, alpha: float = ALPHA) -> Equivalence:
     if not sm["spread"]:
         e.spread = False
         return e
-    from statsmodels.stats.weightstats import ttost_paired
+    from statsmodels.stats.weightstats import ttost_paired  # lazy: heavy: statsmodels
 
     e.p = float(ttost_paired(np.asarray(d), np.zeros(len(d)), -tol, tol)[0])
     half = _t(len(d) - 1, 1 - 2 * alpha) * sm["sd"] / math.sqrt(len(d))
@@ -318,8 +313,6 @@ def welch_tost(xa: Sequence[float], xb: Sequence[float], tol: float, alpha: floa
     1 − 2α Welch interval, and the one-sided Welch p that the difference lies beyond the
     margin on the estimate's side. The same question as :func:`tost` asks of paired runs:
     a claim's meaning never depends on how its runs pair. No exact counterpart."""
-    from scipy import stats
-
     xa, xb = [float(x) for x in xa], [float(x) for x in xb]
     na, nb = len(xa), len(xb)
     diff = statistics.fmean(xa) - statistics.fmean(xb) if na and nb else None
@@ -349,8 +342,6 @@ def one_sided_beyond(d: Sequence[float], tol: float) -> float | None:
     estimate lies, doubled and capped at 1. Choosing the side from the data makes the bare
     one-sided p a test at twice its level (up to 10 % at α = 5 %); doubled, it is compared
     at the whole α, as a directional claim's two-sided p is."""
-    from scipy import stats
-
     d = [float(x) for x in d]
     if len(d) < 2 or statistics.stdev(d) == 0:
         return None
@@ -373,7 +364,7 @@ def min_detectable(n: int, sd: float | None, alpha: float = ALPHA, power: float 
 
 @functools.lru_cache(maxsize=4096)
 def _detectable_dz(n: int, alpha: float, power: float) -> float:
-    from statsmodels.stats.power import TTestPower
+    from statsmodels.stats.power import TTestPower  # lazy: heavy: statsmodels
 
     return float(TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power,
                                           alternative="two-sided"))
@@ -384,15 +375,13 @@ def paired_power(dz: float, n: int, alpha: float = ALPHA) -> float:
     d_z (statsmodels ``TTestPower``); where its noncentral-t evaluation gives NaN (a very
     large effect at small n), the same probability as one integral over the χ² of the
     variance."""
-    from statsmodels.stats.power import TTestPower
+    from statsmodels.stats.power import TTestPower  # lazy: heavy: statsmodels
 
     p = float(TTestPower().power(effect_size=dz, nobs=n, alpha=alpha, alternative="two-sided"))
     if math.isfinite(p):
         return p
     # T = (Z + δ) / √(V/df), V ~ χ²(df): P(|T| > t_c) = E_V[Φ(δ − t_c s) + Φ(−δ − t_c s)],
     # s = √(V/df), one integral over V (scipy's noncentral t also gives NaN out here)
-    from scipy import integrate, stats
-
     df, delta = n - 1, dz * math.sqrt(n)
     tc = stats.t.ppf(1 - alpha / 2, df)
 
@@ -593,8 +582,6 @@ def mcnemar(a_right: np.ndarray, b_right: np.ndarray) -> dict[str, Any]:
     """Arm A against arm B image by image: per seed the discordant counts (A right and B
     wrong: ``b``; A wrong and B right: ``c``) and the exact McNemar p (equal to statsmodels'); pooled
     over seeds, the Mantel–Haenszel (matched-pairs) test on the summed counts."""
-    from scipy import stats
-
     a, b = np.asarray(a_right) != 0, np.asarray(b_right) != 0
     per = []
     for k in range(a.shape[0]):
@@ -613,8 +600,6 @@ def mcnemar(a_right: np.ndarray, b_right: np.ndarray) -> dict[str, Any]:
 
 def iqm(xs: Sequence[float]) -> float:
     """Interquartile mean: the mean of the middle 50 % (scipy ``trim_mean(x, 0.25)``)."""
-    from scipy import stats
-
     return float(stats.trim_mean(np.array([float(x) for x in xs]), 0.25))
 
 
@@ -631,8 +616,6 @@ def bootstrap_ci(stat: Callable[..., float], samples: Sequence[Sequence[float]],
                  ) -> tuple[float | None, float | None]:
     """Percentile bootstrap interval of ``stat`` over independent samples, each resampled
     within itself (a stratified bootstrap: scipy ``bootstrap``, method "percentile")."""
-    from scipy import stats
-
     if any(len(s) < 2 for s in samples):
         return None, None
     if all(len(set(s)) == 1 for s in samples):

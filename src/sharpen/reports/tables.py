@@ -8,9 +8,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sharpen.metrics import REGISTRY, Metric, get_metric
+from sharpen.metrics import REGISTRY, Metric, get_metric, parse_amount
 from sharpen.reports.claims import Runs, metric_of
-from sharpen.reports.stats import against_published, compare, describe, format_p, half_unit
+from sharpen.reports.stats import (
+    BETTER,
+    NOT_COMPARABLE,
+    REPRODUCED,
+    UNDECIDED,
+    WORSE,
+    against_published,
+    compare,
+    describe,
+    format_p,
+    half_unit,
+)
 
 COUNTS = ["arm", "n", "ok", "diverged", "failed"]  # per arm: its runs by status
 PARAMS_AT = 55  # report.md's params column: after s/run (its Shown.md_at 50), before the rest
@@ -185,8 +196,6 @@ def published_rounding(vals: dict[str, Any], x: float, percent: bool) -> float:
     """Half a unit of the last printed digit of published number ``x``: from the table's
     ``resolution`` (the unit of that digit, e.g. "1 pp") where it states one, else from the
     digits ``x`` is written with (a % number at least to whole percent)."""
-    from sharpen.metrics import parse_amount
-
     if vals.get("resolution") is not None:
         return parse_amount(vals["resolution"], get_metric("test_acc"), "resolution") / 2
     return half_unit(x, 2 if percent else 0)
@@ -368,8 +377,6 @@ def published_grid_tables(cfg: dict[str, Any], runs: Runs, margin: float
                           ) -> list[tuple[str, str]]:
     """For each grid axis the paper published (``[published_grid.<axis>]``): our cell means
     beside the paper's, cell by cell, with the four-outcome verdict at ± margin."""
-    from sharpen.reports.stats import BETTER, NOT_COMPARABLE, REPRODUCED, UNDECIDED, WORSE
-
     out = []
     cells = cfg.get("cells") or {}
     for axis, table in (cfg.get("published_grid") or {}).items():

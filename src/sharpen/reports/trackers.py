@@ -18,8 +18,10 @@ Install: ``pip install 'sharpen[tensorboard]'`` / ``'sharpen[mlflow]'``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +70,6 @@ class Trackers:
                                f"{', '.join(TRACKERS)}")
         self.names, self.out, self.cfg = list(dict.fromkeys(names)), Path(out), cfg
         self.logged: set[tuple[str, int]] = set()
-        import threading
-
         self._lock = threading.RLock()  # the live watcher and the runner log the same runs
         self._rows: dict[tuple[str, int], int] = {}  # epochs logged so far per (arm, seed)
         self._writers: dict[tuple[str, int], Any] = {}
@@ -82,7 +82,7 @@ class Trackers:
                 raise SharpenError(f"--log {n} needs the package: pip install 'sharpen[{n}]'"
                                    ) from None
         if "mlflow" in self.names:
-            import mlflow
+            import mlflow  # lazy: optional: mlflow
 
             env_uri = os.environ.get("MLFLOW_TRACKING_URI")
             uri = env_uri or f"sqlite:///{self.out.resolve()}/mlflow.db"
@@ -122,7 +122,7 @@ class Trackers:
         if "tensorboard" in self.names:
             w = self._writers.get((arm, seed))
             if w is None:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # lazy: optional: tensorboard
 
                 rdir = rd.seed_dir(arm, seed)
                 w = self._writers[(arm, seed)] = SummaryWriter(
@@ -136,7 +136,7 @@ class Trackers:
                         w.add_scalar(k, x, step)  # the metrics.csv column, as in MLflow
             w.flush()
         if self._mlflow is not None:
-            from mlflow.entities import Metric, Param
+            from mlflow.entities import Metric, Param  # lazy: optional: mlflow
 
             rid = self._runs.get((arm, seed))
             first = rid is None
@@ -180,9 +180,6 @@ class Trackers:
 
     def watch(self, pairs: list[tuple[str, int]], interval: float = 2.0) -> Any:
         """A context in which the epochs of ``pairs`` are logged as they are written."""
-        import contextlib
-        import threading
-
         stop = threading.Event()
 
         def loop() -> None:
