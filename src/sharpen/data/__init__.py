@@ -6,6 +6,7 @@ training loop batches these tensors by index permutation on the device.
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import hashlib
 import os
@@ -18,7 +19,9 @@ from sharpen.data.catalog import CATALOG, DatasetSpec
 from sharpen.data.formats import read_cifar_batch, read_idx, safe_extract
 from sharpen.data.pairs import make_pairs
 from sharpen.data.sources import cache_dir, candidate_dirs, download, find_files, md5_file
+from sharpen.data.user import is_user, load_user, source_name, user_spec
 from sharpen.errors import SharpenError
+from sharpen.plugins import plugins
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 SPLITS = ("train", "test")
@@ -36,22 +39,15 @@ def _plugin_name(name: str) -> str:
     {"path": ..., "format": ...}) → its canonical npz:/imagefolder: name."""
     if name in CATALOG or ":" in name:
         return name
-    from sharpen.data.user import source_name
-    from sharpen.plugins import plugins
-
     fn = plugins("sharpen.datasets").get(name)
     return source_name(fn()) if fn is not None else name
 
 
 def get_spec(name: str) -> DatasetSpec:
-    from sharpen.data.user import is_user, user_spec
-
     name = _plugin_name(name)
     if is_user(name):  # npz:<path> or imagefolder:<path>, a user's own data
         return user_spec(name)
     if name not in CATALOG:
-        import difflib
-
         close = difflib.get_close_matches(name, list_datasets(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise SharpenError(f"unknown dataset {name!r}{hint}; valid names: "
@@ -68,8 +64,6 @@ def load(name: str, split: str, root: str | os.PathLike[str] | None = None,
     if split not in SPLITS:
         raise SharpenError(f"unknown split {split!r} for {name}; valid: {', '.join(SPLITS)}")
     if spec.format == "user":
-        from sharpen.data.user import load_user
-
         return load_user(name, split)
     if spec.format == "synthetic":
         return synthetic(split)

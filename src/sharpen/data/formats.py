@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import shutil
 import struct
 import tarfile
 import zlib
@@ -253,8 +254,6 @@ def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) 
 
 
 def _rmtree(p: Path) -> None:
-    import shutil
-
     shutil.rmtree(p, ignore_errors=True)
 
 

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 from sharpen.data import get_spec, load, split_indices
+from sharpen.data.pairs import make_pairs, pair_targets
 from sharpen.errors import SharpenError
+from sharpen.imageops import resize
 from sharpen.training.loop import Split, TrainData
 from sharpen.training.streams import generator
 
@@ -25,8 +27,6 @@ def load_cached(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def resize_u8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     """uint8 images resized once (bilinear with antialiasing), rounded back to uint8."""
-    from sharpen.imageops import resize
-
     parts = [resize(x[i:i + chunk].float(), size).round().clamp(0, 255).to(torch.uint8)
              for i in range(0, len(x), chunk)]
     return torch.cat(parts) if parts else x
@@ -42,8 +42,6 @@ def build_data(cfg: Any, device: torch.device, seed: int = 0) -> TrainData:
     tx, ty = load_cached(cfg, "test")
     mean, std = spec.mean, spec.std
     if cfg.pairs is not None:
-        from sharpen.data.pairs import make_pairs, pair_targets
-
         g = generator(seed, "pairs")  # new pairs for every run seed
         x, t, c = make_pairs(x, y, cfg.pairs + cfg.val_size, g)
         y = pair_targets(t, c)

@@ -10,6 +10,8 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tqdm import tqdm
+
 from sharpen.errors import SharpenError
 
 ENV_VAR = "SHARPEN_DATA"
@@ -107,7 +109,5 @@ def download(url: str, dest: Path, md5s: Iterable[str] = (), progress: bool = Tr
 
 
 def _bar(total: int | None, initial: int, desc: str, enabled: bool):  # noqa: ANN202
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=desc,
                 disable=not enabled, leave=False)

@@ -73,7 +73,7 @@ def _as_nchw(x: np.ndarray, where: str) -> np.ndarray:
 
 
 def _folder(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from PIL import Image
+    from PIL import Image  # lazy: optional: Pillow (a matplotlib dependency), image folders alone
 
     if not path.is_dir():
         raise SharpenError(f"dataset {path}: no such folder")

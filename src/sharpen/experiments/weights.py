@@ -18,11 +18,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from sharpen.data.prepare import build_data, resize_u8
 from sharpen.errors import SharpenError
+from sharpen.experiments.build import build_model
+from sharpen.experiments.config import RunConfig
 from sharpen.io import atomic_write_bytes
 from sharpen.rundir import CONFIG, WEIGHTS, RunDir
 from sharpen.training.loop import Hook, TrainState
 from sharpen.training.stack import seed_state_dict
+from sharpen.training.tasks import PairTask
 
 
 class BestValWeights(Hook):
@@ -106,8 +110,6 @@ class Predictor:
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(self.device)
             if self.resize is not None:
-                from sharpen.data.prepare import resize_u8
-
                 xb = resize_u8(xb.to(torch.uint8), self.resize)
             tail = (1,) * (xb.dim() - 2)
             xb = (xb.float() - self.mean.view(1, -1, *tail)) / self.std.view(1, -1, *tail)
@@ -123,8 +125,6 @@ class Predictor:
 
 def load_predictor(seed_dir: str | Path, device: str | torch.device = "cpu") -> Predictor:
     """The trained run of ``seed_dir`` as a :class:`Predictor` (uint8 images → classes)."""
-    from sharpen.experiments.config import RunConfig
-
     seed_dir = _seed_dir(Path(seed_dir))
     model = load_model(seed_dir, device)
     saved = torch.load(seed_dir / WEIGHTS, map_location="cpu", weights_only=True)
@@ -132,23 +132,16 @@ def load_predictor(seed_dir: str | Path, device: str | torch.device = "cpu") -> 
         json.loads((seed_dir.parent.parent.parent / CONFIG).read_text())["arms"][saved["arm"]])
     mean, std = saved.get("mean"), saved.get("std")
     if mean is None or std is None:  # weights saved before the preprocessing was
-        from sharpen.data.prepare import build_data
-
         data = build_data(cfg, torch.device("cpu"), saved["seed"])
         mean, std = data.mean, data.std
     task = None
     if cfg.pairs is not None:
-        from sharpen.training.tasks import PairTask
-
         task = PairTask(model.pair_outputs, cfg.aux_weight, cfg.asym_weight)
     return Predictor(model, mean, std, cfg.data_resize, task, device)
 
 
 def load_model(seed_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The trained model of one run: ``<run dir>/runs/<arm>/seed-<s>`` (in eval mode)."""
-    from sharpen.experiments.build import build_model
-    from sharpen.experiments.config import RunConfig
-
     seed_dir = _seed_dir(Path(seed_dir))
     path = seed_dir / WEIGHTS
     if not path.is_file():

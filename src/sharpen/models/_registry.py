@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
 from sharpen.errors import SharpenError
+from sharpen.plugins import is_target, load_target, plugins
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _PAPERS: dict[str, str] = {}  # name → the paper ("000" … "004") it is built from
@@ -34,8 +36,6 @@ def register_model(name: str | None = None, paper: str = "", task: str = "classi
 
 
 def _plugin_models() -> None:
-    from sharpen.plugins import plugins
-
     for name, fn in plugins("sharpen.models").items():
         _MODELS.setdefault(name, fn)
 
@@ -53,11 +53,7 @@ def model_paper(name: str) -> str:
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
-    from sharpen.plugins import is_target, load_target
-
     if is_target(name):  # a user's factory: offered num_classes / in_channels if it takes them
-        import inspect
-
         fn = load_target(name, f"model {name!r}")
         try:
             params = inspect.signature(fn).parameters
@@ -92,8 +88,6 @@ def _bad_arguments(name: str, fn: Callable[..., nn.Module], kwargs: dict[str, An
                    exc: TypeError) -> str:
     """A model that refused its arguments: the ones it does not take (from model_args; not
     num_classes / in_channels, which sharpen passes every model), and the ones it does."""
-    import inspect
-
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):

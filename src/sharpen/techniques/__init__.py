@@ -13,7 +13,9 @@ from typing import Any
 
 from sharpen.data import get_spec
 from sharpen.data.prepare import load_cached
+from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_npz
+from sharpen.plugins import load_target, plugins
 from sharpen.techniques.base import RunFigure, Technique
 from sharpen.techniques.blurpool import BlurPool, add_blurpool, blur_downsample
 from sharpen.techniques.crop import RandomCrop, random_crop
@@ -31,6 +33,7 @@ from sharpen.techniques.mixup import Mixup, mixup
 from sharpen.techniques.resizing import ProgressiveResize
 from sharpen.techniques.sharpening import ProgressiveSharpening, blurred_copy
 from sharpen.techniques.smoothing import LabelSmoothing, smooth_loss
+from sharpen.training.loop import Hook
 from sharpen.training.schedules import as_schedule
 
 # the registry, in the order hooks run: model changes, dropout, curricula, per-image
@@ -44,9 +47,6 @@ TECHNIQUES: tuple[type[Technique], ...] = (
 
 def _plugin_techniques() -> tuple[type[Technique], ...]:
     """Techniques installed packages register under the ``sharpen.techniques`` entry point."""
-    from sharpen.errors import SharpenError
-    from sharpen.plugins import plugins
-
     out = []
     for name, cls in plugins("sharpen.techniques").items():
         if not (isinstance(cls, type) and issubclass(cls, Technique)):
@@ -61,10 +61,6 @@ TECHNIQUES = TECHNIQUES + _plugin_techniques()
 
 def user_hooks(cfg: Any) -> list[Any]:
     """The ``hooks = [{ target = "pkg.mod:MyHook", args = {...} }]`` of a run, built."""
-    from sharpen.errors import SharpenError
-    from sharpen.plugins import load_target
-    from sharpen.training.loop import Hook
-
     out = []
     for i, spec in enumerate(getattr(cfg, "hooks", None) or []):
         where = f"field hooks[{i}]"

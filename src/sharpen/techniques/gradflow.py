@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from torch import nn
 
 from sharpen.errors import SharpenError
+from sharpen.io import atomic_write_csv
 from sharpen.techniques.base import RunFigure, Technique
 from sharpen.training.loop import TrainState
 from sharpen.training.stack import StackedConv, StackedLinear
@@ -78,8 +79,6 @@ class GradientFlow(Technique):
 
     def write_run_files(self, seed_index: int, run_dir: Path) -> None:
         """Seed ``seed_index``'s rows as ``gradflow.csv`` (nothing when it recorded none)."""
-        from sharpen.io import atomic_write_csv
-
         if seed_index < len(self.records) and self.records[seed_index]:
             atomic_write_csv(run_dir / "gradflow.csv", self.records[seed_index],
                              list(self.COLUMNS))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from sharpen.errors import SharpenError
 
@@ -176,8 +176,6 @@ def as_schedule(s: ScheduleLike | dict) -> _Base:
         return s
     if isinstance(s, (int, float)):
         return Constant(value=float(s))
-    from pydantic import TypeAdapter
-
     return TypeAdapter(Schedule).validate_python(s)
 
 
