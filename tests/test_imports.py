@@ -72,3 +72,43 @@ def test_a_planted_upward_arrow_and_an_unplaced_room_are_found(tmp_path):
         ("sharpen.low.a", "sharpen.high", 5, True), ("sharpen.side", "sharpen.high", 1, False)]
     assert ic.unplaced(mods, floors + (("gone",),)) == ["new", "gone (on a floor, but no such room)"]
     assert ic.cycles(ic.edges(mods)) == [["sharpen.high", "sharpen.low.a"]]
+
+
+def test_every_import_left_inside_a_function_says_why():
+    """An import of a sharpen module inside a function hides what its file touches, so one
+    stays there only with a reason on its line: ``# lazy: <why>`` (a circle, an upward arrow,
+    start-up time, an optional dependency; CONTRIBUTING.md). cli.py's start-up imports are
+    exempt here (they carry it too)."""
+    found = ic.imports(ic.modules())
+    assert [f"{i.module}:{i.line} → {i.target}" for i in ic.unexplained(found)] == []
+    assert any(i.in_function and i.why for i in found)  # the marks are read
+
+
+def test_a_planted_lazy_import_without_a_why_is_found(tmp_path):
+    pkg = tmp_path / "sharpen"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low.py").write_text("")
+    (pkg / "cli.py").write_text("def f():\n    from sharpen import low\n")  # exempt
+    (pkg / "a.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from sharpen import low  # lazy: at the top, no matter\n"
+        "if TYPE_CHECKING:\n    from sharpen.b import x  # never runs\n"
+        "def f():\n"
+        "    from sharpen.b import y  # lazy: circle: b imports a\n"
+        "    from sharpen.low import (  # lazy: start-up: torch\n        z,\n    )\n"
+        "    from sharpen.b import w  # the reason is not a mark\n"
+        "    import sharpen.low  # lazy:\n")
+    (pkg / "b.py").write_text("from sharpen import a\n")
+    found = ic.imports(ic.modules(tmp_path))
+    assert [(i.module, i.line, i.target, i.in_function, i.why) for i in found] == [
+        ("sharpen.a", 2, "sharpen.low", False, "at the top, no matter"),
+        ("sharpen.a", 6, "sharpen.b", True, "circle: b imports a"),
+        ("sharpen.a", 7, "sharpen.low", True, "start-up: torch"),
+        ("sharpen.a", 10, "sharpen.b", True, ""),
+        ("sharpen.a", 11, "sharpen.low", True, ""),
+        ("sharpen.b", 1, "sharpen.a", False, ""),
+        ("sharpen.cli", 2, "sharpen.low", True, "")]
+    assert [(i.module, i.line) for i in ic.unexplained(found)] == [("sharpen.a", 10), ("sharpen.a", 11)]
+    assert [(i.module, i.line) for i in ic.unexplained(found, exempt=())] == [
+        ("sharpen.a", 10), ("sharpen.a", 11), ("sharpen.cli", 2)]

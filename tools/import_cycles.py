@@ -9,7 +9,9 @@ tests/test_imports.py run it; it prints
 - every **upward arrow** (a room importing a room on its own or a higher floor) and every
   **circle** (a strongly connected group of two or more modules), and exits 1 if there is
   one, or a room no floor holds;
-- the count of imports inside functions, and the longest functions.
+- the count of imports inside functions, how many of them say why they stay there (a
+  trailing ``# lazy: <why>`` on the import line: ``LAZY_MARK`` below; tests/test_imports.py
+  fails on one without it outside cli.py), and the longest functions.
 
     python tools/import_cycles.py
 """
@@ -17,6 +19,7 @@ tests/test_imports.py run it; it prints
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -57,6 +60,18 @@ class Import:
     target: str  # the sharpen module it imports
     line: int
     in_function: bool  # inside a def (lazy: runs when the function is called)
+    why: str = ""  # the import line's `# lazy: <why>`, "" when it has none
+
+
+# An import left inside a function says why on its line (the one with `import`): a circle, an
+# upward arrow, start-up time (the CLI loads no torch for --help), an optional dependency
+LAZY_MARK = re.compile(r"#\s*lazy:\s*(\S.*?)\s*$")
+
+
+def lazy_why(line: str) -> str:
+    """The why of a ``# lazy: <why>`` comment on ``line``; "" when there is none."""
+    m = LAZY_MARK.search(line)
+    return m.group(1) if m else ""
 
 
 def _scopes(tree: ast.AST) -> Iterator[tuple[ast.AST, bool, bool]]:
@@ -79,7 +94,9 @@ def imports(mods: dict[str, Path]) -> list[Import]:
     out: list[Import] = []
     for m, path in mods.items():
         is_pkg = path.name == "__init__.py"
-        for node, in_fn, typing_only in _scopes(ast.parse(path.read_text(), str(path))):
+        text = path.read_text()
+        lines = text.splitlines()
+        for node, in_fn, typing_only in _scopes(ast.parse(text, str(path))):
             targets: list[str] = []
             if typing_only:
                 continue
@@ -97,7 +114,7 @@ def imports(mods: dict[str, Path]) -> list[Import]:
                 while t and t not in mods:  # `import sharpen.a.b` names sharpen.a.b
                     t = t.rpartition(".")[0]
                 if t and t != m:
-                    out.append(Import(m, t, node.lineno, in_fn))
+                    out.append(Import(m, t, node.lineno, in_fn, lazy_why(lines[node.lineno - 1])))
     return sorted(out, key=lambda i: (i.module, i.line, i.target))
 
 
@@ -113,6 +130,12 @@ def room(module: str) -> str:
     """``sharpen.reports.stats`` → ``reports``; ``sharpen.cli`` → ``cli``; ``sharpen``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
+
+
+def unexplained(found: list[Import], exempt: Sequence[str] = ("sharpen.cli",)) -> list[Import]:
+    """The imports inside functions that do not say why (no ``# lazy: <why>``), in modules
+    other than ``exempt``."""
+    return [i for i in found if i.in_function and not i.why and i.module not in exempt]
 
 
 def floor_of(floors: Sequence[Sequence[str]] = FLOORS) -> dict[str, int]:
@@ -196,6 +219,12 @@ def main() -> int:
     lazy = Counter(room(i.module) for i in found if i.in_function)
     print(f"imports of sharpen modules: {len(found)}, inside functions: {sum(lazy.values())} ("
           + ", ".join(f"{r} {k}" for r, k in lazy.most_common()) + ")")
+    why = sum(1 for i in found if i.in_function and i.why)
+    print(f"inside functions saying why ('# lazy: <why>'): {why}, without: "
+          f"{sum(lazy.values()) - why}")
+    for i in (i for i in found if i.in_function and not i.why):
+        print(f"inside a function without '# lazy: <why>': {i.module} line {i.line} "
+              f"imports {i.target}")
     print("longest functions: " + ", ".join(f"{name} {k}" for k, name in longest_functions(mods)))
     for r in missing:
         print(f"room on no floor: {r} (add it to FLOORS in tools/import_cycles.py)")
