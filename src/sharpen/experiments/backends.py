@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -204,6 +207,60 @@ def one_line(exc: BaseException) -> str:
     return msg if isinstance(cause, SharpenError) else f"{type(cause).__name__}: {msg}"
 
 
+RAY_TOKEN_HELP = ("the cluster asks for an authentication token and this process sent none "
+                  "or another one: run sharpen with RAY_AUTH_MODE=token and the head's token in "
+                  "~/.ray/auth_token or $RAY_AUTH_TOKEN (`ray get-auth-token` prints it on the "
+                  "head)")
+
+
+def _reachable(address: str) -> None:
+    """Fail in seconds, with one line, where nothing listens at ``host:port`` (ray.init
+    would retry for minutes, printing a warning every few seconds)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SharpenError(f"--address {address!r}: expected HOST:PORT (the address "
+                           "`ray start --head` prints), 'auto', or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise SharpenError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): "
+                           "no `ray start --head` listens there; start one, or leave --address "
+                           "out to run on a local Ray") from None
+
+
+def connect_ray(ray: Any, address: str | None) -> None:
+    """Join the cluster at ``address`` (None: a local Ray), or stop with one line that says
+    what to do (docs/errors.md): Ray's own failure is ~20 warnings and a traceback."""
+    if address and address != "auto" and not address.startswith("ray://"):
+        _reachable(address)
+    # Ray's C++ client warns on stderr once a second while it retries; held back here and
+    # shown after a connection, replaced by one line after a failure
+    with tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level="ERROR",
+                     log_to_driver=False)
+        except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, its own
+            failed: BaseException | None = exc
+        else:
+            failed = None
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if failed is None:
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            return
+    chain, e = [], failed  # type: list[str], BaseException | None
+    while e is not None:
+        chain.append(str(e))
+        e = e.__cause__ or e.__context__
+    why = (RAY_TOKEN_HELP if any("InvalidAuthToken" in c for c in chain) else one_line(failed))
+    raise SharpenError(f"cannot join the Ray cluster at {address or 'a local Ray'}: {why}")
+
+
 def run_ray(jobs: list[Job], report: Report, address: str | None) -> None:
     try:
         import ray  # lazy: optional: ray
@@ -211,8 +268,7 @@ def run_ray(jobs: list[Job], report: Report, address: str | None) -> None:
         raise SharpenError("--backend ray needs Ray: pip install 'sharpen[ray]'") from None
     jobs = with_data_dirs(jobs)
     if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None,
-                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        connect_ray(ray, address or os.environ.get("RAY_ADDRESS") or None)
     remote = ray.remote(max_retries=0)(run_job)  # one remote function; each job asks its threads
     refs = {remote.options(num_cpus=job.threads).remote(job): job for job in jobs}
     pending = list(refs)
