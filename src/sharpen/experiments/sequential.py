@@ -119,8 +119,10 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
         refuse_another_experiment(out, RunDir(out).config(), exp.resolved())
     g = _step(exp, step)
     units = _units(exp)
-    d = _open_design(exp, out, claims, units, _looks(g, max_runs or exp.max_runs or 4 * g))
-    d.quiet, d.run_kw = quiet, {**run_kw, "look": True}  # its looks alone add seeds
+    plan, record, created = _open_design(exp, out, claims, units,
+                                         _looks(g, max_runs or exp.max_runs or 4 * g))
+    # its looks alone add seeds to the directory (look=True)
+    d = _Design(out, claims, plan, record, created, quiet, {**run_kw, "look": True})
     for cfg in exp.arms.values():  # each look's new seeds train as one group of g
         if cfg.stack_seeds == "auto":
             cfg.stack_seeds = g if not stack_blockers(cfg) else 1
@@ -174,14 +176,16 @@ class _Design:
     plan: SequentialPlan
     record: dict[str, Any]
     created: bool  # this invocation made the record (no look had run before)
-    quiet: bool = False
-    run_kw: dict[str, Any] | None = None  # run_experiment's options for every look
+    quiet: bool
+    run_kw: dict[str, Any]  # run_experiment's options for every look
 
 
 def _open_design(exp: Any, out: Path, claims: list[dict[str, Any]],
-                 units: list[tuple[str, Any]], looks: list[int]) -> _Design:
-    """A new design, or the directory's, bound: any change to a claim, the looks or the
-    grid is refused, and so is a first look over results already seen at fixed n."""
+                 units: list[tuple[str, Any]], looks: list[int]
+                 ) -> tuple[SequentialPlan, dict[str, Any], bool]:
+    """A new design's plan and record (True: made now), or the directory's, bound: any
+    change to a claim, the looks or the grid is refused, and so is a first look over
+    results already seen at fixed n."""
     # the family: every claim in every cell (a map of 9 cells is 9 questions), Bonferroni
     m = len(claims) * len(units)
     record = read_record(out)
@@ -201,18 +205,18 @@ def _open_design(exp: Any, out: Path, claims: list[dict[str, Any]],
         record = {"plan": plan.as_dict(), "claims": [c["claim"] for c in claims],
                   "ops": [c["op"] for c in claims], "cells": len(units) if exp.cells else 0,
                   "design": wanted, "units": {}}
-        return _Design(out, claims, plan, record, created=True)
+        return plan, record, True
     bound = bound_design(record, RunDir(out).config() if (out / CONFIG).is_file() else {})
     refuse_changes(out / SEQUENTIAL, bound, wanted)
     record["design"] = bound  # a record made before designs were bound: now bound
-    return _Design(out, claims, SequentialPlan.from_dict(record["plan"]), record, created=False)
+    return SequentialPlan.from_dict(record["plan"]), record, False
 
 
 def _run_look(d: _Design, sub: Any, k: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run look ``k`` (``sub.runs`` seeds per arm); seeds that did not finish train once
     more. Returns its results and the seeds still lost (:func:`_lost`)."""
     try:
-        _, results = run_experiment(sub, d.out, quiet=d.quiet, **(d.run_kw or {}))
+        _, results = run_experiment(sub, d.out, quiet=d.quiet, **d.run_kw)
     except SharpenError:
         # refused before anything trained: the record this invocation wrote goes
         # too, or it would bind a design that never looked
@@ -228,7 +232,7 @@ def _run_look(d: _Design, sub: Any, k: int) -> tuple[list[dict[str, Any]], dict[
         if not d.quiet:
             print(f"look {k + 1}: {_said(again)} did not finish; training them once "
                   "more", flush=True)
-        _, results = run_experiment(sub, d.out, quiet=d.quiet, **(d.run_kw or {}))
+        _, results = run_experiment(sub, d.out, quiet=d.quiet, **d.run_kw)
         lost = _lost(d.out, list(sub.arms), sub.seeds)
     return results, lost
 
