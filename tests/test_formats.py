@@ -277,3 +277,12 @@ def test_read_cifar_batch_converts_other_integer_arrays(tmp_path):
                             b"labels")
     assert x.dtype == np.uint8 and y.dtype == np.int64 and y.tolist() == [4, 5]
     assert np.array_equal(x.reshape(-1), data.astype(np.uint8))
+
+
+def test_every_catalog_format_with_files_has_its_reader():
+    from sharpen.data.catalog import CATALOG
+    from sharpen.data.formats import READERS
+
+    for spec in CATALOG.values():
+        assert spec.format in READERS or (not spec.files and spec.format.startswith(
+            "synthetic")), f"{spec.name}: no reader for format {spec.format!r}"

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sharpen.data.catalog import CATALOG, DatasetSpec
-from sharpen.data.formats import read_cifar_batch, read_idx, safe_extract
+from sharpen.data.formats import READERS, safe_extract
 from sharpen.data.pairs import make_pairs
 from sharpen.data.sources import cache_dir, candidate_dirs, download, find_files, md5_file
 from sharpen.data.user import is_user, load_user, source_name, user_spec
@@ -77,19 +77,7 @@ def load(name: str, split: str, root: str | os.PathLike[str] | None = None,
     if verify and spec.md5:
         for p in paths:
             check_md5(spec, p)
-    if spec.format in ("idx", "bundled"):
-        images = read_idx(paths[0], expect_ndim=3)
-        labels = read_idx(paths[1], expect_ndim=1)
-        if len(images) != len(labels):
-            raise SharpenError(
-                f"{paths[0]} has {len(images)} images but {paths[1]} has {len(labels)} labels"
-            )
-        images = images[:, None]
-    else:
-        key = b"labels" if spec.format == "cifar10" else b"fine_labels"
-        parts = [read_cifar_batch(p, key) for p in paths]
-        images = np.concatenate([a for a, _ in parts])
-        labels = np.concatenate([b for _, b in parts])
+    images, labels = READERS[spec.format](paths)
     if labels.size and (labels.min() < 0 or labels.max() >= spec.num_classes):
         raise SharpenError(
             f"{paths[-1]}: labels must lie in 0..{spec.num_classes - 1}, "

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    format: str  # "idx" | "cifar10" | "cifar100" | "synthetic" | "bundled"
+    format: str  # a key of formats.READERS (files), or "synthetic" / "synthetic-waves"
     shape: tuple[int, ...]  # C×H×W for images, C×L for signals
     num_classes: int
     files: dict[str, tuple[str, ...]] = field(default_factory=dict)  # split -> file names

@@ -13,12 +13,15 @@ import shutil
 import struct
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sharpen.errors import SharpenError
+
+Reader = Callable[[list[Path]], tuple[np.ndarray, np.ndarray]]
 
 # IDX type codes -> numpy dtypes (big-endian as the format requires)
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -257,5 +260,32 @@ def _rmtree(p: Path) -> None:
     shutil.rmtree(p, ignore_errors=True)
 
 
+def _idx_pair(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """An image idx file and its label idx file (MNIST, Fashion-MNIST): N×1×H×W, N."""
+    images, labels = read_idx(paths[0], expect_ndim=3), read_idx(paths[1], expect_ndim=1)
+    if len(images) != len(labels):
+        raise SharpenError(f"{paths[0]} has {len(images)} images but {paths[1]} has "
+                           f"{len(labels)} labels")
+    return images[:, None], labels
+
+
+def _cifar(label_key: bytes) -> Reader:
+    def read(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+        parts = [read_cifar_batch(p, label_key) for p in paths]
+        return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+
+    return read
+
+
+# a catalog spec's ``format`` -> the reader of its files (in the order the spec lists them for
+# one split), giving uint8 images N×C×H×W and integer labels N. A new file format is one entry.
+READERS: dict[str, Reader] = {
+    "idx": _idx_pair,
+    "bundled": _idx_pair,  # the offline MNIST sample inside the package, in idx files
+    "cifar10": _cifar(b"labels"),
+    "cifar100": _cifar(b"fine_labels"),
+}
+
+
 __all__ = ["read_idx", "write_idx", "safe_unpickle", "read_cifar_batch", "write_cifar_batch",
-           "safe_extract"]
+           "safe_extract", "READERS", "Reader"]
