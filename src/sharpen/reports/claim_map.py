@@ -17,14 +17,21 @@ as the fixed-n number it is.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sharpen.metrics import get_metric
-from sharpen.reports.claims import ClaimResult, Runs, _prejudge, judge_family
+from sharpen.reports.claims import ClaimResult, Runs, _prejudge, _stated_effect, judge_family
 from sharpen.reports.figures import pyplot, save_figure
-from sharpen.reports.sequential import read_record
+from sharpen.reports.sequential import (
+    SequentialPlan,
+    _decided_at,
+    normal_model_note,
+    read_record,
+)
+from sharpen.reports.stats import format_p, repeated_ci, seeds_needed
 from sharpen.rundir import CLAIM_MAP
 from sharpen.verdicts import NOT_SUPPORTED, SUPPORTED, Outcome, Verdict, get_op
 
@@ -44,6 +51,11 @@ class MapCell:
     ci_high: float | None = None
     sequential: bool = False  # the verdict is the sequential design's
     decided_at: int | None = None  # the look (seeds per arm) that decided it, if one did
+    # sequential: the repeated confidence interval at the cell's last look, valid under the
+    # design (ci_low/ci_high stay the naive 95 % interval, for the record)
+    rci_low: float | None = None
+    rci_high: float | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -118,6 +130,7 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
         return []
     points = [p for p in itertools.product(*cfg["grid"].values()) if tuple(p) in by]
     units = [(_unit_point(k), u) for k, u in ((sequential or {}).get("units") or {}).items()]
+    plan = SequentialPlan.from_dict(sequential["plan"]) if sequential else None
     maps = []
     for i, claim in enumerate(cfg.get("claims") or []):
         per, where = [], []
@@ -128,6 +141,9 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
             per.append(c)
             where.append(dict(zip(axes, p)))
         results = judge_family(per, runs, alpha=alpha, sensitivity=False) if per else []
+        # the paper's effect, stated for the base arms: the n that would settle each cell
+        effect = _stated_effect(claim, cfg.get("published") or {},
+                                claim.get("metric") or "test_acc")
         cells = []
         for c, point, r in zip(per, where, results):
             _, comp = _prejudge(c, runs)
@@ -135,10 +151,12 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
                            getattr(comp, "ci_high", None))
             unit = next((u for up, u in units
                          if up == {a: str(v) for a, v in point.items()}), None)
-            if unit is not None:
-                d = unit["decisions"].get(str(i))
-                cell.sequential, cell.decided_at = True, d["n"] if d else None
-                r.verdict = Verdict(Outcome(d["verdict"])) if d else NOT_SUPPORTED
+            if unit is not None and plan is not None:
+                _sequential_cell(cell, comp, plan, unit["decisions"].get(str(i)), claim["op"])
+            else:
+                r.effect = None if get_op(claim["op"]).margin else effect
+                r.n_needed = seeds_needed(r.effect, r.sd, alpha / max(len(per), 1))
+                cell.notes = list(r.notes)
             cells.append(cell)
         rivals = [] if not get_op(claim["op"]).rivals else list(dict.fromkeys(
             cfg["cells"][t]["arm"] if t in cfg["cells"] else t.split("__")[0]
@@ -147,24 +165,75 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
     return maps
 
 
+def _sequential_cell(cell: MapCell, comp: Any, plan: SequentialPlan,
+                     d: dict[str, Any] | None, op: str) -> None:
+    """A cell of a sequential directory: the design's verdict, the repeated confidence
+    interval at its last look (valid at whatever look it stopped: Jennison & Turnbull),
+    whether the decision rests on the normal model, and what an undecided cell rules out."""
+    r = cell.result
+    cell.sequential, cell.decided_at = True, d["n"] if d else None
+    r.verdict = Verdict(Outcome(d["verdict"])) if d else NOT_SUPPORTED
+    if getattr(comp, "paired", False) and comp.spread and comp.sd and comp.n >= 2:
+        cell.rci_low, cell.rci_high = repeated_ci(comp.diff, comp.sd, comp.n,
+                                                  plan.threshold_reached(comp.n))
+    if d:
+        exact = r.p_exact if r.n == d["n"] else None  # the exact p at the deciding n
+        note = normal_model_note(d["n"], _decided_at(op, d), exact)
+        cell.notes = [note] if note else []
+    else:
+        cell.notes = [rules_out(get_metric(cell.result.metric), cell.rci_low, cell.rci_high)]
+
+
+def rules_out(m: Any, lo: float | None, hi: float | None) -> str:
+    """What an undecided cell's repeated interval rules out: every effect beyond the
+    larger of its ends ("no effect beyond ±0.45 pp"), at the design's level."""
+    if lo is None or hi is None:
+        return "no repeated interval (no spread in the differences, or unpaired arms)"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "rules out nothing yet (its last look spends no α)"
+    bound = m.fmt(max(abs(lo), abs(hi)), True).lstrip("+")
+    return (f"no effect beyond ±{bound} at the design's level (repeated CI "
+            f"[{m.fmt(lo, True)}, {m.fmt(hi, True)}])")
+
+
+def _effect_text(m: Any, c: MapCell) -> str:
+    """The cell's effect with its interval: the repeated one in a sequential map."""
+    if c.diff is None:
+        return "–"
+    lo, hi = (c.rci_low, c.rci_high) if c.sequential else (c.ci_low, c.ci_high)
+    if lo is None or hi is None:
+        return m.fmt(c.diff, True)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{m.fmt(c.diff, True)} [−∞, +∞]"
+    return f"{m.fmt(c.diff, True)} [{m.fmt(lo, True)}, {m.fmt(hi, True)}]"
+
+
 def map_table(cm: ClaimMap) -> str:
-    """One row per cell: the axis values, the effect with its interval, p, Holm p, verdict."""
+    """One row per cell: the axis values, the effect with its interval, p (t and exact),
+    Holm p, verdict and notes; at fixed n also the smallest effect n detects and the n that
+    would settle the paper's effect, in a sequential map the design's decision instead."""
     m = get_metric(cm.claim.get("metric", "test_acc"))
     seq = any(c.sequential for c in cm.cells)
-    head = "| " + " | ".join(cm.axes) + " | effect [95 % CI] | n | p | " + (
-        "Holm p (fixed n) | sequential design | verdict |" if seq else "Holm p | verdict |")
-    lines = [head, "|" + "---|" * (len(cm.axes) + 5 + seq)]
+    head = "| " + " | ".join(cm.axes) + (
+        " | effect [repeated CI, valid under the design] | n | p (t / exact) | "
+        "Holm p (fixed n) | sequential design | verdict | notes |" if seq else
+        " | effect [95 % CI, unadjusted] | n | p (t / exact) | Holm p | detectable at n "
+        "(80 %) | n for the paper's effect | verdict | notes |")
+    lines = [head, "|" + "---|" * (len(cm.axes) + 8)]
     for c in cm.cells:
         r = c.result
-        eff = "–" if c.diff is None else (
-            f"{m.fmt(c.diff, True)}" + ("" if c.ci_low is None else
-                                        f" [{m.fmt(c.ci_low, True)}, {m.fmt(c.ci_high, True)}]"))
-        p = "–" if r.p is None else f"{r.p:.3g}"
+        p = f"{format_p(r.p, 3, '–')} / {format_p(r.p_exact, 3, '–')}"
         pa = "–" if r.p_adj is None else f"{r.p_adj:.3g}"
-        how = "" if not seq else (f" decided at n = {c.decided_at} |" if c.decided_at else
-                                  " undecided |" if c.sequential else " – |")
+        if seq:
+            mid = (f"decided at n = {c.decided_at}" if c.decided_at else
+                   "undecided" if c.sequential else "–")
+        else:
+            mde = "–" if r.mde is None else m.fmt(r.mde, True).lstrip("+")
+            mid = mde + " | " + ("–" if r.effect is None else
+                                 f"{r.n_needed or '–'} for {m.fmt(r.effect, True)}")
         lines.append("| " + " | ".join(str(c.point[a]) for a in cm.axes) +
-                     f" | {eff} | {r.n} | {p} | {pa} |{how} **{r.verdict}** |")
+                     f" | {_effect_text(m, c)} | {r.n} | {p} | {pa} | {mid} | **{r.verdict}** | "
+                     f"{'; '.join(c.notes) or '–'} |")
     return "\n".join(lines)
 
 
@@ -190,9 +259,7 @@ def map_figure(cm: ClaimMap) -> Any:
             colour = COLOURS.get(c.result.verdict.outcome, UNTESTED_COLOUR)
             ax.add_patch(plt.Rectangle((i - 0.5, j - 0.5), 1, 1, facecolor=colour,
                                        edgecolor="white", linewidth=2))
-            text = "–" if c.diff is None else m.fmt(c.diff, True)
-            if c.ci_low is not None:
-                text += f"\n[{m.fmt(c.ci_low, True)}, {m.fmt(c.ci_high, True)}]"
+            text = _effect_text(m, c).replace(" [", "\n[")
             text += f"\nn = {c.result.n}"  # the seeds this cell's verdict rests on
             ax.text(i, j, text, ha="center", va="center", fontsize=7)
         ax.set_xlim(-0.5, len(xs) - 0.5)
@@ -215,6 +282,33 @@ def map_figure(cm: ClaimMap) -> Any:
     return fig
 
 
+def sequential_rules_out(cfg: dict[str, Any], runs: Runs, record: dict[str, Any] | None
+                         ) -> dict[tuple[str, int], str]:
+    """For each claim a sequential design left undecided, by (unit key, claim index): what
+    its repeated interval rules out (:func:`rules_out`); a grid's from its claim maps."""
+    if not record:
+        return {}
+    out: dict[tuple[str, int], str] = {}
+    units = record.get("units") or {}
+    if cfg.get("cells"):
+        keys = {tuple(sorted(_unit_point(k).items())): k for k in units}
+        for i, cm in enumerate(claim_maps(cfg, runs, sequential=record)):
+            for c in cm.cells:
+                key = keys.get(tuple(sorted((a, str(v)) for a, v in c.point.items())))
+                if key is not None and c.sequential and not c.decided_at:
+                    out[(key, i)] = "; ".join(c.notes)
+        return out
+    plan = SequentialPlan.from_dict(record["plan"])
+    for i, claim in enumerate(cfg.get("claims") or []):
+        r, comp = _prejudge(claim, runs)
+        cell = MapCell({}, r)
+        for key, u in units.items():
+            if str(i) not in u.get("decisions", {}):
+                _sequential_cell(cell, comp, plan, None, claim["op"])
+                out[(key, i)] = "; ".join(cell.notes)
+    return out
+
+
 def map_section(run_dir: Path, cfg: dict[str, Any], runs: Runs) -> list[str]:
     """The report's claim-map section for a grid directory (figures drawn into it)."""
     record = read_record(run_dir)
@@ -222,10 +316,21 @@ def map_section(run_dir: Path, cfg: dict[str, Any], runs: Runs) -> list[str]:
     if not maps:
         return []
     how = ("the cells of one claim are one Holm family at 5 % (docs/methods/statistics.md)."
+           " The intervals are 95 % per cell, unadjusted for the cells; a verdict the t-test "
+           "reaches but the exact sign-flip test cannot is marked *rests on the normal model*; "
+           "\"detectable at n\" is the smallest true difference the cell's n finds with 80 % "
+           "power at the family's strictest level (statsmodels `TTestPower`), \"n for the "
+           "paper's effect\" the seeds that would take."
            if record is None else
            "the verdicts are the sequential design's (each claim in each cell tested at α/m "
            "with alpha spending, valid under optional stopping: see \"Decided with the fewest "
-           "seeds\" below); a cell it left undecided is not supported. The Holm p over the "
+           "seeds\" below); a cell it left undecided is not supported, and its repeated "
+           "interval says what it rules out. Each interval is the repeated confidence interval "
+           "at the cell's last look (Jennison & Turnbull: the estimate ± that look's boundary "
+           "on the t scale × its standard error, at the design's level α/m), which covers the "
+           "true effect with probability ≥ 1 − α/m at whatever look the cell stopped; the "
+           "naive 95 % interval would not. A decision the exact sign-flip test could not reach "
+           "at that look is marked *rests on the normal model*. The Holm p over the "
            "cells at their last look is shown for reference only: once the seeds of a cell "
            "depended on its earlier looks, a fixed-n test is no longer valid.")
     parts = ["## Claim maps: where each claim holds in the grid", "",

@@ -12,7 +12,7 @@ from typing import Any
 from sharpen.errors import SharpenError
 from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports.budget import budget_section
-from sharpen.reports.claim_map import map_section
+from sharpen.reports.claim_map import map_section, sequential_rules_out
 from sharpen.reports.claims import FAMILY_TEXT, Runs, claims_table, load_runs
 from sharpen.reports.curriculum import figure_sections, stage_jumps
 from sharpen.reports.curves import plot_curves
@@ -62,7 +62,7 @@ def summarize(run_dir: Path, runs: Runs | None = None) -> dict[str, Any]:
         out["family"] = {"claims": len(cfg["claims"]), "adjustment": "holm", "alpha": 0.05,
                          "sides": "two-sided t (each direction at 2.5 %); TOST for ~"}
         out["claims"] = [r.as_dict() for r in claims_table(
-            cfg["claims"], runs, cfg.get("published"), _decisions(rd.root))[1]]
+            cfg["claims"], runs, cfg.get("published"), _decisions(rd.root), cfg)[1]]
     return out
 
 
@@ -276,7 +276,8 @@ def _claims_section(r: _Report) -> list[str]:
     if not r.cfg.get("claims") or r.cfg.get("cells"):
         return []
     unit = _decisions(r.run_dir)
-    md, judged = claims_table(r.cfg["claims"], r.runs, r.cfg.get("published"), unit)
+    md, judged = claims_table(r.cfg["claims"], r.runs, r.cfg.get("published"), unit,
+                              r.cfg)
     m = sum(x.p is not None for x in judged) or 1  # untested claims do not count
     return ["## Claims", "", "Each claim of the paper as a checkable statement. "
             + FAMILY_TEXT.format(m=m, lvl=f"{0.05 / m:.3g}")
@@ -347,7 +348,8 @@ def _closing_sections(r: _Report, png: Path | None) -> list[str]:
         parts += ["## Notes", "", r.cfg["notes"].strip(), ""]
     if png:
         parts += ["## Curves", "", f"![curves]({png.name})", ""]
-    parts += report_section(r.run_dir)
+    parts += report_section(r.run_dir, sequential_rules_out(r.cfg, r.runs,
+                                                            read_record(r.run_dir)))
     for tech in TECHNIQUES:  # each technique's figure of its run files (gradient flow's)
         if tech.run_figure is not None:
             parts += run_figure_section(tech.run_figure, r.run_dir, r.arms)

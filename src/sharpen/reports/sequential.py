@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats as st
 
 from sharpen.errors import SharpenError
+from sharpen.reports.stats import min_sign_flip_p
 from sharpen.rundir import SEQUENTIAL, RunDir  # SEQUENTIAL: the design and every look
 from sharpen.verdicts import Outcome, get_op
 
@@ -339,9 +340,27 @@ def _decided_at(op: str, d: dict[str, Any]) -> float:
     return d["threshold"] if d["verdict"] == "contradicted" else _shown(op, d["threshold"])
 
 
-def report_section(run_dir: Path) -> list[str]:
+def normal_model_note(n: int, threshold: float, p_exact: float | None = None) -> str:
+    """"rests on the normal model: …" for a decision at n seeds and a nominal ``threshold``
+    the exact sign-flip test could not reach (its smallest p at n, 2/2ⁿ, is above it; or,
+    where known, its p with these differences is), as the fixed-n claims tables mark it;
+    "" where the exact test reaches it too."""
+    floor = min_sign_flip_p(n)
+    if floor > threshold:
+        return (f"rests on the normal model: the exact sign-flip test cannot go below "
+                f"p = {floor:.3g} at n = {n}, above the threshold {threshold:.3g}")
+    if p_exact is not None and p_exact > threshold:
+        return (f"rests on the normal model: the exact sign-flip test gives p = "
+                f"{p_exact:.3g}, above the threshold {threshold:.3g}")
+    return ""
+
+
+def report_section(run_dir: Path, rules_out: dict[tuple[str, int], str] | None = None
+                   ) -> list[str]:
     """The report's "Decided with the fewest seeds" section, from sequential.json alone:
-    per claim (and per grid cell), where it was decided, or why it stayed open."""
+    per claim (and per grid cell), where it was decided, or why it stayed open (with what
+    its repeated interval rules out: ``rules_out``, by unit key and claim index)."""
+    rules_out = rules_out or {}
     rec = read_record(run_dir)
     if rec is None:
         return []
@@ -361,8 +380,8 @@ def report_section(run_dir: Path) -> list[str]:
              "p per look: " + ", ".join(f"n = {n}: {_threshold(p)}" for n, p in zip(plan.looks,
                                                                                   plan.nominal))
              + ".",
-             "", ("| cell " if grid else "") + "| claim | decided | at n | p | threshold |",
-             "|---" * (6 if grid else 5) + "|"]
+             "", ("| cell " if grid else "") + "| claim | decided | at n | p | threshold | "
+             "notes |", "|---" * (7 if grid else 6) + "|"]
     short = []  # looks whose seeds did not all finish
     for key, u in units.items():
         last = u["looks"][-1] if u["looks"] else None
@@ -375,10 +394,11 @@ def report_section(run_dir: Path) -> list[str]:
             if d:
                 at = f"{d['n']} (look at {d['look']})" if d.get("look", d["n"]) != d["n"] \
                     else f"{d['n']}"
+                thr = _decided_at(ops[i], d)
                 lines.append(f"{cell}| {claim} | **{d['verdict']}** | {at} | {d['p']:.3g} | "
-                             f"{_decided_at(ops[i], d):.3g} |")
+                             f"{thr:.3g} | {normal_model_note(d['n'], thr) or '–'} |")
             elif last is None:
-                lines.append(f"{cell}| {claim} | not yet looked at | – | – | – |")
+                lines.append(f"{cell}| {claim} | not yet looked at | – | – | – | – |")
             else:
                 c = last["claims"][i]
                 why = (f"undecided: the budget of {last['n']} seeds is spent" if u["finished"]
@@ -387,7 +407,8 @@ def report_section(run_dir: Path) -> list[str]:
                 at = f"{c['n']} (look at {last['n']})" if c["n"] < last["n"] and \
                     last.get("lost") else f"{last['n']}"
                 lines.append(f"{cell}| {claim} | {why} | {at} | {p} | "
-                             f"{_shown(ops[i], c.get('threshold', last['threshold'])):.3g} |")
+                             f"{_shown(ops[i], c.get('threshold', last['threshold'])):.3g} | "
+                             f"{rules_out.get((key, i), '–')} |")
     if short:
         lines += ["", "Seeds that did not finish at their look (trained once more, then left "
                   "out): " + " · ".join(short) + ". A claim on those arms was judged on the "

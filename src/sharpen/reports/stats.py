@@ -20,7 +20,9 @@ statsmodels; the sign-flip test is an exact enumeration (checked against
 * :func:`two_level_bootstrap`: an interval that covers seeds *and* test images.
 * :func:`mcnemar`: paired arms image by image, per seed (exact: a binomial test of the
   discordant images, as statsmodels' exact McNemar) and pooled.
-* :func:`iqm`, :func:`prob_improvement`, :func:`bootstrap_ci`: rliable-style summaries.
+* :func:`iqm`, :func:`prob_improvement`, :func:`bootstrap_ci`: rliable-style summaries
+  (:func:`prob_improvement_ci`: P(A > B)'s bootstrap interval with a Wilson floor).
+* :func:`clip_interval`, :func:`wilson`, :func:`sd_upper`: intervals inside their range.
 """
 
 from __future__ import annotations
@@ -140,6 +142,35 @@ def exact_decides_from(alpha: float, alternative: str = "two-sided") -> int:
     while min_sign_flip_p(n, alternative) > alpha:
         n += 1
     return n
+
+
+# --- intervals inside a metric's range ----------------------------------------------------------
+
+def clip_interval(lo: float | None, hi: float | None, lowest: float = 0.0, highest: float = 1.0
+                  ) -> tuple[float | None, float | None]:
+    """An interval cut to the range its quantity can take (an accuracy: [0, 1]). The true
+    mean lies in the range, so an interval that covers it still covers it when cut: the
+    coverage is the uncut interval's, and no end is printed beyond 100 %."""
+    if lo is None or hi is None:
+        return lo, hi
+    return min(max(lo, lowest), highest), max(min(hi, highest), lowest)
+
+
+def wilson(p_hat: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``p_hat`` observed over n trials: inside
+    [0, 1], and never of zero width (n of n right gives [n/(n + z²), 1])."""
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    centre = (p_hat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def sd_upper(sd: float, n: int, confidence: float = CONFIDENCE) -> float | None:
+    """The one-sided upper confidence limit of a normal sd estimated from n values:
+    s·√((n − 1)/χ²_{1−c}(n − 1)). At n = 2 it is 16 s at 95 %: a pilot's sd says little."""
+    if n < 2 or not sd:
+        return None
+    return sd * math.sqrt((n - 1) / float(stats.chi2.ppf(1 - confidence, n - 1)))
 
 
 # --- comparisons --------------------------------------------------------------------------------
@@ -548,7 +579,9 @@ def two_level_bootstrap(correct: np.ndarray, other: np.ndarray | None = None,
 
     The interval is estimate ± t·√(V_seeds + V_images), with Welch–Satterthwaite degrees of
     freedom (n − 1 for the seed part, images − 1 for the image part), and never narrower
-    than the t interval over seeds alone.
+    than the t interval over seeds alone. An accuracy's interval (no ``other``) is cut to
+    [0, 1] and never narrower than the Wilson score interval of its m test images (a
+    binomial floor: all m right gives [m/(m + z²), 1], never [1, 1]).
     ``correct``: seeds × images of 0/1; ``other``: the other arm's, same seeds and images.
     Returns (estimate, low, high); with one seed, the image level alone.
     """
@@ -568,14 +601,22 @@ def two_level_bootstrap(correct: np.ndarray, other: np.ndarray | None = None,
         reps[start:start + k] = w @ col
     v_img = float(reps.var(ddof=1)) if np.ptp(col) > 0 else 0.0  # every image alike: none
     v = v_seed + v_img
-    if v == 0:
+    if v == 0 and other is not None:
         return est, est, est
-    terms = (v_seed**2 / (n - 1) if n > 1 else 0.0) + v_img**2 / max(m - 1, 1)
-    df = v**2 / terms if terms > 0 else math.inf
-    half = _t(df, confidence) * math.sqrt(v)
-    if n > 1:  # never narrower than the interval over seeds alone
-        half = max(half, _t(n - 1, confidence) * math.sqrt(v_seed))
-    return est, est - half, est + half
+    half = 0.0
+    if v > 0:
+        terms = (v_seed**2 / (n - 1) if n > 1 else 0.0) + v_img**2 / max(m - 1, 1)
+        df = v**2 / terms if terms > 0 else math.inf
+        half = _t(df, confidence) * math.sqrt(v)
+        if n > 1:  # never narrower than the interval over seeds alone
+            half = max(half, _t(n - 1, confidence) * math.sqrt(v_seed))
+    if other is not None:
+        return est, est - half, est + half
+    # an accuracy: inside [0, 1], and never narrower than the Wilson interval of the m images
+    # (every seed sees the same images, so they are the sample; 40 of 40 right is not 100 %
+    # for certain: [91.2, 100])
+    wlo, whi = wilson(est, m, confidence)
+    return est, max(0.0, min(est - half, wlo)), min(1.0, max(est + half, whi))
 
 
 def mcnemar(a_right: np.ndarray, b_right: np.ndarray) -> dict[str, Any]:
@@ -611,6 +652,21 @@ def prob_improvement(xa: Sequence[float], xb: Sequence[float]) -> float:
     return float(gt / (len(a) * len(b)))
 
 
+def prob_improvement_ci(xa: Sequence[float], xb: Sequence[float], n_boot: int = 2000,
+                        confidence: float = CONFIDENCE, seed: int = 0
+                        ) -> tuple[float | None, float | None]:
+    """P(A > B)'s interval: the stratified percentile bootstrap, never narrower than the
+    Wilson interval of the estimate over min(n_a, n_b) comparisons (runs paired off one to
+    one give that many independent A-against-B draws of the same chance). Where every run
+    of A loses to every run of B the bootstrap collapses to [0, 0]; the floor does not:
+    with 3 runs per arm, [0, 0.56]."""
+    if min(len(xa), len(xb)) < 2:
+        return None, None
+    lo, hi = bootstrap_ci(prob_improvement, [xa, xb], n_boot, confidence, seed)
+    wlo, whi = wilson(prob_improvement(xa, xb), min(len(xa), len(xb)), confidence)
+    return (wlo, whi) if lo is None or hi is None else (min(lo, wlo), max(hi, whi))
+
+
 def bootstrap_ci(stat: Callable[..., float], samples: Sequence[Sequence[float]],
                  n_boot: int = 2000, confidence: float = CONFIDENCE, seed: int = 0
                  ) -> tuple[float | None, float | None]:
@@ -635,3 +691,30 @@ def _vstat(stat: Callable[..., float], xs: tuple[np.ndarray, ...], axis: int) ->
     for idx in np.ndindex(*shape):
         out[idx] = stat(*(x[idx] for x in xs))
     return out
+
+
+# --- group-sequential intervals ------------------------------------------------------------------
+
+def repeated_ci(mean: float, sd: float, n: int, threshold: float) -> tuple[float, float]:
+    """The repeated confidence interval (Jennison & Turnbull 1989) of a paired difference
+    at a look of a group-sequential design: mean ± c·sd/√n, c the look's boundary on the t
+    scale, here recovered from the nominal two-sided p ``threshold`` the look must reach
+    (c = F_t⁻¹(1 − threshold/2; n − 1)). Because the paths that cross any look's boundary
+    are α of all, the intervals of every look cover the true difference together with
+    probability 1 − α: valid at whatever look the design stopped. A look that spends
+    nothing (threshold 0) gives (−inf, inf)."""
+    if n < 2 or threshold <= 0 or not math.isfinite(sd):
+        return -math.inf, math.inf
+    c = float(stats.t.isf(threshold / 2, n - 1))
+    half = c * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def min_detectable_at(n: int, sd: float, threshold: float, power: float = POWER) -> float:
+    """The smallest true paired difference a two-sided paired t-test with n pairs detects
+    with ``power`` at the nominal p ``threshold`` (a sequential design's last look: the
+    earlier looks only add to the power, so this is what the budget can promise)."""
+    if n < 2 or not sd > 0 or not 0 < threshold < 1:
+        raise ValueError(f"n = {n}, sd = {sd}, threshold = {threshold}: need n ≥ 2, sd > 0 "
+                         "and 0 < threshold < 1")
+    return _detectable_dz(n, threshold, power) * sd
