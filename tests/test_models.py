@@ -4,13 +4,12 @@ import pytest
 import torch
 
 from sharpen import SharpenError
-from sharpen.models import count_parameters, create_model, list_models
+from sharpen.models import count_parameters, create_model, list_models, model_input
 
-# Registered image models and the input they are built for (other issues add theirs).
-INPUTS = {"lenet5": (1, 28, 28), "lenet5_dropout": (1, 28, 28), "nin_cifar": (3, 32, 32),
-          "conv1d_small": (1, 128)}
-INPUTS.update({n: (3, 32, 32) for n in list_models() if n.startswith("vgg")})  # tests/test_vgg.py
-PAIRS = {n for n in list_models() if n.startswith(("direct", "shres", "sub_"))}  # tests/test_pairs.py
+# every registered classifier, at the input its registration states (a new model needs no
+# line here); the digit-pair models are tested in tests/test_pairs.py
+INPUTS = {n: model_input(n) for n in list_models("classify")}
+PAIRS = set(list_models("pairs"))
 
 
 def test_registry_lists_foundation_models():
@@ -49,7 +48,10 @@ def test_every_model_forward_backward(name):
 
 
 def test_every_registered_model_is_covered():
-    assert set(list_models()) <= set(INPUTS) | PAIRS, "add new models to INPUTS"
+    assert set(list_models()) == set(INPUTS) | PAIRS
+    missing = sorted(n for n, shape in INPUTS.items() if shape is None)
+    assert not missing, f"register these with input_shape=(C, H, W): {missing}"
+    assert PAIRS >= {n for n in list_models() if n.startswith(("direct", "shres", "sub_"))}
 
 
 def test_unknown_model_lists_valid_names():

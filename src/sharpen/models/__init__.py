@@ -5,8 +5,10 @@ from sharpen.models._registry import (
     count_parameters,
     create_model,
     list_models,
+    model_input,
     model_paper,
     register_model,
 )
 
-__all__ = ["create_model", "list_models", "register_model", "count_parameters", "model_paper"]
+__all__ = ["create_model", "list_models", "register_model", "count_parameters", "model_paper",
+           "model_input"]

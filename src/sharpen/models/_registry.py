@@ -15,12 +15,16 @@ from sharpen.plugins import is_target, load_target, plugins
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _PAPERS: dict[str, str] = {}  # name → the paper ("000" … "004") it is built from
 _TASKS: dict[str, str] = {}  # name → "classify" (logits) or "pairs" (a digit-pair model)
+_INPUTS: dict[str, tuple[int, ...]] = {}  # name → the input shape its defaults take
 TASKS = ("classify", "pairs")
 
 
-def register_model(name: str | None = None, paper: str = "", task: str = "classify") -> Callable:
+def register_model(name: str | None = None, paper: str = "", task: str = "classify",
+                   input_shape: tuple[int, ...] | None = None) -> Callable:
     """Decorator: register a model factory under ``name`` (default: the function name);
-    ``paper``: the paper (source report) it is built from; ``task``: what its output means."""
+    ``paper``: the paper (source report) it is built from; ``task``: what its output means;
+    ``input_shape``: the C×H×W (or C×L) input its defaults are built for (timm's
+    ``input_size``), which the tests over the registry feed it."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
@@ -30,6 +34,8 @@ def register_model(name: str | None = None, paper: str = "", task: str = "classi
             raise ValueError(f"model {key!r} registered twice")
         _MODELS[key] = fn
         _PAPERS[key], _TASKS[key] = paper, task
+        if input_shape is not None:
+            _INPUTS[key] = tuple(input_shape)
         return fn
 
     return deco
@@ -45,6 +51,11 @@ def list_models(task: str | None = None) -> list[str]:
     of one ``task`` if given; ``"package.module:factory"`` targets are accepted besides."""
     _plugin_models()
     return sorted(k for k in _MODELS if task is None or _TASKS.get(k, "classify") == task)
+
+
+def model_input(name: str) -> tuple[int, ...] | None:
+    """The input shape (without the batch) a registered model's defaults are built for."""
+    return _INPUTS.get(name)
 
 
 def model_paper(name: str) -> str:

@@ -41,7 +41,7 @@ class NinCifar(nn.Module):
         return self.net(x)
 
 
-@register_model(paper="001")
+@register_model(paper="001", input_shape=(3, 32, 32))
 def nin_cifar(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.4,
               final_relu: bool = True) -> nn.Module:
     """Paper 001's Figure 5 network (50,186 parameters for 10 classes)."""
@@ -66,7 +66,7 @@ class Conv1dNet(nn.Module):
         return self.net(x)
 
 
-@register_model(paper="000")
+@register_model(paper="000", input_shape=(1, 128))
 def conv1d_small(num_classes: int = 6, in_channels: int = 1, width: int = 16,
                  dropout: float = 0.2) -> nn.Module:
     """1-D conv classifier for the sharpening curriculum on time series (paper 000's future scope)."""

@@ -46,14 +46,14 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model(paper="000")
+@register_model(paper="000", input_shape=(1, 28, 28))
 def lenet5_dropout(num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
                    dropout: float = 0.5, activation: str = "relu") -> nn.Module:
     """Paper 000's LeNet-5 + dropout (44,426 parameters on 1×28×28)."""
     return LeNet5(num_classes, in_channels, input_size, dropout, False, activation)
 
 
-@register_model(paper="000")
+@register_model(paper="000", input_shape=(1, 28, 28))
 def lenet5(num_classes: int = 10, in_channels: int = 1, input_size: int = 28,
            activation: str = "tanh") -> nn.Module:
     """Classic LeNet-5 baseline (LeCun et al. 1998), no dropout (61,706 parameters)."""

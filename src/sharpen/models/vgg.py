@@ -82,7 +82,7 @@ def _make(name: str, blocks: int, bn: bool, res: bool) -> None:
     factory.__name__ = name
     factory.__doc__ = (f"Paper 003 VGG, {blocks} conv blocks per stage"
                        f"{', BatchNorm' if bn else ''}{', residual' if res else ''}.")
-    register_model(name, paper="003")(factory)
+    register_model(name, paper="003", input_shape=(3, 32, 32))(factory)
 
 
 for _name, (_b, _bn, _res) in _VARIANTS.items():
