@@ -49,7 +49,10 @@ MODULES: dict[str, list[str]] = {
     "training/tasks.py": ["tests/test_tasks.py", "tests/test_training.py", "tests/test_pairs.py",
                           "tests/test_menu.py"],
     "training/loop.py": ["tests/test_loop.py", "tests/test_training.py",
-                         "tests/test_behaviour.py", "tests/test_menu.py"],
+                         "tests/test_behaviour.py", "tests/test_menu.py",
+                         "tests/test_checkpoint.py"],
+    "training/checkpoint.py": ["tests/test_checkpoint.py", "tests/test_training.py",
+                               "tests/test_loop.py"],
     "data/formats.py": ["tests/test_formats.py", "tests/test_data.py", "tests/test_behaviour.py",
                         *(f"tests/test_faults.py::{t}" for t in (
                             "test_truncated_gz_names_file", "test_wrong_magic_names_file",
