@@ -17,6 +17,7 @@ The spread is the standard deviation of the maximum under the same law.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from sharpen.metrics import timing_keys
 from sharpen.reports.claims import metric_of
 from sharpen.reports.figures import pyplot, save_figure
 from sharpen.rundir import BUDGET
+
+TIMINGS = timing_keys()
 
 
 def max_law(values: Sequence[float], n: int, replace: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -59,10 +63,54 @@ class BudgetCurve:
     points: list[dict[str, float]]  # n, expected and sd (Tang), expected and sd (Dodge)
 
 
-def budget_curves(cfg: dict[str, Any], runs: Any) -> list[BudgetCurve]:
-    """One curve per base arm of a grid directory, over its cells' mean validation accuracy."""
+def one_configuration(cfg: dict[str, Any], results: Sequence[dict[str, Any]],
+                      values: dict[str, dict[int, dict[str, float]]] | None = None
+                      ) -> list[str]:
+    """The base arms whose grid cells are twin copies of one configuration (the grid's keys
+    do not touch the arm, e.g. the baseline of a blur grid): every cell is linked to the
+    others, through runs copied from a twin cell of the same arm (``twin_of``, written only
+    when the configurations agree but for keys nothing reads), or (a directory trained
+    before twins were copied) through at least 2 shared seeds whose every metric, losses
+    included, is the same number in both cells (``values``: :class:`Runs`'s). Their cells
+    differ by seed subsets alone, so no cell is "chosen" and no budget curve is drawn."""
+    cells = cfg.get("cells") or {}
+    parent = {d: d for d in cells}
+
+    def root(d: str) -> str:
+        while parent[d] != d:
+            d = parent[d]
+        return d
+
+    for r in results:
+        a, b = r.get("arm"), r.get("twin_of")
+        if a in cells and b in cells and cells[a]["arm"] == cells[b]["arm"]:
+            parent[root(a)] = root(b)
+    for a, b in itertools.combinations(cells, 2):
+        va, vb = (values or {}).get(a, {}), (values or {}).get(b, {})
+        shared = set(va) & set(vb)
+        if cells[a]["arm"] == cells[b]["arm"] and len(shared) >= 2 and \
+                all(_outcome(va[s]) == _outcome(vb[s]) for s in shared):
+            parent[root(a)] = root(b)
     out = []
-    arms = list(dict.fromkeys(c["arm"] for c in cfg.get("cells", {}).values()))
+    for arm in dict.fromkeys(c["arm"] for c in cells.values()):
+        mine = [d for d, c in cells.items() if c["arm"] == arm]
+        if len(mine) > 1 and len({root(d) for d in mine}) == 1:
+            out.append(arm)
+    return out
+
+
+def _outcome(v: dict[str, float]) -> dict[str, float]:
+    """A run's numbers without its timings (which differ between identical runs)."""
+    return {k: x for k, x in v.items() if k not in TIMINGS}
+
+
+def budget_curves(cfg: dict[str, Any], runs: Any, skip: Sequence[str] = ()
+                  ) -> list[BudgetCurve]:
+    """One curve per base arm of a grid directory, over its cells' mean validation accuracy
+    (none for the arms in ``skip``: :func:`one_configuration`)."""
+    out = []
+    arms = [a for a in dict.fromkeys(c["arm"] for c in cfg.get("cells", {}).values())
+            if a not in skip]
     for arm in arms:
         cells = [d for d, c in cfg["cells"].items() if c["arm"] == arm]
         metric = "val_acc" if any(metric_of(runs.values, d, "val_acc") for d in cells) \
@@ -80,9 +128,12 @@ def budget_curves(cfg: dict[str, Any], runs: Any) -> list[BudgetCurve]:
     return out
 
 
-def budget_section(run_dir: Path, cfg: dict[str, Any], runs: Any) -> list[str]:
-    """The report's budget-curve section for a grid directory (figure drawn into it)."""
-    curves = budget_curves(cfg, runs)
+def budget_section(run_dir: Path, cfg: dict[str, Any], runs: Any,
+                   results: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """The report's budget-curve section for a grid directory (figure drawn into it); an
+    arm whose cells are copies of one configuration (``results``' ``twin_of``) is left out."""
+    twins = one_configuration(cfg, results, runs.values)
+    curves = budget_curves(cfg, runs, skip=twins)
     if not curves or max(c.cells for c in curves) < 2:
         return []
     plt = pyplot()
@@ -103,10 +154,18 @@ def budget_section(run_dir: Path, cfg: dict[str, Any], runs: Any) -> list[str]:
              f"Each cell scored by its mean {metric} over seeds{opt}; the expected best of n "
              "distinct cells drawn at random (Tang et al. 2020, unbiased), ± its standard "
              "deviation; Dodge et al. (2019) draw with replacement, which runs low near n = N "
-             "(docs/methods/statistics.md).", "",
+             "(docs/methods/statistics.md)." + _twins_text(twins), "",
              "| arm | n | expected best % | sd | Dodge et al. % |", "|---|---|---|---|---|"]
     for c in curves:
         for p in c.points:
             lines.append(f"| {c.arm} | {p['n']} | {100 * p['expected']:.2f} | "
                          f"{100 * p['sd']:.2f} | {100 * p['dodge']:.2f} |")
     return lines + ["", f"![budget curves]({png.name})", ""]
+
+
+def _twins_text(twins: Sequence[str]) -> str:
+    if not twins:
+        return ""
+    return (f" No curve for {', '.join(twins)}: {'its' if len(twins) == 1 else 'their'} cells "
+            "are twin copies of one configuration (the grid's keys do not change it), so its "
+            "cells differ by their seeds alone and trying more of them finds nothing better.")

@@ -214,9 +214,14 @@ def _baseline_arm(r: _Report) -> str:
     """The arm the others are compared with: --baseline, else the file's, else the first
     arm with results (the file's baseline arm may not have run); a --baseline without
     results is refused."""
-    present = r.present
-    base = r.baseline or r.cfg.get("baseline") or present[0]
-    if r.baseline is None and base not in present:  # the file's baseline arm was not run
+    return baseline_of(r.cfg, r.present, r.baseline)
+
+
+def baseline_of(cfg: dict[str, Any], present: list[str], baseline: str | None = None) -> str:
+    """:func:`_baseline_arm` from the config and the arms with results (the terminal's
+    summary compares with the same arm report.md does)."""
+    base = baseline or cfg.get("baseline") or present[0]
+    if baseline is None and base not in present:  # the file's baseline arm was not run
         base = present[0]
     if base not in present:
         raise SharpenError(f"baseline {base!r} is not an arm with results; arms: "
@@ -294,7 +299,7 @@ def _grid_sections(r: _Report) -> list[str]:
     parts = [f"## Grid: mean test accuracy % per cell (95 % CI over seeds; the cell chosen on "
              f"{chosen} per arm in bold)", "", grid_md, ""]
     parts += map_section(r.run_dir, r.cfg, r.runs)
-    parts += budget_section(r.run_dir, r.cfg, r.runs)
+    parts += budget_section(r.run_dir, r.cfg, r.runs, load_results(r.run_dir))
     return parts
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sharpen.metrics import REGISTRY, Metric, get_metric, parse_amount
-from sharpen.reports.claims import Runs, metric_of
+from sharpen.reports.budget import one_configuration
+from sharpen.reports.claims import Runs, metric_of, protocol_differences
 from sharpen.reports.stats import (
     BETTER,
     NOT_COMPARABLE,
@@ -17,6 +18,7 @@ from sharpen.reports.stats import (
     UNDECIDED,
     WORSE,
     against_published,
+    clip_interval,
     compare,
     describe,
     format_p,
@@ -59,12 +61,22 @@ def table_rows(results: list[dict[str, Any]], arm_order: list[str] | None = None
             "diverged": sum(r.get("status") == "diverged" for r in rs),
             "failed": sum(r.get("status") in ("failed", "corrupt") for r in rs)}
         for m in shown_metrics():
-            sm = describe(list(metric_of(runs.values, arm, m.name).values()))
+            sm = in_range(m, describe(list(metric_of(runs.values, arm, m.name).values())))
             row.update({f"{m.table_key}_{s}": sm[_STAT.get(s, s)]
                         for s in m.table.stats})  # type: ignore[union-attr]
         row["params"] = next((r.get("params") for r in rs if r.get("params")), None)
         out.append(row)
     return out
+
+
+def in_range(m: Metric, sm: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`describe` of a % metric with its 95 % interval cut to the metric's range
+    ([0, 1] for an accuracy, [−1, 1] for a gap): 95.83 [82.91, 100.00], never 108.76.
+    Cutting keeps the t interval's coverage (the true mean lies in the range)."""
+    if not m.percent:
+        return sm
+    lo, hi = clip_interval(sm["ci_low"], sm["ci_high"], m.lowest, 1.0)
+    return {**sm, "ci_low": lo, "ci_high": hi}
 
 
 def pct(v: float | None) -> str:
@@ -157,6 +169,43 @@ def markdown_table(rows: list[dict[str, Any]], keep_best: bool = False, error: b
     return "\n".join(lines)
 
 
+def terminal_table(rows: list[dict[str, Any]], base_of: dict[str, str], error: bool = False,
+                   cells: dict[str, dict[str, Any]] | None = None) -> str:
+    """The terminal's per-arm table (report.md holds the full one, 13 columns that wrap at
+    120): per arm n, the final test metric's mean [95 % CI] and the difference of means from
+    its baseline (``base_of``: arm → its baseline arm; in a grid the same cell's). Plain
+    aligned columns, no Markdown: a grid's axes lead as columns of their own (``cells``)."""
+    m = get_metric("test_acc")
+    what = "test error %" if error else "test acc %"
+    axes = [k for k in next(iter((cells or {}).values()), {}) if k != "arm"] if cells else []
+    by = {r["arm"]: _err(r) if error else r for r in rows}
+    bases = {b for b in base_of.values() if b in by}
+    names = {(cells or {}).get(b, {}).get("arm", b) for b in bases}
+    head = [*axes, "arm", "n", f"{what} [95 % CI]",
+            (f"Δ vs {names.pop()}" if len(names) == 1 else "Δ vs baseline")
+            + (" (same cell)" if cells else "")]
+    table = [head]
+    for arm, r in by.items():
+        k = r.get("test_acc_n", r["ok"])
+        n = f"{k}" if k == r["n"] else f"{k} of {r['n']}"  # the rest diverged or failed
+        mean = pct(r.get("test_acc_mean")) + " " + ci(r.get("test_acc_ci_low"),
+                                                      r.get("test_acc_ci_high"), k,
+                                                      r.get("test_acc_std"))
+        base = by.get(base_of.get(arm, ""))
+        if arm in bases or base is None:
+            diff = "(baseline)" if arm in bases else "–"
+        elif r.get("test_acc_mean") is None or base.get("test_acc_mean") is None:
+            diff = "–"
+        else:
+            diff = m.fmt(r["test_acc_mean"] - base["test_acc_mean"], True)
+        cell = (cells or {}).get(arm, {})
+        table.append([*(str(cell.get(a, "")) for a in axes), cell.get("arm", arm), n, mean,
+                      diff])
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+                     for row in table)
+
+
 def paired_table(runs: Runs, arms: list[str], baseline: str, metric: str = "test_acc") -> str:
     """Each arm against ``baseline`` on ``metric``: paired by seed within one protocol (the
     paired t-test and the exact sign-flip test), else Welch; the n used, the seeds left out
@@ -216,24 +265,6 @@ def published_spread(vals: dict[str, Any], key: str, pub: float, percent: bool
     return {"runs": n, "sd": sd, "rounding": published_rounding(vals, pub, percent)}
 
 
-def protocol_differences(declared: dict[str, Any] | None, arm_cfg: dict[str, Any] | None
-                         ) -> list[str]:
-    """How an arm's protocol differs from the one the published numbers were produced
-    under (``published_protocol``): 'dataset cifar10 here, cifar100 in the paper'; empty
-    when it does not,
-    or when either is unknown."""
-    if not declared or not arm_cfg:
-        return []
-    out = []
-    for k, v in declared.items():
-        mine = arm_cfg.get(k)
-        same = mine == v or (isinstance(mine, (int, float)) and isinstance(v, (int, float))
-                             and not isinstance(mine, bool) and abs(mine - v) <= 1e-12)
-        if not same:
-            out.append(f"{k} {mine if mine is not None else '(default)'} here, {v} in the paper")
-    return out
-
-
 def not_comparable(diffs: list[str]) -> str:
     return f"not comparable ({'; '.join(diffs)})"
 
@@ -276,6 +307,7 @@ def _published_row(arm: str, key: str, val: Any, runs: Runs, vals: dict[str, Any
         return f"| {arm} | {key} | {val} | {m.fmt(mean)} | – | – | – |"
     a = against_published(xs, pub, margin, bool(m.higher_is_better),
                           **published_spread(vals, key, pub, True))
+    a.update(in_range(m, a))
     ours = f"{pct(a['mean'])} {ci(a['ci_low'], a['ci_high'], a['n'], a['sd'])}"
     if diffs:  # another protocol's number: shown, never judged
         return (f"| {arm} | {key} | {shown} | {ours} | {100 * a['diff']:+.2f} | – | "
@@ -338,12 +370,13 @@ def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]], runs: Runs | 
         ok = list(metric_of(runs.values, derived, "test_acc").values())
         vals = list(metric_of(runs.values, derived, "val_acc").values())
         div = sum(r.get("status") == "diverged" for r in rs)
-        sm = describe(ok)
+        sm = in_range(get_metric("test_acc"), describe(ok))
         by[(tuple(c[a] for a in axes), c["arm"])] = {
             "mean": sm["mean"], "std": sm["sd"], "lo": sm["ci_low"], "hi": sm["ci_high"],
             "n": len(ok), "div": div, "val": describe(vals)["mean"] if vals else None}
     best = {}
-    for arm in base_arms:
+    twins = one_configuration(cfg, results, runs.values)  # copies of one configuration: nothing to choose
+    for arm in [a for a in base_arms if a not in twins]:
         cand = [(e["val"] if e["val"] is not None else e["mean"], p) for p in points
                 if (e := by.get((p, arm), {})) and e.get("mean") is not None]
         if cand:
@@ -370,6 +403,10 @@ def grid_table(cfg: dict[str, Any], results: list[dict[str, Any]], runs: Runs | 
             row[f"{arm}_val"] = None if e is None else e["val"]
         rows.append(row)
         lines.append("| " + " | ".join(str(v) for v in p) + " | " + " | ".join(cellstrs) + " |")
+    if twins:
+        lines += ["", f"No cell in bold for {', '.join(twins)}: its cells are twin copies of one "
+                  "configuration (the grid's keys do not change it); they differ by their "
+                  "seeds alone."]
     return "\n".join(lines), rows
 
 
@@ -402,6 +439,7 @@ def published_grid_tables(cfg: dict[str, Any], runs: Runs, margin: float
                     continue
                 a = against_published(xs, pub, margin,
                                       **published_spread(table, arm, pub, True))
+                a.update(in_range(get_metric("test_acc"), a))
                 diffs = protocol_differences(cfg.get("published_protocol"),
                                              (cfg.get("arms") or {}).get(derived))
                 total += 1
