@@ -469,6 +469,25 @@ def test_a_rerun_trains_a_corrupt_run_again(tmp_path, capsys):
     assert again["test_acc"] == good["test_acc"] and again["status"] == "ok"
 
 
+def test_a_cut_predictions_file_is_a_run_to_redo_in_the_report_and_the_rerun(tmp_path, capsys):
+    from sharpen.experiments import load_experiment, run_experiment
+    from sharpen.rundir import RunDir
+
+    exp = load_experiment("quickstart", "smoke", ["dataset=synthetic", "epochs=1"], 2)
+    out, _ = run_experiment(exp, tmp_path / "r", quiet=True)
+    npz = out / "runs" / "lenet5" / "seed-1" / "predictions.npz"
+    good = RunDir(out).predictions("lenet5", 1)
+    npz.write_bytes(npz.read_bytes()[:60])  # an interrupted copy: no zip directory left
+    assert load_runs(out).status["lenet5"] == {0: "ok", 1: "corrupt"}
+    md = write_report(out).read_text()  # was zipfile.BadZipFile
+    assert "seed-1/predictions.npz: cannot be read" in md
+    run_experiment(exp, out, quiet=True)  # was zipfile.BadZipFile too
+    assert "predictions.npz: cannot be read" in capsys.readouterr().err
+    again = RunDir(out).predictions("lenet5", 1)
+    assert again is not None and (again["test_pred"] == good["test_pred"]).all()
+    assert load_runs(out).status["lenet5"] == {0: "ok", 1: "ok"}
+
+
 def test_predictions_are_stored_and_reproduce_the_recorded_accuracy(tmp_path):
     from sharpen.experiments import load_experiment, run_experiment
     from sharpen.rundir import RunDir

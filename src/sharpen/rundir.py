@@ -33,9 +33,9 @@ own file), and they may take no name of this module's.
 Keys renamed since a directory was written are read under their new names
 (:mod:`sharpen.renamed`), by :meth:`RunDir.config`, the one reader of ``config.json``.
 
-A run whose ``result.json`` or ``metrics.csv`` cannot be read (a disk error, an interrupted
-copy) is a run to redo: :meth:`RunDir.runs` returns it with status ``corrupt`` and the
-file and reason in ``problem``; the runner trains it again.
+A run whose ``result.json``, ``metrics.csv`` or ``predictions.npz`` cannot be read (a disk
+error, an interrupted copy) is a run to redo: :meth:`RunDir.runs` returns it with status
+``corrupt`` and the file and reason in ``problem``; the runner trains it again.
 
 The *protocol* of an arm is what makes the runs of two arms comparable seed by seed: with
 the same seed, two arms of the same protocol see the same split, data order and
@@ -197,6 +197,19 @@ def _read_json(path: Path) -> dict[str, Any]:
     return obj
 
 
+def _read_npz(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """Every array of an .npz, or None and why it cannot be read (a cut file is no zip)."""
+    import zipfile
+
+    import numpy as np  # lazy: start-up: numpy; the CLI imports rundir
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}, ""
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        return None, f"{path}: cannot be read ({exc})"
+
+
 class RunDir:
     """Paths, writers and readers of one run directory (the module docstring has the layout;
     each run's folder has its writers below the class)."""
@@ -338,6 +351,10 @@ class RunDir:
             bad, rows = self._metrics_problem(d / METRICS, res)
             if bad:
                 return SeedRun(arm, seed, d, "corrupt", res, bad)
+        if status in FINISHED and (d / PREDICTIONS).exists():
+            bad = _read_npz(d / PREDICTIONS)[1]  # the image-level sections read it
+            if bad:
+                return SeedRun(arm, seed, d, "corrupt", res, bad)
         return SeedRun(arm, seed, d, status, res, rows=rows)
 
     def runs(self) -> list[SeedRun]:
@@ -356,16 +373,8 @@ class RunDir:
     def predictions(self, arm: str, seed: int) -> dict[str, Any] | None:
         """{"test_pred", "test_label", ("val_pred", "val_label")} as numpy arrays, or None
         for a run made before sharpen stored them (or one whose file is unreadable)."""
-        import numpy as np  # lazy: start-up: numpy; the CLI imports rundir
-
         path = self.seed_dir(arm, seed) / PREDICTIONS
-        if not path.is_file():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, KeyError):
-            return None
+        return _read_npz(path)[0] if path.is_file() else None
 
     @staticmethod
     def _metrics_problem(path: Path, res: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
