@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,8 +29,6 @@ def _cmd_grid(a: argparse.Namespace) -> int:
 
 def _cmd_run(a: argparse.Namespace) -> int:
     from sharpen.experiments import load_experiment, run_experiment  # lazy: start-up: torch
-    from sharpen.reports.claims import load_runs  # lazy: start-up: torch
-    from sharpen.reports.tables import markdown_table, table_rows  # lazy: start-up: torch
 
     sets = list(a.set or [])
     if a.no_verify:
@@ -47,19 +46,12 @@ def _cmd_run(a: argparse.Namespace) -> int:
         from sharpen.experiments.sequential import run_until_decided  # lazy: start-up: torch
 
         out, results, _ = run_until_decided(exp, out, a.max_runs, a.step, quiet=a.quiet,
-                                            **placement)
+                                            pilot=Path(a.pilot) if a.pilot else None,
+                                            spend_anyway=a.spend_anyway, **placement)
     else:
         out, results = run_experiment(exp, out, quiet=a.quiet, **placement)
-    runs = load_runs(out)
-    if exp.cells:
-        from sharpen.reports.tables import grid_table  # lazy: start-up: torch
-
-        cfg = exp.resolved()
-        print("\n" + grid_table(cfg, results, runs)[0])
-    keep_best = any(c.keep_best for c in exp.arms.values())
-    print()
-    print(markdown_table(table_rows(results, list(exp.arms), runs), keep_best, exp.report_error))
-    print(f"\nrun directory: {out}\nreport: {out / REPORT}")
+    _print_summary(out)
+    print(f"\nrun directory: {out}\nreport: {out / REPORT} (every table and figure)")
     failed = [r for r in results if r.get("status") == "failed"]
     if failed:
         print(f"{len(failed)} run(s) failed: " + ", ".join(
@@ -81,14 +73,29 @@ def _cmd_report(a: argparse.Namespace) -> int:
         from sharpen.experiments.adopt import adopt_claims  # lazy: start-up: torch
 
         adopt_claims(Path(a.run_dir), a.claims_from)
-    path = write_report(Path(a.run_dir), a.baseline, robust=a.stats == "robust")
-    print(path.read_text())
+    write_report(Path(a.run_dir), a.baseline, robust=a.stats == "robust")
+    _print_summary(Path(a.run_dir), a.baseline)
+    print(f"\nreport: {Path(a.run_dir) / REPORT} (every table and figure)")
     return 0
+
+
+def _print_summary(out: Path, baseline: str | None = None) -> None:
+    """What a run or a report ends with: the compact table and every claim's verdict, one
+    line each (report.md's per-arm table is 13 columns: it wraps in a terminal)."""
+    from sharpen.reports.terminal import summary_text  # lazy: start-up: torch
+
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    print()
+    print(summary_text(out, baseline, width))
 
 
 def _cmd_plan_seeds(a: argparse.Namespace) -> int:
     from sharpen.reports.power import plan_from_dir, plan_table  # lazy: start-up: torch
 
+    if not 0.5 <= a.power < 1:  # a fraction; below one half no plan is worth making
+        raise SharpenError(f"plan-seeds --power {a.power:g}: the power is a fraction from 0.5 "
+                           "up to (not including) 1, e.g. 0.8 or 0.9"
+                           + (" (a percentage? give it as a fraction)" if a.power >= 1 else ""))
     if a.run_dir:
         print(plan_from_dir(Path(a.run_dir), a.effect, a.power))
         return 0
@@ -255,6 +262,14 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
         r.add_argument("--step", type=int,
                        help="--until-decided: seeds per look (default: stack_seeds if the "
                             "file fixes it, else 5)")
+        r.add_argument("--pilot", metavar="DIR",
+                       help="--until-decided: a run directory of these arms whose per-seed "
+                            "differences give the sd: before the first look the smallest "
+                            "effect the budget detects is stated, and a budget that cannot "
+                            "detect min_effect (else the paper's effect) is refused")
+        r.add_argument("--spend-anyway", action="store_true",
+                       help="--until-decided: run the budget even when it cannot detect the "
+                            "effect of interest, or when no --pilot gives its power")
     r.add_argument("--workers", type=int,
                    help="processes that run jobs side by side (default: cores ÷ the plan's "
                         "threads per job); only decides where jobs run, never a number")
@@ -324,7 +339,8 @@ def _reading_parsers(sub: argparse._SubParsersAction) -> None:
     ps.add_argument("--sd", help="the sd of the per-seed differences, with its unit: '0.4 pp'")
     ps.add_argument("--metric", default="test_acc", help="the metric (sets the unit)")
     ps.add_argument("--claims", type=int, default=1, help="claims in the family (Holm: α/m)")
-    ps.add_argument("--power", type=float, default=0.8, help="the power wanted (default 0.8)")
+    ps.add_argument("--power", type=float, default=0.8,
+                    help="the power wanted, a fraction in [0.5, 1) (default 0.8)")
     ps.set_defaults(fn=_cmd_plan_seeds)
 
 

@@ -25,15 +25,19 @@ from typing import Any
 
 from sharpen.errors import SharpenError
 from sharpen.experiments.plan import stack_blockers
+from sharpen.experiments.progress import status
 from sharpen.experiments.runner import default_out_dir, refuse_another_experiment, run_experiment
+from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports import write_report
-from sharpen.reports.claim_map import cell_of, in_cell
-from sharpen.reports.claims import _prejudge, load_runs
+from sharpen.reports.claim_map import cell_of, claim_maps, in_cell
+from sharpen.reports.claims import _prejudge, _stated_effect, load_runs
 from sharpen.reports.sequential import (
     SEQUENTIAL,
+    BudgetPower,
     SequentialPlan,
     base_arms,
     bound_design,
+    budget_power,
     decide,
     design,
     read_record,
@@ -105,11 +109,14 @@ def _said(lost: dict[str, dict[str, str]]) -> str:
 
 
 def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
-                      step: int | None = None, quiet: bool = False, **run_kw: Any
+                      step: int | None = None, quiet: bool = False, pilot: Path | None = None,
+                      spend_anyway: bool = False, **run_kw: Any
                       ) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
     """Looks until every claim is decided or ``max_runs`` seeds per arm have run (for a
     grid: in every cell, each cell its own design); returns the run directory, the last
-    look's results and the sequential record."""
+    look's results and the sequential record. Before the first look the budget's power is
+    stated (``pilot``: a run directory whose per-seed differences give the sd) and a budget
+    that cannot detect the effect of interest is refused unless ``spend_anyway``."""
     claims = [c.model_dump() for c in exp.claims]
     if not claims:
         raise SharpenError(f"{exp.source or exp.name}: --until-decided judges claims, and this "
@@ -121,6 +128,8 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     units = _units(exp)
     plan, record, created = _open_design(exp, out, claims, units,
                                          _looks(g, max_runs or exp.max_runs or 4 * g))
+    if created:  # before the first seed is spent: can this budget detect what matters?
+        check_budget(exp, claims, plan, pilot, spend_anyway)
     # its looks alone add seeds to the directory (look=True)
     d = _Design(out, claims, plan, record, created, quiet, {**run_kw, "look": True})
     for cfg in exp.arms.values():  # each look's new seeds train as one group of g
@@ -140,21 +149,33 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
             sub.runs = n
             results, lost = _run_look(d, sub, k)
             ran = True
+            before = set(rec["decisions"])
             rec["looks"].append(_judge_look(d, key, sub, k, lost, rec["decisions"]))
             rec["finished"] = len(rec["decisions"]) == len(claims) or n == d.plan.looks[-1]
             RunDir(out).write_sequential(d.record)
             if not quiet:
-                where = f"{key}: " if key else ""
-                print(f"{where}look {k + 1}/{len(d.plan.looks)} at n = {n}: "
-                      f"{len(rec['decisions'])}/{len(claims)} claims decided (nominal p ≤ "
-                      f"{d.plan.nominal[k]:.3g} each)", flush=True)
+                _say_look(d, key, k, rec, before)
     if not ran:  # every look was judged earlier: the runs as they stand
         exp.runs = max((u["looks"][-1]["n"] for u in d.record["units"].values() if u["looks"]),
                        default=d.plan.looks[0])
         out, results = run_experiment(exp, out, quiet=True, **d.run_kw)
-    else:
-        write_report(out)  # again, now with the last look's sequential record
+    else:  # again, now with the last look's sequential record
+        with status("building the report…", quiet=quiet):
+            write_report(out)
     return out, results, d.record
+
+
+def _say_look(d: _Design, key: str, k: int, rec: dict[str, Any], before: set[str]) -> None:
+    """One line for look ``k``, and one per claim it decided (``before``: the claims decided
+    at earlier looks): the earlier looks' runs are not listed again."""
+    where = f"{key}: " if key else ""
+    print(f"{where}look {k + 1}/{len(d.plan.looks)} at n = {d.plan.looks[k]}: "
+          f"{len(rec['decisions'])}/{len(d.claims)} claims decided (nominal p ≤ "
+          f"{d.plan.nominal[k]:.3g} each)", flush=True)
+    for i in sorted(set(rec["decisions"]) - before, key=int):
+        dec = rec["decisions"][i]
+        print(f"  {where}decided: {d.claims[int(i)]['claim']!r} {dec['verdict']} at n = "
+              f"{dec['n']} (p {dec['p']:.3g}, threshold {dec['threshold']:.3g})", flush=True)
 
 
 def _looks(step: int, budget: int) -> list[int]:
@@ -272,3 +293,88 @@ def _judge_look(d: _Design, key: str, sub: Any, k: int, lost: dict[str, Any],
                   f"({_said(lost)} did not), at the threshold for n = {r.n}: "
                   f"{thr:.3g}", file=sys.stderr, flush=True)
     return look
+
+
+def pilot_sds(pilot: Path, claims: list[dict[str, Any]]) -> list[tuple[float | None, str]]:
+    """Per claim, the sd of its per-seed differences in a pilot run directory (for a grid:
+    the largest over its cells, paired within each cell as the claim map judges it) and
+    where it comes from; (None, why) where the pilot cannot give one."""
+    cfg = RunDir(pilot).config()  # a clear error when it is not a run directory
+    runs = load_runs(pilot)
+    out: list[tuple[float | None, str]] = []
+    maps = claim_maps({**cfg, "claims": claims}, runs) if cfg.get("cells") else None
+    for i, c in enumerate(claims):
+        if maps is not None:
+            cells = [x for x in maps[i].cells if x.result.sd]
+            if not cells:
+                out.append((None, f"the pilot {pilot} has no cell with 2 paired seeds of "
+                                  "its arms"))
+                continue
+            top = max(cells, key=lambda x: x.result.sd)
+            where = ", ".join(f"{a} = {v}" for a, v in top.point.items())
+            out.append((top.result.sd, f"pilot {pilot}, the largest over its cells "
+                                       f"({where}, n = {top.result.n})"))
+            continue
+        r, _ = _prejudge(c, runs)
+        out.append((r.sd, f"pilot {pilot}, n = {r.n}") if r.sd and r.n >= 2 else
+                   (None, f"the pilot {pilot} has no 2 paired seeds of its arms"))
+    return out
+
+
+def _effect_of_interest(exp: Any, claim: dict[str, Any]) -> tuple[float | None, str]:
+    """The effect a claim's budget must detect: the file's ``min_effect``, else the paper's
+    effect (the claim's ``effect``, or published[arm] − published[than])."""
+    metric = claim.get("metric") or "test_acc"
+    if get_op(claim["op"]).margin:  # "~": equivalence asks for no effect, not one
+        return None, ""
+    if exp.min_effect is not None:
+        return parse_amount(exp.min_effect, get_metric(metric), "min_effect"), "min_effect"
+    eff = _stated_effect(claim, getattr(exp, "published", None) or {}, metric)
+    return (eff, "the paper's effect") if eff else (None, "")
+
+
+def check_budget(exp: Any, claims: list[dict[str, Any]], plan: SequentialPlan,
+                 pilot: Path | None, spend_anyway: bool) -> list[BudgetPower]:
+    """State, before the first look, the smallest effect the budget detects for each claim
+    (80 % power at its last look's threshold, the sd from ``pilot``), and refuse a budget
+    that cannot detect the effect of interest, or one whose power cannot be known (no sd),
+    unless ``spend_anyway``."""
+    sds = pilot_sds(pilot, claims) if pilot else [(None, "")] * len(claims)
+    rows = [budget_power(plan, c["claim"], sd, src, *_effect_of_interest(exp, c))
+            for c, (sd, src) in zip(claims, sds)]
+    for c, b in zip(claims, rows):
+        print(_power_line(plan, c, b), flush=True)
+    short = [b for b in rows if b.short]
+    blind = [b for b in rows if b.sd is None]
+    if spend_anyway or not (short or blind):
+        return rows
+    if short:
+        raise SharpenError(
+            f"the budget of {plan.looks[-1]} seeds per arm cannot detect the effect of "
+            "interest of " + "; ".join(f"{b.claim!r} (needs {b.needed or 'more than 10⁶'})"
+                                      for b in short)
+            + " with 80 % power at the design's level: raise --max-runs (or max_runs) to the "
+            "seeds it needs, state a larger min_effect if a smaller one does not matter, or "
+            "pass --spend-anyway to run the budget knowing it may end undecided")
+    raise SharpenError(
+        "--until-decided states, before spending, the smallest effect its budget can detect, "
+        "and that needs the sd of the per-seed differences, which nothing gives here ("
+        + "; ".join(f"{b.claim!r}: {b.sd_from or 'no --pilot'}" for b in blind)
+        + "): pass --pilot DIR (a fixed-n run directory of these arms, e.g. `sharpen run "
+        "EXPERIMENT --runs 3`), or --spend-anyway to run the budget without knowing its power")
+
+
+def _power_line(plan: SequentialPlan, claim: dict[str, Any], b: BudgetPower) -> str:
+    m = get_metric(claim.get("metric") or "test_acc")
+    head = (f"budget {plan.looks[-1]} seeds per arm, last look at p ≤ {plan.nominal[-1]:.3g} "
+            f"(α = {plan.alpha:g}/{plan.claims}): {b.claim!r} ")
+    if b.mde is None:
+        return head + "— its power is unknown: no sd of the per-seed differences " + (
+            f"({b.sd_from})" if b.sd_from else "(give --pilot DIR)")
+    text = (head + f"detects ≥ {m.fmt(b.mde, True).lstrip('+')} with 80 % power (sd "
+            f"{m.fmt(b.sd, True).lstrip('+')} from {b.sd_from})")
+    if b.effect is not None:
+        text += (f"; {b.effect_from} {m.fmt(b.effect, True)} needs "
+                 f"{b.needed or 'more than 10⁶'} seeds"
+                 + (": the budget is too small" if b.short else ""))
+    return text

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import stats as st
 
 from sharpen.errors import SharpenError
-from sharpen.reports.stats import min_sign_flip_p
+from sharpen.reports.stats import POWER, min_detectable_at, min_sign_flip_p, seeds_needed
 from sharpen.rundir import SEQUENTIAL, RunDir  # SEQUENTIAL: the design and every look
 from sharpen.verdicts import Outcome, get_op
 
@@ -158,6 +158,38 @@ class SequentialPlan:
         below the first look), never a later look's looser one."""
         reached = [p for look, p in zip(self.looks, self.nominal) if look <= n]
         return reached[-1] if reached else 0.0
+
+
+@dataclass
+class BudgetPower:
+    """What a design's budget can detect for one claim, stated before the first look."""
+
+    claim: str
+    sd: float | None  # sd of the per-seed differences, from ``sd_from``
+    sd_from: str  # where the sd comes from ("" where there is none)
+    effect: float | None  # the effect of interest (signed), from ``effect_from``
+    effect_from: str
+    mde: float | None = None  # smallest true difference the budget detects with POWER
+    needed: int | None = None  # seeds per arm that would detect ``effect``
+
+    @property
+    def short(self) -> bool:
+        """The budget cannot detect the effect of interest with POWER."""
+        return self.mde is not None and self.effect is not None and self.mde > abs(self.effect)
+
+
+def budget_power(plan: SequentialPlan, claim: str, sd: float | None, sd_from: str,
+                 effect: float | None, effect_from: str, power: float = POWER) -> BudgetPower:
+    """The smallest true paired difference the design's budget (its last look, n_max seeds,
+    at that look's nominal p) detects with ``power``, and the seeds the effect of interest
+    would need at that p. The earlier looks only add to the power, so this is what the
+    budget can promise (statsmodels TTestPower at the last look's threshold)."""
+    b = BudgetPower(claim, sd, sd_from, effect, effect_from)
+    n, thr = plan.looks[-1], plan.nominal[-1]
+    if sd and sd > 0 and 0 < thr < 1:
+        b.mde = min_detectable_at(n, sd, thr, power)
+        b.needed = seeds_needed(effect, sd, thr, power) if effect else None
+    return b
 
 
 def decide(p: float | None, direction: int, op: str, threshold: float) -> Outcome | None:

@@ -204,7 +204,7 @@ TRAINER_KEYS = frozenset(_RunBase.model_fields)
 EXPERIMENT_KEYS = {"name", "description", "paper", "runs", "seed", "arms", "profiles",
                    "published", "notes", "select_arms", "grid", "report_error", "baseline",
                    "claims", "published_grid", "log", "published_margin", "max_runs",
-                   "published_protocol"}
+                   "published_protocol", "min_effect"}
 
 
 class Claim(BaseModel):
@@ -280,6 +280,9 @@ EXPERIMENT_MEANINGS = {
     "grid": "{ key = [values] }: run every arm at every combination (plain values; "
             "model_args.NAME = [...] grids one model argument)",
     "max_runs": "--until-decided: the budget of seeds per arm (default 4 looks)",
+    "min_effect": "--until-decided: the smallest effect worth detecting (\"0.5 pp\"); the "
+                  "budget must detect it (80 % power, with a --pilot's sd) before a seed is "
+                  "spent (default: each claim's paper effect)",
     "report_error": "tables in test error (1 − accuracy) instead of accuracy",
     "log": "trackers fed while the run goes: tensorboard, mlflow",
 }
@@ -334,6 +337,8 @@ class Experiment(BaseModel):
     # ours against a published mean is "reproduced" within ± this margin (% metrics: "1 pp")
     published_margin: float | str = "1 pp"
     max_runs: int | None = Field(None, ge=2)  # --until-decided: the budget of seeds per arm
+    # --until-decided: the smallest effect worth detecting, in each claim's metric ("0.5 pp")
+    min_effect: float | str | None = None
 
     @field_validator("published_margin")
     @classmethod
