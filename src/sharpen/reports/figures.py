@@ -54,11 +54,30 @@ def arm_colors(arms: Sequence[str]) -> dict[str, Any]:
     return {a: cmap(i % cmap.N) for i, a in enumerate(arms)}
 
 
-def integer_epochs(ax: Any) -> None:
-    """Whole-number epoch ticks, however short the run."""
+def epoch_axis(ax: Any, last: int, spans: bool = False) -> None:
+    """Whole-number epoch ticks, however short the run. A run of one epoch, or ``spans``
+    (each epoch drawn as a step from e − ½ to e + ½), gets half an epoch of room on each
+    side, so the first and the last epoch are not on the frame (and one epoch's ticks are
+    not 0.945 … 1.050)."""
     from matplotlib.ticker import MaxNLocator  # lazy: heavy: matplotlib loads when a figure is drawn
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if spans or last <= 1:
+        ax.set_xlim(0.5, max(last, 1) + 0.5)
+
+
+def plain_log_ticks(ax: Any) -> None:
+    """A log y axis labelled with plain numbers ("2", "0.6", "2.25"), not "2×10⁰": the
+    ticks matplotlib chooses to label (minor ones too when the range spans under a
+    decade or two), written with ``:g``."""
+    from matplotlib.ticker import LogFormatter  # lazy: heavy: matplotlib loads when a figure is drawn
+
+    class Plain(LogFormatter):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    ax.yaxis.set_major_formatter(Plain(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def _show(ax: Any, img: torch.Tensor) -> None:
@@ -115,20 +134,56 @@ def run_figure_section(fig_spec: RunFigure, run_dir: Path, arms: list[str]) -> l
     return [f"## {fig_spec.heading}", "", f"![{fig_spec.alt}]({png.name})", ""]
 
 
+def same_plans(plans: dict[str, list[dict[str, Any]]], key: str) -> dict[str, list[str]]:
+    """Arms whose plan of ``key`` is the same at every epoch, grouped (the first arm of each
+    group → the group, in the plans' order); arms without ``key`` are left out."""
+    groups: dict[str, list[str]] = {}
+    for arm, rows in plans.items():
+        pts = [(r["epoch"], r[k]) for r in rows for k in (key,) if k in r]
+        if pts:
+            groups.setdefault(repr(pts), []).append(arm)
+    return {g[0]: g for g in groups.values()}
+
+
+def _plan_label(group: list[str], every: int) -> str:
+    """'every arm' / 'base, 3 cells' / one arm's name, for a line drawn for ``group``."""
+    if len(group) == 1:
+        return group[0]
+    if len(group) == every:
+        return f"every arm ({every})"
+    bases = {a.split("__")[0] for a in group}
+    if len(bases) == 1 and all("__" in a for a in group):
+        return f"{bases.pop()}, {len(group)} cells"
+    return f"{group[0]} (+{len(group) - 1} the same)"
+
+
 def schedule_plot(plans: dict[str, list[dict[str, Any]]], path: Path) -> Path:
-    """One panel per scheduled quantity, one line per arm, against epoch."""
+    """One panel per scheduled quantity, one line per distinct plan against epoch: arms
+    (a grid's cells) with the same plan share one line, labelled with how many; each epoch
+    is a step from e − ½ to e + ½, so the last epoch has its width; lines drawn earlier are
+    wider, so one another covers still shows at its edges."""
     plt = pyplot()
     keys = [k for k in ("image_size", "sigma", "blur_n", "blur_mix", "dropout", "lr")
             if any(k in r for rows in plans.values() for r in rows)]
     colors = arm_colors(list(plans))
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
+    last = max((r["epoch"] for rows in plans.values() for r in rows), default=1)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
     for ax, k in zip(axes[0], keys):
-        for arm, rows in plans.items():
-            pts = [(r["epoch"], r[k]) for r in rows if k in r]
-            if pts:
-                ax.step(*zip(*pts), where="post", label=arm, color=colors[arm])
-        ax.set(title=k, xlabel="epoch")
-        integer_epochs(ax)
+        groups = same_plans(plans, k)
+        for i, (first, group) in enumerate(groups.items()):
+            pts = [(r["epoch"], r[k]) for r in plans[first] if k in r]
+            xs = [e - 0.5 for e, _ in pts] + [pts[-1][0] + 0.5]
+            ys = [v for _, v in pts] + [pts[-1][1]]
+            width = 1.3 + 2.2 * (len(groups) - 1 - i) / max(len(groups) - 1, 1)
+            ax.step(xs, ys, where="post", label=_plan_label(group, len(plans)),
+                    color=colors[first], linewidth=width)
+        has = sum(len(g) for g in groups.values())
+        ax.set(title=k if has == len(plans) else f"{k} ({has} of {len(plans)} arms; the "
+               "others have none)", xlabel="epoch")
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        ax.margins(y=0.12)
+        epoch_axis(ax, last, spans=True)
+        ax.grid(alpha=0.25, linewidth=0.5)
         ax.legend(fontsize=6)
     fig.tight_layout()
     return save_png(fig, path)
