@@ -9,10 +9,12 @@ process, worker processes, Ray on a shared filesystem). Nothing is shown under `
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -111,6 +113,28 @@ def _fmt(s: float | None) -> str:
         return "?"
     s = int(s)
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+FINISHING = "epochs done: results, then the report…"  # the bar at 100 %, still working
+
+
+@contextlib.contextmanager
+def status(text: str, quiet: bool = False, keep: bool = True) -> Iterator[None]:
+    """Say what a silent pause does (the report's 8-20 s of statistics and figures): on a
+    terminal a line on stderr while it lasts, erased after; elsewhere a line on stdout
+    (``keep = False``: none). Nothing under ``quiet``."""
+    tty = not quiet and sys.stderr.isatty()
+    if tty:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    elif not quiet and keep:
+        print(text, flush=True)
+    try:
+        yield
+    finally:
+        if tty:
+            sys.stderr.write("\r\x1b[K")  # the line goes: what follows is the result
+            sys.stderr.flush()
 
 
 class Progress:
@@ -229,6 +253,8 @@ class Progress:
             more = f" | +{len(s['running']) - 1} running" if len(s["running"]) > 1 else ""
             room = max(cols - 1 - 34, 8)  # "100%|" + a 10-column bar + "| 12.0/12 epochs, "
             post = f"ETA {_fmt(s['eta'])}" + (f" · {jobs}{more}" if jobs else "")
+            if s["done"] >= total:  # the jobs write their results, then the report builds
+                post = FINISHING
             if len(post) > room:
                 post = f"ETA {_fmt(s['eta'])}" + (f" · {jobs}" if jobs else "")
             bar.set_postfix_str(post if len(post) <= room else post[:room - 1] + "…",

@@ -264,7 +264,8 @@ def _take_earlier(inv: Invocation, schedule: Schedule) -> dict[tuple[str, int], 
     """The runs that need no training: finished ones kept, twins' copied now; each said
     (a corrupt run on stderr, whatever ``quiet``), group by group."""
     runs: dict[tuple[str, int], dict[str, Any]] = {}
-    rd, quiet = RunDir(inv.out), inv.opts.quiet
+    # a look of --until-decided says nothing of the looks before it: one line per look
+    rd, quiet = RunDir(inv.out), inv.opts.quiet or inv.opts.look
     for _, group_steps in itertools.groupby(schedule.steps, key=lambda st: st.group):
         steps = list(group_steps)
         for st in steps:
@@ -305,6 +306,7 @@ class _Collect:
     tracked: trackers.Trackers | None
     quiet: bool
     bar: progress.Progress  # a finished run's line is written above it
+    look: bool = False  # a look of --until-decided: only runs that did not end ok are said
 
     def __call__(self, group: Group, results: list[dict[str, Any]]) -> None:
         for res in results:
@@ -314,11 +316,21 @@ class _Collect:
             self.runs[run] = res
             if self.tracked is not None:
                 self.tracked.log_run(*run)
-            if not self.quiet:
+            if not self.quiet and not (self.look and res["status"] == "ok"):
                 acc = res.get("test_acc")
-                self.bar.write(f"{self.schedule.number(run)} {group.arm} seed {res['seed']}: "
+                where = "" if self.look else f"{self.schedule.number(run)} "
+                self.bar.write(f"{where}{group.arm} seed {res['seed']}: "
                                f"{res['status']}" + (f" test_acc {acc:.4f}" if acc is not None
                                                      else "") + f" ({res['seconds']:.1f}s)")
+
+
+def directory_arms(inv: Invocation) -> dict[str, RunConfig]:
+    """Every arm of the run directory (config.json, written before the jobs start), this
+    invocation's as it runs them: the schedule figure shows every arm and grid cell, not
+    only those one look of ``--until-decided`` (one cell) or an ``--arms`` run trains."""
+    arms = {a: RunConfig.model_validate(c)
+            for a, c in (RunDir(inv.out).config().get("arms") or {}).items()}
+    return {**arms, **inv.exp.arms}
 
 
 def _execute(inv: Invocation, schedule: Schedule, runs: dict[tuple[str, int], dict[str, Any]],
@@ -333,18 +345,18 @@ def _execute(inv: Invocation, schedule: Schedule, runs: dict[tuple[str, int], di
     inv.entry.update(workers=workers, jobs=len(jobs), runs=sum(len(j.record_only) for j in jobs))
     RunDir(inv.out).log_invocation(inv.entry)
     say = None if opts.quiet else (lambda m: print("    " + m, flush=True))
-    if not opts.quiet and jobs:
+    if not opts.quiet and not opts.look and jobs:
         print(f"running {len(jobs)} jobs in {placed.where(len(jobs), workers)}", flush=True)
     # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
     bar = progress.Progress(watch, enabled=None if not opts.quiet else False,
                             workers=placed.slots(len(jobs), workers))
     live = tracked.watch([(j.group.arm, s) for j in jobs for s in j.group.seeds]) \
         if tracked is not None else contextlib.nullcontext()
-    collect = _Collect(runs, schedule, tracked, opts.quiet, bar)
+    collect = _Collect(runs, schedule, tracked, opts.quiet, bar, opts.look)
     with bar, live:
         placed.run(jobs, collect, Placement(workers, opts.address, say),
-                   lambda: curriculum.curriculum_figures(inv.out,
-                                                         write_figure_data(exp.arms, inv.out)))
+                   lambda: curriculum.curriculum_figures(
+                       inv.out, write_figure_data(directory_arms(inv), inv.out)))
     rd = RunDir(inv.out)
     for group, steps in itertools.groupby(schedule.of(Action.AFTER_TWIN), key=lambda st: st.group):
         twin = next(steps).twin or ""
@@ -364,7 +376,10 @@ def _finish(inv: Invocation, schedule: Schedule, runs: dict[tuple[str, int], dic
     rd.log_invocation(inv.entry)
     axes = [f"grid_{k}" for k in inv.exp.grid]
     rd.write_results(results, result_columns() + (["base_arm", *axes] if axes else []))
-    reports.write_report(inv.out)
+    # 8-20 s of statistics and figures: said, not a bar frozen at 100 % (a look's line
+    # goes when the report is built: one line per look)
+    with progress.status("building the report…", quiet=inv.opts.quiet, keep=not inv.opts.look):
+        reports.write_report(inv.out)
     if tracked is not None:
         for run in schedule.order:  # runs finished earlier, too (logged once each)
             if run in runs:

@@ -182,8 +182,7 @@ def terminal_table(rows: list[dict[str, Any]], base_of: dict[str, str], error: b
     bases = {b for b in base_of.values() if b in by}
     names = {(cells or {}).get(b, {}).get("arm", b) for b in bases}
     head = [*axes, "arm", "n", f"{what} [95 % CI]",
-            (f"Δ vs {names.pop()}" if len(names) == 1 else "Δ vs baseline")
-            + (" (same cell)" if cells else "")]
+            f"Δ vs {names.pop()}" if len(names) == 1 else "Δ vs baseline"]  # a grid: its cell's
     table = [head]
     for arm, r in by.items():
         k = r.get("test_acc_n", r["ok"])
