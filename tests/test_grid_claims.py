@@ -134,7 +134,7 @@ def test_until_decided_judges_best_among_the_cells_own_arms_as_the_report_does(t
 
     p, out = tmp_path / "g.toml", tmp_path / "r"
     p.write_text(TINY_GRID)
-    assert main(["run", str(p), "--until-decided", "--step", "2", "--max-runs", "4",
+    assert main(["run", str(p), "--until-decided", "--spend-anyway", "--step", "2", "--max-runs", "4",
                  "--out", str(out), "--quiet", "--workers", "1"]) == 0
     rec = json.loads((out / "sequential.json").read_text())
     assert set(rec["units"]) == {"epochs=1", "epochs=4"}
@@ -188,8 +188,10 @@ def test_plan_seeds_on_a_grid_pilot_plans_each_claim_in_each_cell(tmp_path, caps
             closest = max(rivals, key=lambda r: st.ttest_rel(acc[k][arm], acc[k][r]).pvalue)
             sd = float(np.std(np.subtract(acc[k][arm], acc[k][closest]), ddof=1))
             mde = TTestPower().solve_power(nobs=len(SEEDS), alpha=0.05 / 2, power=0.8) * sd
-            row = f"| {claim['claim']} | k = {k} | {len(SEEDS)} | {100 * sd:.2f} pp | " \
-                  f"{100 * mde:.2f} pp |"
+            # the sd's own 95 % upper confidence limit (χ² on n − 1 df) beside it
+            up = sd * np.sqrt((len(SEEDS) - 1) / st.chi2.ppf(0.05, len(SEEDS) - 1))
+            row = f"| {claim['claim']} | k = {k} | {len(SEEDS)} | {100 * sd:.2f} pp " \
+                  f"({100 * up:.2f} pp) | {100 * mde:.2f} pp |"
             assert row in out, (row, out)
 
 

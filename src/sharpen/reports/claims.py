@@ -152,6 +152,7 @@ class ClaimResult:
     notes: list[str] = field(default_factory=list)
     mde: float | None = None  # minimum detectable effect at n, 80 % power, α/m
     effect: float | None = None  # the effect the paper states
+    effect_not_comparable: list[str] = field(default_factory=list)  # its protocol differs
     n_needed: int | None = None  # n to detect ``effect`` with 80 % power at α/m
     lost: str = ""  # runs that ran but gave no value, e.g. "1 diverged"
     sd: float | None = None
@@ -177,6 +178,37 @@ def _stated_effect(claim: dict[str, Any], published: dict[str, Any], metric: str
         except (TypeError, ValueError):
             return None
     return None
+
+
+def protocol_differences(declared: dict[str, Any] | None, arm_cfg: dict[str, Any] | None
+                         ) -> list[str]:
+    """How an arm's protocol differs from the one the published numbers were produced
+    under (``published_protocol``): 'dataset cifar10 here, cifar100 in the paper'; empty
+    when it does not,
+    or when either is unknown."""
+    if not declared or not arm_cfg:
+        return []
+    out = []
+    for k, v in declared.items():
+        mine = arm_cfg.get(k)
+        same = mine == v or (isinstance(mine, (int, float)) and isinstance(v, (int, float))
+                             and not isinstance(mine, bool) and abs(mine - v) <= 1e-12)
+        if not same:
+            out.append(f"{k} {mine if mine is not None else '(default)'} here, {v} in the paper")
+    return out
+
+
+def effect_differences(claim: dict[str, Any], protocol: dict[str, Any] | None,
+                       arms_cfg: dict[str, dict[str, Any]] | None) -> list[str]:
+    """How the protocol of a claim's arms differs from the one its published effect was
+    measured under (an effect typed in the claim's ``effect`` key is the claim's own: none).
+    An n planned for an effect of another protocol answers another question."""
+    if claim.get("effect") is not None or not isinstance(claim.get("than"), str):
+        return []
+    cfgs = arms_cfg or {}
+    return list(dict.fromkeys(
+        d for a in (claim["arm"], claim["than"])
+        for d in protocol_differences(protocol, cfgs.get(a))))
 
 
 def _fill_lost(runs: Runs, metric: str) -> Runs:
@@ -383,8 +415,12 @@ TESTS = {"directional": _directional, "equivalence": _equivalence, "rivals": _be
 
 
 def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, Any] | None = None,
-                 alpha: float = ALPHA, sensitivity: bool = True) -> list[ClaimResult]:
-    """Every claim of one report judged as one family (Holm at ``alpha``)."""
+                 alpha: float = ALPHA, sensitivity: bool = True,
+                 protocol: dict[str, Any] | None = None,
+                 arms_cfg: dict[str, dict[str, Any]] | None = None) -> list[ClaimResult]:
+    """Every claim of one report judged as one family (Holm at ``alpha``). ``protocol``
+    (``published_protocol``) and ``arms_cfg``: a published effect measured under another
+    protocol than the arms' gets no n (it is not comparable)."""
     pre = [_prejudge(c, runs) for c in claims]
     results = [r for r, _ in pre]
     m_family = sum(r.p is not None for r in results) or 1
@@ -397,17 +433,23 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
             r.verdict = UNTESTED
             continue
         level = alpha / m_family  # the strictest Holm step: the level power is planned at
-        r.mde = min_detectable(r.n, r.sd, level)
-        # a difference to detect; an equivalence claim asks the opposite question
-        r.effect = None if get_op(r.op).margin else _stated_effect(claims[i], published or {}, r.metric)
-        r.n_needed = seeds_needed(r.effect, r.sd, level)
+        margin = get_op(r.op).margin
+        # a difference to detect; an equivalence claim asks the opposite question, so neither
+        # a detectable difference nor an n for the paper's effect means anything for it
+        r.mde = None if margin else min_detectable(r.n, r.sd, level)
+        r.effect = None if margin else _stated_effect(claims[i], published or {}, r.metric)
+        if r.effect is not None:
+            r.effect_not_comparable = effect_differences(claims[i], protocol, arms_cfg)
+        r.n_needed = None if r.effect_not_comparable else seeds_needed(r.effect, r.sd, level)
+        # TOST's exact p is the larger of two one-sided sign-flip p's: at least 1/2ⁿ, not 2/2ⁿ
+        alt = "greater" if margin else "two-sided"
         if r.p is None:
             r.verdict = Verdict.undecidable(r.n)
             continue
         if adj is not None and adj < alpha:
             r.verdict = SUPPORTED if r.direction > 0 else CONTRADICTED
             if r.spread and r.p_exact is not None and (adj_x is None or adj_x >= alpha):
-                k = exact_decides_from(level)
+                k = exact_decides_from(level, alt)
                 why = (f"at n = {r.n} it cannot reach the family's level; it could from n = {k}"
                        if k > r.n else "it does not reach the family's level with these "
                        "differences")
@@ -418,11 +460,11 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
         else:
             # could any outcome at this n decide? Without spread only the exact test speaks
             if (not r.spread and r.test.startswith("exact")
-                    and min_sign_flip_p(r.n) * m_family >= alpha):
+                    and min_sign_flip_p(r.n, alt) * m_family >= alpha):
                 r.verdict = Verdict.undecidable(r.n)
                 r.notes.append(f"no spread, and the exact test cannot go below p = "
-                               f"{min_sign_flip_p(r.n):.3g} at n = {r.n}; it could decide "
-                               f"from n = {exact_decides_from(level)}")
+                               f"{min_sign_flip_p(r.n, alt):.3g} at n = {r.n}; it could decide "
+                               f"from n = {exact_decides_from(level, alt)}")
             else:
                 r.verdict = NOT_SUPPORTED
     if sensitivity:
@@ -483,11 +525,15 @@ def take_decisions(rows: list[ClaimResult], unit: dict[str, Any] | None) -> None
 
 def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
                  published: dict[str, Any] | None = None,
-                 sequential: dict[str, Any] | None = None) -> tuple[str, list[ClaimResult]]:
+                 sequential: dict[str, Any] | None = None,
+                 cfg: dict[str, Any] | None = None) -> tuple[str, list[ClaimResult]]:
     """The claims section's table and the judged claims (``sequential``: the unit of a
-    directory's sequential record whose decisions are the verdicts)."""
+    directory's sequential record whose decisions are the verdicts; ``cfg``: config.json,
+    whose ``published_protocol`` and arms say which published effects are comparable)."""
     runs = runs if isinstance(runs, Runs) else Runs(values=runs)
-    rows = judge_family(claims, runs, published)
+    cfg = cfg or {}
+    rows = judge_family(claims, runs, published, protocol=cfg.get("published_protocol"),
+                        arms_cfg=cfg.get("arms"))
     take_decisions(rows, sequential)
     lines = ["| claim | the paper says | ours | verdict | n | p (t / exact) | Holm p | test | "
              "detectable at n (80 %) | n for the paper's effect | notes |",
@@ -497,9 +543,16 @@ def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
         n = f"{r.n}" + (f" ({r.lost} not counted)" if r.lost else "")
         mde = "–" if r.mde is None else m.fmt(r.mde, True).lstrip("+")
         need = "–" if r.effect is None else (
+            f"not comparable: the paper's {m.fmt(r.effect, True)} is of another protocol "
+            f"({'; '.join(r.effect_not_comparable)})" if r.effect_not_comparable else
             f"{r.n_needed} for {m.fmt(r.effect, True)}" if r.n_needed else
             f"– for {m.fmt(r.effect, True)}")
+        if get_op(r.op).margin:
+            mde = need = "– (`~`: not a difference to detect)"
         est = r.estimate + (f" ({r.interval})" if r.interval and r.estimate != "–" else "")
+        if cfg.get("report_error") and m.table is not None and m.table.as_error \
+                and r.estimate != "–":  # the report speaks of error, the claim of accuracy
+            est = f"in {m.label}, where + is a lower error: {est}"
         p, p_exact, p_adj = (format_p(v, 2, "–", sci_below=0.001)
                              for v in (r.p, r.p_exact, r.p_adj))
         lines.append(f"| {r.claim} | {r.paper_says or '–'} | {est} | **{r.verdict}** | {n} | "

@@ -25,6 +25,7 @@ from sharpen.reports.claims import fmt_value, load_runs, metric_of
 from sharpen.reports.curves import plot_curves
 from sharpen.reports.sequential import read_record
 from sharpen.reports.stats import compare, describe
+from sharpen.reports.tables import in_range
 from sharpen.rundir import RunDir
 
 
@@ -77,7 +78,7 @@ def compare_table(dirs: list[Path], metric: str = "test_acc", baseline: str | No
     rows = []
     for label in order:
         mine = metric_of({"x": values[label]}, "x", metric)
-        sm = describe(list(mine.values()))
+        sm = in_range(get_metric(metric), describe(list(mine.values())))
         row: dict[str, Any] = {"row": label, "metric": metric, **sm}
         if label != base:
             pa, pb = protocols.get(label), protocols.get(base)

@@ -10,6 +10,7 @@ image by image (McNemar). :func:`robust_section` gives rliable-style summaries.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +22,10 @@ from sharpen.reports.stats import (
     iqm,
     mcnemar,
     prob_improvement,
+    prob_improvement_ci,
     two_level_bootstrap,
 )
-from sharpen.reports.tables import ci, pct
+from sharpen.reports.tables import ci, in_range, pct
 from sharpen.rundir import PREDICTIONS, RunDir
 
 
@@ -61,7 +63,7 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
             absent.append(f"{arm} ({len(missing)} of {len(seeds)} runs without {PREDICTIONS})")
             continue
         have[arm] = (c, seeds)
-        sm = describe([vals[s] for s in seeds])
+        sm = in_range(get_metric("test_acc"), describe([vals[s] for s in seeds]))
         est, lo, hi = two_level_bootstrap(c)
         lines.append(f"| {arm} | {len(seeds)} | {pct(est)} | "
                      f"{ci(sm['ci_low'], sm['ci_high'], sm['n'], sm['sd'])} | "
@@ -76,7 +78,8 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
     if have and baseline in have:
         b, bseeds = have[baseline]
         mc = ["| arm − " + baseline + " | seeds | right only in arm (per seed) | right only in "
-              f"{baseline} (per seed) | seeds with McNemar p < 0.05 | pooled (Mantel–Haenszel) p |",
+              f"{baseline} (per seed) | seeds with McNemar p < 0.05: arm better / {baseline} better "
+              "| pooled (Mantel–Haenszel) p |",
               "|---|---|---|---|---|---|"]
         for arm, (a, seeds) in have.items():
             if arm == baseline or not runs.comparable(arm, baseline):
@@ -87,9 +90,9 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
             ai = np.stack([a[seeds.index(s)] for s in common])
             bi = np.stack([b[bseeds.index(s)] for s in common])
             r = mcnemar(ai, bi)
-            sig = sum(x["p"] < 0.05 for x in r["per_seed"])
+            up, down = significant_seeds(r["per_seed"])
             mc.append(f"| {arm} | {len(common)} | {', '.join(str(x['b']) for x in r['per_seed'])} | "
-                      f"{', '.join(str(x['c']) for x in r['per_seed'])} | {sig} of {len(common)} | "
+                      f"{', '.join(str(x['c']) for x in r['per_seed'])} | {up} / {down} of {len(common)} | "
                       f"{r['p']:.3g} |")
         if len(mc) > 2:
             out += ["Image by image, paired by seed: the images one arm gets right and the other "
@@ -102,11 +105,21 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
     return "\n".join(out)
 
 
+def significant_seeds(per_seed: list[dict[str, Any]], level: float = 0.05) -> tuple[int, int]:
+    """The seeds whose McNemar p is below ``level``, counted by the side they favour: (arm
+    right more often, the other arm right more often). A seed significant for the other arm
+    is evidence against the arm, never a count for it."""
+    sig = [x for x in per_seed if x["p"] < level]
+    return sum(x["b"] > x["c"] for x in sig), sum(x["b"] < x["c"] for x in sig)
+
+
 def robust_section(runs: Runs, arms: list[str], baseline: str, metric: str = "test_acc") -> str:
     """rliable-style: interquartile mean with a bootstrap CI, and P(arm > baseline) with its
-    bootstrap CI, per arm (percentile bootstrap over seeds, each arm resampled within itself)."""
+    bootstrap CI, per arm (percentile bootstrap over seeds, each arm resampled within itself;
+    P(arm > baseline)'s never narrower than a Wilson floor, so never [0.00, 0.00])."""
     m = get_metric(metric)
-    lines = [f"| arm | n | IQM {m.label} [95 % bootstrap CI] | P(arm > {baseline}) [95 % bootstrap CI] |",
+    lines = [f"| arm | n | IQM {m.label} [95 % bootstrap CI] | P(arm > {baseline}) "
+             "[95 % CI: bootstrap, Wilson floor] |",
              "|---|---|---|---|"]
     base = list(metric_of(runs.values, baseline, metric).values())
     for arm in arms:
@@ -118,7 +131,7 @@ def robust_section(runs: Runs, arms: list[str], baseline: str, metric: str = "te
             f"[{m.fmt(lo)}, {m.fmt(hi)}]" if lo is not None else "(no interval)") + " |"
         if arm != baseline and base:
             p = prob_improvement(xs, base)
-            plo, phi = bootstrap_ci(prob_improvement, [xs, base])
+            plo, phi = prob_improvement_ci(xs, base)
             row += f" {p:.2f} " + (f"[{plo:.2f}, {phi:.2f}]" if plo is not None else "(no interval)") + " |"
         else:
             row += " – |"

@@ -14,9 +14,10 @@ from typing import Any
 from sharpen.errors import SharpenError
 from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports.claim_map import claim_maps
-from sharpen.reports.claims import judge_family, load_runs
-from sharpen.reports.stats import ALPHA, POWER, min_detectable, seeds_needed
+from sharpen.reports.claims import ClaimResult, judge_family, load_runs
+from sharpen.reports.stats import ALPHA, POWER, min_detectable, sd_upper, seeds_needed
 from sharpen.rundir import CONFIG, RunDir
+from sharpen.verdicts import get_op
 
 
 def plan_table(effect: float, sd: float, metric: str = "test_acc", claims: int = 1,
@@ -39,10 +40,19 @@ def plan_table(effect: float, sd: float, metric: str = "test_acc", claims: int =
     return "\n".join(lines)
 
 
+SD_CAVEAT = ("An sd estimated from a few seeds is itself uncertain: beside each sd its 95 % "
+             "upper confidence limit (χ² on n − 1 df), and the seeds the effect needs if the "
+             "true sd is that large. From n = 2 the limit is 16 times the sd: plan on it, or "
+             "run a larger pilot.")
+HEAD = ("n now | sd of differences (95 % upper limit) | detectable at n now | effect | "
+        "seeds needed (at the sd's upper limit)")
+
+
 def plan_from_dir(run_dir: Path, effect: float | str | None = None, power: float = POWER
                   ) -> str:
-    """For every claim of a pilot directory: its n, sd of the differences, the detectable
-    effect at that n, and the n for the paper's effect (or ``effect``)."""
+    """For every claim of a pilot directory: its n, sd of the differences with its upper
+    confidence limit, the detectable effect at that n, and the n for the paper's effect (or
+    ``effect``) at the sd and at its upper limit."""
     cfg = RunDir(run_dir).config()
     claims = cfg.get("claims") or []
     if not claims:
@@ -51,23 +61,39 @@ def plan_from_dir(run_dir: Path, effect: float | str | None = None, power: float
                            "`sharpen report DIR --claims-from NAME`")
     if cfg.get("cells"):  # a grid's claims name base arms, which have no runs of their own
         return _plan_grid(cfg, load_runs(run_dir), effect, power)
-    results = judge_family(claims, load_runs(run_dir), cfg.get("published"))
+    results = judge_family(claims, load_runs(run_dir), cfg.get("published"),
+                           protocol=cfg.get("published_protocol"), arms_cfg=cfg.get("arms"))
     level = ALPHA / len(claims)
     lines = [f"{len(claims)} claim(s), one family: paired t-test at α/m = {level:.3g}, power "
-             f"{power:.0%}; the sd of the per-seed differences from this directory's runs.", "",
-             "| claim | n now | sd of differences | detectable at n now | effect | seeds needed |",
-             "|---|---|---|---|---|---|"]
+             f"{power:.0%}; the sd of the per-seed differences from this directory's runs. "
+             + SD_CAVEAT, "", f"| claim | {HEAD} |", "|---|---|---|---|---|---|"]
     for r in results:
-        m = get_metric(r.metric)
-        eff: Any = parse_amount(effect, m, "--effect", signed=True) if effect is not None \
-            else r.effect
-        need = seeds_needed(eff, r.sd, level, power) if eff else None
-        lines.append(
-            f"| {r.claim} | {r.n} | {m.fmt(r.sd, True).lstrip('+') if r.sd else '–'} | "
-            f"{m.fmt(min_detectable(r.n, r.sd, level, power), True).lstrip('+') if r.sd else '–'} | "
-            f"{m.fmt(eff, True) if eff else '– (give --effect)'} | "
-            f"{need if need is not None else '–'} |")
+        cells = _plan_cells(r, effect, level, power)
+        lines.append(f"| {r.claim} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _plan_cells(r: ClaimResult, effect: float | str | None, level: float, power: float
+                ) -> list[str]:
+    """One judged claim's planning cells (:data:`HEAD`): a `~` claim has no difference to
+    detect; a published effect of another protocol is not comparable."""
+    m = get_metric(r.metric)
+    up = sd_upper(r.sd, r.n) if r.sd else None
+    sd = "–" if not r.sd else (f"{m.fmt(r.sd, True).lstrip('+')} "
+                               f"({m.fmt(up, True).lstrip('+')})")
+    if get_op(r.op).margin:
+        return [str(r.n), sd, "– (`~`: not a difference to detect)", "–", "–"]
+    mde = m.fmt(min_detectable(r.n, r.sd, level, power), True).lstrip("+") if r.sd else "–"
+    eff: Any = parse_amount(effect, m, "--effect", signed=True) if effect is not None \
+        else r.effect
+    if effect is None and r.effect_not_comparable:
+        return [str(r.n), sd, mde, f"{m.fmt(eff, True)}: not comparable "
+                f"({'; '.join(r.effect_not_comparable)}); give --effect", "–"]
+    if not eff:
+        return [str(r.n), sd, mde, "– (give --effect)", "–"]
+    need, need_up = (seeds_needed(eff, x, level, power) if x else None for x in (r.sd, up))
+    show = "–" if need is None else f"{need} ({need_up if need_up else 'more than 100,000'})"
+    return [str(r.n), sd, mde, m.fmt(eff, True), show]
 
 
 def _plan_grid(cfg: dict[str, Any], runs: Any, effect: float | str | None, power: float
@@ -77,27 +103,17 @@ def _plan_grid(cfg: dict[str, Any], runs: Any, effect: float | str | None, power
     lines = ["Each claim in each cell of the grid, as its claim map judges it: the cells of one "
              "claim are one family (paired t-test at α/m, m its cells), power "
              f"{power:.0%}; the sd of the per-seed differences from this directory's runs "
-             "in that cell.", "",
-             "| claim | cell | n now | sd of differences | detectable at n now | effect | "
-             "seeds needed |", "|---|---|---|---|---|---|---|"]
+             "in that cell. " + SD_CAVEAT, "",
+             f"| claim | cell | {HEAD} |", "|---|---|---|---|---|---|---|"]
     for cm in claim_maps(cfg, runs):
-        m = get_metric(cm.claim.get("metric", "test_acc"))
         level = ALPHA / max(len(cm.cells), 1)
         if not cm.cells:
-            lines.append(f"| {cm.claim['claim']} | none (no cell holds runs of its arms) | 0 | "
+            lines.append(f"| {cm.claim['claim']} | none (no cell holds runs of its arms) | – | "
                          "– | – | – | – |")
         for c in cm.cells:
-            r = c.result
-            eff: Any = parse_amount(effect, m, "--effect", signed=True) if effect is not None \
-                else r.effect
-            need = seeds_needed(eff, r.sd, level, power) if eff and r.sd else None
             cell = ", ".join(f"{a} = {c.point[a]}" for a in cm.axes)
-            lines.append(
-                f"| {cm.claim['claim']} | {cell} | {r.n} | "
-                f"{m.fmt(r.sd, True).lstrip('+') if r.sd else '–'} | "
-                f"{m.fmt(min_detectable(r.n, r.sd, level, power), True).lstrip('+') if r.sd else '–'}"
-                f" | {m.fmt(eff, True) if eff else '– (give --effect)'} | "
-                f"{need if need is not None else '–'} |")
+            lines.append(f"| {cm.claim['claim']} | {cell} | "
+                         + " | ".join(_plan_cells(c.result, effect, level, power)) + " |")
     return "\n".join(lines)
 
 

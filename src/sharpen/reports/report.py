@@ -15,7 +15,7 @@ from sharpen.reports.budget import budget_section
 from sharpen.reports.claim_map import map_section, sequential_rules_out
 from sharpen.reports.claims import FAMILY_TEXT, Runs, claims_table, load_runs
 from sharpen.reports.curriculum import figure_sections, stage_jumps
-from sharpen.reports.curves import plot_curves
+from sharpen.reports.curves import curve_data, curve_notes, plot_curves
 from sharpen.reports.evaluation import image_level_section, robust_section
 from sharpen.reports.figures import run_figure_section
 from sharpen.reports.sequential import read_record, report_section
@@ -351,8 +351,10 @@ def _closing_sections(r: _Report, png: Path | None) -> list[str]:
     parts: list[str] = []
     if r.cfg.get("notes"):
         parts += ["## Notes", "", r.cfg["notes"].strip(), ""]
-    if png:
-        parts += ["## Curves", "", f"![curves]({png.name})", ""]
+    notes = curve_notes(curve_data(r.run_dir), r.arms)  # what the lines do not show
+    if png or notes:
+        parts += ["## Curves", ""] + ([f"![curves]({png.name})", ""] if png else [])
+        parts += [f"- {n}" for n in notes] + ([""] if notes else [])
     parts += report_section(r.run_dir, sequential_rules_out(r.cfg, r.runs,
                                                             read_record(r.run_dir)))
     for tech in TECHNIQUES:  # each technique's figure of its run files (gradient flow's)
