@@ -128,8 +128,8 @@ than = "fast"
 
 
 def _run(p, out, env, wait_for_look=None):
-    cmd = [sys.executable, "-m", "sharpen.cli", "run", str(p), "--until-decided", "--step", "2",
-           "--max-runs", "6", "--out", str(out), "--quiet", "--workers", "1"]
+    cmd = [sys.executable, "-m", "sharpen.cli", "run", str(p), "--until-decided",
+           "--spend-anyway", "--step", "2", "--max-runs", "6", "--out", str(out), "--quiet", "--workers", "1"]
     if wait_for_look is None:
         subprocess.run(cmd, check=True, env=env, capture_output=True)
         return
@@ -231,7 +231,7 @@ def test_until_decided_on_a_grid_runs_each_cell_its_own_design(tmp_path):
     p.write_text(TINY + '\n[profiles.map]\ngrid = { train_size = [60, 80] }\n')
     exp = load_experiment(str(p), profile="map")
     out, _, rec = run_until_decided(exp, tmp_path / "g", max_runs=4, step=2, quiet=True,
-                                    workers=1)
+                                    spend_anyway=True, workers=1)
     assert set(rec["units"]) == {"train_size=60", "train_size=80"}
     # the family is every claim in every cell: 2 claims × 2 cells
     assert rec["plan"]["claims"] == 4 and rec["cells"] == 2
@@ -332,7 +332,7 @@ def test_a_look_whose_new_seeds_fail_is_not_judged_at_its_looser_threshold(tmp_p
     assert lo < _one_sample_p(x, v0) < hi
     p.write_text(ONE_ARM.format(args=args, value=repr(v0)).replace('op = ">"', loss))
     capsys.readouterr()
-    code = main(["run", str(p), "--until-decided", "--step", "3", "--max-runs", "6",
+    code = main(["run", str(p), "--until-decided", "--spend-anyway", "--step", "3", "--max-runs", "6",
                  "--out", str(out), "--workers", "1"])
     assert code == 1  # failed runs
     cap = capsys.readouterr()
@@ -369,7 +369,7 @@ def test_a_look_whose_seeds_fail_once_is_retried_and_judged_on_its_own_n(tmp_pat
     marks = tmp_path / "marks"
     marks.mkdir()
     p.write_text(ONE_ARM.format(args=f'{{ once = [1, 2], marks = "{marks}" }}', value=0.2))
-    code = main(["run", str(p), "--until-decided", "--step", "3", "--max-runs", "6",
+    code = main(["run", str(p), "--until-decided", "--spend-anyway", "--step", "3", "--max-runs", "6",
                  "--out", str(out), "--workers", "1"])
     cap = capsys.readouterr()
     assert sorted(x.name for x in marks.iterdir()) == ["seed-1", "seed-2"]  # they did fail
@@ -409,7 +409,7 @@ def test_a_claim_edited_between_invocations_is_refused_naming_the_field(tmp_path
     p, out = tmp_path / "seq.toml", tmp_path / "r"
     text = ONE_ARM.format(args="{}", value=0.0)
     p.write_text(text)
-    seq = ["run", str(p), "--until-decided", "--step", "3", "--max-runs", "6", "--out",
+    seq = ["run", str(p), "--until-decided", "--spend-anyway", "--step", "3", "--max-runs", "6", "--out",
            str(out), "--workers", "1", "--quiet"]
     assert main(seq) == 0
     files = {f: (out / f).read_bytes() for f in ("sequential.json", "config.json", "report.md")}
@@ -492,8 +492,8 @@ def test_a_plain_run_cannot_grow_a_sequential_design_past_its_looks(tmp_path, ca
 
     p, out = tmp_path / "c2.toml", tmp_path / "r5"
     p.write_text(TINY)
-    assert main(["run", str(p), "--until-decided", "--step", "2", "--max-runs", "2", "--out",
-                 str(out), "--workers", "1", "--quiet"]) == 0
+    assert main(["run", str(p), "--until-decided", "--spend-anyway", "--step", "2",
+                 "--max-runs", "2", "--out", str(out), "--workers", "1", "--quiet"]) == 0
     rec = json.loads((out / "sequential.json").read_text())
     assert [lk["n"] for lk in rec["units"][""]["looks"]] == [2]
 
@@ -525,8 +525,8 @@ def test_a_plain_run_cannot_grow_a_sequential_design_past_its_looks(tmp_path, ca
     assert files() == before
     assert main([*plain, "--runs", "2", "--set", "stack_seeds=2"]) == 0
     # the design itself continues (here: its budget is spent, nothing to train)
-    assert main(["run", str(p), "--until-decided", "--step", "2", "--max-runs", "2", "--out",
-                 str(out), "--workers", "1", "--quiet"]) == 0
+    assert main(["run", str(p), "--until-decided", "--spend-anyway", "--step", "2",
+                 "--max-runs", "2", "--out", str(out), "--workers", "1", "--quiet"]) == 0
     assert not (out / "runs" / "fast" / "seed-2").exists()
 
 
@@ -536,8 +536,8 @@ def test_a_budget_that_is_not_whole_steps_is_said_not_silently_rounded(tmp_path,
 
     p, out = tmp_path / "c.toml", tmp_path / "r"
     p.write_text(TINY)
-    assert main(["run", str(p), "--until-decided", "--step", "2", "--max-runs", "3", "--out",
-                 str(out), "--workers", "1", "--quiet"]) == 0
+    assert main(["run", str(p), "--until-decided", "--spend-anyway", "--step", "2",
+                 "--max-runs", "3", "--out", str(out), "--workers", "1", "--quiet"]) == 0
     assert [lk["n"] for lk in json.loads((out / "sequential.json").read_text())
             ["units"][""]["looks"]] == [2]
     assert ("--max-runs 3 is not a whole number of steps of 2: the design stops at 2 seeds "

@@ -46,7 +46,7 @@ def _file(tmp_path: Path, text: str = BASE, name: str = "h.toml") -> Path:
 
 
 def _seq(p: Path, out: Path, *extra: str) -> int:
-    return main(["run", str(p), "--out", str(out), "--until-decided", "--step", "2",
+    return main(["run", str(p), "--out", str(out), "--until-decided", "--spend-anyway", "--step", "2",
                  "--max-runs", "4", "--quiet", "--workers", "1", *extra])
 
 
