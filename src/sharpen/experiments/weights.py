@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from sharpen.data.pairs import IMAGE_SHAPE, POOL
 from sharpen.data.prepare import build_data, resize_u8
 from sharpen.errors import SharpenError
 from sharpen.experiments.build import build_model
@@ -86,21 +89,39 @@ class Predictor:
     channel; returns the N predicted classes. ``predictor.logits(x)`` gives the raw outputs.
     Inputs are resized as the run's data was (``data_resize``) and normalised with the
     training split's mean and std stored beside the weights.
+
+    A digit-pair run takes N pairs of two digits: N×2×28×28 (0..255), average-pooled to
+    N×2×14×14 as the run's pairs were, or N×2×14×14 already pooled; it returns 1 where
+    digit₁ ≤ digit₂.
     """
 
     def __init__(self, model: nn.Module, mean: Any, std: Any, resize: int | None = None,
-                 task: Any = None, device: str | torch.device = "cpu"):
-        self.model, self.resize, self.task = model, resize, task
+                 task: Any = None, device: str | torch.device = "cpu", pairs: bool = False):
+        self.model, self.resize, self.task, self.pairs = model, resize, task, pairs
         self.device = torch.device(device)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device) * 255.0
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device) * 255.0
 
+    def _pairs_in(self, x: torch.Tensor) -> torch.Tensor:
+        """N×2×28×28 digit pairs pooled to the N×2×14×14 the pair model takes (as
+        :func:`sharpen.data.pairs.make_pairs` pools them); N×2×14×14 as given."""
+        side = IMAGE_SHAPE[1] // POOL
+        if x.dim() == 4 and x.shape[1] == 2 and tuple(x.shape[2:]) == IMAGE_SHAPE[1:]:
+            return F.avg_pool2d(x.float(), POOL)
+        if x.dim() == 4 and tuple(x.shape[1:]) == (2, side, side):
+            return x
+        raise SharpenError(f"digit pairs of shape {tuple(x.shape)}: expected N×2×28×28 (two "
+                           f"digits per pair, 0..255) or N×2×{side}×{side} (pooled as the "
+                           "run's pairs were)")
+
     @torch.no_grad()
     def logits(self, x: torch.Tensor, batch_size: int = 1000) -> Any:
         x = torch.as_tensor(x)
-        if x.dim() == 3 and self.mean.numel() == 1:
+        if self.pairs:
+            x = self._pairs_in(x)
+        elif x.dim() == 3 and self.mean.numel() == 1:
             x = x.unsqueeze(1)
-        if x.dim() < 3 or x.shape[1] != self.mean.numel():
+        if not self.pairs and (x.dim() < 3 or x.shape[1] != self.mean.numel()):
             raise SharpenError(f"images of shape {tuple(x.shape)}: expected N×{self.mean.numel()}"
                                "×H×W uint8 (0..255)")
         if x.is_floating_point() and float(x.max()) <= 1.0 and float(x.min()) >= 0.0 and x.numel():
@@ -127,7 +148,7 @@ def load_predictor(seed_dir: str | Path, device: str | torch.device = "cpu") -> 
     """The trained run of ``seed_dir`` as a :class:`Predictor` (uint8 images → classes)."""
     seed_dir = _seed_dir(Path(seed_dir))
     model = load_model(seed_dir, device)
-    saved = torch.load(seed_dir / WEIGHTS, map_location="cpu", weights_only=True)
+    saved = _load_weights(seed_dir / WEIGHTS)
     cfg = RunConfig.model_validate(
         json.loads((seed_dir.parent.parent.parent / CONFIG).read_text())["arms"][saved["arm"]])
     mean, std = saved.get("mean"), saved.get("std")
@@ -137,7 +158,22 @@ def load_predictor(seed_dir: str | Path, device: str | torch.device = "cpu") -> 
     task = None
     if cfg.pairs is not None:
         task = PairTask(model.pair_outputs, cfg.aux_weight, cfg.asym_weight)
-    return Predictor(model, mean, std, cfg.data_resize, task, device)
+    return Predictor(model, mean, std, cfg.data_resize, task, device, cfg.pairs is not None)
+
+
+def _load_weights(path: Path) -> dict[str, Any]:
+    """weights.pt as saved; a cut or damaged file is one line that names it (torch says
+    only 'PytorchStreamReader failed reading zip archive')."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        why = str(exc).split(". ")[0] if str(exc) else type(exc).__name__  # torch's 1st line
+        raise SharpenError(f"{path}: cannot be read ({why}); the file is cut short or damaged: "
+                           f"copy it again, or delete the folder {path.parent} and re-run its "
+                           "experiment into the same --out to train this seed again") from None
+    if not isinstance(saved, dict) or "state_dict" not in saved or "arm" not in saved:
+        raise SharpenError(f"{path}: not weights saved by sharpen (no state_dict and arm)")
+    return saved
 
 
 def load_model(seed_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -151,7 +187,7 @@ def load_model(seed_dir: str | Path, device: str | torch.device = "cpu") -> nn.M
     if not cfg_path.is_file():
         raise SharpenError(f"{cfg_path}: not found; give a run's folder "
                            "<run dir>/runs/<arm>/seed-<s>")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = _load_weights(path)
     arms = json.loads(cfg_path.read_text())["arms"]
     if saved["arm"] not in arms:
         raise SharpenError(f"{path}: arm {saved['arm']!r} is not in {cfg_path}")
