@@ -101,6 +101,44 @@ def test_the_heat_map_axes_are_the_grid_keys_and_the_report_shows_it(tmp_path):
     assert "| 1 | 5 |" in compare_dirs([d]) and "**contradicted**" in compare_dirs([d])
 
 
+def test_compare_on_a_grid_pairs_each_cell_with_its_own_cells_baseline(tmp_path, capsys):
+    """Every row was paired with the first cell's baseline (another configuration): a
+    silent wrong difference, CI and p in every other cell."""
+    import csv
+    import io
+
+    from sharpen.cli import main
+
+    d, acc = _grid_dir(tmp_path / "g")
+    assert main(["compare", str(d), "--format", "csv"]) in (0, None)
+    rows = {r["row"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    for (k, e), cell in acc.items():
+        name = f"sharp__stages-{k}__epochs_per_stage-{e}"
+        base = f"base__stages-{k}__epochs_per_stage-{e}"
+        r = rows[name]
+        assert r["vs"] == base
+        want = st.ttest_rel(cell["sharp"], cell["base"])  # independent: scipy, in the cell
+        assert float(r["diff"]) == pytest.approx(np.mean(np.subtract(cell["sharp"],
+                                                                     cell["base"])))
+        assert float(r["p"]) == pytest.approx(want.pvalue, rel=1e-9)
+        lo, hi = want.confidence_interval()
+        assert (float(r["diff_ci_low"]), float(r["diff_ci_high"])) == pytest.approx((lo, hi))
+        assert rows[base]["vs"] == ""  # each cell's baseline is a baseline row
+    # planted: -2 pp at (5, 1); the first cell's baseline made it -1.93 pp
+    assert float(rows["sharp__stages-5__epochs_per_stage-1"]["diff"]) == pytest.approx(
+        -0.0210, abs=5e-5)
+    # --baseline names an arm: its run in each cell; a cell's name: that one row for all
+    assert main(["compare", str(d), "--format", "csv", "--baseline", "sharp"]) in (0, None)
+    rows = {r["row"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert rows["base__stages-3__epochs_per_stage-2"]["vs"] == "sharp__stages-3__epochs_per_stage-2"
+    one = "base__stages-1__epochs_per_stage-1"
+    assert main(["compare", str(d), "--format", "csv", "--baseline", one]) in (0, None)
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["vs"] for r in rows} == {"", one}
+    md = main(["compare", str(d)]) in (0, None) and capsys.readouterr().out
+    assert "| − the baseline of its cell |" in md
+
+
 def test_a_sequential_directory_maps_the_designs_verdicts(tmp_path):
     """Grown by --until-decided: each cell's verdict is its sequential decision (or not
     supported when it stayed open), the Holm p only a fixed-n reference."""

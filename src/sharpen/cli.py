@@ -324,7 +324,8 @@ def _reading_parsers(sub: argparse._SubParsersAction) -> None:
                     help="a metric of the registry (sharpen.metrics): " + ", ".join(REGISTRY)
                     + " (default test_acc; selected_test_acc: at the best-val epoch)")
     cp.add_argument("--baseline", help="the row compared with (arm, or dir/arm; default: the first "
-                                        "directory's baseline arm, else its first arm)")
+                                        "directory's baseline arm, else its first arm; in one "
+                                        "grid directory each cell's own run of that arm)")
     cp.add_argument("--format", default="md", choices=["md", "csv", "latex"],
                     help="Markdown (default), CSV or a LaTeX tabular")
     cp.add_argument("--out", help="also write the table here and the metric's curves beside it "

@@ -5,7 +5,9 @@ gives n, mean, sample sd, the 95 % Student-t interval of the mean, best and wors
 comparison with a baseline row (default: the first directory's baseline arm, else its first
 arm; rows keep each directory's arm order, the experiment file's): paired by seed where the
 two share seeds (directories run with the same seeds pair up too), else Welch's unpaired
-test, labelled. Formats: Markdown, CSV, or a LaTeX ``tabular`` ready to ``\\input``. With
+test, labelled. One grid directory pairs each cell with the baseline arm's run in the same
+cell (``--baseline ARM`` picks the arm; a cell's full name compares every row with that
+one run). Formats: Markdown, CSV, or a LaTeX ``tabular`` ready to ``\\input``. With
 ``--out`` the curves of the metric (per-epoch metrics only) are drawn per row with 95 %
 bands, as PNG and PDF.
 """
@@ -26,6 +28,7 @@ from sharpen.reports.curves import plot_curves
 from sharpen.reports.sequential import read_record
 from sharpen.reports.stats import compare, describe
 from sharpen.reports.tables import in_range
+from sharpen.reports.terminal import base_arms_of
 from sharpen.rundir import RunDir
 
 
@@ -65,7 +68,11 @@ def compare_table(dirs: list[Path], metric: str = "test_acc", baseline: str | No
     first = RunDir(dirs[0]).config().get("baseline")
     if first and len(dirs) > 1:
         first = f"{Path(dirs[0]).name}/{first}"
+    cells = _cell_bases(dirs, order, baseline)
     base = baseline or (first if first in values else order[0])
+    if cells is not None:
+        return [_row(label, values, metric, cells.get(label), protocols, grid=True)
+                for label in order]
     if base not in values:  # an arm's name across directories: the one row that holds it
         holders = [r for r in order if r.rpartition("/")[2] == base]
         if len(holders) > 1:
@@ -74,24 +81,48 @@ def compare_table(dirs: list[Path], metric: str = "test_acc", baseline: str | No
         if not holders:
             raise SharpenError(f"--baseline {base!r}: not a row; rows: {', '.join(order)}")
         base = holders[0]
-    base_vals = metric_of({"x": values[base]}, "x", metric)
-    rows = []
-    for label in order:
-        mine = metric_of({"x": values[label]}, "x", metric)
-        sm = in_range(get_metric(metric), describe(list(mine.values())))
-        row: dict[str, Any] = {"row": label, "metric": metric, **sm}
-        if label != base:
-            pa, pb = protocols.get(label), protocols.get(base)
-            same = pa is None or pb is None or pa == pb
-            c = compare(mine, base_vals, paired=same,
-                        why_unpaired="" if same else "different protocols")
-            test = c.test + (f" ({c.why_unpaired})" if c.why_unpaired else "")
-            row.update(vs=base, diff=c.diff, diff_ci_low=c.ci_low, diff_ci_high=c.ci_high,
-                       p=c.p, p_exact=c.p_exact, test=test, effect=c.effect,
-                       effect_name=c.effect_name, n_used=c.n, left_out=c.left_out,
-                       no_spread=not c.spread)
-        rows.append(row)
-    return rows
+    return [_row(label, values, metric, base, protocols) for label in order]
+
+
+def _cell_bases(dirs: list[Path], order: list[str], baseline: str | None
+                ) -> dict[str, str] | None:
+    """One grid directory (and no --baseline naming one row): cell arm → the baseline arm's
+    run in the same cell, the only run it pairs with (another cell's baseline differs in the
+    grid's keys too). None otherwise: every row against one baseline row."""
+    if len(dirs) != 1:
+        return None
+    cfg = RunDir(dirs[0]).config()
+    cells = cfg.get("cells") or {}
+    if not cells or (baseline is not None and baseline in cells):
+        return None
+    if baseline is not None and baseline not in {c["arm"] for c in cells.values()}:
+        raise SharpenError(f"--baseline {baseline!r}: not an arm or a cell of the grid; arms: "
+                           + ", ".join(dict.fromkeys(c["arm"] for c in cells.values())))
+    return base_arms_of(cfg, order, baseline)
+
+
+def _row(label: str, values: dict[str, dict[int, dict[str, float]]], metric: str,
+         base: str | None, protocols: dict[str, str | None], grid: bool = False
+         ) -> dict[str, Any]:
+    """One row: ``label``'s summary and its comparison with ``base`` (none for the baseline
+    itself; ``grid``: ``base`` is its cell's, None when that cell has no baseline run)."""
+    mine = metric_of({"x": values[label]}, "x", metric)
+    sm = in_range(get_metric(metric), describe(list(mine.values())))
+    row: dict[str, Any] = {"row": label, "metric": metric, **sm}
+    if grid and base is None:
+        return {**row, "no_base": True}
+    if base is None or label == base:
+        return row
+    pa, pb = protocols.get(label), protocols.get(base)
+    same = pa is None or pb is None or pa == pb
+    c = compare(mine, metric_of({"x": values[base]}, "x", metric), paired=same,
+                why_unpaired="" if same else "different protocols")
+    test = c.test + (f" ({c.why_unpaired})" if c.why_unpaired else "")
+    row.update(vs=base, diff=c.diff, diff_ci_low=c.ci_low, diff_ci_high=c.ci_high,
+               p=c.p, p_exact=c.p_exact, test=test, effect=c.effect,
+               effect_name=c.effect_name, n_used=c.n, left_out=c.left_out,
+               no_spread=not c.spread, same_cell=grid)
+    return row
 
 
 def _cell(metric: str, v: float | None, diff: bool = False) -> str:
@@ -110,8 +141,10 @@ def heading(metric: str) -> str:
 
 def render(rows: list[dict[str, Any]], fmt: str = "md") -> str:
     metric = rows[0]["metric"]
-    head = ["row", "n", "mean", "sd", "95 % CI", "best", "worst",
-            f"− {next((r['vs'] for r in rows if 'vs' in r), rows[0]['row'])}", "diff 95 % CI",
+    vs = next((r['vs'] for r in rows if 'vs' in r), rows[0]['row'])
+    if any(r.get("same_cell") or r.get("no_base") for r in rows):  # a grid: each cell's own
+        vs = "the baseline of its cell"
+    head = ["row", "n", "mean", "sd", "95 % CI", "best", "worst", f"− {vs}", "diff 95 % CI",
             "pairs used (seeds left out)", "p (t)", "p (exact sign-flip)", "test", "effect size"]
     body = []
     for r in rows:
@@ -128,6 +161,8 @@ def render(rows: list[dict[str, Any]], fmt: str = "md") -> str:
                     "n/a" if r["p"] is None else f"{r['p']:.3g}",
                     "n/a" if r.get("p_exact") is None else f"{r['p_exact']:.3g}", r["test"],
                     "n/a" if r["effect"] is None else f"{r['effect_name']} = {r['effect']:.2f}"]
+        elif r.get("no_base"):
+            cmp_ = ["n/a: no baseline run in its cell", "", "", "", "", "", ""]
         else:
             cmp_ = ["baseline", "", "", "", "", "", ""]
         body.append([r["row"], str(r["n"]), _cell(metric, r["mean"]),
