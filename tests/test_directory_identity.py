@@ -94,10 +94,10 @@ def _check_file_order(out: Path, arms: list[str]) -> None:
 def test_the_files_first_arm_is_the_baseline_everywhere(tmp_path, capsys, no_curves):
     out = tmp_path / "r"
     assert run([str(_file(tmp_path)), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert [line.split("|")[1].strip() for line in printed.splitlines()
-            if line.startswith("| ") and not line.startswith("| arm ")] == \
-        ["plain", "inverted", "middle"]
+    printed = capsys.readouterr().out  # the terminal's table: its first column, then Δ
+    table = printed.split("\narm ", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert table[0].split()[-3:] == ["Δ", "vs", "plain"]
+    assert [line.split()[0] for line in table[1:]] == ["plain", "inverted", "middle"]
     _check_file_order(out, ["plain", "inverted", "middle"])
     assert json.loads((out / "config.json").read_text())["arm_order"] == \
         ["plain", "inverted", "middle"]

@@ -184,6 +184,9 @@ def terminal_table(rows: list[dict[str, Any]], base_of: dict[str, str], error: b
     head = [*axes, "arm", "n", f"{what} [95 % CI]",
             f"Δ vs {names.pop()}" if len(names) == 1 else "Δ vs baseline"]  # a grid: its cell's
     table = [head]
+    # runs that gave no value are counted and named (a cell whose runs all diverged)
+    lost = {arm: ", ".join(f"{r[s]} {s}" for s in ("diverged", "failed") if r.get(s))
+            for arm, r in by.items()}
     for arm, r in by.items():
         k = r.get("test_acc_n", r["ok"])
         n = f"{k}" if k == r["n"] else f"{k} of {r['n']}"  # the rest diverged or failed
@@ -199,7 +202,10 @@ def terminal_table(rows: list[dict[str, Any]], base_of: dict[str, str], error: b
             diff = m.fmt(r["test_acc_mean"] - base["test_acc_mean"], True)
         cell = (cells or {}).get(arm, {})
         table.append([*(str(cell.get(a, "")) for a in axes), cell.get("arm", arm), n, mean,
-                      diff])
+                      diff] + (["not counted: " + lost[arm] if lost[arm] else ""]
+                               if any(lost.values()) else []))
+    if any(lost.values()):
+        head.append("")
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
                      for row in table)
