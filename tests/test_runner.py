@@ -192,6 +192,8 @@ def test_progress_lines_count_runs_and_say_what_was_skipped(small, tmp_path, cap
     assert "running 2 jobs in this process" in text
     run(exp_of(small, "runs=4"), out, quiet=True)  # quiet: nothing, with jobs to run too
     assert capsys.readouterr().out == ""
+    run(exp_of(small, "runs=5", "select_arms='a'"), out)
+    assert "running 1 job in this process" in capsys.readouterr().out  # was "1 jobs"
 
 
 def test_finished_runs_are_kept_failed_ones_trained_again(small, tmp_path):

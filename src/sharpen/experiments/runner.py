@@ -346,7 +346,8 @@ def _execute(inv: Invocation, schedule: Schedule, runs: dict[tuple[str, int], di
     RunDir(inv.out).log_invocation(inv.entry)
     say = None if opts.quiet else (lambda m: print("    " + m, flush=True))
     if not opts.quiet and not opts.look and jobs:
-        print(f"running {len(jobs)} jobs in {placed.where(len(jobs), workers)}", flush=True)
+        print(f"running {len(jobs)} job{'' if len(jobs) == 1 else 's'} in "
+              f"{placed.where(len(jobs), workers)}", flush=True)
     # a bar on a terminal, one line per epoch per job in a pipe or a log, nothing if quiet
     bar = progress.Progress(watch, enabled=None if not opts.quiet else False,
                             workers=placed.slots(len(jobs), workers))
