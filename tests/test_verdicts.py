@@ -537,10 +537,17 @@ def test_two_level_bootstrap_is_its_formula():
     # one seed: the image level alone (a binomial interval); a 90 % interval is narrower
     e1, l1, h1 = two_level_bootstrap(c[:1], n_boot=20000)
     p1 = cf[0].mean()
-    assert (h1 - l1) / 2 == pytest.approx(1.96 * math.sqrt(p1 * (1 - p1) / 300), rel=0.05)
+    wald = 1.96 * math.sqrt(p1 * (1 - p1) / 300)
+    from statsmodels.stats.proportion import proportion_confint
+
+    wlo, whi = proportion_confint(cf[0].sum(), 300, method="wilson")  # the floor (issue 34 B)
+    assert l1 == pytest.approx(min(p1 - wald, wlo), abs=0.003)
+    assert h1 == pytest.approx(max(p1 + wald, whi), abs=0.003)
     assert two_level_bootstrap(c, n_boot=4000, confidence=0.9)[2] < hi
-    # all right: no variance at all
-    assert two_level_bootstrap(np.ones((3, 50), bool)) == (1.0, 1.0, 1.0)
+    # all right: no variance in the sample, but 50 images do not make 100 % certain: the
+    # Wilson interval of 50 of 50 (z²/(n + z²) below 1), never [1, 1] (issue 34 B)
+    z2 = stats.norm.ppf(0.975) ** 2
+    assert two_level_bootstrap(np.ones((3, 50), bool)) == pytest.approx((1.0, 50 / (50 + z2), 1.0))
 
 
 def test_mcnemar_counts_0_1_integers_and_has_no_discordance_edge():
