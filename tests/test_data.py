@@ -138,6 +138,17 @@ def test_split_indices_seeded_disjoint_and_complete():
         split_indices(10, 10, 0)
 
 
+def test_a_val_size_beyond_the_training_set_names_the_field_like_the_others(tmp_path, capsys):
+    from sharpen.cli import main
+
+    assert main(["run", "quickstart", "--set", "dataset=synthetic", "--set", "val_size=100000",
+                 "--set", "epochs=1", "--runs", "1", "--workers", "1", "--quiet",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err  # was "val_size must be in [0, 1999] for a training set of 2000"
+    assert ("error: field val_size: must be in [0, 1999] (a training set of 2000 images keeps "
+            "one or more to train on); got 100000") in err
+
+
 def test_synthetic_is_deterministic_and_balanced():
     x, y = synthetic("train")
     x2, y2 = synthetic("train")

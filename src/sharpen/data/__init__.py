@@ -195,7 +195,8 @@ def verify_files(name: str, root: str | os.PathLike[str] | None = None) -> list[
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded (train, val) split of ``range(n)``; ``val_size`` images go to validation."""
     if not 0 <= val_size < n:
-        raise SharpenError(f"val_size must be in [0, {n - 1}] for a training set of {n}; got {val_size}")
+        raise SharpenError(f"field val_size: must be in [0, {n - 1}] (a training set of {n} "
+                           f"images keeps one or more to train on); got {val_size}")
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(n, generator=g)
     return perm[val_size:].sort().values, perm[:val_size].sort().values
