@@ -162,7 +162,8 @@ def wilson(p_hat: float, n: int, confidence: float = CONFIDENCE) -> tuple[float,
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     centre = (p_hat + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if p_hat == 0 else lo), (1.0 if p_hat == 1 else hi)  # exact ends, no 1e-17
 
 
 def sd_upper(sd: float, n: int, confidence: float = CONFIDENCE) -> float | None:
