@@ -576,7 +576,8 @@ FAMILY_TEXT = (
     "t-test reaches but the exact test cannot is marked *rests on the normal model*. "
     "\"Detectable at n\" is the smallest true difference a paired t-test at α/m = {lvl} "
     "finds with 80 % power given our sd of the differences; \"n for the paper's effect\" the "
-    "seeds that would take (statsmodels `TTestPower`).")
+    "seeds that would take (statsmodels `TTestPower`), *not comparable* where the paper "
+    "measured it under another protocol; neither exists for a `~` claim.")
 
 
 __all__ = ["run_values", "load_runs", "Runs", "judge", "judge_family", "claims_table",
