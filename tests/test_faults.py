@@ -75,6 +75,30 @@ def test_bad_configs_name_the_field(tmp_path, text, match):
         load_experiment(str(p))
 
 
+def test_a_bad_set_value_blames_the_set_and_a_bundled_file_is_named_not_its_path(capsys):
+    """`--set epochs=ten` was blamed on '<installed path>/quickstart.toml: field epochs', a
+    field the user never wrote in a file they never saw."""
+    from sharpen.cli import main
+    from sharpen.experiments.config import BUNDLED_DIR
+
+    cases = [
+        (["--set", "epochs=ten"], "error: --set epochs=ten: expected a number, got the text 'ten'"),
+        (["--set", "arms.lenet5.epochs=0"],
+         "error: --set arms.lenet5.epochs=0: Input should be greater than or equal to 1 (got 0)"),
+        (["--set", "model_args.dropout=0.5"],
+         "error: bundled experiment 'quickstart': field arms.lenet5.model: model 'lenet5' "
+         "takes no argument 'dropout'"),
+        (["--profile", "nope"], "error: bundled experiment 'quickstart': no profile 'nope'"),
+    ]
+    for args, want in cases:
+        assert main(["run", "quickstart", *args, "--out", "/nonexistent/never"]) == 2
+        err = capsys.readouterr().err
+        assert want in err and str(BUNDLED_DIR) not in err, err
+    # a file of the user's own keeps its path (a --set of the right type, wrong elsewhere too)
+    with pytest.raises(SharpenError, match=r"^--set epochs=ten: expected a number"):
+        load_experiment("quickstart", overrides=["epochs=ten"])
+
+
 def test_yaml_files_and_yaml_syntax_errors(tmp_path):
     p = tmp_path / "e.yaml"
     p.write_text("name: y\ndataset: synthetic\nepochs: 1\narms:\n  only: {lr: 0.1}\n")
@@ -519,7 +543,7 @@ def test_sigterm_stops_cleanly_keeps_finished_runs_and_leaves_no_process(tmp_pat
 def test_a_bad_set_value_names_the_key_as_written_without_library_internals(capsys):
     assert main(["run", "quickstart", "--profile", "smoke", "--set", "lr=abc"]) == 2
     err = capsys.readouterr().err
-    assert "field lr: expected a valid number or a schedule table such as" in err
+    assert "--set lr=abc: expected a valid number or a schedule table such as" in err
     assert "arms." not in err  # the user set a top-level key, not an arm's
     for internal in ("tagged-union", "function-", "dictionary or object", "unable to parse"):
         assert internal not in err

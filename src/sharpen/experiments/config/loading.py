@@ -134,6 +134,19 @@ def load_experiment(name_or_path: str, profile: str | None = None,
     if given.name == CONFIG or (given.is_dir() and (given / CONFIG).is_file()):
         return load_run_dir(given, profile, overrides, runs, axes)
     path = find_experiment(name_or_path)
+    try:
+        return _load_file(path, profile, overrides, runs, axes)
+    except SharpenError as exc:
+        if path.parent != BUNDLED_DIR:
+            raise
+        # a bundled file's installed path (site-packages/...) is no file the user wrote
+        raise SharpenError(str(exc).replace(str(path), f"bundled experiment {path.stem!r}")
+                           ) from None
+
+
+def _load_file(path: Path, profile: str | None, overrides: list[str] | None,
+               runs: int | None, axes: list[str] | None) -> Experiment:
+    """The experiment of one .toml/.yaml file, its profile, --set, --runs and --axis applied."""
     raw = upgrade_keys(read_file(path), str(path))
     if path.parent != BUNDLED_DIR:
         raw = beside_the_file(raw, path.parent.resolve())
@@ -165,6 +178,8 @@ def load_experiment(name_or_path: str, profile: str | None = None,
                 raise SharpenError(f"--set {k}: unknown run key '{parts[2]}'"
                                    f"{_suggest(parts[2], RUN_KEYS)}")
         set_dotted(raw, k, parse_value(v.strip()))
+        _check_set(item, parts[2] if top == "arms" and len(parts) == 3 else top,
+                   parse_value(v.strip()) if len(parts) == 1 or top == "arms" else raw[top])
     if runs is not None:
         raw["runs"] = runs
     for item in axes or []:  # --axis lr=0.1,0.01
@@ -174,6 +189,21 @@ def load_experiment(name_or_path: str, profile: str | None = None,
         values = [parse_value(v.strip()) for v in vs.split(",") if v.strip()]
         raw.setdefault("grid", {})[k.strip()] = values
     return build_experiment(raw, path, profile or "")
+
+
+def _check_set(item: str, key: str, value: Any) -> None:
+    """A --set run key's value checked alone, so a value of the wrong type blames the --set
+    (the whole experiment's check names the file's field, which the user never wrote).
+    Checks across keys wait for the whole experiment."""
+    if key not in RUN_KEYS or key == "arms":
+        return
+    mark = Path("--set")
+    try:
+        _validate(RunConfig, {key: value}, mark, "")
+    except SharpenError as exc:
+        head = f"{mark}: field {key}: "
+        if str(exc).startswith(head):
+            raise SharpenError(f"--set {item.strip()}: {str(exc)[len(head):]}") from None
 
 
 def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | None = None,
@@ -206,6 +236,7 @@ def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | 
         if not sep or k not in RUN_KEYS:
             raise SharpenError(f"--set {item!r}: on a run directory give a run key=value"
                                f"{_suggest(k, RUN_KEYS)}")
+        _check_set(item, k, parse_value(v.strip()))
         for arm in cfg.get("arms", {}).values():
             arm[k] = parse_value(v.strip())
     if runs is not None:
