@@ -261,6 +261,31 @@ def test_bad_curriculum_settings_name_the_field(tmp_path):
             load_experiment(str(p))
 
 
+def test_schedule_of_a_grid_arm_takes_the_arms_name_and_prints_its_cells(capsys):
+    """`sharpen schedule sharpening-map --arm sharpening` wanted a cell-expanded name
+    (sharpening__blur_stages-1__stage_epochs-1) and listed all 18 of them."""
+    from sharpen.cli import main
+    from sharpen.techniques import schedule_rows
+
+    exp = load_experiment("sharpening-map")
+    cells = [c for c, v in exp.cells.items() if v["arm"] == "sharpening"]
+    assert len(cells) == 9
+    assert main(["schedule", "sharpening-map", "--arm", "sharpening", "--csv"]) == 0
+    plan = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(dict.fromkeys(r["arm"] for r in plan)) == cells  # every cell, the grid's order
+    for cell in cells:  # each cell's own plan (blur stages differ by cell)
+        want = schedule_rows(exp.arms[cell])
+        got = [r for r in plan if r["arm"] == cell]
+        assert [float(r["blur_n"]) for r in got] == [w["blur_n"] for w in want]
+    assert len({tuple(r["blur_n"] for r in plan if r["arm"] == c) for c in cells}) > 1
+    assert main(["schedule", "sharpening-map", "--arm", cells[4]]) == 0  # one cell by name
+    assert capsys.readouterr().out.startswith(f"arm {cells[4]}:")
+    assert main(["schedule", "sharpening-map", "--arm", "sharpen"]) == 2
+    err = capsys.readouterr().err
+    assert "--arm 'sharpen': no arm 'sharpen' in sharpening-map; arms: baseline, sharpening (or " \
+           "one grid cell by its name" in err and err.count("__") == 2
+
+
 def test_schedule_cli_and_metrics_columns_agree(tmp_path, capsys):
     """`sharpen schedule` prints the plan each technique applies: the same values per epoch
     as every run writes into metrics.csv."""

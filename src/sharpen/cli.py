@@ -8,12 +8,16 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sharpen import __version__
 from sharpen.console import protect_output
 from sharpen.errors import SharpenError
 from sharpen.metrics import REGISTRY, get_metric, parse_amount
 from sharpen.rundir import CONFIG, REPORT
+
+if TYPE_CHECKING:
+    from sharpen.experiments.config import Experiment
 
 
 def _cmd_grid(a: argparse.Namespace) -> int:
@@ -188,12 +192,7 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
     from sharpen.techniques import plan_columns, schedule_rows  # lazy: start-up: torch
 
     exp = load_experiment(a.experiment, a.profile, a.set)
-    arms = [a.arm] if a.arm else list(exp.arms)
-    plans = {}
-    for arm in arms:
-        if arm not in exp.arms:
-            raise SharpenError(f"no arm {arm!r} in {exp.name}; arms: {', '.join(exp.arms)}")
-        plans[arm] = schedule_rows(exp.arms[arm])
+    plans = {arm: schedule_rows(exp.arms[arm]) for arm in _schedule_arms(exp, a.arm)}
     if a.csv:  # one valid CSV: an arm column, the union of the arms' columns
         cols = ["arm"] + [c for c in plan_columns() if any(c in r[0] for r in plans.values())]
         w = csv.DictWriter(sys.stdout, cols, lineterminator="\n", restval="")
@@ -208,6 +207,20 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
         for r in rows:
             print("  " + "  ".join(f"{r[c]:>12g}" for c in cols))
     return 0
+
+
+def _schedule_arms(exp: Experiment, arm: str | None) -> list[str]:
+    """The runs `sharpen schedule --arm` shows: every arm (grid cell) without one; an
+    arm of the file: its cells in a grid; a cell by its full name."""
+    if arm is None or arm in exp.arms:
+        return list(exp.arms) if arm is None else [arm]
+    cells = [name for name, c in exp.cells.items() if c.get("arm") == arm]
+    if cells:
+        return cells
+    bases = list(dict.fromkeys(c["arm"] for c in exp.cells.values())) or list(exp.arms)
+    raise SharpenError(f"--arm {arm!r}: no arm {arm!r} in {exp.name}; arms: {', '.join(bases)}"
+                       + (" (or one grid cell by its name, e.g. "
+                          f"{next(iter(exp.cells))})" if exp.cells else ""))
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
@@ -236,8 +249,9 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     helps = {"run": "run an experiment: arms × seeds (× grid cells, if its profile or --axis "
                     "has a grid), table and report",
              "grid": "run a grid search: every arm × every cell of the --axis values (or the "
-                     "profile's grid) × seeds; prints the grid table with the cell chosen on "
-                     "validation; refuses an experiment without a grid"}
+                     "profile's grid) × seeds; prints each cell's arms (n, mean [95 % CI], Δ vs the "
+                     "cell's baseline) and the claims' verdicts, report.md the grid table with "
+                     "the cell chosen on validation; refuses an experiment without a grid"}
     r = sub.add_parser(cmd, help=helps[cmd], description=helps[cmd])
     r.add_argument("experiment", help="bundled experiment name, a .toml/.yaml file, or a run "
                                       "directory (continues it; --out elsewhere repeats it)")
@@ -251,7 +265,7 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
                    help="a grid axis, e.g. --axis lr=0.1,0.01 --axis batch_size=50,100")
     r.add_argument("--no-verify", action="store_true", help="skip dataset md5 checks")
     r.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
-    r.add_argument("--quiet", action="store_true", help="print only the final table")
+    r.add_argument("--quiet", action="store_true", help="print only the final table and the claims' verdicts")
     if cmd == "run":
         r.add_argument("--until-decided", action="store_true",
                        help="add one stacked group of seeds per look until every claim is "
