@@ -156,7 +156,7 @@ def clip_interval(lo: float | None, hi: float | None, lowest: float = 0.0, highe
     return min(max(lo, lowest), highest), max(min(hi, highest), lowest)
 
 
-def wilson(p_hat: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def wilson(p_hat: float, n: float, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The Wilson score interval of a proportion ``p_hat`` observed over n trials: inside
     [0, 1], and never of zero width (n of n right gives [n/(n + z²), 1])."""
     z = float(stats.norm.ppf(0.5 + confidence / 2))
@@ -581,8 +581,9 @@ def two_level_bootstrap(correct: np.ndarray, other: np.ndarray | None = None,
     The interval is estimate ± t·√(V_seeds + V_images), with Welch–Satterthwaite degrees of
     freedom (n − 1 for the seed part, images − 1 for the image part), and never narrower
     than the t interval over seeds alone. An accuracy's interval (no ``other``) is cut to
-    [0, 1] and never narrower than the Wilson score interval of its m test images (a
-    binomial floor: all m right gives [m/(m + z²), 1], never [1, 1]).
+    [0, 1] and never narrower than the Wilson score interval at its effective number of
+    images est(1 − est)/V, or its m test images where there is no variance (a binomial
+    floor: all m right gives [m/(m + z²), 1], never [1, 1]).
     ``correct``: seeds × images of 0/1; ``other``: the other arm's, same seeds and images.
     Returns (estimate, low, high); with one seed, the image level alone.
     """
@@ -613,10 +614,12 @@ def two_level_bootstrap(correct: np.ndarray, other: np.ndarray | None = None,
             half = max(half, _t(n - 1, confidence) * math.sqrt(v_seed))
     if other is not None:
         return est, est - half, est + half
-    # an accuracy: inside [0, 1], and never narrower than the Wilson interval of the m images
-    # (every seed sees the same images, so they are the sample; 40 of 40 right is not 100 %
-    # for certain: [91.2, 100])
-    wlo, whi = wilson(est, m, confidence)
+    # an accuracy: inside [0, 1], and never narrower than a Wilson interval at the effective
+    # number of images est(1 − est)/V (the n a binomial of this variance has: the t interval's
+    # own width inside, bent to respect the bounds); with no variance, or at 0 or 1, the m
+    # images themselves (every seed sees the same images: 40 of 40 right is [91.2, 100])
+    n_eff = est * (1 - est) / v if v > 0 and 0 < est < 1 else m
+    wlo, whi = wilson(est, max(n_eff, 1.0), confidence)
     return est, max(0.0, min(est - half, wlo)), min(1.0, max(est + half, whi))
 
 
