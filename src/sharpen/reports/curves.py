@@ -8,6 +8,7 @@ arm's mean, and arms whose curves are identical (a grid's twin cells), drawn onc
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,8 @@ def curve_notes(data: CurveData, arms: list[str], keys: tuple[str, ...] | None =
     keys = keys or panel_keys(data.per_arm)
     for group in shared_curves(data.per_arm, drawn, keys).values():
         if len(group) > 1:
-            notes.append(f"{', '.join(group)}: the same numbers in every run (twin runs), "
+            notes.append(f"{', '.join(group)}: the same numbers in every run (twin copies, "
+                         "or arms that train alike), "
                          f"drawn once as '{shared_label(group)}'")
     return notes
 
@@ -214,14 +216,16 @@ def _legend(fig: Any, handles: dict[str, tuple[Any, int]], data: CurveData,
         fig.legend(artists, labels, loc="center left",
                    bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False, title=head,
                    title_fontsize=8)
-    if notes:
-        fig.text(0.0, -0.02, "\n".join(notes), fontsize=8, ha="left", va="top",
-                 color="#a00000", wrap=False)
+    if notes:  # wrapped to the panels' width (≈ 13 characters an inch at 8 pt)
+        width = int(13 * fig.get_figwidth())
+        fig.text(0.0, -0.02, "\n".join(textwrap.fill(n, width, subsequent_indent="  ")
+                                       for n in notes),
+                 fontsize=8, ha="left", va="top", color="#444444")
 
 
 def plot_curves(run_dir: Path, arm_order: list[str], keys: tuple[str, ...] | None = None,
                 title: str = "", per_arm: dict[str, Runs] | None = None,
-                path: Path | None = None) -> Path | None:
+                path: Path | None = None, data: CurveData | None = None) -> Path | None:
     """One panel per metric, one line per arm with its 95 % CI band (Student t over seeds);
     PNG and PDF. Default panels: test accuracy, validation accuracy (when there is a
     validation split), the generalization gap and the training loss. Accuracies are in %,
@@ -229,7 +233,8 @@ def plot_curves(run_dir: Path, arm_order: list[str], keys: tuple[str, ...] | Non
     metric's range), drawn lighter below 5 seeds; one legend, outside the panels; under the
     panels, what the lines do not show (:func:`curve_notes`). Arms with identical runs are
     drawn once; runs of one epoch are points with error bars."""
-    data = curve_data(run_dir) if per_arm is None else CurveData(per_arm)
+    if data is None:  # ``data``: the directory's curves when the caller has read them
+        data = curve_data(run_dir) if per_arm is None else CurveData(per_arm)
     if not data.per_arm and not data.lost:
         return None
     keys = keys or panel_keys(data.per_arm)

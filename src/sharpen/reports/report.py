@@ -142,13 +142,14 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
                           "published_margin")
     r = _Report(run_dir, rd, cfg, runs, summary, margin, baseline)
     title = f"{cfg.get('name')}" + (f" (profile {cfg['profile']})" if cfg.get("profile") else "")
-    png = plot_curves(run_dir, r.arms, title=title)
+    curves = curve_data(run_dir)
+    png = plot_curves(run_dir, r.arms, title=title, data=curves)
     parts = _header(r) + _results_section(r)
     if r.compared:
         base = _baseline_arm(r)
         parts += _paired_sections(r, base, robust) + _stage_jumps_section(r, base)
     parts += _claims_section(r) + _grid_sections(r) + _published_sections(r)
-    parts += _closing_sections(r, png)
+    parts += _closing_sections(r, png, curve_notes(curves, r.arms))
     return rd.write_report("\n".join(parts))
 
 
@@ -345,13 +346,13 @@ def _agreement_text(margin: float) -> str:
             f"judged (docs/methods/statistics.md, \"Ours beside a published number\").")
 
 
-def _closing_sections(r: _Report, png: Path | None) -> list[str]:
-    """The notes, the curves, the sequential design's looks and the figures techniques
-    declare (of their run files, and of their images)."""
+def _closing_sections(r: _Report, png: Path | None, notes: list[str]) -> list[str]:
+    """The notes, the curves (with what their lines do not show: ``notes``), the
+    sequential design's looks and the figures techniques declare (of their run files, and
+    of their images)."""
     parts: list[str] = []
     if r.cfg.get("notes"):
         parts += ["## Notes", "", r.cfg["notes"].strip(), ""]
-    notes = curve_notes(curve_data(r.run_dir), r.arms)  # what the lines do not show
     if png or notes:
         parts += ["## Curves", ""] + ([f"![curves]({png.name})", ""] if png else [])
         parts += [f"- {n}" for n in notes] + ([""] if notes else [])
