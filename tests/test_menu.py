@@ -337,7 +337,50 @@ def test_sharpen_keys_lists_every_key_with_a_meaning_and_docs_keys_md_is_current
         assert len(re.split(r"(?<!\\)\|", line)) == 7, line
     assert main(["keys"]) == 0
     text = capsys.readouterr().out
-    assert "list[Claim]" in text  # whole types
-    assert "dict[str, dict[str, list[int | float] | int | float | str]]" in text
+    flat = " ".join(text.split())  # wrapped to the terminal at spaces
+    assert "list[Claim]" in flat  # whole types
+    assert "dict[str, dict[str, list[int | float] | int | float | str]]" in flat
     doc = (Path(__file__).parents[1] / "docs" / "keys.md").read_text()
     assert table in doc, "docs/keys.md is stale: regenerate it with sharpen keys --markdown"
+
+
+@pytest.mark.skipif(__import__("shutil").which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.parametrize("width", [80, 120])
+def test_sharpen_keys_fits_the_terminal_and_never_cuts_a_word(tmp_path, width):
+    """`sharpen keys` padded every type to the longest (55 columns): each line was ~150
+    columns and the terminal wrapped it mid-word. In a real tmux pane of ``width``."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from sharpen.experiments.config import key_table
+
+    sharpen = shutil.which("sharpen", path=str(Path(sys.executable).parent))
+    sock, done = f"sharpen-keys-{os.getpid()}-{width}", tmp_path / "done"
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", "-L", sock, *args], capture_output=True, text=True,
+                              timeout=20).stdout
+
+    tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", "50",
+         f"{sharpen} keys; touch {done}; sleep 60")
+    try:
+        t0 = time.time()
+        while not done.exists() and time.time() - t0 < 60:
+            time.sleep(0.2)
+        assert done.exists()
+        # -J joins a line the terminal wrapped: its length says whether it fit
+        lines = tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "t").rstrip("\n").splitlines()
+    finally:
+        tmux("kill-server")
+    assert lines and all(len(ln) <= width for ln in lines), max(lines, key=len)
+    rows = key_table()
+    keys = [ln.split()[0] for ln in lines if ln and not ln[0].isspace()]
+    assert keys == [r["key"] for r in rows]  # each key starts its own block, in order
+    flat = " ".join(" ".join(lines).split())
+    for r in rows:  # every word of every type, default and meaning, whole
+        assert " ".join(f"{r['type']}, default {r['default']}".split()) in flat, r["key"]
+        assert " ".join(str(r["meaning"]).split()) in flat, r["key"]

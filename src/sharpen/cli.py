@@ -7,8 +7,9 @@ import csv
 import shlex
 import shutil
 import sys
+import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sharpen import __version__
 from sharpen.console import protect_output
@@ -169,10 +170,22 @@ def _cmd_keys(a: argparse.Namespace) -> int:
             print(f"| `{cell['key']}` | {cell['type']} | `{cell['default']}` | {cell['owner']} | "
                   f"{cell['meaning']} |")
         return 0
-    kw, tw = max(len(r["key"]) for r in rows), max(len(r["type"]) for r in rows)
-    for r in rows:  # whole types, however long
-        print(f"{r['key']:{kw}s}  {r['type']:{tw}s}  default {r['default']:10s} {r['meaning']}")
+    print("\n".join(_key_lines(rows, shutil.get_terminal_size().columns)))
     return 0
+
+
+def _key_lines(rows: list[dict[str, Any]], width: int) -> list[str]:
+    """``sharpen keys`` in ``width`` columns: each key, then its type and default and its
+    meaning wrapped beside it at spaces (never inside a word; padding every type to the
+    longest one made every line 150 columns and the terminal cut words)."""
+    kw = max(len(r["key"]) for r in rows) + 2
+    wrap = textwrap.TextWrapper(width=max(width - 1, kw + 30), subsequent_indent=" " * kw,
+                                break_long_words=False, break_on_hyphens=False)
+    out = []
+    for r in rows:
+        out += wrap.wrap(f"{r['key']:{kw}s}{r['type']}, default {r['default']}")
+        out += wrap.wrap(" " * kw + str(r["meaning"])) if r["meaning"] else []
+    return out
 
 
 def _cmd_data(a: argparse.Namespace) -> int:
