@@ -19,6 +19,20 @@ def real_data_dir() -> Path:
     return Path(REAL)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory):
+    """No test may read or write the user's real home: a local Ray (`ray.init()`) writes a
+    token to ~/.ray/auth_token and turns on token authentication for every later head that
+    finds one, so a test run would change how the user's next cluster behaves."""
+    before = os.environ.get("HOME")
+    os.environ["HOME"] = str(tmp_path_factory.mktemp("home"))
+    yield
+    if before is None:
+        os.environ.pop("HOME", None)
+    else:
+        os.environ["HOME"] = before
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """No test may read or write the user's real cache or download anything."""
