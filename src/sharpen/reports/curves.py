@@ -216,9 +216,11 @@ def _legend(fig: Any, handles: dict[str, tuple[Any, int]], data: CurveData,
         fig.legend(artists, labels, loc="center left",
                    bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False, title=head,
                    title_fontsize=8)
-    if notes:  # wrapped to the panels' width (≈ 13 characters an inch at 8 pt)
-        width = int(13 * fig.get_figwidth())
-        fig.text(0.0, -0.02, "\n".join(textwrap.fill(n, width, subsequent_indent="  ")
+    if notes:  # wrapped to the panels' width (≈ 13 characters an inch at 8 pt), or
+        # panel and legend for a figure of one panel
+        width = max(int(13 * fig.get_figwidth()), 110)
+        fig.text(0.0, -0.02, "\n".join(textwrap.fill(n, width, subsequent_indent="  ",
+                                                     break_on_hyphens=False)
                                        for n in notes),
                  fontsize=8, ha="left", va="top", color="#444444")
 
