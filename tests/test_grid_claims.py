@@ -83,13 +83,14 @@ def test_report_judges_best_and_worst_among_the_cells_own_arms(tmp_path):
         reject, adj, _, _ = multipletests(ps, alpha=0.05, method="holm")
         rows = _rows(report, claim["claim"])
         for k, p, pa, rej, dr in zip(KS, ps, adj, reject, dirs):
-            _, _eff, n, p_txt, pa_txt, verdict = rows[str(k)]
+            _, _eff, n, p_txt, pa_txt, _mde, _need, verdict, _notes = rows[str(k)]
+            p_txt = p_txt.split(" / ")[0]  # the t p (the exact p beside it)
             assert n == str(len(SEEDS)) and float(p_txt) == pytest.approx(p, rel=1e-2)
             assert float(pa_txt) == pytest.approx(pa, rel=1e-2)
             want_v = ("supported" if dr > 0 else "contradicted") if rej else "not supported"
             assert verdict == f"**{want_v}**", (claim["claim"], k)
         # planted: in each cell a is best and c worst among the cell's own arms
-        assert [rows[str(k)][-1] for k in KS] == ["**supported**"] * 2, claim["claim"]
+        assert [rows[str(k)][-2] for k in KS] == ["**supported**"] * 2, claim["claim"]
         # and the report names them
         assert (f"Judged in each cell against that cell's {', '.join(rivals)}."
                 in report.split(f"### {claim['claim']}\n", 1)[1].split("\n\n")[0])
