@@ -276,7 +276,7 @@ def map_figure(cm: ClaimMap) -> Any:
     handles = [Patch(facecolor=v, label=k) for k, v in COLOURS.items()]
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=7, frameon=False,
                bbox_to_anchor=(0.5, 1.0))
-    how = ("sequential design, each cell at α/m" if any(c.sequential for c in cm.cells) else
+    how = ("sequential design, each cell at α/m, repeated CIs" if any(c.sequential for c in cm.cells) else
            "cells one Holm family")
     fig.suptitle(cm.claim["claim"] + f" ({m.label}, {how})", fontsize=9, y=1.08)
     return fig
