@@ -278,7 +278,8 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
                    help="a grid axis, e.g. --axis lr=0.1,0.01 --axis batch_size=50,100")
     r.add_argument("--no-verify", action="store_true", help="skip dataset md5 checks")
     r.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
-    r.add_argument("--quiet", action="store_true", help="print only the final table and the claims' verdicts")
+    r.add_argument("--quiet", action="store_true",
+                   help="print only the final table and the claims' verdicts")
     if cmd == "run":
         r.add_argument("--until-decided", action="store_true",
                        help="add one stacked group of seeds per look until every claim is "
