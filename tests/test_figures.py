@@ -5,6 +5,7 @@ entries, texts), against the numbers computed here from the run files."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -188,3 +189,32 @@ def test_a_run_of_some_arms_draws_the_schedule_of_every_arm_of_the_directory(one
     assert sched, "no schedule drawn"
     blur = next(ax for ax in sched[-1].axes if ax.get_title().startswith("blur_n"))
     assert [t.get_text() for t in blur.get_legend().get_texts()] == ["b"]
+
+
+def _write_run(root: Path, arm: str, seed: int, status: str, accs: list[float]) -> None:
+    d = root / "runs" / arm / f"seed-{seed}"
+    d.mkdir(parents=True)
+    with open(d / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "test_acc", "gap", "train_loss"])
+        w.writerows([e, a, 0.01, 1.0 / e] for e, a in enumerate(accs, 1))
+    (d / "result.json").write_text(json.dumps({"arm": arm, "seed": seed, "status": status,
+                                               "epochs_done": len(accs)}))
+
+
+def test_a_run_that_diverged_leaves_its_arm_drawn_over_every_epoch_and_is_said(tmp_path,
+                                                                                drawn):
+    """Seed 2 of 'a' diverged in epoch 3 (two rows): the other seeds' curve keeps its 4
+    epochs (the old figure cut the band to the epochs every run had) and the figure and
+    the report's notes say what is left out."""
+    for s, accs in enumerate([[0.5, 0.6, 0.7, 0.8], [0.52, 0.61, 0.69, 0.82]]):
+        _write_run(tmp_path, "a", s, "ok", accs)
+    _write_run(tmp_path, "a", 2, "diverged", [0.5, 0.55])
+    curves.plot_curves(tmp_path, ["a"], keys=("test_acc",))
+    (line,) = drawn[-1].axes[0].get_lines()
+    x, y = line.get_data()
+    assert list(x) == [1, 2, 3, 4]
+    assert list(y) == pytest.approx([51, 60.5, 69.5, 81])  # the mean of the 2 ok runs, in %
+    note = "a: the mean of its 2 runs that ended ok; 1 diverged not drawn"
+    assert note in " ".join(t.get_text() for t in drawn[-1].texts)
+    assert curves.curve_notes(curves.curve_data(tmp_path), ["a"]) == [note]
