@@ -317,3 +317,23 @@ def test_a_budget_that_detects_the_effect_goes_on(tmp_path):
     exp.min_effect = "1 pp"
     (b,) = check_budget(exp, claims, plan, pilot, spend_anyway=True)
     assert b.short
+
+
+def test_an_undecided_claim_of_a_plain_design_says_what_it_rules_out(tmp_path):
+    diffs = [0.01, 0.03, -0.01, 0.02]
+    d = _pilot(tmp_path / "seq", diffs)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["claims"] = [{"claim": "fast beats slow", "arm": "fast", "op": ">", "than": "slow"}]
+    atomic_write_json(d / "config.json", cfg)
+    plan = SequentialPlan.make([2, 4], 0.05, 1)
+    look = {"n": 4, "threshold": plan.nominal[1], "claims": [
+        {"p": 0.2, "direction": 1, "n": 4, "threshold": plan.nominal[1], "decision": None}]}
+    atomic_write_json(d / "sequential.json", {
+        "plan": plan.as_dict(), "claims": ["fast beats slow"], "ops": [">"], "cells": 0,
+        "units": {"": {"looks": [look], "decisions": {}, "finished": True}}})
+    write_report(d)
+    section = (d / "report.md").read_text().split("## Decided with the fewest seeds")[1]
+    half = st.t.isf(plan.nominal[1] / 2, 3) * np.std(diffs, ddof=1) / 2
+    lo, hi = 100 * (np.mean(diffs) - half), 100 * (np.mean(diffs) + half)
+    assert (f"| no effect beyond ±{max(abs(lo), abs(hi)):.2f} pp at the design's level "
+            f"(repeated CI [{lo:+.2f} pp, {hi:+.2f} pp]) |") in section, section
