@@ -425,6 +425,23 @@ def test_tensorboard_and_mlflow_read_back_what_metrics_csv_holds(tiny, tmp_path,
     assert (out / "mlflow-artifacts").is_dir() and not (Path.cwd() / "mlruns").exists()
 
 
+def test_mlflow_prints_no_info_lines_into_the_output(tiny, tmp_path):
+    """--log mlflow printed "2026/.. INFO mlflow.store.db.utils: Creating initial MLflow
+    database tables..." and "Updating database tables" among sharpen's own lines."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    r = subprocess.run([sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--profile",
+                        "smoke", "--runs", "1", "--arms", "a", "--workers", "1", "--log",
+                        "mlflow", "--out", str(tmp_path / "m")],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    both = r.stdout + r.stderr
+    assert "tracking: mlflow ui --backend-store-uri sqlite:///" in both
+    assert not re.search(r"\bINFO\b", both), both
+    assert (tmp_path / "m" / "mlflow.db").is_file()  # the tracker did run
+
+
 def test_every_command_line_option_has_help():
     from sharpen.cli import build_parser
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -84,6 +85,10 @@ class Trackers:
         if "mlflow" in self.names:
             import mlflow  # lazy: optional: mlflow
 
+            # MLflow logs "INFO mlflow.store.db.utils: Creating initial MLflow database
+            # tables..." (and alembic its migrations) into our output: its warnings stay
+            for name in ("mlflow", "alembic"):
+                logging.getLogger(name).setLevel(logging.WARNING)
             env_uri = os.environ.get("MLFLOW_TRACKING_URI")
             uri = env_uri or f"sqlite:///{self.out.resolve()}/mlflow.db"
             self._client = mlflow.MlflowClient(tracking_uri=uri)
