@@ -452,6 +452,23 @@ def test_every_command_line_option_has_help():
     assert missing == []
 
 
+def test_every_help_text_is_plain_words_without_rst_markup(capsys):
+    """`sharpen --help` printed the module docstring, rst backticks and all (and a help
+    with a bare % made argparse raise instead of printing)."""
+    from sharpen.cli import build_parser
+
+    p = build_parser()
+    sub = next(a for a in p._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, text in [("sharpen", p.format_help())] + [
+            (n, sp.format_help()) for n, sp in sub.choices.items()]:
+        for markup in ("``", ":func:", ":class:", ":mod:", ":meth:", "`"):
+            assert markup not in text, (name, markup)
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "run, report and compare experiments" in capsys.readouterr().out
+
+
 def test_a_directory_made_before_a_key_existed_still_resumes(tiny, tmp_path):
     exp = load_experiment(str(tiny), profile="smoke")
     out, _ = run_experiment(exp, tmp_path / "r", quiet=True)

@@ -72,6 +72,7 @@ def _command_line(a: argparse.Namespace) -> str:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
+    from sharpen.experiments.runner import redraw_schedule  # lazy: start-up: torch
     from sharpen.reports import write_report  # lazy: start-up: torch
 
     if a.claims_from:
@@ -79,6 +80,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
         adopt_claims(Path(a.run_dir), a.claims_from)
     write_report(Path(a.run_dir), a.baseline, robust=a.stats == "robust")
+    redraw_schedule(Path(a.run_dir))
     _print_summary(Path(a.run_dir), a.baseline)
     print(f"\nreport: {Path(a.run_dir) / REPORT} (every table and figure)")
     return 0
@@ -262,7 +264,7 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     helps = {"run": "run an experiment: arms × seeds (× grid cells, if its profile or --axis "
                     "has a grid), table and report",
              "grid": "run a grid search: every arm × every cell of the --axis values (or the "
-                     "profile's grid) × seeds; prints each cell's arms (n, mean [95 % CI], Δ vs the "
+                     "profile's grid) × seeds; prints each cell's arms (n, mean [95 %% CI], Δ vs the "
                      "cell's baseline) and the claims' verdicts, report.md the grid table with "
                      "the cell chosen on validation; refuses an experiment without a grid"}
     r = sub.add_parser(cmd, help=helps[cmd], description=helps[cmd])
@@ -319,7 +321,9 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sharpen", description=__doc__.split("\n")[0] if __doc__ else "")
+    p = argparse.ArgumentParser(  # plain words: the module docstring is rst (``sharpen``)
+        prog="sharpen", description="run, report and compare experiments: arms × seeds, paired "
+                                    "statistics, claims judged; COMMAND --help says more")
     p.add_argument("--version", action="version", version=f"sharpen {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
