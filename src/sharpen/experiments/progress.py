@@ -115,7 +115,7 @@ def _fmt(s: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-FINISHING = "epochs done: results, then the report…"  # the bar at 100 %, still working
+FINISHING = "writing the results, then the report…"  # the bar at 100 %, still working
 
 
 @contextlib.contextmanager
