@@ -157,3 +157,24 @@ def test_until_decided_prints_one_line_per_look_and_per_decision(tmp_path):
     assert "running " not in text and "\x1b[" not in text
     assert "building the report…" in text
     assert HEAD.search(text) and "claims (" in text
+
+
+def test_the_bar_at_100_percent_says_what_it_waits_for(tmp_path, capsys):
+    """Every epoch done, the jobs still write their results and the report builds (8-20 s
+    on 2 cores): the full bar says so instead of freezing. A pipe gets one line for the
+    report's build, a look none (one line per look), --quiet nothing."""
+    import io
+
+    from sharpen.experiments import progress
+
+    (tmp_path / "metrics.csv").write_text("epoch,test_acc,seconds\n1,0.5,1.0\n2,0.6,1.0\n")
+    buf = io.StringIO()
+    with progress.Progress([progress.Watch("a", (0, 1), tmp_path, 2)], mode="bar",
+                           stream=buf, interval=0.05):
+        time.sleep(0.5)
+    assert "2.0/2 epochs, writing the results, then the report…" in buf.getvalue()
+    for keep, quiet, want in ((True, False, "building the report…\n"), (False, False, ""),
+                              (True, True, "")):
+        with progress.status("building the report…", quiet=quiet, keep=keep):
+            pass
+        assert capsys.readouterr().out == want
