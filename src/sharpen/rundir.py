@@ -210,6 +210,21 @@ def _read_npz(path: Path) -> tuple[dict[str, Any] | None, str]:
         return None, f"{path}: cannot be read ({exc})"
 
 
+def _npz_problem(path: Path) -> str:
+    """Why an .npz cannot be opened ('' when it can): a cut file has lost the zip's
+    directory, which is at its end. Only the directory is read (1070 files of docs/results:
+    0.16 s, against 1.95 s for every array); :meth:`RunDir.predictions` reads the arrays and
+    returns None for one damaged inside."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            z.namelist()
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        return f"{path}: cannot be read ({exc})"
+    return ""
+
+
 class RunDir:
     """Paths, writers and readers of one run directory (the module docstring has the layout;
     each run's folder has its writers below the class)."""
@@ -352,7 +367,7 @@ class RunDir:
             if bad:
                 return SeedRun(arm, seed, d, "corrupt", res, bad)
         if status in FINISHED and (d / PREDICTIONS).exists():
-            bad = _read_npz(d / PREDICTIONS)[1]  # the image-level sections read it
+            bad = _npz_problem(d / PREDICTIONS)  # the image-level sections read it
             if bad:
                 return SeedRun(arm, seed, d, "corrupt", res, bad)
         return SeedRun(arm, seed, d, status, res, rows=rows)
