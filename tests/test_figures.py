@@ -218,3 +218,17 @@ def test_a_run_that_diverged_leaves_its_arm_drawn_over_every_epoch_and_is_said(t
     note = "a: the mean of its 2 runs that ended ok; 1 diverged not drawn"
     assert note in " ".join(t.get_text() for t in drawn[-1].texts)
     assert curves.curve_notes(curves.curve_data(tmp_path), ["a"]) == [note]
+
+
+def test_sharpen_report_redraws_the_schedule_from_the_directory(one_epoch, drawn):
+    """A schedule.png a run drew before (one look's cell alone) is drawn again by `sharpen
+    report` from config.json: every arm, the figure of a run directory's files alone."""
+    run = one_epoch / "r"
+    (run / "schedule.png").write_bytes(b"stale")
+    assert main(["report", str(run)]) == 0
+    sched = [f for f in drawn if any(ax.get_title().startswith("blur_n") for ax in f.axes)]
+    assert len(sched) == 1
+    titles = [ax.get_title() for ax in sched[0].axes]
+    assert titles == ["blur_n (1 of 3 arms; the others have none)", "lr"]
+    lr = sched[0].axes[1]
+    assert [t.get_text() for t in lr.get_legend().get_texts()] == ["a, b", "boom"]

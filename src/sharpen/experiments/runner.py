@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from sharpen import reports
 from sharpen._version import __version__
@@ -39,6 +40,7 @@ from sharpen.experiments.twins import copy_run, trained_group, unused_key_warnin
 from sharpen.io import check_writable
 from sharpen.metrics import result_columns
 from sharpen.reports import curriculum, trackers
+from sharpen.reports.figures import schedule_plot
 from sharpen.reports.sequential import SEQUENTIAL, check_bound, read_record
 from sharpen.rundir import (
     ARM_ORDER_ALPHABETICAL,
@@ -46,10 +48,11 @@ from sharpen.rundir import (
     CONFIG,
     HISTORY,
     RESULT,
+    SCHEDULE,
     RunDir,
     in_file_order,
 )
-from sharpen.techniques import idle_warnings, write_figure_data
+from sharpen.techniques import idle_warnings, schedule_rows, write_figure_data
 
 
 def environment() -> dict[str, Any]:
@@ -324,13 +327,31 @@ class _Collect:
                                                      else "") + f" ({res['seconds']:.1f}s)")
 
 
-def directory_arms(inv: Invocation) -> dict[str, RunConfig]:
-    """Every arm of the run directory (config.json, written before the jobs start), this
-    invocation's as it runs them: the schedule figure shows every arm and grid cell, not
-    only those one look of ``--until-decided`` (one cell) or an ``--arms`` run trains."""
-    arms = {a: RunConfig.model_validate(c)
-            for a, c in (RunDir(inv.out).config().get("arms") or {}).items()}
-    return {**arms, **inv.exp.arms}
+def directory_arms(out: Path, arms: dict[str, RunConfig] | None = None
+                   ) -> dict[str, RunConfig]:
+    """Every arm of the run directory ``out`` (its config.json, written before the jobs
+    start), then ``arms`` (an invocation's, as it runs them): the schedule figure shows
+    every arm and grid cell, not only those one look of ``--until-decided`` (one cell) or
+    an ``--arms`` run trains."""
+    saved = {a: RunConfig.model_validate(c)
+             for a, c in (RunDir(out).config().get("arms") or {}).items()}
+    return {**saved, **(arms or {})}
+
+
+def redraw_schedule(out: Path) -> Path | None:
+    """schedule.png again from the directory's config.json alone, when it has one (`sharpen
+    report` redraws it: a figure a run drew before this version showed only the arms that
+    invocation ran); None when it has none, or an arm's saved configuration no longer
+    validates (the figure is kept as it is, and said)."""
+    if not (Path(out) / SCHEDULE).is_file():
+        return None
+    try:
+        arms = directory_arms(Path(out))
+    except ValidationError as exc:
+        print(f"sharpen: warning: {Path(out) / SCHEDULE} not redrawn: config.json's arms do "
+              f"not validate ({exc.error_count()} error(s))", file=sys.stderr)
+        return None
+    return schedule_plot({a: schedule_rows(c) for a, c in arms.items()}, Path(out) / SCHEDULE)
 
 
 def _execute(inv: Invocation, schedule: Schedule, runs: dict[tuple[str, int], dict[str, Any]],
@@ -357,7 +378,7 @@ def _execute(inv: Invocation, schedule: Schedule, runs: dict[tuple[str, int], di
     with bar, live:
         placed.run(jobs, collect, Placement(workers, opts.address, say),
                    lambda: curriculum.curriculum_figures(
-                       inv.out, write_figure_data(directory_arms(inv), inv.out)))
+                       inv.out, write_figure_data(directory_arms(inv.out, exp.arms), inv.out)))
     rd = RunDir(inv.out)
     for group, steps in itertools.groupby(schedule.of(Action.AFTER_TWIN), key=lambda st: st.group):
         twin = next(steps).twin or ""

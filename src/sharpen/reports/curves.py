@@ -21,6 +21,7 @@ from sharpen.reports.claims import as_number as _num
 from sharpen.reports.figures import (
     arm_colors,
     epoch_axis,
+    group_label,
     plain_log_ticks,
     pyplot,
     save_figure,
@@ -90,13 +91,9 @@ def shared_curves(per_arm: dict[str, Runs], arms: list[str], keys: tuple[str, ..
 
 
 def shared_label(group: list[str]) -> str:
-    """A drawn-once group's legend entry: 'base, 3 cells (same runs)' for cells of one arm."""
-    if len(group) == 1:
-        return group[0]
-    bases = {a.split("__")[0] for a in group}
-    if len(bases) == 1 and all("__" in a for a in group):
-        return f"{bases.pop()}, {len(group)} cells (same runs)"
-    return f"{group[0]} (+{len(group) - 1} with the same runs)"
+    """A drawn-once group's legend entry: 'base, 3 cells (same runs)' for cells of one arm
+    (:func:`~sharpen.reports.figures.group_label`)."""
+    return group[0] if len(group) == 1 else f"{group_label(group)} (same runs)"
 
 
 def curve_notes(data: CurveData, arms: list[str], keys: tuple[str, ...] | None = None

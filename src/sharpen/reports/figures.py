@@ -145,16 +145,18 @@ def same_plans(plans: dict[str, list[dict[str, Any]]], key: str) -> dict[str, li
     return {g[0]: g for g in groups.values()}
 
 
-def _plan_label(group: list[str], every: int) -> str:
-    """'every arm' / 'base, 3 cells' / one arm's name, for a line drawn for ``group``."""
+def group_label(group: list[str]) -> str:
+    """The name of a line several arms share: the arm's own for one; for cells of one arm
+    the arm, the grid values all of them share, and how many ('deblur__blur_sigma0-3.0,
+    3 cells'); else the arms, or the first and how many more when they are many."""
     if len(group) == 1:
         return group[0]
-    if len(group) == every:
-        return f"every arm ({every})"
-    bases = {a.split("__")[0] for a in group}
-    if len(bases) == 1 and all("__" in a for a in group):
-        return f"{bases.pop()}, {len(group)} cells"
-    return f"{group[0]} (+{len(group) - 1} the same)"
+    parts = [a.split("__") for a in group]
+    if all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
+        common = [seg for seg in parts[0][1:] if all(seg in p[1:] for p in parts)]
+        return f"{'__'.join([parts[0][0], *common])}, {len(group)} cells"
+    names = ", ".join(group)
+    return names if len(names) <= 40 else f"{group[0]} and {len(group) - 1} more"
 
 
 def schedule_plot(plans: dict[str, list[dict[str, Any]]], path: Path) -> Path:
@@ -175,7 +177,9 @@ def schedule_plot(plans: dict[str, list[dict[str, Any]]], path: Path) -> Path:
             xs = [e - 0.5 for e, _ in pts] + [pts[-1][0] + 0.5]
             ys = [v for _, v in pts] + [pts[-1][1]]
             width = 1.3 + 2.2 * (len(groups) - 1 - i) / max(len(groups) - 1, 1)
-            ax.step(xs, ys, where="post", label=_plan_label(group, len(plans)),
+            label = f"every arm ({len(plans)})" if len(group) == len(plans) > 1 else \
+                group_label(group)
+            ax.step(xs, ys, where="post", label=label,
                     color=colors[first], linewidth=width)
         has = sum(len(g) for g in groups.values())
         ax.set(title=k if has == len(plans) else f"{k} ({has} of {len(plans)} arms; the "
@@ -184,6 +188,8 @@ def schedule_plot(plans: dict[str, list[dict[str, Any]]], path: Path) -> Path:
         ax.margins(y=0.12)
         epoch_axis(ax, last, spans=True)
         ax.grid(alpha=0.25, linewidth=0.5)
-        ax.legend(fontsize=6)
     fig.tight_layout()
+    for ax in axes[0]:  # under each panel, after the layout (which would shrink the panel
+        # for it): a legend of many cells on the panel would cover its steps
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0.0, -0.22), frameon=False)
     return save_png(fig, path)
