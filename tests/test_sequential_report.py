@@ -337,3 +337,18 @@ def test_an_undecided_claim_of_a_plain_design_says_what_it_rules_out(tmp_path):
     lo, hi = 100 * (np.mean(diffs) - half), 100 * (np.mean(diffs) + half)
     assert (f"| no effect beyond ±{max(abs(lo), abs(hi)):.2f} pp at the design's level "
             f"(repeated CI [{lo:+.2f} pp, {hi:+.2f} pp]) |") in section, section
+
+
+def test_a_grid_pilot_gives_the_largest_sd_over_its_cells(tmp_path):
+    from sharpen.experiments.sequential import pilot_sds
+
+    d, acc = _grid_dir(tmp_path / "g")
+    claims = json.loads((d / "config.json").read_text())["claims"]
+    ((sd, where),) = pilot_sds(d, claims)
+    sds = {pt: np.std(np.subtract(v["sharp"], v["base"]), ddof=1) for pt, v in acc.items()}
+    top = max(sds, key=sds.get)
+    assert sd == pytest.approx(sds[top])
+    assert f"epochs_per_stage = {top[1]}, stages = {top[0]}, n = 6" in where
+    # a claim on arms the pilot lacks gives no sd, and says so
+    ((none, why),) = pilot_sds(d, [{**claims[0], "arm": "other"}])
+    assert none is None and "has no cell with 2 paired seeds" in why
