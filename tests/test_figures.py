@@ -232,3 +232,18 @@ def test_sharpen_report_redraws_the_schedule_from_the_directory(one_epoch, drawn
     assert titles == ["blur_n (1 of 3 arms; the others have none)", "lr"]
     lr = sched[0].axes[1]
     assert [t.get_text() for t in lr.get_legend().get_texts()] == ["a, b", "boom"]
+
+
+def test_a_saved_arm_that_no_longer_validates_is_left_out_of_the_schedule_and_said(
+        one_epoch, tmp_path, drawn, capsys):
+    from sharpen.experiments.runner import redraw_schedule
+
+    cfg = json.loads((one_epoch / "r" / "config.json").read_text())
+    cfg["arms"]["boom"]["epochs"] = "ten"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "schedule.png").write_bytes(b"old")
+    assert redraw_schedule(tmp_path) == tmp_path / "schedule.png"
+    assert "arm 'boom' left out: its saved configuration does not validate" in \
+        capsys.readouterr().err
+    lr = drawn[-1].axes[-1]
+    assert [t.get_text() for t in lr.get_legend().get_texts()] == ["every arm (2)"]  # a, b

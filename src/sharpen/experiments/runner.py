@@ -330,28 +330,30 @@ class _Collect:
 def directory_arms(out: Path, arms: dict[str, RunConfig] | None = None
                    ) -> dict[str, RunConfig]:
     """Every arm of the run directory ``out`` (its config.json, written before the jobs
-    start), then ``arms`` (an invocation's, as it runs them): the schedule figure shows
-    every arm and grid cell, not only those one look of ``--until-decided`` (one cell) or
-    an ``--arms`` run trains."""
-    saved = {a: RunConfig.model_validate(c)
-             for a, c in (RunDir(out).config().get("arms") or {}).items()}
-    return {**saved, **(arms or {})}
+    start), ``arms`` (an invocation's, as it runs them) in place of their saved copies:
+    the schedule figure shows every arm and grid cell, not only those one look of
+    ``--until-decided`` (one cell) or an ``--arms`` run trains. A saved arm whose
+    configuration no longer validates is left out, and said (a figure stops nothing)."""
+    arms = arms or {}
+    out_arms: dict[str, RunConfig] = {}
+    for a, c in (RunDir(out).config().get("arms") or {}).items():
+        try:
+            out_arms[a] = arms[a] if a in arms else RunConfig.model_validate(c)
+        except ValidationError as exc:
+            print(f"sharpen: warning: {Path(out) / SCHEDULE}: arm {a!r} left out: its saved "
+                  f"configuration does not validate ({exc.error_count()} error(s))",
+                  file=sys.stderr, flush=True)
+    return {**out_arms, **arms}
 
 
 def redraw_schedule(out: Path) -> Path | None:
     """schedule.png again from the directory's config.json alone, when it has one (`sharpen
     report` redraws it: a figure a run drew before this version showed only the arms that
-    invocation ran); None when it has none, or an arm's saved configuration no longer
-    validates (the figure is kept as it is, and said)."""
+    invocation ran); None when it has none."""
     if not (Path(out) / SCHEDULE).is_file():
         return None
-    try:
-        arms = directory_arms(Path(out))
-    except ValidationError as exc:
-        print(f"sharpen: warning: {Path(out) / SCHEDULE} not redrawn: config.json's arms do "
-              f"not validate ({exc.error_count()} error(s))", file=sys.stderr)
-        return None
-    return schedule_plot({a: schedule_rows(c) for a, c in arms.items()}, Path(out) / SCHEDULE)
+    plans = {a: schedule_rows(c) for a, c in directory_arms(Path(out)).items()}
+    return schedule_plot(plans, Path(out) / SCHEDULE)
 
 
 def _execute(inv: Invocation, schedule: Schedule, runs: dict[tuple[str, int], dict[str, Any]],
