@@ -137,7 +137,8 @@ def test_until_decided_prints_one_line_per_look_and_per_decision(tmp_path):
     (tmp_path / "tiny.toml").write_text(TINY)
     out = tmp_path / "seq"
     r = subprocess.run([str(SHARPEN), "run", str(tmp_path / "tiny.toml"), "--until-decided", "--spend-anyway",
-                        "--step", "2", "--max-runs", "6", "--workers", "1", "--out", str(out)],
+                        "--step", "2", "--max-runs", "6", "--spend-anyway", "--workers", "1",
+                        "--out", str(out)],
                        capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     text = r.stdout
