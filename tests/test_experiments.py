@@ -260,15 +260,20 @@ def test_stacked_rerun_finishes_only_the_missing_seeds(tiny, tmp_path):
     assert len(results) == 6 and all(r["status"] == "ok" for r in results)
 
 
-BUNDLED = ["quickstart", "sharpening-mnist", "sharpening-signals", "pairs-direct-shres",
-           "pairs-sublenet", "deblur-cifar10", "vgg-cifar100", "techniques-cifar10",
-           "sharpening-map", "deblur-map"]
+def _bundled() -> list[str]:
+    from sharpen.experiments import list_bundled
+
+    return list_bundled()
+
+
+# every bundled experiment, found in the package: a new one is one file, no line here
+BUNDLED = _bundled()
 
 
 def test_the_smoke_test_list_covers_every_bundled_experiment():
-    from sharpen.experiments import list_bundled
-
-    assert sorted(list_bundled()) == sorted(BUNDLED)
+    assert {"quickstart", "sharpening-mnist", "sharpening-signals", "pairs-direct-shres",
+            "pairs-sublenet", "deblur-cifar10", "vgg-cifar100", "techniques-cifar10",
+            "sharpening-map", "deblur-map"} <= set(BUNDLED)
 
 
 @pytest.mark.parametrize("name", BUNDLED)
