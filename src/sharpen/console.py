@@ -10,8 +10,10 @@ experiment stops the way Ctrl-C stops it: finished runs kept, worker processes s
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import textwrap
 from typing import Any, TextIO
 
 
@@ -75,3 +77,14 @@ def protect_output() -> None:
         signal.signal(signal.SIGTERM, _terminate)
     except (ValueError, AttributeError):  # not the main thread, or no such signal here
         pass
+
+
+def fitted(line: str, indent: str = "", hang: str = "    ") -> str:
+    """``line`` as stdout shows it: on a terminal wrapped at its width between words (a
+    terminal breaks mid-word), continuation lines under ``indent + hang``; whole elsewhere
+    (a pipe or a log keeps one line per thing said)."""
+    if not sys.stdout.isatty():
+        return indent + line
+    return textwrap.fill(line, shutil.get_terminal_size().columns - 1, initial_indent=indent,
+                         subsequent_indent=indent + hang, break_long_words=False,
+                         break_on_hyphens=False)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sharpen.console import fitted
 from sharpen.errors import SharpenError
 from sharpen.experiments.plan import stack_blockers
 from sharpen.experiments.progress import status
@@ -169,13 +170,14 @@ def _say_look(d: _Design, key: str, k: int, rec: dict[str, Any], before: set[str
     """One line for look ``k``, and one per claim it decided (``before``: the claims decided
     at earlier looks): the earlier looks' runs are not listed again."""
     where = f"{key}: " if key else ""
-    print(f"{where}look {k + 1}/{len(d.plan.looks)} at n = {d.plan.looks[k]}: "
-          f"{len(rec['decisions'])}/{len(d.claims)} claims decided (nominal p ≤ "
-          f"{d.plan.nominal[k]:.3g} each)", flush=True)
+    print(fitted(f"{where}look {k + 1}/{len(d.plan.looks)} at n = {d.plan.looks[k]}: "
+                 f"{len(rec['decisions'])}/{len(d.claims)} claims decided (nominal p ≤ "
+                 f"{d.plan.nominal[k]:.3g} each)"), flush=True)
     for i in sorted(set(rec["decisions"]) - before, key=int):
         dec = rec["decisions"][i]
-        print(f"  {where}decided: {d.claims[int(i)]['claim']!r} {dec['verdict']} at n = "
-              f"{dec['n']} (p {dec['p']:.3g}, threshold {dec['threshold']:.3g})", flush=True)
+        print(fitted(f"{where}decided: {d.claims[int(i)]['claim']!r} {dec['verdict']} at n = "
+                     f"{dec['n']} (p {dec['p']:.3g}, threshold {dec['threshold']:.3g})", "  "),
+              flush=True)
 
 
 def _looks(step: int, budget: int) -> list[int]:
