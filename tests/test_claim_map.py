@@ -175,3 +175,18 @@ def test_a_sequential_directory_maps_the_designs_verdicts(tmp_path):
     assert "Supported in epochs_per_stage = 2, stages = 5." in report
     assert "each claim in each of the 6 cells tested at α = 0.05/6 (Bonferroni over the " \
            "family of 6: 1 claim(s) × 6 cells)" in report
+
+
+def test_every_table_in_the_stored_reports_has_one_delimiter_per_header_cell():
+    """A Markdown table whose delimiter row has another number of cells than its header is
+    not rendered as a table (GitHub, CommonMark's GFM): the sequential map's had one extra."""
+    from pathlib import Path
+
+    bad = []
+    for report in sorted((Path(__file__).parents[1] / "docs" / "results").glob("*/report.md")):
+        lines = report.read_text().splitlines()
+        for i in range(1, len(lines)):
+            if lines[i].startswith("|---") and lines[i - 1].startswith("|") and \
+                    lines[i].count("|") != lines[i - 1].count("|"):
+                bad.append(f"{report.parent.name}/report.md:{i}")
+    assert not bad, bad

@@ -219,7 +219,7 @@ def map_table(cm: ClaimMap) -> str:
         "Holm p (fixed n) | sequential design | verdict | notes |" if seq else
         " | effect [95 % CI, unadjusted] | n | p (t / exact) | Holm p | detectable at n "
         "(80 %) | n for the paper's effect | verdict | notes |")
-    lines = [head, "|" + "---|" * (len(cm.axes) + 8)]
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]  # one per header cell
     for c in cm.cells:
         r = c.result
         p = f"{format_p(r.p, 3, '–')} / {format_p(r.p_exact, 3, '–')}"
