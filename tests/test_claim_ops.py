@@ -141,3 +141,66 @@ def test_a_verdict_prints_one_way_wherever_it_is_printed():
     assert rows[1].verdict == Verdict.missing("test_acc", "zz")  # not re-judged by n
     assert [r.as_dict()["verdict"] for r in rows] == ["supported", "untested (no test_acc for zz)"]
     json.dumps([r.as_dict() for r in rows])  # the report's JSON holds the text
+
+
+def _c(**keys: object) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{"than": None, "value": None, "tolerance": None,
+                              "metric": "test_acc", **keys})
+
+
+@pytest.mark.parametrize("op, keys, message", [
+    ("~", {"than": "b"}, "claims[0].tolerance: a '~' claim needs a margin > 0, e.g. "
+                         "tolerance = \"1 pp\""),
+    (">", {}, "claims[0]: op '>' needs exactly one of than (an arm) or value (a fixed number)"),
+    (">", {"than": ["b", "c"]}, "claims[0].than: op '>' compares with one arm, not a list"),
+    (">", {"value": 90}, "claims[0].value: 90 is not a fraction of 1; test_acc is written as a "
+                         "fraction (90 % is 0.9)"),
+    (">", {"value": -0.1}, "claims[0].value: -0.1 is below test_acc's range [0, 1]; give a "
+                           "fraction in it (90 % is 0.9)"),
+    (">", {"than": "b", "tolerance": 0.01}, "claims[0].tolerance: op '>' has no margin "
+     "(tolerance is for '~', equal within ± tolerance); drop it, or use op = \"~\""),
+    ("best", {"value": 0.9}, "claims[0].value: op 'best' compares with other arms, not a "
+     "number; give than = an arm or a list of arms (or leave it out: every other arm), or use "
+     "op '>' / '<' with value"),
+    ("best", {"tolerance": 0.01}, "claims[0].tolerance: op 'best' has no margin (tolerance is "
+                                  "for '~'); drop it"),
+    ("best", {"than": ["b", "b"]}, "claims[0].than: ['b', 'b'] names an arm twice; name each "
+                                   "rival once"),
+])
+def test_each_refusal_says_exactly_what_is_wrong_and_what_is_allowed(op, keys, message):
+    with pytest.raises(SharpenError) as err:
+        get_op(op).check(_c(**keys), "claims[0]")
+    assert str(err.value) == message
+
+
+def test_the_edges_of_a_value_and_of_a_rival_name_are_accepted():
+    get_op(">").check(_c(value=1.0), "c")  # 100 %: the top of the range, a fraction still
+    get_op(">").check(_c(value=0.0), "c")  # the bottom of accuracy's range
+    get_op(">").check(_c(value=-1.0, metric="gap"), "c")  # the gap's range starts at -1
+    with pytest.raises(SharpenError, match="not a fraction of 1"):
+        get_op(">").check(_c(value=1.5), "c")
+    get_op("best").check(_c(than="bb"), "c")  # one rival named by a string, not its letters
+
+
+def test_a_look_decides_at_its_threshold_exactly():
+    gt, eq = get_op(">"), get_op("~")
+    assert gt.decide(0.01, +1, 0.01) is Outcome.SUPPORTED
+    assert gt.decide(0.01, -1, 0.01) is Outcome.CONTRADICTED
+    assert gt.decide(0.0100001, +1, 0.01) is None
+    half = eq.support_threshold(0.01)
+    assert eq.decide(half, +1, 0.01) is Outcome.SUPPORTED
+    assert eq.decide(half * 1.0001, +1, 0.01) is None
+    assert eq.decide(0.01, -1, 0.01) is Outcome.CONTRADICTED
+
+
+def test_an_untested_verdict_without_a_reason_says_n_below_2():
+    assert str(Verdict(Outcome.UNTESTED)) == "untested (n < 2)"
+
+
+def test_an_unknown_op_lists_every_op_with_its_meaning():
+    with pytest.raises(SharpenError) as err:
+        get_op("=")
+    assert str(err.value) == "op: '=' is not an op; ops: " + ", ".join(
+        f"{o!r} ({op.means})" for o, op in OPS.items())
