@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -288,3 +289,45 @@ def test_arms_on_a_run_directory_is_refused_naming_arms_not_a_set(tmp_path, caps
                    f"only some, give its experiment file: sharpen run EXPERIMENT --arms plain "
                    f"--out {out}\n")
     assert not (out / "runs").exists()
+
+
+def _finished_dir(tmp_path):
+    """A finished one-arm, two-seed directory of a tiny experiment, and its file."""
+    exp = tmp_path / "e.toml"
+    exp.write_text('name = "e"\ndataset = "synthetic"\ntrain_size = 100\ntest_size = 50\n'
+                   'epochs = 1\nruns = 2\n[arms.a]\n')
+    out = tmp_path / "out"
+    assert main(["run", str(exp), "--out", str(out), "--quiet"]) == 0
+    return exp, out
+
+
+@pytest.mark.parametrize("damage", ["missing", "cut", "foreign"])
+def test_finished_runs_without_a_readable_configuration_are_refused_in_one_line(
+        tmp_path, capsys, damage):
+    """Without config.json nothing says which configuration trained the runs: a changed
+    file resumed into them would pool runs of two configurations (a hostile pass found it)."""
+    exp, out = _finished_dir(tmp_path)
+    cfg = out / "config.json"
+    if damage == "missing":
+        cfg.unlink()
+    elif damage == "cut":
+        cfg.write_text(cfg.read_text()[:100])
+    else:
+        cfg.write_text('{"x": 1}')
+    shutil.rmtree(out / "runs" / "a" / "seed-1")
+    exp.write_text(exp.read_text().replace("epochs = 1", "epochs = 1\nlr = 0.02"))
+    capsys.readouterr()
+    assert main(["run", str(exp), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sharpen: error: ") and "config.json" in err[0]
+    assert not (out / "runs" / "a" / "seed-1").exists()  # nothing trained into it
+
+
+@pytest.mark.parametrize("text", ['[{"id": "x"', '{"a": 1}'])
+def test_an_unreadable_history_is_one_line_naming_it(tmp_path, capsys, text):
+    exp, out = _finished_dir(tmp_path)
+    (out / "history.json").write_text(text)
+    capsys.readouterr()
+    assert main(["run", str(exp), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "history.json" in err[0] and "move it aside" in err[0]

@@ -5,6 +5,7 @@ pairs worked out here from the folder's state."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def _exp(tmp_path: Path, text: str = SMALL, *overrides: str):
 def _schedule(exp, out: Path):
     """The schedule as the runner makes it: the directory's record merged in first."""
     resolved, plan = exp.resolved(), make_plan(exp)
+    if (out / "runs").exists() and not (out / "config.json").exists():  # as its first run wrote it
+        RunDir(out).write_config(copy.deepcopy({**resolved, "plan": plan}))
     kept = resume(out, exp, resolved, plan)
     return schedule_runs(exp, out, resolved, plan, kept)
 

@@ -197,6 +197,21 @@ def _read_json(path: Path) -> dict[str, Any]:
     return obj
 
 
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    """history.json's entries; a cut or foreign file is one line naming it (it is the
+    directory's record of every invocation: never overwritten silently)."""
+    try:
+        hist = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        hist = exc
+    if not (isinstance(hist, list) and all(isinstance(h, dict) for h in hist)):
+        why = f"cannot be read ({hist})" if isinstance(hist, Exception) else \
+            "is not a list of invocations"
+        raise SharpenError(f"{path}: {why}; restore it from a copy, or move it aside to "
+                           "start a new record (the runs are kept)")
+    return hist
+
+
 def _read_npz(path: Path) -> tuple[dict[str, Any] | None, str]:
     """Every array of an .npz, or None and why it cannot be read (a cut file is no zip)."""
     import zipfile
@@ -262,7 +277,7 @@ class RunDir:
     def log_invocation(self, entry: dict[str, Any]) -> None:
         """Append (or, with the same ``id``, update in place) an invocation in history.json."""
         path = self.root / HISTORY
-        hist = json.loads(path.read_text()) if path.exists() else []
+        hist = _read_history(path) if path.exists() else []
         ids = [h.get("id") for h in hist]
         if entry["id"] in ids:
             hist[ids.index(entry["id"])] = entry

@@ -48,6 +48,7 @@ from sharpen.rundir import (
     CONFIG,
     HISTORY,
     RESULT,
+    RUNS,
     SCHEDULE,
     RunDir,
     in_file_order,
@@ -196,8 +197,20 @@ def resume(out: Path, exp: Experiment, resolved: dict[str, Any], plan: dict[str,
     another experiment or configuration; returns its arms this invocation does not name."""
     cfg_path = out / CONFIG
     kept: list[str] = []  # arms of the directory this invocation does not name
+    if not cfg_path.exists() and any((out / RUNS).glob(f"*/*/{RESULT}")):
+        # without it nothing says which configuration trained those runs: resuming would
+        # pool them with runs of whatever the file says now
+        raise SharpenError(f"{out} holds finished runs but no {CONFIG}, the record of the "
+                           "configuration that trained them; restore it, or give another --out")
     if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
+        try:
+            old = json.loads(cfg_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SharpenError(f"{cfg_path}: cannot be read ({exc}); restore it, or give "
+                               "another --out") from None
+        if not isinstance(old, dict) or not isinstance(old.get("arms"), dict):
+            raise SharpenError(f"{cfg_path}: not a run directory's configuration (no arms); "
+                               "restore it, or give another --out")
         refuse_another_experiment(out, old, resolved)
         _refuse_another_configuration(out, old, resolved)
         old_plan = old.get("plan") or {"arms": {}}
