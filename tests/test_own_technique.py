@@ -65,9 +65,14 @@ def test_each_command_prints_what_the_page_shows(user, command: str, shown: str,
         return
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    if shown.startswith("the lines with "):
-        word = shown.removeprefix("the lines with ")
-        out = "".join(line + "\n" for line in out.splitlines() if word in line)
+    if shown.startswith("the entry of "):  # the key's line and its indented continuation
+        key, entry = shown.removeprefix("the entry of "), []
+        for line in out.splitlines():
+            if line.startswith(key + " ") or (entry and line.startswith(" ")):
+                entry.append(line + "\n")
+            elif entry:
+                break
+        out = "".join(entry)
     assert out == expected
 
 

@@ -265,7 +265,7 @@ def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
                     "has a grid), table and report",
              "grid": "run a grid search: every arm × every cell of the --axis values (or the "
                      "profile's grid) × seeds; prints each cell's arms (n, mean [95 %% CI], Δ vs the "
-                     "cell's baseline) and the claims' verdicts, report.md the grid table with "
+                     "cell's baseline) and the claims' verdicts, " + REPORT + " the grid table with "
                      "the cell chosen on validation; refuses an experiment without a grid"}
     r = sub.add_parser(cmd, help=helps[cmd], description=helps[cmd])
     r.add_argument("experiment", help="bundled experiment name, a .toml/.yaml file, or a run "

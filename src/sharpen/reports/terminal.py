@@ -19,7 +19,7 @@ from sharpen.reports.report import baseline_of, summarize
 from sharpen.reports.sequential import read_record
 from sharpen.reports.stats import format_p
 from sharpen.reports.tables import terminal_table
-from sharpen.rundir import RunDir
+from sharpen.rundir import REPORT, RunDir
 from sharpen.verdicts import Outcome
 
 # the notes of a claims-table row that say what its verdict rests on, shown beside it
@@ -70,7 +70,7 @@ def _map_line(cm: Any) -> str:
     span = f"; effects {m.fmt(min(diffs), True)} to {m.fmt(max(diffs), True)}" if diffs else ""
     said = ", ".join(f"{v} in {k}" for v, k in sorted(counts.items(), key=lambda kv: -kv[1]))
     return (f"{cm.claim['claim']}: {said or 'no cell'} of {len(cm.cells)} cells{span} "
-            "(per cell: report.md's claim map)")
+            f"(per cell: {REPORT}'s claim map)")
 
 
 def verdict_lines(run_dir: Path, cfg: dict[str, Any], runs: Runs,
@@ -101,7 +101,7 @@ def summary_text(run_dir: Path, baseline: str | None = None, width: int | None =
     if lines:
         what = ("each over the grid's cells" if cfg.get("cells") else
                 "verdict: claim (the number it rests on)")
-        parts += ["", f"claims ({what}; every number in report.md):"]
+        parts += ["", f"claims ({what}; every number in {REPORT}):"]
         for ln in lines:
             parts.append(textwrap.fill(ln, width, initial_indent="  ", subsequent_indent="    ",
                                        break_long_words=False, break_on_hyphens=False)
