@@ -37,7 +37,10 @@ def test_ctrl_c_stops_a_pytest_run_that_is_training_in_process(tmp_path: Path) -
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
                              str(tmp_path / "test_inner.py")], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            # as a shell starts it: an earlier test in this process may have
+                            # left SIGINT ignored, which a child inherits (and Python keeps)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600  # a loaded 2-core CI machine starts slowly
     while not list(out.glob("runs/*/seed-*/metrics.csv")) and time.monotonic() < deadline:
         if proc.poll() is not None:
