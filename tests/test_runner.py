@@ -306,6 +306,28 @@ def test_arms_not_named_again_stay_with_their_runs_and_do_not_train(small, tmp_p
     assert {r["grid_batch_size"] for r in rows} == {"50", "100"}
 
 
+def test_fewer_runs_than_finished_keep_the_finished_ones_in_results_csv(small, tmp_path):
+    """`--runs 2` (or another `seed`) on a directory holding more finished seeds: results.csv
+    lists every finished run, as report.md's table counts them (it listed only the plan's
+    seeds: a silent disagreement between the two files); an unfinished seed the plan does
+    not name is not trained."""
+    out, _ = run(exp_of(small, "runs=3"), tmp_path / "r", quiet=True)
+    (out / "runs" / "b" / "seed-7" / "result.json").unlink()  # b's seed 7 never finished
+    _, results = run(exp_of(small, "runs=2"), out, quiet=True)
+    want = [("a", 5), ("a", 6), ("a", 7), ("b", 5), ("b", 6)]
+    assert [(r["arm"], int(r["seed"])) for r in results_csv(out)] == want
+    assert [(r["arm"], r["seed"]) for r in results] == want
+    assert not (out / "runs" / "b" / "seed-7" / "result.json").exists()
+    table = {r["arm"]: r["n"] for r in csv.DictReader(open(out / "table.csv"))}
+    assert table == {"a": "3", "b": "2"}
+    plan = json.loads((out / "config.json").read_text())["plan"]["arms"]["a"]
+    assert plan["groups"] == [[5], [6], [7]]  # as they trained (stack_seeds = 1)
+    # another base seed: seeds 8 and 9 join the directory, 5-7 stay in results.csv
+    _, results = run(exp_of(small, "seed=8", "select_arms='a'"), out, quiet=True)
+    assert [(r["arm"], int(r["seed"])) for r in results_csv(out)] == [
+        ("a", s) for s in (5, 6, 7, 8, 9)] + [("b", 5), ("b", 6)]
+
+
 def test_the_experiment_file_is_copied_once(small, tmp_path):
     out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
     assert (out / "experiment.toml").read_text() == SMALL

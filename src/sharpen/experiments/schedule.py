@@ -6,7 +6,8 @@ same group is copied from it (:mod:`sharpen.experiments.twins`), or copied after
 invocation trains it for the twin; any other group with a missing seed is a job. A group
 resumes whole from its checkpoint; without one only its missing seeds train (a group's
 results are written together, so that is a grown seed list). The directory's arms this
-invocation does not name keep their finished runs and train nothing.
+invocation does not name keep their finished runs and train nothing; so do the finished
+seeds its plan does not name (fewer ``--runs``, another ``seed``).
 
 :func:`schedule_runs` only reads: the runner shows the schedule, copies the twins and
 hands the jobs to a backend (tests/test_schedule.py checks it on folders built by hand).
@@ -110,6 +111,7 @@ def schedule_runs(exp: Experiment, out: Path, resolved: dict[str, Any], plan: di
                   kept: list[str]) -> Schedule:
     """The invocation's schedule (:class:`Schedule`). ``resolved``/``plan``: the experiment
     and plan as the directory will record them; ``kept``: its arms not named this time."""
+    plan = with_finished_beyond(out, plan, kept)
     scheduler = _Scheduler(exp, out, plan, kept, twin_keys(exp, resolved, plan))
     schedule = Schedule(run_order(plan, resolved))
     for group in groups_of(plan):
@@ -120,6 +122,24 @@ def schedule_runs(exp: Experiment, out: Path, resolved: dict[str, Any], plan: di
     schedule.groups = {arm: [list(g) for g in sorted(set(groups))]
                        for arm, groups in scheduler.ran.items() if arm not in kept}
     return schedule
+
+
+def with_finished_beyond(out: Path, plan: dict[str, Any], kept: list[str]) -> dict[str, Any]:
+    """``plan`` (a copy) with each named arm's finished seeds it does not name (a run with
+    fewer ``--runs``, or another ``seed``, than the directory holds) as one-seed groups:
+    they are kept like the arms not named, so results.csv lists what the directory holds
+    and every report counts. An unfinished seed the plan does not name stays untrained."""
+    planned = {arm: {s for g in entry["groups"] for s in g}
+               for arm, entry in plan["arms"].items() if arm not in kept}
+    beyond: dict[str, list[list[int]]] = {}
+    for arm, seed, _ in RunDir(out).seed_dirs():
+        if arm in planned and seed not in planned[arm] and found_run(out, arm, seed)[0]:
+            beyond.setdefault(arm, []).append([seed])
+    if not beyond:
+        return plan
+    arms = {arm: {**entry, "groups": [*entry["groups"], *beyond.get(arm, [])]}
+            for arm, entry in plan["arms"].items()}
+    return {**plan, "arms": arms}
 
 
 @dataclass
