@@ -104,8 +104,15 @@ class SeedRun:
 
 
 def protocol_of(arm_cfg: dict[str, Any]) -> dict[str, Any]:
-    """The protocol keys of one arm's resolved RunConfig (absent keys as None)."""
-    return {k: arm_cfg.get(k) for k in PROTOCOL_KEYS}
+    """The protocol keys of one arm's resolved RunConfig (absent keys as None), and
+    ``split = "per seed"`` when its ``vary`` gives each seed its own split (absent
+    otherwise: an arm with the split pinned keeps the fingerprint it always had)."""
+    out = {k: arm_cfg.get(k) for k in PROTOCOL_KEYS}
+    vary = arm_cfg.get("vary")  # training.streams.Streams (a floor up: spelt out here)
+    if (vary == "all" or isinstance(vary, list) and "split" in vary) and (
+            arm_cfg.get("val_size") or arm_cfg.get("train_size") is not None):
+        out["split"] = "per seed"
+    return out
 
 
 def fingerprint(arm_cfg: dict[str, Any]) -> str:

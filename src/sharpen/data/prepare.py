@@ -1,5 +1,12 @@
 """From a run configuration to the tensors a run trains on: load (cached per process),
-subset, split, resize, draw digit pairs — once, on the training device."""
+subset, split, resize, draw digit pairs — once, on the training device.
+
+The ``train_size`` subset and the training/validation split come from the ``split`` stream
+(:class:`~sharpen.training.streams.Streams`): pinned by default, i.e. drawn from
+``split_seed`` for every seed, as always; with ``vary`` naming ``split`` each run seed holds
+out its own validation images and draws its own subset, from one copy of the dataset (the
+loaded tensors are cached and each seed gathers its own rows). The test set never depends
+on the seed (digit pairs aside: they are drawn per seed from the ``pairs`` stream)."""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from sharpen.data.pairs import make_pairs, pair_targets
 from sharpen.errors import SharpenError
 from sharpen.imageops import resize
 from sharpen.training.loop import Split, TrainData
-from sharpen.training.streams import generator
+from sharpen.training.streams import Streams
 
 _CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -32,24 +39,30 @@ def resize_u8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     return torch.cat(parts) if parts else x
 
 
-def build_data(cfg: Any, device: torch.device, seed: int = 0) -> TrainData:
+def build_data(cfg: Any, device: torch.device, seed: int = 0, test: Split | None = None
+               ) -> TrainData:
     """Load, subset and split the dataset for ``cfg``; tensors move to ``device`` once.
 
     With ``pairs`` the splits are digit pairs drawn from run ``seed``'s ``pairs`` stream;
-    otherwise the data does not depend on the seed (see :func:`uses_seed`)."""
+    the subset and the validation split come from its ``split`` stream (which, pinned, is
+    ``split_seed`` whatever the seed; see :func:`uses_seed`). ``test``: the test split
+    another seed of the same configuration built (not for pairs), shared instead of
+    built again."""
     spec = get_spec(cfg.dataset)
+    streams = Streams.of(cfg)
     x, y = load_cached(cfg, "train")
     tx, ty = load_cached(cfg, "test")
     mean, std = spec.mean, spec.std
     if cfg.pairs is not None:
-        g = generator(seed, "pairs")  # new pairs for every run seed
+        g = streams.generator(seed, "pairs")  # new pairs for every run seed
         x, t, c = make_pairs(x, y, cfg.pairs + cfg.val_size, g)
         y = pair_targets(t, c)
         tx, t, c = make_pairs(tx, ty, cfg.pairs_test or cfg.pairs, g)
         ty = pair_targets(t, c)
         if cfg.pair_normalize == "train":
             mean, std = ((x.mean() / 255).item(),), ((x.std() / 255).item(),)
-    g = torch.Generator().manual_seed(cfg.split_seed)
+    split_seed = streams.seed(seed, "split")  # pinned: cfg.split_seed, as it always was
+    g = torch.Generator().manual_seed(split_seed)
     if cfg.train_size is not None and cfg.pairs is None:
         if cfg.train_size + cfg.val_size > len(y):
             raise SharpenError(f"train_size {cfg.train_size} + val_size {cfg.val_size} exceeds "
@@ -58,27 +71,38 @@ def build_data(cfg: Any, device: torch.device, seed: int = 0) -> TrainData:
         x, y = x[keep], y[keep]
     val = None
     if cfg.val_size:
-        tr, va = split_indices(len(y), cfg.val_size, cfg.split_seed)
+        tr, va = split_indices(len(y), cfg.val_size, split_seed)
         val = Split(x[va].to(device), y[va].to(device))
         x, y = x[tr], y[tr]
     if cfg.test_size is not None:
         tx, ty = tx[: cfg.test_size], ty[: cfg.test_size]
     if cfg.data_resize is not None:
-        x, tx = resize_u8(x, cfg.data_resize), resize_u8(tx, cfg.data_resize)
+        x = resize_u8(x, cfg.data_resize)
+        if test is None:
+            tx = resize_u8(tx, cfg.data_resize)
         if val is not None:
             val = Split(resize_u8(val.x, cfg.data_resize), val.y)
-    return TrainData(Split(x.to(device), y.to(device)), Split(tx.to(device), ty.to(device)), val,
+    return TrainData(Split(x.to(device), y.to(device)),
+                     test if test is not None else Split(tx.to(device), ty.to(device)), val,
                      mean, std, classes=None if cfg.pairs is not None else spec.num_classes)
 
 
 def uses_seed(cfg: Any) -> bool:
-    """True when each run seed gets its own data (digit pairs)."""
-    return cfg.pairs is not None
+    """True when each run seed gets its own data: digit pairs, or a ``split`` stream that
+    follows the seed where there is a split to draw (``val_size`` or ``train_size``)."""
+    if cfg.pairs is not None:
+        return True
+    splits = bool(cfg.val_size) or cfg.train_size is not None
+    return splits and Streams.of(cfg).follows("split")
 
 
 def build_group_data(cfg: Any, device: torch.device, seeds: list[int]) -> list[TrainData]:
-    """One TrainData per seed; seeds that share their data share one object (one copy)."""
-    if uses_seed(cfg):
+    """One TrainData per seed; seeds that share their data share one object (one copy), and
+    seeds with their own split share the test split."""
+    if cfg.pairs is not None:
         return [build_data(cfg, device, s) for s in seeds]
-    shared = build_data(cfg, device)
-    return [shared] * len(seeds)
+    if not uses_seed(cfg):
+        shared = build_data(cfg, device)
+        return [shared] * len(seeds)
+    first = build_data(cfg, device, seeds[0])
+    return [first] + [build_data(cfg, device, s, first.test) for s in seeds[1:]]

@@ -39,6 +39,7 @@ from sharpen.techniques import Technique, techniques_for
 from sharpen.training import Diverged, Hook, TrainSettings, build_models, determinism, train
 from sharpen.training.checkpoint import Checkpoint, UnusableCheckpoint
 from sharpen.training.stack import NotStackable
+from sharpen.training.streams import Streams
 from sharpen.training.tasks import PairTask
 
 if TYPE_CHECKING:  # the name only: experiments.config's checks import the build module
@@ -186,7 +187,7 @@ def _train_group(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
         # seconds count training and evaluation only: loading the data costs a process's
         # first job alone (it is cached after), which would make s/run depend on the plan
         clock.restart()
-        group.models = build_models(factory, seeds)
+        group.models = build_models(factory, seeds, Streams.of(cfg))
         task = None if cfg.pairs is None else \
             PairTask(group.models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
         hooks = techs + ([group.best] if group.best else []) \

@@ -31,6 +31,7 @@ from sharpen.reports.tables import (
 )
 from sharpen.rundir import ARM_ORDER_ALPHABETICAL, METRICS, RESULT, RunDir
 from sharpen.techniques import TECHNIQUES
+from sharpen.training.streams import Streams
 
 DEFAULT_MARGIN = 0.01  # directories made before experiments wrote published_margin
 
@@ -169,6 +170,7 @@ def _header(r: _Report) -> list[str]:
                    for a in arms_cfg})
     epochs = sorted({a["epochs"] for a in arms_cfg})
     parts += [f"Data: {'; '.join(data)} · epochs: {', '.join(map(str, epochs))}", ""]
+    parts += _streams_line(cfg.get("arms", {}))
     results_all = load_results(r.run_dir)
     modes = {x.get("deterministic") for x in results_all} - {None}
     twins = sum(1 for x in results_all if x.get("twin_of"))
@@ -190,6 +192,19 @@ def _header(r: _Report) -> list[str]:
                   + (" with uncommitted changes" if prov["dirty"] else "")
                   + f" · {'; '.join(prov['machines'])}", ""]
     return parts
+
+
+def _streams_line(arms: dict[str, Any]) -> list[str]:
+    """Which random streams followed the seed, when an arm set ``vary`` (else nothing: the
+    default, every stream but the split, is what every report before ``vary`` says)."""
+    if all(a.get("vary") is None for a in arms.values()):
+        return []
+    said = {arm: Streams(a.get("vary"), int(a.get("pin_seed") or 0),
+                         int(a.get("split_seed") or 0)).describe() for arm, a in arms.items()}
+    if len(set(said.values())) == 1:
+        return [f"Random streams: {next(iter(said.values()))}.", ""]
+    return ["Random streams, per arm: " + "; ".join(f"{arm}: {d}" for arm, d in said.items())
+            + ".", ""]
 
 
 def _results_section(r: _Report) -> list[str]:

@@ -52,7 +52,7 @@ from sharpen.training.stack import (
     seed_state_dict,
     stack_models,
 )
-from sharpen.training.streams import generator, stream_seed
+from sharpen.training.streams import Streams
 from sharpen.training.tasks import ClassificationTask
 
 
@@ -112,6 +112,8 @@ class TrainSettings:
     compile: bool | str = False
     fused_optimizer: bool = True  # one fused kernel per step for SGD/Adam
     stack_conv: str = "auto"  # stacked convs/BatchNorm: loop, grouped, or auto (by device)
+    vary: Any = None  # the streams that follow the seed (training.streams.Streams)
+    pin_seed: int = 0  # what the pinned ones draw from
 
     @classmethod
     def from_config(cls, cfg: Any, **extra: Any) -> TrainSettings:
@@ -183,7 +185,8 @@ class TrainState:
         dev = torch.device(device)
         key = (name, dev.type)
         if key not in self.rng:
-            self.rng[key] = [generator(s, name, dev) for s in self.seeds]
+            streams = Streams(self.settings.vary, self.settings.pin_seed)
+            self.rng[key] = [streams.generator(s, name, dev) for s in self.seeds]
         return self.rng[key]
 
     def rand(self, name: str, *shape: int) -> torch.Tensor:
@@ -250,11 +253,14 @@ def _plain(v: Any) -> bool:
     return False
 
 
-def build_models(factory: Callable[[], nn.Module], seeds: Sequence[int]) -> list[nn.Module]:
-    """One model per seed, each initialised from its seed's ``init`` stream."""
+def build_models(factory: Callable[[], nn.Module], seeds: Sequence[int],
+                 streams: Streams | None = None) -> list[nn.Module]:
+    """One model per seed, each initialised from its seed's ``init`` stream (or the pinned
+    one, when ``streams`` pins it)."""
+    streams = streams or Streams()
     models = []
     for s in seeds:
-        torch.manual_seed(stream_seed(s, "init"))
+        torch.manual_seed(streams.seed(s, "init"))
         models.append(factory())
     return models
 

@@ -18,6 +18,7 @@ from sharpen.metrics import get_metric, parse_amount
 from sharpen.rundir import WEIGHTS
 from sharpen.techniques import TECHNIQUES
 from sharpen.training.schedules import ScheduleLike
+from sharpen.training.streams import STREAMS, check_vary
 from sharpen.verdicts import OPS
 
 
@@ -43,7 +44,18 @@ class _RunBase(BaseModel):
     val_size: int = Field(0, ge=0, description="images held out of training for validation")
     test_size: int | None = Field(None, ge=1, description="first N test images")
     split_seed: int = Field(0,
-        description="seed of the train/validation split and of the train_size subset")
+        description="seed of the train/validation split and of the train_size subset "
+        "(while the split is pinned: see vary)")
+    # which random streams follow the run seed (training.streams); None = today's
+    # behaviour, kept out of old directories' way: every stream but "split"
+    vary: list[str] | Literal["all"] | None = Field(None,
+        description="random streams that follow the run seed (" + ", ".join(STREAMS)
+        + ", or \"all\"); the rest (with a list, your own techniques' streams too) are pinned: "
+        "the same draws for every seed (split from "
+        "split_seed, the others from pin_seed). Default: every stream but split; "
+        "[\"split\", ...] gives each seed its own validation images and train_size subset")
+    pin_seed: int = Field(0, description="the seed pinned streams draw from (see vary; a "
+                          "pinned split draws from split_seed)")
     data_resize: int | None = Field(None, ge=4, description="resize train and test images once")
 
     model: str = Field("lenet5_dropout", description="model name (sharpen list models)")
@@ -178,6 +190,12 @@ class _RunBase(BaseModel):
                              f"linear, step, cosine, piecewise, onecycle), got the text {v!r}"
                              f"{hint}")
         return data
+
+    @field_validator("vary", mode="before")  # before: one message naming the streams
+    @classmethod
+    def _vary(cls, v: Any) -> Any:
+        vary = check_vary(v)  # stored in STREAMS order: config.json compares equal
+        return list(vary) if isinstance(vary, tuple) else vary
 
     @field_validator("stack_seeds", "threads")
     @classmethod
