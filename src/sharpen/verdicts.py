@@ -89,6 +89,18 @@ class Op:
         """An equivalence claim: it needs a tolerance > 0 and is judged by TOST."""
         return self.side == 0
 
+    @property
+    def chance(self) -> bool:
+        """A claim about P(A > B) (or P(A < B)) against a threshold, not about a mean."""
+        return self.test == "outperform"
+
+    @property
+    def difference(self) -> bool:
+        """A claim of a difference of means, which the paired t-test's power describes (the
+        detectable effect, the seeds for the paper's effect); neither an equivalence nor a
+        chance is one."""
+        return not self.margin and not self.chance
+
     def check(self, c: Any, where: str) -> None:
         """The claim's keys are those that give this op a meaning, nothing else: a key it
         does not read would be ignored, and the claim judged as something the file does
@@ -96,6 +108,14 @@ class Op:
         if self.margin and not c.tolerance:
             raise SharpenError(f"{where}.tolerance: a {self.name!r} claim needs a margin > 0, "
                                "e.g. tolerance = \"1 pp\"")
+        if self.chance:
+            self._check_chance(c, where)
+            return
+        if getattr(c, "threshold", None) is not None:  # read by no other op: never ignored
+            chances = " or ".join(repr(o.name) for o in OPS.values() if o.chance)
+            raise SharpenError(f"{where}.threshold: op {self.name!r} has no threshold (it is "
+                               f"for {chances}: the chance that a run of the arm beats one "
+                               "of `than`); drop it")
         if self.rivals:
             self._check_rivals(c, where)
         else:
@@ -122,6 +142,24 @@ class Op:
             raise SharpenError(f"{where}.tolerance: op {self.name!r} has no margin (tolerance "
                                "is for '~', equal within ± tolerance); drop it, or use "
                                "op = \"~\"")
+
+    def _check_chance(self, c: Any, where: str) -> None:
+        """One rival arm (``than``) and a threshold γ in (0.5, 1), default
+        :data:`THRESHOLD`: a chance at or below 0.5 is no claim of outperforming, one of 1
+        no claim any finite n could support."""
+        if c.than is None or isinstance(c.than, list) or c.value is not None:
+            raise SharpenError(f"{where}: op {self.name!r} compares runs of the arm with runs "
+                               "of one other arm: give than = an arm (and no value)")
+        for key, given in (("tolerance", bool(c.tolerance)), ("effect", c.effect is not None)):
+            if given:
+                raise SharpenError(f"{where}.{key}: op {self.name!r} judges a chance against "
+                                   f"its threshold, not a difference; drop {key}")
+        t = THRESHOLD if c.threshold is None else c.threshold
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0.5 < t < 1:
+            raise SharpenError(f"{where}.threshold: {t!r} is not in (0.5, 1); give the chance "
+                               f"that a run of {c.arm!r} beats one of {c.than!r} must exceed, "
+                               f"as a fraction (default {THRESHOLD}: 3 runs in 4)")
+        c.threshold = float(t)
 
     def _check_rivals(self, c: Any, where: str) -> None:
         """Rival arms: one, a list, or none (every other arm); never a value or a margin."""
@@ -168,12 +206,18 @@ class Op:
         return look / 2 if self.margin else look
 
 
+THRESHOLD = 0.75  # a chance claim's default γ: Bouthillier et al. (2021)'s recommendation
+
 OPS: dict[str, Op] = {op.name: op for op in (
     Op(">", "higher than", +1),
     Op("<", "lower than", -1),
     Op("~", "equal within ± tolerance to", 0, test="equivalence"),
     Op("best", "the highest of", +1, rivals=True, test="rivals"),
     Op("worst", "the lowest of", -1, rivals=True, test="rivals"),
+    Op("P>", "higher, seed for seed with a chance above threshold, than", +1,
+       test="outperform"),
+    Op("P<", "lower, seed for seed with a chance above threshold, than", -1,
+       test="outperform"),
 )}
 
 

@@ -22,6 +22,8 @@ statsmodels; the sign-flip test is an exact enumeration (checked against
   discordant images, as statsmodels' exact McNemar) and pooled.
 * :func:`iqm`, :func:`prob_improvement`, :func:`bootstrap_ci`: rliable-style summaries
   (:func:`prob_improvement_ci`: P(A > B)'s bootstrap interval with a Wilson floor).
+* :func:`outperform`: P(A > B) over seed-matched runs against a threshold γ (a ``P>``
+  claim): the exact binomial test and Clopper–Pearson's interval.
 * :func:`clip_interval`, :func:`wilson`, :func:`sd_upper`: intervals inside their range.
 """
 
@@ -669,6 +671,58 @@ def prob_improvement_ci(xa: Sequence[float], xb: Sequence[float], n_boot: int = 
     lo, hi = bootstrap_ci(prob_improvement, [xa, xb], n_boot, confidence, seed)
     wlo, whi = wilson(prob_improvement(xa, xb), min(len(xa), len(xb)), confidence)
     return (wlo, whi) if lo is None or hi is None else (min(lo, wlo), max(hi, whi))
+
+
+@dataclass(frozen=True)
+class Outperform:
+    """P(A > B) over seed-matched runs, judged against a threshold γ (:func:`outperform`)."""
+
+    n: int  # seed-matched pairs
+    wins: int  # pairs where A's value is above B's
+    ties: int  # pairs with equal values (counted half in the estimate)
+    estimate: float  # (wins + ties / 2) / n
+    ci_low: float  # Clopper–Pearson lower bound of P(A > B), from the wins
+    ci_high: float  # Clopper–Pearson upper bound of P(A ≥ B), from wins + ties
+    p: float  # two-sided: 2 × the smaller exact one-sided binomial p at γ, capped at 1
+    direction: int  # +1: the support side (P > γ) has the smaller p, −1: the other side
+    p_min: float  # the smallest p any outcome at this n gives (n of n losses: 2(1 − γ)ⁿ)
+
+
+def outperform(pairs: Sequence[tuple[float, float]], threshold: float,
+               confidence: float = CONFIDENCE) -> Outperform:
+    """P(A > B): the chance that a run of A beats the run of B with the same seed
+    (Bouthillier et al. 2021), judged against ``threshold`` γ by the exact binomial test.
+
+    Seeds are independent, so the pairs' wins are a binomial count: the interval is
+    Clopper–Pearson's and the p the two one-sided exact tests of P = γ (doubled, as every
+    claim's p is two-sided), so the interval's lower bound lies above γ exactly when the
+    support side's one-sided p is below (1 − confidence)/2. A tie (equal values) is half a
+    win in the estimate; the bounds count it against the side being claimed (a loss for
+    the lower bound, a win for the upper), so each bound stays valid for P(A > B) +
+    P(A = B)/2 whatever the chance of a tie."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold {threshold!r}: need 0 < threshold < 1")
+    n = len(pairs)
+    if n < 1:
+        raise ValueError("no pairs")
+    wins = sum(1 for a, b in pairs if a > b)
+    ties = sum(1 for a, b in pairs if a == b)
+    a2 = (1 - confidence) / 2
+    up_to = wins + ties  # wins when ties count for A
+    lo = 0.0 if wins == 0 else float(stats.beta.ppf(a2, wins, n - wins + 1))
+    hi = 1.0 if up_to == n else float(stats.beta.ppf(1 - a2, up_to + 1, n - up_to))
+    p_support = float(stats.binom.sf(wins - 1, n, threshold))  # P(X ≥ wins | γ)
+    p_against = float(stats.binom.cdf(up_to, n, threshold))  # P(X ≤ wins + ties | γ)
+    return Outperform(n=n, wins=wins, ties=ties, estimate=(wins + ties / 2) / n,
+                      ci_low=lo, ci_high=hi, p=min(1.0, 2 * min(p_support, p_against)),
+                      direction=1 if p_support < p_against else -1,
+                      p_min=min(1.0, 2 * min(threshold, 1 - threshold) ** n))
+
+
+def outperform_decides_from(threshold: float, level: float) -> int:
+    """The smallest n at which n of n wins gives p = 2γⁿ below ``level``: below it a
+    claim that P(A > B) > γ is undecidable, whatever the runs."""
+    return max(1, math.floor(math.log(level / 2) / math.log(threshold)) + 1)
 
 
 def bootstrap_ci(stat: Callable[..., float], samples: Sequence[Sequence[float]],
