@@ -53,7 +53,7 @@ def test_a_new_operator_is_one_registry_entry(tmp_path, monkeypatch):
     p = tmp_path / "e.toml"
     p.write_text(_claim("above", than="b"))
     with pytest.raises(SharpenError, match=r"field claims\.0\.op: Input should be '>', '<', '~', "
-                                           r"'best' or 'worst' \(got 'above'\)"):
+                                           r"'best', 'worst', 'P>' or 'P<' \(got 'above'\)"):
         load_experiment(str(p))
     monkeypatch.setitem(OPS, "above", Op("above", "higher than", +1))
     exp = load_experiment(str(p))  # the file reads it now: nothing else was changed
@@ -84,6 +84,16 @@ def test_every_operator_judges_the_side_it_names(shift):
     for name, op in OPS.items():
         claim = {"claim": "x", "arm": "a", "op": name, "than": "b", "tolerance": 0.001}
         r = judge_family([claim], Runs(values=values))[0]
+        if op.chance:  # the exact binomial test of the seeds' wins at the default 0.75
+            wins = sum(x * op.side > 0 for x in d)
+            assert wins in (0, 6)
+            q = min(1.0, 2 * min(stats.binomtest(wins, 6, 0.75, "greater").pvalue,
+                                 stats.binomtest(wins, 6, 0.75, "less").pvalue))
+            assert r.p == pytest.approx(q, rel=1e-9), name
+            # 6 of 6 wins (p = 2·0.75⁶) cannot support it; 0 of 6 contradict it
+            assert r.verdict.outcome is (Outcome.NOT_SUPPORTED if wins else
+                                         Outcome.CONTRADICTED), name
+            continue
         if op.margin:  # 2 pp apart, 0.1 pp margin: outside, on either side; p beyond it
             side = "greater" if shift > 0 else "less"
             beyond = stats.ttest_1samp([x - 0.001 if shift > 0 else x + 0.001 for x in d],

@@ -122,6 +122,12 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     if not claims:
         raise SharpenError(f"{exp.source or exp.name}: --until-decided judges claims, and this "
                            "experiment has none ([[claims]] in the file)")
+    chance = [c["claim"] for c in claims if get_op(c["op"]).chance]
+    if chance:  # its boundaries are those of t statistics; an exact binomial's are not
+        raise SharpenError(f"{exp.source or exp.name}: claim {chance[0]!r} (op "
+                           f"{next(c['op'] for c in claims if c['claim'] == chance[0])!r}) "
+                           "cannot be decided by --until-decided (its looks' boundaries are "
+                           "those of the t-test); run a fixed number of seeds instead")
     out = Path(out) if out is not None else default_out_dir(exp)
     if (out / CONFIG).is_file():  # another experiment's directory: refused untouched
         refuse_another_experiment(out, RunDir(out).config(), exp.resolved())

@@ -154,7 +154,7 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
             if unit is not None and plan is not None:
                 _sequential_cell(cell, comp, plan, unit["decisions"].get(str(i)), claim["op"])
             else:
-                r.effect = None if get_op(claim["op"]).margin else effect
+                r.effect = effect if get_op(claim["op"]).difference else None
                 r.n_needed = seeds_needed(r.effect, r.sd, alpha / max(len(per), 1))
                 cell.notes = list(r.notes)
             cells.append(cell)

@@ -7,17 +7,20 @@ A claim is a checkable statement written in an experiment file::
     claim = "proposed has a smaller generalization gap than progressive"
     paper_says = "gap 4.37 % vs 5.82 %"
     arm = "proposed"
-    op = "<"                # ">", "<", "~" (equal within ± tolerance), "best", "worst"
+    op = "<"                # ">", "<", "~" (equal within ± tolerance), "best", "worst",
+    #                         "P>" / "P<" (a run beats its seed's rival with chance > threshold)
     than = "progressive"    # another arm (paired by seed), or a list for best/worst
     metric = "gap"          # any metric of the registry (sharpen.metrics)
     # value = 0.15          # instead of `than`: the arm's mean against a fixed number
     # tolerance = "1 pp"    # for "~": the equivalence margin, with its unit
     # effect = "1.4 pp"     # the effect the paper states (default: from [published])
+    # threshold = 0.75      # for "P>" / "P<": the chance γ in (0.5, 1) to exceed
 
 How a family is judged (docs/methods/statistics.md, "Claims and verdicts"): every claim
 gets one p-value — the paired t-test's (two-sided, so each direction is tested at 2.5 %),
 the exact sign-flip test's when the differences have no spread, TOST's for ``~`` — and
-Holm's adjustment over the report's claims decides the verdicts at 5 %.
+Holm's adjustment over the report's claims decides the verdicts at 5 %. A ``P>`` claim's p is
+the exact binomial test's of P(A > B) = threshold over the seed-matched runs.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from sharpen.reports.stats import (
     holm,
     min_detectable,
     min_sign_flip_p,
+    outperform,
+    outperform_decides_from,
     paired_diff,
     seeds_needed,
     tost,
@@ -48,6 +53,7 @@ from sharpen.verdicts import (
     NOT_SUPPORTED,
     OPS,
     SUPPORTED,
+    THRESHOLD,
     UNTESTED,
     Op,
     Outcome,
@@ -158,9 +164,21 @@ class ClaimResult:
     sd: float | None = None
     direction: int = 0  # +1: the estimate lies on the claimed side, −1: the other side
     spread: bool = True
+    # the numbers behind ``estimate``: the difference and the interval it shows (``interval``
+    # says which), for the summary figure (sharpen.reports.summary); None where the estimate
+    # has none. summary.json keeps the estimate's text only
+    diff: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    threshold: float | None = None  # a P> / P< claim's γ
+    p_min: float | None = None  # the smallest p its exact test could give at n (P> / P<)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"verdict": str(self.verdict)}  # as every section prints it
+        d = {k: v for k, v in asdict(self).items() if k not in ("diff", "ci_low", "ci_high")}
+        for k in ("threshold", "p_min"):  # only a chance claim's: other reports as before
+            if d[k] is None:
+                del d[k]
+        return d | {"verdict": str(self.verdict)}  # as every section prints it
 
 
 def _stated_effect(claim: dict[str, Any], published: dict[str, Any], metric: str) -> float | None:
@@ -297,6 +315,7 @@ def _directional(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Ru
     r.direction = 1 if c.diff * op.side > 0 else -1 if c.diff else 0  # +1: the claimed side
     r.test = test if c.spread else c.test  # without spread: the exact test, or none
     r.p = c.decision_p
+    r.diff = c.diff
     if not c.spread and c.paired:
         r.estimate = (f"{label}: {m.fmt(c.diff, True)} (no spread: n = {c.n} identical "
                       f"differences; exact p = {c.p_exact:.3g})")
@@ -305,6 +324,7 @@ def _directional(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Ru
     else:
         r.estimate = f"{label}: {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
         r.interval = "95 %, unadjusted"
+        r.ci_low, r.ci_high = c.ci_low, c.ci_high
     return r, c
 
 
@@ -322,6 +342,7 @@ def _equivalence(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Ru
     e = tost(d, tol) if c.paired else welch_tost(c.xa, c.xb, tol)
     r.interval = f"90 % (TOST, ± {m.fmt(tol, True).lstrip('+')})"
     r.p_exact = e.p_exact
+    r.diff = e.diff
     if not e.spread and c.paired:
         r.estimate = (f"{label}: {m.fmt(e.diff, True)} (no spread: n = {e.n} identical "
                       f"differences; exact p = {e.p_exact:.3g})")
@@ -330,6 +351,7 @@ def _equivalence(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Ru
         r.interval = ""
     else:
         r.estimate = f"{label}: {m.fmt(e.diff, True)} {_fmt_ci(m, e.ci_low, e.ci_high)}"
+        r.ci_low, r.ci_high = e.ci_low, e.ci_high
     inside = abs(e.diff) <= tol  # type: ignore[arg-type]
     r.direction = 1 if inside else -1
     if inside:
@@ -392,7 +414,7 @@ def _best(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Runs,
         exact = [c.p_exact for _, c in comps]
         r.p_exact = None if None in exact else max(exact)  # type: ignore[type-var]
     r.n, r.sd, r.spread = min(c.n for _, c in comps), c.sd, all(c.spread for _, c in comps)
-    r.test = c.test
+    r.test, r.diff = c.test, c.diff
     for _, cc in comps:
         if cc.left_out:
             r.notes.append(f"seeds {', '.join(map(str, cc.left_out))} left out (in one arm only)")
@@ -407,11 +429,76 @@ def _best(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Runs,
     else:
         r.estimate = f"{arm} − {o} ({who}): {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
         r.interval = "95 %, unadjusted"
+        r.ci_low, r.ci_high = c.ci_low, c.ci_high
     return r, c
 
 
+def _threshold(claim: dict[str, Any]) -> float:
+    """A chance claim's γ (the file's check stores it; a claim given as a dict may leave it
+    out: the default), refused outside (0.5, 1), e.g. in a hand-edited config.json."""
+    t = claim.get("threshold")
+    t = THRESHOLD if t is None else t
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0.5 < t < 1:
+        raise SharpenError(f"claim {claim['claim']!r}: threshold {t!r} is not in (0.5, 1)")
+    return float(t)
+
+
+def _outperform(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Runs,
+                mine: dict[int, float]) -> tuple[ClaimResult, Any]:
+    """A run of the arm beats the run of ``than`` with the same seed (``P<``: is below it)
+    with a chance above the claim's threshold γ: the exact binomial test of the seeds'
+    wins (:func:`sharpen.reports.stats.outperform`), with Clopper–Pearson's interval. Its
+    estimate is a chance, not a difference of the metric: ``diff`` and its interval stay
+    None."""
+    arm, other = claim["arm"], claim["than"]
+    theirs = metric_of(runs.values, other, r.metric)
+    if not theirs:
+        r.verdict = Verdict.missing(r.metric, other)
+        return r, None
+    r.threshold = gamma = _threshold(claim)
+    common = sorted(set(mine) & set(theirs))
+    left = sorted(set(mine) ^ set(theirs))
+    if left:
+        r.notes.append(f"seeds {', '.join(map(str, left))} left out (in one arm only)")
+    if not runs.comparable(arm, other):
+        r.notes.append("seeds matched one to one (different protocols: a pair shares no "
+                       "randomness)")
+    r.n = len(common)
+    if r.n < 2:
+        return r, None
+    s = op.side  # P<: P(A < B) is P(−A > −B)
+    o = outperform([(s * mine[k], s * theirs[k]) for k in common], gamma)
+    r.p, r.direction, r.p_min = o.p, o.direction, o.p_min
+    r.test = (f"exact binomial at {gamma:g}: {o.wins} of {o.n} seeds won"
+              + (f", {o.ties} tied" if o.ties else ""))
+    sign = ">" if s > 0 else "<"
+    r.estimate = (f"P({arm} {sign} {other}) = {o.estimate:.2f} [{o.ci_low:.2f}, "
+                  f"{o.ci_high:.2f}], threshold {gamma:g}")
+    r.interval = "95 % Clopper–Pearson, unadjusted"
+    verb = "beats" if s > 0 else "is below"
+    if o.ci_high < 0.5:
+        r.notes.append(f"{arm} {verb} {other} less often than not (upper bound < 0.5)")
+    elif 0.5 < o.ci_low <= gamma:
+        r.notes.append(f"{arm} {verb} {other} more often than not (lower bound > 0.5), "
+                       f"not shown to with a chance above {gamma:g}")
+    return r, None  # no Comparison: a claim map shows no difference for it
+
+
+def _chance_reach(r: ClaimResult, level: float) -> None:
+    """A chance claim whose support no outcome at its n could reach (n of n wins gives
+    p = 2γⁿ): say so, and from which n it could."""
+    if r.threshold is None or r.n < 2:
+        return
+    best = min(1.0, 2 * r.threshold ** r.n)
+    if best >= level:
+        r.notes.append(f"no outcome at n = {r.n} could support it ({r.n} of {r.n} wins give "
+                       f"p = {best:.2g}); it could from n = "
+                       f"{outperform_decides_from(r.threshold, level)}")
+
+
 # the tests an op may name (Op.test): each judges one claim on the runs
-TESTS = {"directional": _directional, "equivalence": _equivalence, "rivals": _best}
+TESTS = {"directional": _directional, "equivalence": _equivalence, "rivals": _best,
+         "outperform": _outperform}
 
 
 def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, Any] | None = None,
@@ -433,11 +520,14 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
             r.verdict = UNTESTED
             continue
         level = alpha / m_family  # the strictest Holm step: the level power is planned at
-        margin = get_op(r.op).margin
-        # a difference to detect; an equivalence claim asks the opposite question, so neither
-        # a detectable difference nor an n for the paper's effect means anything for it
-        r.mde = None if margin else min_detectable(r.n, r.sd, level)
-        r.effect = None if margin else _stated_effect(claims[i], published or {}, r.metric)
+        op = get_op(r.op)
+        margin = op.margin
+        # a difference to detect; an equivalence claim asks the opposite question, and a
+        # chance claim none of a mean, so neither a detectable difference nor an n for the
+        # paper's effect means anything for them
+        r.mde = min_detectable(r.n, r.sd, level) if op.difference else None
+        r.effect = (_stated_effect(claims[i], published or {}, r.metric) if op.difference
+                    else None)
         if r.effect is not None:
             r.effect_not_comparable = effect_differences(claims[i], protocol, arms_cfg)
         r.n_needed = None if r.effect_not_comparable else seeds_needed(r.effect, r.sd, level)
@@ -465,8 +555,12 @@ def judge_family(claims: list[dict[str, Any]], runs: Runs, published: dict[str, 
                 r.notes.append(f"no spread, and the exact test cannot go below p = "
                                f"{min_sign_flip_p(r.n, alt):.3g} at n = {r.n}; it could decide "
                                f"from n = {exact_decides_from(level, alt)}")
+            elif r.p_min is not None and r.p_min * m_family >= alpha:  # an exact test's floor
+                r.verdict = Verdict.undecidable(r.n)
             else:
                 r.verdict = NOT_SUPPORTED
+        if op.chance and r.verdict.outcome in (Outcome.NOT_SUPPORTED, Outcome.UNDECIDABLE):
+            _chance_reach(r, level)
     if sensitivity:
         _sensitivity(claims, runs, published, alpha, results)
     return results
@@ -549,6 +643,8 @@ def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
             f"– for {m.fmt(r.effect, True)}")
         if get_op(r.op).margin:
             mde = need = "– (`~`: not a difference to detect)"
+        elif get_op(r.op).chance:
+            mde = need = f"– (`{r.op}`: a chance, not a difference to detect)"
         est = r.estimate + (f" ({r.interval})" if r.interval and r.estimate != "–" else "")
         if cfg.get("report_error") and m.table is not None and m.table.as_error \
                 and r.estimate != "–":  # the report speaks of error, the claim of accuracy
@@ -558,6 +654,8 @@ def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
         lines.append(f"| {r.claim} | {r.paper_says or '–'} | {est} | **{r.verdict}** | {n} | "
                      f"{p} / {p_exact} | {p_adj} | {r.test or '–'} | {mde} | "
                      f"{need} | {'; '.join(r.notes) or '–'} |")
+    if any(get_op(r.op).chance for r in rows):
+        lines += ["", CHANCE_TEXT]
     return "\n".join(lines), rows
 
 
@@ -578,6 +676,18 @@ FAMILY_TEXT = (
     "finds with 80 % power given our sd of the differences; \"n for the paper's effect\" the "
     "seeds that would take (statsmodels `TTestPower`), *not comparable* where the paper "
     "measured it under another protocol; neither exists for a `~` claim.")
+
+
+CHANCE_TEXT = (
+    "A `P>` claim (`P<`: below) says that a run of the arm beats the run of `than` with the "
+    "same seed with a chance P above its threshold γ (Bouthillier et al. 2021). Over n "
+    "seed-matched pairs the wins are a binomial count: the estimate is (wins + ties/2)/n, "
+    "the interval Clopper–Pearson's 95 % (a tie counts against the side each bound is "
+    "for), the p the exact binomial test of P = γ, two-sided as every claim's, in the "
+    "family like the others: **supported** when P > γ is significant (for a family of one: "
+    "the interval's lower bound lies above γ), **contradicted** when P < γ is (its upper "
+    "bound below γ). n of n wins give p = 2γⁿ: at γ = 0.75 no n below 13 can support a "
+    "claim alone.")
 
 
 __all__ = ["run_values", "load_runs", "Runs", "judge", "judge_family", "claims_table",

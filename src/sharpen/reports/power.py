@@ -83,6 +83,8 @@ def _plan_cells(r: ClaimResult, effect: float | str | None, level: float, power:
                                f"({m.fmt(up, True).lstrip('+')})")
     if get_op(r.op).margin:
         return [str(r.n), sd, "– (`~`: not a difference to detect)", "–", "–"]
+    if get_op(r.op).chance:
+        return [str(r.n), "–", f"– (`{r.op}`: a chance, not a difference to detect)", "–", "–"]
     mde = m.fmt(min_detectable(r.n, r.sd, level, power), True).lstrip("+") if r.sd else "–"
     eff: Any = parse_amount(effect, m, "--effect", signed=True) if effect is not None \
         else r.effect

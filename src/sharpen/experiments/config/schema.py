@@ -10,7 +10,14 @@ import types
 import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sharpen.data.user import source_name
 from sharpen.errors import SharpenError
@@ -241,6 +248,18 @@ class Claim(BaseModel):
     # 1 pp of accuracy), a string carries its unit ("1 pp"); stored as the number
     tolerance: float | str = 0.0
     effect: float | str | None = None  # the effect the paper states (default: from published)
+    # for "P>" / "P<": the chance γ in (0.5, 1) a run must beat its seed's rival with
+    # (default 0.75, stored); the other ops refuse it
+    threshold: float | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """Without ``threshold`` where it is unset: a claim of another op is recorded in
+        config.json as it was before the key existed."""
+        out = handler(self)
+        if out.get("threshold") is None:
+            out.pop("threshold", None)
+        return out
 
     @field_validator("op")
     @classmethod
