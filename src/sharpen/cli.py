@@ -15,7 +15,7 @@ from sharpen import __version__
 from sharpen.console import protect_output
 from sharpen.errors import SharpenError
 from sharpen.metrics import REGISTRY, get_metric, parse_amount
-from sharpen.rundir import CONFIG, REPORT
+from sharpen.rundir import CONFIG, REPORT, VARIANCE_FIGURE
 
 if TYPE_CHECKING:
     from sharpen.experiments.config import Experiment
@@ -65,6 +65,40 @@ def _cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_variance(a: argparse.Namespace) -> int:
+    from sharpen.experiments import load_experiment  # lazy: start-up: torch
+    from sharpen.experiments.variance import run_study  # lazy: start-up: torch
+
+    if Path(a.experiment).is_dir() and (Path(a.experiment) / CONFIG).is_file():
+        raise SharpenError(f"{a.experiment} is a run directory; a study starts from an "
+                           f"experiment: continue one with `sharpen run {a.experiment}`, or "
+                           "repeat its sharpen variance command with --out")
+    sets = list(a.set or []) + (["verify=false"] if a.no_verify else [])
+    exp = load_experiment(a.experiment, a.profile, sets)
+    out, results = run_study(exp, a.arm, a.seeds, Path(a.out) if a.out else None,
+                             quiet=a.quiet, workers=a.workers, threads=a.threads,
+                             command=_command_line(a))
+    _print_summary(out)
+    _print_study(out)
+    print(f"\nrun directory: {out}\nreport: {out / REPORT} (every table and figure)")
+    failed = [r for r in results if r.get("status") == "failed"]
+    if failed:
+        print(f"{len(failed)} run(s) failed: " + ", ".join(
+            f"{r['arm']} seed {r['seed']} ({r.get('error', '')})" for r in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_study(out: Path) -> None:
+    """A variance study's table and verdict (nothing for another directory)."""
+    from sharpen.reports.variance_study import terminal_text  # lazy: start-up: matplotlib
+
+    text = terminal_text(out, shutil.get_terminal_size().columns if sys.stdout.isatty() else None)
+    if text:
+        print()
+        print(text)
+
+
 def _command_line(a: argparse.Namespace) -> str:
     """The command as typed (sys.argv when run from a shell), kept in history.json."""
     argv = getattr(a, "argv", None) or sys.argv[1:]
@@ -82,6 +116,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
     write_report(Path(a.run_dir), a.baseline, robust=a.stats == "robust")
     redraw_schedule(Path(a.run_dir))
     _print_summary(Path(a.run_dir), a.baseline)
+    _print_study(Path(a.run_dir))
     print(f"\nreport: {Path(a.run_dir) / REPORT} (every table and figure)")
     return 0
 
@@ -329,10 +364,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     for cmd in ("run", "grid"):
         _run_parser(sub, cmd)
+    _variance_parser(sub)
     _reading_parsers(sub)
     _lookup_parsers(sub)
     _tool_parsers(sub)
     return p
+
+
+def _variance_parser(sub: argparse._SubParsersAction) -> None:
+    """variance: which source of randomness moves an arm's test accuracy."""
+    h = ("a variance study: train one arm's seeds with one source of randomness following the "
+         "seed at a time (init, data order, split, dropout, ...; the others pinned) and all "
+         "together; reports each source's sd of test accuracy (chi-square 95 %% interval), its "
+         "share of the all-sources variance and the test-set sampling sd, and draws "
+         + VARIANCE_FIGURE)
+    v = sub.add_parser("variance", help=h, description=h.replace("%%", "%"))
+    v.add_argument("experiment", help="bundled experiment name or a .toml/.yaml file")
+    v.add_argument("--arm", required=True, help="the arm to study (sharpen list experiments -v)")
+    v.add_argument("--seeds", type=int, default=10,
+                   help="seeds per source (default 10; each source and 'all' trains them)")
+    v.add_argument("--profile", help="profile in the file, e.g. quick, full, smoke")
+    v.add_argument("--out", help="run directory (default runs/<name>-variance-<arm>/<timestamp>); "
+                                 "re-running into it finishes only missing runs")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a key, as in run (e.g. --set data_dir=/data/mnist)")
+    v.add_argument("--no-verify", action="store_true", help="skip dataset md5 checks")
+    v.add_argument("--quiet", action="store_true", help="print only the tables")
+    v.add_argument("--workers", type=int, help="processes that run jobs side by side, as in run")
+    v.add_argument("--threads", type=int, help="torch threads per job, as in run")
+    v.set_defaults(fn=_cmd_variance)
 
 
 def _reading_parsers(sub: argparse._SubParsersAction) -> None:

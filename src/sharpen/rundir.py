@@ -23,6 +23,8 @@ reads it through :class:`RunDir`::
     summary.json, table.csv, report.md, curves.png (grid.csv, budget.png, claim_map_<k>.png,
     schedule.png where they apply)
     sequential.json    with --until-decided: the design and every look
+    variance.json      a variance study (sharpen variance): the arm studied, its sources
+                       and those left out; variance.png its figure
     tensorboard/       with --track tensorboard
     .lock              held while a sharpen process works in the directory
 
@@ -76,13 +78,15 @@ RESULTS, SUMMARY, TABLE, GRID = "results.csv", "summary.json", "table.csv", "gri
 REPORT, CURVES, BUDGET, SCHEDULE = "report.md", "curves.png", "budget.png", "schedule.png"
 CLAIM_MAP = "claim_map_{}.png"  # one per grid claim map, numbered from 1
 SEQUENTIAL, LOCK = "sequential.json", ".lock"
+VARIANCE, VARIANCE_FIGURE = "variance.json", "variance.png"  # a variance study
 RUNS, SEED_FOLDER, TENSORBOARD = "runs", "seed-{}", "tensorboard"  # folders
 # each run's files, in runs/<arm>/seed-<s>/
 RESULT, METRICS, PREDICTIONS, WEIGHTS = "result.json", "metrics.csv", "predictions.npz", "weights.pt"
 CHECKPOINT, TRACEBACK, PROGRESS = "checkpoint.pt", "traceback.txt", "progress.txt"
 # every file name above (folders aside: "runs" is also a key and "tensorboard" a tracker)
 FILE_NAMES = (CONFIG, HISTORY, ENVIRONMENT, EXPERIMENT_COPY, RESULTS, SUMMARY, TABLE, GRID,
-              REPORT, CURVES, BUDGET, SCHEDULE, CLAIM_MAP, SEQUENTIAL, LOCK, SEED_FOLDER,
+              REPORT, CURVES, BUDGET, SCHEDULE, CLAIM_MAP, SEQUENTIAL, VARIANCE, VARIANCE_FIGURE,
+              LOCK, SEED_FOLDER,
               RESULT, METRICS, PREDICTIONS, WEIGHTS, CHECKPOINT, TRACEBACK, PROGRESS)
 # the keys that fix which images a seed trains and is tested on, in which order, for how long
 PROTOCOL_KEYS = ("dataset", "train_size", "val_size", "test_size", "split_seed", "data_resize",
@@ -313,6 +317,15 @@ class RunDir:
         """A sequential design and its looks (written before and after each look)."""
         _io().atomic_write_json(self.root / SEQUENTIAL, record)
 
+    def write_variance(self, record: dict[str, Any]) -> None:
+        """A variance study's record: the arm studied, its sources, those left out."""
+        _io().atomic_write_json(self.root / VARIANCE, record)
+
+    def variance(self) -> dict[str, Any] | None:
+        """The variance study's record; None in a directory that is not a study."""
+        path = self.root / VARIANCE
+        return _read_json(path) if path.is_file() else None
+
     # whole-directory files: readers ----------------------------------------------------
     def config(self) -> dict[str, Any]:
         """The resolved experiment, renamed keys read under their new names, its arms (and
@@ -473,7 +486,8 @@ __all__ = ["RunDir", "SeedRun", "fingerprint", "protocol_of", "PROTOCOL_KEYS", "
            "arm_order", "ordered_arms", "in_file_order", "FILE_NAMES",
            "CONFIG", "HISTORY", "ENVIRONMENT", "EXPERIMENT_COPY", "EXPERIMENT_SUFFIXES",
            "RESULTS", "SUMMARY", "TABLE", "GRID", "REPORT", "CURVES", "BUDGET", "SCHEDULE",
-           "CLAIM_MAP", "SEQUENTIAL", "LOCK", "RUNS", "SEED_FOLDER", "TENSORBOARD",
+           "CLAIM_MAP", "SEQUENTIAL", "VARIANCE", "VARIANCE_FIGURE", "LOCK", "RUNS", "SEED_FOLDER",
+           "TENSORBOARD",
            "RESULT", "METRICS", "PREDICTIONS", "WEIGHTS", "CHECKPOINT", "TRACEBACK", "PROGRESS",
            "write_metrics", "write_result", "write_predictions", "write_traceback",
            "checkpoint_path", "progress_path"]

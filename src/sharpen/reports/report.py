@@ -29,6 +29,7 @@ from sharpen.reports.tables import (
     table_columns,
     table_rows,
 )
+from sharpen.reports.variance_study import section as variance_section
 from sharpen.rundir import ARM_ORDER_ALPHABETICAL, METRICS, RESULT, RunDir
 from sharpen.techniques import TECHNIQUES
 from sharpen.training.streams import Streams
@@ -145,8 +146,9 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     title = f"{cfg.get('name')}" + (f" (profile {cfg['profile']})" if cfg.get("profile") else "")
     curves = curve_data(run_dir)
     png = plot_curves(run_dir, r.arms, title=title, data=curves)
-    parts = _header(r) + _results_section(r)
-    if r.compared:
+    study = variance_section(run_dir)  # a variance study: its sources, not paired arms
+    parts = _header(r) + _results_section(r) + study
+    if r.compared and not study:
         base = _baseline_arm(r)
         parts += _paired_sections(r, base, robust) + _stage_jumps_section(r, base)
     parts += _claims_section(r) + _grid_sections(r) + _published_sections(r)
