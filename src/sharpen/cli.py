@@ -159,6 +159,16 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_summary(a: argparse.Namespace) -> int:
+    from sharpen.reports.summary import write_summary  # lazy: start-up: torch
+
+    out = Path(a.out).with_suffix(".png")
+    _, table = write_summary(a.run_dirs, out)
+    print(table)
+    print(f"written: {out}, {out.with_suffix('.pdf')}, {out.with_suffix('.md')}", file=sys.stderr)
+    return 0
+
+
 def _cmd_list(a: argparse.Namespace) -> int:
     from sharpen.data import get_spec, list_datasets  # lazy: start-up: torch
     from sharpen.experiments import list_bundled  # lazy: start-up: torch
@@ -396,7 +406,7 @@ def _variance_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _reading_parsers(sub: argparse._SubParsersAction) -> None:
-    """report, compare, plan-seeds: the commands that read run directories."""
+    """report, compare, summary, plan-seeds: the commands that read run directories."""
     rp = sub.add_parser("report", help=f"rebuild {REPORT}, tables and figures from a run directory")
     rp.add_argument("run_dir", help=f"a run directory (holds {CONFIG})")
     rp.add_argument("--baseline", help="the arm the others are compared with, seed by seed "
@@ -423,6 +433,15 @@ def _reading_parsers(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("--out", help="also write the table here and the metric's curves beside it "
                                   "(.png and .pdf)")
     cp.set_defaults(fn=_cmd_compare)
+
+    sm = sub.add_parser("summary", help="every claim's verdict across run directories: one "
+                                        "forest plot (PNG, PDF) and a compact table")
+    sm.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories (a grid's "
+                                                               "claims: one row per cell)")
+    sm.add_argument("--out", default="summary.png",
+                    help="the figure (.png, and .pdf beside it); the table goes beside it as "
+                         ".md, its links relative to its folder (default: summary.png)")
+    sm.set_defaults(fn=_cmd_summary)
 
     ps = sub.add_parser("plan-seeds", help="how many seeds would detect an effect (paired t-test "
                                             "power at the family's level)")

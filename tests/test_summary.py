@@ -1,0 +1,263 @@
+"""Every verdict at a glance (issue 37): ``sharpen summary DIR...`` draws one forest plot and
+writes one compact table across run directories, each verdict from the code that writes the
+directory's report; tools/rebuild_results.py puts them in the README, which must agree with
+docs/results."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as st
+from statsmodels.stats.multitest import multipletests
+from test_claim_map import _grid_dir
+
+from sharpen.cli import main
+from sharpen.io import atomic_write_csv, atomic_write_json
+from sharpen.reports import claims as claims_mod
+from sharpen.reports.summary import (
+    VERDICT_COLOURS,
+    forest_lines,
+    summary_figure,
+    summary_rows,
+    summary_table,
+)
+from sharpen.verdicts import OPS, Op, Outcome
+
+ROOT = Path(__file__).parents[1]
+SEEDS = range(6)
+
+
+def _plain_dir(root: Path, paper: str, acc: dict[str, list[float]], claims: list[dict]) -> Path:
+    """A finished run directory without a grid: one epoch per run, test_acc per seed."""
+    atomic_write_json(root / "config.json", {
+        "name": root.name, "paper": paper, "runs": len(next(iter(acc.values()))), "seed": 0,
+        "arms": {a: {"dataset": "synthetic", "epochs": 1, "val_size": 0} for a in acc},
+        "arm_order": list(acc), "claims": claims})
+    for a, xs in acc.items():
+        for s, t in enumerate(xs):
+            d = root / "runs" / a / f"seed-{s}"
+            rows = [{"epoch": 1, "train_loss": 0.1, "train_acc": 0.99, "test_acc": t,
+                     "test_loss": 0.2, "gap": 0.99 - t}]
+            atomic_write_csv(d / "metrics.csv", rows, list(rows[0]))
+            atomic_write_json(d / "result.json", {"arm": a, "seed": s, "status": "ok",
+                                                   "test_acc": t, "epochs_done": 1,
+                                                   "seconds": 1.0})
+    return root
+
+
+def _paper_a(root: Path) -> tuple[Path, dict[str, list[float]]]:
+    """Paper 001: a clear win, a clear loss, no difference, and the same arm equal within 1 pp."""
+    rng = np.random.default_rng(37)
+    base = 0.90 + rng.normal(0, 0.004, len(SEEDS))
+    acc = {"base": base, "good": base + 0.02 + rng.normal(0, 0.003, 6),
+           "bad": base - 0.015 + rng.normal(0, 0.003, 6),
+           "same": base + rng.normal(0, 0.003, 6)}
+    acc = {a: [float(x) for x in v] for a, v in acc.items()}
+    claims = [{"claim": "good beats the baseline", "arm": "good", "op": ">", "than": "base"},
+              {"claim": "bad beats the baseline", "arm": "bad", "op": ">", "than": "base"},
+              {"claim": "same beats the baseline", "arm": "same", "op": ">", "than": "base"},
+              {"claim": "same is as good as the baseline", "arm": "same", "op": "~",
+               "than": "base", "tolerance": 0.01}]
+    return _plain_dir(root, "001 (a paper)", acc, claims), acc
+
+
+def _paper_c(root: Path) -> Path:
+    """Paper 003: identical differences at n = 3 (undecidable: no sign pattern of 3 goes
+    below p = 0.25) and a claim about an arm that never ran (untested)."""
+    a = [0.5, 0.625, 0.75]  # binary fractions: the differences are exactly equal
+    acc = {"a": a, "b": [x + 0.125 for x in a]}
+    claims = [{"claim": "b beats a", "arm": "b", "op": ">", "than": "a"},
+              {"claim": "a beats zz", "arm": "a", "op": ">", "than": "zz"}]
+    return _plain_dir(root, "003 (another)", acc, claims)
+
+
+def _dirs(tmp_path: Path) -> tuple[list[Path], dict[str, list[float]], dict]:
+    a, acc = _paper_a(tmp_path / "paper-a")
+    b, grid = _grid_dir(tmp_path / "grid-b")  # no paper: its rows come last
+    return [b, _paper_c(tmp_path / "paper-c"), a], acc, grid
+
+
+def _expected_a(acc: dict[str, list[float]]) -> list[tuple[str, str, float, float, float]]:
+    """Independent: scipy's paired t per directional claim, statsmodels' Holm over the
+    family of four (the ~ claim's p: TOST's, the larger one-sided p at ±1 pp)."""
+    out, ps = [], []
+    for arm in ("good", "bad", "same"):
+        d = np.subtract(acc[arm], acc["base"])
+        ps.append(st.ttest_rel(acc[arm], acc["base"]).pvalue)
+        ci = st.ttest_1samp(d, 0).confidence_interval(0.95)
+        out.append((arm, float(d.mean()), ci.low, ci.high))
+    d = np.subtract(acc["same"], acc["base"])
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    ps.append(max(st.t.sf((d.mean() + 0.01) / se, len(d) - 1),
+                  st.t.cdf((d.mean() - 0.01) / se, len(d) - 1)))
+    reject = multipletests(ps, alpha=0.05, method="holm")[0]
+    verdicts = [("supported" if m > 0 else "contradicted") if rej else "not supported"
+                for (_, m, _, _), rej in zip(out, reject)]
+    half = st.t.isf(0.05, len(d) - 1) * se  # TOST's 90 % interval
+    out.append(("same~", float(d.mean()), d.mean() - half, d.mean() + half))
+    verdicts.append("supported" if reject[3] else "not supported")
+    return [(v, *o) for v, o in zip(verdicts, out)]
+
+
+def _pp(x: float) -> str:
+    return f"{100 * x:+.2f}"
+
+
+def test_the_table_cell_by_cell_from_three_run_directories(tmp_path):
+    dirs, acc, gacc = _dirs(tmp_path)
+    rows = summary_rows(dirs)
+    table = summary_table(rows, tmp_path, cells=True).splitlines()
+    assert table[0] == "| paper | claim | verdict | effect [95 % CI unless named] | n | report |"
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in table[2:]]
+    exp = _expected_a(acc)
+    assert [v for v, *_ in exp] == ["supported", "contradicted", "not supported", "supported"]
+    claims = ["good beats the baseline", "bad beats the baseline", "same beats the baseline",
+              "same is as good as the baseline"]
+    link_a = "[paper-a](paper-a/report.md)"
+    for row, claim, (verdict, _, m, lo, hi) in zip(cells[:4], claims, exp):
+        which = " (90 % (TOST, ± 1.00 pp))" if "as good" in claim else ""
+        assert row == ["001", claim, f"**{verdict}**",
+                       f"{_pp(m)} pp [{_pp(lo)}, {_pp(hi)}]{which}", "6", link_a], row
+    # paper 003 after 001; its undecidable claim shows the report's own estimate (no interval)
+    assert cells[4][:3] == ["003", "b beats a", "**undecidable at n = 3**"]
+    assert cells[4][3].startswith("b − a: +12.50 pp (no spread") and cells[4][4] == "3"
+    assert cells[5][:5] == ["003", "a beats zz", "**untested (no test_acc for zz)**", "–", "0"]
+    # the grid (no paper) last, one row per cell, in the grid's order
+    grid = cells[6:]
+    assert len(grid) == 6 and all(r[0] == "–" and r[5] == "[grid-b](grid-b/report.md)"
+                                  for r in grid)
+    by_cell = {r[1].split(" — ")[1]: r[2] for r in grid}
+    assert by_cell["epochs_per_stage = 2, stages = 3"] == "**supported**"
+    assert by_cell["epochs_per_stage = 2, stages = 5"] == "**supported**"
+    assert by_cell["epochs_per_stage = 1, stages = 5"] == "**contradicted**"
+    assert by_cell["epochs_per_stage = 1, stages = 1"] == "**not supported**"
+    # the compact form: a grid's claim in one row, its cells counted by verdict
+    short = summary_table(rows, tmp_path).splitlines()
+    assert len(short) == 2 + 6 + 1
+    last = [c.strip() for c in short[-1].split("|")[1:-1]]
+    assert last[1] == "sharpening beats the baseline (each cell of the grid)"
+    counts: dict[str, int] = {}  # in the order the cells first show each verdict
+    for r in grid:
+        counts[r[2]] = counts.get(r[2], 0) + 1
+    assert last[2] == ", ".join(f"{v} in {k}" for v, k in counts.items()) + " of 6 cells"
+    diffs = [np.mean(np.subtract(v["sharp"], v["base"])) for v in gacc.values()]
+    assert last[3] == f"{_pp(min(diffs))} pp to {_pp(max(diffs))} pp over the cells"
+    assert last[4] == "6"
+    for r in grid:  # each cell's effect with its 95 % interval (scipy)
+        k, e = (int(x.split(" = ")[1]) for x in r[1].split(" — ")[1].split(", ")[::-1])
+        d = np.subtract(gacc[(k, e)]["sharp"], gacc[(k, e)]["base"])
+        ci = st.ttest_1samp(d, 0).confidence_interval(0.95)
+        assert r[3] == f"{_pp(d.mean())} pp [{_pp(ci.low)}, {_pp(ci.high)}]", r
+
+
+def _colour_hex(c) -> str:
+    from matplotlib.colors import to_hex
+
+    return to_hex(c)
+
+
+def test_the_figure_rows_labels_and_verdict_colours(tmp_path):
+    dirs, acc, _ = _dirs(tmp_path)
+    rows = summary_rows(dirs)
+    fig = summary_figure(rows)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    cells = [f"    epochs_per_stage = {e}, stages = {k}" for e in (1, 2) for k in (1, 3, 5)]
+    assert labels == ["paper 001 · paper-a", "good beats the baseline", "bad beats the baseline",
+                      "same beats the baseline", "same is as good as the baseline",
+                      "paper 003 · paper-c", "b beats a", "a beats zz",
+                      "grid-b", "sharpening beats the baseline, per cell:", *cells]
+    assert ax.get_xscale() == "symlog" and ax.get_xlabel().startswith("effect: the claim's arm")
+    assert any(line.get_xdata()[0] == 0 for line in ax.get_lines() if line.get_linestyle() == "-"
+               and len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1])
+    ys = dict(zip(ax.get_yticks(), labels))
+    markers = {ys[line.get_ydata()[0]]: line for line in ax.get_lines()
+               if line.get_gid() == "verdict"}
+    colour = {k: _colour_hex(m.get_markerfacecolor()) for k, m in markers.items()}
+    want = dict(zip(["good beats the baseline", "bad beats the baseline",
+                     "same beats the baseline", "same is as good as the baseline"],
+                    [v for v, *_ in _expected_a(acc)]))
+    want |= {"b beats a": "undecidable", "    epochs_per_stage = 2, stages = 3": "supported",
+             "    epochs_per_stage = 1, stages = 5": "contradicted",
+             "    epochs_per_stage = 1, stages = 1": "not supported"}
+    for label, verdict in want.items():
+        assert colour[label] == VERDICT_COLOURS[Outcome(verdict)], label
+    # each marker sits at its effect (pp), its interval drawn through it
+    spans = {ys[ln.get_ydata()[0]]: list(ln.get_xdata()) for ln in ax.get_lines()
+             if ln.get_gid() == "interval"}
+    for (_, _, m, lo, hi), label in zip(_expected_a(acc), list(want)[:4]):
+        assert markers[label].get_xdata()[0] == pytest.approx(100 * m)
+        assert spans[label] == pytest.approx([100 * lo, 100 * hi])
+    # the untested claim has no marker: the row says so in words
+    assert "a beats zz" not in markers
+    texts = {t.get_text().strip() for t in ax.texts}
+    assert "untested (no test_acc for zz)" in texts and "–" in texts
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:5] == ["supported", "not supported", "contradicted", "undecidable", "untested"]
+    assert len(forest_lines(rows)) == len(labels)
+
+
+def test_sharpen_summary_writes_figure_and_table(tmp_path, capsys):
+    from matplotlib.image import imread
+
+    dirs, _, _ = _dirs(tmp_path)
+    out = tmp_path / "out" / "summary.png"
+    assert main(["summary", *map(str, dirs), "--out", str(out)]) == 0
+    table = (out.with_suffix(".md")).read_text()
+    assert table == summary_table(summary_rows(dirs), out.parent) + "\n"
+    assert "[paper-a](../paper-a/report.md)" in table  # relative to the table's folder
+    assert capsys.readouterr().out == table
+    img = imread(out)
+    assert img.shape[1] <= 900  # the README shows it 800 wide: its labels barely shrink
+    assert out.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_an_op_the_summary_does_not_know_shows_its_own_estimate(tmp_path, monkeypatch):
+    """A claim op added later (its test sets no interval for the figure) is still a row:
+    the claim's own estimate and verdict."""
+    def prob(r, m, op, claim, runs, mine):
+        r.n, r.estimate, r.p, r.direction = len(mine), "P(b > a) = 1.00", 0.001, 1
+        return r, None
+
+    monkeypatch.setitem(OPS, "P>", Op("P>", "more often higher than", +1, test="prob"))
+    monkeypatch.setitem(claims_mod.TESTS, "prob", prob)
+    d = _plain_dir(tmp_path / "p", "005", {"a": [0.5, 0.6, 0.7], "b": [0.6, 0.7, 0.9]},
+                   [{"claim": "b is more often higher", "arm": "b", "op": "P>", "than": "a"}])
+    (row,) = summary_rows([d])
+    assert row.effect == "P(b > a) = 1.00" and row.verdict == "supported"
+    line = summary_table([row], tmp_path).splitlines()[2]
+    assert "| **supported** | P(b > a) = 1.00 | 3 |" in line
+    ax = summary_figure([row]).axes[0]
+    assert not [ln for ln in ax.get_lines() if ln.get_gid() == "verdict"]
+    assert "P(b > a) = 1.00" in {t.get_text().strip() for t in ax.texts}
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("rebuild_results",
+                                                  ROOT / "tools" / "rebuild_results.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["rebuild_results"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _between(text: str, tool) -> str:
+    return text.split(tool.START + "\n", 1)[1].split("\n" + tool.END, 1)[0]
+
+
+@pytest.mark.slow  # judges every claim of docs/results: about 30 s of exact sign-flip tests
+def test_the_readme_summary_is_the_one_docs_results_gives():
+    tool = _tool()
+    dirs = tool.finished()
+    rows = [r for d in dirs for r in tool.folder_rows(d)]
+    short, full, headline = tool.tables(rows, [d.name for d in dirs])
+    assert _between((ROOT / "README.md").read_text(), tool) == short
+    assert _between((ROOT / "docs/results/README.md").read_text(), tool) == full
+    assert set(tool.HEADLINE) <= {d.name for d in dirs}
+    assert tool.FIGURE.is_file() and tool.FIGURE.with_suffix(".pdf").is_file()
+    fig = summary_figure(headline)
+    assert len(fig.axes[0].get_yticklabels()) == len(forest_lines(headline))
