@@ -29,6 +29,9 @@ from sharpen.verdicts import OPS, Op, Outcome
 
 ROOT = Path(__file__).parents[1]
 SEEDS = range(6)
+# what a reader is told each colour means (the claim maps' three, and two more)
+COLOUR = {"supported": "#4daf4a", "contradicted": "#e41a1c", "not supported": "#bdbdbd",
+          "undecidable": "#ff7f00", "untested": "#ffffff"}
 
 
 def _plain_dir(root: Path, paper: str, acc: dict[str, list[float]], claims: list[dict]) -> Path:
@@ -185,7 +188,7 @@ def test_the_figure_rows_labels_and_verdict_colours(tmp_path):
              "    epochs_per_stage = 1, stages = 5": "contradicted",
              "    epochs_per_stage = 1, stages = 1": "not supported"}
     for label, verdict in want.items():
-        assert colour[label] == VERDICT_COLOURS[Outcome(verdict)], label
+        assert colour[label] == COLOUR[verdict], label
     # each marker sits at its effect (pp), its interval drawn through it
     spans = {ys[ln.get_ydata()[0]]: list(ln.get_xdata()) for ln in ax.get_lines()
              if ln.get_gid() == "interval"}
@@ -196,8 +199,13 @@ def test_the_figure_rows_labels_and_verdict_colours(tmp_path):
     assert "a beats zz" not in markers
     texts = {t.get_text().strip() for t in ax.texts}
     assert "untested (no test_acc for zz)" in texts and "–" in texts
-    legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend[:5] == ["supported", "not supported", "contradicted", "undecidable", "untested"]
+    legend = fig.legends[0]
+    keys = {t.get_text(): _colour_hex(h.get_markerfacecolor())
+            for t, h in zip(legend.get_texts(), legend.legend_handles)
+            if getattr(h, "get_marker", lambda: "")() == "o"}
+    assert keys == COLOUR  # the legend says what the markers show
+    assert {_colour_hex(c) for c in VERDICT_COLOURS.values()} == set(COLOUR.values())
+    assert VERDICT_COLOURS[Outcome.SUPPORTED] == COLOUR["supported"]
     assert len(forest_lines(rows)) == len(labels)
 
 
