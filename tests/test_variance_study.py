@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,3 +122,214 @@ def test_a_source_dominates_only_when_its_interval_separates_it():
     assert d.source is None and d.largest == "init" and d.tied == ("split",)
     assert "cannot be told apart from split" in v.verdict_text(d, v.spreads(
         {"init": [0.95, 0.96, 0.955], "split": [0.95, 0.958, 0.951]}))
+
+
+# --- which sources an arm draws from ------------------------------------------------------------
+
+
+def _cfg(**keys):
+    from sharpen.experiments.config import RunConfig
+
+    return RunConfig.model_validate({"dataset": "synthetic", "model": "lenet5_dropout",
+                                     "model_args": {"dropout": 0.5}, "epochs": 4, **keys})
+
+
+def test_only_the_sources_an_arm_draws_from_get_an_arm_each_left_out_with_why():
+    from sharpen.experiments import load_experiment
+    from sharpen.experiments.variance import sources_of
+
+    used, left = sources_of(_cfg(val_size=100))  # LeNet-5 + dropout, a validation split
+    assert used == ["init", "data_order", "dropout", "split"]
+    assert left["pairs"] == "not a digit-pair task"
+    assert left["sharpen_mix"] == "no technique of this arm draws from it"
+    used, left = sources_of(_cfg(model="lenet5", model_args={}))  # no dropout, no split
+    assert used == ["init", "data_order"]
+    assert left["dropout"] == "every dropout layer has rate 0"  # kept at 0 for a schedule
+    assert left["split"].startswith("no validation split and no training subset")
+    used, left = sources_of(_cfg(train_size=300, model_args={"dropout": 0.0}))
+    assert used == ["init", "data_order", "split"]  # a subset drawn: the split stream draws it
+    assert sources_of(_cfg(model_args={"dropout": 0.0}, dropout=0.3))[0] == [
+        "init", "data_order", "dropout"]  # a scheduled rate on the model's layers
+    blur = {"kind": "step", "start": 5, "delta": -1, "every": 1, "min": 1}
+    assert "sharpen_mix" in sources_of(_cfg(blur_n=blur, blur_mode="mixed"))[0]
+    assert sources_of(_cfg(blur_n=blur))[1]["sharpen_mix"].startswith("sharpening is staged")
+    assert "erasing" in sources_of(_cfg(random_erasing=True))[0]
+    pairs = load_experiment("pairs-sublenet", "smoke", []).arms["sub_lenet5_ws_al"]
+    assert sources_of(pairs)[0] == ["init", "data_order", "pairs"]
+    assert sources_of(pairs)[1]["dropout"] == "model 'sub_lenet5_ws_al' has no dropout layer"
+
+
+def test_a_left_out_source_moves_nothing(tmp_path):
+    """What sources_of leaves out is really not drawn from: two seeds of LeNet-5 without
+    dropout (its layers kept at rate 0), with only the dropout stream following the seed,
+    train the very same run; with init following the seed, two different ones."""
+    from sharpen.experiments.job import run_group
+    from sharpen.experiments.variance import sources_of
+
+    loss = {}
+    for vary in ("dropout", "init"):
+        cfg = _cfg(model="lenet5", model_args={}, vary=[vary], epochs=1, train_size=80,
+                   test_size=60, batch_size=40, threads=1)
+        assert "dropout" not in sources_of(cfg)[0]
+        res = run_group(cfg, vary, [0, 1], [tmp_path / vary / "0", tmp_path / vary / "1"])
+        loss[vary] = [r["test_loss"] for r in res]
+    assert loss["dropout"][0] == loss["dropout"][1], loss
+    assert loss["init"][0] != loss["init"][1], loss
+
+
+# --- through the CLI ----------------------------------------------------------------------------
+
+TINY = ["--profile", "smoke", "--seeds", "2", "--set", "epochs=1", "--set", "train_size=200",
+        "--set", "val_size=50", "--set", "test_size=100", "--set", "threads=1"]
+SOURCES = ["init", "data_order", "dropout", "split"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """One tiny study through `sharpen variance` on the bundled MNIST sample (LeNet-5 +
+    dropout, 1 epoch, 200 images, 2 seeds): its directory, stdout and the figure drawn."""
+    import sharpen.reports.variance_study as vs
+    from sharpen.cli import main
+
+    out = tmp_path_factory.mktemp("variance") / "study"
+    drawn = []
+    save = vs.save_figure
+
+    def keep(fig, path):  # the figure as drawn: its axes read back below
+        drawn.append({"labels": [ax.get_xlabel() for ax in fig.axes],
+                      "rows": [t.get_text() for t in fig.axes[0].get_yticklabels()],
+                      "legend": [t.get_text() for ax in fig.axes if ax.get_legend()
+                                 for t in ax.get_legend().get_texts()]})
+        return save(fig, path)
+
+    vs.save_figure = keep
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            rc = main(["variance", "sharpening-mnist", "--arm", "baseline", *TINY,
+                       "--out", str(out), "--quiet"])
+    finally:
+        vs.save_figure = save
+    assert rc == 0
+    return out, buf.getvalue(), drawn
+
+
+def test_the_study_directory_has_one_arm_per_source_and_one_with_all(study):
+    out, _, _ = study
+    cfg = json.loads((out / "config.json").read_text())
+    assert list(cfg["arm_order"]) == [*SOURCES, "all"]
+    assert {a: c["vary"] for a, c in cfg["arms"].items()} == {
+        **{s: [s] for s in SOURCES}, "all": "all"}
+    # the arms differ in vary alone: every other key is the studied arm's
+    others = [{k: x for k, x in c.items() if k != "vary"} for c in cfg["arms"].values()]
+    assert all(o == others[0] for o in others)
+    record = json.loads((out / "variance.json").read_text())
+    assert record["arm"] == "baseline" and record["sources"] == SOURCES
+    assert record["left_out"]["pairs"] == "not a digit-pair task"
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted([*SOURCES, "all"])
+
+
+def _results(out: Path) -> dict[str, list[float]]:
+    rows = {}
+    for arm in [*SOURCES, "all"]:
+        rows[arm] = [json.loads((out / "runs" / arm / f"seed-{s}" / "result.json").read_text())
+                     ["test_acc"] for s in (0, 1)]
+    return rows
+
+
+def test_the_report_gives_each_sources_sd_interval_share_and_test_set_sd(study):
+    """Every row of report.md's study table against numpy/scipy on the runs' files."""
+    out, stdout, _ = study
+    md = (out / "report.md").read_text()
+    assert "## Which randomness matters (variance study)" in md
+    assert "## Paired comparisons" not in md  # sources are not rival arms
+    acc = _results(out)
+    s_all = np.std(acc["all"], ddof=1)
+    for arm, xs in acc.items():
+        s = np.std(xs, ddof=1)
+        lo, hi = (math.sqrt(s**2 / stats.chi2.ppf(q, 1)) for q in (0.975, 0.025))
+        correct = []
+        for seed in (0, 1):
+            p = np.load(out / "runs" / arm / f"seed-{seed}" / "predictions.npz")
+            correct.append(p["test_pred"] == p["test_label"])
+        p_hat = float(np.mean(correct))
+        test_sd = math.sqrt(p_hat * (1 - p_hat) / 100)
+        share = "100 % (the reference)" if arm == "all" else f"{100 * s**2 / s_all**2:.0f} % ["
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"| {arm} |") and "N = " in ln)
+        assert f"| 2 | {100 * np.mean(xs):.2f} | {100 * s:.2f} | [{100 * lo:.2f}, {100 * hi:.2f}] |" \
+            in line, line
+        assert f"| {share}" in line, line
+        assert line.endswith(f"| {100 * test_sd:.2f} (N = 100) |"), line
+        # the terminal's table: the same numbers
+        assert re.search(rf"^  {arm} +2 +{100 * s:.2f} +\[{100 * lo:.2f}, {100 * hi:.2f}\]",
+                         stdout, re.M), stdout
+    assert ("**No single source dominates**: the largest sd is" in md) != (" dominates**: its "
+                                                                          "variance exceeds" in md)
+    assert "Left out (the arm does not draw from them" in md and "pairs (not a digit-pair task)" in md
+    assert "![variance study](variance.png)" in md
+
+
+def test_the_figure_has_one_row_per_source_and_labelled_axes(study):
+    out, _, drawn = study
+    assert (out / "variance.png").stat().st_size > 10_000 and (out / "variance.pdf").is_file()
+    import matplotlib.image
+
+    h, w, _ = matplotlib.image.imread(out / "variance.png").shape
+    assert w > 800 and 250 < h < 800  # two panels side by side, five rows
+    fig = drawn[-1]
+    assert fig["rows"] == [*SOURCES, "all"]
+    assert fig["labels"] == ["final-epoch test accuracy (%), one dot per seed, bar: mean",
+                             "sd of test accuracy (pp), 95 % χ² interval"]
+    assert fig["legend"] and fig["legend"][0].startswith("test-set sampling (binomial)")
+
+
+def test_the_study_resumes_and_rebuilds_and_refuses_another_arm(study, capsys):
+    from sharpen.cli import main
+
+    out, _, _ = study
+    before = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/*/result.json")}
+    md = (out / "report.md").read_text()
+    assert main(["variance", "sharpening-mnist", "--arm", "baseline", *TINY, "--out", str(out),
+                 "--quiet"]) == 0  # a second time: every run finished, nothing trains
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").read_text().split("## Curves")[0].split("Wall time")[1] \
+        .split("\n", 1)[1] == md.split("## Curves")[0].split("Wall time")[1].split("\n", 1)[1]
+    capsys.readouterr()
+    assert main(["variance", "sharpening-mnist", "--arm", "mixed", *TINY, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds the variance study of arm 'baseline' of 'sharpening-mnist', not of arm " \
+           "'mixed'" in err
+    assert main(["variance", str(out), "--arm", "baseline"]) == 2
+    assert "is a run directory; a study starts from an experiment" in capsys.readouterr().err
+    assert main(["variance", "sharpening-mnist", "--arm", "nope", *TINY]) == 2
+    assert "--arm 'nope': no arm 'nope' in sharpening-mnist; arms: baseline, sharpening, mixed" \
+        in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_terminal_table_fits_the_terminal(study, tmp_path, width):
+    """`sharpen report DIR` in a real pseudo-terminal: the study's table and verdict fit."""
+    out, _, _ = study
+    sock, done = f"sharpen-var-{os.getpid()}-{width}", tmp_path / "done"
+    sharpen = Path(sys.executable).with_name("sharpen")
+    subprocess.run(["tmux", "-L", sock, "new-session", "-d", "-s", "t", "-x", str(width), "-y",
+                    "60", f"{sharpen} report {out}; touch {done}; sleep 60"], check=True)
+    try:
+        t0 = time.time()
+        while not done.exists() and time.time() - t0 < 120:
+            time.sleep(0.3)
+        screen = subprocess.run(["tmux", "-L", sock, "capture-pane", "-p", "-J", "-S", "-",
+                                 "-t", "t"], capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+    assert done.exists()
+    start = screen.index("Which randomness matters")
+    part = screen[start:screen.index("figure: ", start)]
+    assert all(len(ln) < width for ln in part.splitlines()), part
+    for arm in [*SOURCES, "all"]:
+        assert re.search(rf"^  {arm} +2 ", part, re.M), part
