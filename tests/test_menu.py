@@ -323,7 +323,9 @@ def test_sharpen_keys_lists_every_key_with_a_meaning_and_docs_keys_md_is_current
     from sharpen.cli import main
     from sharpen.experiments.config import EXPERIMENT_KEYS, RUN_KEYS, key_table
     rows = key_table()
-    assert {r["key"] for r in rows} == RUN_KEYS | EXPERIMENT_KEYS  # name, runs, claims, ... too
+    from sharpen.experiments.config.schema import Claim
+    claim_keys = {f"claims.{k}" for k in Claim.model_fields}  # a [[claims]] entry's keys
+    assert {r["key"] for r in rows} == RUN_KEYS | EXPERIMENT_KEYS | claim_keys  # name, runs ...
     assert all(r["meaning"] for r in rows), [r["key"] for r in rows if not r["meaning"]]
     by = {r["key"]: r for r in rows}
     for k in ("crop_pad", "flip_p", "cutout_size", "mixup_alpha", "cutmix_alpha",

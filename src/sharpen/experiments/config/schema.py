@@ -324,6 +324,27 @@ EXPERIMENT_MEANINGS = {
     "log": "trackers fed while the run goes: tensorboard, mlflow",
 }
 
+# a [[claims]] entry's keys (docs/methods/statistics.md, "Claims and verdicts")
+CLAIM_MEANINGS = {
+    "claim": "the statement, as the report prints it",
+    "paper_says": "what the source says, printed beside our verdict",
+    "arm": "the arm the claim is about",
+    "op": "'>' / '<' (higher / lower than), '~' (equal within ± tolerance), 'best' / "
+          "'worst' (of its rivals), 'P>' / 'P<' (a run is above / below the run of `than` "
+          "with the same seed with a chance above threshold)",
+    "than": "the arm it is compared with, seed by seed; for best / worst a list of rivals "
+            "(default: every other arm)",
+    "value": "instead of `than` (>, <, ~): a fixed number in the metric's unit (0.9 is 90 %)",
+    "metric": "the metric judged: test_acc, gap, val_acc, test_loss, seconds, ... (an "
+              "unknown one is refused with the list)",
+    "tolerance": "'~' only: the equivalence margin, with its unit (\"1 pp\")",
+    "effect": "the effect the paper states (\"1.4 pp\"; default: from [published]): the "
+              "seeds that would settle it; unused by '~', refused by 'P>' / 'P<'",
+    "threshold": "'P>' / 'P<' only: the chance γ in (0.5, 1) a run must beat its seed's rival "
+                 "with (default 0.75: Bouthillier et al. 2021); supported when the 95 % "
+                 "interval of P lies above it",
+}
+
 
 def key_table() -> list[dict[str, str]]:
     """Every run key of an experiment file: name, type, default and meaning, from the
@@ -343,6 +364,10 @@ def key_table() -> list[dict[str, str]]:
                      "default": "(required)" if f is not None and f.is_required() else
                      json.dumps(default) if not isinstance(default, str) else f'"{default}"',
                      "owner": "experiment", "meaning": meaning})
+    for k, f in Claim.model_fields.items():  # a [[claims]] entry's keys, as claims.KEY
+        rows.append({"key": f"claims.{k}", "type": _type_name(f.annotation),
+                     "default": "(required)" if f.is_required() else json.dumps(f.default),
+                     "owner": "claim", "meaning": CLAIM_MEANINGS[k]})
     fields = sorted(RunConfig.model_fields.items(), key=lambda kv: kv[0] in owner)  # trainer first
     for k, f in fields:
         default = f.default_factory() if f.default_factory is not None else f.default
