@@ -19,7 +19,7 @@ from sharpen.data.catalog import CATALOG, DatasetSpec
 from sharpen.data.formats import READERS, safe_extract
 from sharpen.data.pairs import make_pairs
 from sharpen.data.sources import cache_dir, candidate_dirs, download, find_files, md5_file
-from sharpen.data.user import is_user, load_user, source_name, user_spec
+from sharpen.data.user import content_hash, is_user, load_user, source_name, user_spec
 from sharpen.errors import SharpenError
 from sharpen.plugins import plugins
 
@@ -54,6 +54,14 @@ def get_spec(name: str) -> DatasetSpec:
                            f"{', '.join(list_datasets())}, "
                            "or a table { path = \"...\", format = \"npz\" | \"imagefolder\" }")
     return CATALOG[name]
+
+
+def user_data_hash(name: str) -> tuple[str, str] | None:
+    """A user's own data (an .npz, an image folder, a plugin's): its canonical name and the
+    sha256 of its content (:func:`sharpen.data.user.content_hash`); None for the catalog's
+    sets, whose files are checked against their md5s."""
+    name = _plugin_name(name)
+    return (name, content_hash(name)) if is_user(name) else None
 
 
 def load(name: str, split: str, root: str | os.PathLike[str] | None = None,

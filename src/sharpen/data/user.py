@@ -13,6 +13,7 @@ recorded in the name as ``#test=seeded``); images are read with Pillow (grey ``L
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,44 @@ def _folder(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-@lru_cache(maxsize=8)
+def _stamp(name: str) -> tuple[Any, ...]:
+    """What says the data on disk changed (size and mtime of the .npz, or of every file of
+    the folder): the cache of :func:`_arrays` is keyed on it, so one process (a notebook, a
+    test) that runs twice reads data edited in between, never its first read."""
+    p = Path(name.split(":", 1)[1])
+    try:
+        if p.is_file():
+            return (p.stat().st_size, p.stat().st_mtime_ns)
+        return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns)
+                     for f in sorted(p.rglob("*")) if f.is_file())
+    except OSError:
+        return ()
+
+
 def _arrays(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return _read_arrays(name, _stamp(name))
+
+
+def content_hash(name: str) -> str:
+    """sha256 of the data's images and labels as training sees them (both splits, shapes
+    and dtypes too): a run directory records it, and a resume on data whose content changed
+    is refused (a re-saved file with the same arrays is the same data)."""
+    return _hash_arrays(name, _stamp(name))
+
+
+@lru_cache(maxsize=8)
+def _hash_arrays(name: str, stamp: tuple[Any, ...]) -> str:
+    h = hashlib.sha256()
+    for split, (x, y) in sorted(_read_arrays(name, stamp).items()):
+        for a in (x, y):
+            h.update(f"{split}:{a.dtype.str}:{a.shape};".encode())
+            h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _read_arrays(name: str, stamp: tuple[Any, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    del stamp  # the cache's key alone
     fmt, path = name.split(":", 1)
     p = Path(path)
     if fmt == "npz":

@@ -30,10 +30,12 @@ from pydantic import ValidationError
 
 from sharpen import reports
 from sharpen._version import __version__
+from sharpen.data import user_data_hash
 from sharpen.errors import SharpenError
 from sharpen.experiments import progress
 from sharpen.experiments.backends import Placement, default_workers, get_backend
 from sharpen.experiments.config import Experiment, RunConfig
+from sharpen.experiments.config.loading import DATA_HASHES
 from sharpen.experiments.plan import Group, make_plan, same_seeds
 from sharpen.experiments.schedule import Action, Schedule, schedule_runs
 from sharpen.experiments.twins import copy_run, trained_group, unused_key_warnings
@@ -197,6 +199,8 @@ def resume(out: Path, exp: Experiment, resolved: dict[str, Any], plan: dict[str,
     another experiment or configuration; returns its arms this invocation does not name."""
     cfg_path = out / CONFIG
     kept: list[str] = []  # arms of the directory this invocation does not name
+    hashes = data_hashes(exp.arms)
+    resolved[DATA_HASHES] = hashes
     if not cfg_path.exists() and any((out / RUNS).glob(f"*/*/{RESULT}")):
         # without it nothing says which configuration trained those runs: resuming would
         # pool them with runs of whatever the file says now
@@ -213,6 +217,7 @@ def resume(out: Path, exp: Experiment, resolved: dict[str, Any], plan: dict[str,
                                "restore it, or give another --out")
         refuse_another_experiment(out, old, resolved)
         _refuse_another_configuration(out, old, resolved)
+        _refuse_changed_data(out, old.get(DATA_HASHES) or {}, hashes)
         old_plan = old.get("plan") or {"arms": {}}
         for arm in plan["arms"]:  # resuming: an arm keeps its recorded plan
             if arm in old_plan["arms"] and same_seeds(
@@ -230,6 +235,7 @@ def resume(out: Path, exp: Experiment, resolved: dict[str, Any], plan: dict[str,
                 if arm in (old.get("cells") or {}):
                     resolved.setdefault("cells", {})[arm] = old["cells"][arm]
         resolved["arm_order"] = _arm_order(out, old, resolved)
+        resolved[DATA_HASHES] = {**(old.get(DATA_HASHES) or {}), **hashes}
     if not resolved.get("arm_order"):  # the order is lost: not recorded as if it were known
         resolved.pop("arm_order", None)
     return kept
@@ -244,6 +250,26 @@ def _refuse_another_configuration(out: Path, old: dict[str, Any], resolved: dict
             f"{out} holds runs of a different configuration ({said}); use another "
             "--out (or delete that directory) to start afresh"
             + _fixed_by_design(out, old.get("arms", {}), resolved["arms"]))
+
+
+def data_hashes(arms: dict[str, RunConfig]) -> dict[str, str]:
+    """The content hash of each user dataset the arms train on (catalog sets: none; their
+    files are checked against their md5s)."""
+    found = (user_data_hash(d) for d in sorted({cfg.dataset for cfg in arms.values()}))
+    return dict(h for h in found if h is not None)
+
+
+def _refuse_changed_data(out: Path, old: dict[str, str], new: dict[str, str]) -> None:
+    """Refuse to add runs to ``out`` when a user dataset its runs trained on has other content
+    now: the new runs would be pooled with the old ones in every table, silently."""
+    changed = [name for name in new if name in old and old[name] != new[name]]
+    if changed:
+        name = changed[0]
+        raise SharpenError(
+            f"dataset {name.split(':', 1)[1]} changed since {out} trained on it (its images "
+            f"and labels hashed {old[name][:12]} then, {new[name][:12]} now): runs on the two "
+            "would be pooled in one table. Restore the data as it was, or use another --out "
+            "for the new data")
 
 
 def _arm_order(out: Path, old: dict[str, Any], resolved: dict[str, Any]) -> list[str]:

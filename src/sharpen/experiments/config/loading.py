@@ -42,6 +42,9 @@ from sharpen.renamed import upgrade_keys
 from sharpen.rundir import ARM_ORDER_ALPHABETICAL, CONFIG, RunDir, arm_order
 
 BUNDLED_DIR = Path(__file__).parents[1] / "bundled"
+# config.json's record of a user's own data: its name → the sha256 of its content
+# (sharpen.data.user.content_hash), checked on every resume; not an experiment key
+DATA_HASHES = "data_hashes"
 
 
 def list_bundled() -> list[str]:
@@ -220,6 +223,7 @@ def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | 
     # read as every report reads it: renamed keys under their new names, arms in file order
     cfg = RunDir(cfg_path.parent).config()
     cfg.pop("plan", None)
+    cfg.pop(DATA_HASHES, None)
     if arm_order(cfg, cfg_path.parent)[1] != ARM_ORDER_ALPHABETICAL and \
             isinstance(cfg.get("arms"), dict) and not cfg.get("arm_order"):
         # an old directory's order, read back from its experiment file: recorded from now on
