@@ -195,6 +195,31 @@ def test_a_chance_claim_joins_the_holm_family_like_the_others():
     assert rows[0].mde is None and rows[0].n_needed is None  # no t-test power for a chance
 
 
+def test_a_grids_claim_map_shows_the_chance_in_every_cell():
+    from sharpen.reports.claim_map import claim_maps, map_table
+
+    rng = np.random.default_rng(0)
+    cells = {f"{arm}__lr-{lr}": {"arm": arm, "lr": lr} for arm in "ab" for lr in (0.1, 0.2)}
+    cfg = {"grid": {"lr": [0.1, 0.2]}, "cells": cells,
+           "claims": [{"claim": "c", "arm": "a", "op": "P>", "than": "b", "threshold": 0.6}]}
+    vals = {arm: {s: {"test_acc": 0.8 + 0.01 * float(rng.standard_normal())
+                      + (0.02 if arm.startswith("a") else 0.0)} for s in range(10)}
+            for arm in cells}
+    cm = claim_maps(cfg, Runs(values=vals))[0]
+    table = map_table(cm)
+    ps = []
+    for c in cm.cells:
+        a, b = (f"{x}__lr-{c.point['lr']}" for x in "ab")
+        wins, _ = _hand([vals[a][s]["test_acc"] for s in range(10)],
+                        [vals[b][s]["test_acc"] for s in range(10)])
+        ps.append(min(1.0, 2 * min(stats.binomtest(wins, 10, 0.6, "greater").pvalue,
+                                   stats.binomtest(wins, 10, 0.6, "less").pvalue)))
+        assert c.result.p == pytest.approx(ps[-1], rel=1e-9)
+        assert f"| {c.point['lr']} | P({a} > {b}) = " in table, table  # the chance, not "–"
+    assert [c.result.p_adj for c in cm.cells] == pytest.approx(
+        list(multipletests(ps, method="holm")[1]), rel=1e-12)  # the cells: one family
+
+
 BASE = """name = "chance"
 dataset = "synthetic"
 train_size = 100
@@ -291,7 +316,7 @@ def _in_tmux(cmd: str, width: int, tmp: Path, name: str) -> str:
           f"cd {tmp}; OMP_NUM_THREADS=1 {cmd}; touch {done}; sleep 60")
     try:
         t0 = time.time()
-        while not done.exists() and time.time() - t0 < 120:
+        while not done.exists() and time.time() - t0 < 300:
             time.sleep(0.2)
         assert done.exists(), f"{cmd} did not finish"
         return _tmux(sock, "capture-pane", "-p", "-J", "-S", "-", "-t", "t")
@@ -300,11 +325,18 @@ def _in_tmux(cmd: str, width: int, tmp: Path, name: str) -> str:
 
 
 def test_a_chance_claim_in_report_md_and_the_terminal_summary(tmp_path):
+    """The run in a pane 80 columns wide (a pipe where tmux is missing), its report in one
+    120 wide: the claim's line in each, its row and the method in report.md."""
     (tmp_path / "tiny.toml").write_text(TINY)
     out = tmp_path / "r"
-    r = subprocess.run([str(SHARPEN), "run", str(tmp_path / "tiny.toml"), "--workers", "1",
-                        "--out", str(out)], capture_output=True, text=True, env=ENV, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    run = f"{SHARPEN} run {tmp_path / 'tiny.toml'} --workers 1 --out {out}"
+    tmux = shutil.which("tmux") is not None
+    if tmux:
+        shown = {80: _in_tmux(run, 80, tmp_path, "run")}
+    else:
+        r = subprocess.run(run.split(), capture_output=True, text=True, env=ENV, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        shown = {0: r.stdout}
     acc = {arm: [json.loads((out / "runs" / arm / f"seed-{s}" / "result.json").read_text())
                  ["test_acc"] for s in range(4)] for arm in ("fast", "slow")}
     wins, ties = _hand(acc["fast"], acc["slow"])
@@ -324,13 +356,12 @@ def test_a_chance_claim_in_report_md_and_the_terminal_summary(tmp_path):
     assert "A `P>` claim" in md  # the method, below the table
     summary = json.loads((out / "summary.json").read_text())["claims"][0]
     assert summary["p"] == pytest.approx(p, rel=1e-9) and summary["threshold"] == 0.6
-    line = next(ln for ln in r.stdout.splitlines() if "a fast run beats" in ln)
-    assert f"{summary['verdict']}: a fast run beats" in line and est in line, line
-    if shutil.which("tmux") is None:
-        return
-    for width in (80, 120):  # wrapped with a hanging indent, nothing wider than the pane
-        text = _in_tmux(f"{SHARPEN} report {out}", width, tmp_path, f"w{width}")
+    if tmux:
+        shown[120] = _in_tmux(f"{SHARPEN} report {out}", 120, tmp_path, "report")
+    for width, text in shown.items():  # wrapped with a hanging indent, read back whole
         logical = re.sub(r"\n {4}(?=\S)", " ", text)
-        assert f"{summary['verdict']}: a fast run beats" in logical and est in logical, text
-        assert not [ln for ln in text.splitlines()
-                    if len(ln.rstrip()) > width and str(out) not in ln], text
+        line = next(ln for ln in logical.splitlines() if "a fast run beats" in ln)
+        assert line.startswith(f"  {summary['verdict']}: a fast run beats"), line
+        assert est in line and "Holm p" in line, line
+        assert not [ln for ln in text.splitlines()  # nothing wider than the pane
+                    if width and len(ln.rstrip()) > width and str(out) not in ln], text

@@ -198,8 +198,8 @@ def rules_out(m: Any, lo: float | None, hi: float | None) -> str:
 
 def _effect_text(m: Any, c: MapCell) -> str:
     """The cell's effect with its interval: the repeated one in a sequential map."""
-    if c.diff is None:
-        return "–"
+    if c.diff is None:  # a chance claim has no difference: its P with interval instead
+        return c.result.estimate if get_op(c.result.op).chance else "–"
     lo, hi = (c.rci_low, c.rci_high) if c.sequential else (c.ci_low, c.ci_high)
     if lo is None or hi is None:
         return m.fmt(c.diff, True)
