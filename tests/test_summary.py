@@ -244,6 +244,64 @@ def test_an_op_the_summary_does_not_know_shows_its_own_estimate(tmp_path, monkey
     assert "P(b > a) = 1.00" in {t.get_text().strip() for t in ax.texts}
 
 
+def test_a_sequential_directory_shows_its_designs_decisions(tmp_path):
+    """A directory grown by --until-decided: each verdict is its design's decision, and a
+    claim the design left open is not supported, whatever the fixed-n test says."""
+    from sharpen.reports.sequential import SequentialPlan
+
+    d, acc = _paper_a(tmp_path / "seq")
+    plan = SequentialPlan.make([3, 6], 0.05, 4)
+    atomic_write_json(d / "sequential.json", {
+        "plan": plan.as_dict(), "claims": [f"c{i}" for i in range(4)],
+        "ops": [">", ">", ">", "~"], "units": {"": {"looks": [], "finished": True, "decisions": {
+            "1": {"verdict": "contradicted", "n": 6, "look": 6, "p": 1e-6,
+                  "threshold": 1e-3}}}}})
+    rows = summary_rows([d])
+    # fixed n: supported / contradicted / not supported / supported (the first test)
+    assert [r.verdict for r in rows] == ["not supported", "contradicted", "not supported",
+                                         "not supported"]
+
+
+def _report_verdicts(report: str) -> dict[str, str]:
+    """Independent of the summary's code: each claim's verdict as report.md prints it, in
+    its Claims table by the claim (first column), in its claim maps by "claim — a = 1, b = 2"
+    (the map's heading and the cell's axis values)."""
+    out: dict[str, str] = {}
+    section, heading, axes = "", "", []
+    for line in report.splitlines():
+        if line.startswith("## "):
+            section, heading = line[3:], ""
+        elif line.startswith("### "):
+            heading, axes = line[4:], []
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if not cells or set(cells[0]) <= {"-"}:
+            continue
+        verdict = next((c.strip("*") for c in cells if c.startswith("**")), None)
+        if section == "Claims" and verdict:
+            out[cells[0]] = verdict
+        elif section.startswith("Claim maps") and heading and not axes:
+            axes = cells[:[c.startswith("effect") for c in cells].index(True)]
+        elif section.startswith("Claim maps") and heading and verdict:
+            out[f"{heading} — " + ", ".join(f"{a} = {v}" for a, v in zip(axes, cells))] = verdict
+    return out
+
+
+def test_every_row_says_what_its_report_says(tmp_path):
+    dirs, _, _ = _dirs(tmp_path)
+    for d in dirs:
+        assert main(["report", str(d)]) == 0
+    _agrees_with_reports(summary_rows(dirs))
+
+
+def _agrees_with_reports(rows) -> None:
+    reports = {}
+    for r in rows:
+        if r.folder not in reports:
+            reports[r.folder] = _report_verdicts(r.report.read_text())
+        key = f"{r.claim} — {r.cell}" if r.cell else r.claim
+        assert reports[r.folder][key] == str(r.result.verdict), (r.folder, key)
+
+
 def _tool():
     spec = importlib.util.spec_from_file_location("rebuild_results",
                                                   ROOT / "tools" / "rebuild_results.py")
@@ -266,6 +324,7 @@ def test_the_readme_summary_is_the_one_docs_results_gives():
     assert _between((ROOT / "README.md").read_text(), tool) == short
     assert _between((ROOT / "docs/results/README.md").read_text(), tool) == full
     assert set(tool.HEADLINE) <= {d.name for d in dirs}
+    _agrees_with_reports(rows)
     assert tool.FIGURE.is_file() and tool.FIGURE.with_suffix(".pdf").is_file()
     fig = summary_figure(headline)
     assert len(fig.axes[0].get_yticklabels()) == len(forest_lines(headline))
