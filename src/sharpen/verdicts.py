@@ -156,9 +156,11 @@ class Op:
                                    f"its threshold, not a difference; drop {key}")
         t = THRESHOLD if c.threshold is None else c.threshold
         if isinstance(t, bool) or not isinstance(t, int | float) or not 0.5 < t < 1:
-            raise SharpenError(f"{where}.threshold: {t!r} is not in (0.5, 1); give the chance "
-                               f"that a run of {c.arm!r} beats one of {c.than!r} must exceed, "
-                               f"as a fraction (default {THRESHOLD}: 3 runs in 4)")
+            verb = "beat" if self.side > 0 else "be below"
+            raise SharpenError(f"{where}.threshold: {t!r} is not in (0.5, 1); give, as a "
+                               f"fraction, the chance with which a run of {c.arm!r} must "
+                               f"{verb} the run of {c.than!r} with its seed (default "
+                               f"{THRESHOLD}: 3 seeds in 4)")
         c.threshold = float(t)
 
     def _check_rivals(self, c: Any, where: str) -> None:
