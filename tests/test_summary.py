@@ -328,3 +328,14 @@ def test_the_readme_summary_is_the_one_docs_results_gives():
     assert tool.FIGURE.is_file() and tool.FIGURE.with_suffix(".pdf").is_file()
     fig = summary_figure(headline)
     assert len(fig.axes[0].get_yticklabels()) == len(forest_lines(headline))
+
+
+def test_directories_without_claims_or_with_one_name_are_refused_by_name(tmp_path, capsys):
+    d = _plain_dir(tmp_path / "none", "001", {"a": [0.5, 0.6]}, [])
+    assert main(["summary", str(d), "--out", str(tmp_path / "s.png")]) == 2
+    assert f"summary: no claims in {d};" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists()
+    a, _ = _paper_a(tmp_path / "x" / "same")
+    b = _paper_c(tmp_path / "y" / "same")
+    assert main(["summary", str(a), str(b), "--out", str(tmp_path / "s.png")]) == 2
+    assert f"two directories share a name ({a}, {b})" in capsys.readouterr().err

@@ -135,7 +135,16 @@ def summary_rows(run_dirs: list[str | Path]) -> list[SummaryRow]:
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
         raise SharpenError("summary: give one or more run directories")
-    return arrange([r for d in dirs for r in folder_rows(d)], [d.name for d in dirs])
+    rows = [r for d in dirs for r in folder_rows(d)]
+    if not rows:  # nothing to draw: say so, not an empty figure
+        raise SharpenError(f"summary: no claims in {', '.join(map(str, dirs))}; a run "
+                           "directory's claims come from its experiment's [[claims]] (sharpen "
+                           "report DIR --claims-from FILE records them in an older one)")
+    if len({d.name for d in dirs}) < len(dirs):  # rows are told apart by the folder's name
+        raise SharpenError("summary: two directories share a name ("
+                           + ", ".join(str(d) for d in dirs if [x.name for x in dirs]
+                                       .count(d.name) > 1) + "); give each its own")
+    return arrange(rows, [d.name for d in dirs])
 
 
 def arrange(rows: list[SummaryRow], folders: list[str]) -> list[SummaryRow]:
