@@ -124,7 +124,8 @@ def test_the_table_cell_by_cell_from_three_run_directories(tmp_path):
     for row, claim, (verdict, _, m, lo, hi) in zip(cells[:4], claims, exp):
         which = " (90 % (TOST, ± 1.00 pp))" if "as good" in claim else ""
         assert row == ["001", claim, f"**{verdict}**",
-                       f"{_pp(m)} pp [{_pp(lo)}, {_pp(hi)}]{which}", "6", link_a], row
+                       f"{_pp(m)} pp [{_pp(lo)}, {_pp(hi)}]{which}, test accuracy", "6",
+                       link_a], row
     # paper 003 after 001; its undecidable claim shows the report's own estimate (no interval)
     assert cells[4][:3] == ["003", "b beats a", "**undecidable at n = 3**"]
     assert cells[4][3].startswith("b − a: +12.50 pp (no spread") and cells[4][4] == "3"
@@ -148,13 +149,14 @@ def test_the_table_cell_by_cell_from_three_run_directories(tmp_path):
         counts[r[2]] = counts.get(r[2], 0) + 1
     assert last[2] == ", ".join(f"{v} in {k}" for v, k in counts.items()) + " of 6 cells"
     diffs = [np.mean(np.subtract(v["sharp"], v["base"])) for v in gacc.values()]
-    assert last[3] == f"{_pp(min(diffs))} pp to {_pp(max(diffs))} pp over the cells"
+    assert last[3] == (f"{_pp(min(diffs))} pp to {_pp(max(diffs))} pp over the cells, "
+                       "test accuracy")
     assert last[4] == "6"
     for r in grid:  # each cell's effect with its 95 % interval (scipy)
         k, e = (int(x.split(" = ")[1]) for x in r[1].split(" — ")[1].split(", ")[::-1])
         d = np.subtract(gacc[(k, e)]["sharp"], gacc[(k, e)]["base"])
         ci = st.ttest_1samp(d, 0).confidence_interval(0.95)
-        assert r[3] == f"{_pp(d.mean())} pp [{_pp(ci.low)}, {_pp(ci.high)}]", r
+        assert r[3] == f"{_pp(d.mean())} pp [{_pp(ci.low)}, {_pp(ci.high)}], test accuracy", r
 
 
 def _colour_hex(c) -> str:

@@ -61,16 +61,17 @@ class SummaryRow:
 
     @property
     def effect(self) -> str:
-        """The effect with the interval its verdict rests on, short: "−0.37 pp [−0.67,
-        −0.07]"; the report's own estimate where it has no interval (no spread, an op
-        this module does not know)."""
+        """The effect with the interval its verdict rests on, short, and its metric:
+        "−0.37 pp [−0.67, −0.07], test accuracy" (a report's claims mix metrics); the
+        report's own estimate where it has no interval (no spread, an op this module does
+        not know)."""
         m = get_metric(self.result.metric)
         if self.diff is None or self.low is None or self.high is None:
             return self.estimate
         unit = f" {m.diff_unit}" if m.diff_unit else ""
         lo, hi = (m.fmt(v, True).removesuffix(unit) for v in (self.low, self.high))
         which = "" if self.interval.startswith("95 %") else f" ({self.interval})"
-        return f"{m.fmt(self.diff, True)} [{lo}, {hi}]{which}"
+        return f"{m.fmt(self.diff, True)} [{lo}, {hi}]{which}, {m.label}"
 
     @property
     def verdict(self) -> str:
@@ -174,7 +175,8 @@ def _cells_text(rows: list[SummaryRow]) -> tuple[str, str, str]:
     verdict = ", ".join(f"**{v}** in {k}" for v, k in counts.items()) + f" of {len(rows)} cells"
     m = get_metric(rows[0].result.metric)
     diffs = [r.diff for r in rows if r.diff is not None]
-    effect = (f"{m.fmt(min(diffs), True)} to {m.fmt(max(diffs), True)} over the cells"
+    effect = (f"{m.fmt(min(diffs), True)} to {m.fmt(max(diffs), True)} over the cells, "
+              f"{m.label}"
               if diffs else "–")
     ns = [r.result.n for r in rows]
     return verdict, effect, f"{min(ns)}" if min(ns) == max(ns) else f"{min(ns)}–{max(ns)}"
