@@ -64,8 +64,8 @@ promise("P01", "Random streams are independent of each other: each name draws it
         "_documented_hash")
 promise("P02", "A seed draws the same numbers alone or stacked (its streams follow its seed, "
         "not its place in the stack)",
-        "training/loop.py", "[generator(s, name, dev) for s in self.seeds]",
-        "[generator(i, name, dev) for i, _ in enumerate(self.seeds)]",
+        "training/loop.py", "[streams.generator(s, name, dev) for s in self.seeds]",
+        "[streams.generator(i, name, dev) for i, _ in enumerate(self.seeds)]",
         "tests/test_stacking.py::test_each_stacked_seed_equals_its_separate_run")
 
 # --- files ---------------------------------------------------------------------------------------
