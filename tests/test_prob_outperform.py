@@ -31,6 +31,7 @@ from statsmodels.stats.multitest import multipletests
 
 from sharpen import SharpenError
 from sharpen.experiments import load_experiment
+from sharpen.reports.claim_map import claim_maps, map_table
 from sharpen.reports.claims import Runs, judge, judge_family
 from sharpen.reports.stats import outperform, outperform_decides_from
 from sharpen.verdicts import OPS, Outcome
@@ -196,8 +197,6 @@ def test_a_chance_claim_joins_the_holm_family_like_the_others():
 
 
 def test_a_grids_claim_map_shows_the_chance_in_every_cell():
-    from sharpen.reports.claim_map import claim_maps, map_table
-
     rng = np.random.default_rng(0)
     cells = {f"{arm}__lr-{lr}": {"arm": arm, "lr": lr} for arm in "ab" for lr in (0.1, 0.2)}
     cfg = {"grid": {"lr": [0.1, 0.2]}, "cells": cells,
