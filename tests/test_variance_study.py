@@ -197,7 +197,9 @@ def study(tmp_path_factory):
 
     def keep(fig, path):  # the figure as drawn: its axes read back below
         drawn.append({"labels": [ax.get_xlabel() for ax in fig.axes],
-                      "rows": [t.get_text() for t in fig.axes[0].get_yticklabels()],
+                      "rows": [t.get_text() for _, t in sorted(  # top to bottom
+                          zip(fig.axes[0].get_yticks(), fig.axes[0].get_yticklabels()),
+                          key=lambda p: -p[0])],
                       "legend": [t.get_text() for ax in fig.axes if ax.get_legend()
                                  for t in ax.get_legend().get_texts()]})
         return save(fig, path)
@@ -303,11 +305,6 @@ def test_the_study_resumes_and_rebuilds_and_refuses_another_arm(study, capsys):
     err = capsys.readouterr().err
     assert "holds the variance study of arm 'baseline' of 'sharpening-mnist', not of arm " \
            "'mixed'" in err
-    assert main(["variance", str(out), "--arm", "baseline"]) == 2
-    assert "is a run directory; a study starts from an experiment" in capsys.readouterr().err
-    assert main(["variance", "sharpening-mnist", "--arm", "nope", *TINY]) == 2
-    assert "--arm 'nope': no arm 'nope' in sharpening-mnist; arms: baseline, sharpening, mixed" \
-        in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -333,3 +330,36 @@ def test_the_terminal_table_fits_the_terminal(study, tmp_path, width):
     assert all(len(ln) < width for ln in part.splitlines()), part
     for arm in [*SOURCES, "all"]:
         assert re.search(rf"^  {arm} +2 ", part, re.M), part
+
+
+def test_bad_study_requests_are_refused_in_one_line(tmp_path, capsys):
+    """Nothing trains and no directory is left: an unknown arm, one seed, a grid profile, a
+    run directory given as the experiment, another experiment's directory as --out."""
+    from sharpen.cli import main
+
+    out = tmp_path / "none"
+    cases = [
+        (["sharpening-mnist", "--arm", "nope"], "--arm 'nope': no arm 'nope' in "
+         "sharpening-mnist; arms: baseline, sharpening, mixed"),
+        (["sharpening-mnist", "--arm", "baseline", "--seeds", "1"], "--seeds 1: a spread needs "
+         "at least 2 seeds per source (10 or more give a useful interval)"),
+        (["sharpening-map", "--arm", "baseline", "--profile", "quick"], "sharpening-map: a "
+         "variance study runs one arm; this profile has a grid (blur_stages, stage_epochs): "
+         "choose a profile without one"),
+    ]
+    for args, said in cases:
+        assert main(["variance", *args, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"sharpen: error: {said}\n", err
+        assert not out.exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"name": "x", "arms": {}}')
+    assert main(["variance", str(other), "--arm", "baseline"]) == 2
+    assert f"{other} is a run directory; a study starts from an experiment: continue one " \
+           f"with `sharpen run {other}`, or repeat its sharpen variance command with --out" \
+        in capsys.readouterr().err
+    assert main(["variance", "sharpening-mnist", "--arm", "baseline", "--out", str(other)]) == 2
+    assert f"{other} holds runs of another experiment, not a variance study; give another " \
+           "--out" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == ["config.json"]

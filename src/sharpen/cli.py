@@ -392,7 +392,8 @@ def _variance_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("experiment", help="bundled experiment name or a .toml/.yaml file")
     v.add_argument("--arm", required=True, help="the arm to study (sharpen list experiments -v)")
     v.add_argument("--seeds", type=int, default=10,
-                   help="seeds per source (default 10; each source and 'all' trains them)")
+                   help="seeds per source (default 10; each source and 'all' trains them; "
+                        "more seeds into the same --out grow the study)")
     v.add_argument("--profile", help="profile in the file, e.g. quick, full, smoke")
     v.add_argument("--out", help="run directory (default runs/<name>-variance-<arm>/<timestamp>); "
                                  "re-running into it finishes only missing runs")
