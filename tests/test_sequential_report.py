@@ -255,11 +255,17 @@ than = "slow"
 """
 
 
-def _pilot(root: Path, diffs: list[float]) -> Path:
-    """A fixed-n pilot directory of the two arms, per-seed differences ``diffs``."""
+def _pilot(root: Path, diffs: list[float], **changed: object) -> Path:
+    """A fixed-n pilot directory of TINY's two arms (their keys ``changed``), per-seed
+    differences ``diffs``."""
+    from sharpen.experiments import load_experiment
+
+    root.mkdir(parents=True)
+    (root / "t.toml").write_text(TINY.format(extra=""))
+    arms = load_experiment(str(root / "t.toml")).resolved()["arms"]
     atomic_write_json(root / "config.json", {
         "name": "tiny-power", "profile": "", "runs": len(diffs), "seed": 0,
-        "arms": {a: {"dataset": "synthetic", "epochs": 1} for a in ("slow", "fast")}})
+        "arms": {a: {**cfg, **changed} for a, cfg in arms.items()}})
     for s, dv in enumerate(diffs):
         for a, t in (("slow", 0.5), ("fast", 0.5 + dv)):
             dd = root / "runs" / a / f"seed-{s}"
@@ -317,6 +323,37 @@ def test_a_budget_that_detects_the_effect_goes_on(tmp_path):
     exp.min_effect = "1 pp"
     (b,) = check_budget(exp, claims, plan, pilot, spend_anyway=True)
     assert b.short
+
+
+def test_a_pilot_of_another_configuration_is_refused(tmp_path, capsys):
+    """A pilot run on another dataset (or epochs, or any key that changes what a seed
+    computes) gave its sd to the budget's power silently; how seeds were grouped or
+    threaded is no other configuration."""
+    from sharpen.cli import main
+
+    p = tmp_path / "t.toml"
+    p.write_text(TINY.format(extra='min_effect = "20 pp"'))
+    base = ["run", str(p), "--until-decided", "--step", "2", "--max-runs", "4", "--out",
+            str(tmp_path / "seq"), "--workers", "1", "--quiet", "--pilot"]
+    diffs = [0.01, 0.03, -0.01, 0.02]
+    other = _pilot(tmp_path / "other", diffs, dataset="mnist-sample", epochs=3)
+    assert main([*base, str(other)]) == 2
+    assert capsys.readouterr().err == (
+        f"sharpen: error: --pilot {other} ran another configuration of these arms "
+        '(arms.slow.dataset: "mnist-sample" → "synthetic"; arms.slow.epochs: 3 → 1; '
+        'arms.fast.dataset: "mnist-sample" → "synthetic"; arms.fast.epochs: 3 → 1): its '
+        "sd would state the power of another study. Give a pilot run of this experiment as "
+        "it stands (`sharpen run EXPERIMENT --runs 3 --out PILOT`), or --spend-anyway "
+        "without one\n")
+    assert not (tmp_path / "seq").exists()
+    from sharpen.experiments import load_experiment
+    from sharpen.experiments.sequential import check_budget
+
+    exp = load_experiment(str(p))
+    same = _pilot(tmp_path / "same", diffs, stack_seeds=4, threads=2)
+    plan = SequentialPlan.make([2, 4], 0.05, 1)
+    (b,) = check_budget(exp, [c.model_dump() for c in exp.claims], plan, same, False)
+    assert b.sd == pytest.approx(np.std(diffs, ddof=1))
 
 
 def test_an_undecided_claim_of_a_plain_design_says_what_it_rules_out(tmp_path):

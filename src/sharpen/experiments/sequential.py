@@ -27,7 +27,12 @@ from sharpen.console import fitted
 from sharpen.errors import SharpenError
 from sharpen.experiments.plan import stack_blockers
 from sharpen.experiments.progress import status
-from sharpen.experiments.runner import default_out_dir, refuse_another_experiment, run_experiment
+from sharpen.experiments.runner import (
+    config_diff,
+    default_out_dir,
+    refuse_another_experiment,
+    run_experiment,
+)
 from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports import write_report
 from sharpen.reports.claim_map import cell_of, claim_maps, in_cell
@@ -329,6 +334,26 @@ def pilot_sds(pilot: Path, claims: list[dict[str, Any]]) -> list[tuple[float | N
     return out
 
 
+# keys that decide where and how many seeds train at once, not what a seed computes
+PILOT_NEUTRAL = ("stack_seeds", "threads")
+
+
+def refuse_another_pilot(pilot: Path, arms: dict[str, Any]) -> None:
+    """Refuse a pilot whose arms ran another configuration than ``arms`` (another dataset,
+    epochs, profile ...): its sd would state the power of another study, and the budget
+    would be judged on it silently."""
+    diff = [d for d in config_diff(RunDir(pilot).config().get("arms") or {}, arms,
+                                   common_only=True)
+            if d.split(":", 1)[0].rsplit(".", 1)[-1] not in PILOT_NEUTRAL]
+    if diff:
+        said = "; ".join(diff[:4]) + (f"; … {len(diff) - 4} more" if len(diff) > 4 else "")
+        raise SharpenError(
+            f"--pilot {pilot} ran another configuration of these arms ({said}): its sd would "
+            "state the power of another study. Give a pilot run of this experiment as it "
+            "stands (`sharpen run EXPERIMENT --runs 3 --out PILOT`), or --spend-anyway "
+            "without one")
+
+
 def _effect_of_interest(exp: Any, claim: dict[str, Any]) -> tuple[float | None, str]:
     """The effect a claim's budget must detect: the file's ``min_effect``, else the paper's
     effect (the claim's ``effect``, or published[arm] − published[than])."""
@@ -347,6 +372,8 @@ def check_budget(exp: Any, claims: list[dict[str, Any]], plan: SequentialPlan,
     (80 % power at its last look's threshold, the sd from ``pilot``), and refuse a budget
     that cannot detect the effect of interest, or one whose power cannot be known (no sd),
     unless ``spend_anyway``."""
+    if pilot:
+        refuse_another_pilot(pilot, exp.resolved()["arms"])
     sds = pilot_sds(pilot, claims) if pilot else [(None, "")] * len(claims)
     rows = [budget_power(plan, c["claim"], sd, src, *_effect_of_interest(exp, c))
             for c, (sd, src) in zip(claims, sds)]
