@@ -356,6 +356,21 @@ def test_a_pilot_of_another_configuration_is_refused(tmp_path, capsys):
     assert b.sd == pytest.approx(np.std(diffs, ddof=1))
 
 
+@pytest.mark.parametrize("flag", [["--pilot", "DIR"], ["--spend-anyway"], ["--step", "2"],
+                                  ["--max-runs", "8"]])
+def test_a_sequential_option_without_until_decided_is_refused(tmp_path, capsys, flag):
+    """It was ignored: `--pilot DIR` (or --max-runs 8) gave a fixed-n run of --runs seeds."""
+    from sharpen.cli import main
+
+    p = tmp_path / "t.toml"
+    p.write_text(TINY.format(extra=""))
+    assert main(["run", str(p), *flag, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"sharpen: error: {flag[0]} applies to --until-decided only (without it the run "
+        f"trains --runs seeds per arm); add --until-decided, or leave {flag[0]} out\n")
+    assert not (tmp_path / "o").exists()
+
+
 def test_an_undecided_claim_of_a_plain_design_says_what_it_rules_out(tmp_path):
     diffs = [0.01, 0.03, -0.01, 0.02]
     d = _pilot(tmp_path / "seq", diffs)

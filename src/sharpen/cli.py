@@ -35,6 +35,15 @@ def _cmd_grid(a: argparse.Namespace) -> int:
 def _cmd_run(a: argparse.Namespace) -> int:
     from sharpen.experiments import load_experiment, run_experiment  # lazy: start-up: torch
 
+    alone = [flag for flag, given in (
+        ("--max-runs", getattr(a, "max_runs", None) is not None),
+        ("--step", getattr(a, "step", None) is not None),
+        ("--pilot", getattr(a, "pilot", None) is not None),
+        ("--spend-anyway", getattr(a, "spend_anyway", False))) if given]
+    if alone and not getattr(a, "until_decided", False):  # else silently a fixed-n run
+        raise SharpenError(f"{alone[0]} applies to --until-decided only (without it the run "
+                           "trains --runs seeds per arm); add --until-decided, or leave "
+                           f"{alone[0]} out")
     sets = list(a.set or [])
     if a.no_verify:
         sets.append("verify=false")
