@@ -5,7 +5,7 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint clean mutate
+.PHONY: demo test test-slow lint clean mutate
 
 # the runtime alone for the demo; the test tools (ray, mlflow, tensorboard, mutmut, pytest,
 # ruff: minutes to install) only for `make test` and `make mutate`
@@ -22,9 +22,14 @@ $(VENV)/.dev: $(BIN)/sharpen
 demo: $(BIN)/sharpen
 	$(BIN)/sharpen run quickstart --profile quick --out runs/quickstart-demo
 
+# the fast suite (long-training tests carry @pytest.mark.slow; `make test-slow` runs them and
+# .ci/run runs both, so CI still runs every test)
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -m slow
 
 # ruff, and no import circles inside the package (tests/test_imports.py runs the same check)
 lint: $(VENV)/.dev
