@@ -51,8 +51,16 @@ def test_floats_in_0_1_and_wrong_shapes_are_refused(run):
     pred = sharpen.load_predictor(out / "runs" / results[0]["arm"] / "seed-0")
     with pytest.raises(SharpenError, match="floats in 0..1"):
         pred(torch.rand(4, 1, 28, 28))
-    with pytest.raises(SharpenError, match=r"expected N×1×H×W"):
+    with pytest.raises(SharpenError, match=r"expected N×1×28×28"):
         pred(torch.zeros(4, 3, 28, 28, dtype=torch.uint8))
+    # another size: one line (it was torch's 'mat1 and mat2 shapes cannot be multiplied')
+    for x in (torch.zeros(4, 32, 32, dtype=torch.uint8), torch.zeros(4, 1, 32, 32)):
+        with pytest.raises(SharpenError, match=(
+                r"^images of shape \(4, 1, 32, 32\): expected N×1×28×28 uint8 \(0..255\), as "
+                "the run's dataset gave them$")):
+            pred(x + 7)
+    with pytest.raises(SharpenError, match=r"^no images given \(N = 0\)$"):
+        pred(torch.zeros(0, 28, 28, dtype=torch.uint8))
 
 
 def test_a_run_directory_lists_its_seed_folders(run):

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sharpen.data import get_spec
 from sharpen.data.pairs import IMAGE_SHAPE, POOL
 from sharpen.data.prepare import build_data, resize_u8
 from sharpen.errors import SharpenError
@@ -96,8 +97,10 @@ class Predictor:
     """
 
     def __init__(self, model: nn.Module, mean: Any, std: Any, resize: int | None = None,
-                 task: Any = None, device: str | torch.device = "cpu", pairs: bool = False):
+                 task: Any = None, device: str | torch.device = "cpu", pairs: bool = False,
+                 shape: tuple[int, ...] | None = None):
         self.model, self.resize, self.task, self.pairs = model, resize, task, pairs
+        self.shape = shape  # one image as the run's dataset gave it (C×H×W, C×L); None: any
         self.device = torch.device(device)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device) * 255.0
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device) * 255.0
@@ -119,11 +122,16 @@ class Predictor:
         x = torch.as_tensor(x)
         if self.pairs:
             x = self._pairs_in(x)
-        elif x.dim() == 3 and self.mean.numel() == 1:
-            x = x.unsqueeze(1)
-        if not self.pairs and (x.dim() < 3 or x.shape[1] != self.mean.numel()):
-            raise SharpenError(f"images of shape {tuple(x.shape)}: expected N×{self.mean.numel()}"
-                               "×H×W uint8 (0..255)")
+        elif self.mean.numel() == 1 and x.dim() == (len(self.shape) if self.shape else 3):
+            x = x.unsqueeze(1)  # one channel, given without its axis
+        if not self.pairs and (x.dim() < 3 or x.shape[1] != self.mean.numel() or (
+                self.shape is not None and tuple(x.shape[1:]) != self.shape)):
+            # another size reached the model's first linear layer as a raw shape error
+            want = "×".join(map(str, self.shape)) if self.shape else f"{self.mean.numel()}×H×W"
+            raise SharpenError(f"images of shape {tuple(x.shape)}: expected N×{want} uint8 "
+                               "(0..255), as the run's dataset gave them")
+        if not len(x):
+            raise SharpenError("no images given (N = 0)")
         if x.is_floating_point() and float(x.max()) <= 1.0 and float(x.min()) >= 0.0 and x.numel():
             raise SharpenError("images look like floats in 0..1; give uint8 images (0..255) — "
                                "the predictor normalises them itself")
@@ -158,7 +166,8 @@ def load_predictor(seed_dir: str | Path, device: str | torch.device = "cpu") -> 
     task = None
     if cfg.pairs is not None:
         task = PairTask(model.pair_outputs, cfg.aux_weight, cfg.asym_weight)
-    return Predictor(model, mean, std, cfg.data_resize, task, device, cfg.pairs is not None)
+    return Predictor(model, mean, std, cfg.data_resize, task, device, cfg.pairs is not None,
+                     tuple(get_spec(cfg.dataset).shape))
 
 
 def _load_weights(path: Path) -> dict[str, Any]:
