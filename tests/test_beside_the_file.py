@@ -70,6 +70,28 @@ def test_own_model_and_relative_data_are_found_beside_the_file_from_another_fold
     assert {int(r["params"]) for r in rows} == {4 * 9 + 4 + 16 * 3 + 3}  # mynet.Net, 3 classes
 
 
+def test_a_run_directory_of_an_own_model_continues_from_another_folder(tmp_path):
+    """`sharpen run DIR` for a model beside its experiment file: the folder was not put on
+    the import path (ModuleNotFoundError: No module named 'mynet'), and config.json named
+    the file relative to where it had been run."""
+    proj = _project(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([SHARPEN, "run", "exp.toml", "--out", str(elsewhere / "out"), "--runs",
+                        "1", "--quiet", "--workers", "1"], cwd=proj, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = elsewhere / "out"
+    assert json.loads((out / "config.json").read_text())["source"] == str(proj / "exp.toml")
+    r = subprocess.run([SHARPEN, "run", "out", "--runs", "2", "--quiet", "--workers", "1"],
+                       cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [(x["arm"], x["seed"], x["status"]) for x in rows] == [
+        ("a", "0", "ok"), ("a", "1", "ok"), ("b", "0", "ok"), ("b", "1", "ok")]
+
+
 def test_only_the_files_relative_paths_move(tmp_path):
     folder = tmp_path / "f"
     raw = {"dataset": {"path": "d.npz", "format": "npz"}, "data_dir": "data",

@@ -102,12 +102,18 @@ def beside_the_file(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
     out = _anchor_keys(raw, folder)
     if isinstance(out.get("profiles"), dict):
         out["profiles"] = {n: _anchor_keys(t, folder) for n, t in out["profiles"].items()}
+    importable(folder)
+    return out
+
+
+def importable(folder: Path) -> None:
+    """Put ``folder`` on the import path, here and in worker processes (they inherit
+    ``PYTHONPATH``), after installed packages: a stray file never shadows one."""
     where = str(folder)
     if where not in sys.path:
-        sys.path.append(where)  # after installed packages: a stray file never shadows one
+        sys.path.append(where)
         parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         os.environ["PYTHONPATH"] = os.pathsep.join([*parts, where])
-    return out
 
 
 def parse_value(text: str) -> Any:
@@ -224,6 +230,12 @@ def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | 
     cfg = RunDir(cfg_path.parent).config()
     cfg.pop("plan", None)
     cfg.pop(DATA_HASHES, None)
+    source = Path(str(cfg.get("source") or ""))
+    if source.suffix in (".toml", ".yaml", ".yml") and source.is_file():
+        # its own model (model = "mynet:Net", mynet.py beside the file) imports as it did
+        # when the file ran (a directory recorded before sources were absolute: relative
+        # to where sharpen is started)
+        importable(source.resolve().parent)
     if arm_order(cfg, cfg_path.parent)[1] != ARM_ORDER_ALPHABETICAL and \
             isinstance(cfg.get("arms"), dict) and not cfg.get("arm_order"):
         # an old directory's order, read back from its experiment file: recorded from now on
@@ -305,7 +317,9 @@ def build_experiment(raw: dict[str, Any], path: Path, profile: str = "") -> Expe
     meta = {k: v for k, v in raw.items()
             if k in EXPERIMENT_KEYS - {"arms", "profiles", "select_arms", "grid"}}
     meta.setdefault("name", path.stem)
-    exp = _validate(Experiment, {**meta, "arms": arms, "source": str(path), "profile": profile,
+    # absolute: `sharpen run DIR` from another folder finds the file's own model beside it
+    exp = _validate(Experiment, {**meta, "arms": arms, "source": str(path.resolve()),
+                                 "profile": profile,
                                  "grid": grid, "cells": cells, "arm_order": order}, path, "")
     _check_claims(exp, set(raw.get("arms") or {"default": {}}) | set(arms), path)
     for i, c in enumerate(exp.claims if cells else []):
