@@ -120,3 +120,22 @@ def test_an_image_changed_in_a_folder_is_refused(tmp_path, sharpen):
     assert code == 2 and err.startswith(
         f"sharpen: error: dataset {pics.resolve()} changed since out trained on it"), err
     assert _seeds(tmp_path / "out") == [0]
+
+
+def test_a_plugin_dataset_pointed_at_other_data_is_refused(tmp_path, sharpen, monkeypatch):
+    """A package's dataset (entry point sharpen.datasets) keeps its name in config.json when
+    the package points it at other data: compared under that name."""
+    from sharpen import data as sharpen_data
+
+    x, y = _data()
+    _save_npz(tmp_path / "one.npz", x, y)
+    _save_npz(tmp_path / "two.npz", x, (y + 1) % 3)
+    where = {"path": str(tmp_path / "one.npz"), "format": "npz"}
+    monkeypatch.setattr(sharpen_data, "plugins", lambda group: {"mine": lambda: dict(where)})
+    exp = _project(tmp_path, '"mine"')
+    assert sharpen("run", str(exp), "--out", "out") == (0, "")
+    where["path"] = str(tmp_path / "two.npz")
+    code, err = sharpen("run", str(exp), "--out", "out", "--runs", "2")
+    assert code == 2 and err.startswith(
+        "sharpen: error: dataset mine changed since out trained on it"), err
+    assert _seeds(tmp_path / "out") == [0]

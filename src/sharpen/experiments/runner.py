@@ -255,8 +255,10 @@ def _refuse_another_configuration(out: Path, old: dict[str, Any], resolved: dict
 def data_hashes(arms: dict[str, RunConfig]) -> dict[str, str]:
     """The content hash of each user dataset the arms train on (catalog sets: none; their
     files are checked against their md5s)."""
-    found = (user_data_hash(d) for d in sorted({cfg.dataset for cfg in arms.values()}))
-    return dict(h for h in found if h is not None)
+    # keyed by the name config.json records: a plugin's dataset pointed at other data since
+    # keeps its name, and is compared too
+    found = {d: user_data_hash(d) for d in sorted({cfg.dataset for cfg in arms.values()})}
+    return {d: h[1] for d, h in found.items() if h is not None}
 
 
 def _refuse_changed_data(out: Path, old: dict[str, str], new: dict[str, str]) -> None:
@@ -266,7 +268,7 @@ def _refuse_changed_data(out: Path, old: dict[str, str], new: dict[str, str]) ->
     if changed:
         name = changed[0]
         raise SharpenError(
-            f"dataset {name.split(':', 1)[1]} changed since {out} trained on it (its images "
+            f"dataset {name.split(':', 1)[-1]} changed since {out} trained on it (its images "
             f"and labels hashed {old[name][:12]} then, {new[name][:12]} now): runs on the two "
             "would be pooled in one table. Restore the data as it was, or use another --out "
             "for the new data")
