@@ -4,9 +4,11 @@ subset, split, resize, draw digit pairs — once, on the training device.
 The ``train_size`` subset and the training/validation split come from the ``split`` stream
 (:class:`~sharpen.training.streams.Streams`): pinned by default, i.e. drawn from
 ``split_seed`` for every seed, as always; with ``vary`` naming ``split`` each run seed holds
-out its own validation images and draws its own subset, from one copy of the dataset (the
-loaded tensors are cached and each seed gathers its own rows). The test set never depends
-on the seed (digit pairs aside: they are drawn per seed from the ``pairs`` stream)."""
+out its own validation images and draws its own subset: the loaded dataset is cached once
+per process and each seed gathers its own rows, a copy of its training and validation
+images per seed (measured: 10 seeds of full CIFAR-10 with val_size 10000 hold 1.5 GB, of a
+5,000-image subset 37 MB). The test set never depends on the seed and is one object shared
+by the seeds (digit pairs aside: they are drawn per seed from the ``pairs`` stream)."""
 
 from __future__ import annotations
 
