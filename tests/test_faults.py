@@ -89,6 +89,13 @@ def test_a_bad_set_value_blames_the_set_and_a_bundled_file_is_named_not_its_path
          "error: bundled experiment 'quickstart': field arms.lenet5.model: model 'lenet5' "
          "takes no argument 'dropout'"),
         (["--profile", "nope"], "error: bundled experiment 'quickstart': no profile 'nope'"),
+        # an experiment key, an item of a list: the --set, not the file's field
+        (["--set", "runs=0"], "error: --set runs=0: Input should be greater than or equal to "
+                              "1 (got 0)"),
+        (["--set", "max_runs=1"], "error: --set max_runs=1: Input should be greater than or "
+                                  "equal to 2 (got 1)"),
+        (["--set", "log=['x']"], "error: --set log=['x']: field log.0: Input should be "
+                                 "'tensorboard' or 'mlflow' (got 'x')"),
     ]
     for args, want in cases:
         assert main(["run", "quickstart", *args, "--out", "/nonexistent/never"]) == 2

@@ -204,15 +204,24 @@ def _check_set(item: str, key: str, value: Any) -> None:
     """A --set run key's value checked alone, so a value of the wrong type blames the --set
     (the whole experiment's check names the file's field, which the user never wrote).
     Checks across keys wait for the whole experiment."""
-    if key not in RUN_KEYS or key == "arms":
+    if key in RUN_KEYS and key != "arms":
+        model: Any = RunConfig
+        data: dict[str, Any] = {key: value}
+    elif key in Experiment.model_fields and key not in ("arms", "name"):
+        # an experiment key (runs, claims, max_runs ...): alone in the smallest experiment
+        model, data = Experiment, {"name": "-", "arms": {}, key: value}
+    else:
         return
     mark = Path("--set")
     try:
-        _validate(RunConfig, {key: value}, mark, "")
+        _validate(model, data, mark, "")
     except SharpenError as exc:
-        head = f"{mark}: field {key}: "
-        if str(exc).startswith(head):
-            raise SharpenError(f"--set {item.strip()}: {str(exc)[len(head):]}") from None
+        head, text = f"{mark}: field {key}", str(exc)
+        if text.startswith(head + ": "):
+            raise SharpenError(f"--set {item.strip()}: {text[len(head) + 2:]}") from None
+        if text.startswith(head + "."):  # an item of a list or table: log.0
+            rest = text[len(head) - len(key):]
+            raise SharpenError(f"--set {item.strip()}: field {rest}") from None
 
 
 def load_run_dir(path: Path, profile: str | None = None, overrides: list[str] | None = None,
