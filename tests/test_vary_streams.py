@@ -80,13 +80,19 @@ def test_every_stream_the_bundled_code_draws_from_is_a_documented_stream():
         assert name in STREAMS, f"{where} draws from stream {name!r}, not in STREAMS"
 
 
-def test_vary_refuses_an_unknown_stream_naming_the_key_the_value_and_the_names(tmp_path, capsys):
+@pytest.mark.parametrize("value, said", [
+    ('["init", "spilt"]', "unknown random stream 'spilt'"),
+    ('"init"', 'must be a list of stream names or "all"'),
+    ("[]", "an empty list pins every stream"),
+])
+def test_vary_refuses_an_unknown_stream_naming_the_key_the_value_and_the_names(
+        tmp_path, capsys, value, said):
     exp = tmp_path / "e.toml"
-    exp.write_text('name = "e"\ndataset = "mnist-sample"\nepochs = 1\nvary = ["init", "spilt"]\n'
+    exp.write_text(f'name = "e"\ndataset = "mnist-sample"\nepochs = 1\nvary = {value}\n'
                    '[arms.a]\nmodel = "lenet5"\n')
-    assert main(["run", str(exp), "--out", str(tmp_path / "o"), "--quiet"]) != 0
+    assert main(["run", str(exp), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "vary" in err and "'spilt'" in err and "data_order" in err and '"all"' in err, err
+    assert f"{exp}: field vary: {said}" in err and "data_order" in err and '"all"' in err, err
     assert not (tmp_path / "o" / "runs").exists()
 
 
