@@ -382,7 +382,11 @@ def test_output_path_that_cannot_be_a_directory_fails_before_training(tiny, tmp_
     blocker.write_text("x")
     assert main(["run", str(tiny), "--profile", "smoke", "--out", str(blocker / "run")]) == 2
     assert "is not writable" in capsys.readouterr().err
-    assert not any(tmp_path.glob("**/metrics.csv"))
+    # --out naming the file itself (was "is not writable: File exists")
+    assert main(["run", str(tiny), "--profile", "smoke", "--out", str(blocker)]) == 2
+    assert capsys.readouterr().err == (f"sharpen: error: output directory {blocker} is a file, "
+                                       "not a directory; give another --out\n")
+    assert not any(tmp_path.glob("**/metrics.csv")) and blocker.read_text() == "x"
 
 
 @pytest.mark.parametrize("code,text", [(errno.EROFS, "Read-only file system"),

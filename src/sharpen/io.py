@@ -137,6 +137,9 @@ class DirLock:
 def check_writable(directory: str | os.PathLike[str]) -> None:
     """Fail before training starts if the output folder cannot take files."""
     d = Path(directory)
+    if d.exists() and not d.is_dir():  # mkdir says only "File exists"
+        raise SharpenError(f"output directory {d} is a file, not a directory; give another "
+                           "--out")
     try:
         d.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(d / ".write-test", b"ok")
