@@ -179,3 +179,19 @@ def test_the_bar_at_100_percent_says_what_it_waits_for(tmp_path, capsys):
         with progress.status("building the report…", quiet=quiet, keep=keep):
             pass
         assert capsys.readouterr().out == want
+
+
+def test_an_equivalence_claims_line_names_its_90_percent_interval():
+    """A `~` claim rests on TOST's 90 % interval; the terminal printed it beside the other
+    claims' 95 % ones with no label (report.md labels it)."""
+    from sharpen.reports.terminal import _claim_line
+
+    base = {"claim": "c", "verdict": "not supported", "p_adj": 0.5, "notes": []}
+    tost = {**base, "estimate": "a − b: +11.33 pp [-4.26 pp, +26.93 pp]",
+            "interval": "90 % (TOST, ± 1.00 pp)"}
+    assert _claim_line(tost) == ("not supported: c (a − b: +11.33 pp [-4.26 pp, +26.93 pp] "
+                                 "(90 % (TOST, ± 1.00 pp)), Holm p 0.5)")
+    plain = {**base, "estimate": "a − b: +1.00 pp [-1.00 pp, +3.00 pp]",
+             "interval": "95 %, unadjusted"}
+    assert _claim_line(plain) == "not supported: c (a − b: +1.00 pp [-1.00 pp, +3.00 pp], " \
+                                 "Holm p 0.5)"

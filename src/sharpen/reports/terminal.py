@@ -52,6 +52,10 @@ def _claim_line(c: dict[str, Any]) -> str:
     seq = any(n.startswith(_RESTS_ON[:3]) for n in rests)
     est = c.get("estimate") or "–"
     number = est if est != "–" else "no estimate"
+    interval = c.get("interval") or ""
+    if est != "–" and interval and not interval.startswith("95 %"):
+        # a `~` claim's interval is TOST's 90 %: unlabelled it read as the others' 95 %
+        number += f" ({interval})"
     if not seq and c.get("p_adj") is not None:
         number += f", Holm p {format_p(c['p_adj'], 2, '–', sci_below=0.001)}"
     why = "; ".join(n.split(":")[0] if n.startswith("rests on") else n for n in rests)
