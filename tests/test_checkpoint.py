@@ -138,6 +138,36 @@ def test_a_checkpoint_missing_a_field_trains_the_group_again_from_epoch_1(tmp_pa
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
 
 
+def test_a_checkpoint_that_does_not_fit_its_run_trains_again_from_epoch_1(tmp_path, capsys,
+                                                                          monkeypatch):
+    """A checkpoint whose epoch lies beyond the run's epochs was resumed: the 2-epoch run
+    finished 'ok' after the 1 epoch it held (epochs_done 1), silently; rows of other seeds
+    were taken too. Either costs a restart, said."""
+    kept, save = tmp_path / "kept.pt", Checkpoint.save
+
+    def keep(ckpt: Checkpoint, path) -> None:
+        save(ckpt, path)
+        if ckpt.epoch == 1:
+            save(ckpt, kept)
+
+    monkeypatch.setattr(Checkpoint, "save", keep)
+    straight = run_group(_cfg(), "a", [0], [tmp_path / "straight"])[0]
+    monkeypatch.setattr(Checkpoint, "save", save)
+    d = torch.load(kept, weights_only=True)
+    for name, edit, why in [
+            ("late", {"epoch": 5}, "holds epoch 5, outside this run's 1..2"),
+            ("rows", {"rows": d["rows"] * 2}, "holds epoch rows ([1, 1]) that do not fit 1 "
+                                              "seed(s) after epoch 1")]:
+        run = tmp_path / name
+        run.mkdir()
+        torch.save({**d, **edit}, run / "checkpoint.pt")
+        res = run_group(_cfg(), "a", [0], [run])[0]
+        assert (res["status"], res["epochs_done"]) == ("ok", 2)
+        assert res["test_acc"] == straight["test_acc"]
+        assert f"sharpen: {run / 'checkpoint.pt'} {why}; training seeds [0] of arm 'a' again " \
+               "from epoch 1" in capsys.readouterr().err
+
+
 EXP = """name = "ck"
 dataset = "synthetic"
 train_size = 60

@@ -132,9 +132,25 @@ def _resume(cfg: RunConfig, ckpt_path: Path, arm: str, seeds: list[int],
         return None
     if ckpt.seeds != seeds:  # another plan's group: this one trains from epoch 1
         return None
+    misfit = _misfit(ckpt, cfg.epochs, len(seeds))
+    if misfit:  # resumed, it would finish a run of other epochs as this one, silently
+        print(f"sharpen: {ckpt_path} {misfit}; training seeds {seeds} of arm {arm!r} again "
+              "from epoch 1", file=sys.stderr, flush=True)
+        return None
     if log:
         log(f"resuming after epoch {ckpt.epoch} from {ckpt_path}")
     return ckpt
+
+
+def _misfit(ckpt: Checkpoint, epochs: int, n_seeds: int) -> str | None:
+    """Why a checkpoint of this group does not fit its run (a hand-edited or foreign file),
+    completing "<file> ..."; None when it fits."""
+    if not isinstance(ckpt.epoch, int) or not 1 <= ckpt.epoch <= epochs:
+        return f"holds epoch {ckpt.epoch!r}, outside this run's 1..{epochs}"
+    if len(ckpt.rows) != n_seeds or any(len(r) > ckpt.epoch for r in ckpt.rows):
+        return (f"holds epoch rows ({[len(r) for r in ckpt.rows]}) that do not fit "
+                f"{n_seeds} seed(s) after epoch {ckpt.epoch}")
+    return None
 
 
 @dataclass
