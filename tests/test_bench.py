@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 
+@pytest.mark.slow
 def test_train_benchmark_writes_the_required_ratios(tmp_path):
     from sharpen.bench import run_train_bench
 

@@ -141,6 +141,7 @@ def test_cli_data_verify_bundled(capsys):
     assert capsys.readouterr().out.count("ok ") == 4
 
 
+@pytest.mark.slow
 def test_quickstart_reaches_95_percent_on_real_mnist_test_set(mnist_dir, tmp_path, capsys):
     """The acceptance bar: quickstart's quick profile on real MNIST (5k train, full 10k test)."""
     code = main(["run", "quickstart", "--profile", "quick", "--out", str(tmp_path / "qs"),
@@ -157,6 +158,7 @@ def test_quickstart_reaches_95_percent_on_real_mnist_test_set(mnist_dir, tmp_pat
     assert len(load("mnist", "test", root=mnist_dir, verify=True)[1]) == 10000
 
 
+@pytest.mark.slow
 def test_bundled_experiments_validate_in_every_standard_profile():
     from sharpen.experiments import list_bundled
 
@@ -167,6 +169,7 @@ def test_bundled_experiments_validate_in_every_standard_profile():
             assert exp.arms, (name, profile)
 
 
+@pytest.mark.slow
 def test_grid_expands_arms_times_cells_and_tabulates(tiny, tmp_path, capsys):
     # b's own lr schedule (and the smoke profile's b batch size) would be set by these axes
     # in every cell, never used: refused (tests/test_grid_claims.py); here b differs otherwise
@@ -193,6 +196,7 @@ def test_grid_expands_arms_times_cells_and_tabulates(tiny, tmp_path, capsys):
 
 
 
+@pytest.mark.slow
 def test_killed_long_run_resumes_from_its_last_epoch_with_the_same_numbers(tiny, tmp_path):
     args = ["--set", "epochs=6", "--set", "runs=1", "--arms", "b", "--quiet"]
     ref = tmp_path / "ref"
@@ -221,6 +225,7 @@ def test_killed_long_run_resumes_from_its_last_epoch_with_the_same_numbers(tiny,
     assert not (out / "runs" / "b" / "seed-5" / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_the_local_results(tiny, tmp_path):
     ray = pytest.importorskip("ray")
     timing = {"seconds", "images_per_s"}
@@ -277,6 +282,7 @@ def test_the_smoke_test_list_covers_every_bundled_experiment():
 
 
 @pytest.mark.parametrize("name", BUNDLED)
+@pytest.mark.slow
 def test_every_bundled_experiment_runs_its_smoke_profile(name, tmp_path, request):
     """Lightning's fast_dev_run: every bundled experiment runs end to end in seconds."""
     args = ["run", name, "--profile", "smoke", "--out", str(tmp_path / "r"), "--quiet"]
@@ -290,6 +296,7 @@ def test_every_bundled_experiment_runs_its_smoke_profile(name, tmp_path, request
     assert (tmp_path / "r" / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_a_run_directory_reruns_itself_and_repeats_elsewhere(tiny, tmp_path, capsys):
     first = tmp_path / "first"
     args = ["run", str(tiny), "--profile", "smoke", "--set", "epochs=2", "--out", str(first),
@@ -318,6 +325,7 @@ def test_a_run_directory_reruns_itself_and_repeats_elsewhere(tiny, tmp_path, cap
         load_experiment(str(first), profile="smoke")
 
 
+@pytest.mark.slow
 def test_adding_an_arm_to_a_finished_directory_runs_only_the_new_arm(tiny, tmp_path):
     out = tmp_path / "r"
     run_experiment(load_experiment(str(tiny), profile="smoke", overrides=["select_arms='a'"]),
@@ -346,6 +354,7 @@ def test_grid_differs_from_run_and_list_v_shows_profiles(capsys):
 
 
 @pytest.mark.parametrize("which", ["final", "best_val"])
+@pytest.mark.slow
 def test_saved_weights_load_with_one_call_and_give_the_recorded_accuracy(tiny, tmp_path, which):
     import sharpen
     from sharpen.data.prepare import build_data
@@ -397,6 +406,7 @@ def test_progress_counts_epochs_from_the_run_directory_and_estimates_time_left(t
         assert p._thread is None
 
 
+@pytest.mark.slow
 def test_tensorboard_and_mlflow_read_back_what_metrics_csv_holds(tiny, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     from mlflow import MlflowClient
@@ -430,6 +440,7 @@ def test_tensorboard_and_mlflow_read_back_what_metrics_csv_holds(tiny, tmp_path,
     assert (out / "mlflow-artifacts").is_dir() and not (Path.cwd() / "mlruns").exists()
 
 
+@pytest.mark.slow
 def test_mlflow_prints_no_info_lines_into_the_output(tiny, tmp_path):
     """--log mlflow printed "2026/.. INFO mlflow.store.db.utils: Creating initial MLflow
     database tables..." and "Updating database tables" among sharpen's own lines."""
@@ -474,6 +485,7 @@ def test_every_help_text_is_plain_words_without_rst_markup(capsys):
     assert "run, report and compare experiments" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_directory_made_before_a_key_existed_still_resumes(tiny, tmp_path):
     exp = load_experiment(str(tiny), profile="smoke")
     out, _ = run_experiment(exp, tmp_path / "r", quiet=True)

@@ -123,6 +123,7 @@ def test_unknown_experiment_and_profile(tiny):
         load_experiment(str(tiny), profile="fast")
 
 
+@pytest.mark.slow
 def test_diverged_run_is_recorded_and_others_continue(tmp_path):
     p = tmp_path / "div.toml"
     p.write_text(TINY.replace("lr = 0.003\n", "lr = 0.003\n", 1)
@@ -134,6 +135,7 @@ def test_diverged_run_is_recorded_and_others_continue(tmp_path):
     assert "(0/2/0)" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_sigkill_between_seeds_then_rerun_finishes_only_missing(tiny, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--out", str(out),
@@ -351,6 +353,7 @@ class Boom(Hook):
 FAILING_ARM = '\n[arms.broken]\nhooks = [{ target = "tests.test_faults:Boom" }]\n'
 
 
+@pytest.mark.slow
 def test_exception_in_one_run_is_recorded_others_continue_exit_nonzero(tiny, tmp_path, capsys):
     tiny.write_text(TINY + FAILING_ARM)
     out = tmp_path / "r"
@@ -365,6 +368,7 @@ def test_exception_in_one_run_is_recorded_others_continue_exit_nonzero(tiny, tmp
     assert "(0/0/2)" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_failed_runs_are_retried_finished_ones_kept(tiny, tmp_path):
     tiny.write_text(TINY + FAILING_ARM)
     out = tmp_path / "r"
@@ -421,6 +425,7 @@ def test_full_disk_before_training_is_detected(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(sio.tempfile, "mkstemp", real)
 
 
+@pytest.mark.slow
 def test_second_process_on_the_same_run_directory_is_refused(tiny, tmp_path):
     out = tmp_path / "r"
     with DirLock(out / LOCK):  # another process (here: this one) holds the directory
@@ -433,6 +438,7 @@ def test_second_process_on_the_same_run_directory_is_refused(tiny, tmp_path):
     run_experiment(load_experiment(str(tiny), profile="smoke"), out, quiet=True)  # lock released
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_only_complete_files(tiny, tmp_path):
     out = tmp_path / "k"
     cmd = [sys.executable, "-m", "sharpen.cli", "run", str(tiny), "--out", str(out),
@@ -502,6 +508,7 @@ def _children(pid: int) -> set[int]:
 
 
 @pytest.mark.parametrize("hangup", [False, True])
+@pytest.mark.slow
 def test_a_closed_pipe_or_terminal_never_stops_training(tmp_path, hangup):
     """`sharpen run … | head -1`: the reader goes away; a closing terminal also sends SIGHUP
     first. Every run still finishes."""
@@ -521,6 +528,7 @@ def test_a_closed_pipe_or_terminal_never_stops_training(tmp_path, hangup):
     assert (out / "report.md").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_keeps_finished_runs_and_leaves_no_process(tmp_path):
     p = tmp_path / "long.toml"
     p.write_text(LONG)
@@ -590,6 +598,7 @@ def _two_arms(tmp_path: Path, arm_b: str) -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_a_job_whose_worker_process_dies_is_recorded_failed_and_the_others_finish(tmp_path):
     """A worker killed by the system (out of memory, a segfault) breaks the process pool; the
     job that did it is found by running the jobs then in flight again, one at a time."""
@@ -610,6 +619,7 @@ def test_a_job_whose_worker_process_dies_is_recorded_failed_and_the_others_finis
             "status"] == "failed"
 
 
+@pytest.mark.slow
 def test_a_worker_killed_once_from_outside_costs_nothing(tmp_path):
     """`kill -9` of one worker (the OOM killer choosing it, a cluster's cgroup): its job is
     run again and every run finishes with the numbers of an undisturbed run."""

@@ -38,6 +38,7 @@ def test_other_techniques_scheduled_to_nothing_are_named(key, value):
         assert lines == []
 
 
+@pytest.mark.slow
 def test_trackers_log_each_epoch_while_the_run_goes_and_print_the_viewer(tmp_path):
     import subprocess
     import sys

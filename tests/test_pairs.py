@@ -138,6 +138,7 @@ def test_weight_sharing_means_one_set_of_branch_weights(name):
     assert (ids1 == ids2) if shared else not (ids1 & ids2)
 
 
+@pytest.mark.slow
 def test_training_on_real_mnist_pairs_learns_both_metrics():
     x, y = load("mnist-sample", "train")
     tx, ty = load("mnist-sample", "test")

@@ -23,6 +23,7 @@ def _tmux(sock: str, *args: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.slow
 def test_the_bar_moves_within_epochs_names_its_jobs_and_follows_the_terminal(tmp_path):
     sock = f"sharpen-test-{os.getpid()}"
     out = tmp_path / "r"
@@ -67,6 +68,7 @@ def test_the_bar_moves_within_epochs_names_its_jobs_and_follows_the_terminal(tmp
                    for line in lines) <= 1, f
 
 
+@pytest.mark.slow
 def test_a_pipe_gets_one_line_per_finished_epoch_per_job(tmp_path):
     r = subprocess.run([str(SHARPEN), "run", "quickstart", "--profile", "smoke", "--runs", "2",
                         "--set", "epochs=3", "--workers", "1", "--out", str(tmp_path / "p")],

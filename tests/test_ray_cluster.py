@@ -42,6 +42,7 @@ def _experiment(tmp: Path) -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_workers_find_the_drivers_data_and_give_the_local_numbers(cluster, tmp_path, mnist_dir):
     address, env = cluster
     data = mnist_dir
@@ -98,6 +99,7 @@ def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path):
     assert not (tmp_path / "r").exists()  # nothing half-made
 
 
+@pytest.mark.slow
 def test_a_token_cluster_says_how_to_join_in_one_line_and_the_documented_setup_works(
         tmp_path, mnist_dir):
     """Ray turns token authentication on where a token exists (`RAY_AUTH_MODE=token ray

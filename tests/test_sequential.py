@@ -149,6 +149,7 @@ def _run(p, out, env, wait_for_look=None):
     proc.wait()
 
 
+@pytest.mark.slow
 def test_until_decided_killed_and_resumed_ends_as_an_uninterrupted_run(tmp_path):
     p = tmp_path / "tiny.toml"
     p.write_text(TINY)

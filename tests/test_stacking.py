@@ -76,7 +76,13 @@ def _assert_same(stacked: list[dict[str, str]], alone: list[dict[str, str]]) -> 
                 assert a[k] == b[k], k
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# the three wide-model cases train for minutes on 2 cores: in the slow step (.ci/run runs it)
+SLOW_CASES = {"nin_cifar+cutmix+clip+blurpool+onecycle",
+              "nin_cifar+crop+flip+cutout+mixup+smoothing+ema+adamw", "vgg38_bn_res+erasing+gradflow"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES else c
+                                  for c in CASES])
 def test_each_stacked_seed_equals_its_separate_run(case, tmp_path):
     cfg = RunConfig.model_validate(CASES[case])
     assert stack_blockers(cfg) == []  # declared stackable: model and every technique
@@ -107,6 +113,7 @@ def test_stacked_seeds_train_under_bf16_autocast():
     assert both[0][-1]["train_loss"] < both[0][0]["train_loss"]  # and it learns
 
 
+@pytest.mark.slow
 def test_lr_adaptive_decides_per_seed(tmp_path):
     cfg = RunConfig.model_validate(CASES["sub_lenet5_ws_al+lr_adaptive"] | {"epochs": 5})
     dirs = [tmp_path / f"seed-{s}" for s in SEEDS]
@@ -243,6 +250,7 @@ pairs_test = 100
 """
 
 
+@pytest.mark.slow
 def test_results_csv_is_byte_identical_serially_in_processes_and_on_ray(tmp_path):
     p = tmp_path / "mixed.toml"
     p.write_text(MIXED)
@@ -280,6 +288,7 @@ blur_n = { kind = "step", start = 5, delta = -2, every = 1, min = 1 }
 """
 
 
+@pytest.mark.slow
 def test_a_killed_stacked_group_resumes_to_the_uninterrupted_numbers(tmp_path):
     p = tmp_path / "kill.toml"
     p.write_text(KILL)

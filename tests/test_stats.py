@@ -346,6 +346,7 @@ def test_stage_jumps_pair_each_stage_start_with_the_baseline(tmp_path):
     assert "| cur | 3 | blur_n 3 → 1 | +2.10 |" in md
 
 
+@pytest.mark.slow
 def test_every_folder_in_docs_results_rebuilds_byte_for_byte(tmp_path):
     import shutil
 

@@ -154,6 +154,7 @@ def test_power_against_the_noncentral_t_by_hand():
 # --- a family of claims by simulation -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_report_of_8_true_null_claims_keeps_its_family_wise_error_at_5_percent():
     rng = np.random.default_rng(1)
     claims = [{"claim": f"c{k}", "arm": f"a{k}", "op": ">" if k % 2 else "<", "than": "base"}
