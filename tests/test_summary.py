@@ -5,6 +5,7 @@ docs/results."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from sharpen.cli import main
 from sharpen.io import atomic_write_csv, atomic_write_json
 from sharpen.reports import claims as claims_mod
 from sharpen.reports.summary import (
+    UNDECIDED_COLOUR,
     VERDICT_COLOURS,
     forest_lines,
     summary_figure,
@@ -31,7 +33,7 @@ ROOT = Path(__file__).parents[1]
 SEEDS = range(6)
 # what a reader is told each colour means (the claim maps' three, and two more)
 COLOUR = {"supported": "#4daf4a", "contradicted": "#e41a1c", "not supported": "#bdbdbd",
-          "undecidable": "#ff7f00", "untested": "#ffffff"}
+          "undecidable": "#ff7f00", "untested": "#ffffff", "undecided by the design": "#984ea3"}
 
 
 def _plain_dir(root: Path, paper: str, acc: dict[str, list[float]], claims: list[dict]) -> Path:
@@ -206,9 +208,15 @@ def test_the_figure_rows_labels_and_verdict_colours(tmp_path):
             for t, h in zip(legend.get_texts(), legend.legend_handles)
             if getattr(h, "get_marker", lambda: "")() == "o"}
     assert keys == COLOUR  # the legend says what the markers show
-    assert {_colour_hex(c) for c in VERDICT_COLOURS.values()} == set(COLOUR.values())
+    assert {_colour_hex(c) for c in VERDICT_COLOURS.values()} | {UNDECIDED_COLOUR} == set(COLOUR.values())
     assert VERDICT_COLOURS[Outcome.SUPPORTED] == COLOUR["supported"]
     assert len(forest_lines(rows)) == len(labels)
+    # a cell its sequential design left undecided is drawn in its own colour, not as a
+    # fixed-n "not supported"
+    first = dataclasses.replace(rows[0], undecided=True)
+    ax = summary_figure([first]).axes[0]
+    (marker,) = [ln for ln in ax.get_lines() if ln.get_gid() == "verdict"]
+    assert _colour_hex(marker.get_markerfacecolor()) == COLOUR["undecided by the design"]
 
 
 def test_sharpen_summary_writes_figure_and_table(tmp_path, capsys):

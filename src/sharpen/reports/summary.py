@@ -37,6 +37,9 @@ from sharpen.verdicts import OPS, Outcome
 VERDICT_COLOURS = {**{o: COLOURS[o] for o in (Outcome.SUPPORTED, Outcome.NOT_SUPPORTED,
                                               Outcome.CONTRADICTED)},
                    Outcome.UNDECIDABLE: "#ff7f00", Outcome.UNTESTED: UNTESTED_COLOUR}
+# a cell a sequential design left undecided (its verdict: not supported) apart from a fixed-n
+# "not supported": the first ran out of its budget, the second never had one
+UNDECIDED_COLOUR = "#984ea3"
 LABEL_CHARS = 52  # a claim's text in the figure's row labels (the table has it whole)
 SYMLOG_PP = 1.0  # linear within ±1 pp, logarithmic beyond: 0.3 pp and 25 pp on one axis
 
@@ -255,7 +258,8 @@ def _pp(r: SummaryRow, v: float | None) -> float | None:
 def _draw_row(ax: Any, y: float, r: SummaryRow) -> None:
     """One row: the margin band, the interval, the marker coloured by verdict, the paper's
     effect; a row without an estimate on the axis says so in words."""
-    colour = VERDICT_COLOURS.get(r.result.verdict.outcome, UNTESTED_COLOUR)
+    colour = (UNDECIDED_COLOUR if r.undecided
+              else VERDICT_COLOURS.get(r.result.verdict.outcome, UNTESTED_COLOUR))
     x, lo, hi = _pp(r, r.diff), _pp(r, r.low), _pp(r, r.high)
     if r.margin is not None and _pp(r, r.margin) is not None:
         tol = _pp(r, r.margin)
@@ -329,6 +333,8 @@ def _legend(fig: Any) -> None:
 
     handles = [Line2D([], [], marker="o", ls="none", mfc=c, mec="black", mew=0.6, ms=6.5,
                       label=str(o.value)) for o, c in VERDICT_COLOURS.items()]
+    handles.insert(3, Line2D([], [], marker="o", ls="none", mfc=UNDECIDED_COLOUR, mec="black",
+                             mew=0.6, ms=6.5, label="undecided by the design"))
     handles += [Line2D([], [], color="#333333", lw=1.3, label="interval the verdict rests on"),
                 Line2D([], [], marker="D", ls="none", mfc="none", mec="#08519c", ms=5,
                        label="the paper's effect"),
