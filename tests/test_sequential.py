@@ -616,3 +616,40 @@ def test_a_decided_equivalence_shows_the_threshold_it_was_decided_at(tmp_path):
     rows = {r.split("|")[1].strip(): r for r in report_section(tmp_path) if r.startswith("| ")}
     assert rows["within"].endswith(f"| {thr:.3g} | – |")
     assert rows["also within"].endswith(f"| {thr / 2:.3g} | – |")
+
+
+def test_a_sequential_directorys_claims_table_shows_the_repeated_interval(tmp_path):
+    """Issue 34 leftover: in a grid-less directory grown by --until-decided the Claims table
+    showed the naive 95 % interval, too narrow after looking on the way, while the grid's
+    claim map showed the repeated one. Now the Claims table shows the repeated CI of the
+    last look, labelled, checked against mean ± t_{1−thr/2, n−1}·sd/√n by hand."""
+    from sharpen.reports import write_report
+    from tests.test_stats import _rundir
+
+    rng = np.random.default_rng(5)
+    b = {s: 0.80 + 0.01 * rng.standard_normal() for s in range(6)}
+    a = {s: b[s] + 0.004 + 0.004 * rng.standard_normal() for s in range(6)}
+    claims = [{"claim": "a beats b", "arm": "a", "op": ">", "than": "b"}]
+    d = _rundir(tmp_path / "r", {"a": {s: [(v, None)] for s, v in a.items()},
+                                 "b": {s: [(v, None)] for s, v in b.items()}}, claims)
+    plan = SequentialPlan.make([3, 6], 0.05, 1)
+    diffs = np.array([a[s] - b[s] for s in range(6)])
+    p_fixed = st.ttest_rel(list(a.values()), list(b.values())).pvalue
+    look = {"n": 6, "threshold": plan.nominal[1],
+            "claims": [{"p": p_fixed, "n": 6, "threshold": plan.nominal[1], "decision": None}]}
+    record = {"plan": plan.as_dict(), "claims": ["a beats b"], "ops": [">"],
+              "units": {"": {"looks": [look], "finished": True, "decisions": {}}}}
+    (d / "sequential.json").write_text(json.dumps(record))
+    write_report(d)
+    section = (d / "report.md").read_text().split("## Claims\n", 1)[1].split("\n## ", 1)[0]
+    row = next(r for r in section.splitlines() if r.startswith("| a beats b"))
+    half = st.t.isf(plan.nominal[1] / 2, 5) * diffs.std(ddof=1) / math.sqrt(6)
+    lo, hi = 100 * (diffs.mean() - half), 100 * (diffs.mean() + half)
+    assert f"[{lo:+.2f} pp, {hi:+.2f} pp] (repeated CI at the last look, valid under the " \
+           "sequential design)" in row
+    naive = st.t.isf(0.025, 5) * diffs.std(ddof=1) / math.sqrt(6)
+    assert f"{100 * (diffs.mean() - naive):+.2f} pp" not in row  # the naive interval is gone
+    # a fixed-n directory (no record) keeps its 95 % interval
+    (d / "sequential.json").unlink()
+    write_report(d)
+    assert "(95 %, unadjusted)" in (d / "report.md").read_text()

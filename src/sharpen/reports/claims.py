@@ -25,12 +25,14 @@ the exact binomial test's of P(A > B) = threshold over the seed-matched runs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sharpen.errors import SharpenError
 from sharpen.metrics import as_number, get_metric, metric_values, parse_amount
+from sharpen.reports.sequential import SequentialPlan
 from sharpen.reports.stats import (
     ALPHA,
     Comparison,
@@ -43,6 +45,7 @@ from sharpen.reports.stats import (
     outperform,
     outperform_decides_from,
     paired_diff,
+    repeated_ci,
     seeds_needed,
     tost,
     welch_tost,
@@ -602,7 +605,10 @@ def take_decisions(rows: list[ClaimResult], unit: dict[str, Any] | None) -> None
     supported, whatever its Holm p (kept, for reference)."""
     if unit is None:
         return
+    plan = SequentialPlan.from_dict(unit["plan"]) if unit.get("plan") else None
     for i, r in enumerate(rows):
+        if plan is not None:
+            _repeated_interval(r, plan)
         if r.verdict.outcome is Outcome.UNTESTED:
             continue
         d = (unit.get("decisions") or {}).get(str(i))
@@ -615,6 +621,24 @@ def take_decisions(rows: list[ClaimResult], unit: dict[str, Any] | None) -> None
             r.verdict = NOT_SUPPORTED
         else:
             r.notes.append("undecided by the sequential design")
+
+
+def _repeated_interval(r: ClaimResult, plan: SequentialPlan) -> None:
+    """A claim of a sequential directory shows the repeated confidence interval at its last
+    look (valid at whatever look the design stopped), as a grid's claim map does, in place
+    of the naive 95 % one, which looking on the way has made too narrow."""
+    if r.interval != "95 %, unadjusted" or r.diff is None or r.ci_low is None:
+        return  # no interval, or not a difference's (a chance claim's, a TOST's)
+    m = get_metric(r.metric)
+    naive = _fmt_ci(m, r.ci_low, r.ci_high)
+    if any(n.startswith("unpaired") for n in r.notes) or not r.sd or r.n < 2:
+        r.interval = "95 %, unadjusted, not valid under the sequential design"
+        return  # the design's repeated interval is of paired differences
+    lo, hi = repeated_ci(r.diff, r.sd, r.n, plan.threshold_reached(r.n))
+    bounded = math.isfinite(lo) and math.isfinite(hi)  # a look that spends no α bounds nothing
+    r.estimate = r.estimate.replace(naive, _fmt_ci(m, lo, hi) if bounded else "[−∞, +∞]")
+    r.interval = "repeated CI at the last look, valid under the sequential design"
+    r.ci_low, r.ci_high = (lo, hi) if bounded else (None, None)
 
 
 def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,

@@ -73,14 +73,18 @@ SEQUENTIAL_TEXT = (
     "\"Decided with the fewest seeds\"): after looking at the results on the way, a fixed-n "
     "test is no longer valid, so the verdict column is the design's decision, and a claim it "
     "left undecided is **not supported**; the p and Holm p columns are the fixed-n numbers, "
-    "for reference only.")
+    "for reference only, and a paired claim's interval is the repeated confidence interval "
+    "at the last look, valid at whatever look the design stopped (the naive 95 % one is "
+    "too narrow after looking).")
 
 
 def _decisions(run_dir: Path) -> dict[str, Any] | None:
     """The unit of a (grid-less) directory's sequential record, whose decisions are the
     claims' verdicts; None when the directory was not grown by --until-decided."""
     rec = read_record(run_dir)
-    return None if rec is None else (rec.get("units") or {}).get("")
+    unit = None if rec is None else (rec.get("units") or {}).get("")
+    # with its design's plan: the claims show the repeated interval of its last look
+    return None if unit is None else {**unit, "plan": rec["plan"]}
 
 
 def provenance(run_dir: Path) -> dict[str, Any]:
