@@ -109,13 +109,22 @@ class SeedRun:
 
 def protocol_of(arm_cfg: dict[str, Any]) -> dict[str, Any]:
     """The protocol keys of one arm's resolved RunConfig (absent keys as None), and
-    ``split = "per seed"`` when its ``vary`` gives each seed its own split (absent
-    otherwise: an arm with the split pinned keeps the fingerprint it always had)."""
+    ``split = "per seed"`` when its ``vary`` gives each seed its own split, and
+    ``pairs_pinned = pin_seed`` when it gives every seed the same digit pairs (both absent
+    otherwise: an arm at the default keeps the fingerprint it always had). Seed s of an arm
+    with pinned pairs tests on other pairs than seed s of one whose pairs follow the seed:
+    pairing them image by image would compare predictions on different images."""
     out = {k: arm_cfg.get(k) for k in PROTOCOL_KEYS}
     vary = arm_cfg.get("vary")  # training.streams.Streams (a floor up: spelt out here)
-    if (vary == "all" or isinstance(vary, list) and "split" in vary) and (
-            arm_cfg.get("val_size") or arm_cfg.get("train_size") is not None):
+
+    def follows(stream: str) -> bool:
+        return vary == "all" or isinstance(vary, list) and stream in vary or (
+            vary is None and stream != "split")
+
+    if follows("split") and (arm_cfg.get("val_size") or arm_cfg.get("train_size") is not None):
         out["split"] = "per seed"
+    if arm_cfg.get("pairs") is not None and not follows("pairs"):
+        out["pairs_pinned"] = int(arm_cfg.get("pin_seed") or 0)
     return out
 
 
