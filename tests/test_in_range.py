@@ -86,6 +86,41 @@ def test_an_accuracy_interval_is_cut_at_100_and_keeps_the_t_intervals_coverage(t
     assert max(h for _, h in cut) <= 1.0 and (m + half).max() > 1.0
 
 
+def test_a_difference_interval_is_cut_at_the_metrics_range_and_mde_beyond_it_said(tmp_path,
+                                                                                   capsys):
+    """After cut files left n = 2 a claim read "[-106.28 pp, +128.78 pp]" and "detectable at
+    n 130.81 pp": two accuracies differ by at most 100 pp. The difference's interval is the
+    t interval (scipy) cut to ±100 pp in the Claims table, the paired table and `sharpen
+    compare`; a detectable effect past 100 pp (statsmodels) says it lies beyond the range."""
+    acc = {"a": [0.95, 0.55], "b": [0.60, 0.50]}
+    claim = {"claim": "a beats b", "arm": "a", "op": ">", "than": "b"}
+    d = _run_dir(tmp_path / "d", acc, [claim])
+    diffs = np.subtract(acc["a"], acc["b"])
+    lo, hi = st.t.interval(0.95, 1, loc=diffs.mean(), scale=st.sem(diffs))
+    assert lo < -1 and hi > 1  # the uncut interval ran past ±100 pp on both sides
+    mde = TTestPower().solve_power(nobs=2, alpha=0.05, power=0.8) * diffs.std(ddof=1)
+    assert mde > 1
+    assert main(["report", str(d)]) == 0
+    report = (d / "report.md").read_text()
+    claims = report.split("## Claims", 1)[1]
+    row = next(x for x in claims.splitlines() if x.startswith("| a beats b"))
+    assert "a − b: +20.00 pp [-100.00 pp, +100.00 pp]" in row, row
+    assert "| beyond the metric's range |" in row, row
+    paired = report.split("## Paired comparisons", 1)[1]
+    row = next(x for x in paired.splitlines() if x.startswith("| b |"))  # b − a
+    assert "| [-100.00 pp, +100.00 pp] |" in row, row
+    capsys.readouterr()
+    assert main(["compare", str(d)]) == 0
+    assert "[-100.00 pp, +100.00 pp]" in capsys.readouterr().out
+    # within the range the interval is scipy's, uncut
+    d2 = _run_dir(tmp_path / "d2", {"a": [0.95, 0.93, 0.96], "b": [0.90, 0.91, 0.90]},
+                  [claim])
+    diffs = np.subtract([0.95, 0.93, 0.96], [0.90, 0.91, 0.90])
+    lo, hi = st.t.interval(0.95, 2, loc=diffs.mean(), scale=st.sem(diffs))
+    assert main(["report", str(d2)]) == 0
+    assert f"[{100 * lo:+.2f} pp, {100 * hi:+.2f} pp]" in (d2 / "report.md").read_text()
+
+
 def test_forty_of_forty_right_is_a_wilson_interval_not_100_100():
     """Every seed right on all 40 test images printed "[100.00, 100.00]". The image-level
     interval is never narrower than the Wilson interval of the 40 images (statsmodels

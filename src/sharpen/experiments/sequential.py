@@ -36,7 +36,7 @@ from sharpen.experiments.runner import (
 from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports import write_report
 from sharpen.reports.claim_map import cell_of, claim_maps, in_cell
-from sharpen.reports.claims import _prejudge, _stated_effect, load_runs
+from sharpen.reports.claims import BEYOND, _prejudge, _stated_effect, fmt_detectable, load_runs
 from sharpen.reports.sequential import (
     SEQUENTIAL,
     BudgetPower,
@@ -406,7 +406,9 @@ def _power_line(plan: SequentialPlan, claim: dict[str, Any], b: BudgetPower) -> 
     if b.mde is None:
         return head + "— its power is unknown: no sd of the per-seed differences " + (
             f"({b.sd_from})" if b.sd_from else "(give --pilot DIR)")
-    text = (head + f"detects ≥ {m.fmt(b.mde, True).lstrip('+')} with 80 % power (sd "
+    mde = fmt_detectable(m, b.mde)
+    text = (head + (f"detects ≥ {mde}" if mde != BEYOND else f"detects no effect the metric "
+                    f"can have ({mde})") + f" with 80 % power (sd "
             f"{m.fmt(b.sd, True).lstrip('+')} from {b.sd_from})")
     if b.effect is not None:
         text += (f"; {b.effect_from} {m.fmt(b.effect, True)} needs "

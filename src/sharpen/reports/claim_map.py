@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from sharpen.metrics import get_metric
-from sharpen.reports.claims import ClaimResult, Runs, _prejudge, _stated_effect, judge_family
+from sharpen.reports.claims import (
+    ClaimResult,
+    Runs,
+    _prejudge,
+    _stated_effect,
+    diff_in_range,
+    fmt_detectable,
+    judge_family,
+)
 from sharpen.reports.figures import pyplot, save_figure
 from sharpen.reports.sequential import (
     SequentialPlan,
@@ -147,8 +155,9 @@ def claim_maps(cfg: dict[str, Any], runs: Runs, alpha: float = 0.05,
         cells = []
         for c, point, r in zip(per, where, results):
             _, comp = _prejudge(c, runs)
-            cell = MapCell(point, r, getattr(comp, "diff", None), getattr(comp, "ci_low", None),
-                           getattr(comp, "ci_high", None))
+            cell = MapCell(point, r, getattr(comp, "diff", None),
+                           *diff_in_range(get_metric(r.metric), getattr(comp, "ci_low", None),
+                                          getattr(comp, "ci_high", None)))
             unit = next((u for up, u in units
                          if up == {a: str(v) for a, v in point.items()}), None)
             if unit is not None and plan is not None:
@@ -174,8 +183,8 @@ def _sequential_cell(cell: MapCell, comp: Any, plan: SequentialPlan,
     cell.sequential, cell.decided_at = True, d["n"] if d else None
     r.verdict = Verdict(Outcome(d["verdict"])) if d else NOT_SUPPORTED
     if getattr(comp, "paired", False) and comp.spread and comp.sd and comp.n >= 2:
-        cell.rci_low, cell.rci_high = repeated_ci(comp.diff, comp.sd, comp.n,
-                                                  plan.threshold_reached(comp.n))
+        cell.rci_low, cell.rci_high = diff_in_range(get_metric(r.metric), *repeated_ci(
+            comp.diff, comp.sd, comp.n, plan.threshold_reached(comp.n)))
     if d:
         exact = r.p_exact if r.n == d["n"] else None  # the exact p at the deciding n
         note = normal_model_note(d["n"], _decided_at(op, d), exact)
@@ -228,7 +237,7 @@ def map_table(cm: ClaimMap) -> str:
             mid = (f"decided at n = {c.decided_at}" if c.decided_at else
                    "undecided" if c.sequential else "–")
         else:
-            mde = "–" if r.mde is None else m.fmt(r.mde, True).lstrip("+")
+            mde = fmt_detectable(m, r.mde)
             mid = mde + " | " + ("–" if r.effect is None else
                                  f"{r.n_needed or '–'} for {m.fmt(r.effect, True)}")
         lines.append("| " + " | ".join(str(c.point[a]) for a in cm.axes) +

@@ -36,6 +36,7 @@ from sharpen.reports.sequential import SequentialPlan
 from sharpen.reports.stats import (
     ALPHA,
     Comparison,
+    clip_interval,
     compare,
     exact_decides_from,
     format_p,
@@ -136,6 +137,39 @@ def metric_of(values: Values, arm: str, metric: str) -> dict[int, float]:
 
 def fmt_value(metric: str, v: float | None, diff: bool = False) -> str:
     return get_metric(metric).fmt(v, diff)
+
+
+def _span(m: Any) -> float | None:
+    """How far apart two values of ``m`` can lie: a % metric's range (1 for an accuracy,
+    2 for a gap, which goes down to −1); None for an unbounded metric."""
+    return 1.0 - m.lowest if m.percent else None
+
+
+def diff_in_range(m: Any, lo: float | None, hi: float | None
+                  ) -> tuple[float | None, float | None]:
+    """A difference's interval cut to ±(the metric's range): two accuracies differ by at
+    most 100 pp, so an interval that covers the true difference still covers it when cut
+    (:func:`~sharpen.reports.stats.clip_interval`); at n = 2 the t interval can reach
+    ±128 pp."""
+    span = _span(m)
+    if span is None or lo is None or hi is None or not (math.isfinite(lo) and
+                                                        math.isfinite(hi)):
+        return lo, hi
+    return clip_interval(lo, hi, -span, span)
+
+
+BEYOND = "beyond the metric's range"
+
+
+def fmt_detectable(m: Any, v: float | None) -> str:
+    """A smallest detectable effect, or that it lies beyond the metric's range (no true
+    difference of two accuracies can be as large: the n cannot detect any)."""
+    if v is None:
+        return "–"
+    span = _span(m)
+    if span is not None and v > span:
+        return BEYOND
+    return m.fmt(v, True).lstrip("+")
 
 
 # --- judging a family of claims ----------------------------------------------------------------
@@ -325,9 +359,9 @@ def _directional(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Ru
     elif c.ci_low is None:
         r.estimate = f"{label}: {m.fmt(c.diff, True)} (no interval: {c.test})"
     else:
-        r.estimate = f"{label}: {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
+        r.ci_low, r.ci_high = diff_in_range(m, c.ci_low, c.ci_high)
+        r.estimate = f"{label}: {m.fmt(c.diff, True)} {_fmt_ci(m, r.ci_low, r.ci_high)}"
         r.interval = "95 %, unadjusted"
-        r.ci_low, r.ci_high = c.ci_low, c.ci_high
     return r, c
 
 
@@ -353,8 +387,8 @@ def _equivalence(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Ru
         r.estimate = f"{label}: {m.fmt(e.diff, True)} (no interval: no spread in either arm)"
         r.interval = ""
     else:
-        r.estimate = f"{label}: {m.fmt(e.diff, True)} {_fmt_ci(m, e.ci_low, e.ci_high)}"
-        r.ci_low, r.ci_high = e.ci_low, e.ci_high
+        r.ci_low, r.ci_high = diff_in_range(m, e.ci_low, e.ci_high)
+        r.estimate = f"{label}: {m.fmt(e.diff, True)} {_fmt_ci(m, r.ci_low, r.ci_high)}"
     inside = abs(e.diff) <= tol  # type: ignore[arg-type]
     r.direction = 1 if inside else -1
     if inside:
@@ -430,9 +464,9 @@ def _best(r: ClaimResult, m: Any, op: Op, claim: dict[str, Any], runs: Runs,
     elif c.ci_low is None:  # unpaired, and neither arm varies: Welch has nothing to say
         r.estimate = f"{arm} − {o} ({who}): {m.fmt(c.diff, True)} (no interval: {c.test})"
     else:
-        r.estimate = f"{arm} − {o} ({who}): {m.fmt(c.diff, True)} {_fmt_ci(m, c.ci_low, c.ci_high)}"
+        r.ci_low, r.ci_high = diff_in_range(m, c.ci_low, c.ci_high)
+        r.estimate = f"{arm} − {o} ({who}): {m.fmt(c.diff, True)} {_fmt_ci(m, r.ci_low, r.ci_high)}"
         r.interval = "95 %, unadjusted"
-        r.ci_low, r.ci_high = c.ci_low, c.ci_high
     return r, c
 
 
@@ -635,10 +669,13 @@ def _repeated_interval(r: ClaimResult, plan: SequentialPlan) -> None:
         r.interval = "95 %, unadjusted, not valid under the sequential design"
         return  # the design's repeated interval is of paired differences
     lo, hi = repeated_ci(r.diff, r.sd, r.n, plan.threshold_reached(r.n))
-    bounded = math.isfinite(lo) and math.isfinite(hi)  # a look that spends no α bounds nothing
-    r.estimate = r.estimate.replace(naive, _fmt_ci(m, lo, hi) if bounded else "[−∞, +∞]")
+    if math.isfinite(lo) and math.isfinite(hi):
+        r.ci_low, r.ci_high = diff_in_range(m, lo, hi)
+        r.estimate = r.estimate.replace(naive, _fmt_ci(m, r.ci_low, r.ci_high))
+    else:  # a look that spends no α bounds nothing
+        r.ci_low = r.ci_high = None
+        r.estimate = r.estimate.replace(naive, "[−∞, +∞]")
     r.interval = "repeated CI at the last look, valid under the sequential design"
-    r.ci_low, r.ci_high = (lo, hi) if bounded else (None, None)
 
 
 def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
@@ -659,7 +696,7 @@ def claims_table(claims: list[dict[str, Any]], runs: Runs | Values,
     for r in rows:
         m = get_metric(r.metric)
         n = f"{r.n}" + (f" ({r.lost} not counted)" if r.lost else "")
-        mde = "–" if r.mde is None else m.fmt(r.mde, True).lstrip("+")
+        mde = fmt_detectable(m, r.mde)
         need = "–" if r.effect is None else (
             f"not comparable: the paper's {m.fmt(r.effect, True)} is of another protocol "
             f"({'; '.join(r.effect_not_comparable)})" if r.effect_not_comparable else

@@ -23,7 +23,7 @@ from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_text
 from sharpen.metrics import get_metric
 from sharpen.reports.claim_map import claim_maps, map_table
-from sharpen.reports.claims import fmt_value, load_runs, metric_of
+from sharpen.reports.claims import diff_in_range, fmt_value, load_runs, metric_of
 from sharpen.reports.curves import plot_curves
 from sharpen.reports.sequential import read_record
 from sharpen.reports.stats import compare, describe
@@ -118,7 +118,8 @@ def _row(label: str, values: dict[str, dict[int, dict[str, float]]], metric: str
     c = compare(mine, metric_of({"x": values[base]}, "x", metric), paired=same,
                 why_unpaired="" if same else "different protocols")
     test = c.test + (f" ({c.why_unpaired})" if c.why_unpaired else "")
-    row.update(vs=base, diff=c.diff, diff_ci_low=c.ci_low, diff_ci_high=c.ci_high,
+    lo, hi = diff_in_range(get_metric(metric), c.ci_low, c.ci_high)
+    row.update(vs=base, diff=c.diff, diff_ci_low=lo, diff_ci_high=hi,
                p=c.p, p_exact=c.p_exact, test=test, effect=c.effect,
                effect_name=c.effect_name, n_used=c.n, left_out=c.left_out,
                no_spread=not c.spread, same_cell=grid)

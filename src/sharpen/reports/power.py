@@ -14,7 +14,7 @@ from typing import Any
 from sharpen.errors import SharpenError
 from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports.claim_map import claim_maps
-from sharpen.reports.claims import ClaimResult, judge_family, load_runs
+from sharpen.reports.claims import ClaimResult, fmt_detectable, judge_family, load_runs
 from sharpen.reports.stats import ALPHA, POWER, min_detectable, sd_upper, seeds_needed
 from sharpen.rundir import CONFIG, RunDir
 from sharpen.verdicts import get_op
@@ -36,7 +36,7 @@ def plan_table(effect: float, sd: float, metric: str = "test_acc", claims: int =
              f"**seeds needed: {n if n is not None else 'more than 100,000'}**", "",
              "| n | smallest detectable difference |", "|---|---|"]
     for k in ns:
-        lines.append(f"| {k} | {m.fmt(min_detectable(k, sd, level, power), True).lstrip('+')} |")
+        lines.append(f"| {k} | {fmt_detectable(m, min_detectable(k, sd, level, power))} |")
     return "\n".join(lines)
 
 
@@ -85,7 +85,7 @@ def _plan_cells(r: ClaimResult, effect: float | str | None, level: float, power:
         return [str(r.n), sd, "– (`~`: not a difference to detect)", "–", "–"]
     if get_op(r.op).chance:
         return [str(r.n), "–", f"– (`{r.op}`: a chance, not a difference to detect)", "–", "–"]
-    mde = m.fmt(min_detectable(r.n, r.sd, level, power), True).lstrip("+") if r.sd else "–"
+    mde = fmt_detectable(m, min_detectable(r.n, r.sd, level, power)) if r.sd else "–"
     eff: Any = parse_amount(effect, m, "--effect", signed=True) if effect is not None \
         else r.effect
     if effect is None and r.effect_not_comparable:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sharpen.metrics import REGISTRY, Metric, get_metric, parse_amount
 from sharpen.reports.budget import one_configuration
-from sharpen.reports.claims import Runs, metric_of, protocol_differences
+from sharpen.reports.claims import Runs, diff_in_range, metric_of, protocol_differences
 from sharpen.reports.stats import (
     BETTER,
     NOT_COMPARABLE,
@@ -228,8 +228,8 @@ def paired_table(runs: Runs, arms: list[str], baseline: str, metric: str = "test
         if not c.spread and c.paired:
             interval = f"none: {c.n} identical differences"
         else:
-            interval = "n/a" if c.ci_low is None else \
-                f"[{m.fmt(c.ci_low, True)}, {m.fmt(c.ci_high, True)}]"
+            lo, hi = diff_in_range(m, c.ci_low, c.ci_high)
+            interval = "n/a" if lo is None else f"[{m.fmt(lo, True)}, {m.fmt(hi, True)}]"
         eff = "n/a" if c.effect is None else f"{c.effect_name} = {c.effect:.2f}"
         lost = [f"{a}: {len(runs.lost(a))}" for a in (arm, baseline) if runs.lost(a)]
         if c.left_out:
