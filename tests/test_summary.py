@@ -349,3 +349,14 @@ def test_directories_without_claims_or_with_one_name_are_refused_by_name(tmp_pat
     b = _paper_c(tmp_path / "y" / "same")
     assert main(["summary", str(a), str(b), "--out", str(tmp_path / "s.png")]) == 2
     assert f"two directories share a name ({a}, {b})" in capsys.readouterr().err
+
+
+def test_a_directory_without_claims_among_others_is_refused_by_name_not_dropped(tmp_path, capsys):
+    """`sharpen summary run1 study` (a variance study has no claims): the study's folder was
+    left out of the figure and the table without a word (hostile pass H)."""
+    a, _ = _paper_a(tmp_path / "a")
+    bare = _plain_dir(tmp_path / "bare", "001", {"a": [0.5, 0.6]}, [])
+    assert main(["summary", str(a), str(bare), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"summary: no claims in {bare} (leave it out" in err and f"{a}" not in err, err
+    assert not (tmp_path / "s.png").exists()

@@ -139,11 +139,15 @@ def summary_rows(run_dirs: list[str | Path]) -> list[SummaryRow]:
     dirs = [Path(d) for d in run_dirs]
     if not dirs:
         raise SharpenError("summary: give one or more run directories")
-    rows = [r for d in dirs for r in folder_rows(d)]
-    if not rows:  # nothing to draw: say so, not an empty figure
-        raise SharpenError(f"summary: no claims in {', '.join(map(str, dirs))}; a run "
-                           "directory's claims come from its experiment's [[claims]] (sharpen "
-                           "report DIR --claims-from FILE records them in an older one)")
+    by_dir = {d: folder_rows(d) for d in dirs}
+    rows = [r for d in dirs for r in by_dir[d]]
+    bare = [d for d in dirs if not by_dir[d]]
+    if bare:  # nothing to draw for them: say so, not an empty figure or a folder dropped
+        raise SharpenError(f"summary: no claims in {', '.join(map(str, bare))}"
+                           + (" (leave it out: the others have claims)" if rows else "")
+                           + "; a run directory's claims come from its experiment's "
+                           "[[claims]] (sharpen report DIR --claims-from FILE records them in "
+                           "an older one)")
     if len({d.name for d in dirs}) < len(dirs):  # rows are told apart by the folder's name
         raise SharpenError("summary: two directories share a name ("
                            + ", ".join(str(d) for d in dirs if [x.name for x in dirs]
