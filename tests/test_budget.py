@@ -54,3 +54,26 @@ def test_a_grid_report_has_the_budget_curves(tmp_path):
     sharp = [float(np.mean(v["sharp"])) for v in acc.values()]
     e6 = expected_max(sharp, 6)[0]
     assert f"| sharp | 6 | {100 * e6:.2f} | 0.00 |" in text
+
+
+def test_a_budget_band_near_100_percent_stays_inside_it(tmp_path, monkeypatch):
+    """The expected best ± its sd ran past 100 % for cells near 100 % (issue 34 leftover 7):
+    the band is cut to 0–100 %, the line (the expected best) is left as it is."""
+    from types import SimpleNamespace
+
+    from sharpen.reports import budget
+
+    figs = []
+    monkeypatch.setattr(budget, "save_figure", lambda fig, path: figs.append(fig) or path)
+    means = {"a__lr-1": 0.999, "a__lr-2": 0.80, "a__lr-3": 1.0}
+    cfg = {"grid": {"lr": [1, 2, 3]},
+           "cells": {d: {"arm": "a", "lr": i + 1} for i, d in enumerate(means)},
+           "arms": {d: {"lr": i + 1} for i, d in enumerate(means)}}
+    runs = SimpleNamespace(values={d: {0: {"test_acc": v}, 1: {"test_acc": v}}
+                                   for d, v in means.items()})
+    e, s = expected_max(list(means.values()), 1)
+    assert 100 * (e + s) > 100  # uncut, the band at n = 1 ran past 100 %
+    assert budget.budget_section(tmp_path, cfg, runs)
+    (ax,) = figs[-1].axes
+    ys = [v[1] for c in ax.collections for p in c.get_paths() for v in p.vertices]
+    assert max(ys) == pytest.approx(100) and min(ys) >= 0

@@ -181,3 +181,17 @@ def test_curves_show_test_accuracy_in_percent_with_clipped_light_bands_and_an_ou
     assert not any(ax.get_legend() for ax in fig.axes) and fig.legends  # one legend, outside
     curves.plot_curves(tmp_path, ["a", "b"], per_arm=rundir(6))
     assert all(c.get_alpha() >= 0.2 for c in figs[-1].axes[0].collections)  # n ≥ 5: full bands
+
+
+def test_a_gap_band_stays_inside_its_range(tmp_path, monkeypatch):
+    """A % metric's band is cut to the metric's range, the gap's (−100 to 100 %) too: two
+    seeds with gaps of −99 % and −30 % gave a t band down to −500 %."""
+    from sharpen.reports import curves
+
+    figs = []
+    monkeypatch.setattr(curves, "save_figure", lambda fig, path: figs.append(fig) or path)
+    runs = [[{"epoch": str(e), "gap": str(g), "test_acc": "0.5"} for e in (1, 2)]
+            for g in (-0.99, -0.30)]
+    curves.plot_curves(tmp_path, ["a"], keys=("gap",), per_arm={"a": runs})
+    ys = [v[1] for c in figs[-1].axes[0].collections for p in c.get_paths() for v in p.vertices]
+    assert min(ys) == pytest.approx(-100) and max(ys) <= 100

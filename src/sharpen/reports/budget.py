@@ -143,7 +143,9 @@ def budget_section(run_dir: Path, cfg: dict[str, Any], runs: Any,
         e = np.array([p["expected"] for p in c.points]) * 100
         s = np.array([p["sd"] for p in c.points]) * 100
         (line,) = ax.plot(n, e, marker="o", label=c.arm)
-        ax.fill_between(n, e - s, e + s, color=line.get_color(), alpha=0.15)
+        # an accuracy's band stays inside 0–100 % (a best near 100 % with a wide sd ran past)
+        ax.fill_between(n, np.clip(e - s, 0, 100), np.clip(e + s, 0, 100),
+                        color=line.get_color(), alpha=0.15)
     metric = curves[0].metric
     ax.set(xlabel="grid cells tried (n)", ylabel=f"expected best {metric} %")
     ax.legend(fontsize=7)

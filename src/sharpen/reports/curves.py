@@ -168,8 +168,8 @@ def _draw(ax: Any, arm: _Arm, key: str, m_: Any) -> tuple[Any, Any] | None:
     n = len(arm.runs)
     if key.endswith("loss"):
         lo = np.maximum(lo, np.min(m) / 10)  # a band below 0 has no place on a log axis
-    elif scale == 100.0 and m_ is not None and m_.lowest >= 0:  # the gap goes below 0
-        lo, hi = np.clip(lo, 0, 100), np.clip(hi, 0, 100)
+    elif scale == 100.0 and m_ is not None:  # inside the metric's range (a gap: ±100 %)
+        lo, hi = np.clip(lo, 100 * m_.lowest, 100), np.clip(hi, 100 * m_.lowest, 100)
     if len(ep) == 1:  # a band over one epoch has no width: a point and its error bar,
         # inside the panel's y range (the interval is all there is to see)
         bar = ax.errorbar(ep + arm.offset, m, yerr=[m - lo, hi - m], color=arm.color,
