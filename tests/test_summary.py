@@ -360,3 +360,20 @@ def test_a_directory_without_claims_among_others_is_refused_by_name_not_dropped(
     err = capsys.readouterr().err
     assert f"summary: no claims in {bare} (leave it out" in err and f"{a}" not in err, err
     assert not (tmp_path / "s.png").exists()
+
+
+def test_a_row_without_an_estimate_on_the_axis_keeps_its_words_inside_the_axes(tmp_path):
+    """A P> claim has a chance, not a difference in pp: its words stood from the zero line
+    rightwards and ran over the n and verdict columns (hostile pass H)."""
+    acc = {"base": [0.5, 0.6, 0.7], "a_rather_long_arm_name": [0.6, 0.7, 0.8]}
+    claims = [{"claim": "wins", "arm": "a_rather_long_arm_name", "op": "P>", "than": "base",
+               "threshold": 0.75}]
+    rows = summary_rows([_plain_dir(tmp_path / "p", "002", acc, claims)])
+    fig = summary_figure(rows)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    box = ax.get_window_extent()
+    words = [t for t in ax.texts if t.get_text().startswith("P(a_rather")]
+    assert len(words) == 1
+    ext = words[0].get_window_extent()
+    assert box.x0 <= ext.x0 and ext.x1 <= box.x1 + 0.5, (ext, box)

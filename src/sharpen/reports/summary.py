@@ -268,9 +268,10 @@ def _draw_row(ax: Any, y: float, r: SummaryRow) -> None:
     if r.margin is not None and _pp(r, r.margin) is not None:
         tol = _pp(r, r.margin)
         ax.fill_between([-tol, tol], y - 0.4, y + 0.4, color="#9ecae1", alpha=0.6, lw=0)
-    if x is None:
-        ax.text(0, y, "  " + _short(r.estimate, 40), fontsize=7, va="center", ha="left",
-                style="italic", color="#555555")
+    if x is None:  # from the axes' left edge (at 0 a long one ran over n and the verdict)
+        ax.text(0.01, y, _short(r.estimate, 52), fontsize=7, va="center", ha="left",
+                style="italic", color="#555555", transform=ax.get_yaxis_transform(),
+                clip_on=True, gid="estimate")
         return
     if lo is not None and hi is not None:
         ax.plot([lo, hi], [y, y], color="#333333", lw=1.3, solid_capstyle="butt", gid="interval")
