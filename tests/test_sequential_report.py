@@ -17,6 +17,7 @@ from scipy import stats as st
 from statsmodels.stats.power import TTestPower
 from test_claim_map import EPOCHS, STAGES, _grid_dir
 
+from sharpen.errors import SharpenError
 from sharpen.io import atomic_write_csv, atomic_write_json
 from sharpen.reports import write_report
 from sharpen.reports.claim_map import claim_maps, map_table
@@ -404,3 +405,24 @@ def test_a_grid_pilot_gives_the_largest_sd_over_its_cells(tmp_path):
     # a claim on arms the pilot lacks gives no sd, and says so
     ((none, why),) = pilot_sds(d, [{**claims[0], "arm": "other"}])
     assert none is None and "has no cell with 2 paired seeds" in why
+
+
+@pytest.mark.parametrize("value", ['"abc"', '"1 kg"', '-0.01'])
+def test_min_effect_is_checked_when_the_file_loads_not_only_under_until_decided(
+        tmp_path, capsys, value):
+    """A fixed-n run took min_effect = "abc" (it was parsed only by --until-decided): the
+    file's field is checked when it loads, with the message --until-decided gives."""
+    from sharpen.cli import main
+    from sharpen.metrics import get_metric, parse_amount
+
+    p, out = tmp_path / "t.toml", tmp_path / "fixed"
+    p.write_text(TINY.format(extra=f"min_effect = {value}"))
+    assert main(["run", str(p), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    with pytest.raises(SharpenError) as want:  # the message --until-decided gives
+        parse_amount(eval(value), get_metric("test_acc"), "min_effect")
+    assert f"field {want.value}" in err, err
+    assert not out.exists()
+    p.write_text(TINY.format(extra='min_effect = "0.5 pp"'))  # a good one still loads
+    from sharpen.experiments import load_experiment
+    assert load_experiment(str(p)).min_effect == "0.5 pp"

@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -410,6 +411,24 @@ class Experiment(BaseModel):
             return parse_amount(v, get_metric("test_acc"), "published_margin")
         except SharpenError as exc:
             raise ValueError(str(exc).removeprefix("published_margin: ")) from None
+
+    @field_validator("min_effect")
+    @classmethod
+    def _min_effect(cls, v: float | str | None, info: ValidationInfo) -> float | str | None:
+        """Checked where it is given, not only under --until-decided (a fixed-n run took
+        "abc"): an amount of each claim's metric; kept as written, since each claim reads
+        it in its own metric (sharpen.experiments.sequential)."""
+        if v is None:
+            return v
+        # the claims it applies to: not a "~" claim's, which asks for no effect
+        metrics = {c.metric for c in info.data.get("claims") or []
+                   if c.op in OPS and not OPS[c.op].margin} or {"test_acc"}
+        for name in sorted(metrics):
+            try:
+                parse_amount(v, get_metric(name), "min_effect")
+            except SharpenError as exc:
+                raise ValueError(str(exc).removeprefix("min_effect: ")) from None
+        return v
     # the paper's grid tables: axis -> {"values": [...], "<arm>": [mean per value], ...}
     # (and optionally runs = N, resolution = "0.01 pp": as in a [published.ARM] table)
     published_grid: dict[str, dict[str, list[int | float] | int | float | str]] = Field(
