@@ -146,12 +146,22 @@ def dominant(rows: Sequence[Spread], confidence: float = CONFIDENCE) -> Dominanc
     level = 1 - (1 - confidence) / max(len(others), 1)
     tied = []
     for r in others:
-        _, lo, _ = ratio_interval(top.sd, top.n, r.sd, r.n, level)
-        if r.sd > 0 and (lo is None or lo <= 1):
-            tied.append(r.source)
-        elif r.sd == 0 and top.sd == 0:
+        s2 = _resolved_sd(r)
+        _, lo, _ = ratio_interval(top.sd, top.n, s2 or 0.0, r.n, level)
+        if top.sd == 0 or lo is None or lo <= 1:
             tied.append(r.source)
     return Dominance(None if tied else top.source, top.source, tuple(tied), level)
+
+
+def _resolved_sd(r: Spread) -> float | None:
+    """The sd a source is compared with: its own, or for seeds that all scored the same the
+    smallest spread the test set could show, n values one image apart (sd 1/(N√n)). An
+    accuracy over N images moves in steps of 1/N: equal values hide a spread below a step,
+    they do not show a zero one (taken as 0, any other source 'dominated' it, even at n = 2).
+    None when N is unknown (no predictions): nothing to compare with."""
+    if r.sd > 0:
+        return r.sd
+    return 1 / (r.n_test * math.sqrt(r.n)) if r.n_test else None
 
 
 def pp(x: float | None, digits: int = 2) -> str:
