@@ -212,6 +212,29 @@ def test_finished_runs_are_kept_failed_ones_trained_again(small, tmp_path):
     assert json.loads((out / "history.json").read_text())[-1]["runs"] == 1
 
 
+def test_a_result_json_missing_metrics_gets_them_in_results_csv_from_metrics_csv(small,
+                                                                               tmp_path):
+    """A finished run whose result.json lacks test_acc (written by hand, or by an older
+    version) had a blank test_acc in results.csv while report.md took it from metrics.csv:
+    results.csv now takes it from metrics.csv as the report does (no retraining)."""
+    out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
+    path = out / "runs" / "a" / "seed-5" / "result.json"
+    res = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in res.items() if k not in ("test_acc", "gap")}))
+    with open(out / "runs" / "a" / "seed-5" / "metrics.csv") as f:
+        last = list(csv.DictReader(f))[-1]  # what the report reads: the final epoch's row
+    _, results = run(exp_of(small), out, quiet=True)
+    assert json.loads((out / "history.json").read_text())[-1]["runs"] == 0  # none retrained
+    row = next(r for r in results_csv(out) if (r["arm"], r["seed"]) == ("a", "5"))
+    assert float(row["test_acc"]) == pytest.approx(float(last["test_acc"]), abs=1e-12)
+    assert float(row["gap"]) == pytest.approx(float(last["gap"]), abs=1e-12)
+    summary = json.loads((out / "summary.json").read_text())
+    (arm,) = [a for a in summary["arms"] if a["arm"] == "a"]
+    with open(out / "runs" / "a" / "seed-6" / "metrics.csv") as f:
+        other = float(list(csv.DictReader(f))[-1]["test_acc"])
+    assert arm["test_acc_mean"] == pytest.approx((float(last["test_acc"]) + other) / 2)
+
+
 def test_files_left_half_written_by_a_killed_writer_are_removed(small, tmp_path):
     out, _ = run(exp_of(small), tmp_path / "r", quiet=True)
     stale = [out / ".results.csv.x.tmp", out / "runs" / "a" / "seed-5" / ".metrics.csv.y.tmp"]

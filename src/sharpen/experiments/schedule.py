@@ -26,7 +26,8 @@ from sharpen.experiments.backends import Job
 from sharpen.experiments.config import Experiment, RunConfig
 from sharpen.experiments.plan import Group, groups_of
 from sharpen.experiments.twins import find_twin, twin_key
-from sharpen.rundir import FINISHED, RunDir, checkpoint_path, ordered_arms
+from sharpen.metrics import metric_values, stored_keys
+from sharpen.rundir import FINISHED, RunDir, SeedRun, checkpoint_path, ordered_arms
 
 
 class Action(Enum):
@@ -80,7 +81,16 @@ def found_run(out: Path, arm: str, seed: int) -> tuple[dict[str, Any] | None, st
     one (None when it is not corrupt)."""
     r = RunDir(out).run(arm, seed)
     problem = r.problem if r is not None and r.status == "corrupt" else None
-    return (r.result if r is not None and r.status in FINISHED else None), problem
+    return (completed(r) if r is not None and r.status in FINISHED else None), problem
+
+
+def completed(r: SeedRun) -> dict[str, Any]:
+    """A finished run's result.json with the results.csv metrics it lacks taken from its
+    metrics.csv as the report reads them (:func:`sharpen.metrics.metric_values`): a
+    result.json missing test_acc gave results.csv a blank beside report.md's number."""
+    vals = metric_values(r.rows, r.result)
+    return {**r.result, **{k: vals[k] for k in stored_keys("results")
+                           if r.result.get(k) is None and vals.get(k) is not None}}
 
 
 def run_order(plan: dict[str, Any], resolved: dict[str, Any]) -> list[tuple[str, int]]:
