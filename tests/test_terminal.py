@@ -195,3 +195,35 @@ def test_an_equivalence_claims_line_names_its_90_percent_interval():
              "interval": "95 %, unadjusted"}
     assert _claim_line(plain) == "not supported: c (a − b: +1.00 pp [-1.00 pp, +3.00 pp], " \
                                  "Holm p 0.5)"
+
+
+def test_a_report_judges_its_claims_once_and_the_terminal_reuses_them(tmp_path, monkeypatch,
+                                                                     capsys):
+    """The terminal summary judged the claims again after report.md had (and report.md
+    itself twice: for summary.json and for its table): seconds at the end of every run.
+    Now `sharpen report` judges them once, and the terminal's lines are the ones it would
+    compute afresh."""
+    from sharpen.cli import main
+    from sharpen.reports import claims as claims_mod
+    from sharpen.reports.terminal import summary_text
+    from tests.test_stats import _rundir
+
+    rng = np.random.default_rng(1)
+    b = {s: 0.80 + 0.01 * rng.standard_normal() for s in range(4)}
+    a = {s: b[s] + 0.01 + 0.004 * rng.standard_normal() for s in range(4)}
+    d = _rundir(tmp_path / "r", {"a": {s: [(v, None)] for s, v in a.items()},
+                                 "b": {s: [(v, None)] for s, v in b.items()}},
+                [{"claim": "a beats b", "arm": "a", "op": ">", "than": "b"},
+                 {"claim": "b beats a", "arm": "b", "op": ">", "than": "a"}])
+    calls = []
+    judge = claims_mod.judge_family
+    monkeypatch.setattr(claims_mod, "judge_family",
+                        lambda *a, **k: calls.append(1) or judge(*a, **k))
+    capsys.readouterr()
+    assert main(["report", str(d)]) == 0
+    printed = capsys.readouterr().out
+    assert len(calls) == 1
+    assert "supported: a beats b" in printed
+    (d / "summary.json").unlink()  # computed afresh: the same lines
+    assert summary_text(d) in printed
+    assert len(calls) == 2

@@ -13,7 +13,7 @@ from sharpen.errors import SharpenError
 from sharpen.metrics import get_metric, parse_amount
 from sharpen.reports.budget import budget_section
 from sharpen.reports.claim_map import map_section, sequential_rules_out
-from sharpen.reports.claims import FAMILY_TEXT, Runs, claims_table, load_runs
+from sharpen.reports.claims import FAMILY_TEXT, ClaimResult, Runs, claims_table, load_runs
 from sharpen.reports.curriculum import figure_sections, stage_jumps
 from sharpen.reports.curves import curve_data, curve_notes, plot_curves
 from sharpen.reports.evaluation import image_level_section, robust_section
@@ -44,7 +44,23 @@ def load_results(run_dir: Path) -> list[dict[str, Any]]:
     return rows or RunDir(run_dir).results()
 
 
-def summarize(run_dir: Path, runs: Runs | None = None) -> dict[str, Any]:
+Judged = tuple[str, list[ClaimResult]]  # the Claims table's markdown and its judged claims
+
+
+def judge_claims(run_dir: Path, cfg: dict[str, Any], runs: Runs) -> Judged | None:
+    """The directory's claims judged as one family, once for report.md, summary.json and
+    the terminal (which reads summary.json); None without claims, or for a grid, whose
+    claims are its claim maps'."""
+    if not cfg.get("claims") or cfg.get("cells"):
+        return None
+    return claims_table(cfg["claims"], runs, cfg.get("published"), _decisions(Path(run_dir)),
+                        cfg)
+
+
+def summarize(run_dir: Path, runs: Runs | None = None, judged: Judged | None = None
+              ) -> dict[str, Any]:
+    """summary.json's content (``judged``: the claims :func:`judge_claims` judged, when the
+    caller has them)."""
     rd = RunDir(run_dir)
     cfg = rd.config()  # raises a clear error if this is not a run directory
     results = load_results(rd.root)
@@ -63,8 +79,8 @@ def summarize(run_dir: Path, runs: Runs | None = None) -> dict[str, Any]:
     if cfg.get("claims") and not cfg.get("cells"):
         out["family"] = {"claims": len(cfg["claims"]), "adjustment": "holm", "alpha": 0.05,
                          "sides": "two-sided t (each direction at 2.5 %); TOST for ~"}
-        out["claims"] = [r.as_dict() for r in claims_table(
-            cfg["claims"], runs, cfg.get("published"), _decisions(rd.root), cfg)[1]]
+        judged = judged or judge_claims(rd.root, cfg, runs)
+        out["claims"] = [r.as_dict() for r in judged[1]] if judged else []
     return out
 
 
@@ -110,6 +126,7 @@ class _Report:
     summary: dict[str, Any]
     margin: float
     baseline: str | None  # sharpen report --baseline
+    judged: Judged | None = None  # the Claims table and its claims (judge_claims)
 
     @property
     def arms(self) -> list[str]:
@@ -139,14 +156,15 @@ def write_report(run_dir: Path, baseline: str | None = None, robust: bool = Fals
     rd = RunDir(run_dir)
     cfg = rd.config()  # raises a clear error if this is not a run directory
     runs = load_runs(run_dir)
-    summary = summarize(run_dir, runs)
+    judged = judge_claims(run_dir, cfg, runs)  # once: summary.json and report.md show them
+    summary = summarize(run_dir, runs, judged)
     summary["environment"] = rd.environment()
     summary["provenance"] = provenance(run_dir)
     rd.write_summary(summary)
     rd.write_table(summary["arms"], table_columns())
     margin = parse_amount(cfg.get("published_margin") or DEFAULT_MARGIN, get_metric("test_acc"),
                           "published_margin")
-    r = _Report(run_dir, rd, cfg, runs, summary, margin, baseline)
+    r = _Report(run_dir, rd, cfg, runs, summary, margin, baseline, judged)
     title = f"{cfg.get('name')}" + (f" (profile {cfg['profile']})" if cfg.get("profile") else "")
     curves = curve_data(run_dir)
     png = plot_curves(run_dir, r.arms, title=title, data=curves)
@@ -300,11 +318,10 @@ def _stage_jumps_section(r: _Report, base: str) -> list[str]:
 
 def _claims_section(r: _Report) -> list[str]:
     """The paper's claims judged as one family (a grid's arms are cells, not the claims')."""
-    if not r.cfg.get("claims") or r.cfg.get("cells"):
+    if r.judged is None:
         return []
     unit = _decisions(r.run_dir)
-    md, judged = claims_table(r.cfg["claims"], r.runs, r.cfg.get("published"), unit,
-                              r.cfg)
+    md, judged = r.judged
     m = sum(x.p is not None for x in judged) or 1  # untested claims do not count
     return ["## Claims", "", "Each claim of the paper as a checkable statement. "
             + FAMILY_TEXT.format(m=m, lvl=f"{0.05 / m:.3g}")

@@ -3,11 +3,13 @@ claim's verdict. report.md holds everything (its per-arm table is 13 columns wid
 below 160); the terminal gets what fits in 80 columns and says where the rest is.
 
 Both are read from the directory by the report's own functions (:func:`summarize`, the
-claim maps), so the terminal and report.md cannot disagree.
+claim maps), so the terminal and report.md cannot disagree: the table and the claims from
+the summary.json the report just wrote (its claims judged once, there).
 """
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from sharpen.reports.report import baseline_of, summarize
 from sharpen.reports.sequential import read_record
 from sharpen.reports.stats import format_p
 from sharpen.reports.tables import terminal_table
-from sharpen.rundir import REPORT, RunDir
+from sharpen.rundir import REPORT, SUMMARY, RunDir
 from sharpen.verdicts import Outcome
 
 # the notes of a claims-table row that say what its verdict rests on, shown beside it
@@ -85,13 +87,24 @@ def verdict_lines(run_dir: Path, cfg: dict[str, Any], runs: Runs,
     return [_claim_line(c) for c in claims or []]
 
 
+def _summary(run_dir: Path, runs: Runs) -> dict[str, Any]:
+    """summary.json as the report wrote it just before (every caller prints after building
+    the report: judging the claims again cost seconds at the end of every run); the
+    directory's summary computed now where it has none or an unreadable one."""
+    try:
+        s = json.loads((run_dir / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return summarize(run_dir, runs)
+    return s if isinstance(s, dict) and "arms" in s else summarize(run_dir, runs)
+
+
 def summary_text(run_dir: Path, baseline: str | None = None, width: int | None = None) -> str:
     """The compact table, then the claims' verdicts, one line each (wrapped to ``width``
     with a hanging indent on a terminal; whole lines in a pipe)."""
     run_dir = Path(run_dir)
     cfg = RunDir(run_dir).config()
     runs = load_runs(run_dir)
-    s = summarize(run_dir, runs)
+    s = _summary(run_dir, runs)
     rows = [r for r in s["arms"] if r["n"]]
     if cfg.get("cells"):  # cell by cell, each cell's baseline beside its other arms
         points = {a: tuple(v for k, v in c.items() if k != "arm")
