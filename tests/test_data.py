@@ -144,9 +144,42 @@ def test_a_val_size_beyond_the_training_set_names_the_field_like_the_others(tmp_
     assert main(["run", "quickstart", "--set", "dataset=synthetic", "--set", "val_size=100000",
                  "--set", "epochs=1", "--runs", "1", "--workers", "1", "--quiet",
                  "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err  # was "val_size must be in [0, 1999] for a training set of 2000"
+    out = capsys.readouterr()  # was "val_size must be in [0, 1999] for a training set of 2000"
     assert ("error: field val_size: must be in [0, 1999] (a training set of 2000 images keeps "
-            "one or more to train on); got 100000") in err
+            "one or more to train on); got 100000") in out.err
+    # said before anything is printed or trained (it came after "running 1 job")
+    assert out.out == "" and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("sets", [["val_size=2000"], ["train_size=1990", "val_size=20"]])
+def test_data_sizes_are_checked_before_a_run_or_a_sequential_design_starts(tmp_path, capsys,
+                                                                          monkeypatch, sets):
+    """val_size (or train_size + val_size) beyond a catalog set's training split is refused
+    before a job is planned, with the message the split itself gives (no job runs)."""
+    from sharpen.cli import main
+    from sharpen.data import prepare
+
+    monkeypatch.setattr(prepare, "build_data", lambda *a, **k: pytest.fail("a job ran"))
+    base = ["--set", "dataset=synthetic", "--set", "epochs=1", *(x for s in sets
+                                                               for x in ("--set", s))]
+    for extra in ([], ["--until-decided", "--spend-anyway", "--step", "2"]):
+        out = tmp_path / f"r{len(extra)}"
+        assert main(["run", "quickstart", *base, *extra, "--workers", "1", "--out",
+                     str(out)]) == 2
+        cap = capsys.readouterr()
+        assert cap.out == "" and not out.exists(), cap.out
+        assert ("val_size: must be in [0, 1999]" if len(sets) == 1 else
+                "train_size 1990 + val_size 20 exceeds the 2000 training images") in cap.err
+
+
+def test_the_catalogs_split_sizes_are_the_loaded_ones():
+    """The sizes a run checks before loading (catalog.SIZES) against the sets loaded (the
+    real MNIST, Fashion-MNIST and CIFAR-10 ones: the real-data tests below)."""
+    from sharpen.data.catalog import SIZES
+
+    assert set(SIZES) == set(CATALOG)
+    for name in ("synthetic", "synthetic-waves", "mnist-sample"):
+        assert SIZES[name] == (len(load(name, "train")[1]), len(load(name, "test")[1]))
 
 
 def test_synthetic_is_deterministic_and_balanced():

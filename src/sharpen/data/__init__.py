@@ -27,6 +27,7 @@ SAMPLE_DIR = Path(__file__).parent / "sample"
 SPLITS = ("train", "test")
 
 __all__ = ["load", "list_datasets", "get_spec", "fetch", "verify_files", "split_indices",
+           "check_val_size",
            "synthetic", "synthetic_waves", "make_pairs", "DatasetSpec"]
 
 
@@ -200,11 +201,16 @@ def verify_files(name: str, root: str | os.PathLike[str] | None = None) -> list[
     return out
 
 
-def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A seeded (train, val) split of ``range(n)``; ``val_size`` images go to validation."""
+def check_val_size(n: int, val_size: int) -> None:
+    """``val_size`` must leave a training set of ``n`` images one or more to train on."""
     if not 0 <= val_size < n:
         raise SharpenError(f"field val_size: must be in [0, {n - 1}] (a training set of {n} "
                            f"images keeps one or more to train on); got {val_size}")
+
+
+def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded (train, val) split of ``range(n)``; ``val_size`` images go to validation."""
+    check_val_size(n, val_size)
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(n, generator=g)
     return perm[val_size:].sort().values, perm[:val_size].sort().values

@@ -140,3 +140,12 @@ _add(DatasetSpec(
          "amplitude-modulated sine), random frequency 2-6 cycles, phase, amplitude, noise; "
          "3,000 train / 1,200 test, quantised to uint8",
 ))
+
+
+# images in each catalog set's train and test splits, known before loading: a run checks its
+# data-size keys against them before it prints or trains anything (a user's dataset: when
+# it loads). tests/test_data.py loads each set it can and compares.
+SIZES: dict[str, tuple[int, int]] = {
+    "mnist": (60000, 10000), "fashion-mnist": (60000, 10000), "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000), "mnist-sample": (5000, 5000), "synthetic": (2000, 500),
+    "synthetic-waves": (3000, 1200)}

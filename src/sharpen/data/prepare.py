@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from sharpen.data import get_spec, load, split_indices
+from sharpen.data import check_val_size, get_spec, load, split_indices
+from sharpen.data.catalog import SIZES
 from sharpen.data.pairs import make_pairs, pair_targets
 from sharpen.errors import SharpenError
 from sharpen.imageops import resize
@@ -32,6 +33,29 @@ def load_cached(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if key not in _CACHE:
         _CACHE[key] = load(cfg.dataset, split, root=cfg.data_dir, verify=cfg.verify)
     return _CACHE[key]
+
+
+def check_sizes(cfg: Any, n: int) -> None:
+    """``train_size`` and ``val_size`` against a training split of ``n`` images (digit
+    pairs draw their own: nothing to check), with the messages the split gives."""
+    if cfg.pairs is not None:
+        return
+    if cfg.train_size is not None:
+        if cfg.train_size + cfg.val_size > n:
+            raise SharpenError(f"train_size {cfg.train_size} + val_size {cfg.val_size} exceeds "
+                               f"the {n} training images of {cfg.dataset}")
+    elif cfg.val_size:
+        check_val_size(n, cfg.val_size)
+
+
+def check_data_sizes(arms: dict[str, Any]) -> None:
+    """Each arm's data-size keys against its catalog set's training split, before a run
+    prints or trains anything (it said "running N jobs", then every job failed). A user's
+    dataset, or a catalog set read without its md5 check (it may be another copy), is
+    checked when it loads."""
+    for cfg in arms.values():
+        if cfg.dataset in SIZES and cfg.verify:
+            check_sizes(cfg, SIZES[cfg.dataset][0])
 
 
 def resize_u8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
@@ -65,10 +89,8 @@ def build_data(cfg: Any, device: torch.device, seed: int = 0, test: Split | None
             mean, std = ((x.mean() / 255).item(),), ((x.std() / 255).item(),)
     split_seed = streams.seed(seed, "split")  # pinned: cfg.split_seed, as it always was
     g = torch.Generator().manual_seed(split_seed)
+    check_sizes(cfg, len(y))
     if cfg.train_size is not None and cfg.pairs is None:
-        if cfg.train_size + cfg.val_size > len(y):
-            raise SharpenError(f"train_size {cfg.train_size} + val_size {cfg.val_size} exceeds "
-                               f"the {len(y)} training images of {cfg.dataset}")
         keep = torch.randperm(len(y), generator=g)[: cfg.train_size + cfg.val_size].sort().values
         x, y = x[keep], y[keep]
     val = None

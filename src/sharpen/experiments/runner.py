@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from sharpen import reports
 from sharpen._version import __version__
 from sharpen.data import user_data_hash
+from sharpen.data.prepare import check_data_sizes
 from sharpen.errors import SharpenError
 from sharpen.experiments import progress
 from sharpen.experiments.backends import Placement, default_workers, get_backend
@@ -146,6 +147,7 @@ def run_experiment(exp: Experiment, out: Path | None = None, quiet: bool = False
     a sequential design).
     """
     get_backend(backend)  # an unknown name is refused before anything is made
+    check_data_sizes(exp.arms)  # so is a val_size the dataset cannot hold
 
     if threads is not None:
         for cfg in exp.arms.values():

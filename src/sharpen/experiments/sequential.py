@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sharpen.console import fitted
+from sharpen.data.prepare import check_data_sizes
 from sharpen.errors import SharpenError
 from sharpen.experiments.plan import stack_blockers
 from sharpen.experiments.progress import status
@@ -133,6 +134,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                            f"{next(c['op'] for c in claims if c['claim'] == chance[0])!r}) "
                            "cannot be decided by --until-decided (its looks' boundaries are "
                            "those of the t-test); run a fixed number of seeds instead")
+    check_data_sizes(exp.arms)  # before the design is written or its power stated
     out = Path(out) if out is not None else default_out_dir(exp)
     if (out / CONFIG).is_file():  # another experiment's directory: refused untouched
         refuse_another_experiment(out, RunDir(out).config(), exp.resolved())
