@@ -253,6 +253,8 @@ def test_the_report_gives_each_sources_sd_interval_share_and_test_set_sd(study):
     for arm, xs in acc.items():
         s = np.std(xs, ddof=1)
         lo, hi = (math.sqrt(s**2 / stats.chi2.ppf(q, 1)) for q in (0.975, 0.025))
+        if s == 0:  # tied seeds: up to the limit of the one-step sd 1/(N√n), N = 100
+            hi = math.sqrt((1 / (100 * math.sqrt(2))) ** 2 / stats.chi2.ppf(0.025, 1))
         correct = []
         for seed in (0, 1):
             p = np.load(out / "runs" / arm / f"seed-{seed}" / "predictions.npz")
@@ -391,3 +393,20 @@ def test_seeds_that_all_scored_the_same_do_not_make_another_source_dominate():
     s_step = 1 / (n_test * math.sqrt(10))
     lo = (np.std(wide, ddof=1) / s_step) ** 2 / stats.f.ppf(0.975, 9, 9)
     assert lo > 1 and v.dominant(rows).source == "init"
+
+
+def test_seeds_that_all_scored_the_same_get_an_interval_up_to_one_test_image_not_zero():
+    """Two dropout seeds at the same accuracy on 60 images printed 'sd 0.00 [0.00, 0.00]'
+    and a share of '0 % [0, 0]': certainty that dropout moves nothing, from two ties. The
+    upper end is now the chi-square limit of the one-step sd 1/(N√n) (hostile pass H)."""
+    n_test = 60
+    rows = v.spreads({"dropout": [0.1167, 0.1167], v.ALL: [0.1167, 0.1667]},
+                     {"dropout": (0.12, n_test), v.ALL: (0.14, n_test)})
+    r = rows[0]
+    step = 1 / (n_test * math.sqrt(2))
+    want_hi = math.sqrt(step * step / stats.chi2.ppf(0.025, 1))  # (n − 1) s² / χ²(α/2, n − 1)
+    assert r.sd == 0 and r.sd_lo == 0 and math.isclose(r.sd_hi, want_hi, rel_tol=1e-9)
+    s_all = float(np.std([0.1167, 0.1667], ddof=1))
+    assert r.share == 0 and r.share_lo == 0
+    assert math.isclose(r.share_hi, (step / s_all) ** 2 / stats.f.ppf(0.025, 1, 1), rel_tol=1e-9)
+    assert "[0.00, 0.00]" not in v.table(rows)

@@ -111,10 +111,18 @@ def spreads(values: Mapping[str, Sequence[float]],
     out = []
     for src, xs in values.items():
         s, lo, hi = sd_interval(xs, confidence)
+        p_n = tests.get(src)
+        # seeds that all scored the same: the interval is not [0, 0] (a spread below one test
+        # image's step hides there); its upper end is that of the one-step sd 1/(N√n)
+        step = 1 / (p_n[1] * math.sqrt(len(xs))) if p_n and s == 0 and len(xs) > 1 else None
+        if step is not None:
+            hi = sd_interval([0.0] * (len(xs) - 1) + [step * math.sqrt(len(xs))], confidence)[2]
         share = share_lo = share_hi = None
         if s_all is not None and base is not None and len(xs) > 1 and s_all > 0:
-            share, share_lo, share_hi = ratio_interval(s, len(xs), s_all, len(base), confidence)
-        p_n = tests.get(src)
+            share, share_lo, share_hi = ratio_interval(step or s, len(xs), s_all, len(base),
+                                                       confidence)
+            share = s * s / (s_all * s_all)
+            share_lo = 0.0 if step is not None else share_lo
         out.append(Spread(src, len(xs), float(np.mean(xs)) if len(xs) else float("nan"), s,
                           lo, hi, share, share_lo, share_hi,
                           binomial_sd(*p_n) if p_n else None, p_n[1] if p_n else None,
