@@ -11,6 +11,7 @@ against a known truth (acceptance: at least 93 %)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -225,9 +226,13 @@ def test_the_study_directory_has_one_arm_per_source_and_one_with_all(study):
     assert list(cfg["arm_order"]) == [*SOURCES, "all"]
     assert {a: c["vary"] for a, c in cfg["arms"].items()} == {
         **{s: [s] for s in SOURCES}, "all": "all"}
-    # the arms differ in vary alone: every other key is the studied arm's
-    others = [{k: x for k, x in c.items() if k != "vary"} for c in cfg["arms"].values()]
+    # the arms differ in vary alone: every other key is the studied arm's, but for the seed
+    # the pinned streams draw from, which is none of the run seeds
+    others = [{k: x for k, x in c.items() if k not in ("vary", "pin_seed")}
+              for c in cfg["arms"].values()]
     assert all(o == others[0] for o in others)
+    assert {c["pin_seed"] for c in cfg["arms"].values()} == {-1}
+    assert json.loads((out / "variance.json").read_text())["pin_seed"] == -1
     record = json.loads((out / "variance.json").read_text())
     assert record["arm"] == "baseline" and record["sources"] == SOURCES
     assert record["left_out"]["pairs"] == "not a digit-pair task"
@@ -240,6 +245,18 @@ def _results(out: Path) -> dict[str, list[float]]:
         rows[arm] = [json.loads((out / "runs" / arm / f"seed-{s}" / "result.json").read_text())
                      ["test_acc"] for s in (0, 1)]
     return rows
+
+
+def test_no_run_is_shared_by_two_source_arms(study):
+    """With pinned streams drawn from a run seed, seed 0 of every source arm was one and the
+    same run (its numbers identical in each arm): the arms' spreads shared a value."""
+    out, _, _ = study
+    for s in (0, 1):
+        curves = {}
+        for arm in [*SOURCES, "all"]:  # losses to the last digit, epoch by epoch (not timings)
+            with open(out / "runs" / arm / f"seed-{s}" / "metrics.csv") as f:
+                curves[arm] = tuple((r["train_loss"], r["test_loss"]) for r in csv.DictReader(f))
+        assert len(set(curves.values())) == len(curves), (s, curves)
 
 
 def test_the_report_gives_each_sources_sd_interval_share_and_test_set_sd(study):

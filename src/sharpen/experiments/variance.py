@@ -117,7 +117,10 @@ def study_experiment(exp: Experiment, arm: str, seeds: int) -> tuple[Experiment,
                            "(10 or more give a useful interval)")
     cfg = exp.arms[arm]
     used, left_out = sources_of(cfg)
-    base = cfg.model_dump(mode="json")
+    # pinned streams draw from a seed below the study's first: with pin_seed among the run
+    # seeds, seed pin_seed of every source arm would be one and the same run (shared values
+    # make the arms' spreads dependent, and cost k − 1 runs)
+    base = {**cfg.model_dump(mode="json"), "pin_seed": exp.seed - 1}
     arms = {s: RunConfig.model_validate({**base, "vary": [s]}) for s in used}
     arms[ALL] = RunConfig.model_validate({**base, "vary": ALL})
     study = Experiment(
@@ -128,6 +131,7 @@ def study_experiment(exp: Experiment, arm: str, seeds: int) -> tuple[Experiment,
         paper=exp.paper, notes="", runs=seeds, seed=exp.seed, arms=arms, source=exp.source,
         profile=exp.profile, baseline=ALL, arm_order=list(arms))
     record = {"experiment": exp.name, "profile": exp.profile, "arm": arm, "sources": used,
+              "pin_seed": exp.seed - 1,
               "left_out": left_out,
               "labels": {s: SOURCE_LABELS.get(s, "") for s in [*used, ALL]}}
     return study, record
