@@ -343,7 +343,8 @@ def test_the_readme_summary_is_the_one_docs_results_gives():
 def test_directories_without_claims_or_with_one_name_are_refused_by_name(tmp_path, capsys):
     d = _plain_dir(tmp_path / "none", "001", {"a": [0.5, 0.6]}, [])
     assert main(["summary", str(d), "--out", str(tmp_path / "s.png")]) == 2
-    assert f"summary: no claims in {d};" in capsys.readouterr().err
+    assert f"summary: no run directory with claims among {d} (a run directory without claims)" \
+        in capsys.readouterr().err
     assert not (tmp_path / "s.png").exists()
     a, _ = _paper_a(tmp_path / "x" / "same")
     b = _paper_c(tmp_path / "y" / "same")
@@ -351,15 +352,27 @@ def test_directories_without_claims_or_with_one_name_are_refused_by_name(tmp_pat
     assert f"two directories share a name ({a}, {b})" in capsys.readouterr().err
 
 
-def test_a_directory_without_claims_among_others_is_refused_by_name_not_dropped(tmp_path, capsys):
-    """`sharpen summary run1 study` (a variance study has no claims): the study's folder was
-    left out of the figure and the table without a word (hostile pass H)."""
+def test_paths_without_claims_among_others_are_left_out_by_name_not_dropped(tmp_path, capsys):
+    """`sharpen summary docs/results/*` names files, benchmark folders and variance studies
+    (no claims) beside the run directories: each is left out with its reason, on the terminal
+    and in the table, never dropped without a word (hostile pass H) nor refusing the lot."""
     a, _ = _paper_a(tmp_path / "a")
     bare = _plain_dir(tmp_path / "bare", "001", {"a": [0.5, 0.6]}, [])
-    assert main(["summary", str(a), str(bare), "--out", str(tmp_path / "s.png")]) == 2
-    err = capsys.readouterr().err
-    assert f"summary: no claims in {bare} (leave it out" in err and f"{a}" not in err, err
-    assert not (tmp_path / "s.png").exists()
+    (tmp_path / "README.md").write_text("not a run\n")
+    bench = tmp_path / "bench-x"
+    bench.mkdir()
+    out = tmp_path / "s.png"
+    paths = [str(a), str(bare), str(tmp_path / "README.md"), str(bench)]
+    assert main(["summary", *paths, "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert f"summary: left out {bare} (a run directory without claims)" in cap.err
+    assert f"summary: left out {tmp_path / 'README.md'} (not a run directory" in cap.err
+    assert f"summary: left out {bench} (not a run directory" in cap.err
+    table = out.with_suffix(".md").read_text()
+    assert table.rstrip().splitlines()[-1].startswith("Left out: ") and str(bare) in table
+    assert {r.folder for r in summary_rows([a])} == {"a"}
+    assert main(["summary", str(bare), str(bench), "--out", str(tmp_path / "t.png")]) == 2
+    assert "no run directory with claims among" in capsys.readouterr().err
 
 
 def test_a_row_without_an_estimate_on_the_axis_keeps_its_words_inside_the_axes(tmp_path):

@@ -172,8 +172,10 @@ def _cmd_summary(a: argparse.Namespace) -> int:
     from sharpen.reports.summary import write_summary  # lazy: start-up: torch
 
     out = Path(a.out).with_suffix(".png")
-    _, table = write_summary(a.run_dirs, out)
+    _, table, left_out = write_summary(a.run_dirs, out)
     print(table)
+    for note in left_out:
+        print(f"summary: left out {note}", file=sys.stderr)
     print(f"written: {out}, {out.with_suffix('.pdf')}, {out.with_suffix('.md')}", file=sys.stderr)
     return 0
 

@@ -30,7 +30,7 @@ from sharpen.reports.claims import ClaimResult, claims_table, load_runs
 from sharpen.reports.figures import pyplot, save_figure
 from sharpen.reports.report import _decisions
 from sharpen.reports.sequential import read_record
-from sharpen.rundir import REPORT, RunDir
+from sharpen.rundir import CONFIG, REPORT, RunDir
 from sharpen.verdicts import OPS, Outcome
 
 # the claim maps' colours for the outcomes they share, so a cell reads the same in both
@@ -348,12 +348,36 @@ def _legend(fig: Any) -> None:
                bbox_to_anchor=(0.5, 1.0))
 
 
-def write_summary(run_dirs: list[str | Path], out: Path) -> tuple[list[SummaryRow], str]:
+def sort_out(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """The run directories among ``paths`` that have claims, and a note for each other path
+    (``sharpen summary docs/results/*`` names files, benchmarks and variance studies too)."""
+    keep, notes = [], []
+    for p in map(Path, paths):
+        if not (p / CONFIG).is_file():
+            notes.append(f"{p} (not a run directory: no {CONFIG})")
+        elif not RunDir(p).config().get("claims"):
+            notes.append(f"{p} (a run directory without claims)")
+        else:
+            keep.append(p)
+    return keep, notes
+
+
+def write_summary(run_dirs: list[str | Path], out: Path
+                  ) -> tuple[list[SummaryRow], str, list[str]]:
     """The figure at ``out`` (PNG, and PDF beside it) and the table beside it (``.md``, its
-    links relative to its folder); returns the rows and the table."""
-    rows = summary_rows(run_dirs)
+    links relative to its folder); returns the rows, the table and what was left out (each
+    path and why: also the table's last line, so no folder goes missing without a word)."""
+    dirs, left_out = sort_out(run_dirs)
+    if not dirs:
+        raise SharpenError("summary: no run directory with claims among "
+                           + (", ".join(left_out) or "no paths") + "; a run directory's claims "
+                           "come from its experiment's [[claims]] (sharpen report DIR "
+                           "--claims-from FILE records them in an older one)")
+    rows = summary_rows(dirs)
     out = Path(out).with_suffix(".png")
     save_figure(summary_figure(rows), out, dpi=100)
     table = summary_table(rows, out.parent)
+    if left_out:
+        table += "\n\nLeft out: " + "; ".join(left_out) + "."
     atomic_write_text(out.with_suffix(".md"), table + "\n")
-    return rows, table
+    return rows, table, left_out
