@@ -365,6 +365,9 @@ def test_bad_study_requests_are_refused_in_one_line(tmp_path, capsys):
         (["sharpening-map", "--arm", "baseline", "--profile", "quick"], "sharpening-map: a "
          "variance study runs one arm; this profile has a grid (blur_stages, stage_epochs): "
          "choose a profile without one"),
+        (["sharpening-mnist", "--arm", "baseline", "--set", "vary=['init']"], "--arm "
+         "'baseline' sets vary = ['init'] (in the file or by --set): a variance study sets vary "
+         "itself, one source per arm and all together; leave vary out"),
     ]
     for args, said in cases:
         assert main(["variance", *args, "--out", str(out)]) == 2

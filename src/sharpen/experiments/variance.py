@@ -116,6 +116,10 @@ def study_experiment(exp: Experiment, arm: str, seeds: int) -> tuple[Experiment,
         raise SharpenError(f"--seeds {seeds}: a spread needs at least 2 seeds per source "
                            "(10 or more give a useful interval)")
     cfg = exp.arms[arm]
+    if cfg.vary is not None:  # each arm of the study sets its own: the user's would be lost
+        raise SharpenError(f"--arm {arm!r} sets vary = {cfg.vary!r} (in the file or by --set): "
+                           "a variance study sets vary itself, one source per arm and all "
+                           "together; leave vary out")
     used, left_out = sources_of(cfg)
     # pinned streams draw from a seed below the study's first: with pin_seed among the run
     # seeds, seed pin_seed of every source arm would be one and the same run (shared values
