@@ -31,7 +31,8 @@ FIGURE = ROOT / "summary.png"
 START, END = "<!-- SUMMARY:START (tools/rebuild_results.py) -->", "<!-- SUMMARY:END -->"
 # the reproductions the README's summary shows (quick profiles and the 2-epoch slice are
 # smoke checks, not reproductions: they are in docs/results/README.md's table with the rest)
-HEADLINE = ["pairs-sublenet-full", "pairs-sublenet-full-vary-all", "pairs-sublenet-lr-grid", "pairs-sublenet-batch-grid",
+HEADLINE = ["pairs-sublenet-full", "pairs-sublenet-full-vary-all", "pairs-sublenet-lr-grid",
+            "pairs-sublenet-batch-grid",
             "pairs-direct-shres-full", "sharpening-mnist-10seeds", "sharpening-mnist-10seeds-splits",
             "sharpening-fashion-mnist-10seeds", "sharpening-map-mnist",
             "sharpening-map-fashion-mnist", "vgg-cifar10-cpu", "deblur-cifar10-5orders",
