@@ -44,6 +44,9 @@ CASES = {
     "sub_lenet5_ws_al+lr_adaptive": dict(PAIRS, model="sub_lenet5_ws_al", optimizer="sgd",
                                          lr=0.05, lr_adaptive=True, lr_adaptive_threshold=0.3),
     "direct_alws_asym": dict(PAIRS, model="direct_alws_asym", optimizer="adam", lr=3e-3),
+    # a BCE comparison at paper 004's batch: its sigmoid's scalar tail moved with the stack
+    "sub_lenet5_ws+bce": dict(PAIRS, model="sub_lenet5_ws", optimizer="adam", lr=0.01,
+                              batch_size=100, pairs=400),
     "vgg38_bn_res+erasing+gradflow": dict(BASE, model="vgg38_bn_res", model_args={"width": 8},
                                           random_erasing=True, optimizer="sgd", lr=0.02,
                                           weight_decay=5e-4, train_size=120, val_size=40, epochs=2,

@@ -11,7 +11,8 @@ a seed whose loss becomes NaN stops recording and the others go on.
 
 On the CPU a seed's numbers are the same bits whatever trains beside it (alone, or stacked
 with any others): each layer calls its kernel per seed (:mod:`~sharpen.training.stack`),
-the optimizer steps each seed's slice as its own tensor (:class:`SeedOptimizer`), every
+each seed's loss comes from its own rows (:func:`seed_losses`), the optimizer steps each
+seed's slice as its own tensor (:class:`SeedOptimizer`), every
 seed is evaluated in chunks of one size whatever the stack (:data:`EVAL_SEEDS`), and
 techniques reduce per seed (gradient clipping's norms) and blur each seed's batch with its
 own call (randomized deblurring's matrix products). The thread count is not
@@ -360,6 +361,32 @@ def normalizer(datas: Sequence[TrainData], device: torch.device
     return norm
 
 
+def _seed_rows(out: Any, seeds: int) -> list[Any]:
+    """A seed-major model output (tensor, or dict / list / tuple of them) as one view per seed."""
+    if torch.is_tensor(out):
+        return list(out.chunk(seeds))
+    if isinstance(out, dict):
+        parts = {k: _seed_rows(v, seeds) for k, v in out.items()}
+        return [{k: parts[k][e] for k in out} for e in range(seeds)]
+    if isinstance(out, (list, tuple)):
+        parts = [_seed_rows(v, seeds) for v in out]
+        return [type(out)(p[e] for p in parts) for e in range(seeds)]
+    return [out] * seeds
+
+
+def seed_losses(task: Any, out: Any, y: torch.Tensor, seeds: int) -> torch.Tensor:
+    """The task's per-sample losses, each seed's from calls on its own rows (seed-major).
+
+    An element-wise kernel leaves the last numel mod (2 × vector width) elements of its
+    tensor to its scalar function, and for sigmoid (BCE-with-logits' backward), SiLU, ELU,
+    softplus, mish the scalar (std::exp) and vectorized (Sleef) results differ in the last
+    bit: over the E·B stacked rows, which of a seed's rows are in that tail depends on E.
+    """
+    if seeds == 1:
+        return task.loss(out, y)
+    return torch.cat([task.loss(o, ye) for o, ye in zip(_seed_rows(out, seeds), y.chunk(seeds))])
+
+
 # evaluation chunks are sized for this many stacked seeds (the plan's most, ten), for every
 # stack size: a seed's chunks, and so its rounding, never depend on its stack partners
 EVAL_SEEDS = 10
@@ -403,7 +430,7 @@ def evaluate(model: nn.Module, splits: Sequence[Split], norm: Callable, task: An
         if transform is not None:
             x = transform(x)
         out = model(x)
-        tot_loss += task.loss(out, y).view(E, -1).double().sum(1).cpu()
+        tot_loss += seed_losses(task, out, y, E).view(E, -1).double().sum(1).cpu()
         correct += task.correct(out, y).view(E, -1).sum(1).cpu()
         if predictions is not None and hasattr(task, "predict"):  # a task may not classify
             preds.append(task.predict(out).view(E, -1).to(torch.int16).cpu())
@@ -688,7 +715,7 @@ def _step(run: _Run, hooks: Sequence[Hook], x: torch.Tensor, y: torch.Tensor,
     state, opt = run.state, run.opt
     with run.autocast():
         out = run.forward(x)
-        per_sample = state.task.loss(out, y)
+        per_sample = seed_losses(state.task, out, y, state.n_seeds)
     loss = per_sample.view(state.n_seeds, -1).mean(1)
     for h in hooks:
         loss = h.on_loss(state, loss, out, y)

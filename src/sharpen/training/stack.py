@@ -19,7 +19,11 @@ Linear layers run one matrix product per seed.
 
 Stacked equals alone, bit for bit, on the CPU (the default ``loop``): every layer with
 weights calls its kernel once per seed on that seed's rows, exactly the call the seed makes
-when it trains alone (E = 1), and everything else acts on each sample on its own. A
+when it trains alone (E = 1), the loss is computed from each seed's own rows
+(:func:`sharpen.training.loop.seed_losses`: an element-wise kernel's scalar tail rounds
+sigmoid, SiLU, ELU, softplus and mish differently from its vector body, and over all E·B
+rows which of a seed's rows fall in the tail depends on E), and everything else acts on
+each sample on its own (a user's model with those activations inside is not covered). A
 batched kernel would not do: a batched matrix product (bmm) or a reduction over all seeds'
 rows chooses its kernel, and its split across threads, from the whole batch's shape, and
 rounds a seed's rows differently with E (measured: bmm with 2 threads on 6- or 7-row
