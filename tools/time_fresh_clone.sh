@@ -21,9 +21,12 @@ case "$what" in
     fields="\"setup_s\": $(echo "$t1 - $t0" | bc), \"run_s\": $(echo "$t2 - $t1" | bc), \"total_s\": $(echo "$t2 - $t0" | bc)" ;;
   tests)
     t0=$(now); make -s .venv/.dev >/dev/null; t1=$(now)
-    make -s test > "$work/test.log" 2>&1; t2=$(now)
-    make -s test-slow > "$work/slow.log" 2>&1; t3=$(now)
-    fields="\"setup_s\": $(echo "$t1 - $t0" | bc), \"make_test_s\": $(echo "$t2 - $t1" | bc), \"make_test_slow_s\": $(echo "$t3 - $t2" | bc), \"test_summary\": \"$(tail -1 "$work/test.log")\", \"slow_summary\": \"$(tail -1 "$work/slow.log")\"" ;;
+    # a failing step still gets its time and its log's tail (set -e would drop both)
+    rc=0; make -s test > "$work/test.log" 2>&1 || rc=$?; t2=$(now)
+    [ "$rc" = 0 ] || { echo "make test failed ($rc):"; tail -40 "$work/test.log"; }
+    rc2=0; make -s test-slow > "$work/slow.log" 2>&1 || rc2=$?; t3=$(now)
+    [ "$rc2" = 0 ] || { echo "make test-slow failed ($rc2):"; tail -40 "$work/slow.log"; }
+    fields="\"setup_s\": $(echo "$t1 - $t0" | bc), \"make_test_s\": $(echo "$t2 - $t1" | bc), \"make_test_slow_s\": $(echo "$t3 - $t2" | bc), \"test_summary\": \"$(tail -1 "$work/test.log")\", \"slow_summary\": \"$(tail -1 "$work/slow.log")\", \"rc\": [$rc, $rc2]" ;;
   *) echo "usage: tools/time_fresh_clone.sh demo|tests" >&2; exit 2 ;;
 esac
 out="$repo/docs/results/fresh-clone.json"
