@@ -114,8 +114,11 @@ def test_the_names_cover_every_file_a_stored_run_directory_holds():
     seen = set()
     for cfg in results.glob("*/" + rundir.CONFIG):
         for f in cfg.parent.rglob("*"):
-            if f.is_file():  # a figure's .pdf beside its .png
-                seen.add(f.with_suffix(".png").name if f.suffix == ".pdf" else f.name)
+            # a figure's .pdf beside its .png, and a technique's data figure's images (.npz)
+            # beside it (Technique.data_figure_npz)
+            beside = f.suffix == ".pdf" or (f.suffix == ".npz" and f.with_suffix(".png").is_file())
+            if f.is_file():
+                seen.add(f.with_suffix(".png").name if beside else f.name)
     assert len(seen) > 10, "no run directory in docs/results"
     unknown = sorted(n for n in seen if f'"{n}"' not in techs
                      and not any(p.fullmatch(n) for p in known))
