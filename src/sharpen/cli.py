@@ -65,6 +65,11 @@ def _cmd_run(a: argparse.Namespace) -> int:
     else:
         out, results = run_experiment(exp, out, quiet=a.quiet, **placement)
     _print_summary(out)
+    return _finished(out, results)
+
+
+def _finished(out: Path, results: list[dict]) -> int:
+    """Where the run went, and its failed runs on stderr: exit 1 when any failed."""
     print(f"\nrun directory: {out}\nreport: {out / REPORT} (every table and figure)")
     failed = [r for r in results if r.get("status") == "failed"]
     if failed:
@@ -89,13 +94,7 @@ def _cmd_variance(a: argparse.Namespace) -> int:
                              command=_command_line(a))
     _print_summary(out)
     _print_study(out)
-    print(f"\nrun directory: {out}\nreport: {out / REPORT} (every table and figure)")
-    failed = [r for r in results if r.get("status") == "failed"]
-    if failed:
-        print(f"{len(failed)} run(s) failed: " + ", ".join(
-            f"{r['arm']} seed {r['seed']} ({r.get('error', '')})" for r in failed), file=sys.stderr)
-        return 1
-    return 0
+    return _finished(out, results)
 
 
 def _print_study(out: Path) -> None:
