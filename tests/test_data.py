@@ -172,6 +172,30 @@ def test_data_sizes_are_checked_before_a_run_or_a_sequential_design_starts(tmp_p
                 "train_size 1990 + val_size 20 exceeds the 2000 training images") in cap.err
 
 
+def test_a_test_size_beyond_the_test_split_is_refused_not_cut(tmp_path, capsys, monkeypatch):
+    """test_size 600 of synthetic's 500 test images was cut to 500 without a word (the
+    report said 600 images); refused before a job, and when the data loads (an unchecked
+    copy, a user's set, pairs) with the size allowed."""
+    from sharpen.cli import main
+    from sharpen.data import prepare
+    from sharpen.experiments.config import RunConfig
+
+    monkeypatch.setattr(prepare, "build_data", lambda *a, **k: pytest.fail("a job ran"))
+    out = tmp_path / "r"
+    assert main(["run", "quickstart", "--set", "dataset=synthetic", "--set", "test_size=600",
+                 "--set", "epochs=1", "--workers", "1", "--out", str(out)]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and not out.exists()
+    assert "test_size 600 exceeds the 500 test images of synthetic; allowed: 1 … 500" in cap.err
+    monkeypatch.undo()
+    for kw, n in (({"verify": False}, 500), ({"pairs": 40, "pairs_test": 30}, 30)):
+        cfg = RunConfig(dataset="synthetic", test_size=n + 1, epochs=1, **kw)
+        with pytest.raises(SharpenError, match=f"test_size {n + 1} exceeds the {n} test"):
+            prepare.build_data(cfg, torch.device("cpu"))
+        cfg = RunConfig(dataset="synthetic", test_size=n, epochs=1, **kw)
+        assert len(prepare.build_data(cfg, torch.device("cpu")).test) == n
+
+
 def test_the_catalogs_split_sizes_are_the_loaded_ones():
     """The sizes a run checks before loading (catalog.SIZES) against the sets loaded (the
     real MNIST, Fashion-MNIST and CIFAR-10 ones: the real-data tests below)."""

@@ -35,6 +35,16 @@ def load_cached(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return _CACHE[key]
 
 
+def check_test_size(cfg: Any, n_test: int) -> None:
+    """``test_size`` against a test split of ``n_test`` images: cutting a 10,000-image
+    split to its first 20,000 would quietly test on fewer images than the file says."""
+    if cfg.test_size is not None and cfg.test_size > n_test:
+        raise SharpenError(f"test_size {cfg.test_size} exceeds the {n_test} test images of "
+                           f"{cfg.dataset}" + (" pairs (pairs_test, or pairs)" if cfg.pairs
+                                               is not None else "")
+                           + f"; allowed: 1 … {n_test}, or leave it out for all of them")
+
+
 def check_sizes(cfg: Any, n: int) -> None:
     """``train_size`` and ``val_size`` against a training split of ``n`` images (digit
     pairs draw their own: nothing to check), with the messages the split gives."""
@@ -56,6 +66,8 @@ def check_data_sizes(arms: dict[str, Any]) -> None:
     for cfg in arms.values():
         if cfg.dataset in SIZES and cfg.verify:
             check_sizes(cfg, SIZES[cfg.dataset][0])
+            check_test_size(cfg, (cfg.pairs_test or cfg.pairs) if cfg.pairs is not None
+                            else SIZES[cfg.dataset][1])
 
 
 def resize_u8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
@@ -99,6 +111,7 @@ def build_data(cfg: Any, device: torch.device, seed: int = 0, test: Split | None
         val = Split(x[va].to(device), y[va].to(device))
         x, y = x[tr], y[tr]
     if cfg.test_size is not None:
+        check_test_size(cfg, len(ty))
         tx, ty = tx[: cfg.test_size], ty[: cfg.test_size]
     if cfg.data_resize is not None:
         x = resize_u8(x, cfg.data_resize)
