@@ -308,6 +308,12 @@ def _cmd_bench(a: argparse.Namespace) -> int:
                               targets=Path(a.targets) if a.targets else None)
         print(f"benchmark directory: {out}")
         return 0
+    if a.what == "profile":
+        from sharpen.bench.profile import run_profile_bench  # lazy: start-up: torch
+
+        out = run_profile_bench(a.out, quick=a.profile == "quick")
+        print(f"benchmark directory: {out}")
+        return 0
     from sharpen.bench import run_conv_bench  # lazy: start-up: torch
 
     out = run_conv_bench(a.profile, a.out, a.repeats)
@@ -494,8 +500,9 @@ def _tool_parsers(sub: argparse._SubParsersAction) -> None:
     """bench, data: the benchmarks and the datasets' files."""
     b = sub.add_parser("bench", help="benchmarks: conv (NumPy conv implementations, paper 003 §2), "
                                      "train (our trainer vs a canonical DataLoader loop), gpu "
-                                     "(paper 001's run, stacking, options on a GPU)")
-    b.add_argument("what", choices=["conv", "train", "gpu"], help="which benchmark")
+                                     "(paper 001's run, stacking, options on a GPU), profile "
+                                     "(where a many-seed job spends its time)")
+    b.add_argument("what", choices=["conv", "train", "gpu", "profile"], help="which benchmark")
     b.add_argument("--profile", default="quick", choices=["quick", "full"],
                    help="quick (seconds, for CI) or full (the measurements in docs/results)")
     b.add_argument("--out", help="benchmark directory (default runs/bench-<what>/<timestamp>)")

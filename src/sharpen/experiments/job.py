@@ -38,6 +38,7 @@ from sharpen.rundir import write_predictions as write_prediction_arrays
 from sharpen.techniques import Technique, techniques_for
 from sharpen.training import Diverged, Hook, TrainSettings, build_models, determinism, train
 from sharpen.training.checkpoint import Checkpoint, UnusableCheckpoint
+from sharpen.training.phases import phase
 from sharpen.training.stack import NotStackable
 from sharpen.training.streams import Streams
 from sharpen.training.tasks import PairTask
@@ -100,6 +101,18 @@ def run_group(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
     techs = techniques_for(cfg)
     factory = model_factory(cfg)
     group = _train_group(cfg, arm, seeds, rdirs, device, det, techs, factory, resume)
+    with phase("files: results"):
+        return _write_group(cfg, arm, seeds, rdirs, cell, plan, record_only, det, techs,
+                            factory, group, ckpt_path)
+
+
+def _write_group(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
+                 cell: dict[str, Any] | None, plan: dict[str, Any] | None,
+                 record_only: set[int] | None, det: bool, techs: list[Hook],
+                 factory: Callable[[], nn.Module], group: _Group,
+                 ckpt_path: Path) -> list[dict[str, Any]]:
+    """Each seed's files after training: technique files, weights, predictions, result.json;
+    the group's checkpoint and progress file go (the results are what count)."""
     params = count_parameters(factory())
     for tech in techs:  # each technique's own files (gradient flow's gradflow.csv)
         if isinstance(tech, Technique):
@@ -199,11 +212,13 @@ def _train_group(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
         replace(ckpt, wall=clock.seconds()).save(checkpoint_path(rdirs[0]))
 
     try:
-        group.datas = build_group_data(cfg, device, seeds)
+        with phase("setup: data"):
+            group.datas = build_group_data(cfg, device, seeds)
         # seconds count training and evaluation only: loading the data costs a process's
         # first job alone (it is cached after), which would make s/run depend on the plan
         clock.restart()
-        group.models = build_models(factory, seeds, Streams.of(cfg))
+        with phase("setup: models"):
+            group.models = build_models(factory, seeds, Streams.of(cfg))
         task = None if cfg.pairs is None else \
             PairTask(group.models[0].pair_outputs, cfg.aux_weight, cfg.asym_weight)
         hooks = techs + ([group.best] if group.best else []) \

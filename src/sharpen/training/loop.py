@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from sharpen.training.checkpoint import Checkpoint
+from sharpen.training.phases import phase
 from sharpen.training.schedules import as_schedule
 from sharpen.training.stack import (
     StackedConv,
@@ -495,21 +496,27 @@ def train(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequence[Tr
         tally = _EpochTally.start(state.lr, len(seeds), state.device)
         for h in hooks:
             h.on_epoch_start(state)
-        order = torch.stack([torch.randperm(n, generator=g)
-                             for g in state.generators("data_order")]).to(state.device)
+        with phase("data"):
+            order = torch.stack([torch.randperm(n, generator=g)
+                                 for g in state.generators("data_order")]).to(state.device)
         for i in range(0, stop, bs):
             state.batch = i // bs
             if lr.per_step and i:
                 scale = lr.apply(state)
             idx = order[:, i:i + bs]  # E×b: each seed's images in this batch
-            x, y = _draw_batch(run, hooks, idx)
+            with phase("data"):
+                x, y = _draw_batch(run, hooks, idx)
             loss, out = _step(run, hooks, x, y, scale)
-            tally.add(state.task, loss, out, y, idx.shape[1])
+            with phase("bookkeeping"):
+                tally.add(state.task, loss, out, y, idx.shape[1])
         tally.stop()
-        evals, record.predictions = _evaluate_epoch(run)
-        _record_epoch(run, hooks, record, tally, evals, on_epoch)
+        with phase("evaluation"):
+            evals, record.predictions = _evaluate_epoch(run)
+        with phase("files: metrics"):
+            _record_epoch(run, hooks, record, tally, evals, on_epoch)
         if on_checkpoint is not None:
-            on_checkpoint(_checkpoint(run, hooks, record))
+            with phase("files: checkpoint"):
+                on_checkpoint(_checkpoint(run, hooks, record))
     with torch.no_grad():  # each seed's model ends holding its trained weights
         for e, m in enumerate(models):
             m.to(state.device).load_state_dict(seed_state_dict(run.model, e))
@@ -714,25 +721,30 @@ def _step(run: _Run, hooks: Sequence[Hook], x: torch.Tensor, y: torch.Tensor,
     model's output. ``scale``: each seed's lr, when their lr scales differ."""
     state, opt = run.state, run.opt
     with run.autocast():
-        out = run.forward(x)
-        per_sample = seed_losses(state.task, out, y, state.n_seeds)
-    loss = per_sample.view(state.n_seeds, -1).mean(1)
-    for h in hooks:
-        loss = h.on_loss(state, loss, out, y)
-    opt.zero_grad(set_to_none=True)
-    loss.sum().backward()  # seeds share no weights: each gets its own gradient
-    for h in hooks:
-        h.on_before_step(state)
-    if scale is None:
-        opt.step()
-    else:  # the optimizer stepped with lr 1: each seed's update is scaled by its own lr
-        before = [p.detach().clone() for p in run.model.parameters()]
-        opt.step()
-        with torch.no_grad():
-            for p, p0 in zip(run.model.parameters(), before):
-                p.copy_(p0 + (p - p0) * scale.view(-1, *[1] * (p.dim() - 1)))
-    for h in hooks:
-        h.on_step(state)
+        with phase("forward"):
+            out = run.forward(x)
+        with phase("loss"):
+            per_sample = seed_losses(state.task, out, y, state.n_seeds)
+    with phase("loss"):
+        loss = per_sample.view(state.n_seeds, -1).mean(1)
+        for h in hooks:
+            loss = h.on_loss(state, loss, out, y)
+    with phase("backward"):
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # seeds share no weights: each gets its own gradient
+    with phase("optimizer"):
+        for h in hooks:
+            h.on_before_step(state)
+        if scale is None:
+            opt.step()
+        else:  # the optimizer stepped with lr 1: each seed's update is scaled by its own lr
+            before = [p.detach().clone() for p in run.model.parameters()]
+            opt.step()
+            with torch.no_grad():
+                for p, p0 in zip(run.model.parameters(), before):
+                    p.copy_(p0 + (p - p0) * scale.view(-1, *[1] * (p.dim() - 1)))
+        for h in hooks:
+            h.on_step(state)
     state.step += 1
     return loss, out
 

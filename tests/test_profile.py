@@ -1,0 +1,79 @@
+"""sharpen bench profile: the trainer's phases and the time split by what ran in them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from sharpen.bench.profile import CATEGORIES, OUTSIDE, breakdown, category
+from sharpen.training.phases import PHASES, phase
+
+
+def test_a_phase_costs_nothing_without_a_profiler_and_is_a_range_with_one():
+    off = phase("forward")
+    assert off is phase("backward")  # the one shared no-op context
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with phase("forward"):
+            torch.ones(3).add_(1)
+    names = [e.name for e in prof.events()]
+    assert "sharpen::forward" in names
+
+
+def test_operators_fall_in_the_categories_the_report_names():
+    assert category("aten::mkldnn_convolution") == "conv/matmul kernels"
+    assert category("aten::convolution_backward") == "conv/matmul kernels"
+    assert category("aten::addmm") == "conv/matmul kernels"
+    assert category("aten::conv2d") == "dispatch"  # only calls convolution
+    assert category("aten::unbind") == "dispatch"
+    assert category("aten::relu") == "other kernels"
+    assert category("aten::_fused_adam_") == "other kernels"
+    assert category("autograd::engine::evaluate_function: ConvolutionBackward0") == "autograd"
+    assert category("ConvolutionBackward0") == "autograd"
+
+
+def test_the_breakdown_adds_up_to_the_profiled_time_phase_by_phase():
+    """Every microsecond the profiler saw lands in exactly one (phase, category): the sum
+    equals the top-level events' total, and each phase's sum its ranges' total."""
+    x = torch.randn(64, 1, 28, 28)
+    conv = torch.nn.Conv2d(1, 6, 5)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            with phase("forward"):
+                y = torch.relu(conv(x)).sum()
+            with phase("backward"):
+                y.backward()
+        torch.ones(10).mul_(2)  # outside every phase
+    events = prof.events()
+    rows = breakdown(events)
+    top = sum(e.cpu_time_total for e in events if e.cpu_parent is None)
+    assert sum(sum(r.values()) for r in rows.values()) * 1e6 == \
+        pytest.approx(top, rel=1e-9)
+    for name in ("forward", "backward"):
+        ranges = sum(e.cpu_time_total for e in events if e.name == "sharpen::" + name)
+        assert sum(rows[name].values()) * 1e6 == pytest.approx(ranges, rel=1e-9)
+    assert rows["forward"]["conv/matmul kernels"] > 0 and rows["forward"]["other kernels"] > 0
+    assert rows["backward"]["conv/matmul kernels"] > 0  # convolution_backward
+    assert set(rows[OUTSIDE]) == set(CATEGORIES) and rows[OUTSIDE]["other kernels"] > 0
+
+
+def test_the_quick_profile_runs_both_cases_through_the_runner(tmp_path):
+    from sharpen.bench.profile import run_profile_bench
+
+    out = run_profile_bench(tmp_path / "p", quick=True, log=lambda *_: None)
+    res = json.loads((out / "profile.json").read_text())
+    assert [c["case"] for c in res["cases"]] == ["sharpening", "pairs"]
+    for c in res["cases"]:
+        phases = [r["phase"] for r in c["phases"]]
+        # the trainer's phases a plain run meets, in the trainer's order, then the runner
+        for ph in ("setup: data", "data", "forward", "loss", "backward", "optimizer",
+                   "evaluation", "files: metrics", "files: checkpoint", "files: results"):
+            assert ph in phases, (c["case"], ph)
+        assert phases == sorted(phases, key=lambda p: (PHASES + (OUTSIDE,)).index(p))
+        assert sum(r["share"] for r in c["phases"]) == pytest.approx(1)
+        assert sum(c["categories"].values()) == pytest.approx(1)
+        assert set(c["walls"]) == {"default plan", "serial, this process", "serial, profiled"}
+    md = (out / "report.md").read_text()
+    assert "| forward |" in md and "conv/matmul kernels" in md
