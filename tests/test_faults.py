@@ -497,6 +497,22 @@ threads = 1
 """
 
 
+def _workers(driver: int) -> set[int]:
+    """The driver's worker processes: the fork server's children (the server itself and
+    the resource tracker are the driver's), or the driver's spawned ones."""
+    out: set[int] = set()
+    for c in _children(driver):
+        try:
+            cmd = Path(f"/proc/{c}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"forkserver" in cmd:
+            out |= _children(c)
+        elif b"spawn_main" in cmd:
+            out.add(c)
+    return out
+
+
 def _children(pid: int) -> set[int]:
     out: set[int] = set()
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -539,9 +555,10 @@ def test_sigterm_stops_cleanly_keeps_finished_runs_and_leaves_no_process(tmp_pat
     seen: set[int] = set()
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("runs/*/*/metrics.csv")):
-        seen |= _children(proc.pid)
+        seen |= _children(proc.pid) | _workers(proc.pid)  # the fork server's workers too
         time.sleep(0.05)
-    seen |= _children(proc.pid)
+    seen |= _children(proc.pid) | _workers(proc.pid)
+    assert _workers(proc.pid), "no worker process seen"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "finished runs are kept" in err
@@ -634,8 +651,11 @@ def test_a_worker_killed_once_from_outside_costs_nothing(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("runs/*/*/metrics.csv")):
         time.sleep(0.05)
-    workers = sorted(_children(proc.pid))
-    assert workers
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_workers(proc.pid)) < 2:
+        time.sleep(0.05)
+    workers = sorted(_workers(proc.pid))
+    assert len(workers) == 2
     os.kill(workers[-1], signal.SIGKILL)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err

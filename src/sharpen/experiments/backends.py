@@ -70,8 +70,13 @@ def run_serial(jobs: list[Job], report: Report, log: Log = None) -> None:
 _STARTED: Any = None  # in a worker: the queue it announces each job on
 
 
-def _worker_init(started: Any = None, driver: int | None = None) -> None:
-    """Runs in each worker process: die with the driver; remember the start queue."""
+def _worker_init(started: Any = None, driver: int | None = None,
+                 env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+    """Runs in each worker process: die with its parent (the driver, or the fork server
+    that dies with the driver); remember the start queue; take the driver's environment
+    and working directory as they are now (a forked worker has the fork server's, from
+    when it started: a $SHARPEN_DATA or a relative data_dir must mean what it means to
+    the driver)."""
     global _STARTED
     _STARTED = started
     try:  # Linux: a SIGKILLed driver must not leave workers writing into its run directory
@@ -82,9 +87,40 @@ def _worker_init(started: Any = None, driver: int | None = None) -> None:
     except (OSError, AttributeError):
         pass
     if driver is not None and os.getppid() != driver:
-        # the driver died before the line above ran, so no signal will come; the queues'
+        # the parent died before the line above ran, so no signal will come; the queues'
         # pipes stay open in this process, so without this it would wait for work forever
         os._exit(1)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    if cwd is not None:
+        os.chdir(cwd)
+
+
+# What a fork server imports once, so that each worker forked from it starts with torch
+# and the trainer loaded (a spawned worker imports them itself: ~2 s of CPU per worker,
+# per pool, and `--until-decided` makes a pool per look)
+PRELOAD = ["sharpen.experiments.job", "sharpen.experiments.config"]
+
+
+def worker_context() -> tuple[Any, int]:
+    """The multiprocessing context workers start from, and the pid their parent has.
+
+    A fork server where the platform has one: started once per driver, it imported
+    PRELOAD but never ran a torch operator, so forking it copies no thread pool (forking
+    the driver itself could: it probed models). Spawn elsewhere. Neither changes a number:
+    a job sets its own threads and seeds every stream it draws."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        forkserver.ensure_running()
+        pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+        if isinstance(pid, int):
+            return ctx, pid
+    return multiprocessing.get_context("spawn"), os.getpid()
 
 
 def _announced_job(i: int, job: Job) -> list[dict[str, Any]]:
@@ -111,24 +147,23 @@ WORKER_DIED = ("its worker process died (killed by a signal: often the out-of-me
 
 def run_processes(jobs: list[Job], workers: int, report: Report,
                   while_running: Callable[[], Any] | None = None) -> None:
-    """Run jobs in ``workers`` spawned processes.
+    """Run jobs in ``workers`` worker processes (:func:`worker_context`).
 
     A worker that dies (the out-of-memory killer, a segfault in a library, ``kill -9``)
     breaks the pool without saying which job it ran. The jobs then in flight are each run
     again alone, so the one that kills its process again is known and recorded ``failed``;
     every other job goes on.
     """
-    import multiprocessing
     import sys
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = multiprocessing.get_context("spawn")  # no forked torch thread pools
     todo = dict(enumerate(jobs))
     suspects: list[int] = []
     while todo:
         alone = suspects[:1]  # a suspect runs alone: if its process dies, it is the cause
         batch = {i: todo[i] for i in (alone or list(todo))}
+        ctx, parent = worker_context()  # per pool: a killed fork server is started again
         started = ctx.SimpleQueue()
         begun: set[int] = set()
 
@@ -137,7 +172,8 @@ def run_processes(jobs: list[Job], workers: int, report: Report,
                 into.add(q.get())
 
         pool = ProcessPoolExecutor(1 if alone else min(workers, len(batch)), mp_context=ctx,
-                                   initializer=_worker_init, initargs=(started, os.getpid()))
+                                   initializer=_worker_init,
+                                   initargs=(started, parent, dict(os.environ), os.getcwd()))
         try:
             futures = {pool.submit(_announced_job, i, job): i for i, job in batch.items()}
             if while_running is not None:
@@ -326,6 +362,14 @@ def default_workers(jobs: list[Job]) -> int:
     """Processes that fill this machine's cores: cores ÷ the most threads a job asks."""
     most = max((j.threads for j in jobs), default=1)
     return max(1, (os.cpu_count() or 1) // most)
+
+
+def warm_workers(backend: str, workers: int | None) -> None:
+    """Start the fork server now when this run may use worker processes, so that its
+    import of torch and the trainer overlaps the driver's planning (a no-op when it runs)."""
+    if backend in ("local", "processes") and (workers is None or workers > 1) \
+            and (os.cpu_count() or 1) > 1:
+        worker_context()
 
 
 def _serial(jobs: list[Job], report: Report, p: Placement, ready: Callable[[], Any]) -> None:

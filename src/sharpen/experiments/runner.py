@@ -34,7 +34,7 @@ from sharpen.data import user_data_hash
 from sharpen.data.prepare import check_data_sizes
 from sharpen.errors import SharpenError
 from sharpen.experiments import progress
-from sharpen.experiments.backends import Placement, default_workers, get_backend
+from sharpen.experiments.backends import Placement, default_workers, get_backend, warm_workers
 from sharpen.experiments.config import Experiment, RunConfig
 from sharpen.experiments.config.loading import DATA_HASHES
 from sharpen.experiments.plan import Group, make_plan, same_seeds
@@ -172,6 +172,7 @@ def _run_locked(inv: Invocation) -> tuple[Path, list[dict[str, Any]]]:
     under the directory's lock."""
     exp, out = inv.exp, inv.out
     with RunDir(out).lock():
+        warm_workers(inv.opts.backend, inv.opts.workers)
         for stale in out.rglob(".*.tmp"):  # left by a writer that was killed mid-write
             stale.unlink(missing_ok=True)
         check_bound(out, exp, inv.opts.look)  # a sequential design's claims and seeds stay bound
