@@ -251,6 +251,40 @@ def test_until_decided_on_a_grid_runs_each_cell_its_own_design(tmp_path):
     assert "## Claim maps: where each claim holds in the grid" in report
 
 
+def test_a_grids_cells_take_each_look_together_and_resume_from_any_mix_of_looks(tmp_path):
+    """Every cell that takes look k takes it in one invocation (their jobs fill the cores
+    together; one cell's look alone is often one job), and a directory whose cells stopped
+    at different looks (a design run cell by cell, then killed) ends as an uninterrupted
+    run: each cell's record is its own, whichever invocation trained its seeds."""
+    import shutil
+
+    from sharpen.experiments import load_experiment
+    from sharpen.experiments.sequential import run_until_decided
+
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY + '\n[profiles.map]\ngrid = { train_size = [50, 60, 80] }\n')
+
+    def run(out):
+        return run_until_decided(load_experiment(str(p), profile="map"), out, max_runs=6,
+                                 step=2, quiet=True, spend_anyway=True, workers=1)[2]
+
+    whole = run(tmp_path / "g")
+    looks = {len(u["looks"]) for u in whole["units"].values()}
+    history = json.loads((tmp_path / "g" / "history.json").read_text())
+    # one invocation per look index (plus none for the report), not one per cell and look
+    assert len(history) == max(looks)
+    assert history[0]["jobs"] == 3 * 2  # look 1: every cell's two arms, one group each
+    assert history[0]["runs"] == 3 * 2 * 2
+    # cut: the first cell has all its looks, the others none (the cell-by-cell order)
+    shutil.copytree(tmp_path / "g", tmp_path / "cut")
+    cut = json.loads(json.dumps(whole))
+    first, *rest = cut["units"]
+    for key in rest:
+        cut["units"][key] = {"looks": [], "decisions": {}, "finished": False}
+    (tmp_path / "cut" / "sequential.json").write_text(json.dumps(cut))
+    assert run(tmp_path / "cut") == whole
+
+
 # ---------------------------------------------------------------- issue 32, items 4 and 5
 class FailSeeds(Hook):
     """Stands in for any fault of a look's new seeds: seeds in ``always`` raise every time

@@ -7,7 +7,10 @@ runs are kept and a killed look resumes; every arm that may stack trains each lo
 as one group of ``step`` (the same groups whatever the looks before), which keeps every
 number equal to an uninterrupted run's. The design and every look are written to
 ``sequential.json`` in the run directory before and after each look, so a resumed run
-continues the same plan and the report rebuilds from files alone.
+continues the same plan and the report rebuilds from files alone. On a grid each cell is its
+own design, and every cell that takes look k takes it in the same invocation, so that the
+cells' jobs run side by side (the sharpening map's cells looked one after another left one
+of two cores idle: one arm's new group per look).
 
 The design binds its definition (every claim, the level, step, budget and cells): a later
 invocation that changes any of it is refused, naming the field. A look is judged on the n
@@ -153,16 +156,27 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
     out.mkdir(parents=True, exist_ok=True)
     RunDir(out).write_sequential(d.record)
     ran = False
-    for key, sub in units:
-        rec = d.record["units"].setdefault(key, {"looks": [], "decisions": {}, "finished": False})
-        for k, n in enumerate(d.plan.looks):
-            if rec["finished"]:
-                break
-            if k < len(rec["looks"]):  # judged before this run was stopped: its seeds ran
-                continue
+    recs = {key: d.record["units"].setdefault(key, {"looks": [], "decisions": {},
+                                                    "finished": False})
+            for key, _ in units}
+    for k, n in enumerate(d.plan.looks):
+        # every cell that takes look k takes it in one invocation: their jobs fill the
+        # cores together (a cell's look alone is often one job: one busy core). A cell's
+        # seeds, and so its decisions, are the same whichever invocation trains them.
+        now = [(key, sub) for key, sub in units
+               if not recs[key]["finished"] and len(recs[key]["looks"]) == k]
+        if not now:  # judged before this run was stopped (its seeds ran), or finished
+            continue
+        for _, sub in now:
             sub.runs = n
-            results, lost = _run_look(d, sub, k)
-            ran = True
+        together = now[0][1] if len(now) == 1 else exp.model_copy(update={
+            "runs": n, "arms": {a: c for _, sub in now for a, c in sub.arms.items()},
+            "cells": {a: c for _, sub in now for a, c in sub.cells.items()}})
+        results, _ = _run_look(d, together, k)
+        ran = True
+        for key, sub in now:
+            rec = recs[key]
+            lost = _lost(out, list(sub.arms), sub.seeds)
             before = set(rec["decisions"])
             rec["looks"].append(_judge_look(d, key, sub, k, lost, rec["decisions"]))
             rec["finished"] = len(rec["decisions"]) == len(claims) or n == d.plan.looks[-1]
