@@ -75,5 +75,9 @@ def test_the_quick_profile_runs_both_cases_through_the_runner(tmp_path):
         assert sum(r["share"] for r in c["phases"]) == pytest.approx(1)
         assert sum(c["categories"].values()) == pytest.approx(1)
         assert set(c["walls"]) == {"default plan", "serial, this process", "serial, profiled"}
+        ops = c["top_ops"]
+        assert ops and all(not o["op"].startswith("sharpen::") for o in ops)
+        assert [o["seconds"] for o in ops] == sorted((o["seconds"] for o in ops), reverse=True)
+        assert any(o["category"] == "conv/matmul kernels" for o in ops)
     md = (out / "report.md").read_text()
     assert "| forward |" in md and "conv/matmul kernels" in md

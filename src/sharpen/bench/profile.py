@@ -67,6 +67,7 @@ DISPATCH_OPS = frozenset({
 CATEGORIES = ("conv/matmul kernels", "other kernels", "dispatch", "autograd", "Python")
 OUTSIDE = "runner (outside every phase)"
 PROFILED_RUNS = 10
+TOP_OPS = 14  # operators listed by their own time (phase ranges left out)
 
 PROFILES = {
     "quick": {"epochs": 1, "images": 1000, "seeds": 4, "pair_seeds": 4, "pairs": 200,
@@ -142,6 +143,11 @@ def _profile_case(label: str, exp: Experiment, out: Path, steps: int,
     walls["serial, profiled"] = time.perf_counter() - t0
     rows = breakdown(prof.events())
     total = sum(sum(r.values()) for r in rows.values())
+    top = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:TOP_OPS]
+    ops = [{"op": e.key, "category": category(e.key), "calls": e.count,
+            "seconds": e.self_cpu_time_total / 1e6,
+            "share": e.self_cpu_time_total / 1e6 / total} for e in top
+           if not e.key.startswith(PREFIX)]
     table = [{"phase": p, "seconds": sum(rows[p].values()),
               "share": sum(rows[p].values()) / total,
               **{c: rows[p][c] for c in CATEGORIES}} for p in _phase_order(rows)]
@@ -151,7 +157,7 @@ def _profile_case(label: str, exp: Experiment, out: Path, steps: int,
     log(f"  {label}: " + ", ".join(f"{k} {v:.1f} s" for k, v in walls.items()))
     return {"case": label, "walls": walls, "profiled_seconds": total,
             "steps": steps * sub.runs // exp.runs, "profiled_runs": len(exp.arms) * sub.runs,
-            "phases": table, "categories": cats,
+            "phases": table, "categories": cats, "top_ops": ops,
             "runs": len(exp.arms) * exp.runs,
             "arms": {a: {"model": c.model, "batch_size": c.batch_size, "epochs": c.epochs}
                      for a, c in exp.arms.items()}}
@@ -219,5 +225,9 @@ def profile_markdown(res: dict[str, Any]) -> str:
         lines.append("| **all** | " + f"{c['profiled_seconds']:.2f} | 100 % | "
                      + " | ".join(f"**{100 * c['categories'][k]:.1f} %**" for k in CATEGORIES)
                      + " |")
+        lines += ["", "Operators by their own time (all phases):", "",
+                  "| operator | category | calls | s | share |", "|---|---|---|---|---|"]
+        lines += [f"| `{o['op']}` | {o['category']} | {o['calls']} | {o['seconds']:.2f} | "
+                  f"{100 * o['share']:.1f} % |" for o in c["top_ops"]]
         lines.append("")
     return "\n".join(lines) + "\n"
