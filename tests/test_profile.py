@@ -79,5 +79,11 @@ def test_the_quick_profile_runs_both_cases_through_the_runner(tmp_path):
         assert ops and all(not o["op"].startswith("sharpen::") for o in ops)
         assert [o["seconds"] for o in ops] == sorted((o["seconds"] for o in ops), reverse=True)
         assert any(o["category"] == "conv/matmul kernels" for o in ops)
+        for w in c["stack_sweep"]:  # every arm's model timed at each stack size
+            ms = w["ms_per_seed_step"]
+            assert list(ms) == ["1", "2", "5", "10"] and all(v > 0 for v in ms.values())
+            assert ms[str(w["fastest"])] == min(ms.values())
+    assert [w["model"] for w in res["cases"][1]["stack_sweep"]] == [
+        "sub_lenet5", "sub_lenet5_ws", "sub_lenet5_ws_al"]
     md = (out / "report.md").read_text()
     assert "| forward |" in md and "conv/matmul kernels" in md

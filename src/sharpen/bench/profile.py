@@ -71,9 +71,9 @@ TOP_OPS = 14  # operators listed by their own time (phase ranges left out)
 
 PROFILES = {
     "quick": {"epochs": 1, "images": 1000, "seeds": 4, "pair_seeds": 4, "pairs": 200,
-              "pair_epochs": 1},
+              "pair_epochs": 1, "sweep_steps": 1},
     "full": {"epochs": 4, "images": 5000, "seeds": 10, "pair_seeds": 20, "pairs": 1000,
-             "pair_epochs": 5},
+             "pair_epochs": 5, "sweep_steps": 5},
 }
 
 
@@ -163,6 +163,61 @@ def _profile_case(label: str, exp: Experiment, out: Path, steps: int,
                      for a, c in exp.arms.items()}}
 
 
+def _total(out: Any) -> torch.Tensor:
+    """Every tensor of a model's output summed (a loss for timing, whatever the output)."""
+    if torch.is_tensor(out):
+        return out.float().sum()
+    items = out.values() if isinstance(out, dict) else out
+    return sum((_total(v) for v in items), torch.zeros(()))
+
+
+def stack_sweep(cfg: RunConfig, sizes: tuple[int, ...] = (1, 2, 5, 10), steps: int = 4,
+                threads: int = 1) -> dict[str, Any]:
+    """Milliseconds per seed of a training step of ``cfg``'s model with E stacked seeds,
+    for each E in ``sizes``, on ``threads`` threads (the plan's): which stack size is
+    fastest here. On the CPU the stack size changes no number, only the time."""
+    from sharpen.experiments.build import input_shape, model_factory  # lazy: config → torch
+    from sharpen.training import TrainSettings, build_models  # lazy: as above
+    from sharpen.training.loop import make_optimizer  # lazy: as above
+    from sharpen.training.stack import StackedConv, stack_models  # lazy: as above
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    shape, bs = input_shape(cfg), cfg.batch_size
+    per_seed = {}
+    try:
+        for E in sizes:
+            m = stack_models(build_models(model_factory(cfg), list(range(E)))).train()
+            for mod in m.modules():
+                if isinstance(mod, StackedConv):
+                    mod.channels_last_()
+            opt = make_optimizer(m, TrainSettings.from_config(cfg))
+            x = torch.randn(E * bs, *shape)
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+
+            def step(m: Any = m, opt: Any = opt, x: torch.Tensor = x) -> None:
+                opt.zero_grad(set_to_none=True)
+                _total(m(x)).backward()
+                opt.step()
+
+            for _ in range(2):
+                step()
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                best = min(best, (time.perf_counter() - t0) / steps)
+            per_seed[E] = 1000 * best / E
+    finally:
+        torch.set_num_threads(before)
+    fastest = min(per_seed, key=per_seed.get)
+    return {"model": cfg.model, "batch_size": bs, "threads": threads,
+            "ms_per_seed_step": per_seed, "fastest": fastest,
+            "vs_ten": per_seed[max(sizes)] / per_seed[fastest]}
+
+
 def sharpening_case(p: dict[str, Any]) -> tuple[Experiment, int]:
     cfg = RunConfig(dataset="mnist-sample", model="lenet5_dropout", epochs=p["epochs"],
                     blur_n=SHARPENING, train_size=p["images"], test_size=1000, checkpoint=True,
@@ -195,6 +250,8 @@ def run_profile_bench(out: Path | None = None, quick: bool = True,
     for label, make in (("sharpening", sharpening_case), ("pairs", pairs_case)):
         exp, steps = make(p)
         res["cases"].append(_profile_case(label, exp, out, steps, log))
+        res["cases"][-1]["stack_sweep"] = [stack_sweep(c, steps=p["sweep_steps"])
+                                           for c in exp.arms.values()]
     res["seconds"] = time.perf_counter() - t0
     atomic_write_json(out / "profile.json", res)
     md = profile_markdown(res)
@@ -225,6 +282,15 @@ def profile_markdown(res: dict[str, Any]) -> str:
         lines.append("| **all** | " + f"{c['profiled_seconds']:.2f} | 100 % | "
                      + " | ".join(f"**{100 * c['categories'][k]:.1f} %**" for k in CATEGORIES)
                      + " |")
+        lines += ["", "A training step's time per seed by stack size (one thread, ms; the stack "
+                  "size changes no number on the CPU):", "",
+                  "| model | batch | " + " | ".join(f"E = {e}" for e in
+                                                    c["stack_sweep"][0]["ms_per_seed_step"])
+                  + " | fastest | E = 10 / fastest |",
+                  "|---|---|" + "---|" * (len(c["stack_sweep"][0]["ms_per_seed_step"]) + 2)]
+        lines += [f"| {w['model']} | {w['batch_size']} | "
+                  + " | ".join(f"{v:.2f}" for v in w["ms_per_seed_step"].values())
+                  + f" | {w['fastest']} | {w['vs_ten']:.2f} |" for w in c["stack_sweep"]]
         lines += ["", "Operators by their own time (all phases):", "",
                   "| operator | category | calls | s | share |", "|---|---|---|---|---|"]
         lines += [f"| `{o['op']}` | {o['category']} | {o['calls']} | {o['seconds']:.2f} | "
