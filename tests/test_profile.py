@@ -87,3 +87,19 @@ def test_the_quick_profile_runs_both_cases_through_the_runner(tmp_path):
         "sub_lenet5", "sub_lenet5_ws", "sub_lenet5_ws_al"]
     md = (out / "report.md").read_text()
     assert "| forward |" in md and "conv/matmul kernels" in md
+
+
+def test_sharpen_bench_profile_is_the_command(tmp_path, monkeypatch, capsys):
+    import sharpen.bench.profile as bp
+    from sharpen.cli import main
+
+    seen = {}
+
+    def fake(out, quick=True, log=print):
+        seen.update(out=out, quick=quick)
+        return tmp_path
+
+    monkeypatch.setattr(bp, "run_profile_bench", fake)
+    assert main(["bench", "profile", "--profile", "full", "--out", str(tmp_path / "p")]) == 0
+    assert seen == {"out": str(tmp_path / "p"), "quick": False}
+    assert f"benchmark directory: {tmp_path}" in capsys.readouterr().out
