@@ -23,7 +23,9 @@ when it trains alone (E = 1), the loss is computed from each seed's own rows
 (:func:`sharpen.training.loop.seed_losses`: an element-wise kernel's scalar tail rounds
 sigmoid, SiLU, ELU, softplus and mish differently from its vector body, and over all E·B
 rows which of a seed's rows fall in the tail depends on E), and everything else acts on
-each sample on its own (a user's model with those activations inside is not covered). A
+each sample on its own. A user's model with such activations inside (or a layer whose
+kernel rounds a seed's rows by where they sit in the stack) fails :func:`stack_problem`'s
+bit-for-bit probe and trains one seed per job. A
 batched kernel would not do: a batched matrix product (bmm) or a reduction over all seeds'
 rows chooses its kernel, and its split across threads, from the whole batch's shape, and
 rounds a seed's rows differently with E (measured: bmm with 2 threads on 6- or 7-row
@@ -347,7 +349,9 @@ def stack_problem(factory: Any, input_shape: tuple[int, ...], seeds: int = 2) ->
 
     The probe stacks ``seeds`` differently initialised models and checks, in eval mode,
     that seed e's rows of the stacked output equal model e's output on its own inputs: a
-    forward that mixes samples of a batch (or a layer we cannot stack) is caught here.
+    forward that mixes samples of a batch (or a layer we cannot stack) is caught here; then
+    that they are equal bit for bit, and so are its parameters' gradients: a seed's
+    numbers must not depend on its stack partners (:func:`_rounding_problem`).
     """
     g = torch.Generator().manual_seed(0)
     models = []
@@ -371,4 +375,38 @@ def stack_problem(factory: Any, input_shape: tuple[int, ...], seeds: int = 2) ->
         ref = torch.cat([w[i] for w in want])
         if g_t.shape != ref.shape or not torch.allclose(g_t, ref, rtol=1e-4, atol=1e-5):
             return "its forward mixes the samples of a batch (a stacked batch gives other outputs)"
+    return _rounding_problem(models, stacked, xs, g)
+
+
+def _rounding_problem(models: list[nn.Module], stacked: nn.Module, xs: list[torch.Tensor],
+                      g: torch.Generator) -> str | None:
+    """Why a seed's outputs or gradients in the stack differ from alone in any bit, or None.
+
+    An element-wise kernel computes the last numel mod (2 × vector width) elements of a
+    tensor with its scalar function; for sigmoid, SiLU, ELU, softplus or mish that rounds
+    differently from the vector body, and which of a seed's elements are in the tail
+    depends on how many seeds share the tensor. The probe's 3 rows per seed give most
+    layers a tail (3 × features is a multiple of 16 only when the features are)."""
+    E = len(models)
+    with torch.enable_grad():
+        got = _leaves_out(stacked(torch.cat(xs)))
+        rs = [torch.randn(t.shape, generator=g) for t in got]
+        sum(((t * r).sum() for t, r in zip(got, rs)), torch.zeros(())).backward()
+        for e, (m, x) in enumerate(zip(models, xs)):
+            outs = _leaves_out(m(x))
+            sum(((o * r.chunk(E)[e]).sum() for o, r in zip(outs, rs)), torch.zeros(())).backward()
+            if not all(torch.equal(t.chunk(E)[e], o) for t, o in zip(got, outs)):
+                return _ROUNDING + " (its outputs)"
+            alone = dict(m.named_parameters())
+            for name, p in stacked.named_parameters():
+                q = alone.get(name)
+                if p.grad is not None and q is not None and q.grad is not None \
+                        and not torch.equal(p.grad[e], q.grad):
+                    return _ROUNDING + f" (the gradient of {name})"
     return None
+
+
+_ROUNDING = ("a seed's numbers in a stack differ from its numbers alone in the last bits: an "
+             "element-wise function inside the model (sigmoid, SiLU, ELU, softplus, mish, …) "
+             "rounds the tail of a tensor differently, and which of a seed's values fall in "
+             "that tail depends on the seeds beside it")
