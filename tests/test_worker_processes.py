@@ -39,3 +39,50 @@ def test_the_fork_server_is_one_per_driver_and_restarts_when_killed():
     with ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init,
                              initargs=(None, second, dict(os.environ), os.getcwd())) as pool:
         assert pool.submit(os.getppid).result() == second
+
+
+DRIVER = """
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from sharpen.experiments.backends import _worker_init, worker_context
+ctx, server = worker_context()
+pool = ProcessPoolExecutor(2, mp_context=ctx, initializer=_worker_init,
+                           initargs=(None, server, dict(os.environ), os.getcwd()))
+worker = pool.submit(os.getpid).result()
+print(server, worker, flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:  # a zombie (dead, not yet reaped by whoever adopted it) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_sigkilled_driver_leaves_neither_fork_server_nor_worker_behind():
+    """A worker forked by the server is handed the write end of the server's "driver
+    alive" pipe; holding it, the server never saw the SIGKILLed driver go, and the worker
+    (which dies with the server) waited for work forever: both were left behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True)
+    try:
+        server, worker = map(int, proc.stdout.readline().split())
+        assert _alive(server) and _alive(worker)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and (_alive(server) or _alive(worker)):
+        time.sleep(0.1)
+    left = [p for p in (server, worker) if _alive(p)]
+    for p in left:  # this test's own processes, by pid
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"left behind after the driver was killed: {left}"

@@ -90,11 +90,29 @@ def _worker_init(started: Any = None, driver: int | None = None,
         # the parent died before the line above ran, so no signal will come; the queues'
         # pipes stay open in this process, so without this it would wait for work forever
         os._exit(1)
+    _drop_forkserver_alive_fd()
     if env is not None:
         os.environ.clear()
         os.environ.update(env)
     if cwd is not None:
         os.chdir(cwd)
+
+
+def _drop_forkserver_alive_fd() -> None:
+    """In a worker forked by the fork server: close the write end of the server's "driver
+    alive" pipe, which CPython hands every child it forks. The server exits only when
+    every write end closes; a worker holding one kept it alive after a SIGKILLed driver,
+    and so itself (it dies with the server), both waiting forever on pipes they hold."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(fd, int) and getattr(server, "_forkserver_pid", None) is None:
+        try:  # (a driver's own server has a pid here: its fd is never closed)
+            os.close(fd)
+        except OSError:
+            pass
+        server._forkserver_alive_fd = None
 
 
 # What a fork server imports once, so that each worker forked from it starts with torch
