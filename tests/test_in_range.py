@@ -262,6 +262,37 @@ def test_mcnemar_counts_seeds_by_the_side_they_favour(tmp_path):
     assert "arm better / b better" in text and "| 3 / 1 of 4 |" in text, text
 
 
+def test_seeds_tested_on_images_of_their_own_get_no_image_bootstrap(tmp_path):
+    """Digit pairs that follow the seed: image i of seed 0 is not image i of seed 1, so a
+    bootstrap of the image columns "shared by all seeds" resampled nothing real. The seed
+    interval already covers the test set then; McNemar still pairs an arm with the
+    baseline on each seed (both drew that seed's pairs)."""
+    rng = np.random.default_rng(5)
+    m = 300
+    acc: dict[str, list[float]] = {"a": [], "b": []}
+    for s in range(4):
+        label = rng.integers(0, 10, m)  # this seed's own test pairs
+        for arm, p_right in (("a", 0.85), ("b", 0.8)):
+            right = rng.random(m) < p_right
+            d = tmp_path / "runs" / arm / f"seed-{s}"
+            d.mkdir(parents=True, exist_ok=True)
+            np.savez(d / "predictions.npz", test_pred=np.where(right, label, (label + 1) % 10),
+                     test_label=label)
+            acc[arm].append(float(right.mean()))
+    _run_dir(tmp_path, acc, [])
+    text = image_level_section(tmp_path, load_runs(tmp_path), ["b", "a"], "b")
+    assert "Each seed of b, a is tested on images of its own" in text
+    assert "Where every seed is tested on the same images" not in text
+    assert text.count("– (each seed its own images)") == 2
+    assert "| a | 4 |" in text and "of 4 |" in text  # McNemar over the 4 shared seeds
+    # one seed whose baseline saw other images: not paired on it
+    d = tmp_path / "runs" / "b" / "seed-3"
+    z = dict(np.load(d / "predictions.npz"))
+    np.savez(d / "predictions.npz", test_pred=z["test_pred"], test_label=(z["test_label"] + 1) % 10)
+    text = image_level_section(tmp_path, load_runs(tmp_path), ["b", "a"], "b")
+    assert "of 3 |" in text and "of 4 |" not in text
+
+
 def _claims_report(tmp_path: Path, **cfg: Any) -> list[str]:
     rng = np.random.default_rng(4)
     base = 0.9 + rng.normal(0, 0.004, 6)

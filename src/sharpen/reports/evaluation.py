@@ -1,10 +1,13 @@
 """Evaluation-set uncertainty and robust summaries: the report sections built on per-image
 predictions (``predictions.npz``) and on the per-seed values.
 
-Every seed is tested on the same images, so the t interval over seeds covers training
+Where every seed is tested on the same images, the t interval over seeds covers training
 randomness only; :func:`image_level_section` adds the interval over seeds *and* test
 images (:func:`sharpen.reports.stats.two_level_bootstrap`) and compares paired arms
-image by image (McNemar). :func:`robust_section` gives rliable-style summaries.
+image by image (McNemar). Where each seed draws its own test images (digit pairs that
+follow the seed), the seed interval already covers them, and image i of one seed is not
+image i of another: no two-level interval, and McNemar pairs an arm with the baseline only
+on a seed whose images they share. :func:`robust_section` gives rliable-style summaries.
 """
 
 from __future__ import annotations
@@ -45,6 +48,20 @@ def correctness(run_dir: Path, arm: str, seeds: list[int], split: str = "test"
     return np.stack(rows), missing
 
 
+def _labels(run_dir: Path, arm: str, seed: int, split: str = "test") -> np.ndarray | None:
+    p = RunDir(run_dir).predictions(arm, seed)
+    return None if p is None or f"{split}_label" not in p else p[f"{split}_label"]
+
+
+def same_images(run_dir: Path, runs: list[tuple[str, int]], split: str = "test") -> bool:
+    """True when these (arm, seed) runs were tested on one list of images, as far as their
+    stored labels tell (seeds that draw their own digit pairs have other labels)."""
+    ls = [_labels(run_dir, a, s, split) for a, s in runs]
+    if any(x is None for x in ls):
+        return False
+    return all(len(x) == len(ls[0]) and np.array_equal(x, ls[0]) for x in ls[1:])
+
+
 def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: str | None
                         ) -> str:
     """Per arm: the seed interval beside the seeds-and-images interval of test accuracy;
@@ -52,7 +69,8 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
     lines = ["| arm | n | test acc % | 95 % CI over seeds | 95 % CI over seeds and test images | "
              "images |", "|---|---|---|---|---|---|"]
     have: dict[str, tuple[np.ndarray, list[int]]] = {}
-    absent = []
+    absent: list[str] = []
+    own: list[str] = []  # arms whose seeds were tested on images of their own
     for arm in arms:
         vals = metric_of(runs.values, arm, "test_acc")
         if not vals:
@@ -64,17 +82,28 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
             continue
         have[arm] = (c, seeds)
         sm = in_range(get_metric("test_acc"), describe([vals[s] for s in seeds]))
-        est, lo, hi = two_level_bootstrap(c)
+        if same_images(run_dir, [(arm, s) for s in seeds]):
+            est, lo, hi = two_level_bootstrap(c)
+            both = f"[{pct(lo)}, {pct(hi)}]"
+        else:  # column i is another image for each seed: no images shared to resample
+            own.append(arm)
+            est, both = float(c.mean()), "– (each seed its own images)"
         lines.append(f"| {arm} | {len(seeds)} | {pct(est)} | "
                      f"{ci(sm['ci_low'], sm['ci_high'], sm['n'], sm['sd'])} | "
-                     f"[{pct(lo)}, {pct(hi)}] | {c.shape[1]} |")
+                     f"{both} | {c.shape[1]} |")
     out = []
+    if have and len(own) < len(have):
+        out += ["Where every seed is tested on the same images, the interval over seeds "
+                "covers training randomness only. The second interval adds the test images' "
+                "sampling variance (a bootstrap of the images, shared by all seeds, added to "
+                "the seeds' s²/n; Welch–Satterthwaite degrees of freedom): it is what a new "
+                "test set of the same size would see."]
+    if own:
+        out += [f"Each seed of {', '.join(own)} is tested on images of its own (its digit "
+                "pairs follow the seed), so the interval over seeds already covers the test "
+                "images' sampling; no interval over seeds and images is drawn for it."]
     if have:
-        out += ["Every seed is tested on the same images, so the interval over seeds covers "
-                "training randomness only. The second interval adds the test images' sampling "
-                "variance (a bootstrap of the images, shared by all seeds, added to the seeds' "
-                "s²/n; Welch–Satterthwaite degrees of freedom): it is what a new test set of "
-                "the same size would see.", "", "\n".join(lines), ""]
+        out += ["", "\n".join(lines), ""]
     if have and baseline in have:
         b, bseeds = have[baseline]
         mc = ["| arm − " + baseline + " | seeds | right only in arm (per seed) | right only in "
@@ -84,7 +113,9 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
         for arm, (a, seeds) in have.items():
             if arm == baseline or not runs.comparable(arm, baseline):
                 continue
-            common = [s for s in seeds if s in bseeds]
+            # paired image by image only on a seed whose test images both arms share
+            common = [s for s in seeds if s in bseeds
+                      and same_images(run_dir, [(arm, s), (baseline, s)])]
             if not common:
                 continue
             ai = np.stack([a[seeds.index(s)] for s in common])
