@@ -21,7 +21,8 @@ SRC = Path(__file__).parents[1] / "src" / "sharpen"
 # a benchmark's folder is no run directory: it has its own layout (benchmark.json,
 # measurements.csv) and writes it in its own module; its report.md shares only the name
 ALLOWED = {"bench/conv.py": {rundir.REPORT, rundir.SUMMARY},
-           "bench/gpu.py": {rundir.REPORT}, "bench/train.py": {rundir.REPORT}}
+           "bench/gpu.py": {rundir.REPORT}, "bench/train.py": {rundir.REPORT},
+           "bench/profile.py": {rundir.REPORT}}
 
 
 def names() -> list[str]:
