@@ -4,6 +4,7 @@ simulation, its boundaries against the spending function, and --until-decided en
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -283,6 +284,40 @@ def test_a_grids_cells_take_each_look_together_and_resume_from_any_mix_of_looks(
         cut["units"][key] = {"looks": [], "decisions": {}, "finished": False}
     (tmp_path / "cut" / "sequential.json").write_text(json.dumps(cut))
     assert run(tmp_path / "cut") == whole
+
+
+def test_a_finished_grid_design_run_again_trains_no_seed_past_a_cells_last_look(tmp_path):
+    """Cells decide at different looks; the design, run again once every cell finished,
+    must leave each cell at its own last look's seeds (it ran every arm at the largest n:
+    an early cell gained seeds its decision never saw, and the report counted them)."""
+    import shutil
+
+    from sharpen.experiments import load_experiment
+    from sharpen.experiments.sequential import run_until_decided
+
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY + '\n[profiles.map]\ngrid = { train_size = [50, 60] }\n')
+
+    def run(out):
+        return run_until_decided(load_experiment(str(p), profile="map"), out, max_runs=4,
+                                 step=2, quiet=True, spend_anyway=True, workers=1)[2]
+
+    out = tmp_path / "g"
+    whole = run(out)
+    # the first cell as if it had decided at its first look (n = 2): seeds 2, 3 never ran
+    early, late = whole["units"]
+    whole["units"][early]["looks"] = whole["units"][early]["looks"][:1]
+    (out / "sequential.json").write_text(json.dumps(whole))
+    for arm in ("slow__train_size-50", "fast__train_size-50"):
+        for s in (2, 3):
+            shutil.rmtree(out / "runs" / arm / f"seed-{s}")
+    assert run(out) == whole
+    seeds = {d.name: sorted(x.name for x in d.iterdir()) for d in (out / "runs").iterdir()}
+    assert seeds["slow__train_size-50"] == seeds["fast__train_size-50"] == ["seed-0", "seed-1"]
+    assert seeds["slow__train_size-60"] == [f"seed-{s}" for s in range(4)]
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert sorted((r["arm"], r["seed"]) for r in rows if r["arm"].endswith("-50")) == \
+        [(a, s) for a in ("fast__train_size-50", "slow__train_size-50") for s in "01"]
 
 
 # ---------------------------------------------------------------- issue 32, items 4 and 5

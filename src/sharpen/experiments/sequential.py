@@ -167,12 +167,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                if not recs[key]["finished"] and len(recs[key]["looks"]) == k]
         if not now:  # judged before this run was stopped (its seeds ran), or finished
             continue
-        for _, sub in now:
-            sub.runs = n
-        together = now[0][1] if len(now) == 1 else exp.model_copy(update={
-            "runs": n, "arms": {a: c for _, sub in now for a, c in sub.arms.items()},
-            "cells": {a: c for _, sub in now for a, c in sub.cells.items()}})
-        results, _ = _run_look(d, together, k)
+        results, _ = _run_look(d, _together(exp, [sub for _, sub in now], n), k)
         ran = True
         for key, sub in now:
             rec = recs[key]
@@ -184,13 +179,35 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
             if not quiet:
                 _say_look(d, key, k, rec, before)
     if not ran:  # every look was judged earlier: the runs as they stand
-        exp.runs = max((u["looks"][-1]["n"] for u in d.record["units"].values() if u["looks"]),
-                       default=d.plan.looks[0])
-        out, results = run_experiment(exp, out, quiet=True, **d.run_kw)
+        results = _as_they_stand(d, exp, units, recs)
     else:  # again, now with the last look's sequential record
         with status("building the report…", quiet=quiet):
             write_report(out)
     return out, results, d.record
+
+
+def _together(exp: Any, subs: list[Any], n: int) -> Any:
+    """One invocation's experiment: the arms of ``subs`` (units) at ``n`` seeds each."""
+    for sub in subs:
+        sub.runs = n
+    return subs[0] if len(subs) == 1 else exp.model_copy(update={
+        "runs": n, "arms": {a: c for sub in subs for a, c in sub.arms.items()},
+        "cells": {a: c for sub in subs for a, c in sub.cells.items()}})
+
+
+def _as_they_stand(d: _Design, exp: Any, units: list[tuple[str, Any]],
+                   recs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A design whose every look was judged earlier, run again: each unit at the n of its
+    last look (cells that decided at different looks hold different n; one n for all
+    would train seeds past an early cell's decision), grouped by that n."""
+    at: dict[int, list[Any]] = {}
+    for key, sub in units:
+        looks = recs[key]["looks"]
+        at.setdefault(looks[-1]["n"] if looks else d.plan.looks[0], []).append(sub)
+    results: list[dict[str, Any]] = []
+    for n, subs in sorted(at.items()):  # the last one's results hold every kept run
+        results = run_experiment(_together(exp, subs, n), d.out, quiet=True, **d.run_kw)[1]
+    return results
 
 
 def _say_look(d: _Design, key: str, k: int, rec: dict[str, Any], before: set[str]) -> None:
