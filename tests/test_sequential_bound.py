@@ -10,6 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from sharpen.cli import main
 
 BASE = """
@@ -133,3 +135,28 @@ def test_best_without_than_counts_the_files_arms_that_did_not_run(tmp_path, caps
     assert main(["run", str(p), "--out", str(out), "--quiet", "--workers", "1"]) == 0
     (claim,) = json.loads((out / "summary.json").read_text())["claims"]
     assert not claim["verdict"].startswith("untested")
+
+
+@pytest.mark.parametrize("grid", [False, True])
+def test_until_decided_refuses_claims_naming_an_arm_the_run_leaves_out(tmp_path, capsys, grid):
+    """`--arms alpha` with "alpha beats zeta" spent the whole budget judging nothing, and on
+    a grid the summary read "not supported in 2 of 2 cells"; a best claim without `than`
+    has every arm of the file as a rival. Refused before anything is written."""
+    text = BASE + '\n[[claims]]\nclaim = "zeta is best"\narm = "zeta"\nop = "best"\n'
+    if grid:
+        text = text.replace('threads = 1\n', 'threads = 1\ngrid = { epochs = [1, 2] }\n')
+    p = _file(tmp_path, text)
+    for arms, claim, missing in [("alpha", "alpha beats zeta", "zeta"),
+                                 ("zeta", "alpha beats zeta", "alpha")]:
+        out = tmp_path / f"r-{arms}"
+        capsys.readouterr()
+        assert _seq(p, out, "--arms", arms) == 2
+        err = capsys.readouterr().err
+        assert f"claim {claim!r} names arm {missing!r}, which this run leaves out" in err, err
+        assert not out.exists()
+    # the best claim alone, run with one of its rivals left out
+    p = _file(tmp_path, text.split("[[claims]]")[0] + "[[claims]]" + text.split("[[claims]]")[2],
+              "best.toml")
+    assert _seq(p, tmp_path / "b", "--arms", "zeta") == 2
+    assert "claim 'zeta is best' names arm 'alpha', which this run leaves out" \
+        in capsys.readouterr().err

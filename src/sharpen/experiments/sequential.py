@@ -137,6 +137,7 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
                            f"{next(c['op'] for c in claims if c['claim'] == chance[0])!r}) "
                            "cannot be decided by --until-decided (its looks' boundaries are "
                            "those of the t-test); run a fixed number of seeds instead")
+    _refuse_left_out_arms(exp, claims)
     check_data_sizes(exp.arms)  # before the design is written or its power stated
     out = Path(out) if out is not None else default_out_dir(exp)
     if (out / CONFIG).is_file():  # another experiment's directory: refused untouched
@@ -184,6 +185,25 @@ def run_until_decided(exp: Any, out: Path | None, max_runs: int | None = None,
         with status("building the report…", quiet=quiet):
             write_report(out)
     return out, results, d.record
+
+
+def _refuse_left_out_arms(exp: Any, claims: list[dict[str, Any]]) -> None:
+    """A claim naming an arm this run leaves out (--arms, select_arms) could never be
+    judged: every look would spend seeds on it, and a grid's summary read "not supported"
+    where nothing was tested. Refused before the design is written."""
+    have = set(base_arms(exp))
+    for c in claims:
+        than = c.get("than")
+        if than is None and get_op(c["op"]).rivals:  # best/worst: every arm of the file
+            than = list(exp.arm_order)
+        named = [c["arm"], *(than if isinstance(than, list) else [than] if than else [])]
+        missing = [a for a in named if a not in have]
+        if missing:
+            raise SharpenError(
+                f"{exp.source or exp.name}: claim {c['claim']!r} names arm {missing[0]!r}, "
+                f"which this run leaves out (it runs {', '.join(sorted(have))}: --arms or "
+                "select_arms): --until-decided could never judge it; run the arms its "
+                "claims name")
 
 
 def _together(exp: Any, subs: list[Any], n: int) -> Any:
