@@ -393,6 +393,21 @@ def test_output_path_that_cannot_be_a_directory_fails_before_training(tiny, tmp_
     assert not any(tmp_path.glob("**/metrics.csv")) and blocker.read_text() == "x"
 
 
+@pytest.mark.parametrize("what", ["profile", "train", "conv", "gpu"])
+def test_a_bench_out_that_cannot_be_a_directory_is_one_line_before_measuring(tmp_path, capsys,
+                                                                           what):
+    """`sharpen bench profile --out FILE` ended in mkdir's traceback (FileExistsError),
+    after the benchmark's imports; every bench now says it in one line, measuring nothing."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["bench", what, "--profile", "quick", "--out", str(blocker)]) == 2
+    assert capsys.readouterr().err == (f"sharpen: error: output directory {blocker} is a file, "
+                                       "not a directory; give another --out\n")
+    assert main(["bench", what, "--profile", "quick", "--out", str(blocker / "b")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+    assert blocker.read_text() == "x" and sorted(tmp_path.iterdir()) == [blocker]
+
+
 @pytest.mark.parametrize("code,text", [(errno.EROFS, "Read-only file system"),
                                        (errno.ENOSPC, "No space left on device")])
 def test_read_only_or_full_filesystem_gives_clear_error_and_keeps_old_file(tmp_path, monkeypatch,

@@ -294,6 +294,10 @@ def _schedule_arms(exp: Experiment, arm: str | None) -> list[str]:
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
+    if a.out:  # a file or an unwritable --out: one line, before minutes of measuring
+        from sharpen.io import check_writable  # lazy: start-up: yaml
+
+        check_writable(a.out)
     if a.what == "gpu":
         from sharpen.bench.gpu import run_gpu_bench  # lazy: start-up: torch
 
