@@ -286,7 +286,8 @@ def test_a_grids_cells_take_each_look_together_and_resume_from_any_mix_of_looks(
     assert run(tmp_path / "cut") == whole
 
 
-def test_a_finished_grid_design_run_again_trains_no_seed_past_a_cells_last_look(tmp_path):
+def test_a_finished_grid_design_run_again_trains_no_seed_past_a_cells_last_look(tmp_path,
+                                                                                capsys):
     """Cells decide at different looks; the design, run again once every cell finished,
     must leave each cell at its own last look's seeds (it ran every arm at the largest n:
     an early cell gained seeds its decision never saw, and the report counted them)."""
@@ -318,6 +319,15 @@ def test_a_finished_grid_design_run_again_trains_no_seed_past_a_cells_last_look(
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert sorted((r["arm"], r["seed"]) for r in rows if r["arm"].endswith("-50")) == \
         [(a, s) for a in ("fast__train_size-50", "slow__train_size-50") for s in "01"]
+    # a plain `sharpen run DIR` (the file's runs: 4) may not add them either: refused,
+    # naming the cell (it checked the seeds against the most any cell ran)
+    from sharpen.cli import main
+
+    capsys.readouterr()
+    assert main(["run", str(out), "--quiet", "--workers", "1"]) == 2
+    assert "cell train_size=50: its looks ran 2 seeds per arm" in capsys.readouterr().err
+    assert sorted(x.name for x in (out / "runs" / "slow__train_size-50").iterdir()) == \
+        ["seed-0", "seed-1"]
 
 
 # ---------------------------------------------------------------- issue 32, items 4 and 5

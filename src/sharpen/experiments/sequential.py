@@ -52,6 +52,7 @@ from sharpen.reports.sequential import (
     design,
     read_record,
     refuse_changes,
+    unit_key,
 )
 from sharpen.rundir import CONFIG, FINISHED, RunDir
 from sharpen.verdicts import get_op
@@ -86,7 +87,7 @@ def _units(exp: Any) -> list[tuple[str, Any]]:
         by.setdefault(tuple(c[k] for k in axes), {})[c["arm"]] = derived
     out = []
     for point, arms in by.items():
-        key = ", ".join(f"{k}={v}" for k, v in zip(axes, point))
+        key = unit_key(dict(zip(axes, point)), axes)
         sub = exp.model_copy(update={"arms": {a: exp.arms[a] for a in arms.values()},
                                      "cells": {a: exp.cells[a] for a in arms.values()}})
         out.append((key, sub))

@@ -462,10 +462,11 @@ def check_bound(out: Path, exp: Any, look: bool = False) -> None:
     record = read_record(out)
     if look or record is None:
         return
-    ran = max((u["looks"][-1]["n"] for u in record.get("units", {}).values() if u["looks"]),
-              default=0)
     d = bound_design(record, RunDir(out).config())
     first = d.get("seed") if d.get("seed") is not None else 0
+    # per unit (a grid's cells stop at their own looks: a cell decided at n = 6 must not
+    # gain seeds 6, 7 because another cell looked at n = 8)
+    ran, where = min((_ran(record, exp, a), a) for a in exp.arms) if exp.arms else (0, "")
     extra = sorted(set(exp.seeds) - set(range(first, first + ran)))
     if not extra:  # the seeds the looks judged: resuming or re-reporting them is fine
         return
@@ -479,13 +480,30 @@ def check_bound(out: Path, exp: Any, look: bool = False) -> None:
     raise SharpenError(
         f"{out / SEQUENTIAL}: this directory's seeds are chosen by a sequential design "
         f"(--until-decided --step {d['step']} --max-runs {d['budget']}: looks at n = "
-        f"{', '.join(map(str, d['looks']))}; its looks ran {ran} seeds per arm, seeds "
+        f"{', '.join(map(str, d['looks']))}; "
+        f"{f'cell {unit_key(exp.cells[where], list(exp.grid))}: ' if exp.cells else ''}"
+        f"its looks ran {ran} seeds per arm, seeds "
         f"{first}–{first + ran - 1}{', and it is finished' if spent else ''}); {what} would "
         f"add seed(s) {_seeds_text(extra)} after its looks, and a fixed-n verdict on them "
         "ignores the looks already taken (optional stopping: its p would not be what it "
         "says). Continue the design with `sharpen run EXPERIMENT --out "
         f"{out} --until-decided --step {d['step']} --max-runs {d['budget']}` (it stops at its "
         "budget), or start a new design or a fixed-n experiment with another --out")
+
+
+def unit_key(cell: dict[str, Any], axes: list[str]) -> str:
+    """A grid cell's name in ``sequential.json``'s units: "k=v, k2=v2" in the grid's order."""
+    return ", ".join(f"{k}={cell[k]}" for k in axes)
+
+
+def _ran(record: dict[str, Any], exp: Any, arm: str) -> int:
+    """The seeds per arm the looks of ``arm``'s unit ran (an arm of no unit, one added
+    after the design: as many as the most any unit ran)."""
+    units = record.get("units", {})
+    u = units.get(unit_key(exp.cells[arm], list(exp.grid)) if exp.cells else "")
+    if u and u.get("looks"):
+        return u["looks"][-1]["n"]
+    return max((v["looks"][-1]["n"] for v in units.values() if v.get("looks")), default=0)
 
 
 def _seeds_text(seeds: list[int]) -> str:
