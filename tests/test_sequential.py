@@ -469,6 +469,24 @@ def test_a_look_whose_seeds_fail_once_is_retried_and_judged_on_its_own_n(tmp_pat
     assert code == 0  # every run finished in the end
 
 
+def test_a_grid_cell_whose_seeds_all_failed_is_untested_not_not_supported(tmp_path, capsys):
+    """Every seed of every look failed: the design records n = 0 for each cell, and the
+    claim map read "not supported in 2 of 2 cells", a verdict on nothing; it stays
+    untested, naming why, as at fixed n."""
+    from sharpen.cli import main
+
+    p, out = tmp_path / "seq.toml", tmp_path / "r"
+    text = ONE_ARM.format(args="{ always = [0, 1, 2, 3] }", value=0.2)
+    p.write_text(text.replace('model = "lenet5_dropout"',
+                              'model = "lenet5_dropout"\ngrid = { train_size = [100, 120] }'))
+    assert main(["run", str(p), "--until-decided", "--spend-anyway", "--step", "2",
+                 "--max-runs", "2", "--out", str(out), "--workers", "1"]) == 1
+    cap = capsys.readouterr().out
+    assert "a beats the bar: untested (no test_acc for a__train_size-100) in 1, untested " \
+           "(no test_acc for a__train_size-120) in 1 of 2 cells" in cap, cap
+    assert "not supported" not in cap
+
+
 def test_a_claim_reached_with_fewer_seeds_gets_the_threshold_of_the_last_look_reached():
     plan = SequentialPlan.make([3, 6, 9], 0.05, 2)
     assert plan.threshold_reached(9) == plan.nominal[2]

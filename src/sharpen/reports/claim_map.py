@@ -181,7 +181,10 @@ def _sequential_cell(cell: MapCell, comp: Any, plan: SequentialPlan,
     whether the decision rests on the normal model, and what an undecided cell rules out."""
     r = cell.result
     cell.sequential, cell.decided_at = True, d["n"] if d else None
-    r.verdict = Verdict(Outcome(d["verdict"])) if d else NOT_SUPPORTED
+    # undecided is "not supported" where the cell was tested; a cell with no values (its
+    # seeds all failed) stays untested, as at fixed n, not a verdict on nothing
+    r.verdict = Verdict(Outcome(d["verdict"])) if d else \
+        r.verdict if r.verdict.outcome is Outcome.UNTESTED else NOT_SUPPORTED
     if getattr(comp, "paired", False) and comp.spread and comp.sd and comp.n >= 2:
         cell.rci_low, cell.rci_high = diff_in_range(get_metric(r.metric), *repeated_ci(
             comp.diff, comp.sd, comp.n, plan.threshold_reached(comp.n)))
