@@ -93,7 +93,8 @@ def image_level_section(run_dir: Path, runs: Runs, arms: list[str], baseline: st
                      f"{both} | {c.shape[1]} |")
     out = []
     if have and len(own) < len(have):
-        out += ["Where every seed is tested on the same images, the interval over seeds "
+        out += [("Where every seed is tested on the same images, the" if own else
+                 "Every seed is tested on the same images, so the") + " interval over seeds "
                 "covers training randomness only. The second interval adds the test images' "
                 "sampling variance (a bootstrap of the images, shared by all seeds, added to "
                 "the seeds' s²/n; Welch–Satterthwaite degrees of freedom): it is what a new "
