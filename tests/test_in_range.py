@@ -229,6 +229,15 @@ def test_a_tost_without_spread_states_the_floor_its_exact_p_has():
     assert r5.p == pytest.approx(1 / 32) and str(r5.verdict) == "supported"
 
 
+def _predictions(root: Path, arm: str, seed: int, label: np.ndarray, right: np.ndarray) -> float:
+    """A run's predictions.npz: right where ``right``, a wrong class elsewhere; its accuracy."""
+    d = root / "runs" / arm / f"seed-{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    np.savez(d / "predictions.npz", test_pred=np.where(right, label, (label + 1) % 10),
+             test_label=label)
+    return float(right.mean())
+
+
 def test_mcnemar_counts_seeds_by_the_side_they_favour(tmp_path):
     """"McNemar p < 0.05 on 7 seeds" counted a seed that favoured the other arm."""
     rng = np.random.default_rng(2)
@@ -241,11 +250,7 @@ def test_mcnemar_counts_seeds_by_the_side_they_favour(tmp_path):
         flip = rng.choice(m, 60, replace=False)
         a_right[flip] = (f > 0)  # 60 images turned right (f > 0) or wrong for arm a
         for arm, right in (("a", a_right), ("b", b_right)):
-            d = tmp_path / "runs" / arm / f"seed-{s}"
-            d.mkdir(parents=True, exist_ok=True)
-            np.savez(d / "predictions.npz", test_pred=np.where(right, label, (label + 1) % 10),
-                     test_label=label)
-            acc[arm].append(float(right.mean()))
+            acc[arm].append(_predictions(tmp_path, arm, s, label, right))
     _run_dir(tmp_path, acc, [])
     text = image_level_section(tmp_path, load_runs(tmp_path), ["b", "a"], "b")
     # independent: statsmodels' exact McNemar per seed, counted by side
@@ -273,12 +278,7 @@ def test_seeds_tested_on_images_of_their_own_get_no_image_bootstrap(tmp_path):
     for s in range(4):
         label = rng.integers(0, 10, m)  # this seed's own test pairs
         for arm, p_right in (("a", 0.85), ("b", 0.8)):
-            right = rng.random(m) < p_right
-            d = tmp_path / "runs" / arm / f"seed-{s}"
-            d.mkdir(parents=True, exist_ok=True)
-            np.savez(d / "predictions.npz", test_pred=np.where(right, label, (label + 1) % 10),
-                     test_label=label)
-            acc[arm].append(float(right.mean()))
+            acc[arm].append(_predictions(tmp_path, arm, s, label, rng.random(m) < p_right))
     _run_dir(tmp_path, acc, [])
     text = image_level_section(tmp_path, load_runs(tmp_path), ["b", "a"], "b")
     assert "Each seed of b, a is tested on images of its own" in text
