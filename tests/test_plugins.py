@@ -180,3 +180,18 @@ def test_installed_packages_register_models_and_techniques_by_entry_point(user_p
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0.5", "True", "Sequential"]
+
+
+def test_worker_processes_import_the_users_module_as_it_is_now(user_pkg, tmp_path):
+    """Workers fork from a fork server that preloaded sharpen, not the user's module: each
+    pool's workers import it from the driver's sys.path as it is on disk, so a module edited
+    between two runs in one process is not kept stale (and equals a one-process run)."""
+    body = ('dataset = "synthetic"\ntrain_size = 100\ntest_size = 50\nstack_seeds = 1\n'
+            'model = "userpkg:tiny_net"\n')
+    _, alone = run_experiment(_exp(tmp_path, body), tmp_path / "one", quiet=True, workers=1)
+    _, forked = run_experiment(_exp(tmp_path, body), tmp_path / "two", quiet=True, workers=2)
+    keep = ("seed", "status", "test_acc", "train_loss", "params")
+    assert [{k: r[k] for k in keep} for r in forked] == [{k: r[k] for k in keep} for r in alone]
+    (user_pkg / "userpkg.py").write_text(USER_CODE.replace("width=4):", "width=5):  # wider"))
+    _, edited = run_experiment(_exp(tmp_path, body), tmp_path / "three", quiet=True, workers=2)
+    assert [r["params"] for r in edited] == [5 * 9 + 5 + 4 * 5 * 10 + 10] * 2
