@@ -196,6 +196,19 @@ def test_a_test_size_beyond_the_test_split_is_refused_not_cut(tmp_path, capsys, 
         assert len(prepare.build_data(cfg, torch.device("cpu")).test) == n
 
 
+def test_a_size_error_among_several_arms_names_the_arm(tmp_path, capsys):
+    """Two arms, one asking for more validation images than the set has: the early check
+    named the field and value, not which arm (the file may set val_size per arm)."""
+    from sharpen.cli import main
+
+    p = tmp_path / "two.toml"
+    p.write_text('name = "two"\ndataset = "synthetic"\nepochs = 1\nruns = 1\n'
+                 '[arms.small]\nval_size = 10\n[arms.huge]\nval_size = 5000\n')
+    assert main(["run", str(p), "--workers", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "arm 'huge': field val_size: must be in [0, 1999]" in err and "got 5000" in err
+
+
 def test_the_catalogs_split_sizes_are_the_loaded_ones():
     """The sizes a run checks before loading (catalog.SIZES) against the sets loaded (the
     real MNIST, Fashion-MNIST and CIFAR-10 ones: the real-data tests below)."""

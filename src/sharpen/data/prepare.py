@@ -63,11 +63,21 @@ def check_data_sizes(arms: dict[str, Any]) -> None:
     prints or trains anything (it said "running N jobs", then every job failed). A user's
     dataset, or a catalog set read without its md5 check (it may be another copy), is
     checked when it loads."""
-    for cfg in arms.values():
+    failed: dict[str, str] = {}
+    for arm, cfg in arms.items():
         if cfg.dataset in SIZES and cfg.verify:
-            check_sizes(cfg, SIZES[cfg.dataset][0])
-            check_test_size(cfg, (cfg.pairs_test or cfg.pairs) if cfg.pairs is not None
-                            else SIZES[cfg.dataset][1])
+            try:
+                check_sizes(cfg, SIZES[cfg.dataset][0])
+                check_test_size(cfg, (cfg.pairs_test or cfg.pairs) if cfg.pairs is not None
+                                else SIZES[cfg.dataset][1])
+            except SharpenError as exc:
+                failed[arm] = str(exc)
+    if failed:
+        arm, why = next(iter(failed.items()))
+        # the same error in every arm (a --set for all of them): the field says it all;
+        # else say whose it is (a file may set sizes per arm, a grid per cell)
+        same = len(failed) == len(arms) and len(set(failed.values())) == 1
+        raise SharpenError(why if same else f"arm {arm!r}: {why}")
 
 
 def resize_u8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
