@@ -102,30 +102,19 @@ def run_group(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
     factory = model_factory(cfg)
     group = _train_group(cfg, arm, seeds, rdirs, device, det, techs, factory, resume)
     with phase("files: results"):
-        return _write_group(cfg, arm, seeds, rdirs, cell, plan, record_only, det, techs,
-                            factory, group, ckpt_path)
-
-
-def _write_group(cfg: RunConfig, arm: str, seeds: list[int], rdirs: list[Path],
-                 cell: dict[str, Any] | None, plan: dict[str, Any] | None,
-                 record_only: set[int] | None, det: bool, techs: list[Hook],
-                 factory: Callable[[], nn.Module], group: _Group,
-                 ckpt_path: Path) -> list[dict[str, Any]]:
-    """Each seed's files after training: technique files, weights, predictions, result.json;
-    the group's checkpoint and progress file go (the results are what count)."""
-    params = count_parameters(factory())
-    for tech in techs:  # each technique's own files (gradient flow's gradflow.csv)
-        if isinstance(tech, Technique):
-            for k, r in enumerate(rdirs):
-                tech.write_run_files(k, r)
-    results = []
-    for k, seed in enumerate(seeds):
-        res = _result(group, k, seeds, params, det, plan)
-        if res["status"] == "ok":
-            _save_outputs(cfg, arm, seed, rdirs[k], group, k)
-        if record_only is None or seed in record_only:
-            record(res, arm, cell, rdirs[k])
-        results.append(res)
+        params = count_parameters(factory())
+        for tech in techs:  # each technique's own files (gradient flow's gradflow.csv)
+            if isinstance(tech, Technique):
+                for k, r in enumerate(rdirs):
+                    tech.write_run_files(k, r)
+        results = []
+        for k, seed in enumerate(seeds):
+            res = _result(group, k, seeds, params, det, plan)
+            if res["status"] == "ok":
+                _save_outputs(cfg, arm, seed, rdirs[k], group, k)
+            if record_only is None or seed in record_only:
+                record(res, arm, cell, rdirs[k])
+            results.append(res)
     ckpt_path.unlink(missing_ok=True)  # finished: the results are what count
     progress_path(rdirs[0]).unlink(missing_ok=True)
     return results
