@@ -38,6 +38,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """No test may read or write the user's real cache or download anything."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("SHARPEN_DATA", raising=False)
+    monkeypatch.delenv("SHARPEN_CACHE_DIR", raising=False)  # calibrations: none, unless a test makes one
     monkeypatch.setenv("SHARPEN_OFFLINE", "1")
 
 

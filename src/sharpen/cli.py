@@ -325,6 +325,34 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(a: argparse.Namespace) -> int:
+    from sharpen.experiments import calibration  # lazy: start-up
+
+    if a.forget:
+        had = calibration.forget()
+        print(f"{'forgot' if had else 'nothing cached for'} this machine's calibrations in "
+              f"{calibration.cache_path()}")
+        return 0
+    if a.show or not a.experiment:
+        rows = calibration.stored()
+        if not rows and not a.show:
+            raise SharpenError("name one or more experiments (bundled names, files or run "
+                               "directories) whose models to time, e.g. sharpen calibrate "
+                               "sharpening-mnist; --show lists this machine's calibrations")
+        print(f"{calibration.cache_path()}: {len(rows)} calibration(s) for this machine")
+        for r in rows:
+            rates = ", ".join(f"{k}: {v:g}" for k, v in r["seed_steps_per_s"].items())
+            print(f"  {r['model']} batch {r['batch_size']}: {r['stack']} seed(s) per job "
+                  f"(seed-steps/s {rates}; {r['processes']} processes; {r['measured']})")
+        return 0
+    from sharpen.experiments import load_experiment  # lazy: start-up: torch
+
+    cfgs = [c for name in a.experiment
+            for c in load_experiment(name, a.profile, list(a.set or [])).arms.values()]
+    calibration.calibrate(cfgs, rounds=a.rounds, window=a.window)
+    return 0
+
+
 def _run_parser(sub: argparse._SubParsersAction, cmd: str) -> None:
     helps = {"run": "run an experiment: arms × seeds (× grid cells, if its profile or --axis "
                     "has a grid), table and report",
@@ -518,6 +546,22 @@ def _tool_parsers(sub: argparse._SubParsersAction) -> None:
                                      "e.g. benchmarks/train-targets.toml, "
                                      "benchmarks/gpu-targets.toml")
     b.set_defaults(fn=_cmd_bench)
+
+    c = sub.add_parser(
+        "calibrate", help="time how many seeds one job should stack on this machine (every "
+                          "core busy) for the experiments' models, and cache the choice: "
+                          "later runs plan with it (it changes no number on the CPU)")
+    c.add_argument("experiment", nargs="*", help="bundled names, experiment files or run "
+                                                 "directories whose arms' models to time")
+    c.add_argument("--profile", help="profile in the file, e.g. quick")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, as in run")
+    c.add_argument("--rounds", type=int, default=3,
+                   help="timings per stack size, in alternating order (default 3)")
+    c.add_argument("--window", type=float, default=0.6,
+                   help="seconds each timing steps (default 0.6)")
+    c.add_argument("--show", action="store_true", help="list this machine's calibrations")
+    c.add_argument("--forget", action="store_true", help="drop this machine's calibrations")
+    c.set_defaults(fn=_cmd_calibrate)
 
     d = sub.add_parser("data", help="fetch or verify a dataset's files")
     d.add_argument("action", choices=["fetch", "verify"],

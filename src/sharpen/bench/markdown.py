@@ -104,6 +104,10 @@ def train_markdown(res: dict[str, Any]) -> str:
            f"models, {pp['epochs']} epochs): " + ", ".join(
                f"{w['setup']} {w['seconds']:.1f} s ({w['seeds_per_s']:.2f} seeds/s)"
                for w in pp["setups"]) + f"; seeds/s ratio {pp['ratio']:.2f}"]
+    said = ts["setups"][0].get("plan")
+    if said:  # older benchmark.json files do not say
+        md += ["", f"The default plan's stacking for the 10 seeds: {said['groups']} job(s) of up to "
+                   f"{said['stack']} seeds ({said['why']})."]
     if "targets" in res:
         md += ["", "| measure | value | target | met | missed by |", "|---|---|---|---|---|"]
         md += [f"| `{t['key']}` | {t['value']:.3g} | {t['target']} | {'yes' if t['met'] else 'no'} | "

@@ -39,6 +39,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from sharpen.bench.train import LENET_SETTINGS, SHARPENING, _cpu_name, _quiet_stderr
+from sharpen.experiments.calibration import step_function
 from sharpen.experiments.config import Experiment, RunConfig
 from sharpen.experiments.runner import run_experiment
 from sharpen.io import atomic_write_json, atomic_write_text
@@ -163,44 +164,18 @@ def _profile_case(label: str, exp: Experiment, out: Path, steps: int,
                      for a, c in exp.arms.items()}}
 
 
-def _total(out: Any) -> torch.Tensor:
-    """Every tensor of a model's output summed (a loss for timing, whatever the output)."""
-    if torch.is_tensor(out):
-        return out.float().sum()
-    items = out.values() if isinstance(out, dict) else out
-    return sum((_total(v) for v in items), torch.zeros(()))
-
-
 def stack_sweep(cfg: RunConfig, sizes: tuple[int, ...] = (1, 2, 5, 10), steps: int = 4,
                 threads: int = 1) -> dict[str, Any]:
     """Milliseconds per seed of a training step of ``cfg``'s model with E stacked seeds,
-    for each E in ``sizes``, on ``threads`` threads (the plan's): which stack size is
-    fastest here. On the CPU the stack size changes no number, only the time."""
-    from sharpen.experiments.build import input_shape, model_factory  # lazy: config → torch
-    from sharpen.training import TrainSettings, build_models  # lazy: as above
-    from sharpen.training.loop import make_optimizer  # lazy: as above
-    from sharpen.training.stack import StackedConv, stack_models  # lazy: as above
-
+    for each E in ``sizes``, on ``threads`` threads (the plan's), in this process alone
+    (``sharpen calibrate`` times the same step with every core busy). On the CPU the stack
+    size changes no number, only the time."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    shape, bs = input_shape(cfg), cfg.batch_size
     per_seed = {}
     try:
         for E in sizes:
-            m = stack_models(build_models(model_factory(cfg), list(range(E)))).train()
-            for mod in m.modules():
-                if isinstance(mod, StackedConv):
-                    mod.channels_last_()
-            opt = make_optimizer(m, TrainSettings.from_config(cfg))
-            x = torch.randn(E * bs, *shape)
-            if x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-
-            def step(m: Any = m, opt: Any = opt, x: torch.Tensor = x) -> None:
-                opt.zero_grad(set_to_none=True)
-                _total(m(x)).backward()
-                opt.step()
-
+            step = step_function(cfg, E)
             for _ in range(2):
                 step()
             best = float("inf")
@@ -213,7 +188,7 @@ def stack_sweep(cfg: RunConfig, sizes: tuple[int, ...] = (1, 2, 5, 10), steps: i
     finally:
         torch.set_num_threads(before)
     fastest = min(per_seed, key=per_seed.get)
-    return {"model": cfg.model, "batch_size": bs, "threads": threads,
+    return {"model": cfg.model, "batch_size": cfg.batch_size, "threads": threads,
             "ms_per_seed_step": per_seed, "fastest": fastest,
             "vs_ten": per_seed[max(sizes)] / per_seed[fastest]}
 

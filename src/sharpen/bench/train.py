@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import platform
 import shutil
@@ -47,11 +48,13 @@ from sharpen.bench.markdown import train_markdown
 from sharpen.data import get_spec, load
 from sharpen.errors import SharpenError
 from sharpen.experiments import load_experiment
+from sharpen.experiments.backends import worker_context
 from sharpen.experiments.config import Experiment, RunConfig
 from sharpen.experiments.runner import cpu_model, run_experiment
 from sharpen.imageops import box_blur, gaussian_blur
 from sharpen.io import atomic_write_json, atomic_write_text
 from sharpen.models import create_model
+from sharpen.rundir import CONFIG
 from sharpen.techniques import ProgressiveSharpening, RandomizedDeblur
 from sharpen.training import Split, TrainData, TrainSettings, build_models, train
 from sharpen.training.loop import make_optimizer
@@ -328,6 +331,9 @@ def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, 
     default plan), vs the canonical loop ×10; and the same with one job per seed."""
     spec = get_spec("mnist-sample")
     walls = []
+    # both setups find the workers' fork server running (else the first one timed pays its
+    # start alone: ~1.9 s on the 2-core VM, tools/measure_worker_import.py)
+    worker_context()
     for label, overrides in (("default", {}), ("stack_seeds = 1", {"stack_seeds": 1})):
         cfg = RunConfig(dataset="mnist-sample", model="lenet5_dropout", epochs=epochs,
                         blur_n=SHARPENING, test_size=1000, checkpoint=False, device=device,
@@ -336,7 +342,8 @@ def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, 
         d = _fresh(out / f"ten-seeds-{len(walls)}")
         t0 = time.perf_counter()
         run_experiment(exp, d, quiet=True)
-        walls.append({"setup": label, "seconds": time.perf_counter() - t0})
+        walls.append({"setup": label, "seconds": time.perf_counter() - t0,
+                      "plan": _plan_said(d, "sharpening")})
     t0 = time.perf_counter()
     for s in range(10):
         torch.manual_seed(s)
@@ -350,6 +357,12 @@ def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, 
             "ratio": walls[0]["seconds"] / canon, "ratio_one_job_per_seed": walls[1]["seconds"] / canon}
 
 
+def _plan_said(d: Path, arm: str) -> dict[str, Any]:
+    """The stack size a timed run's plan chose, and why (a calibration, or the default)."""
+    entry = json.loads((d / CONFIG).read_text())["plan"]["arms"][arm]
+    return {"stack": entry["stack"], "groups": len(entry["groups"]), "why": entry["why"]}
+
+
 def pairs_protocol(out: Path, seeds: int, epochs: int, pairs: int, device: str,
                    log: Callable[[str], None]) -> dict[str, Any]:
     """Paper 004's three models, ``seeds`` seeds each, default plan vs one run at a time."""
@@ -361,6 +374,7 @@ def pairs_protocol(out: Path, seeds: int, epochs: int, pairs: int, device: str,
     arms = {m: {"model": m, "batch_size": bs} for m, bs in
             (("sub_lenet5", 250), ("sub_lenet5_ws", 100), ("sub_lenet5_ws_al", 50))}
     walls = []
+    worker_context()  # running before the default's timing, as for the ten seeds
     for label, overrides in (("default", {}), ("one at a time", {"stack_seeds": 1})):
         exp = Experiment(name="bench-pairs", runs=seeds, arms={
             a: RunConfig(dataset=dataset, pairs=pairs, epochs=epochs, optimizer="adam", lr=0.01,
@@ -370,7 +384,8 @@ def pairs_protocol(out: Path, seeds: int, epochs: int, pairs: int, device: str,
         t0 = time.perf_counter()
         run_experiment(exp, d, quiet=True, workers=None if label == "default" else 1)
         walls.append({"setup": label, "seconds": time.perf_counter() - t0,
-                      "seeds_per_s": 3 * seeds / (time.perf_counter() - t0)})
+                      "seeds_per_s": 3 * seeds / (time.perf_counter() - t0),
+                      "plan": {a: _plan_said(d, a) for a in arms}})
     log(f"  paper 004 protocol ({dataset}, {pairs} pairs, {seeds} seeds × 3 models, {epochs} "
         "epochs): " + ", ".join(f"{w['setup']} {w['seconds']:.1f} s" for w in walls))
     return {"dataset": dataset, "pairs": pairs, "seeds": seeds, "epochs": epochs, "setups": walls,

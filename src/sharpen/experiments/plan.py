@@ -28,6 +28,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sharpen.experiments.calibration import Calibrated, lookup
+
 if TYPE_CHECKING:  # the name only: experiments.config's checks import this module
     from sharpen.experiments.config import RunConfig
 
@@ -67,18 +69,37 @@ def stack_blockers(cfg: RunConfig) -> list[str]:
     return why
 
 
-def stack_size(cfg: RunConfig, n_seeds: int) -> tuple[int, str]:
-    """The most seeds of this arm that may train at once, and why."""
+@dataclass(frozen=True)
+class StackChoice:
+    """How many seeds of an arm may train at once, why, and the calibration it came from."""
+
+    size: int
+    why: str
+    calibrated: Calibrated | None = None
+
+
+def stack_size(cfg: RunConfig, n_seeds: int) -> StackChoice:
+    """The most seeds of this arm that may train at once, and why: the configuration's
+    ``stack_seeds``; else 1 when something does not stack; else this machine's calibrated
+    size for the arm's model (CPU only: :mod:`sharpen.experiments.calibration`); else
+    :data:`MAX_STACK`."""
     if cfg.stack_seeds != "auto":
-        return min(int(cfg.stack_seeds), n_seeds), "stack_seeds set in the configuration"
+        return StackChoice(min(int(cfg.stack_seeds), n_seeds), "stack_seeds set in the configuration")
     why = stack_blockers(cfg)
     if why:
-        return 1, "not stackable: " + "; ".join(why)
-    return min(MAX_STACK, n_seeds), f"auto: up to {MAX_STACK} seeds per group"
+        return StackChoice(1, "not stackable: " + "; ".join(why))
+    from sharpen.experiments.job import resolve_device  # lazy: torch (probed above already)
+
+    cal = lookup(cfg) if resolve_device(cfg.device).type == "cpu" else None
+    if cal is not None:
+        return StackChoice(min(cal.stack, MAX_STACK, n_seeds), f"auto: {cal.describe()}", cal)
+    return StackChoice(min(MAX_STACK, n_seeds), f"auto: up to {MAX_STACK} seeds per group"
+                       " (not calibrated on this machine: `sharpen calibrate` times it)")
 
 
 def make_plan(exp: Any, cores: int | None = None) -> dict[str, Any]:
-    """{"cores": C, "arms": {arm: {"stack": K, "why": ..., "threads": T, "groups": [[seeds]]}}}.
+    """{"cores": C, "arms": {arm: {"stack": K, "why": ..., "threads": T, "groups": [[seeds]]}}}
+    (and "calibrated": the calibration's record, when this machine's chose K).
 
     Seeds are split, in seed order, into near-equal groups of at most K. Under "auto" an
     arm gets enough groups that the experiment's groups can occupy every core (one
@@ -93,7 +114,8 @@ def make_plan(exp: Any, cores: int | None = None) -> dict[str, Any]:
     n_arms = max(1, len(exp.arms))
     arms: dict[str, Any] = {}
     for arm, cfg in exp.arms.items():
-        k, why = stack_size(cfg, len(seeds))
+        choice = stack_size(cfg, len(seeds))
+        k = choice.size
         n_groups = -(-len(seeds) // max(k, 1))
         if cfg.stack_seeds == "auto" and k > 1:  # spread over the cores this arm may use
             n_groups = max(n_groups, min(len(seeds), -(-cores // n_arms)))
@@ -103,7 +125,9 @@ def make_plan(exp: Any, cores: int | None = None) -> dict[str, Any]:
             m = size + (1 if g < extra else 0)
             groups.append(seeds[i:i + m])
             i += m
-        arms[arm] = {"stack": max(len(g) for g in groups), "why": why, "groups": groups}
+        arms[arm] = {"stack": max(len(g) for g in groups), "why": choice.why, "groups": groups}
+        if choice.calibrated is not None:
+            arms[arm]["calibrated"] = choice.calibrated.record()
     for arm, cfg in exp.arms.items():
         arms[arm]["threads"] = int(cfg.threads) if cfg.threads != "auto" else AUTO_THREADS
     return {"cores": cores, "arms": arms}

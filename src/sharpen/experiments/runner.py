@@ -41,6 +41,7 @@ from sharpen.experiments.plan import Group, make_plan, same_seeds
 from sharpen.experiments.schedule import Action, Schedule, schedule_runs
 from sharpen.experiments.twins import copy_run, trained_group, unused_key_warnings
 from sharpen.io import check_writable
+from sharpen.machine import cpu_model
 from sharpen.metrics import result_columns
 from sharpen.reports import curriculum, trackers
 from sharpen.reports.figures import schedule_plot
@@ -80,17 +81,6 @@ def environment() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         env["git_commit"] = env["git_dirty"] = None
     return env
-
-
-def cpu_model() -> str | None:
-    """The CPU's model name (Linux), or None."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def default_out_dir(exp: Experiment) -> Path:

@@ -209,4 +209,6 @@ class _Scheduler:
         return Job(Group(group.arm, seeds), self.exp.arms[group.arm].model_dump(mode="json"),
                    tuple(str(rd.seed_dir(group.arm, s).resolve()) for s in seeds),
                    self.exp.cells.get(group.arm),
-                   {"threads": entry["threads"], "stack": entry["stack"]}, missing)
+                   {"threads": entry["threads"], "stack": entry["stack"],
+                    **({"calibrated": entry["calibrated"]} if "calibrated" in entry else {})},
+                   missing)

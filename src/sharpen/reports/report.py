@@ -203,6 +203,7 @@ def _header(r: _Report) -> list[str]:
     parts += [f"Seeds: {r.summary['seeds']} · results: {r.summary['n_results']} runs · "
               f"torch {env.get('torch', '?')} on {env.get('cuda') or env.get('processor', '?')} "
               f"({env.get('cpu_count', '?')} cores){det}", ""]
+    parts += _stacking_line((cfg.get("plan") or {}).get("arms") or {})
     if twins:
         parts += [f"Twin runs: {twins} of the results are copies of runs a twin arm trained "
                   "(the same configuration apart from keys of techniques that are off, the "
@@ -216,6 +217,25 @@ def _header(r: _Report) -> list[str]:
                   + (" with uncommitted changes" if prov["dirty"] else "")
                   + f" · {'; '.join(prov['machines'])}", ""]
     return parts
+
+
+def _stacking_line(plan_arms: dict[str, Any]) -> list[str]:
+    """What this machine's calibration chose, when the plan used one (else nothing: the
+    default stack size is what every report before calibrations says)."""
+    cal = {arm: a["calibrated"] for arm, a in plan_arms.items() if a.get("calibrated")}
+    if not cal:
+        return []
+
+    def said(c: dict[str, Any]) -> str:
+        rates = ", ".join(f"{k}: {v:g}" for k, v in c["seed_steps_per_s"].items())
+        return (f"{c['stack']} seed(s) per job (seed-steps/s by stack size with "
+                f"{c['processes']} processes busy: {rates}; {c['measured'][:10]})")
+
+    by = {arm: said(c) for arm, c in cal.items()}
+    text = (next(iter(by.values())) if len(set(by.values())) == 1 and len(by) == len(plan_arms)
+            else "; ".join(f"{arm}: {t}" for arm, t in by.items()))
+    return [f"Stacking chosen by this machine's calibration (`sharpen calibrate`): {text}. "
+            "On the CPU the stack size changes no number, only the time.", ""]
 
 
 def _streams_line(arms: dict[str, Any]) -> list[str]:

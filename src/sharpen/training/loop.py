@@ -540,6 +540,19 @@ def _per_seed(models: nn.Module | Sequence[nn.Module], data: TrainData | Sequenc
     return seed_list, model_list, datas
 
 
+def stacked_for_training(models: Sequence[nn.Module], s: TrainSettings,
+                         device: torch.device | str = "cpu") -> nn.Module:
+    """The seeds' models stacked as :func:`train` trains them (its conv strategy for the
+    device, NHWC convolutions when ``channels_last``), on ``device``, in train mode."""
+    device = torch.device(device)
+    model = stack_models(models, resolve_strategy(s.stack_conv, device)).to(device).train()
+    if s.channels_last:
+        for m in model.modules():
+            if isinstance(m, StackedConv):
+                m.channels_last_()
+    return model
+
+
 @dataclass
 class _Run:
     """The parts of one training every phase shares, built once by :func:`_build`."""
@@ -558,11 +571,7 @@ def _build(models: list[nn.Module], datas: list[TrainData], s: TrainSettings,
     """The seeds' models stacked into one on ``device``, its optimizer and the state."""
     if s.amp not in ("off", "bf16"):
         raise ValueError(f"amp must be 'off' or 'bf16', got {s.amp!r}")
-    model = stack_models(models, resolve_strategy(s.stack_conv, device)).to(device).train()
-    if s.channels_last:
-        for m in model.modules():
-            if isinstance(m, StackedConv):
-                m.channels_last_()
+    model = stacked_for_training(models, s, device)
     bf16 = s.amp == "bf16"
     opt = make_optimizer(model, s)
     forward = (torch.compile(model, mode=s.compile) if isinstance(s.compile, str)

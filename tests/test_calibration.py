@@ -1,0 +1,212 @@
+"""`sharpen calibrate`: the stack size timed with every core busy, cached per machine, used
+by the plan, recorded in config.json, result.json and the report, and never a number."""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+from sharpen import SharpenError
+from sharpen.cli import main
+from sharpen.experiments import calibration, load_experiment, run_experiment
+from sharpen.experiments.calibration import Calibrated, calibration_key, choose, lookup
+from sharpen.experiments.plan import MAX_STACK, make_plan
+from sharpen.rundir import REPORT
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("SHARPEN_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "calibration.json"
+
+
+def _one_arm(*extra: str):
+    return load_experiment("quickstart", profile="smoke",
+                           overrides=["runs=4", "select_arms=['lenet5']", *extra])
+
+
+def _planted(exp, stack: int) -> None:
+    """This machine's cache says ``stack`` for the arm's model (as a calibration would)."""
+    cfg = exp.arms["lenet5"]
+    rates = {1: 100.0, 2: 99.0, 5: 90.0, 10: 80.0}
+    calibration._store(calibration_key(cfg), Calibrated(stack, "2026-12-02T14:00:00", 2, rates),
+                       {"model": cfg.model, "batch_size": cfg.batch_size, "rounds": {}})
+
+
+# --- the choice -------------------------------------------------------------------------------
+
+def test_the_default_is_kept_unless_a_size_is_faster_in_every_round_by_the_margin():
+    # rates[k][r]: seed-steps/s of round r; 10 is the default (the largest size timed)
+    noisy = {1: [105.0, 95.0, 104.0], 2: [100.0, 100.0, 100.0], 10: [100.0, 100.0, 100.0]}
+    assert choose(noisy) == 10  # 1 is faster in two rounds of three: noise, not a choice
+    once_slower = {1: [110.0, 95.0, 108.0], 10: [100.0, 100.0, 100.0]}
+    assert choose(once_slower) == 10  # median +8 %, but slower in one round
+    small = {1: [103.0, 103.0, 104.0], 10: [100.0, 100.0, 100.0]}
+    assert choose(small) == 10  # faster in every round, by 3-4 % < MARGIN (5 %)
+    clear = {1: [112.0, 108.0, 120.0], 5: [106.0, 107.0, 106.0], 10: [100.0, 100.0, 100.0]}
+    assert choose(clear) == 1  # both qualify; 1 has the higher median
+    # the ratio is taken round by round (drift hits both sizes of a round alike)
+    drift = {1: [60.0, 110.0, 160.0], 10: [55.0, 100.0, 150.0]}
+    ratios = [a / b for a, b in zip(drift[1], drift[10])]
+    assert min(ratios) > 1 and statistics.median(ratios) >= 1 + calibration.MARGIN
+    assert choose(drift) == 1
+    assert choose({1: [90.0], 10: [100.0]}) == 10
+
+
+def test_measure_keeps_every_core_busy_at_once(monkeypatch):
+    """The timing processes step at the same time: each round's windows overlap."""
+    cfg = _one_arm().arms["lenet5"]
+    monkeypatch.setattr(calibration, "WINDOW_S", 0.2)
+    rates = calibration.measure(cfg, sizes=(1, 2), rounds=2, window=0.2, processes=2)
+    assert set(rates) == {1, 2} and all(len(v) == 2 and min(v) > 0 for v in rates.values())
+
+
+def test_timing_processes_start_each_window_together(tmp_path, monkeypatch):
+    """A process that is slow to build its models holds the others at the barrier: every
+    window starts within a few ms in every process (stamps written by the processes)."""
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    (stamps / "slow").unlink(missing_ok=True)
+    cfg = _one_arm().arms["lenet5"]
+    real = calibration.step_function
+
+    def slow_for_one(cfg, seeds):  # noqa: ANN001, ANN202
+        try:  # the first process here builds its models 0.6 s late
+            (stamps / "slow").open("x").close()
+            time.sleep(0.6)
+        except FileExistsError:
+            pass
+        step = real(cfg, seeds)
+
+        def stamped() -> None:
+            (stamps / f"{multiprocessing.current_process().pid}").open("a").write(
+                f"{seeds} {time.time()}\n")
+            step()
+
+        return stamped
+
+    monkeypatch.setattr(calibration, "step_function", slow_for_one)
+    # the fork server imported calibration before the patch: run the timing in-process
+    ctx = multiprocessing.get_context("fork")
+    monkeypatch.setattr("sharpen.experiments.backends.worker_context",
+                        lambda: (ctx, multiprocessing.current_process().pid))
+    calibration.measure(cfg, sizes=(1, 2), rounds=1, window=0.3, processes=2)
+    firsts: dict[int, list[float]] = {1: [], 2: []}
+    for f in stamps.iterdir():
+        if f.name == "slow":
+            continue
+        lines = [ln.split() for ln in f.read_text().splitlines()]
+        for k in (1, 2):  # its first step of the window = third stamp of size k (2 warm)
+            firsts[k].append(float([t for s, t in lines if int(s) == k][2]))
+    assert len(firsts[1]) == 2
+    for k, ts in firsts.items():
+        assert max(ts) - min(ts) < 0.15, (k, ts)
+
+
+# --- the cache and the plan -------------------------------------------------------------------
+
+def test_the_plan_uses_this_machines_calibration_and_records_it(cache):
+    exp = _one_arm()
+    plain = make_plan(exp, cores=2)["arms"]["lenet5"]
+    assert plain["groups"] == [[0, 1], [2, 3]] and "calibrated" not in plain
+    assert "not calibrated on this machine" in plain["why"]
+    _planted(exp, 1)
+    assert cache.is_file() and lookup(exp.arms["lenet5"]).stack == 1
+    cal = make_plan(exp, cores=2)["arms"]["lenet5"]
+    assert cal["groups"] == [[0], [1], [2], [3]] and cal["stack"] == 1
+    assert cal["calibrated"]["stack"] == 1 and "calibrated on this machine" in cal["why"]
+    # an explicit stack_seeds wins over the calibration
+    fixed = make_plan(_one_arm("stack_seeds=2"), cores=2)["arms"]["lenet5"]
+    assert fixed["groups"] == [[0, 1], [2, 3]] and "calibrated" not in fixed
+    # another model (another key) is not calibrated
+    other = load_experiment("quickstart", profile="smoke", overrides=["runs=4"])
+    plan = make_plan(other, cores=2)["arms"]
+    assert [a for a, v in plan.items() if "calibrated" in v] == ["lenet5"]
+
+
+def test_another_machines_calibration_is_not_used(cache, monkeypatch):
+    exp = _one_arm()
+    _planted(exp, 1)
+    monkeypatch.setattr(calibration, "describe", lambda: {"cpu": "another", "cores": 64})
+    assert lookup(exp.arms["lenet5"]) is None
+    assert make_plan(exp, cores=2)["arms"]["lenet5"]["groups"] == [[0, 1], [2, 3]]
+    # and calibrating there keeps this machine's entry
+    data = json.loads(cache.read_text())
+    assert len(data["machines"]) == 1
+
+
+def test_a_cuda_arm_never_uses_a_cpu_calibration(cache):
+    exp = _one_arm()
+    _planted(exp, 1)
+    cuda = _one_arm("device=cuda")
+    assert calibration_key(cuda.arms["lenet5"]) == calibration_key(exp.arms["lenet5"])
+    plan = make_plan(cuda, cores=2)["arms"]["lenet5"]
+    assert "calibrated" not in plan and plan["stack"] == 2
+
+
+def test_a_damaged_cache_names_the_file(cache):
+    cache.parent.mkdir(parents=True)
+    cache.write_text("{not json")
+    with pytest.raises(SharpenError, match=r"calibration\.json: cannot be read.*delete it"):
+        make_plan(_one_arm(), cores=2)
+    cache.write_text(json.dumps({"version": 99, "machines": {}}))
+    with pytest.raises(SharpenError, match="not a sharpen calibration file of version 1"):
+        lookup(_one_arm().arms["lenet5"])
+
+
+def test_a_calibrated_run_records_it_and_gives_the_same_numbers(cache, tmp_path):
+    exp = _one_arm()
+    plain, cal = tmp_path / "plain", tmp_path / "cal"
+    run_experiment(exp, plain, quiet=True)
+    _planted(exp, 1)
+    run_experiment(exp, cal, quiet=True)
+    rows = [list(csv.DictReader(open(d / "results.csv"))) for d in (plain, cal)]
+    drop = ("seconds", "images_per_s", "stacked_seeds")  # the plan, not a number
+    assert [{k: v for k, v in r.items() if k not in drop} for r in rows[0]] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in rows[1]]
+    res = json.loads((cal / "runs" / "lenet5" / "seed-0" / "result.json").read_text())
+    assert res["plan"]["stack"] == 1 and res["plan"]["calibrated"]["stack"] == 1
+    assert json.loads((cal / "config.json").read_text())["plan"]["arms"]["lenet5"]["calibrated"]
+    head = (cal / REPORT).read_text().split("## ")[0]
+    assert "Stacking chosen by this machine's calibration" in head and "1 seed(s) per job" in head
+    assert "calibration" not in (plain / REPORT).read_text().split("## ")[0]
+    # a directory keeps the plan it trained with: resuming after a new calibration
+    _planted(exp, 10)
+    run_experiment(exp, cal, quiet=True)
+    again = json.loads((cal / "config.json").read_text())["plan"]["arms"]["lenet5"]
+    assert again["groups"] == [[0], [1], [2], [3]]
+
+
+def test_calibrate_times_each_model_once_and_caches_the_choice(cache, capsys):
+    rows = calibration.calibrate(list(_one_arm().arms.values()) * 2, sizes=(1, 2), rounds=1,
+                                 window=0.15)
+    assert len(rows) == 1 and rows[0]["stack"] in (1, 2)
+    stored = calibration.stored()
+    assert len(stored) == 1 and set(stored[0]["seed_steps_per_s"]) == {"1", "2"}
+    assert stored[0]["processes"] >= 1 and lookup(_one_arm().arms["lenet5"]) is not None
+    out = capsys.readouterr().out
+    assert "lenet5" in out and "cached in" in out
+    with pytest.raises(SharpenError, match="two or more increasing stack sizes"):
+        calibration.calibrate([], sizes=(2, 1))
+
+
+def test_cli_calibrate_show_forget(cache, capsys):
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--rounds", "x"])
+    assert main(["calibrate"]) == 2  # names nothing: the error says what to give
+    assert "name one or more experiments" in capsys.readouterr().err
+    assert main(["calibrate", "--show"]) == 0
+    assert "0 calibration(s)" in capsys.readouterr().out
+    _planted(_one_arm(), 1)
+    assert main(["calibrate", "--show"]) == 0
+    out = capsys.readouterr().out
+    assert "1 calibration(s)" in out and "1 seed(s) per job" in out
+    assert main(["calibrate", "--forget"]) == 0
+    assert "forgot" in capsys.readouterr().out and calibration.stored() == []
+    assert MAX_STACK == max(calibration.SIZES)
