@@ -210,3 +210,128 @@ def test_cli_calibrate_show_forget(cache, capsys):
     assert main(["calibrate", "--forget"]) == 0
     assert "forgot" in capsys.readouterr().out and calibration.stored() == []
     assert MAX_STACK == max(calibration.SIZES)
+
+
+# --- a hostile user (helper C, 2026-12-02) ----------------------------------------------------
+
+@pytest.mark.parametrize("window", ["nan", "-1", "0", "601"])
+def test_a_window_that_times_nothing_or_past_the_drivers_wait_is_the_flags_error(
+        cache, capsys, window):
+    # nan passed `window <= 0`: every window timed no step, and choose() divided by 0
+    assert main(["calibrate", "quickstart", "--profile", "smoke", "--window", window]) == 2
+    err = capsys.readouterr().err
+    assert f"--window {float(window)}" in err and "0 < window ≤ 60 seconds" in err
+    assert not cache.exists()
+
+
+def _hand_edited(cache: Path, **fields) -> None:
+    data = json.loads(cache.read_text())
+    (entry,) = next(iter(data["machines"].values()))["choices"].values()
+    entry.update(fields)
+    for k in [k for k, v in fields.items() if v is ...]:
+        del entry[k]
+    cache.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("fields,match", [
+    ({"stack": 0}, "stack = 0"), ({"stack": -3}, "stack = -3"),
+    ({"stack": "two"}, 'stack = "two"'), ({"stack": None}, "stack = null"),
+    ({"stack": 2.5}, "stack = 2.5"), ({"stack": ...}, r"stack = \"\(missing\)\""),
+    ({"seed_steps_per_s": {}}, "seed_steps_per_s = {}"),
+    ({"seed_steps_per_s": {"a": 1}}, 'seed_steps_per_s = {"a": 1}'),
+])
+def test_a_hand_edited_entry_is_an_error_naming_the_file_field_and_value(cache, capsys,
+                                                                          fields, match):
+    exp = _one_arm()
+    _planted(exp, 1)
+    _hand_edited(cache, **fields)
+    with pytest.raises(SharpenError, match=rf"calibration\.json: {match} in a calibration of "
+                                           r"lenet5: need stack an integer ≥ 1"):
+        make_plan(exp, cores=2)
+    assert main(["calibrate", "--show"]) == 2  # --show names it too (was a KeyError)
+    assert "calibration of lenet5" in capsys.readouterr().err
+
+
+def test_a_planted_stack_the_calibration_did_not_time_plans_and_describes(cache):
+    exp = _one_arm()
+    _planted(exp, 1)
+    _hand_edited(cache, stack=3)  # not among the sizes timed: describe() had a KeyError
+    arm = make_plan(exp, cores=2)["arms"]["lenet5"]
+    assert arm["groups"] == [[0, 1], [2, 3]] and "3 seed(s) per job" in arm["why"]  # near-equal
+    data = json.loads(cache.read_text())
+    next(iter(data["machines"].values()))["choices"] = []
+    cache.write_text(json.dumps(data))
+    with pytest.raises(SharpenError, match="this machine's entry is not"):
+        make_plan(exp, cores=2)
+
+
+USER_HOOK = '''
+from sharpen.training import Hook
+
+class PerBatch(Hook):
+    """Treats the batch as one seed's: it does not stack."""
+'''
+
+
+def test_calibrate_skips_an_arm_the_plan_never_stacks_and_says_why(cache, tmp_path,
+                                                                   monkeypatch, capsys):
+    """A choice printed for an arm whose plan takes stack_seeds as set, or 1 because it
+    does not stack, would be one that no run uses: such arms are said, not timed."""
+    (tmp_path / "helperc_hook.py").write_text(USER_HOOK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    timed: list[str] = []
+    monkeypatch.setattr(calibration, "measure", lambda cfg, *a: timed.append(cfg.model) or {
+        1: [1.0], 2: [1.0]})
+    fixed = _one_arm("stack_seeds=2").arms["lenet5"]
+    hooked = _one_arm("hooks=[{target='helperc_hook:PerBatch'}]").arms["lenet5"]
+    assert calibration.calibrate([fixed, hooked], sizes=(1, 2), rounds=1, window=0.1) == []
+    out = capsys.readouterr().out
+    assert "skipped lenet5: stack_seeds = 2 is set" in out
+    assert "skipped lenet5: its seeds train one per job (not stackable: " \
+           "helperc_hook:PerBatch (its hook does not stack))" in out
+    assert timed == [] and not cache.exists()
+    # a stackable arm is still timed
+    assert len(calibration.calibrate([_one_arm().arms["lenet5"]], sizes=(1, 2), rounds=1,
+                                     window=0.1)) == 1 and timed == ["lenet5"]
+
+
+def test_a_second_calibration_waits_for_the_one_timing(cache, monkeypatch):
+    """Two at once would each time with the cores shared by both: the second waits."""
+    import fcntl
+    import threading
+
+    monkeypatch.setattr(calibration, "measure", lambda *a: {1: [1.0], 2: [1.0]})
+    cache.parent.mkdir(parents=True)
+    said: list[str] = []
+    cfg = _one_arm().arms["lenet5"]
+    with open(cache.parent / "calibration.json.measuring.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the first calibration, timing
+        t = threading.Thread(target=calibration.calibrate, args=([cfg],),
+                             kwargs={"sizes": (1, 2), "rounds": 1, "window": 0.1,
+                                     "log": said.append})
+        t.start()
+        time.sleep(0.5)
+        assert t.is_alive() and any(s.startswith("waiting: another") for s in said)
+        assert not cache.exists()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    t.join(timeout=10)
+    assert not t.is_alive() and lookup(cfg) is not None
+
+
+def test_an_unwritable_cache_folder_is_said_before_any_timing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("SHARPEN_CACHE_DIR", str(tmp_path / "file" / "sub"))
+    monkeypatch.setattr(calibration, "measure", lambda *a: pytest.fail("timed"))
+    assert main(["calibrate", "quickstart", "--profile", "smoke"]) == 2
+    assert "cannot keep calibrations there" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_calibrate_says_what_is_kept(cache, monkeypatch, capsys):
+    def interrupted(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(calibration, "calibrate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["calibrate", "quickstart", "--profile", "smoke"])
+    err = capsys.readouterr().err
+    assert "finished timing are cached" in err and "finished runs" not in err

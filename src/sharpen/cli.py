@@ -589,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(a, "command", None) == "bench":
             print("sharpen: interrupted; a benchmark does not resume (it measures from a fresh "
                   "start): run it again", file=sys.stderr)
+        elif getattr(a, "command", None) == "calibrate":
+            print("sharpen: interrupted; the models it finished timing are cached (it printed "
+                  "them), the rest are not: run it again to time them", file=sys.stderr)
         else:
             print("sharpen: interrupted; finished runs are kept, re-run the same command to "
                   "resume", file=sys.stderr)

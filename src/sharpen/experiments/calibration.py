@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # the name only: experiments.config's checks import the plan,
 SIZES = (1, 2, 5, 10)  # stack sizes timed; the largest is the default (plan.MAX_STACK)
 ROUNDS = 3  # each size timed once per round; rounds alternate the order (drift cancels)
 WINDOW_S = 0.6  # seconds every process steps per timing, all of them at once
+MAX_WINDOW_S = 60.0  # the driver waits 600 s for a timing; longer windows only cost time
 # a size replaces the default only when its median rate beats the default's by this much
 # and it is faster in every round: on a noisy VM one window can be 20 % off
 MARGIN = 0.05
@@ -91,9 +92,9 @@ class Calibrated:
 
     def describe(self) -> str:
         default = max(self.rates)
-        gain = self.rates[self.stack] / self.rates[default]
+        gain = self.rates.get(self.stack, 0.0) / self.rates[default]
         return (f"calibrated on this machine {self.measured[:10]}: {self.stack} seed(s) per job"
-                + ("" if self.stack == default else
+                + ("" if self.stack == default or not gain else
                    f", {gain:.2f}× the seed-steps/s of {default} with {self.processes} "
                    "processes busy"))
 
@@ -118,17 +119,50 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+def _choices(path: Path) -> dict[str, Any]:
+    """This machine's entries in the cache file (key → entry), checked to be a mapping."""
+    mine = _read(path)["machines"].get(machine_key(), {})
+    choices = mine.get("choices", {}) if isinstance(mine, dict) else None
+    if not isinstance(choices, dict):
+        raise SharpenError(f"{path}: this machine's entry is not {{\"machine\": ..., "
+                           "\"choices\": {...}}; delete the file and run `sharpen calibrate` "
+                           "again")
+    return choices
+
+
+def _entry(path: Path, entry: Any) -> Calibrated:
+    """A cached entry read back, or an error naming the file, the field and the value (a
+    hand-edited stack of 0 or "two" must not plan, nor crash the plan)."""
+    field = "the entry"
+    try:
+        field = "stack"
+        stack = entry["stack"]
+        if isinstance(stack, bool) or not isinstance(stack, int) or stack < 1:
+            raise ValueError
+        field = "seed_steps_per_s"
+        rates = {int(k): float(v) for k, v in entry["seed_steps_per_s"].items()}
+        if not rates or min(rates) < 1 or not all(v > 0 for v in rates.values()):
+            raise ValueError
+        field = "processes"
+        processes = int(entry["processes"])
+        field = "measured"
+        return Calibrated(stack, str(entry["measured"]), processes, rates)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        got = entry.get(field, "(missing)") if isinstance(entry, dict) else entry
+        raise SharpenError(
+            f"{path}: {field} = {json.dumps(got, default=str)[:80]} in a calibration of "
+            f"{entry.get('model', '?') if isinstance(entry, dict) else '?'}: need stack an "
+            "integer ≥ 1 and seed_steps_per_s {size: rate > 0}; fix it, or run `sharpen "
+            "calibrate --forget` and calibrate again") from None
+
+
 def lookup(cfg: RunConfig) -> Calibrated | None:
     """This machine's calibrated choice for ``cfg``, or None (not calibrated here)."""
     path = cache_path()
     if not path.exists():
         return None
-    entry = _read(path)["machines"].get(machine_key(), {}).get("choices", {}).get(
-        calibration_key(cfg))
-    if entry is None:
-        return None
-    return Calibrated(int(entry["stack"]), entry["measured"], int(entry["processes"]),
-                      {int(k): float(v) for k, v in entry["seed_steps_per_s"].items()})
+    entry = _choices(path).get(calibration_key(cfg))
+    return None if entry is None else _entry(path, entry)
 
 
 def choose(rates: dict[int, list[float]], margin: float = MARGIN) -> int:
@@ -248,19 +282,44 @@ def calibrate(cfgs: Iterable[RunConfig], sizes: Sequence[int] = SIZES, rounds: i
               ) -> list[dict[str, Any]]:
     """Time every distinct model and step of ``cfgs`` (CPU ones) and cache each choice for
     this machine; returns one row per configuration timed."""
-    from sharpen.experiments.job import resolve_device
-
     if sorted(set(sizes)) != list(sizes) or sizes[0] < 1 or len(sizes) < 2:
         raise SharpenError(f"sizes {list(sizes)}: give two or more increasing stack sizes ≥ 1")
-    if rounds < 1 or window <= 0:
-        raise SharpenError(f"rounds {rounds}, window {window}: need rounds ≥ 1 and window > 0")
+    # nan passes `window <= 0` and times no step (a rate of 0); a window past the
+    # driver's wait for a timing (600 s) ends in queue.Empty: both are the flag's error
+    if rounds < 1 or not 0 < window <= MAX_WINDOW_S:
+        raise SharpenError(f"--rounds {rounds}, --window {window}: need rounds ≥ 1 and "
+                           f"0 < window ≤ {MAX_WINDOW_S:g} seconds")
     todo: dict[str, RunConfig] = {}
     for cfg in cfgs:
-        if resolve_device(cfg.device).type != "cpu":
-            log(f"skipped {cfg.model} on {cfg.device}: the calibration is for the CPU (on CUDA "
-                "the stack size can change a seed's numbers)")
+        skip = _not_planned(cfg)
+        if skip:
+            log(f"skipped {cfg.model}: {skip}")
             continue
         todo.setdefault(calibration_key(cfg), cfg)
+    if not todo:
+        return []
+    with _measuring(log):
+        return _calibrate_each(todo, sizes, rounds, window, log)
+
+
+def _not_planned(cfg: RunConfig) -> str:
+    """Why the plan would never use a calibration of ``cfg`` ("" when it would): timing it
+    would print a choice that no run takes."""
+    from sharpen.experiments.job import resolve_device  # lazy: torch
+    from sharpen.experiments.plan import stack_blockers  # lazy: the plan imports this module
+
+    if resolve_device(cfg.device).type != "cpu":
+        return (f"on {cfg.device}: the calibration is for the CPU (on CUDA the stack size "
+                "can change a seed's numbers)")
+    if cfg.stack_seeds != "auto":
+        return (f"stack_seeds = {cfg.stack_seeds} is set, and the plan takes it as it is "
+                "(the calibration serves stack_seeds = \"auto\")")
+    why = stack_blockers(cfg)
+    return ("its seeds train one per job (not stackable: " + "; ".join(why) + ")") if why else ""
+
+
+def _calibrate_each(todo: dict[str, RunConfig], sizes: Sequence[int], rounds: int,
+                    window: float, log: Callable[[str], None]) -> list[dict[str, Any]]:
     rows = []
     for key, cfg in todo.items():
         t0 = time.perf_counter()
@@ -301,6 +360,31 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _measuring(log: Callable[[str], None]) -> Iterator[None]:
+    """One calibration at a time per cache: two at once would each time their steps with
+    the cores shared by twice the processes, and cache what the other one's load made of
+    them. A second one waits, and says so."""
+    path = cache_path()
+    try:  # before minutes of timing, not after them
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path.parent / (CACHE_FILE + ".measuring.lock"), "a")  # noqa: SIM115
+    except OSError as exc:
+        raise SharpenError(f"{path.parent}: cannot keep calibrations there ({exc}); set "
+                           "SHARPEN_CACHE_DIR to a writable folder") from None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("waiting: another `sharpen calibrate` is timing on this machine (timings taken "
+                "at the same time would share the cores)")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _store(key: str, cal: Calibrated, about: dict[str, Any]) -> None:
     path = cache_path()
     with _locked(path):
@@ -327,4 +411,7 @@ def stored() -> list[dict[str, Any]]:
     path = cache_path()
     if not path.exists():
         return []
-    return list(_read(path)["machines"].get(machine_key(), {}).get("choices", {}).values())
+    entries = list(_choices(path).values())
+    for entry in entries:
+        _entry(path, entry)  # a damaged one is named here, not a KeyError in --show
+    return entries
