@@ -335,3 +335,29 @@ def test_ctrl_c_during_calibrate_says_what_is_kept(cache, monkeypatch, capsys):
         main(["calibrate", "quickstart", "--profile", "smoke"])
     err = capsys.readouterr().err
     assert "finished timing are cached" in err and "finished runs" not in err
+
+
+def test_the_report_line_says_each_choice_once_in_size_order_and_the_arms_it_did_not_plan():
+    """A grid's cells share their model's calibration: said once, with the cells counted,
+    the rates in stack-size order (config.json's keys sort "10" before "2"), and the arms
+    the calibration did not plan named as such (they were missing from the line)."""
+    from sharpen.reports.report import _stacking_line
+
+    rec = {"stack": 2, "measured": "2026-12-02T14:00:00", "processes": 2,
+           "seed_steps_per_s": {"1": 90.0, "10": 80.0, "2": 100.0, "5": 95.0}}
+    arms = {f"lenet5__lr-{i}": {"calibrated": rec} for i in range(6)}
+    arms |= {"dropout__lr-0": {"why": "not stackable"}, "dropout__lr-1": {}}
+    (line, blank) = _stacking_line(arms)
+    assert blank == "" and len(line) < 400
+    assert ("up to 2 seed(s) per job (seed-steps/s by stack size with 2 processes busy: "
+            "1: 90, 2: 100, 5: 95, 10: 80; 2026-12-02) for 6 arms (lenet5__lr-0, "
+            "lenet5__lr-1, …); not by it: dropout__lr-0, dropout__lr-1") in line
+    every = _stacking_line({"a": {"calibrated": rec}, "b": {"calibrated": rec}})[0]
+    assert " for " not in every and "not by it" not in every
+    assert _stacking_line({"a": {}}) == []
+
+
+def test_show_lists_the_rates_in_stack_size_order(cache, capsys):
+    _planted(_one_arm(), 1)
+    assert main(["calibrate", "--show"]) == 0
+    assert "seed-steps/s 1: 100, 2: 99, 5: 90, 10: 80;" in capsys.readouterr().out

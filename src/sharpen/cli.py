@@ -341,7 +341,8 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
                                "sharpening-mnist; --show lists this machine's calibrations")
         print(f"{calibration.cache_path()}: {len(rows)} calibration(s) for this machine")
         for r in rows:
-            rates = ", ".join(f"{k}: {v:g}" for k, v in r["seed_steps_per_s"].items())
+            rates = ", ".join(f"{k}: {v:g}" for k, v in sorted(  # JSON's keys: "10" < "2"
+                r["seed_steps_per_s"].items(), key=lambda kv: int(kv[0])))
             print(f"  {r['model']} batch {r['batch_size']}: {r['stack']} seed(s) per job "
                   f"(seed-steps/s {rates}; {r['processes']} processes; {r['measured']})")
         return 0

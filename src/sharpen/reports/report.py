@@ -221,21 +221,33 @@ def _header(r: _Report) -> list[str]:
 
 def _stacking_line(plan_arms: dict[str, Any]) -> list[str]:
     """What this machine's calibration chose, when the plan used one (else nothing: the
-    default stack size is what every report before calibrations says)."""
+    default stack size is what every report before calibrations says). Arms of one choice
+    are said once (a grid's cells share their model's), the arms it did not plan too."""
     cal = {arm: a["calibrated"] for arm, a in plan_arms.items() if a.get("calibrated")}
     if not cal:
         return []
 
-    def said(c: dict[str, Any]) -> str:
-        rates = ", ".join(f"{k}: {v:g}" for k, v in c["seed_steps_per_s"].items())
-        return (f"{c['stack']} seed(s) per job (seed-steps/s by stack size with "
+    def said(c: dict[str, Any]) -> str:  # "up to": fewer seeds, or spread over the cores
+        rates = ", ".join(f"{k}: {v:g}" for k, v in sorted(c["seed_steps_per_s"].items(),
+                                                           key=lambda kv: int(kv[0])))
+        return (f"up to {c['stack']} seed(s) per job (seed-steps/s by stack size with "
                 f"{c['processes']} processes busy: {rates}; {c['measured'][:10]})")
 
-    by = {arm: said(c) for arm, c in cal.items()}
-    text = (next(iter(by.values())) if len(set(by.values())) == 1 and len(by) == len(plan_arms)
-            else "; ".join(f"{arm}: {t}" for arm, t in by.items()))
+    by: dict[str, list[str]] = {}
+    for arm, c in cal.items():
+        by.setdefault(said(c), []).append(arm)
+    rest = [arm for arm in plan_arms if arm not in cal]
+    text = "; ".join(t + ("" if len(arms) == len(plan_arms) else f" for {_arms_named(arms)}")
+                     for t, arms in by.items())
+    if rest:
+        text += f"; not by it: {_arms_named(rest)} (config.json's plan says why)"
     return [f"Stacking chosen by this machine's calibration (`sharpen calibrate`): {text}. "
             "On the CPU the stack size changes no number, only the time.", ""]
+
+
+def _arms_named(arms: list[str]) -> str:
+    """A few arms by name, many by count (a grid's cells would fill the header)."""
+    return ", ".join(arms) if len(arms) <= 3 else f"{len(arms)} arms ({arms[0]}, {arms[1]}, …)"
 
 
 def _streams_line(arms: dict[str, Any]) -> list[str]:
