@@ -361,3 +361,22 @@ def test_show_lists_the_rates_in_stack_size_order(cache, capsys):
     _planted(_one_arm(), 1)
     assert main(["calibrate", "--show"]) == 0
     assert "seed-steps/s 1: 100, 2: 99, 5: 90, 10: 80;" in capsys.readouterr().out
+
+
+def test_the_timed_step_is_the_trainers_under_amp_and_compile(monkeypatch):
+    """amp and compile are in the calibration key, so the step timed must use them as the
+    trainer does: it timed a plain fp32, uncompiled step and cached it under their key."""
+    import torch
+
+    dtypes: list[torch.dtype] = []
+    real_total = calibration._total
+    monkeypatch.setattr(calibration, "_total", lambda out: dtypes.append(out.dtype)
+                        or real_total(out))
+    for amp, want in (("off", torch.float32), ("bf16", torch.bfloat16)):
+        calibration.step_function(_one_arm(f"amp={amp}").arms["lenet5"], 2)()
+        assert dtypes.pop() == want
+    compiled: list[object] = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: compiled.append(mode)
+                        or model)
+    calibration.step_function(_one_arm("compile='reduce-overhead'").arms["lenet5"], 2)()
+    assert compiled == ["reduce-overhead"]

@@ -182,24 +182,29 @@ def choose(rates: dict[int, list[float]], margin: float = MARGIN) -> int:
 # --- the measurement -------------------------------------------------------------------------
 
 def step_function(cfg: RunConfig, seeds: int) -> Callable[[], None]:
-    """One training step of ``seeds`` stacked seeds of ``cfg``'s model, built as the trainer
-    builds it (:func:`sharpen.training.loop.stacked_for_training`), on a random batch."""
+    """One training step of ``seeds`` stacked seeds of ``cfg``'s model, built and called as
+    the trainer does (:func:`sharpen.training.loop.stacked_for_training`,
+    :func:`~sharpen.training.loop.training_forward`: compiled, under bf16 autocast, when
+    the configuration says so; they are in its calibration key), on a random batch."""
     import torch  # lazy: the plan reads the cache without torch
 
     from sharpen.experiments.build import input_shape, model_factory
     from sharpen.training import TrainSettings, build_models
-    from sharpen.training.loop import make_optimizer, stacked_for_training
+    from sharpen.training.loop import make_optimizer, stacked_for_training, training_forward
 
     s = TrainSettings.from_config(cfg)
     model = stacked_for_training(build_models(model_factory(cfg), list(range(seeds))), s)
     opt = make_optimizer(model, s)
+    forward, autocast = training_forward(model, s)
     x = torch.randn(seeds * cfg.batch_size, *input_shape(cfg))
     if x.dim() == 4 and s.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        _total(model(x)).backward()
+        with autocast():
+            loss = _total(forward(x))
+        loss.backward()
         opt.step()
 
     return step

@@ -553,6 +553,19 @@ def stacked_for_training(models: Sequence[nn.Module], s: TrainSettings,
     return model
 
 
+def training_forward(model: nn.Module, s: TrainSettings, device: torch.device | str = "cpu"
+                     ) -> tuple[Callable[[torch.Tensor], Any],
+                                Callable[[], contextlib.AbstractContextManager[Any]]]:
+    """How :func:`train` calls the stacked model: the model or ``torch.compile``'s wrapper
+    of it (``compile``), and the context its forward and loss run in (bf16 autocast under
+    ``amp = "bf16"``, else nothing). A step timed without them is another step."""
+    device = torch.device(device)
+    forward = (torch.compile(model, mode=s.compile) if isinstance(s.compile, str)
+               else torch.compile(model)) if s.compile else model
+    return forward, ((lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+                     if s.amp == "bf16" else contextlib.nullcontext)
+
+
 @dataclass
 class _Run:
     """The parts of one training every phase shares, built once by :func:`_build`."""
@@ -572,17 +585,13 @@ def _build(models: list[nn.Module], datas: list[TrainData], s: TrainSettings,
     if s.amp not in ("off", "bf16"):
         raise ValueError(f"amp must be 'off' or 'bf16', got {s.amp!r}")
     model = stacked_for_training(models, s, device)
-    bf16 = s.amp == "bf16"
     opt = make_optimizer(model, s)
-    forward = (torch.compile(model, mode=s.compile) if isinstance(s.compile, str)
-               else torch.compile(model)) if s.compile else model
+    forward, autocast = training_forward(model, s, device)
     state = TrainState(model, opt, datas, s, device, seeds, norm=normalizer(datas, device),
                        task=s.task or ClassificationTask(s.loss), eval_transform=eval_transform)
     bind_dropout(model, state.generators("dropout", device))
     state.lr_scale = [1.0] * len(seeds)
-    return _Run(model, forward, opt, state,
-                (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16
-                else contextlib.nullcontext,
+    return _Run(model, forward, opt, state, autocast,
                 torch.channels_last if s.channels_last else torch.contiguous_format)
 
 
