@@ -347,14 +347,14 @@ def test_the_report_line_says_each_choice_once_in_size_order_and_the_arms_it_did
            "seed_steps_per_s": {"1": 90.0, "10": 80.0, "2": 100.0, "5": 95.0}}
     arms = {f"lenet5__lr-{i}": {"calibrated": rec} for i in range(6)}
     arms |= {"dropout__lr-0": {"why": "not stackable"}, "dropout__lr-1": {}}
-    (line, blank) = _stacking_line(arms)
+    (line, blank) = _stacking_line(arms, [])
     assert blank == "" and len(line) < 400
     assert ("up to 2 seed(s) per job (seed-steps/s by stack size with 2 processes busy: "
             "1: 90, 2: 100, 5: 95, 10: 80; 2026-12-02) for 6 arms (lenet5__lr-0, "
             "lenet5__lr-1, …); not by it: dropout__lr-0, dropout__lr-1") in line
-    every = _stacking_line({"a": {"calibrated": rec}, "b": {"calibrated": rec}})[0]
+    every = _stacking_line({"a": {"calibrated": rec}, "b": {"calibrated": rec}}, [])[0]
     assert " for " not in every and "not by it" not in every
-    assert _stacking_line({"a": {}}) == []
+    assert _stacking_line({"a": {}}, []) == []
 
 
 def test_show_lists_the_rates_in_stack_size_order(cache, capsys):
@@ -380,3 +380,17 @@ def test_the_timed_step_is_the_trainers_under_amp_and_compile(monkeypatch):
                         or model)
     calibration.step_function(_one_arm("compile='reduce-overhead'").arms["lenet5"], 2)()
     assert compiled == ["reduce-overhead"]
+
+
+def test_a_directory_grown_after_a_calibration_says_which_seeds_it_stacked(cache, tmp_path):
+    """config.json's plan is the latest one: the report reads each seed's result.json,
+    so seeds trained before the calibration are not said to be stacked by it."""
+    out = tmp_path / "grown"
+    run_experiment(_one_arm("runs=2"), out, quiet=True)
+    _planted(_one_arm(), 1)
+    run_experiment(_one_arm(), out, quiet=True)  # runs=4: seeds 2 and 3 join
+    head = (out / REPORT).read_text().split("## ")[0]
+    assert ("Stacking chosen by this machine's calibration (`sharpen calibrate`): up to 1 "
+            "seed(s) per job (seed-steps/s by stack size with 2 processes busy: 1: 100, "
+            "2: 99, 5: 90, 10: 80; 2026-12-02) for lenet5's seeds 2-3; not by it: lenet5's "
+            "seeds 0-1") in head

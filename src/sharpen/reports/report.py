@@ -203,7 +203,7 @@ def _header(r: _Report) -> list[str]:
     parts += [f"Seeds: {r.summary['seeds']} · results: {r.summary['n_results']} runs · "
               f"torch {env.get('torch', '?')} on {env.get('cuda') or env.get('processor', '?')} "
               f"({env.get('cpu_count', '?')} cores){det}", ""]
-    parts += _stacking_line((cfg.get("plan") or {}).get("arms") or {})
+    parts += _stacking_line((cfg.get("plan") or {}).get("arms") or {}, results_all)
     if twins:
         parts += [f"Twin runs: {twins} of the results are copies of runs a twin arm trained "
                   "(the same configuration apart from keys of techniques that are off, the "
@@ -219,30 +219,51 @@ def _header(r: _Report) -> list[str]:
     return parts
 
 
-def _stacking_line(plan_arms: dict[str, Any]) -> list[str]:
+def _stacking_line(plan_arms: dict[str, Any], results: list[dict[str, Any]]) -> list[str]:
     """What this machine's calibration chose, when the plan used one (else nothing: the
     default stack size is what every report before calibrations says). Arms of one choice
-    are said once (a grid's cells share their model's), the arms it did not plan too."""
-    cal = {arm: a["calibrated"] for arm, a in plan_arms.items() if a.get("calibrated")}
-    if not cal:
-        return []
-
-    def said(c: dict[str, Any]) -> str:  # "up to": fewer seeds, or spread over the cores
+    are said once (a grid's cells share their model's), the arms it did not plan too. Each
+    seed's ``result.json`` says the plan it trained with: a directory grown after a new
+    calibration (or ``--forget``) holds seeds of both, which config.json's plan, the
+    latest, does not tell apart."""
+    def said(c: dict[str, Any] | None) -> str:  # "up to": fewer seeds, or spread over cores
+        if not c:
+            return ""
         rates = ", ".join(f"{k}: {v:g}" for k, v in sorted(c["seed_steps_per_s"].items(),
                                                            key=lambda kv: int(kv[0])))
         return (f"up to {c['stack']} seed(s) per job (seed-steps/s by stack size with "
                 f"{c['processes']} processes busy: {rates}; {c['measured'][:10]})")
 
+    trained: dict[str, dict[str, list[int]]] = {}  # arm → what it said → its seeds
+    for r in results:
+        if r.get("arm") in plan_arms and isinstance(r.get("plan"), dict):
+            trained.setdefault(r["arm"], {}).setdefault(
+                said(r["plan"].get("calibrated")), []).append(int(r["seed"]))
     by: dict[str, list[str]] = {}
-    for arm, c in cal.items():
-        by.setdefault(said(c), []).append(arm)
-    rest = [arm for arm in plan_arms if arm not in cal]
-    text = "; ".join(t + ("" if len(arms) == len(plan_arms) else f" for {_arms_named(arms)}")
-                     for t, arms in by.items())
-    if rest:
-        text += f"; not by it: {_arms_named(rest)} (config.json's plan says why)"
+    for arm, a in plan_arms.items():
+        seeds = trained.get(arm) or {said(a.get("calibrated")): []}
+        for t, ss in seeds.items():
+            by.setdefault(t, []).append(arm if len(seeds) == 1 else f"{arm}'s seeds "
+                                        + _ranges(sorted(ss)))
+    if set(by) == {""}:
+        return []
+    text = "; ".join(t + ("" if arms == list(plan_arms) else f" for {_arms_named(arms)}")
+                     for t, arms in by.items() if t)
+    if "" in by:
+        text += f"; not by it: {_arms_named(by[''])} (their result.json's plan says how)"
     return [f"Stacking chosen by this machine's calibration (`sharpen calibrate`): {text}. "
             "On the CPU the stack size changes no number, only the time.", ""]
+
+
+def _ranges(seeds: list[int]) -> str:
+    """0, 1, 2, 5 → "0-2, 5"."""
+    runs: list[list[int]] = []
+    for s in seeds:
+        if runs and s == runs[-1][1] + 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _arms_named(arms: list[str]) -> str:
