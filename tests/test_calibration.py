@@ -14,7 +14,7 @@ import pytest
 
 from sharpen import SharpenError
 from sharpen.cli import main
-from sharpen.experiments import calibration, load_experiment, run_experiment
+from sharpen.experiments import calibration, load_experiment, run_experiment, stack_timing
 from sharpen.experiments.calibration import Calibrated, calibration_key, choose, lookup
 from sharpen.experiments.plan import MAX_STACK, make_plan
 from sharpen.rundir import REPORT
@@ -35,7 +35,7 @@ def _planted(exp, stack: int) -> None:
     """This machine's cache says ``stack`` for the arm's model (as a calibration would)."""
     cfg = exp.arms["lenet5"]
     rates = {1: 100.0, 2: 99.0, 5: 90.0, 10: 80.0}
-    calibration._store(calibration_key(cfg), Calibrated(stack, "2026-12-02T14:00:00", 2, rates),
+    calibration.store(calibration_key(cfg, 1), Calibrated(stack, "2026-12-02T14:00:00", 2, rates),
                        {"model": cfg.model, "batch_size": cfg.batch_size, "rounds": {}})
 
 
@@ -62,8 +62,8 @@ def test_the_default_is_kept_unless_a_size_is_faster_in_every_round_by_the_margi
 def test_measure_keeps_every_core_busy_at_once(monkeypatch):
     """The timing processes step at the same time: each round's windows overlap."""
     cfg = _one_arm().arms["lenet5"]
-    monkeypatch.setattr(calibration, "WINDOW_S", 0.2)
-    rates = calibration.measure(cfg, sizes=(1, 2), rounds=2, window=0.2, processes=2)
+    monkeypatch.setattr(stack_timing, "WINDOW_S", 0.2)
+    rates = stack_timing.measure(cfg, sizes=(1, 2), rounds=2, window=0.2, processes=2)
     assert set(rates) == {1, 2} and all(len(v) == 2 and min(v) > 0 for v in rates.values())
 
 
@@ -74,7 +74,7 @@ def test_timing_processes_start_each_window_together(tmp_path, monkeypatch):
     stamps.mkdir()
     (stamps / "slow").unlink(missing_ok=True)
     cfg = _one_arm().arms["lenet5"]
-    real = calibration.step_function
+    real = stack_timing.step_function
 
     def slow_for_one(cfg, seeds):  # noqa: ANN001, ANN202
         try:  # the first process here builds its models 0.6 s late
@@ -91,12 +91,12 @@ def test_timing_processes_start_each_window_together(tmp_path, monkeypatch):
 
         return stamped
 
-    monkeypatch.setattr(calibration, "step_function", slow_for_one)
-    # the fork server imported calibration before the patch: run the timing in-process
+    monkeypatch.setattr(stack_timing, "step_function", slow_for_one)
+    # the fork server imported stack_timing before the patch: run the timing in-process
     ctx = multiprocessing.get_context("fork")
-    monkeypatch.setattr("sharpen.experiments.backends.worker_context",
+    monkeypatch.setattr(stack_timing, "worker_context",
                         lambda: (ctx, multiprocessing.current_process().pid))
-    calibration.measure(cfg, sizes=(1, 2), rounds=1, window=0.3, processes=2)
+    stack_timing.measure(cfg, sizes=(1, 2), rounds=1, window=0.3, processes=2)
     firsts: dict[int, list[float]] = {1: [], 2: []}
     for f in stamps.iterdir():
         if f.name == "slow":
@@ -117,7 +117,7 @@ def test_the_plan_uses_this_machines_calibration_and_records_it(cache):
     assert plain["groups"] == [[0, 1], [2, 3]] and "calibrated" not in plain
     assert "not calibrated on this machine" in plain["why"]
     _planted(exp, 1)
-    assert cache.is_file() and lookup(exp.arms["lenet5"]).stack == 1
+    assert cache.is_file() and lookup(exp.arms["lenet5"], 1).stack == 1
     cal = make_plan(exp, cores=2)["arms"]["lenet5"]
     assert cal["groups"] == [[0], [1], [2], [3]] and cal["stack"] == 1
     assert cal["calibrated"]["stack"] == 1 and "calibrated on this machine" in cal["why"]
@@ -134,7 +134,7 @@ def test_another_machines_calibration_is_not_used(cache, monkeypatch):
     exp = _one_arm()
     _planted(exp, 1)
     monkeypatch.setattr(calibration, "describe", lambda: {"cpu": "another", "cores": 64})
-    assert lookup(exp.arms["lenet5"]) is None
+    assert lookup(exp.arms["lenet5"], 1) is None
     assert make_plan(exp, cores=2)["arms"]["lenet5"]["groups"] == [[0, 1], [2, 3]]
     # and calibrating there keeps this machine's entry
     data = json.loads(cache.read_text())
@@ -145,7 +145,7 @@ def test_a_cuda_arm_never_uses_a_cpu_calibration(cache):
     exp = _one_arm()
     _planted(exp, 1)
     cuda = _one_arm("device=cuda")
-    assert calibration_key(cuda.arms["lenet5"]) == calibration_key(exp.arms["lenet5"])
+    assert calibration_key(cuda.arms["lenet5"], 1) == calibration_key(exp.arms["lenet5"], 1)
     plan = make_plan(cuda, cores=2)["arms"]["lenet5"]
     assert "calibrated" not in plan and plan["stack"] == 2
 
@@ -157,7 +157,7 @@ def test_a_damaged_cache_names_the_file(cache):
         make_plan(_one_arm(), cores=2)
     cache.write_text(json.dumps({"version": 99, "machines": {}}))
     with pytest.raises(SharpenError, match="not a sharpen calibration file of version 1"):
-        lookup(_one_arm().arms["lenet5"])
+        lookup(_one_arm().arms["lenet5"], 1)
 
 
 def test_a_calibrated_run_records_it_and_gives_the_same_numbers(cache, tmp_path):
@@ -184,16 +184,16 @@ def test_a_calibrated_run_records_it_and_gives_the_same_numbers(cache, tmp_path)
 
 
 def test_calibrate_times_each_model_once_and_caches_the_choice(cache, capsys):
-    rows = calibration.calibrate(list(_one_arm().arms.values()) * 2, sizes=(1, 2), rounds=1,
+    rows = stack_timing.calibrate(list(_one_arm().arms.values()) * 2, sizes=(1, 2), rounds=1,
                                  window=0.15)
     assert len(rows) == 1 and rows[0]["stack"] in (1, 2)
     stored = calibration.stored()
     assert len(stored) == 1 and set(stored[0]["seed_steps_per_s"]) == {"1", "2"}
-    assert stored[0]["processes"] >= 1 and lookup(_one_arm().arms["lenet5"]) is not None
+    assert stored[0]["processes"] >= 1 and lookup(_one_arm().arms["lenet5"], 1) is not None
     out = capsys.readouterr().out
     assert "lenet5" in out and "cached in" in out
     with pytest.raises(SharpenError, match="two or more increasing stack sizes"):
-        calibration.calibrate([], sizes=(2, 1))
+        stack_timing.calibrate([], sizes=(2, 1))
 
 
 def test_cli_calibrate_show_forget(cache, capsys):
@@ -209,7 +209,7 @@ def test_cli_calibrate_show_forget(cache, capsys):
     assert "1 calibration(s)" in out and "1 seed(s) per job" in out
     assert main(["calibrate", "--forget"]) == 0
     assert "forgot" in capsys.readouterr().out and calibration.stored() == []
-    assert MAX_STACK == max(calibration.SIZES)
+    assert MAX_STACK == max(stack_timing.SIZES)
 
 
 # --- a hostile user (helper C, 2026-12-02) ----------------------------------------------------
@@ -280,18 +280,18 @@ def test_calibrate_skips_an_arm_the_plan_never_stacks_and_says_why(cache, tmp_pa
     (tmp_path / "helperc_hook.py").write_text(USER_HOOK)
     monkeypatch.syspath_prepend(str(tmp_path))
     timed: list[str] = []
-    monkeypatch.setattr(calibration, "measure", lambda cfg, *a: timed.append(cfg.model) or {
+    monkeypatch.setattr(stack_timing, "measure", lambda cfg, *a: timed.append(cfg.model) or {
         1: [1.0], 2: [1.0]})
     fixed = _one_arm("stack_seeds=2").arms["lenet5"]
     hooked = _one_arm("hooks=[{target='helperc_hook:PerBatch'}]").arms["lenet5"]
-    assert calibration.calibrate([fixed, hooked], sizes=(1, 2), rounds=1, window=0.1) == []
+    assert stack_timing.calibrate([fixed, hooked], sizes=(1, 2), rounds=1, window=0.1) == []
     out = capsys.readouterr().out
     assert "skipped lenet5: stack_seeds = 2 is set" in out
     assert "skipped lenet5: its seeds train one per job (not stackable: " \
            "helperc_hook:PerBatch (its hook does not stack))" in out
     assert timed == [] and not cache.exists()
     # a stackable arm is still timed
-    assert len(calibration.calibrate([_one_arm().arms["lenet5"]], sizes=(1, 2), rounds=1,
+    assert len(stack_timing.calibrate([_one_arm().arms["lenet5"]], sizes=(1, 2), rounds=1,
                                      window=0.1)) == 1 and timed == ["lenet5"]
 
 
@@ -300,13 +300,13 @@ def test_a_second_calibration_waits_for_the_one_timing(cache, monkeypatch):
     import fcntl
     import threading
 
-    monkeypatch.setattr(calibration, "measure", lambda *a: {1: [1.0], 2: [1.0]})
+    monkeypatch.setattr(stack_timing, "measure", lambda *a: {1: [1.0], 2: [1.0]})
     cache.parent.mkdir(parents=True)
     said: list[str] = []
     cfg = _one_arm().arms["lenet5"]
     with open(cache.parent / "calibration.json.measuring.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # the first calibration, timing
-        t = threading.Thread(target=calibration.calibrate, args=([cfg],),
+        t = threading.Thread(target=stack_timing.calibrate, args=([cfg],),
                              kwargs={"sizes": (1, 2), "rounds": 1, "window": 0.1,
                                      "log": said.append})
         t.start()
@@ -315,13 +315,13 @@ def test_a_second_calibration_waits_for_the_one_timing(cache, monkeypatch):
         assert not cache.exists()
         fcntl.flock(held, fcntl.LOCK_UN)
     t.join(timeout=10)
-    assert not t.is_alive() and lookup(cfg) is not None
+    assert not t.is_alive() and lookup(cfg, 1) is not None
 
 
 def test_an_unwritable_cache_folder_is_said_before_any_timing(tmp_path, monkeypatch, capsys):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("SHARPEN_CACHE_DIR", str(tmp_path / "file" / "sub"))
-    monkeypatch.setattr(calibration, "measure", lambda *a: pytest.fail("timed"))
+    monkeypatch.setattr(stack_timing, "measure", lambda *a: pytest.fail("timed"))
     assert main(["calibrate", "quickstart", "--profile", "smoke"]) == 2
     assert "cannot keep calibrations there" in capsys.readouterr().err
 
@@ -330,7 +330,7 @@ def test_ctrl_c_during_calibrate_says_what_is_kept(cache, monkeypatch, capsys):
     def interrupted(*a, **k):  # noqa: ANN002, ANN003, ANN202
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(calibration, "calibrate", interrupted)
+    monkeypatch.setattr(stack_timing, "calibrate", interrupted)
     with pytest.raises(KeyboardInterrupt):
         main(["calibrate", "quickstart", "--profile", "smoke"])
     err = capsys.readouterr().err
@@ -369,16 +369,16 @@ def test_the_timed_step_is_the_trainers_under_amp_and_compile(monkeypatch):
     import torch
 
     dtypes: list[torch.dtype] = []
-    real_total = calibration._total
-    monkeypatch.setattr(calibration, "_total", lambda out: dtypes.append(out.dtype)
+    real_total = stack_timing._total
+    monkeypatch.setattr(stack_timing, "_total", lambda out: dtypes.append(out.dtype)
                         or real_total(out))
     for amp, want in (("off", torch.float32), ("bf16", torch.bfloat16)):
-        calibration.step_function(_one_arm(f"amp={amp}").arms["lenet5"], 2)()
+        stack_timing.step_function(_one_arm(f"amp={amp}").arms["lenet5"], 2)()
         assert dtypes.pop() == want
     compiled: list[object] = []
     monkeypatch.setattr(torch, "compile", lambda model, mode=None: compiled.append(mode)
                         or model)
-    calibration.step_function(_one_arm("compile='reduce-overhead'").arms["lenet5"], 2)()
+    stack_timing.step_function(_one_arm("compile='reduce-overhead'").arms["lenet5"], 2)()
     assert compiled == ["reduce-overhead"]
 
 

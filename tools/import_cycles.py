@@ -32,7 +32,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # floor import neither each other). A new room goes on the lowest floor above everything
 # it imports.
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("errors", "_version"),
+    ("errors", "_version", "machine"),  # machine: torch-free, imports no room
     ("io", "plugins", "metrics", "console", "imageops", "renamed"),
     ("rundir", "training", "models", "verdicts"),
     ("data",),  # data/prepare.py builds the loop's TrainData

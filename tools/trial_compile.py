@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from sharpen.experiments.build import input_shape, model_factory
-from sharpen.experiments.calibration import _total
 from sharpen.experiments.config import RunConfig
+from sharpen.experiments.stack_timing import _total
 from sharpen.machine import describe
 from sharpen.training import TrainSettings, build_models
 from sharpen.training.loop import make_optimizer, stacked_for_training

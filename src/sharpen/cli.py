@@ -346,11 +346,11 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
             print(f"  {r['model']} batch {r['batch_size']}: {r['stack']} seed(s) per job "
                   f"(seed-steps/s {rates}; {r['processes']} processes; {r['measured']})")
         return 0
-    from sharpen.experiments import load_experiment  # lazy: start-up: torch
+    from sharpen.experiments import load_experiment, stack_timing  # lazy: start-up: torch
 
     cfgs = [c for name in a.experiment
             for c in load_experiment(name, a.profile, list(a.set or [])).arms.values()]
-    calibration.calibrate(cfgs, rounds=a.rounds, window=a.window)
+    stack_timing.calibrate(cfgs, rounds=a.rounds, window=a.window)
     return 0
 
 

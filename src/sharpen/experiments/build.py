@@ -109,6 +109,13 @@ def model_factory(cfg: RunConfig) -> Callable[[], nn.Module]:
     return lambda: build_model(cfg, shape)
 
 
+def resolve_device(name: str) -> torch.device:
+    """The configuration's device: "auto" is CUDA where there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def model_key(cfg: RunConfig) -> str:
     """The configuration fields a built model depends on (a cache key for the stacking
     probe): the model, its arguments, the input, and every key of a technique that

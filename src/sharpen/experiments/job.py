@@ -23,7 +23,7 @@ from torch import nn
 from sharpen.data.prepare import build_group_data
 from sharpen.errors import SharpenError
 from sharpen.experiments import weights
-from sharpen.experiments.build import model_factory
+from sharpen.experiments.build import model_factory, resolve_device
 from sharpen.experiments.progress import ProgressFile
 from sharpen.metrics import epoch_columns, run_record
 from sharpen.models import count_parameters
@@ -45,12 +45,6 @@ from sharpen.training.tasks import PairTask
 
 if TYPE_CHECKING:  # the name only: experiments.config's checks import the build module
     from sharpen.experiments.config import RunConfig
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def append_metrics(run_dir: Path, rows: list[dict[str, Any]], columns: list[str],

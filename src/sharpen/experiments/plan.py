@@ -88,13 +88,18 @@ def stack_size(cfg: RunConfig, n_seeds: int) -> StackChoice:
     why = stack_blockers(cfg)
     if why:
         return StackChoice(1, "not stackable: " + "; ".join(why))
-    from sharpen.experiments.job import resolve_device  # lazy: torch (probed above already)
+    from sharpen.experiments.build import resolve_device  # lazy: torch (probed above already)
 
-    cal = lookup(cfg) if resolve_device(cfg.device).type == "cpu" else None
+    cal = lookup(cfg, plan_threads(cfg)) if resolve_device(cfg.device).type == "cpu" else None
     if cal is not None:
         return StackChoice(min(cal.stack, MAX_STACK, n_seeds), f"auto: {cal.describe()}", cal)
     return StackChoice(min(MAX_STACK, n_seeds), f"auto: up to {MAX_STACK} seeds per group"
                        " (not calibrated on this machine: `sharpen calibrate` times it)")
+
+
+def plan_threads(cfg: RunConfig) -> int:
+    """Torch threads per job: the configuration's, or :data:`AUTO_THREADS` under "auto"."""
+    return AUTO_THREADS if cfg.threads == "auto" else int(cfg.threads)
 
 
 def make_plan(exp: Any, cores: int | None = None) -> dict[str, Any]:
@@ -129,7 +134,7 @@ def make_plan(exp: Any, cores: int | None = None) -> dict[str, Any]:
         if choice.calibrated is not None:
             arms[arm]["calibrated"] = choice.calibrated.record()
     for arm, cfg in exp.arms.items():
-        arms[arm]["threads"] = int(cfg.threads) if cfg.threads != "auto" else AUTO_THREADS
+        arms[arm]["threads"] = plan_threads(cfg)
     return {"cores": cores, "arms": arms}
 
 
