@@ -394,3 +394,12 @@ def test_a_directory_grown_after_a_calibration_says_which_seeds_it_stacked(cache
             "seed(s) per job (seed-steps/s by stack size with 2 processes busy: 1: 100, "
             "2: 99, 5: 90, 10: 80; 2026-12-02) for lenet5's seeds 2-3; not by it: lenet5's "
             "seeds 0-1") in head
+
+
+def test_forget_with_an_experiment_named_is_refused_not_a_forget_of_all(cache, capsys):
+    _planted(_one_arm(), 1)
+    assert main(["calibrate", "quickstart", "--forget"]) == 2
+    assert "--forget drops every calibration of this machine, not those of quickstart" \
+        in capsys.readouterr().err
+    assert main(["calibrate", "--show", "--forget"]) == 2
+    assert len(calibration.stored()) == 1  # nothing dropped

@@ -328,6 +328,9 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 def _cmd_calibrate(a: argparse.Namespace) -> int:
     from sharpen.experiments import calibration  # lazy: start-up
 
+    if a.forget and (a.experiment or a.show):  # it drops them all: not what naming one says
+        raise SharpenError(f"--forget drops every calibration of this machine, not those of "
+                           f"{' '.join(a.experiment) or '--show'}: give it alone")
     if a.forget:
         had = calibration.forget()
         print(f"{'forgot' if had else 'nothing cached for'} this machine's calibrations in "
