@@ -403,3 +403,12 @@ def test_forget_with_an_experiment_named_is_refused_not_a_forget_of_all(cache, c
         in capsys.readouterr().err
     assert main(["calibrate", "--show", "--forget"]) == 2
     assert len(calibration.stored()) == 1  # nothing dropped
+
+
+def test_the_plans_why_says_the_calibrated_size_is_a_most(cache):
+    """One seed trains alone whatever the calibration chose: the plan's why, printed and
+    recorded, said "2 seed(s) per job" beside a stack of 1."""
+    exp = _one_arm("runs=1")
+    _planted(exp, 2)
+    arm = make_plan(exp, cores=2)["arms"]["lenet5"]
+    assert arm["stack"] == 1 and "up to 2 seed(s) per job" in arm["why"]

@@ -346,7 +346,7 @@ def _cmd_calibrate(a: argparse.Namespace) -> int:
         for r in rows:
             rates = ", ".join(f"{k}: {v:g}" for k, v in sorted(  # JSON's keys: "10" < "2"
                 r["seed_steps_per_s"].items(), key=lambda kv: int(kv[0])))
-            print(f"  {r['model']} batch {r['batch_size']}: {r['stack']} seed(s) per job "
+            print(f"  {r['model']} batch {r['batch_size']}: up to {r['stack']} seed(s) per job "
                   f"(seed-steps/s {rates}; {r['processes']} processes; {r['measured']})")
         return 0
     from sharpen.experiments import load_experiment, stack_timing  # lazy: start-up: torch

@@ -83,7 +83,9 @@ class Calibrated:
     def describe(self) -> str:
         default = max(self.rates)
         gain = self.rates.get(self.stack, 0.0) / self.rates[default]
-        return (f"calibrated on this machine {self.measured[:10]}: {self.stack} seed(s) per job"
+        # "up to": fewer seeds than that, or more cores than groups, make smaller groups
+        return (f"calibrated on this machine {self.measured[:10]}: up to {self.stack} seed(s) "
+                "per job"
                 + ("" if self.stack == default or not gain else
                    f", {gain:.2f}× the seed-steps/s of {default} with {self.processes} "
                    "processes busy"))
