@@ -412,3 +412,14 @@ def test_the_plans_why_says_the_calibrated_size_is_a_most(cache):
     _planted(exp, 2)
     arm = make_plan(exp, cores=2)["arms"]["lenet5"]
     assert arm["stack"] == 1 and "up to 2 seed(s) per job" in arm["why"]
+
+
+def test_a_cache_dir_written_with_a_tilde_is_the_home_folders(tmp_path, monkeypatch):
+    """SHARPEN_CACHE_DIR="~/cal" set where no shell expands it (a systemd unit, a .env
+    file) made a folder named "~" in whatever directory each command ran from."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SHARPEN_CACHE_DIR", "~/cal")
+    monkeypatch.chdir(tmp_path)
+    _planted(_one_arm(), 1)
+    assert (tmp_path / "home" / "cal" / "calibration.json").is_file()
+    assert not (tmp_path / "~").exists()

@@ -50,8 +50,8 @@ VERSION = 1
 
 def cache_path() -> Path:
     """Where this user's calibrations are kept."""
-    if os.environ.get("SHARPEN_CACHE_DIR"):
-        return Path(os.environ["SHARPEN_CACHE_DIR"]) / CACHE_FILE
+    if os.environ.get("SHARPEN_CACHE_DIR"):  # "~/x" quoted in a file is not the shell's
+        return Path(os.environ["SHARPEN_CACHE_DIR"]).expanduser() / CACHE_FILE
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "sharpen" / CACHE_FILE
 
