@@ -224,6 +224,11 @@ def test_a_window_that_times_nothing_or_past_the_drivers_wait_is_the_flags_error
     assert not cache.exists()
 
 
+def test_rounds_past_the_most_are_the_flags_error(cache, capsys):
+    assert main(["calibrate", "quickstart", "--profile", "smoke", "--rounds", "1000000000"]) == 2
+    assert "--rounds 1000000000, --window 0.6: need 1 ≤ rounds ≤ 100" in capsys.readouterr().err
+
+
 def _hand_edited(cache: Path, **fields) -> None:
     data = json.loads(cache.read_text())
     (entry,) = next(iter(data["machines"].values()))["choices"].values()

@@ -37,6 +37,7 @@ SIZES = (1, 2, 5, 10)  # stack sizes timed; the largest is the default (plan.MAX
 ROUNDS = 3  # each size timed once per round; rounds alternate the order (drift cancels)
 WINDOW_S = 0.6  # seconds every process steps per timing, all of them at once
 MAX_WINDOW_S = 60.0  # the driver waits 600 s for a timing; longer windows only cost time
+MAX_ROUNDS = 100  # more only costs time (--rounds 10**9 allocated 8 GB per size up front)
 
 
 def step_function(cfg: RunConfig, seeds: int) -> Callable[[], None]:
@@ -134,9 +135,9 @@ def calibrate(cfgs: Iterable[RunConfig], sizes: Sequence[int] = SIZES, rounds: i
         raise SharpenError(f"sizes {list(sizes)}: give two or more increasing stack sizes ≥ 1")
     # nan passes `window <= 0` and times no step (a rate of 0); a window past the
     # driver's wait for a timing (600 s) ends in queue.Empty: both are the flag's error
-    if rounds < 1 or not 0 < window <= MAX_WINDOW_S:
-        raise SharpenError(f"--rounds {rounds}, --window {window}: need rounds ≥ 1 and "
-                           f"0 < window ≤ {MAX_WINDOW_S:g} seconds")
+    if not 1 <= rounds <= MAX_ROUNDS or not 0 < window <= MAX_WINDOW_S:
+        raise SharpenError(f"--rounds {rounds}, --window {window}: need 1 ≤ rounds ≤ "
+                           f"{MAX_ROUNDS} and 0 < window ≤ {MAX_WINDOW_S:g} seconds")
     todo: dict[str, RunConfig] = {}
     for cfg in cfgs:
         skip = _not_planned(cfg)
