@@ -560,9 +560,9 @@ def _tool_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--profile", help="profile in the file, e.g. quick")
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key, as in run")
     c.add_argument("--rounds", type=int, default=3,
-                   help="timings per stack size, in alternating order (default 3)")
+                   help="timings per stack size, in alternating order (default 3, at most 100)")
     c.add_argument("--window", type=float, default=0.6,
-                   help="seconds each timing steps (default 0.6)")
+                   help="seconds each timing steps (default 0.6, at most 60)")
     c.add_argument("--show", action="store_true", help="list this machine's calibrations")
     c.add_argument("--forget", action="store_true", help="drop this machine's calibrations")
     c.set_defaults(fn=_cmd_calibrate)
