@@ -138,6 +138,9 @@ def calibrate(cfgs: Iterable[RunConfig], sizes: Sequence[int] = SIZES, rounds: i
     if not 1 <= rounds <= MAX_ROUNDS or not 0 < window <= MAX_WINDOW_S:
         raise SharpenError(f"--rounds {rounds}, --window {window}: need 1 ≤ rounds ≤ "
                            f"{MAX_ROUNDS} and 0 < window ≤ {MAX_WINDOW_S:g} seconds")
+    if rounds < ROUNDS:
+        log(f"note: with --rounds {rounds} (< {ROUNDS}) a choice other than the default can "
+            "rest on one noisy timing (it changes no number, only the time)")
     todo: dict[str, RunConfig] = {}
     for cfg in cfgs:
         skip = _not_planned(cfg)
