@@ -431,3 +431,16 @@ def test_a_cache_dir_written_with_a_tilde_is_the_home_folders(tmp_path, monkeypa
     _planted(_one_arm(), 1)
     assert (tmp_path / "home" / "cal" / "calibration.json").is_file()
     assert not (tmp_path / "~").exists()
+
+
+def test_the_key_is_the_model_as_built_not_the_words_that_name_it():
+    """mnist and its bundled sample, or a default written out in model_args, build the same
+    layers on the same input: one calibration; another layer size is another key."""
+    base = load_experiment("sharpening-mnist").arms["baseline"]
+    same = [base.model_copy(update={"dataset": "mnist-sample"}),
+            base.model_copy(update={"model_args": {}})]
+    assert all(calibration_key(c, 1) == calibration_key(base, 1) for c in same)
+    other = [base.model_copy(update={"model_args": {"dropout": 0.3}}),
+             base.model_copy(update={"batch_size": 64}),
+             base.model_copy(update={"optimizer": "sgd"})]
+    assert len({calibration_key(c, 1) for c in [base, *other]}) == 4

@@ -60,15 +60,25 @@ def machine_key(machine: dict[str, Any] | None = None) -> str:
     return json.dumps(machine or describe(), sort_keys=True)
 
 
-def calibration_key(cfg: RunConfig, threads: int) -> str:
-    """What a step's time depends on: the built model (``build.model_key``), the batch, the
-    step's settings and the threads each job gets (``plan.plan_threads``)."""
-    from sharpen.experiments.build import model_key  # lazy: the plan reads keys without torch
+_STRUCTURE: dict[str, str] = {}  # build.model_key → the built model's repr
 
-    return json.dumps({"model": json.loads(model_key(cfg)), "batch_size": cfg.batch_size,
-                       "optimizer": cfg.optimizer, "channels_last": cfg.channels_last,
-                       "stack_conv": cfg.stack_conv, "amp": cfg.amp, "compile": cfg.compile,
-                       "threads": threads}, sort_keys=True, default=str)
+
+def calibration_key(cfg: RunConfig, threads: int) -> str:
+    """What a step's time depends on: the model as built (its layers and their sizes, so
+    that ``mnist`` and ``mnist-sample``, or a default written out in ``model_args``, share
+    one calibration), the input's shape, the batch, the step's settings and the threads
+    each job gets (``plan.plan_threads``)."""
+    # lazy: the plan reads keys without torch until it probes a model
+    from sharpen.experiments.build import input_shape, model_factory, model_key
+
+    mk = model_key(cfg)
+    if mk not in _STRUCTURE:
+        _STRUCTURE[mk] = repr(model_factory(cfg)())
+    return json.dumps({"model": _STRUCTURE[mk], "input": list(input_shape(cfg)),
+                       "batch_size": cfg.batch_size, "optimizer": cfg.optimizer,
+                       "channels_last": cfg.channels_last, "stack_conv": cfg.stack_conv,
+                       "amp": cfg.amp, "compile": cfg.compile, "threads": threads},
+                      sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
