@@ -331,9 +331,16 @@ def ten_seeds_default(out: Path, x: torch.Tensor, y: torch.Tensor, epochs: int, 
     default plan), vs the canonical loop ×10; and the same with one job per seed."""
     spec = get_spec("mnist-sample")
     walls = []
-    # both setups find the workers' fork server running (else the first one timed pays its
-    # start alone: ~1.9 s on the 2-core VM, tools/measure_worker_import.py)
+    # both setups find the workers' fork server running and the report's modules imported:
+    # else the first one timed pays alone what a process pays once (the server's start,
+    # ~1.9 s on the 2-core VM, tools/measure_worker_import.py; matplotlib and the report,
+    # ~2.5 s), and on the same plan the first of two runs took 20.7 s, the second 15.5 s
     worker_context()
+    warm = RunConfig(dataset="mnist-sample", model="lenet5_dropout", epochs=1, train_size=256,
+                     test_size=100, checkpoint=False, device=device, **LENET_SETTINGS)
+    run_experiment(Experiment(name="bench-warm-up", runs=2, arms={"warm-up": warm}),
+                   _fresh(out / "warm-up"), quiet=True)
+    shutil.rmtree(out / "warm-up")
     for label, overrides in (("default", {}), ("stack_seeds = 1", {"stack_seeds": 1})):
         cfg = RunConfig(dataset="mnist-sample", model="lenet5_dropout", epochs=epochs,
                         blur_n=SHARPENING, test_size=1000, checkpoint=False, device=device,
