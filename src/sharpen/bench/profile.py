@@ -39,9 +39,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from sharpen.bench.train import LENET_SETTINGS, SHARPENING, _cpu_name, _quiet_stderr
-from sharpen.experiments.calibration import step_function
 from sharpen.experiments.config import Experiment, RunConfig
 from sharpen.experiments.runner import run_experiment
+from sharpen.experiments.stack_timing import step_function
 from sharpen.io import atomic_write_json, atomic_write_text
 from sharpen.training.phases import PHASES, PREFIX
 
