@@ -68,8 +68,7 @@ def calibration_key(cfg: RunConfig, threads: int) -> str:
     that ``mnist`` and ``mnist-sample``, or a default written out in ``model_args``, share
     one calibration), the input's shape, the batch, the step's settings and the threads
     each job gets (``plan.plan_threads``)."""
-    # lazy: the plan reads keys without torch until it probes a model
-    from sharpen.experiments.build import input_shape, model_factory, model_key
+    from sharpen.experiments.build import input_shape, model_factory, model_key  # lazy: torch
 
     mk = model_key(cfg)
     if mk not in _STRUCTURE:
