@@ -250,7 +250,7 @@ def _stacking_line(plan_arms: dict[str, Any], results: list[dict[str, Any]]) -> 
     text = "; ".join(t + ("" if arms == list(plan_arms) else f" for {_arms_named(arms)}")
                      for t, arms in by.items() if t)
     if "" in by:
-        text += f"; not by it: {_arms_named(by[''])} (their result.json's plan says how)"
+        text += f"; not by it: {_arms_named(by[''])} (their {RESULT}'s plan says how)"
     return [f"Stacking chosen by this machine's calibration (`sharpen calibrate`): {text}. "
             "On the CPU the stack size changes no number, only the time.", ""]
 
