@@ -150,6 +150,21 @@ def test_a_cuda_arm_never_uses_a_cpu_calibration(cache):
     assert "calibrated" not in plan and plan["stack"] == 2
 
 
+def test_grouped_convolutions_on_the_cpu_never_use_a_calibration(cache, capsys):
+    """stack_conv = "grouped": one convolution call serves a group, so its size can change
+    a seed's rounding; a calibration must not pick the groups (even one planted under its
+    very key), and calibrate does not time it."""
+    grouped = _one_arm("stack_conv=grouped")
+    cfg = grouped.arms["lenet5"]
+    calibration.store(calibration_key(cfg, 1),
+                      Calibrated(1, "2026-12-02T14:00:00", 2, {1: 100.0, 10: 80.0}),
+                      {"model": cfg.model, "batch_size": cfg.batch_size, "rounds": {}})
+    plan = make_plan(grouped, cores=2)["arms"]["lenet5"]
+    assert "calibrated" not in plan and plan["groups"] == [[0, 1], [2, 3]]
+    assert stack_timing.calibrate([cfg], sizes=(1, 2), rounds=1, window=0.1) == []
+    assert "stack_conv = 'grouped'" in capsys.readouterr().out
+
+
 def test_a_damaged_cache_names_the_file(cache):
     cache.parent.mkdir(parents=True)
     cache.write_text("{not json")

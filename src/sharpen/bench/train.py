@@ -57,9 +57,8 @@ from sharpen.models import create_model
 from sharpen.rundir import CONFIG
 from sharpen.techniques import ProgressiveSharpening, RandomizedDeblur
 from sharpen.training import Split, TrainData, TrainSettings, build_models, train
-from sharpen.training.loop import make_optimizer
+from sharpen.training.loop import make_optimizer, stacked_for_training, training_forward
 from sharpen.training.schedules import as_schedule
-from sharpen.training.stack import StackedConv, stack_models
 
 
 def _bundled_arm(name: str, arm: str) -> Any:
@@ -193,22 +192,19 @@ def flops_fraction(name: str, shape: tuple[int, ...], bs: int, peak_gflops: floa
     torch.manual_seed(0)
     flops = seeds * step_flops(create_model(name, **model_kw), torch.randn(bs, *shape),
                                torch.randint(0, 10, (bs,)))
-    m = stack_models([create_model(name, **model_kw) for _ in range(seeds)]).to(device)
+    # built and called as the trainer does (its conv strategy for the device: grouped on CUDA)
+    m = stacked_for_training([create_model(name, **model_kw) for _ in range(seeds)], settings,
+                             device)
+    forward, ctx = training_forward(m, settings, device)
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
-    if settings.channels_last:
-        for mod in m.modules():
-            if isinstance(mod, StackedConv):
-                mod.channels_last_()
     opt = make_optimizer(m, settings)
     x = torch.randn(seeds * bs, *shape, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (seeds * bs,), device=device)
-    ctx = (lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)) \
-        if settings.amp == "bf16" else contextlib.nullcontext
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         with ctx():
-            loss = F.cross_entropy(m(x), y, reduction="none").view(seeds, bs).mean(1).sum()
+            loss = F.cross_entropy(forward(x), y, reduction="none").view(seeds, bs).mean(1).sum()
         loss.backward()
         opt.step()
 

@@ -88,13 +88,31 @@ def stack_size(cfg: RunConfig, n_seeds: int) -> StackChoice:
     why = stack_blockers(cfg)
     if why:
         return StackChoice(1, "not stackable: " + "; ".join(why))
-    from sharpen.experiments.build import resolve_device  # lazy: torch (probed above already)
-
-    cal = lookup(cfg, plan_threads(cfg)) if resolve_device(cfg.device).type == "cpu" else None
+    cal = None if not_calibrated_because(cfg) else lookup(cfg, plan_threads(cfg))
     if cal is not None:
         return StackChoice(min(cal.stack, MAX_STACK, n_seeds), f"auto: {cal.describe()}", cal)
     return StackChoice(min(MAX_STACK, n_seeds), f"auto: up to {MAX_STACK} seeds per group"
                        " (not calibrated on this machine: `sharpen calibrate` times it)")
+
+
+def not_calibrated_because(cfg: RunConfig) -> str:
+    """Why the plan never takes a calibrated stack size for ``cfg`` ("" when it may): only
+    where the size cannot change a number, i.e. every stacked kernel is its seed's own call.
+    ``stack_blockers`` is the caller's (it also decides stack_seeds = 1)."""
+    from sharpen.experiments.build import resolve_device  # lazy: torch
+    from sharpen.training.stack import resolve_strategy  # lazy: torch
+
+    if cfg.stack_seeds != "auto":
+        return (f"stack_seeds = {cfg.stack_seeds} is set, and the plan takes it as it is "
+                "(the calibration serves stack_seeds = \"auto\")")
+    device = resolve_device(cfg.device)
+    if device.type != "cpu":
+        return (f"on {cfg.device}: the calibration is for the CPU (on CUDA the stack size "
+                "can change a seed's numbers)")
+    if resolve_strategy(cfg.stack_conv, device) != "loop":
+        return (f"stack_conv = {cfg.stack_conv!r}: one convolution serves a group's seeds, so "
+                "the stack size can change a seed's numbers")
+    return ""
 
 
 def plan_threads(cfg: RunConfig) -> int:

@@ -18,7 +18,7 @@ import torch
 
 from sharpen.errors import SharpenError
 from sharpen.experiments.backends import _worker_init, worker_context
-from sharpen.experiments.build import input_shape, model_factory, resolve_device
+from sharpen.experiments.build import input_shape, model_factory
 from sharpen.experiments.calibration import (
     CACHE_FILE,
     Calibrated,
@@ -28,7 +28,7 @@ from sharpen.experiments.calibration import (
     store,
 )
 from sharpen.experiments.config import RunConfig
-from sharpen.experiments.plan import plan_threads, stack_blockers
+from sharpen.experiments.plan import not_calibrated_because, plan_threads, stack_blockers
 from sharpen.machine import usable_cores
 from sharpen.training import TrainSettings, build_models
 from sharpen.training.loop import make_optimizer, stacked_for_training, training_forward
@@ -157,12 +157,9 @@ def calibrate(cfgs: Iterable[RunConfig], sizes: Sequence[int] = SIZES, rounds: i
 def _not_planned(cfg: RunConfig) -> str:
     """Why the plan would never use a calibration of ``cfg`` ("" when it would): timing it
     would print a choice that no run takes."""
-    if resolve_device(cfg.device).type != "cpu":
-        return (f"on {cfg.device}: the calibration is for the CPU (on CUDA the stack size "
-                "can change a seed's numbers)")
-    if cfg.stack_seeds != "auto":
-        return (f"stack_seeds = {cfg.stack_seeds} is set, and the plan takes it as it is "
-                "(the calibration serves stack_seeds = \"auto\")")
+    said = not_calibrated_because(cfg)
+    if said:
+        return said
     why = stack_blockers(cfg)
     return ("its seeds train one per job (not stackable: " + "; ".join(why) + ")") if why else ""
 
