@@ -59,8 +59,9 @@ def test_the_default_is_kept_unless_a_size_is_faster_in_every_round_by_the_margi
     assert choose({1: [90.0], 10: [100.0]}) == 10
 
 
-def test_measure_keeps_every_core_busy_at_once(monkeypatch):
-    """The timing processes step at the same time: each round's windows overlap."""
+def test_measure_gives_a_rate_per_size_and_round(monkeypatch):
+    """Two real timing processes, two sizes, two rounds: a positive rate for each (that
+    their windows start together is the next test's)."""
     cfg = _one_arm().arms["lenet5"]
     monkeypatch.setattr(stack_timing, "WINDOW_S", 0.2)
     rates = stack_timing.measure(cfg, sizes=(1, 2), rounds=2, window=0.2, processes=2)
